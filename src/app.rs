@@ -1,0 +1,100 @@
+//! The application value built once from a validated config and handed down: backends,
+//! router, users, TLS, metrics, cancel keys. No globals, so tests can run many proxies in
+//! one process. [`App::run`] is the library entry point: it serves on the listeners it is
+//! given until the shutdown signal.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::backend::{Backend, BackendError};
+use crate::config::{ProxyConfig, Resolved};
+use crate::frontend::cancel::CancelRegistry;
+use crate::frontend::listener;
+use crate::frontend::users::UserStore;
+use crate::metrics::Metrics;
+use crate::router::Router;
+use crate::tls;
+
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("proxy TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("{key}: cannot listen on {addr}: {source}")]
+    Listen {
+        key: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// State shared by every task of one proxy.
+pub struct Shared {
+    pub router: Router,
+    pub metrics: Metrics,
+    pub users: UserStore,
+    pub cancels: Arc<CancelRegistry>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub proxy: ProxyConfig,
+    pub next_session: AtomicU64,
+    pub resolved: Resolved,
+}
+
+/// A built proxy, not yet listening.
+pub struct App {
+    pub shared: Arc<Shared>,
+}
+
+impl App {
+    /// Builds backends (pools are lazy: nothing connects yet), users and TLS.
+    pub fn build(resolved: Resolved, metrics: Metrics) -> Result<App, AppError> {
+        let cfg = &resolved.config;
+        let wait = cfg.proxy.pool_wait_timeout.get();
+        let mut backends = BTreeMap::new();
+        for (name, b) in &cfg.backends {
+            let backend = Backend::new(name, b, wait, &metrics)?;
+            metrics.active_backend.with_label_values(&[name]).set((*name == resolved.active) as i64);
+            backends.insert(name.clone(), Arc::new(backend));
+        }
+        let router = Router::new(backends, &resolved.active)
+            .ok_or_else(|| BackendError::Engine(format!("routing.active names unknown backend {}", resolved.active)))?;
+        let tls = match (&cfg.proxy.tls_cert, &cfg.proxy.tls_key) {
+            (Some(c), Some(k)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(c, k)?)),
+            _ => None,
+        };
+        let shared = Shared {
+            router,
+            users: UserStore::from_config(&cfg.proxy, &cfg.users),
+            cancels: Arc::new(CancelRegistry::default()),
+            tls,
+            proxy: cfg.proxy.clone(),
+            next_session: AtomicU64::new(1),
+            metrics,
+            resolved: resolved.clone(),
+        };
+        Ok(App {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Binds the proxy listener at its configured address.
+    pub async fn bind_proxy(&self) -> Result<TcpListener, AppError> {
+        let addr = self.shared.resolved.proxy_addr;
+        TcpListener::bind(addr).await.map_err(|source| AppError::Listen {
+            key: "proxy.listen",
+            addr: addr.to_string(),
+            source,
+        })
+    }
+
+    /// Serves clients on `proxy` until `shutdown` turns true.
+    pub async fn run(self, proxy: TcpListener, shutdown: watch::Receiver<bool>) {
+        listener::serve(self.shared.clone(), proxy, shutdown).await;
+    }
+}

@@ -1,0 +1,107 @@
+//! The bb8 pool of server connections for one backend: the connection manager, and an
+//! error sink so that failed connects are logged and counted instead of vanishing into
+//! bb8's bare `TimedOut`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rustls::ClientConfig;
+
+use super::conn::ServerConn;
+use super::error::BackendError;
+use super::postgres::connect;
+use super::url::PgTarget;
+use crate::metrics::Metrics;
+
+/// How to open a connection for this backend.
+pub enum Connector {
+    Postgres {
+        target: PgTarget,
+        tls: Option<Arc<ClientConfig>>,
+    },
+}
+
+/// Shared between the manager, the error sink and the backend: the last connect error
+/// (to explain a pool timeout to a client) and connection ids.
+#[derive(Default)]
+pub struct PoolShared {
+    pub last_error: Mutex<Option<String>>,
+    next_id: AtomicU64,
+}
+
+impl PoolShared {
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn set_error(&self, e: Option<String>) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = e;
+        }
+    }
+}
+
+/// bb8's view of a backend.
+pub struct Manager {
+    pub backend: Arc<str>,
+    pub connector: Arc<Connector>,
+    pub shared: Arc<PoolShared>,
+    pub metrics: Metrics,
+}
+
+impl bb8::ManageConnection for Manager {
+    type Connection = ServerConn;
+    type Error = BackendError;
+
+    async fn connect(&self) -> Result<ServerConn, BackendError> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        self.metrics.connect_attempts.with_label_values(&[&self.backend]).inc();
+        let result = match &*self.connector {
+            Connector::Postgres { target, tls } => connect::connect(target, tls.as_ref(), id).await,
+        };
+        match &result {
+            Ok(conn) => {
+                self.shared.set_error(None);
+                tracing::debug!(backend = %self.backend, id, server = %conn.addr, "server connection opened");
+            }
+            Err(e) => self.shared.set_error(Some(e.to_string())),
+        }
+        result
+    }
+
+    async fn is_valid(&self, _conn: &mut ServerConn) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut ServerConn) -> bool {
+        conn.broken || !conn.rbuf.is_empty()
+    }
+}
+
+/// Logs and counts every error bb8 reports.
+#[derive(Clone)]
+pub struct ErrorSink {
+    pub backend: Arc<str>,
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for ErrorSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ErrorSink({})", self.backend)
+    }
+}
+
+impl bb8::ErrorSink<BackendError> for ErrorSink {
+    fn sink(&self, error: BackendError) {
+        self.metrics
+            .connect_failures
+            .with_label_values(&[&self.backend, error.kind()])
+            .inc();
+        self.metrics.errors.with_label_values(&[error.kind()]).inc();
+        tracing::warn!(backend = %self.backend, error = %error, "server connection failed");
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<BackendError>> {
+        Box::new(self.clone())
+    }
+}

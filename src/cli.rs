@@ -1,0 +1,112 @@
+//! The command line: `serve` and `check-config` (more subcommands join as they are built).
+//! Errors are reported here with `anyhow` context; the layers below use typed errors.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::backend::url::BackendUrl;
+use crate::config::{Config, Resolved};
+use crate::metrics::Metrics;
+
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about = "PostgreSQL wire-protocol sidecar that moves apps between databases without downtime")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy (with no --config: serve ./switchyard.db over the PostgreSQL protocol).
+    Serve {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file and print what switchyard would do with it.
+    CheckConfig { file: PathBuf },
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { config } => serve(config).await,
+        Command::CheckConfig { file } => check_config(&file).await,
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Resolved> {
+    match path {
+        Some(p) => Config::load(p).with_context(|| format!("invalid config {}", p.display())),
+        None => Ok(Config::embedded_default("./switchyard.db")),
+    }
+}
+
+async fn serve(config: Option<PathBuf>) -> Result<()> {
+    let resolved = load(config.as_ref())?;
+    let metrics = Metrics::new(prometheus::Registry::new());
+    let app = App::build(resolved.clone(), metrics).context("cannot start")?;
+    let listener = app.bind_proxy().await?;
+    let addr = resolved.proxy_addr;
+    let active = &resolved.active;
+    tracing::info!(%addr, backend = %active, "switchyard is listening");
+    println!("switchyard: serving backend \"{active}\" on {addr}");
+    println!("  connect with: psql \"postgres://{}@{addr}/postgres\"", first_user(&resolved));
+    let (tx, rx) = watch::channel(false);
+    let run = tokio::spawn(app.run(listener, rx));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = tx.send(true);
+    let _ = run.await;
+    Ok(())
+}
+
+fn first_user(r: &Resolved) -> String {
+    r.config.users.first().map(|u| u.name.clone()).unwrap_or_else(|| "postgres".into())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn check_config(file: &PathBuf) -> Result<()> {
+    let r = Config::load(file).with_context(|| format!("invalid config {}", file.display()))?;
+    let metrics = Metrics::new(prometheus::Registry::new());
+    App::build(r.clone(), metrics).context("config is valid but switchyard could not use it")?;
+    for (key, addr) in [("proxy.listen", r.proxy_addr), ("admin.listen", r.admin_addr)] {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            anyhow::bail!("{key}: cannot listen on {addr}: {e}");
+        }
+    }
+    let c = &r.config;
+    println!("config {} is valid", file.display());
+    println!("  proxy:    listen {} (TLS {})", r.proxy_addr, if c.proxy.tls_cert.is_some() { "on" } else { "off" });
+    if c.users.is_empty() {
+        println!("  users:    none: clients on loopback are trusted");
+    } else {
+        for u in &c.users {
+            println!("  user:     {} ({:?})", u.name, u.auth.unwrap_or(c.proxy.auth));
+        }
+    }
+    println!("  admin:    listen {} (token {})", r.admin_addr, if c.admin.token.is_some() { "set" } else { "not set" });
+    for (name, b) in &c.backends {
+        let url = BackendUrl::parse(&b.url).map(|u| u.redacted()).unwrap_or_default();
+        let active = if *name == r.active { "  <- active" } else { "" };
+        println!("  backend:  {name} = {url} (pool {}, pooler {:?}){active}", b.pool_size, b.pooler);
+    }
+    Ok(())
+}

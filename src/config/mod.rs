@@ -1,0 +1,254 @@
+//! Configuration: the TOML file, `${VAR}` expansion from the environment, typed sections
+//! with defaults, and validation that names the offending key.
+//!
+//! Loading is `parse → expand env → deserialize (unknown keys refused) → validate`.
+//! The embedded default (no file) serves a local SQLite file.
+
+mod duration;
+pub mod env;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+pub use duration::Dur;
+
+/// Everything that can be wrong with a configuration.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config is not valid TOML: {0}")]
+    Syntax(String),
+    #[error("{key}: {problem}")]
+    Invalid { key: String, problem: String },
+    #[error("{key}: environment variable {var} is not set")]
+    MissingEnv { key: String, var: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// How the proxy authenticates a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    ScramSha256,
+    Md5,
+    Trust,
+}
+
+/// Whether a PostgreSQL backend may move the proxy's connections between real sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolerMode {
+    /// Behind a transaction-mode pooler (Supabase 6543, PgBouncer): nothing named survives
+    /// a transaction, so prepared statements are re-parsed unnamed. The safe default.
+    #[default]
+    Transaction,
+    /// A direct server (or a session-mode pooler): statements are cached server-side.
+    None,
+}
+
+/// TLS mode toward a backend, as libpq names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn parse(s: &str) -> Option<SslMode> {
+        Some(match s {
+            "disable" => SslMode::Disable,
+            "prefer" | "allow" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    pub listen: String,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Default method for `[[users]]` that do not set their own.
+    pub auth: AuthMethod,
+    pub max_client_connections: usize,
+    /// Largest single message accepted from a client, in bytes.
+    pub max_message_size: usize,
+    /// How long a client waits for a server connection before it gets an error.
+    pub pool_wait_timeout: Dur,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: "127.0.0.1:6432".into(),
+            tls_cert: None,
+            tls_key: None,
+            auth: AuthMethod::ScramSha256,
+            max_client_connections: 10_000,
+            max_message_size: 64 << 20,
+            pool_wait_timeout: Dur::secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// Plain text, an md5 hash (`md5…`) or a SCRAM verifier (`SCRAM-SHA-256$…`).
+    #[serde(default)]
+    pub password: String,
+    pub auth: Option<AuthMethod>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: String,
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:9640".into(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub url: String,
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    #[serde(default)]
+    pub min_idle: u32,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+    /// Overrides `sslmode` in the URL.
+    pub sslmode: Option<SslMode>,
+    /// CA bundle for verify-ca / verify-full (default: the system roots).
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub pooler: PoolerMode,
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Dur,
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime: Dur,
+}
+
+fn default_pool_size() -> u32 {
+    20
+}
+fn default_connect_timeout() -> Dur {
+    Dur::secs(5)
+}
+fn default_idle_timeout() -> Dur {
+    Dur::secs(600)
+}
+fn default_max_lifetime() -> Dur {
+    Dur::secs(3600)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    pub active: Option<String>,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendConfig>,
+    #[serde(default)]
+    pub routing: RoutingConfig,
+}
+
+/// A validated configuration with its resolved addresses and active backend.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub config: Config,
+    pub proxy_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub active: String,
+}
+
+impl Config {
+    /// Reads, expands and validates a config file.
+    pub fn load(path: &Path) -> Result<Resolved, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, &env::ProcessEnv)
+    }
+
+    /// Parses, expands and validates config text.
+    pub fn from_toml(text: &str, env: &dyn env::EnvSource) -> Result<Resolved, ConfigError> {
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| {
+            ConfigError::Syntax(e.to_string().trim_end().replace('\n', " "))
+        })?;
+        env::expand_value(&mut value, "", env)?;
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::invalid(if key == "." { "config".into() } else { key }, e.into_inner().to_string())
+        })?;
+        config.validate()
+    }
+
+    /// The embedded default: a local SQLite file, proxy and admin on loopback.
+    pub fn embedded_default(db_path: &str) -> Resolved {
+        let mut config = Config::default();
+        config.backends.insert(
+            "local".into(),
+            BackendConfig {
+                url: format!("sqlite://{db_path}"),
+                pool_size: default_pool_size(),
+                min_idle: 0,
+                connect_timeout: default_connect_timeout(),
+                sslmode: None,
+                ca_file: None,
+                pooler: PoolerMode::None,
+                idle_timeout: default_idle_timeout(),
+                max_lifetime: default_max_lifetime(),
+            },
+        );
+        config.routing.active = Some("local".into());
+        config.validate().expect("the embedded default config is valid")
+    }
+}

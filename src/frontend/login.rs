@@ -1,0 +1,111 @@
+//! Login: authenticate the client, bring a server connection to the client's startup
+//! settings so the ParameterStatus values it receives are the server's own, and greet it
+//! as PostgreSQL would (AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::BytesMut;
+use thiserror::Error;
+
+use super::auth::{self, AuthError};
+use super::session::Session;
+use super::wire;
+use crate::app::Shared;
+use crate::protocol::build::{self, ErrorFields};
+use crate::protocol::startup::StartupMessage;
+use crate::protocol::{TxStatus, sqlstate};
+use crate::relay::Relay;
+use crate::relay::params::{self, SessionParams};
+use crate::stream::ClientStream;
+
+#[derive(Debug, Error)]
+pub enum LoginError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    Backend(String),
+    #[error("invalid startup setting: {message}")]
+    Setting { code: String, message: String },
+    #[error("client I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl LoginError {
+    fn to_client(&self) -> Option<ErrorFields> {
+        Some(match self {
+            LoginError::Auth(AuthError::Failed(_)) => ErrorFields::fatal(sqlstate::INVALID_PASSWORD, self.to_string()),
+            LoginError::Auth(AuthError::Malformed(_)) => ErrorFields::fatal(sqlstate::PROTOCOL_VIOLATION, self.to_string()),
+            LoginError::Backend(m) => ErrorFields::fatal(sqlstate::CONNECTION_FAILURE, m.clone()),
+            LoginError::Setting { message, .. } => {
+                ErrorFields::fatal(sqlstate::INVALID_PARAMETER_VALUE, format!("invalid startup setting: {message}"))
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Authenticates and greets the client; returns its session ready to run.
+pub async fn login(shared: &Arc<Shared>, mut client: ClientStream, startup: StartupMessage) -> Result<Session, LoginError> {
+    let mut buf = BytesMut::new();
+    let user = startup.get("user").unwrap_or_default().to_string();
+    match auth::authenticate(&mut client, &mut buf, &shared.users, &user, shared.proxy.auth).await {
+        Ok(_) => {}
+        Err(e) => {
+            let method = shared.users.get(&user).map(|u| u.method).unwrap_or(shared.proxy.auth);
+            shared.metrics.auth_failures.with_label_values(&[AuthError::method_label(method)]).inc();
+            tracing::info!(user = %user, error = %e, "client authentication failed");
+            if let Some(err) = LoginError::from(e).to_client() {
+                wire::send_error(&mut client, &err).await;
+            }
+            return Err(LoginError::Auth(AuthError::Failed(user)));
+        }
+    }
+    let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
+    let settings = SessionParams::new(params::startup_settings(&startup.params));
+    let relay = Relay::new(id, settings, shared.proxy.max_message_size);
+    let status = match server_parameters(shared, &relay).await {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(err) = e.to_client() {
+                wire::send_error(&mut client, &err).await;
+            }
+            return Err(e);
+        }
+    };
+    let cancel = shared.cancels.register();
+    let mut out = BytesMut::new();
+    auth::auth_ok(&mut out);
+    out.extend_from_slice(&status);
+    build::backend_key_data(&mut out, cancel.pid, cancel.slot.secret);
+    build::ready_for_query(&mut out, TxStatus::Idle);
+    wire::send(&mut client, &out).await?;
+    Ok(Session::new(shared.clone(), client, buf, relay, cancel, id))
+}
+
+/// Takes a server connection, applies the client's startup settings to it, and returns
+/// the ParameterStatus messages a server would send at login.
+async fn server_parameters(shared: &Arc<Shared>, relay: &Relay) -> Result<BytesMut, LoginError> {
+    let mut held = shared
+        .router
+        .acquire()
+        .await
+        .map_err(|e| LoginError::Backend(e.to_string()))?;
+    let conn = &mut *held.conn;
+    if let Some(sql) = params::diff(&relay.params.desired, &conn.applied) {
+        let res = conn.own_query(&sql).await.map_err(|e| {
+            conn.broken = true;
+            LoginError::Backend(e.to_string())
+        })?;
+        if let Some((code, message)) = res.error {
+            conn.broken = true;
+            return Err(LoginError::Setting { code, message });
+        }
+        conn.applied = relay.params.desired.clone();
+    }
+    let mut out = BytesMut::new();
+    for (k, v) in &conn.reported {
+        build::parameter_status(&mut out, k, v);
+    }
+    Ok(out)
+}

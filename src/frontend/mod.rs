@@ -1,0 +1,19 @@
+//! The client side: accepting connections, TLS, startup and authentication, cancel keys,
+//! and the per-client session loop.
+//!
+//! - [`listener`]: accept loop, connection limit, shutdown.
+//! - [`startup`]: SSLRequest, CancelRequest, StartupMessage.
+//! - [`auth`], [`users`]: SCRAM-SHA-256, md5, trust.
+//! - [`login`]: greeting with the server's parameters.
+//! - [`session`]: the relay loop; [`reset`]: cleanup after a vanished client.
+//! - [`cancel`]: proxy-issued cancel keys.
+
+pub mod auth;
+pub mod cancel;
+pub mod listener;
+pub mod login;
+pub mod reset;
+pub mod session;
+pub mod startup;
+pub mod users;
+pub mod wire;

@@ -1,0 +1,219 @@
+//! One client session after login: the loop that reads client messages, takes a server
+//! connection from the router when a transaction starts, pumps bytes both ways, and gives
+//! the server connection back at the end of each transaction.
+
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use thiserror::Error;
+
+use super::cancel::{CancelHandle, CancelTarget};
+use crate::app::Shared;
+use crate::protocol::build::ErrorFields;
+use crate::protocol::{fe, framing, sqlstate};
+use crate::relay::expect::Expect;
+use crate::relay::pump::{self, Event, Out, PumpError, Sides};
+use crate::relay::{Relay, RelayError, Step, params};
+use crate::router::Held;
+use crate::stream::ClientStream;
+
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    #[error("client I/O: {0}")]
+    Client(std::io::Error),
+}
+
+/// A logged-in client.
+pub struct Session {
+    pub shared: Arc<Shared>,
+    pub client: ClientStream,
+    pub client_in: BytesMut,
+    pub relay: Relay,
+    pub held: Option<Held>,
+    pub cancel: CancelHandle,
+    pub id: u64,
+    client_dirty: bool,
+    server_dirty: bool,
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>, client: ClientStream, client_in: BytesMut, relay: Relay, cancel: CancelHandle, id: u64) -> Self {
+        Session {
+            shared,
+            client,
+            client_in,
+            relay,
+            held: None,
+            cancel,
+            id,
+            client_dirty: false,
+            server_dirty: false,
+        }
+    }
+
+    /// Serves the client until it leaves. Server connections are always returned or discarded.
+    pub async fn run(mut self) -> Result<(), SessionError> {
+        let result = self.serve().await;
+        if let Err(SessionError::Relay(e)) = &result {
+            self.relay.fatal(&e.to_client());
+            let _ = self.flush_client().await;
+        }
+        self.cleanup().await;
+        result
+    }
+
+    async fn serve(&mut self) -> Result<(), SessionError> {
+        loop {
+            if self.process_client().await? == Step::Terminate {
+                return Ok(());
+            }
+            self.maybe_release();
+            let has_pending = self.has_complete_message();
+            let event = {
+                let server = self.held.as_mut().map(|h| {
+                    let conn = &mut *h.conn;
+                    (&mut conn.stream, &mut conn.rbuf, Out { buf: &mut self.relay.server_out, dirty: &mut self.server_dirty })
+                });
+                pump::step(Sides {
+                    client: &mut self.client,
+                    client_in: &mut self.client_in,
+                    client_out: Out { buf: &mut self.relay.client_out, dirty: &mut self.client_dirty },
+                    server,
+                    read_client: true,
+                    wake_on_drain: has_pending,
+                })
+                .await
+            };
+            match event {
+                Ok(Event::ClientData) | Ok(Event::Idle) => {}
+                Ok(Event::ServerData) => {
+                    if let Some(h) = self.held.as_mut() {
+                        if let Err(e) = self.relay.on_server_input(&mut h.conn) {
+                            h.conn.broken = true;
+                            return Err(e.into());
+                        }
+                    }
+                }
+                Ok(Event::ClientClosed) => return Ok(()),
+                Err(PumpError::Client(e)) => return Err(SessionError::Client(e)),
+                Ok(Event::ServerClosed) => self.server_lost("the server closed the connection"),
+                Err(PumpError::Server(e)) => self.server_lost(&e.to_string()),
+            }
+        }
+    }
+
+    fn has_complete_message(&self) -> bool {
+        matches!(framing::complete(&self.client_in, self.relay.max_message), Ok(Some(_)))
+    }
+
+    /// Handles every complete client message that is buffered.
+    async fn process_client(&mut self) -> Result<Step, SessionError> {
+        loop {
+            if self.relay.server_out.len() >= pump::HIGH_WATER {
+                return Ok(Step::Done);
+            }
+            let Some(h) = framing::complete(&self.client_in, self.relay.max_message).map_err(RelayError::from)? else {
+                return Ok(Step::Done);
+            };
+            let step = {
+                let msg = &self.client_in[..h.total];
+                let server = self.held.as_mut().map(|h| &mut *h.conn);
+                self.relay.on_client(h.tag, msg, server)?
+            };
+            match step {
+                Step::Done => self.client_in.advance(h.total),
+                Step::Terminate => return Ok(Step::Terminate),
+                Step::NeedServer => {
+                    if let Err(err) = self.acquire().await {
+                        self.client_in.advance(h.total);
+                        if h.tag == fe::QUERY || h.tag == fe::FUNCTION_CALL {
+                            self.relay.query_error(&err);
+                        } else {
+                            self.relay.extended_error(&err);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes a server connection for a new transaction and brings it up to the client's
+    /// session settings. The error is for the client when none could be had.
+    async fn acquire(&mut self) -> Result<(), ErrorFields> {
+        self.shared.metrics.clients_waiting.inc();
+        let result = self.shared.router.acquire().await;
+        self.shared.metrics.clients_waiting.dec();
+        let mut held = match result {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(session = self.id, error = %e, "no server connection for client");
+                self.shared.metrics.errors.with_label_values(&["pool_timeout"]).inc();
+                return Err(ErrorFields::error(sqlstate::CONNECTION_FAILURE, e.to_string()));
+            }
+        };
+        self.relay.pooler = held.backend.pooler;
+        if let Some(sql) = params::diff(&self.relay.params.desired, &held.conn.applied) {
+            crate::protocol::build::query(&mut self.relay.server_out, &sql);
+            self.relay.queue.push(Expect::Query { forward: false, effects: Vec::new() });
+            held.conn.applied = self.relay.params.desired.clone();
+        }
+        if let Some(key) = held.conn.key {
+            self.cancel.slot.set(Some(CancelTarget { backend: held.backend.clone(), key }));
+        }
+        self.held = Some(held);
+        Ok(())
+    }
+
+    /// Gives the server connection back when the transaction is over.
+    fn maybe_release(&mut self) {
+        if self.held.is_some() && self.relay.can_release() {
+            self.release();
+        }
+    }
+
+    fn release(&mut self) {
+        let Some(held) = self.held.take() else { return };
+        self.cancel.slot.set(None);
+        let m = &held.backend.metrics;
+        m.transactions.inc();
+        m.queries.inc_by(std::mem::take(&mut self.relay.queries));
+        m.transaction_seconds.observe(held.since.elapsed().as_secs_f64());
+        self.server_dirty = false;
+        drop(held);
+    }
+
+    /// The server connection died: tell the client and drop the connection.
+    fn server_lost(&mut self, reason: &str) {
+        if let Some(mut held) = self.held.take() {
+            held.conn.broken = true;
+            self.shared.metrics.errors.with_label_values(&["server_lost"]).inc();
+            tracing::warn!(session = self.id, backend = %held.backend.name, reason, "server connection lost");
+            self.relay.server_lost(&held.backend.name, reason);
+            self.relay.server_out.clear();
+            self.cancel.slot.set(None);
+        }
+    }
+
+    async fn flush_client(&mut self) -> std::io::Result<()> {
+        let out = self.relay.client_out.split();
+        super::wire::send(&mut self.client, &out).await
+    }
+
+    /// The client is gone: leave the server connection clean for the next client, or
+    /// discard it.
+    async fn cleanup(&mut self) {
+        let Some(mut held) = self.held.take() else { return };
+        self.cancel.slot.set(None);
+        if !super::reset::reset(&mut self.relay, &mut held.conn).await {
+            held.conn.broken = true;
+        }
+        self.release_held(held);
+    }
+
+    fn release_held(&mut self, held: Held) {
+        self.held = Some(held);
+        self.release();
+    }
+}

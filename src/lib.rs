@@ -1,0 +1,26 @@
+//! switchyard: a PostgreSQL wire-protocol sidecar that routes an application's traffic to
+//! one of several backends and moves it between them without dropping connections.
+//!
+//! Module map:
+//! - [`config`]: TOML config, `${VAR}` expansion, validation.
+//! - [`app`]: the shared application state and the library entry point.
+//! - [`frontend`]: client connections (startup, TLS, auth, cancel, session loop).
+//! - [`relay`]: protocol state between a client and a server connection.
+//! - [`backend`]: backends, their pools and server connections.
+//! - [`router`]: the active route and the pause/drain gate.
+//! - [`protocol`]: wire-protocol framing, builders and parsers.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`stream`], [`tls`]: byte streams and TLS configuration.
+//! - [`cli`]: the command line.
+
+pub mod app;
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod frontend;
+pub mod metrics;
+pub mod protocol;
+pub mod relay;
+pub mod router;
+pub mod stream;
+pub mod tls;

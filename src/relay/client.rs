@@ -1,0 +1,331 @@
+//! Client → server: each frontend message is forwarded, rewritten (statement names) or
+//! answered by the proxy, and what the server will answer is queued.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::expect::{Expect, Synth, Undo};
+use super::sqlscan::{self, Special};
+use super::statements::StmtDef;
+use super::{Relay, RelayError, Step, empty_msg};
+use crate::backend::conn::ServerConn;
+use crate::config::PoolerMode;
+use crate::protocol::build::{self, ErrorFields};
+use crate::protocol::{TxStatus, be, fe, parse, sqlstate};
+
+/// True for statements that end a transaction block.
+fn ends_transaction(sql: &[u8]) -> bool {
+    let toks = sqlscan::tokens(sql);
+    let first = toks.iter().find(|t| t.kind == sqlscan::Kind::Word);
+    first.is_some_and(|t| {
+        let w = &sql[t.start..t.end];
+        ["rollback", "commit", "end", "abort"]
+            .iter()
+            .any(|k| w.eq_ignore_ascii_case(k.as_bytes()))
+    })
+}
+
+fn aborted_error() -> ErrorFields {
+    ErrorFields::error(
+        sqlstate::IN_FAILED_TRANSACTION,
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+    .with_detail("The server connection was lost during this transaction.")
+}
+
+impl Relay {
+    /// Handles one complete client message (`msg` includes the 5-byte header).
+    /// Returns [`Step::NeedServer`] without side effects when a server is needed and none given.
+    pub fn on_client(
+        &mut self,
+        tag: u8,
+        msg: &[u8],
+        server: Option<&mut ServerConn>,
+    ) -> Result<Step, RelayError> {
+        let body = &msg[5..];
+        if self.skip_to_sync && tag != fe::SYNC && tag != fe::TERMINATE {
+            return Ok(Step::Done);
+        }
+        if self.lost_tx && matches!(tag, fe::QUERY | fe::PARSE | fe::BIND | fe::DESCRIBE | fe::EXECUTE | fe::CLOSE | fe::FUNCTION_CALL) {
+            self.lost_tx_message(tag, body)?;
+            return Ok(Step::Done);
+        }
+        let step = match tag {
+            fe::QUERY => self.on_query(msg, server)?,
+            fe::PARSE => self.on_parse(msg, server)?,
+            fe::BIND => self.on_bind(msg, server)?,
+            fe::DESCRIBE => self.on_describe(msg, server)?,
+            fe::EXECUTE => {
+                let Some(_) = server else { return Ok(Step::NeedServer) };
+                let (portal, _) = parse::cstr(body, "Execute")?;
+                let effect = self.portal_effects.get(portal).cloned();
+                self.forward(msg, Expect::Execute { effect });
+                self.unsynced = true;
+                self.queries += 1;
+                Step::Done
+            }
+            fe::CLOSE => self.on_close(msg, server)?,
+            fe::SYNC => self.on_sync(msg, server),
+            fe::FLUSH => {
+                if server.is_some() {
+                    self.server_out.extend_from_slice(msg);
+                }
+                Step::Done
+            }
+            fe::FUNCTION_CALL => {
+                let Some(_) = server else { return Ok(Step::NeedServer) };
+                self.forward(msg, Expect::Query { forward: true, effects: Vec::new() });
+                Step::Done
+            }
+            fe::COPY_DATA | fe::COPY_DONE | fe::COPY_FAIL => {
+                if server.is_some() {
+                    self.server_out.extend_from_slice(msg);
+                    if tag != fe::COPY_DATA {
+                        self.queue.push(Expect::CopyEnd);
+                    }
+                }
+                Step::Done
+            }
+            fe::TERMINATE => Step::Terminate,
+            other => return Err(RelayError::UnknownMessage(other as char)),
+        };
+        self.emit_ready();
+        Ok(step)
+    }
+
+    fn forward(&mut self, msg: &[u8], expect: Expect) {
+        self.server_out.extend_from_slice(msg);
+        self.queue.push(expect);
+    }
+
+    fn on_query(&mut self, msg: &[u8], server: Option<&mut ServerConn>) -> Result<Step, RelayError> {
+        let text = parse::query_text(&msg[5..])?;
+        let class = sqlscan::classify(text);
+        match class.special {
+            Special::Refuse { what, hint } => {
+                let err = ErrorFields::error(sqlstate::FEATURE_NOT_SUPPORTED, what).with_hint(hint);
+                self.query_error(&err);
+                return Ok(Step::Done);
+            }
+            Special::DiscardAll if self.status == TxStatus::Idle => {
+                self.stmts.clear();
+                self.params.reset_all();
+                self.query_done("DISCARD ALL");
+                return Ok(Step::Done);
+            }
+            Special::Deallocate(name) => {
+                self.deallocate(name);
+                return Ok(Step::Done);
+            }
+            _ => {}
+        }
+        let Some(server) = server else { return Ok(Step::NeedServer) };
+        self.forward(msg, Expect::Query { forward: true, effects: class.effects });
+        self.stmts.forget_unnamed();
+        server.statements.unnamed = None;
+        self.queries += 1;
+        Ok(Step::Done)
+    }
+
+    /// A proxy-answered simple query: CommandComplete and ReadyForQuery.
+    fn query_done(&mut self, tag: &str) {
+        self.synth_msgs(|b| build::command_complete(b, tag));
+        self.synth(Synth::ReadyForQuery, Undo::default());
+    }
+
+    fn deallocate(&mut self, name: Option<String>) {
+        match name {
+            None => {
+                self.stmts.clear();
+                self.query_done("DEALLOCATE ALL");
+            }
+            Some(n) => {
+                if self.stmts.remove(n.as_bytes()).is_some() {
+                    self.query_done("DEALLOCATE");
+                } else {
+                    let err = ErrorFields::error(
+                        sqlstate::INVALID_SQL_STATEMENT_NAME,
+                        format!("prepared statement \"{n}\" does not exist"),
+                    );
+                    self.query_error(&err);
+                }
+            }
+        }
+    }
+
+    fn on_parse(&mut self, msg: &[u8], server: Option<&mut ServerConn>) -> Result<Step, RelayError> {
+        let p = parse::parse_msg(&msg[5..])?;
+        let class = sqlscan::classify(p.query);
+        if let Special::Refuse { what, hint } = class.special {
+            let err = ErrorFields::error(sqlstate::FEATURE_NOT_SUPPORTED, what).with_hint(hint);
+            self.extended_error(&err);
+            return Ok(Step::Done);
+        }
+        if !p.name.is_empty() && self.stmts.contains(p.name) {
+            let err = ErrorFields::error(
+                sqlstate::DUPLICATE_PREPARED_STATEMENT,
+                format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(p.name)),
+            );
+            self.extended_error(&err);
+            return Ok(Step::Done);
+        }
+        let Some(server) = server else { return Ok(Step::NeedServer) };
+        let def = self.stmts.define(p.rest, &class);
+        self.stmts.insert(p.name, def.clone());
+        self.unsynced = true;
+        let client_added = (!p.name.is_empty()).then(|| (Bytes::copy_from_slice(p.name), def.id));
+        if p.name.is_empty() {
+            server.statements.unnamed = Some(def.id);
+            self.forward(msg, Expect::Parse { forward: true, undo: Undo::default() });
+        } else if self.pooler == PoolerMode::Transaction {
+            server.statements.unnamed = Some(def.id);
+            build::parse(&mut self.server_out, b"", p.rest);
+            let undo = Undo { client_added, ..Default::default() };
+            self.queue.push(Expect::Parse { forward: true, undo });
+        } else if server.statements.lookup(&def.body).is_some() {
+            let undo = Undo { client_added, ..Default::default() };
+            self.queue.push(Expect::Synthetic { synth: Synth::Bytes(empty_msg(be::PARSE_COMPLETE)), undo });
+        } else {
+            let name = self.prepare_on_server(server, &def);
+            build::parse(&mut self.server_out, &name, p.rest);
+            let undo = Undo { client_added, server_added: Some(def.body.clone()), ..Default::default() };
+            self.queue.push(Expect::Parse { forward: true, undo });
+        }
+        Ok(Step::Done)
+    }
+
+    /// Reserves a server-side name for `def` on a direct server, closing an evicted one.
+    fn prepare_on_server(&mut self, server: &mut ServerConn, def: &StmtDef) -> Bytes {
+        let (name, evicted) = server.statements.add(def.body.clone());
+        if let Some(old) = evicted {
+            build::close_statement(&mut self.server_out, &old);
+            self.queue.push(Expect::Close { forward: false });
+        }
+        name
+    }
+
+    /// Makes sure the client's statement `name` exists on `server`; returns the name to
+    /// use on the server when it differs from the client's.
+    fn ensure_statement(&mut self, server: &mut ServerConn, name: &[u8]) -> Option<Bytes> {
+        let def: Arc<StmtDef> = self.stmts.get(name)?.clone();
+        if self.pooler == PoolerMode::Transaction || name.is_empty() {
+            if server.statements.unnamed != Some(def.id) {
+                build::parse(&mut self.server_out, b"", &def.body);
+                self.queue.push(Expect::Parse { forward: false, undo: Undo::default() });
+                server.statements.unnamed = Some(def.id);
+            }
+            return (!name.is_empty()).then(Bytes::new);
+        }
+        if let Some(s) = server.statements.lookup(&def.body) {
+            return Some(s.clone());
+        }
+        let sname = self.prepare_on_server(server, &def);
+        build::parse(&mut self.server_out, &sname, &def.body);
+        let undo = Undo { server_added: Some(def.body.clone()), ..Default::default() };
+        self.queue.push(Expect::Parse { forward: false, undo });
+        Some(sname)
+    }
+
+    fn on_bind(&mut self, msg: &[u8], server: Option<&mut ServerConn>) -> Result<Step, RelayError> {
+        let b = parse::bind_msg(&msg[5..])?;
+        let Some(server) = server else { return Ok(Step::NeedServer) };
+        match self.stmts.get(b.statement).and_then(|d| d.effect.clone()) {
+            Some(e) => {
+                self.portal_effects.insert(Bytes::copy_from_slice(b.portal), e);
+            }
+            None if !self.portal_effects.is_empty() => {
+                self.portal_effects.remove(b.portal);
+            }
+            None => {}
+        }
+        match self.ensure_statement(server, b.statement) {
+            Some(name) => {
+                let head = parse::bind_head(&msg[5..]);
+                build::with_statement(&mut self.server_out, fe::BIND, head, &name, b.rest);
+            }
+            None => self.server_out.extend_from_slice(msg),
+        }
+        self.queue.push(Expect::Bind);
+        self.unsynced = true;
+        Ok(Step::Done)
+    }
+
+    fn on_describe(&mut self, msg: &[u8], server: Option<&mut ServerConn>) -> Result<Step, RelayError> {
+        let t = parse::target_msg(&msg[5..], "Describe")?;
+        let Some(server) = server else { return Ok(Step::NeedServer) };
+        let rename = if t.kind == b'S' { self.ensure_statement(server, t.name) } else { None };
+        match rename {
+            Some(name) => build::with_statement(&mut self.server_out, fe::DESCRIBE, b"S", &name, b""),
+            None => self.server_out.extend_from_slice(msg),
+        }
+        self.queue.push(Expect::Describe);
+        self.unsynced = true;
+        Ok(Step::Done)
+    }
+
+    fn on_close(&mut self, msg: &[u8], server: Option<&mut ServerConn>) -> Result<Step, RelayError> {
+        let t = parse::target_msg(&msg[5..], "Close")?;
+        if t.kind == b'P' && server.is_some() {
+            self.forward(msg, Expect::Close { forward: true });
+            self.unsynced = true;
+            return Ok(Step::Done);
+        }
+        let mut undo = Undo::default();
+        if t.kind == b'S' {
+            if let Some(def) = self.stmts.remove(t.name) {
+                undo.client_removed = Some((Bytes::copy_from_slice(t.name), def));
+            }
+        }
+        self.synth(Synth::Bytes(empty_msg(be::CLOSE_COMPLETE)), undo);
+        Ok(Step::Done)
+    }
+
+    fn on_sync(&mut self, msg: &[u8], server: Option<&mut ServerConn>) -> Step {
+        self.skip_to_sync = false;
+        if self.lost_tx_ending {
+            self.lost_tx_ending = false;
+            self.lost_tx = false;
+            self.status = TxStatus::Idle;
+        }
+        match server {
+            Some(server) => {
+                self.forward(msg, Expect::Sync);
+                self.unsynced = false;
+                if self.pooler == PoolerMode::Transaction {
+                    server.statements.unnamed = None;
+                }
+            }
+            None => self.synth(Synth::ReadyForQuery, Undo::default()),
+        }
+        Step::Done
+    }
+
+    /// The server connection was lost inside a transaction: answer as PostgreSQL answers in
+    /// an aborted transaction until the client ends it.
+    fn lost_tx_message(&mut self, tag: u8, body: &[u8]) -> Result<(), RelayError> {
+        match tag {
+            fe::QUERY => {
+                if ends_transaction(parse::query_text(body)?) {
+                    self.lost_tx = false;
+                    self.status = TxStatus::Idle;
+                    self.query_done("ROLLBACK");
+                } else {
+                    self.query_error(&aborted_error());
+                }
+            }
+            fe::PARSE if ends_transaction(parse::parse_msg(body)?.query) => {
+                self.lost_tx_ending = true;
+                self.synth(Synth::Bytes(empty_msg(be::PARSE_COMPLETE)), Undo::default());
+            }
+            fe::BIND if self.lost_tx_ending => self.synth(Synth::Bytes(empty_msg(be::BIND_COMPLETE)), Undo::default()),
+            fe::DESCRIBE if self.lost_tx_ending => self.synth(Synth::Bytes(empty_msg(be::NO_DATA)), Undo::default()),
+            fe::EXECUTE if self.lost_tx_ending => self.synth_msgs(|b| build::command_complete(b, "ROLLBACK")),
+            _ => {
+                self.lost_tx_ending = false;
+                self.extended_error(&aborted_error());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! The relay: the protocol state between one client and whichever server connection it
+//! holds at the moment. It frames messages, forwards them without decoding rows, rewrites
+//! only statement names, keeps the order of proxy-made responses, tracks the transaction
+//! status that decides when the server connection can go back to the pool, and keeps
+//! prepared statements and session settings working across server connections.
+//!
+//! - [`client`]: client → server messages.
+//! - [`server`]: server → client messages.
+//! - [`expect`]: the queue of expected responses.
+//! - [`statements`], [`params`]: what must follow the client across servers.
+//! - [`sqlscan`]: statement classification.
+//! - [`pump`]: non-blocking I/O in both directions with backpressure.
+
+pub mod client;
+pub mod expect;
+pub mod params;
+pub mod pump;
+pub mod server;
+pub mod sqlscan;
+pub mod statements;
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+use thiserror::Error;
+
+use crate::config::PoolerMode;
+use crate::protocol::build::{self, ErrorFields};
+use crate::protocol::framing::FrameError;
+use crate::protocol::parse::Malformed;
+use crate::protocol::{TxStatus, be, sqlstate};
+use expect::{Expect, ExpectQueue, Synth, Undo};
+use params::SessionParams;
+use sqlscan::Effect;
+use statements::ClientStatements;
+
+/// Errors that end a client's session.
+#[derive(Debug, Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Malformed(#[from] Malformed),
+    #[error("invalid frontend message type '{0}'")]
+    UnknownMessage(char),
+    #[error("unexpected message '{got}' from the server while expecting {expected}")]
+    Desync { got: char, expected: String },
+}
+
+impl RelayError {
+    /// The error to send the client before closing.
+    pub fn to_client(&self) -> ErrorFields {
+        match self {
+            RelayError::Frame(FrameError::TooLarge { .. }) => {
+                ErrorFields::fatal(sqlstate::PROGRAM_LIMIT_EXCEEDED, self.to_string())
+                    .with_hint("raise proxy.max_message_size if this is intended")
+            }
+            RelayError::Desync { .. } => ErrorFields::fatal(
+                sqlstate::INTERNAL_ERROR,
+                format!("switchyard lost track of the protocol: {self}"),
+            ),
+            _ => ErrorFields::fatal(sqlstate::PROTOCOL_VIOLATION, self.to_string()),
+        }
+    }
+}
+
+/// What the session must do after a client message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Done,
+    /// The message needs a server connection; nothing was consumed.
+    NeedServer,
+    Terminate,
+}
+
+/// Protocol state of one client session.
+pub struct Relay {
+    pub client_out: BytesMut,
+    pub server_out: BytesMut,
+    pub queue: ExpectQueue,
+    pub stmts: ClientStatements,
+    pub params: SessionParams,
+    /// Transaction status as the client last learned it (or will, from queued responses).
+    pub status: TxStatus,
+    /// Extended-protocol messages were sent since the last Sync.
+    pub unsynced: bool,
+    /// Discarding client messages until Sync after a proxy-made error.
+    pub skip_to_sync: bool,
+    /// The server died inside a transaction: behave as an aborted transaction.
+    pub lost_tx: bool,
+    /// In lost_tx, the client is ending the transaction through the extended protocol.
+    lost_tx_ending: bool,
+    pub in_copy: bool,
+    /// How the currently held server treats named statements.
+    pub pooler: PoolerMode,
+    portal_effects: HashMap<Bytes, Effect>,
+    /// A Query in progress failed (its SET effects do not apply).
+    query_failed: bool,
+    /// The last command tag before ReadyForQuery was ROLLBACK.
+    saw_rollback: bool,
+    /// Bytes left of a large server message being streamed through.
+    stream_left: usize,
+    stream_forward: bool,
+    pub max_message: usize,
+    /// Queries and executes sent since the last count was taken.
+    pub queries: u64,
+}
+
+impl Relay {
+    pub fn new(session_id: u64, params: SessionParams, max_message: usize) -> Self {
+        Relay {
+            client_out: BytesMut::with_capacity(16 * 1024),
+            server_out: BytesMut::with_capacity(16 * 1024),
+            queue: ExpectQueue::default(),
+            stmts: ClientStatements::new(session_id),
+            params,
+            status: TxStatus::Idle,
+            unsynced: false,
+            skip_to_sync: false,
+            lost_tx: false,
+            lost_tx_ending: false,
+            in_copy: false,
+            pooler: PoolerMode::Transaction,
+            portal_effects: HashMap::new(),
+            query_failed: false,
+            saw_rollback: false,
+            stream_left: 0,
+            stream_forward: true,
+            max_message,
+            queries: 0,
+        }
+    }
+
+    /// True when the server connection can go back to the pool.
+    pub fn can_release(&self) -> bool {
+        self.queue.is_empty()
+            && !self.unsynced
+            && self.status == TxStatus::Idle
+            && !self.in_copy
+            && self.stream_left == 0
+    }
+
+    /// True when requests are in flight on the server.
+    pub fn busy(&self) -> bool {
+        !self.queue.is_empty() || self.unsynced || self.in_copy
+    }
+
+    /// Queues a proxy-made response behind whatever is in flight and writes what can go now.
+    pub fn synth(&mut self, synth: Synth, undo: Undo) {
+        self.queue.push(Expect::Synthetic { synth, undo });
+        self.emit_ready();
+    }
+
+    /// Queues prebuilt messages.
+    pub fn synth_msgs(&mut self, f: impl FnOnce(&mut BytesMut)) {
+        let mut b = BytesMut::new();
+        f(&mut b);
+        self.synth(Synth::Bytes(b.freeze()), Undo::default());
+    }
+
+    /// A proxy-made error for a simple Query: the error and ReadyForQuery.
+    pub fn query_error(&mut self, err: &ErrorFields) {
+        self.synth_msgs(|b| build::error_response(b, err));
+        self.synth(Synth::ReadyForQuery, Undo::default());
+    }
+
+    /// A proxy-made error in the extended protocol: the error, then skip until Sync.
+    pub fn extended_error(&mut self, err: &ErrorFields) {
+        self.synth_msgs(|b| build::error_response(b, err));
+        self.skip_to_sync = true;
+    }
+
+    /// Writes synthetic entries that have reached the head of the queue.
+    pub fn emit_ready(&mut self) {
+        while let Some(Expect::Synthetic { .. }) = self.queue.head() {
+            let Some(Expect::Synthetic { synth, .. }) = self.queue.pop() else {
+                break;
+            };
+            match synth {
+                Synth::Bytes(b) => self.client_out.extend_from_slice(&b),
+                Synth::ReadyForQuery => {
+                    let status = if self.lost_tx { TxStatus::Failed } else { self.status };
+                    build::ready_for_query(&mut self.client_out, status);
+                }
+            }
+        }
+    }
+
+    /// The server connection died. Tells the client, answers what was in flight, and
+    /// emulates an aborted transaction if one was open.
+    pub fn server_lost(&mut self, backend: &str, reason: &str) {
+        let in_tx = self.status != TxStatus::Idle;
+        let outstanding = self.busy();
+        self.stream_left = 0;
+        self.in_copy = false;
+        self.unsynced = false;
+        let readies = self.queue.readies_pending();
+        self.queue.clear();
+        self.portal_effects.clear();
+        if !in_tx && !outstanding {
+            return;
+        }
+        let err = ErrorFields::error(
+            sqlstate::CONNECTION_FAILURE,
+            format!("server connection to backend \"{backend}\" was lost: {reason}"),
+        )
+        .with_detail(if in_tx {
+            "The transaction was rolled back by the server."
+        } else {
+            "The statement may or may not have completed."
+        });
+        build::error_response(&mut self.client_out, &err);
+        if in_tx {
+            self.lost_tx = true;
+            self.status = TxStatus::Failed;
+        }
+        for _ in 0..readies {
+            let status = if self.lost_tx { TxStatus::Failed } else { TxStatus::Idle };
+            build::ready_for_query(&mut self.client_out, status);
+        }
+        if readies == 0 {
+            self.skip_to_sync = true;
+        }
+    }
+
+    /// Appends a one-off fatal error for the client (before closing).
+    pub fn fatal(&mut self, err: &ErrorFields) {
+        build::error_response(&mut self.client_out, err);
+    }
+
+    /// Appends a notice.
+    pub fn notice(&mut self, err: &ErrorFields) {
+        build::notice_response(&mut self.client_out, err);
+    }
+}
+
+/// Builds a ParseComplete/BindComplete/CloseComplete/NoData message.
+pub(crate) fn empty_msg(tag: u8) -> Bytes {
+    let mut b = BytesMut::with_capacity(5);
+    build::empty(&mut b, tag);
+    b.freeze()
+}

@@ -1,0 +1,249 @@
+//! Server → client: messages are matched against the expected-response queue, forwarded in
+//! runs (one copy per run, not per message), dropped when they answer the proxy's own
+//! requests, and large rows are streamed through without being buffered whole.
+
+use super::expect::{Expect, Undo};
+use super::params;
+use super::{Relay, RelayError};
+use crate::backend::conn::ServerConn;
+use crate::protocol::{TxStatus, be, framing, parse};
+
+/// Messages at least this large that the relay does not need to read are streamed.
+const STREAM_THRESHOLD: usize = 64 * 1024;
+
+/// What to do with one server message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Forward,
+    Drop,
+}
+
+/// Scan position over a server read buffer.
+#[derive(Default)]
+struct Cursor {
+    /// Bytes consumed so far.
+    pos: usize,
+    /// Start of the run of forwarded bytes not yet copied to the client.
+    run: usize,
+    /// Extra capacity the buffer needs to hold the next message whole.
+    reserve: usize,
+}
+
+impl Relay {
+    /// Processes everything buffered from the server.
+    pub fn on_server_input(&mut self, server: &mut ServerConn) -> Result<(), RelayError> {
+        let mut buf = std::mem::take(&mut server.rbuf);
+        let mut cur = Cursor::default();
+        let result = self.scan(server, &buf, &mut cur);
+        self.client_out.extend_from_slice(&buf[cur.run..cur.pos]);
+        bytes::Buf::advance(&mut buf, cur.pos);
+        if cur.reserve > 0 {
+            buf.reserve(cur.reserve);
+        }
+        server.rbuf = buf;
+        result
+    }
+
+    fn scan(&mut self, server: &mut ServerConn, buf: &[u8], cur: &mut Cursor) -> Result<(), RelayError> {
+        loop {
+            let avail = buf.len() - cur.pos;
+            if self.stream_left > 0 {
+                let n = self.stream_left.min(avail);
+                if n == 0 {
+                    return Ok(());
+                }
+                if !self.stream_forward {
+                    self.flush_run(buf, cur, cur.pos);
+                    cur.run = cur.pos + n;
+                }
+                cur.pos += n;
+                self.stream_left -= n;
+                continue;
+            }
+            let Some(h) = framing::header(&buf[cur.pos..], usize::MAX >> 1)? else {
+                return Ok(());
+            };
+            if avail < h.total {
+                if h.total >= STREAM_THRESHOLD && matches!(h.tag, be::DATA_ROW | be::COPY_DATA) {
+                    let action = self.head_forwards();
+                    self.stream_left = h.total - avail;
+                    self.stream_forward = action == Action::Forward;
+                    self.take(buf, cur, action, avail);
+                } else {
+                    cur.reserve = h.total - avail;
+                }
+                return Ok(());
+            }
+            let action = if matches!(h.tag, be::DATA_ROW | be::COPY_DATA) {
+                self.head_forwards()
+            } else {
+                let body = &buf[cur.pos + framing::HEADER_LEN..cur.pos + h.total];
+                self.on_message(server, h.tag, body)?
+            };
+            self.take(buf, cur, action, h.total);
+            if matches!(self.queue.head(), Some(Expect::Synthetic { .. })) {
+                self.flush_run(buf, cur, cur.pos);
+                cur.run = cur.pos;
+                self.emit_ready();
+            }
+        }
+    }
+
+    /// Consumes `len` bytes at the cursor, forwarding them in the current run or dropping them.
+    fn take(&mut self, buf: &[u8], cur: &mut Cursor, action: Action, len: usize) {
+        if action == Action::Drop {
+            self.flush_run(buf, cur, cur.pos);
+            cur.pos += len;
+            cur.run = cur.pos;
+        } else {
+            cur.pos += len;
+        }
+    }
+
+    /// Copies the pending run of forwarded bytes up to `to`.
+    fn flush_run(&mut self, buf: &[u8], cur: &mut Cursor, to: usize) {
+        if to > cur.run {
+            self.client_out.extend_from_slice(&buf[cur.run..to]);
+        }
+        cur.run = to;
+    }
+
+    fn head_forwards(&self) -> Action {
+        match self.queue.head() {
+            Some(Expect::Query { forward: false, .. }) => Action::Drop,
+            _ => Action::Forward,
+        }
+    }
+
+    fn desync(&self, got: u8) -> RelayError {
+        RelayError::Desync {
+            got: got as char,
+            expected: match self.queue.head() {
+                Some(e) => format!("{e:?}"),
+                None => "nothing".into(),
+            },
+        }
+    }
+
+    fn on_message(&mut self, server: &mut ServerConn, tag: u8, body: &[u8]) -> Result<Action, RelayError> {
+        match tag {
+            be::PARAMETER_STATUS => {
+                server.note_parameter(body);
+                Ok(Action::Forward)
+            }
+            be::NOTICE_RESPONSE => Ok(self.head_forwards()),
+            be::NOTIFICATION => Ok(Action::Forward),
+            be::PARSE_COMPLETE => match self.queue.pop() {
+                Some(Expect::Parse { forward, .. }) => Ok(if forward { Action::Forward } else { Action::Drop }),
+                _ => Err(self.desync(tag)),
+            },
+            be::BIND_COMPLETE => match self.queue.pop() {
+                Some(Expect::Bind) => Ok(Action::Forward),
+                _ => Err(self.desync(tag)),
+            },
+            be::CLOSE_COMPLETE => match self.queue.pop() {
+                Some(Expect::Close { forward }) => Ok(if forward { Action::Forward } else { Action::Drop }),
+                _ => Err(self.desync(tag)),
+            },
+            be::PARAMETER_DESCRIPTION => match self.queue.head() {
+                Some(Expect::Describe) => Ok(Action::Forward),
+                _ => Err(self.desync(tag)),
+            },
+            be::ROW_DESCRIPTION | be::NO_DATA => match self.queue.head() {
+                Some(Expect::Describe) => {
+                    self.queue.pop();
+                    Ok(Action::Forward)
+                }
+                Some(Expect::Query { .. }) => Ok(self.head_forwards()),
+                _ => Err(self.desync(tag)),
+            },
+            be::COMMAND_COMPLETE | be::EMPTY_QUERY | be::PORTAL_SUSPENDED => self.on_complete(tag, body),
+            be::COPY_IN | be::COPY_BOTH => {
+                self.in_copy = true;
+                if matches!(self.queue.head(), Some(Expect::Execute { .. })) {
+                    self.queue.copy_in_started();
+                }
+                Ok(Action::Forward)
+            }
+            be::COPY_OUT | be::COPY_DONE | be::FUNCTION_CALL_RESPONSE => Ok(self.head_forwards()),
+            be::ERROR_RESPONSE => Ok(self.on_error(server, body)),
+            be::READY_FOR_QUERY => self.on_ready(server, body),
+            _ => Err(self.desync(tag)),
+        }
+    }
+
+    fn on_complete(&mut self, tag: u8, body: &[u8]) -> Result<Action, RelayError> {
+        self.in_copy = false;
+        if tag == be::COMMAND_COMPLETE {
+            self.saw_rollback = parse::command_tag(body) == b"ROLLBACK";
+        }
+        match self.queue.head_mut() {
+            Some(Expect::Execute { effect }) => {
+                if let (Some(e), be::COMMAND_COMPLETE) = (effect.take(), tag) {
+                    self.params.record(e);
+                }
+                self.queue.pop();
+                Ok(Action::Forward)
+            }
+            Some(Expect::Query { .. }) if tag != be::PORTAL_SUSPENDED => Ok(self.head_forwards()),
+            _ => Err(self.desync(tag)),
+        }
+    }
+
+    fn on_error(&mut self, server: &mut ServerConn, body: &[u8]) -> Action {
+        server.statements.unnamed = None;
+        self.in_copy = false;
+        if let Some(Expect::Query { forward, .. }) = self.queue.head() {
+            self.query_failed = true;
+            if !*forward {
+                let (code, message) = parse::error_fields(body);
+                tracing::warn!(server = %server.addr, %code, %message, "re-applying session settings failed");
+                return Action::Drop;
+            }
+            return Action::Forward;
+        }
+        for undo in self.queue.void_until_sync() {
+            self.undo(server, undo);
+        }
+        Action::Forward
+    }
+
+    fn undo(&mut self, server: &mut ServerConn, undo: Undo) {
+        if let Some((name, id)) = undo.client_added {
+            self.stmts.remove_if(&name, id);
+        }
+        if let Some(body) = undo.server_added {
+            server.statements.forget(&body);
+        }
+        if let Some((name, def)) = undo.client_removed {
+            self.stmts.insert(&name, def);
+        }
+    }
+
+    fn on_ready(&mut self, server: &mut ServerConn, body: &[u8]) -> Result<Action, RelayError> {
+        let status = body.first().and_then(|&b| TxStatus::from_byte(b)).ok_or_else(|| self.desync(be::READY_FOR_QUERY))?;
+        let action = match self.queue.pop() {
+            Some(Expect::Sync) => Action::Forward,
+            Some(Expect::Query { forward, effects }) => {
+                if !std::mem::take(&mut self.query_failed) {
+                    for e in effects {
+                        self.params.record(e);
+                    }
+                }
+                if forward { Action::Forward } else { Action::Drop }
+            }
+            _ => return Err(self.desync(be::READY_FOR_QUERY)),
+        };
+        self.in_copy = false;
+        if action == Action::Forward {
+            self.status = status;
+        }
+        if status == TxStatus::Idle && self.params.has_pending() {
+            for e in self.params.finish_transaction(self.saw_rollback) {
+                params::apply(&mut server.applied, &e);
+            }
+        }
+        self.saw_rollback = false;
+        Ok(action)
+    }
+}

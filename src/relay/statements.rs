@@ -1,0 +1,199 @@
+//! Prepared statements across pooled server connections.
+//!
+//! A client's statements live here, not on any server: `ClientStatements` remembers each
+//! Parse by the client's name. What a server connection holds is tracked per connection in
+//! `ServerStatements`: statements cached under proxy-chosen names (`sy1`, `sy2`, …) on
+//! direct servers, and which definition currently sits in its unnamed slot. Before a Bind or
+//! Describe the relay makes sure the statement exists on the server it is about to use.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::sqlscan::{Classified, Effect};
+
+/// One prepared statement as the client defined it.
+#[derive(Debug)]
+pub struct StmtDef {
+    /// Unique for the life of the process: (session id, counter).
+    pub id: (u64, u64),
+    /// The Parse body after the name: query text, NUL, parameter types. The cache key.
+    pub body: Bytes,
+    /// Session-state change made when it runs (a prepared `SET`).
+    pub effect: Option<Effect>,
+}
+
+/// A client's statements by name; the unnamed one is kept separately.
+#[derive(Debug, Default)]
+pub struct ClientStatements {
+    session: u64,
+    next: u64,
+    named: HashMap<Bytes, Arc<StmtDef>>,
+    unnamed: Option<Arc<StmtDef>>,
+}
+
+impl ClientStatements {
+    pub fn new(session: u64) -> Self {
+        ClientStatements {
+            session,
+            ..Default::default()
+        }
+    }
+
+    /// Builds a definition from a Parse body and its classification.
+    pub fn define(&mut self, rest: &[u8], class: &Classified) -> Arc<StmtDef> {
+        self.next += 1;
+        let effect = match class.effects.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        };
+        Arc::new(StmtDef {
+            id: (self.session, self.next),
+            body: Bytes::copy_from_slice(rest),
+            effect,
+        })
+    }
+
+    pub fn get(&self, name: &[u8]) -> Option<&Arc<StmtDef>> {
+        if name.is_empty() {
+            self.unnamed.as_ref()
+        } else {
+            self.named.get(name)
+        }
+    }
+
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.named.contains_key(name)
+    }
+
+    pub fn insert(&mut self, name: &[u8], def: Arc<StmtDef>) {
+        if name.is_empty() {
+            self.unnamed = Some(def);
+        } else {
+            self.named.insert(Bytes::copy_from_slice(name), def);
+        }
+    }
+
+    pub fn remove(&mut self, name: &[u8]) -> Option<Arc<StmtDef>> {
+        if name.is_empty() {
+            self.unnamed.take()
+        } else {
+            self.named.remove(name)
+        }
+    }
+
+    /// Removes `name` only if it still holds `id` (undo of a Parse that did not happen).
+    pub fn remove_if(&mut self, name: &[u8], id: (u64, u64)) {
+        if self.get(name).is_some_and(|d| d.id == id) {
+            self.remove(name);
+        }
+    }
+
+    /// A simple Query destroys the unnamed statement on the server; mirror that.
+    pub fn forget_unnamed(&mut self) {
+        self.unnamed = None;
+    }
+
+    pub fn clear(&mut self) {
+        self.named.clear();
+        self.unnamed = None;
+    }
+
+    pub fn len(&self) -> usize {
+        self.named.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.named.is_empty()
+    }
+}
+
+/// The most statements kept prepared on one direct server connection.
+pub const MAX_CACHED: usize = 512;
+
+/// What one server connection holds.
+#[derive(Debug, Default)]
+pub struct ServerStatements {
+    next: u64,
+    cached: HashMap<Bytes, Bytes>,
+    order: VecDeque<Bytes>,
+    /// Which definition is in the server's unnamed statement, if known.
+    pub unnamed: Option<(u64, u64)>,
+}
+
+impl ServerStatements {
+    /// The server-side name for this statement body, if it is prepared here.
+    pub fn lookup(&self, body: &Bytes) -> Option<&Bytes> {
+        self.cached.get(body)
+    }
+
+    /// Records a new server-side statement and returns its name, plus the name of an
+    /// evicted statement the caller must Close, if the cache was full.
+    pub fn add(&mut self, body: Bytes) -> (Bytes, Option<Bytes>) {
+        let evicted = if self.cached.len() >= MAX_CACHED {
+            self.order
+                .pop_front()
+                .and_then(|old| self.cached.remove(&old))
+        } else {
+            None
+        };
+        self.next += 1;
+        let name = Bytes::from(format!("sy{}", self.next));
+        self.order.push_back(body.clone());
+        self.cached.insert(body, name.clone());
+        (name, evicted)
+    }
+
+    /// Forgets a statement whose Parse was skipped by the server after an error.
+    pub fn forget(&mut self, body: &Bytes) {
+        if self.cached.remove(body).is_some() {
+            self.order.retain(|b| b != body);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.cached.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cached.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::sqlscan::classify;
+
+    #[test]
+    fn server_cache_names_and_evicts() {
+        let mut s = ServerStatements::default();
+        let b1 = Bytes::from_static(b"select 1\0\0\0");
+        let (n1, ev) = s.add(b1.clone());
+        assert_eq!(&n1[..], b"sy1");
+        assert!(ev.is_none());
+        assert_eq!(s.lookup(&b1), Some(&n1));
+        s.forget(&b1);
+        assert!(s.lookup(&b1).is_none());
+        for i in 0..MAX_CACHED {
+            s.add(Bytes::from(format!("q{i}")));
+        }
+        let (_, ev) = s.add(Bytes::from_static(b"last"));
+        assert_eq!(ev.as_deref(), Some(&b"sy2"[..]));
+        assert_eq!(s.len(), MAX_CACHED);
+    }
+
+    #[test]
+    fn client_statements_undo_only_their_own() {
+        let mut c = ClientStatements::new(7);
+        let d1 = c.define(b"select 1\0\0\0", &classify(b"select 1"));
+        c.insert(b"s", d1.clone());
+        let d2 = c.define(b"select 2\0\0\0", &classify(b"select 2"));
+        c.remove_if(b"s", d2.id);
+        assert!(c.contains(b"s"));
+        c.remove_if(b"s", d1.id);
+        assert!(!c.contains(b"s"));
+        assert_ne!(d1.id, d2.id);
+    }
+}

@@ -1,0 +1,74 @@
+//! Routing: which backend new transactions go to (an `ArcSwap`), and the gate they pass.
+//! A transaction takes its server connection from the backend that is active when it
+//! starts and finishes there, whatever happens to the route meanwhile.
+//!
+//! - [`gate`]: pause and drain.
+
+pub mod gate;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use crate::backend::{AcquireError, Backend, Pooled};
+use gate::{Gate, InFlight};
+
+/// A server connection held for one transaction.
+pub struct Held {
+    pub conn: Pooled,
+    pub backend: Arc<Backend>,
+    pub since: Instant,
+    _inflight: InFlight,
+}
+
+/// The set of backends and the active route.
+pub struct Router {
+    backends: BTreeMap<String, Arc<Backend>>,
+    active: ArcSwap<Backend>,
+    pub gate: Arc<Gate>,
+}
+
+impl Router {
+    pub fn new(backends: BTreeMap<String, Arc<Backend>>, active: &str) -> Option<Router> {
+        let first = backends.get(active)?.clone();
+        Some(Router {
+            backends,
+            active: ArcSwap::new(first),
+            gate: Arc::new(Gate::default()),
+        })
+    }
+
+    /// The backend new transactions go to.
+    pub fn active(&self) -> Arc<Backend> {
+        self.active.load_full()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Backend>> {
+        self.backends.get(name)
+    }
+
+    pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.backends.values()
+    }
+
+    /// Makes `name` the active backend. Returns the previous one.
+    pub fn swap_to(&self, name: &str) -> Option<Arc<Backend>> {
+        let next = self.backends.get(name)?.clone();
+        Some(self.active.swap(next))
+    }
+
+    /// Waits at the gate, then takes a connection from the active backend.
+    pub async fn acquire(&self) -> Result<Held, AcquireError> {
+        let inflight = self.gate.enter().await;
+        let backend = self.active();
+        let conn = backend.acquire().await?;
+        Ok(Held {
+            conn,
+            backend,
+            since: Instant::now(),
+            _inflight: inflight,
+        })
+    }
+}
