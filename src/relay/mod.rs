@@ -28,7 +28,7 @@ use crate::config::PoolerMode;
 use crate::protocol::build::{self, ErrorFields};
 use crate::protocol::framing::FrameError;
 use crate::protocol::parse::Malformed;
-use crate::protocol::{TxStatus, be, sqlstate};
+use crate::protocol::{TxStatus, sqlstate};
 use expect::{Expect, ExpectQueue, Synth, Undo};
 use params::SessionParams;
 use sqlscan::Effect;

@@ -1,0 +1,5 @@
+//! Integration tests against real PostgreSQL clusters and PgBouncer, with real clients.
+
+mod support;
+
+mod proxy_basic;

@@ -1,0 +1,78 @@
+//! Test support: real PostgreSQL clusters, real PgBouncer, the proxy in-process, and
+//! helpers for real clients (tokio-postgres, psql, pgbench).
+#![allow(dead_code)]
+
+pub mod bouncer;
+pub mod cluster;
+pub mod proxy;
+
+use std::process::Command;
+
+pub use bouncer::Bouncer;
+pub use cluster::PgCluster;
+pub use proxy::Proxy;
+
+/// A runtime for the test's own clients.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// Connects with tokio-postgres; the connection task runs on the current runtime.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// Runs psql against the proxy with a password; returns (success, stdout, stderr).
+pub fn psql(port: u16, user: &str, password: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("psql")
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", user, "-d", "app"])
+        .args(args)
+        .output()
+        .expect("psql runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
+}
+
+/// Result of a pgbench run.
+#[derive(Debug)]
+pub struct Bench {
+    pub ok: bool,
+    pub tps: f64,
+    pub failed: u64,
+    pub processed: u64,
+    pub output: String,
+}
+
+/// Runs pgbench; `args` add to the connection arguments.
+pub fn pgbench(port: u16, args: &[&str]) -> Bench {
+    let out = Command::new(cluster::pg_bin("pgbench"))
+        .env("PGPASSWORD", "secret")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "app"])
+        .args(args)
+        .arg("app")
+        .output()
+        .expect("pgbench runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let num_after = |label: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+    };
+    Bench {
+        ok: out.status.success(),
+        tps: num_after("tps = ").unwrap_or(0.0),
+        failed: num_after("number of failed transactions:").unwrap_or(0.0) as u64,
+        processed: num_after("number of transactions actually processed:").unwrap_or(0.0) as u64,
+        output: text,
+    }
+}
