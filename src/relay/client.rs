@@ -44,6 +44,7 @@ impl Relay {
         server: Option<&mut ServerConn>,
     ) -> Result<Step, RelayError> {
         let body = &msg[5..];
+        tracing::trace!(tag = %(tag as char), len = msg.len(), held = server.is_some(), queue = self.queue.len(), "client message");
         if self.skip_to_sync && tag != fe::SYNC && tag != fe::TERMINATE {
             return Ok(Step::Done);
         }

@@ -126,6 +126,7 @@ impl Relay {
     }
 
     fn on_message(&mut self, server: &mut ServerConn, tag: u8, body: &[u8]) -> Result<Action, RelayError> {
+        tracing::trace!(tag = %(tag as char), head = ?self.queue.head(), "server message");
         match tag {
             be::PARAMETER_STATUS => {
                 server.note_parameter(body);

@@ -3,3 +3,4 @@
 mod support;
 
 mod proxy_basic;
+mod pgbench;
