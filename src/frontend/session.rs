@@ -94,6 +94,9 @@ impl Session {
                             h.conn.broken = true;
                             return Err(e.into());
                         }
+                        if let Some(reason) = self.relay.server_fatal.take() {
+                            self.server_lost(&reason);
+                        }
                     }
                 }
                 Ok(Event::ClientClosed) => return Ok(()),

@@ -119,6 +119,24 @@ pub fn command_tag(body: &[u8]) -> &[u8] {
     }
 }
 
+/// True when an ErrorResponse body has severity FATAL or PANIC (the server will close).
+pub fn is_fatal(body: &[u8]) -> bool {
+    let mut rest = body;
+    while let Some((&field, after)) = rest.split_first() {
+        if field == 0 {
+            break;
+        }
+        let Ok((value, next)) = cstr(after, "ErrorResponse") else {
+            break;
+        };
+        if field == b'V' || field == b'S' {
+            return value == b"FATAL" || value == b"PANIC";
+        }
+        rest = next;
+    }
+    false
+}
+
 /// Code and message of an ErrorResponse/NoticeResponse body (for logs and decisions).
 pub fn error_fields(body: &[u8]) -> (String, String) {
     let mut code = String::new();

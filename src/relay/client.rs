@@ -305,6 +305,7 @@ impl Relay {
     /// The server connection was lost inside a transaction: answer as PostgreSQL answers in
     /// an aborted transaction until the client ends it.
     fn lost_tx_message(&mut self, tag: u8, body: &[u8]) -> Result<(), RelayError> {
+        let err = self.lost_reason.take().unwrap_or_else(aborted_error);
         match tag {
             fe::QUERY => {
                 if ends_transaction(parse::query_text(body)?) {
@@ -312,7 +313,7 @@ impl Relay {
                     self.status = TxStatus::Idle;
                     self.query_done("ROLLBACK");
                 } else {
-                    self.query_error(&aborted_error());
+                    self.query_error(&err);
                 }
             }
             fe::PARSE if ends_transaction(parse::parse_msg(body)?.query) => {
@@ -324,7 +325,7 @@ impl Relay {
             fe::EXECUTE if self.lost_tx_ending => self.synth_msgs(|b| build::command_complete(b, "ROLLBACK")),
             _ => {
                 self.lost_tx_ending = false;
-                self.extended_error(&aborted_error());
+                self.extended_error(&err);
             }
         }
         Ok(())

@@ -91,6 +91,9 @@ impl ExpectQueue {
                 _ => {}
             }
         }
+        if matches!(e, Expect::CopyEnd) && self.q.is_empty() {
+            return;
+        }
         self.q.push_back(e);
     }
 
@@ -102,8 +105,13 @@ impl ExpectQueue {
         self.q.front_mut()
     }
 
+    /// Removes the head; COPY-end markers that become the head go with it.
     pub fn pop(&mut self) -> Option<Expect> {
-        self.q.pop_front()
+        let e = self.q.pop_front();
+        while matches!(self.q.front(), Some(Expect::CopyEnd)) {
+            self.q.pop_front();
+        }
+        e
     }
 
     pub fn is_empty(&self) -> bool {
@@ -206,5 +214,7 @@ mod tests {
         q.push(Expect::Sync);
         assert_eq!(q.len(), 3);
         assert!(!q.swallow_syncs);
+        assert!(matches!(q.pop(), Some(Expect::Execute { .. })));
+        assert!(matches!(q.head(), Some(Expect::Sync)));
     }
 }

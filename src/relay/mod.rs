@@ -104,6 +104,10 @@ pub struct Relay {
     pub max_message: usize,
     /// Queries and executes sent since the last count was taken.
     pub queries: u64,
+    /// The server sent a FATAL error and is closing: why.
+    pub server_fatal: Option<String>,
+    /// Why the transaction was lost, to report at the client's next message.
+    pub(crate) lost_reason: Option<ErrorFields>,
 }
 
 impl Relay {
@@ -128,6 +132,8 @@ impl Relay {
             stream_forward: true,
             max_message,
             queries: 0,
+            server_fatal: None,
+            lost_reason: None,
         }
     }
 
@@ -191,15 +197,13 @@ impl Relay {
     pub fn server_lost(&mut self, backend: &str, reason: &str) {
         let in_tx = self.status != TxStatus::Idle;
         let outstanding = self.busy();
+        let was_unsynced = self.unsynced;
         self.stream_left = 0;
         self.in_copy = false;
         self.unsynced = false;
         let readies = self.queue.readies_pending();
         self.queue.clear();
         self.portal_effects.clear();
-        if !in_tx && !outstanding {
-            return;
-        }
         let err = ErrorFields::error(
             sqlstate::CONNECTION_FAILURE,
             format!("server connection to backend \"{backend}\" was lost: {reason}"),
@@ -209,16 +213,22 @@ impl Relay {
         } else {
             "The statement may or may not have completed."
         });
-        build::error_response(&mut self.client_out, &err);
         if in_tx {
             self.lost_tx = true;
             self.status = TxStatus::Failed;
         }
-        for _ in 0..readies {
-            let status = if self.lost_tx { TxStatus::Failed } else { TxStatus::Idle };
-            build::ready_for_query(&mut self.client_out, status);
+        if !outstanding {
+            // Nothing was asked: tell the client at its next message, not unsolicited.
+            if in_tx {
+                self.lost_reason = Some(err);
+            }
+            return;
         }
-        if readies == 0 {
+        build::error_response(&mut self.client_out, &err);
+        for _ in 0..readies {
+            build::ready_for_query(&mut self.client_out, self.status);
+        }
+        if readies == 0 && was_unsynced {
             self.skip_to_sync = true;
         }
     }

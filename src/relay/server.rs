@@ -81,6 +81,9 @@ impl Relay {
                 self.on_message(server, h.tag, body)?
             };
             self.take(buf, cur, action, h.total);
+            if self.server_fatal.is_some() {
+                return Ok(());
+            }
             if matches!(self.queue.head(), Some(Expect::Synthetic { .. })) {
                 self.flush_run(buf, cur, cur.pos);
                 cur.run = cur.pos;
@@ -162,7 +165,9 @@ impl Relay {
             be::COPY_IN | be::COPY_BOTH => {
                 self.in_copy = true;
                 if matches!(self.queue.head(), Some(Expect::Execute { .. })) {
+                    // The server ignores Syncs until the COPY ends, so it needs one after.
                     self.queue.copy_in_started();
+                    self.unsynced = true;
                 }
                 Ok(Action::Forward)
             }
@@ -192,6 +197,14 @@ impl Relay {
     }
 
     fn on_error(&mut self, server: &mut ServerConn, body: &[u8]) -> Action {
+        if parse::is_fatal(body) {
+            // The server is about to close this connection: that is the session's business
+            // (the client keeps its own connection), not an error to relay verbatim.
+            let (code, message) = parse::error_fields(body);
+            self.server_fatal = Some(format!("{message} (SQLSTATE {code})"));
+            server.broken = true;
+            return Action::Drop;
+        }
         server.statements.unnamed = None;
         self.in_copy = false;
         if let Some(Expect::Query { forward, .. }) = self.queue.head() {

@@ -4,3 +4,4 @@ mod support;
 
 mod proxy_basic;
 mod pgbench;
+mod proxy_session;

@@ -5,6 +5,7 @@
 pub mod bouncer;
 pub mod cluster;
 pub mod proxy;
+pub mod raw;
 
 use std::process::Command;
 

@@ -20,6 +20,9 @@ pub struct Proxy {
 impl Proxy {
     /// Starts a proxy from config text (its `proxy.listen` is ignored: a free port is used).
     pub fn start(config: &str) -> Proxy {
+        if let Ok(filter) = std::env::var("SY_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         let resolved = Config::from_toml(config, &HashMap::<String, String>::new()).expect("test config is valid");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

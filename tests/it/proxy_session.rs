@@ -1,0 +1,224 @@
+//! COPY, cancel, large rows, session settings across pooled connections, statements that
+//! transaction pooling cannot support, and cleanup after a client vanishes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::support::raw::{Raw, msg, query};
+use crate::support::{Bouncer, PgCluster, Proxy, connect, rt};
+
+async fn scalar(c: &tokio_postgres::Client, sql: &str) -> String {
+    let msgs = c.simple_query(sql).await.unwrap();
+    msgs.iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("").to_string()),
+            _ => None,
+        })
+        .expect("one row")
+}
+
+#[test]
+fn copy_in_and_out_text_and_binary() {
+    let pg = PgCluster::start();
+    for pooler in ["none", "transaction"] {
+        let proxy = Proxy::simple(&pg.url("app"), &format!("pooler = \"{pooler}\""));
+        rt().block_on(async {
+            let c = connect(&proxy.url("app", "secret")).await.unwrap();
+            c.batch_execute("DROP TABLE IF EXISTS cp; CREATE TABLE cp (id int, v text)").await.unwrap();
+            let sink = c.copy_in("COPY cp FROM STDIN").await.unwrap();
+            futures::pin_mut!(sink);
+            for chunk in 0..10 {
+                let mut data = String::new();
+                for i in 0..1000 {
+                    data.push_str(&format!("{}\trow {}\n", chunk * 1000 + i, i));
+                }
+                sink.send(Bytes::from(data)).await.unwrap();
+            }
+            assert_eq!(sink.finish().await.unwrap(), 10_000);
+            assert_eq!(scalar(&c, "SELECT count(*) FROM cp").await, "10000");
+            // Binary COPY out and back in.
+            let out = c.copy_out("COPY cp TO STDOUT (FORMAT binary)").await.unwrap();
+            let chunks: Vec<Bytes> = out.map(|r| r.unwrap()).collect().await;
+            let total: usize = chunks.iter().map(|b| b.len()).sum();
+            assert!(total > 100_000);
+            c.batch_execute("TRUNCATE cp").await.unwrap();
+            let sink = c.copy_in("COPY cp FROM STDIN (FORMAT binary)").await.unwrap();
+            futures::pin_mut!(sink);
+            for ch in chunks {
+                sink.send(ch).await.unwrap();
+            }
+            assert_eq!(sink.finish().await.unwrap(), 10_000);
+            // A failing COPY leaves the session usable.
+            let sink = c.copy_in::<_, Bytes>("COPY cp FROM STDIN").await.unwrap();
+            futures::pin_mut!(sink);
+            sink.send(Bytes::from_static(b"not-a-number\tx\n")).await.unwrap();
+            assert!(sink.finish().await.is_err());
+            assert_eq!(scalar(&c, "SELECT count(*) FROM cp").await, "10000");
+        });
+    }
+}
+
+#[test]
+fn cancel_reaches_the_running_query() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(&pg.url("app"), "");
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        let token = c.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            token.cancel_query(tokio_postgres::NoTls).await
+        });
+        let started = std::time::Instant::now();
+        let err = c.simple_query("SELECT pg_sleep(20)").await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+        canceller.await.unwrap().unwrap();
+        assert_eq!(scalar(&c, "SELECT 1").await, "1");
+    });
+    let counted = crate::support::cluster::wait_until(Duration::from_secs(5), || {
+        proxy.metrics().contains("switchyard_cancel_requests_total{outcome=\"sent\"} 1")
+    });
+    assert!(counted, "{}", proxy.metrics());
+}
+
+#[test]
+fn large_rows_pass_through() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(&pg.url("app"), "");
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        let big = "x".repeat(20 << 20);
+        c.batch_execute("CREATE TABLE big (v text)").await.unwrap();
+        c.execute("INSERT INTO big VALUES ($1)", &[&big]).await.unwrap();
+        let row = c.query_one("SELECT v FROM big", &[]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0).len(), big.len());
+        let n: i64 = c.query_one("SELECT count(*) FROM generate_series(1, 200000)", &[]).await.unwrap().get(0);
+        assert_eq!(n, 200_000);
+        let rows = c.query("SELECT g, md5(g::text) FROM generate_series(1, 50000) g", &[]).await.unwrap();
+        assert_eq!(rows.len(), 50_000);
+    });
+}
+
+/// Startup parameters and SETs follow each client to whichever server connection it gets.
+fn settings_follow_clients(proxy: &Proxy) {
+    rt().block_on(async {
+        let a = connect(&format!("{}&application_name=alpha", proxy.url("app", "secret"))).await.unwrap();
+        let b = connect(&format!("{}&application_name=beta", proxy.url("app", "secret"))).await.unwrap();
+        a.batch_execute("CREATE SCHEMA IF NOT EXISTS sa; CREATE TABLE IF NOT EXISTS sa.only_in_a (x int)").await.unwrap();
+        a.batch_execute("SET search_path TO sa, public").await.unwrap();
+        b.batch_execute("SET statement_timeout = '12345ms'").await.unwrap();
+        for _ in 0..10 {
+            assert_eq!(scalar(&a, "SHOW application_name").await, "alpha");
+            assert_eq!(scalar(&b, "SHOW application_name").await, "beta");
+            assert_eq!(scalar(&a, "SELECT count(*) FROM only_in_a").await, "0");
+            assert_eq!(scalar(&a, "SHOW statement_timeout").await, "0");
+            assert_eq!(scalar(&b, "SHOW statement_timeout").await, "12345ms");
+            assert!(b.simple_query("SELECT count(*) FROM only_in_a").await.is_err());
+        }
+        // A SET inside a rolled-back transaction does not stick.
+        b.batch_execute("BEGIN; SET statement_timeout = '1s'; ROLLBACK").await.unwrap();
+        assert_eq!(scalar(&b, "SHOW statement_timeout").await, "12345ms");
+        b.batch_execute("BEGIN; SET statement_timeout = '2s'; COMMIT").await.unwrap();
+        assert_eq!(scalar(&b, "SHOW statement_timeout").await, "2s");
+        b.batch_execute("RESET statement_timeout").await.unwrap();
+        assert_eq!(scalar(&b, "SHOW statement_timeout").await, "0");
+    });
+}
+
+#[test]
+fn session_settings_follow_the_client() {
+    let pg = PgCluster::start();
+    // One server connection shared by two clients: each transaction must see its own client's settings.
+    let proxy = Proxy::simple(&pg.url("app"), "pool_size = 1\npooler = \"none\"");
+    settings_follow_clients(&proxy);
+    let proxy = Proxy::simple(&pg.url("app"), "pool_size = 2");
+    settings_follow_clients(&proxy);
+}
+
+#[test]
+fn session_features_get_clear_errors() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(&pg.url("app"), "");
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        for sql in [
+            "LISTEN events",
+            "SELECT pg_advisory_lock(42)",
+            "BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+            "PREPARE p AS SELECT 1",
+            "EXECUTE p",
+        ] {
+            let err = c.simple_query(sql).await.unwrap_err();
+            assert_eq!(err.code().map(|c| c.code()), Some("0A000"), "{sql}: {err}");
+            let msg = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+            assert!(msg.contains("switchyard"), "{sql}: {msg}");
+        }
+        // Through the extended protocol too, and the session stays usable.
+        let err = c.query("SELECT pg_try_advisory_lock($1)", &[&1i64]).await.unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some("0A000"));
+        assert_eq!(scalar(&c, "SELECT 7").await, "7");
+        // Transaction-scoped equivalents work.
+        c.batch_execute("BEGIN; SELECT pg_advisory_xact_lock(42); COMMIT").await.unwrap();
+        c.batch_execute("UNLISTEN *").await.unwrap();
+        c.batch_execute("DISCARD ALL").await.unwrap();
+        c.batch_execute("DEALLOCATE ALL").await.unwrap();
+    });
+}
+
+#[test]
+fn vanished_client_transaction_is_rolled_back() {
+    let pg = PgCluster::start();
+    let bouncer = Bouncer::start(&pg, "transaction", 2);
+    for url in [pg.url("app"), bouncer.url()] {
+        let proxy = Proxy::simple(&url, "pool_size = 1");
+        rt().block_on(async {
+            let a = connect(&proxy.url("app", "secret")).await.unwrap();
+            a.batch_execute("CREATE TABLE IF NOT EXISTS vanish (x int)").await.unwrap();
+            a.batch_execute("BEGIN; INSERT INTO vanish VALUES (1)").await.unwrap();
+            drop(a);
+            // With one server connection, the next client gets the same one, cleaned.
+            let b = connect(&proxy.url("app", "secret")).await.unwrap();
+            assert_eq!(scalar(&b, "SELECT count(*) FROM vanish").await, "0");
+            let st: Vec<SimpleQueryMessage> = b.simple_query("SELECT 1").await.unwrap();
+            assert!(!st.is_empty());
+            // Mid-COPY as well: a raw client starts COPY, sends a row, and drops the socket.
+            let mut raw = Raw::login(proxy.port, "app", "secret").await;
+            raw.send(&query("COPY vanish FROM STDIN")).await;
+            assert_eq!(raw.read().await.map(|m| m.0), Some(b'G'));
+            raw.send(&msg(b'd', b"5\n")).await;
+            drop(raw);
+            // Mid-query too, in an explicit transaction.
+            let mut raw = Raw::login(proxy.port, "app", "secret").await;
+            raw.send(&query("BEGIN; INSERT INTO vanish VALUES (7); SELECT pg_sleep(0.3)")).await;
+            drop(raw);
+            assert_eq!(scalar(&b, "SELECT count(*) FROM vanish").await, "0");
+            b.batch_execute("DROP TABLE vanish").await.unwrap();
+        });
+        let (idle, busy) = proxy.pool_counts();
+        assert_eq!((idle, busy), (1, 0));
+    }
+}
+
+#[test]
+fn broken_server_connection_is_replaced() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(&pg.url("app"), "pool_size = 1");
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute("BEGIN").await.unwrap();
+        let pid = scalar(&c, "SELECT pg_backend_pid()").await;
+        pg.psql(&format!("SELECT pg_terminate_backend({pid})"));
+        let err = c.simple_query("SELECT 1").await.unwrap_err();
+        assert!(err.code().is_some(), "{err}");
+        // Inside the lost transaction PostgreSQL semantics apply until ROLLBACK.
+        assert!(c.simple_query("SELECT 1").await.is_err());
+        c.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(scalar(&c, "SELECT 1").await, "1");
+        let pid2 = scalar(&c, "SELECT pg_backend_pid()").await;
+        assert_ne!(pid, pid2);
+    });
+}
