@@ -8,6 +8,7 @@
 
 pub mod conn;
 pub mod error;
+pub mod health;
 pub mod pool;
 pub mod postgres;
 pub mod url;
@@ -38,6 +39,8 @@ pub enum AcquireError {
     },
     #[error("backend \"{backend}\": {source}")]
     Connect { backend: String, source: BackendError },
+    #[error("backend \"{backend}\" is down: {reason}")]
+    Down { backend: String, reason: String },
 }
 
 /// One configured backend.
@@ -125,7 +128,14 @@ impl Backend {
     /// Checks out a server connection, waiting up to the pool wait timeout.
     pub async fn acquire(&self) -> Result<Pooled, AcquireError> {
         let start = Instant::now();
-        let result = self.pool.get_owned().await;
+        let mut health = self.shared.health.subscribe();
+        let result = tokio::select! {
+            r = self.pool.get_owned() => r,
+            _ = health.wait_for(|h| !h.up && h.permanent) => {
+                let reason = self.shared.health.get().last_error.unwrap_or_default();
+                return Err(AcquireError::Down { backend: self.name.to_string(), reason });
+            }
+        };
         let waited = start.elapsed();
         self.metrics.pool_wait_seconds.observe(waited.as_secs_f64());
         result.map_err(|e| match e {
@@ -152,6 +162,10 @@ impl Backend {
     pub fn pool_counts(&self) -> (u32, u32) {
         let s = self.pool.state();
         (s.idle_connections, s.connections - s.idle_connections)
+    }
+
+    pub fn health(&self) -> health::HealthState {
+        self.shared.health.get()
     }
 
     /// Opens a connection outside the pool (health checks, preflight).

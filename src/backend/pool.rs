@@ -9,6 +9,7 @@ use rustls::ClientConfig;
 
 use super::conn::ServerConn;
 use super::error::BackendError;
+use super::health::Health;
 use super::postgres::connect;
 use super::url::PgTarget;
 use crate::metrics::Metrics;
@@ -27,6 +28,7 @@ pub enum Connector {
 pub struct PoolShared {
     pub last_error: Mutex<Option<String>>,
     next_id: AtomicU64,
+    pub health: Health,
 }
 
 impl PoolShared {
@@ -62,9 +64,19 @@ impl bb8::ManageConnection for Manager {
         match &result {
             Ok(conn) => {
                 self.shared.set_error(None);
+                if self.shared.health.mark_up() {
+                    tracing::info!(backend = %self.backend, "backend is up again");
+                }
+                self.metrics.backend_up.with_label_values(&[&self.backend]).set(1);
                 tracing::debug!(backend = %self.backend, id, server = %conn.addr, "server connection opened");
             }
-            Err(e) => self.shared.set_error(Some(e.to_string())),
+            Err(e) => {
+                self.shared.set_error(Some(e.to_string()));
+                if self.shared.health.mark_down(e) {
+                    tracing::warn!(backend = %self.backend, error = %e, "backend is down");
+                }
+                self.metrics.backend_up.with_label_values(&[&self.backend]).set(0);
+            }
         }
         result
     }

@@ -5,3 +5,5 @@ mod support;
 mod proxy_basic;
 mod pgbench;
 mod proxy_session;
+mod hostile;
+mod auth_tls;

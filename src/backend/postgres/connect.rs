@@ -179,7 +179,7 @@ async fn authenticate(conn: &mut ServerConn, target: &PgTarget) -> Result<(), Ba
                 if !offered {
                     return Err(BackendError::UnsupportedAuth { addr, code });
                 }
-                let s = sasl::ScramSha256::new(password()?.as_bytes(), sasl::ChannelBinding::unrequested());
+                let s = sasl::ScramSha256::new(password()?.as_bytes(), sasl::ChannelBinding::unsupported());
                 build::message(&mut out, fe::PASSWORD, |b| {
                     build::cstr(b, sasl::SCRAM_SHA_256.as_bytes());
                     b.put_i32(s.message().len() as i32);

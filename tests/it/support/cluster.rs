@@ -95,6 +95,7 @@ fn template() -> &'static PathBuf {
             c.args(["-D"]).arg(&data).args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"]);
             run(c, "initdb");
             let hba = "local all all trust\n\
+                       hostnossl all tlsonly 127.0.0.1/32 reject\n\
                        host all md5user 127.0.0.1/32 md5\n\
                        host all plainuser 127.0.0.1/32 password\n\
                        host all postgres 127.0.0.1/32 trust\n\
@@ -139,7 +140,8 @@ impl PgCluster {
         cluster.psql(
             "CREATE ROLE app LOGIN PASSWORD 'secret' SUPERUSER; \
              SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'secret'; \
-             RESET password_encryption; CREATE ROLE plainuser LOGIN PASSWORD 'secret';",
+             RESET password_encryption; CREATE ROLE plainuser LOGIN PASSWORD 'secret'; \
+             CREATE ROLE tlsonly LOGIN PASSWORD 'secret';",
         );
         cluster.psql("CREATE DATABASE app OWNER app");
         cluster
@@ -159,6 +161,19 @@ impl PgCluster {
             }
         }
         panic!("cannot start PostgreSQL: {}", std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default());
+    }
+
+    /// Turns TLS on with the given certificate and key (copied into the data directory).
+    pub fn enable_tls(&self, cert: &Path, key: &Path) {
+        for (src, name) in [(cert, "server.crt"), (key, "server.key")] {
+            let dst = self.data.join(name);
+            std::fs::copy(src, &dst).unwrap();
+            let _ = Command::new("chown").arg("postgres").arg(&dst).status();
+            let _ = Command::new("chmod").arg("600").arg(&dst).status();
+        }
+        self.psql("ALTER SYSTEM SET ssl = on");
+        self.psql("SELECT pg_reload_conf()");
+        std::thread::sleep(Duration::from_millis(300));
     }
 
     /// Stops the server (it can be started again on the same port with `restart`).

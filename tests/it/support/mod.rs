@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bouncer;
+pub mod certs;
 pub mod cluster;
 pub mod proxy;
 pub mod raw;

@@ -1,0 +1,129 @@
+//! A backend's health as the proxy last saw it: up, or down with the error and whether
+//! that error will fix itself (a refused connection) or needs an operator (a wrong
+//! password). Waiting clients watch it, so they fail fast on permanent errors instead of
+//! waiting out the pool timeout.
+
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::error::BackendError;
+
+/// A snapshot of a backend's health.
+#[derive(Debug, Clone)]
+pub struct HealthState {
+    pub up: bool,
+    pub last_error: Option<String>,
+    /// The last error needs an operator (authentication, missing database, TLS trust).
+    pub permanent: bool,
+    /// Consecutive failed connection attempts.
+    pub failures: u32,
+    pub since: Instant,
+}
+
+/// Shared health of one backend.
+#[derive(Debug)]
+pub struct Health {
+    tx: watch::Sender<HealthState>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            tx: watch::channel(HealthState {
+                up: true,
+                last_error: None,
+                permanent: false,
+                failures: 0,
+                since: Instant::now(),
+            })
+            .0,
+        }
+    }
+}
+
+/// True for errors that retrying will not fix.
+pub fn is_permanent(e: &BackendError) -> bool {
+    match e {
+        BackendError::Server { code, .. } => code.starts_with("28") || code == "3D000",
+        BackendError::NoPassword { .. }
+        | BackendError::UnsupportedAuth { .. }
+        | BackendError::Scram { .. }
+        | BackendError::TlsRefused { .. }
+        | BackendError::TlsHandshake { .. } => true,
+        _ => false,
+    }
+}
+
+impl Health {
+    pub fn get(&self) -> HealthState {
+        self.tx.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<HealthState> {
+        self.tx.subscribe()
+    }
+
+    /// A connection succeeded. Returns true if the backend was down.
+    pub fn mark_up(&self) -> bool {
+        let mut was_down = false;
+        self.tx.send_if_modified(|s| {
+            if s.up && s.failures == 0 {
+                return false;
+            }
+            was_down = !s.up;
+            *s = HealthState {
+                up: true,
+                last_error: s.last_error.take(),
+                permanent: false,
+                failures: 0,
+                since: if s.up { s.since } else { Instant::now() },
+            };
+            true
+        });
+        was_down
+    }
+
+    /// A connection failed. Returns true if the backend was up.
+    pub fn mark_down(&self, e: &BackendError) -> bool {
+        let mut was_up = false;
+        self.tx.send_modify(|s| {
+            was_up = s.up;
+            s.failures = s.failures.saturating_add(1);
+            s.last_error = Some(e.to_string());
+            s.permanent = is_permanent(e);
+            if s.up {
+                s.up = false;
+                s.since = Instant::now();
+            }
+        });
+        was_up
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions() {
+        let h = Health::default();
+        let refused = BackendError::Connect {
+            addr: "x".into(),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        };
+        assert!(h.mark_down(&refused));
+        assert!(!h.get().up && !h.get().permanent);
+        let auth = BackendError::Server {
+            addr: "x".into(),
+            code: "28P01".into(),
+            message: "password authentication failed".into(),
+        };
+        assert!(!h.mark_down(&auth));
+        assert!(h.get().permanent);
+        assert_eq!(h.get().failures, 2);
+        assert!(h.mark_up());
+        assert!(h.get().up);
+        assert_eq!(h.get().failures, 0);
+    }
+}
