@@ -59,11 +59,18 @@ impl App {
         let mut backends = BTreeMap::new();
         for (name, b) in &cfg.backends {
             let backend = Backend::new(name, b, wait, &metrics)?;
-            metrics.active_backend.with_label_values(&[name]).set((*name == resolved.active) as i64);
+            metrics
+                .active_backend
+                .with_label_values(&[name])
+                .set((*name == resolved.active) as i64);
             backends.insert(name.clone(), Arc::new(backend));
         }
-        let router = Router::new(backends, &resolved.active)
-            .ok_or_else(|| BackendError::Engine(format!("routing.active names unknown backend {}", resolved.active)))?;
+        let router = Router::new(backends, &resolved.active).ok_or_else(|| {
+            BackendError::Engine(format!(
+                "routing.active names unknown backend {}",
+                resolved.active
+            ))
+        })?;
         let tls = match (&cfg.proxy.tls_cert, &cfg.proxy.tls_key) {
             (Some(c), Some(k)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(c, k)?)),
             _ => None,
@@ -86,11 +93,13 @@ impl App {
     /// Binds the proxy listener at its configured address.
     pub async fn bind_proxy(&self) -> Result<TcpListener, AppError> {
         let addr = self.shared.resolved.proxy_addr;
-        TcpListener::bind(addr).await.map_err(|source| AppError::Listen {
-            key: "proxy.listen",
-            addr: addr.to_string(),
-            source,
-        })
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::Listen {
+                key: "proxy.listen",
+                addr: addr.to_string(),
+                source,
+            })
     }
 
     /// Serves clients on `proxy` until `shutdown` turns true.

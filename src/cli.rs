@@ -13,7 +13,11 @@ use crate::config::{Config, Resolved};
 use crate::metrics::Metrics;
 
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version, about = "PostgreSQL wire-protocol sidecar that moves apps between databases without downtime")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "PostgreSQL wire-protocol sidecar that moves apps between databases without downtime"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -28,6 +32,41 @@ pub enum Command {
     },
     /// Validate a config file and print what switchyard would do with it.
     CheckConfig { file: PathBuf },
+}
+
+/// Parses the command line, builds the runtime (worker threads from the config when
+/// serving) and runs the command. Returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let workers = match &cli.command {
+        Command::Serve { config } => load(config.as_ref())
+            .map(|r| r.config.proxy.workers())
+            .unwrap_or(1),
+        _ => 1,
+    };
+    // One worker: a current-thread runtime has no work-stealing overhead at all.
+    let rt = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("switchyard")
+            .enable_all()
+            .build()
+    };
+    let result = match rt {
+        Ok(rt) => rt.block_on(run(cli)),
+        Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchyard: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
 }
 
 /// Runs the parsed command.
@@ -54,7 +93,10 @@ async fn serve(config: Option<PathBuf>) -> Result<()> {
     let active = &resolved.active;
     tracing::info!(%addr, backend = %active, "switchyard is listening");
     println!("switchyard: serving backend \"{active}\" on {addr}");
-    println!("  connect with: psql \"postgres://{}@{addr}/postgres\"", first_user(&resolved));
+    println!(
+        "  connect with: psql \"postgres://{}@{addr}/postgres\"",
+        first_user(&resolved)
+    );
     let (tx, rx) = watch::channel(false);
     let run = tokio::spawn(app.run(listener, rx));
     shutdown_signal().await;
@@ -65,7 +107,11 @@ async fn serve(config: Option<PathBuf>) -> Result<()> {
 }
 
 fn first_user(r: &Resolved) -> String {
-    r.config.users.first().map(|u| u.name.clone()).unwrap_or_else(|| "postgres".into())
+    r.config
+        .users
+        .first()
+        .map(|u| u.name.clone())
+        .unwrap_or_else(|| "postgres".into())
 }
 
 async fn shutdown_signal() {
@@ -83,30 +129,58 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn check_config(file: &PathBuf) -> Result<()> {
+async fn check_config(file: &std::path::Path) -> Result<()> {
     let r = Config::load(file).with_context(|| format!("invalid config {}", file.display()))?;
     let metrics = Metrics::new(prometheus::Registry::new());
     App::build(r.clone(), metrics).context("config is valid but switchyard could not use it")?;
-    for (key, addr) in [("proxy.listen", r.proxy_addr), ("admin.listen", r.admin_addr)] {
+    for (key, addr) in [
+        ("proxy.listen", r.proxy_addr),
+        ("admin.listen", r.admin_addr),
+    ] {
         if let Err(e) = std::net::TcpListener::bind(addr) {
             anyhow::bail!("{key}: cannot listen on {addr}: {e}");
         }
     }
     let c = &r.config;
     println!("config {} is valid", file.display());
-    println!("  proxy:    listen {} (TLS {})", r.proxy_addr, if c.proxy.tls_cert.is_some() { "on" } else { "off" });
+    println!(
+        "  proxy:    listen {} (TLS {})",
+        r.proxy_addr,
+        if c.proxy.tls_cert.is_some() {
+            "on"
+        } else {
+            "off"
+        }
+    );
     if c.users.is_empty() {
         println!("  users:    none: clients on loopback are trusted");
     } else {
         for u in &c.users {
-            println!("  user:     {} ({:?})", u.name, u.auth.unwrap_or(c.proxy.auth));
+            println!(
+                "  user:     {} ({:?})",
+                u.name,
+                u.auth.unwrap_or(c.proxy.auth)
+            );
         }
     }
-    println!("  admin:    listen {} (token {})", r.admin_addr, if c.admin.token.is_some() { "set" } else { "not set" });
+    println!(
+        "  admin:    listen {} (token {})",
+        r.admin_addr,
+        if c.admin.token.is_some() {
+            "set"
+        } else {
+            "not set"
+        }
+    );
     for (name, b) in &c.backends {
-        let url = BackendUrl::parse(&b.url).map(|u| u.redacted()).unwrap_or_default();
+        let url = BackendUrl::parse(&b.url)
+            .map(|u| u.redacted())
+            .unwrap_or_default();
         let active = if *name == r.active { "  <- active" } else { "" };
-        println!("  backend:  {name} = {url} (pool {}, pooler {:?}){active}", b.pool_size, b.pooler);
+        println!(
+            "  backend:  {name} = {url} (pool {}, pooler {:?}){active}",
+            b.pool_size, b.pooler
+        );
     }
     Ok(())
 }

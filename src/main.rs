@@ -1,9 +1,6 @@
-//! The `switchyard` binary: parse the command line, set up logging, run.
+//! The `switchyard` binary: set up logging, then hand over to [`switchyard::cli`].
 
-use clap::Parser;
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -11,12 +8,5 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = switchyard::cli::Cli::parse();
-    match switchyard::cli::run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("switchyard: {e:#}");
-            std::process::ExitCode::from(2)
-        }
-    }
+    switchyard::cli::main()
 }

@@ -36,30 +36,40 @@ pub struct Metrics {
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(format!("switchyard_{name}"), help), labels)
         .expect("valid metric");
-    r.register(Box::new(c.clone())).expect("metric registered once");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
     c
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(format!("switchyard_{name}"), help), labels)
         .expect("valid metric");
-    r.register(Box::new(g.clone())).expect("metric registered once");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
     g
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(format!("switchyard_{name}"), help).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("metric registered once");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
     g
 }
 
-fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
     let h = HistogramVec::new(
         HistogramOpts::new(format!("switchyard_{name}"), help).buckets(buckets),
         labels,
     )
     .expect("valid metric");
-    r.register(Box::new(h.clone())).expect("metric registered once");
+    r.register(Box::new(h.clone()))
+        .expect("metric registered once");
     h
 }
 
@@ -72,41 +82,126 @@ impl Metrics {
     pub fn new(registry: Registry) -> Self {
         let r = &registry;
         let pause_seconds = Histogram::with_opts(
-            HistogramOpts::new("switchyard_pause_seconds", "How long clients were paused by a switch or pause")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0]),
+            HistogramOpts::new(
+                "switchyard_pause_seconds",
+                "How long clients were paused by a switch or pause",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+            ]),
         )
         .expect("valid metric");
-        r.register(Box::new(pause_seconds.clone())).expect("metric registered once");
+        r.register(Box::new(pause_seconds.clone()))
+            .expect("metric registered once");
         let backoff = prometheus::GaugeVec::new(
-            Opts::new("switchyard_backend_backoff_seconds", "Current reconnect backoff delay per backend"),
+            Opts::new(
+                "switchyard_backend_backoff_seconds",
+                "Current reconnect backoff delay per backend",
+            ),
             &["backend"],
         )
         .expect("valid metric");
-        r.register(Box::new(backoff.clone())).expect("metric registered once");
-        let clients_total = IntCounter::new("switchyard_client_connections_total", "Client connections accepted")
-            .expect("valid metric");
-        r.register(Box::new(clients_total.clone())).expect("metric registered once");
+        r.register(Box::new(backoff.clone()))
+            .expect("metric registered once");
+        let clients_total = IntCounter::new(
+            "switchyard_client_connections_total",
+            "Client connections accepted",
+        )
+        .expect("valid metric");
+        r.register(Box::new(clients_total.clone()))
+            .expect("metric registered once");
         Metrics {
             clients_current: gauge(r, "client_connections", "Client connections open now"),
             clients_total,
-            clients_waiting: gauge(r, "clients_waiting", "Clients waiting for a server connection or a pause"),
-            auth_failures: counter_vec(r, "client_auth_failures_total", "Failed client logins", &["method"]),
-            server_connections: gauge_vec(r, "server_connections", "Server connections per backend and state", &["backend", "state"]),
-            pool_waiting: gauge_vec(r, "pool_waiting", "Clients waiting on a backend's pool", &["backend"]),
-            backend_up: gauge_vec(r, "backend_up", "1 when the backend is reachable", &["backend"]),
-            connect_attempts: counter_vec(r, "backend_connect_attempts_total", "Server connections attempted", &["backend"]),
-            connect_failures: counter_vec(r, "backend_connect_failures_total", "Server connections that failed", &["backend", "kind"]),
+            clients_waiting: gauge(
+                r,
+                "clients_waiting",
+                "Clients waiting for a server connection or a pause",
+            ),
+            auth_failures: counter_vec(
+                r,
+                "client_auth_failures_total",
+                "Failed client logins",
+                &["method"],
+            ),
+            server_connections: gauge_vec(
+                r,
+                "server_connections",
+                "Server connections per backend and state",
+                &["backend", "state"],
+            ),
+            pool_waiting: gauge_vec(
+                r,
+                "pool_waiting",
+                "Clients waiting on a backend's pool",
+                &["backend"],
+            ),
+            backend_up: gauge_vec(
+                r,
+                "backend_up",
+                "1 when the backend is reachable",
+                &["backend"],
+            ),
+            connect_attempts: counter_vec(
+                r,
+                "backend_connect_attempts_total",
+                "Server connections attempted",
+                &["backend"],
+            ),
+            connect_failures: counter_vec(
+                r,
+                "backend_connect_failures_total",
+                "Server connections that failed",
+                &["backend", "kind"],
+            ),
             backoff_seconds: backoff,
-            active_backend: gauge_vec(r, "active_backend", "1 for the backend new transactions go to", &["backend"]),
-            transactions: counter_vec(r, "transactions_total", "Transactions (server checkouts) per backend", &["backend"]),
-            queries: counter_vec(r, "queries_total", "Queries and executes per backend", &["backend"]),
-            transaction_seconds: histogram_vec(r, "transaction_seconds", "Time a client held a server connection", &["backend"], LATENCY_BUCKETS.to_vec()),
-            pool_wait_seconds: histogram_vec(r, "pool_wait_seconds", "Time a client waited for a server connection", &["backend"], LATENCY_BUCKETS.to_vec()),
-            switches: counter_vec(r, "switches_total", "Backend switches by result", &["result"]),
+            active_backend: gauge_vec(
+                r,
+                "active_backend",
+                "1 for the backend new transactions go to",
+                &["backend"],
+            ),
+            transactions: counter_vec(
+                r,
+                "transactions_total",
+                "Transactions (server checkouts) per backend",
+                &["backend"],
+            ),
+            queries: counter_vec(
+                r,
+                "queries_total",
+                "Queries and executes per backend",
+                &["backend"],
+            ),
+            transaction_seconds: histogram_vec(
+                r,
+                "transaction_seconds",
+                "Time a client held a server connection",
+                &["backend"],
+                LATENCY_BUCKETS.to_vec(),
+            ),
+            pool_wait_seconds: histogram_vec(
+                r,
+                "pool_wait_seconds",
+                "Time a client waited for a server connection",
+                &["backend"],
+                LATENCY_BUCKETS.to_vec(),
+            ),
+            switches: counter_vec(
+                r,
+                "switches_total",
+                "Backend switches by result",
+                &["result"],
+            ),
             pause_seconds,
             paused: gauge(r, "paused", "1 while new transactions are held"),
             errors: counter_vec(r, "errors_total", "Errors by kind", &["kind"]),
-            cancel_requests: counter_vec(r, "cancel_requests_total", "Cancel requests by outcome", &["outcome"]),
+            cancel_requests: counter_vec(
+                r,
+                "cancel_requests_total",
+                "Cancel requests by outcome",
+                &["outcome"],
+            ),
             registry,
         }
     }
@@ -157,6 +252,9 @@ mod tests {
         a.clients_total.inc();
         assert_eq!(b.clients_total.get(), 0);
         a.for_backend("x").transactions.inc();
-        assert!(a.render().contains("switchyard_transactions_total{backend=\"x\"} 1"));
+        assert!(
+            a.render()
+                .contains("switchyard_transactions_total{backend=\"x\"} 1")
+        );
     }
 }

@@ -63,4 +63,9 @@ pub enum ServerStream {
     Local(DuplexStream),
 }
 
-delegate_io!(ServerStream { Tcp, Unix, Tls, Local });
+delegate_io!(ServerStream {
+    Tcp,
+    Unix,
+    Tls,
+    Local
+});

@@ -6,12 +6,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 use thiserror::Error;
 
 use crate::config::SslMode;
@@ -19,7 +22,11 @@ use crate::config::SslMode;
 #[derive(Debug, Error)]
 pub enum TlsError {
     #[error("cannot read {what} {path}: {detail}")]
-    File { what: &'static str, path: String, detail: String },
+    File {
+        what: &'static str,
+        path: String,
+        detail: String,
+    },
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
     #[error("no trusted root certificates: {0}")]
@@ -84,25 +91,34 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
 }
 
 /// The connector for a backend, or None for `sslmode=disable`.
-pub fn client_config(mode: SslMode, ca_file: Option<&Path>) -> Result<Option<Arc<ClientConfig>>, TlsError> {
+pub fn client_config(
+    mode: SslMode,
+    ca_file: Option<&Path>,
+) -> Result<Option<Arc<ClientConfig>>, TlsError> {
     let provider = provider();
-    let builder = ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
     let config = match mode {
         SslMode::Disable => return Ok(None),
         SslMode::Prefer | SslMode::Require => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider.signature_verification_algorithms)))
+            .with_custom_certificate_verifier(Arc::new(NoVerify(
+                provider.signature_verification_algorithms,
+            )))
             .with_no_client_auth(),
         SslMode::VerifyCa => {
-            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ca_file)?), provider)
-                .build()
-                .map_err(|e| TlsError::NoRoots(e.to_string()))?;
+            let inner =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ca_file)?), provider)
+                    .build()
+                    .map_err(|e| TlsError::NoRoots(e.to_string()))?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
                 .with_no_client_auth()
         }
-        SslMode::VerifyFull => builder.with_root_certificates(roots(ca_file)?).with_no_client_auth(),
+        SslMode::VerifyFull => builder
+            .with_root_certificates(roots(ca_file)?)
+            .with_no_client_auth(),
     };
     Ok(Some(Arc::new(config)))
 }
@@ -159,7 +175,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),

@@ -138,10 +138,8 @@ impl ServerConn {
                 be::COMMAND_COMPLETE => res
                     .tags
                     .push(String::from_utf8_lossy(parse::command_tag(&body)).into_owned()),
-                be::ERROR_RESPONSE => {
-                    if res.error.is_none() {
-                        res.error = Some(parse::error_fields(&body));
-                    }
+                be::ERROR_RESPONSE if res.error.is_none() => {
+                    res.error = Some(parse::error_fields(&body));
                 }
                 be::PARAMETER_STATUS => {
                     self.note_parameter(&body);

@@ -55,6 +55,11 @@ pub fn is_permanent(e: &BackendError) -> bool {
     }
 }
 
+/// Resolves when the backend goes down with a permanent error.
+pub async fn wait_down_permanent(rx: &mut watch::Receiver<HealthState>) {
+    let _ = rx.wait_for(|h| !h.up && h.permanent).await;
+}
+
 impl Health {
     pub fn get(&self) -> HealthState {
         self.tx.borrow().clone()

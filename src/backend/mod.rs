@@ -38,7 +38,10 @@ pub enum AcquireError {
         last: Option<String>,
     },
     #[error("backend \"{backend}\": {source}")]
-    Connect { backend: String, source: BackendError },
+    Connect {
+        backend: String,
+        source: BackendError,
+    },
     #[error("backend \"{backend}\" is down: {reason}")]
     Down { backend: String, reason: String },
 }
@@ -70,7 +73,8 @@ impl Backend {
         pool_wait: Duration,
         metrics: &Metrics,
     ) -> Result<Backend, BackendError> {
-        let url = BackendUrl::parse(&cfg.url).map_err(|e| BackendError::Engine(format!("backends.{name}.url: {e}")))?;
+        let url = BackendUrl::parse(&cfg.url)
+            .map_err(|e| BackendError::Engine(format!("backends.{name}.url: {e}")))?;
         let display = url.redacted();
         let (connector, pooler) = match url {
             BackendUrl::Postgres(mut target) => {
@@ -125,20 +129,28 @@ impl Backend {
         })
     }
 
-    /// Checks out a server connection, waiting up to the pool wait timeout.
-    pub async fn acquire(&self) -> Result<Pooled, AcquireError> {
+    /// Checks out a server connection, waiting up to the pool wait timeout. Returns it
+    /// with the time it was obtained.
+    pub async fn acquire(&self) -> Result<(Pooled, Instant), AcquireError> {
         let start = Instant::now();
-        let mut health = self.shared.health.subscribe();
-        let result = tokio::select! {
-            r = self.pool.get_owned() => r,
-            _ = health.wait_for(|h| !h.up && h.permanent) => {
-                let reason = self.shared.health.get().last_error.unwrap_or_default();
-                return Err(AcquireError::Down { backend: self.name.to_string(), reason });
+        let result = if self
+            .shared
+            .down_permanent
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.acquire_when_down().await
+        } else {
+            let mut health = self.shared.health.subscribe();
+            tokio::select! {
+                biased;
+                r = self.pool.get_owned() => r,
+                _ = health::wait_down_permanent(&mut health) => self.acquire_when_down().await,
             }
         };
-        let waited = start.elapsed();
+        let now = Instant::now();
+        let waited = now - start;
         self.metrics.pool_wait_seconds.observe(waited.as_secs_f64());
-        result.map_err(|e| match e {
+        result.map(|c| (c, now)).map_err(|e| match e {
             bb8::RunError::User(source) => AcquireError::Connect {
                 backend: self.name.to_string(),
                 source,
@@ -151,10 +163,23 @@ impl Backend {
         })
     }
 
+    /// The backend is down with an error that will not fix itself: try once more in the
+    /// background (bb8 opens a connection when asked), and fail this checkout now.
+    async fn acquire_when_down(&self) -> Result<Pooled, bb8::RunError<BackendError>> {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let _ = pool.get().await;
+        });
+        let reason = self.shared.health.get().last_error.unwrap_or_default();
+        Err(bb8::RunError::User(BackendError::Engine(reason)))
+    }
+
     /// Asks the server running `key` to cancel its current query.
     pub async fn cancel(&self, key: (u32, u32)) -> Result<(), BackendError> {
         match &*self.connector {
-            Connector::Postgres { target, tls } => postgres::connect::cancel(target, tls.as_ref(), key).await,
+            Connector::Postgres { target, tls } => {
+                postgres::connect::cancel(target, tls.as_ref(), key).await
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 //! error sink so that failed connects are logged and counted instead of vanishing into
 //! bb8's bare `TimedOut`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustls::ClientConfig;
@@ -29,6 +29,8 @@ pub struct PoolShared {
     pub last_error: Mutex<Option<String>>,
     next_id: AtomicU64,
     pub health: Health,
+    /// Mirrors "down with a permanent error", so the checkout fast path is one load.
+    pub down_permanent: AtomicBool,
 }
 
 impl PoolShared {
@@ -57,25 +59,39 @@ impl bb8::ManageConnection for Manager {
 
     async fn connect(&self) -> Result<ServerConn, BackendError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        self.metrics.connect_attempts.with_label_values(&[&self.backend]).inc();
+        self.metrics
+            .connect_attempts
+            .with_label_values(&[&self.backend])
+            .inc();
         let result = match &*self.connector {
             Connector::Postgres { target, tls } => connect::connect(target, tls.as_ref(), id).await,
         };
         match &result {
             Ok(conn) => {
                 self.shared.set_error(None);
+                self.shared.down_permanent.store(false, Ordering::Relaxed);
                 if self.shared.health.mark_up() {
                     tracing::info!(backend = %self.backend, "backend is up again");
                 }
-                self.metrics.backend_up.with_label_values(&[&self.backend]).set(1);
+                self.metrics
+                    .backend_up
+                    .with_label_values(&[&self.backend])
+                    .set(1);
                 tracing::debug!(backend = %self.backend, id, server = %conn.addr, "server connection opened");
             }
             Err(e) => {
                 self.shared.set_error(Some(e.to_string()));
-                if self.shared.health.mark_down(e) {
+                let was_up = self.shared.health.mark_down(e);
+                self.shared
+                    .down_permanent
+                    .store(self.shared.health.get().permanent, Ordering::Relaxed);
+                if was_up {
                     tracing::warn!(backend = %self.backend, error = %e, "backend is down");
                 }
-                self.metrics.backend_up.with_label_values(&[&self.backend]).set(0);
+                self.metrics
+                    .backend_up
+                    .with_label_values(&[&self.backend])
+                    .set(0);
             }
         }
         result

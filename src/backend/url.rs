@@ -11,9 +11,15 @@ use crate::config::SslMode;
 /// Where a PostgreSQL server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PgHost {
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
     /// A Unix socket directory (`?host=/run/postgresql`); the socket is `.s.PGSQL.<port>`.
-    Unix { dir: PathBuf, port: u16 },
+    Unix {
+        dir: PathBuf,
+        port: u16,
+    },
 }
 
 impl PgHost {
@@ -65,7 +71,11 @@ impl fmt::Debug for PgTarget {
 impl fmt::Display for PgTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pw = if self.password.is_some() { ":***" } else { "" };
-        write!(f, "postgres://{}{pw}@{}/{}", self.user, self.host, self.database)
+        write!(
+            f,
+            "postgres://{}{pw}@{}/{}",
+            self.user, self.host, self.database
+        )
     }
 }
 
@@ -130,7 +140,9 @@ fn parse_pg(s: &str) -> Result<PgTarget, String> {
         match k.as_ref() {
             "sslmode" => {
                 sslmode = Some(SslMode::parse(&v).ok_or_else(|| {
-                    format!("sslmode={v} is not one of disable, prefer, require, verify-ca, verify-full")
+                    format!(
+                        "sslmode={v} is not one of disable, prefer, require, verify-ca, verify-full"
+                    )
                 })?)
             }
             "sslrootcert" => ca_file = Some(PathBuf::from(v.as_ref())),

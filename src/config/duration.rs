@@ -35,7 +35,7 @@ impl TryFrom<String> for Dur {
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 == 0 {
+        if ms.is_multiple_of(1000) {
             write!(f, "{}s", ms / 1000)
         } else {
             write!(f, "{ms}ms")
@@ -58,7 +58,11 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         "s" => n.saturating_mul(1000),
         "m" => n.saturating_mul(60_000),
         "h" => n.saturating_mul(3_600_000),
-        other => return Err(format!("unknown duration unit {other:?} in {s:?} (ms, s, m, h)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {s:?} (ms, s, m, h)"
+            ));
+        }
     };
     Ok(Duration::from_millis(ms))
 }

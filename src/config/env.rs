@@ -32,10 +32,8 @@ pub fn expand_value(
     env: &dyn EnvSource,
 ) -> Result<(), ConfigError> {
     match value {
-        toml::Value::String(s) => {
-            if s.contains("${") {
-                *s = expand_str(s, path, env)?;
-            }
+        toml::Value::String(s) if s.contains("${") => {
+            *s = expand_str(s, path, env)?;
         }
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {

@@ -100,6 +100,9 @@ pub struct ProxyConfig {
     pub max_message_size: usize,
     /// How long a client waits for a server connection before it gets an error.
     pub pool_wait_timeout: Dur,
+    /// Threads serving clients; 0 means half the CPU cores (at least one), which leaves
+    /// the rest to a database on the same host.
+    pub worker_threads: usize,
 }
 
 impl Default for ProxyConfig {
@@ -112,6 +115,7 @@ impl Default for ProxyConfig {
             max_client_connections: 10_000,
             max_message_size: 64 << 20,
             pool_wait_timeout: Dur::secs(30),
+            worker_threads: 0,
         }
     }
 }
@@ -208,6 +212,19 @@ pub struct Resolved {
     pub active: String,
 }
 
+impl ProxyConfig {
+    /// The number of runtime worker threads to use.
+    pub fn workers(&self) -> usize {
+        if self.worker_threads > 0 {
+            return self.worker_threads;
+        }
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        (cores / 2).max(1)
+    }
+}
+
 impl Config {
     /// Reads, expands and validates a config file.
     pub fn load(path: &Path) -> Result<Resolved, ConfigError> {
@@ -220,13 +237,15 @@ impl Config {
 
     /// Parses, expands and validates config text.
     pub fn from_toml(text: &str, env: &dyn env::EnvSource) -> Result<Resolved, ConfigError> {
-        let mut value: toml::Value = toml::from_str(text).map_err(|e| {
-            ConfigError::Syntax(e.to_string().trim_end().replace('\n', " "))
-        })?;
+        let mut value: toml::Value = toml::from_str(text)
+            .map_err(|e| ConfigError::Syntax(e.to_string().trim_end().replace('\n', " ")))?;
         env::expand_value(&mut value, "", env)?;
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::invalid(if key == "." { "config".into() } else { key }, e.into_inner().to_string())
+            ConfigError::invalid(
+                if key == "." { "config".into() } else { key },
+                e.into_inner().to_string(),
+            )
         })?;
         config.validate()
     }
@@ -249,6 +268,8 @@ impl Config {
             },
         );
         config.routing.active = Some("local".into());
-        config.validate().expect("the embedded default config is valid")
+        config
+            .validate()
+            .expect("the embedded default config is valid")
     }
 }

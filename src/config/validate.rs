@@ -8,7 +8,10 @@ use crate::backend::url::BackendUrl;
 
 fn addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
     s.parse().map_err(|_| {
-        ConfigError::invalid(key, format!("{s:?} is not an IP:port address (e.g. 127.0.0.1:6432)"))
+        ConfigError::invalid(
+            key,
+            format!("{s:?} is not an IP:port address (e.g. 127.0.0.1:6432)"),
+        )
     })
 }
 
@@ -33,8 +36,18 @@ impl Config {
     fn validate_proxy(&self, proxy_addr: SocketAddr) -> Result<(), ConfigError> {
         let p = &self.proxy;
         match (&p.tls_cert, &p.tls_key) {
-            (Some(_), None) => return Err(ConfigError::invalid("proxy.tls_key", "tls_cert is set but tls_key is not")),
-            (None, Some(_)) => return Err(ConfigError::invalid("proxy.tls_cert", "tls_key is set but tls_cert is not")),
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "proxy.tls_key",
+                    "tls_cert is set but tls_key is not",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "proxy.tls_cert",
+                    "tls_key is set but tls_cert is not",
+                ));
+            }
             (Some(c), Some(k)) => {
                 for (key, path) in [("proxy.tls_cert", c), ("proxy.tls_key", k)] {
                     std::fs::metadata(path).map_err(|e| {
@@ -45,15 +58,29 @@ impl Config {
             (None, None) => {}
         }
         if p.max_client_connections == 0 {
-            return Err(ConfigError::invalid("proxy.max_client_connections", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "proxy.max_client_connections",
+                "must be at least 1",
+            ));
+        }
+        if p.max_message_size > 1 << 30 {
+            return Err(ConfigError::invalid(
+                "proxy.max_message_size",
+                "must be at most 1 GiB (1073741824 bytes)",
+            ));
         }
         if p.max_message_size < 1024 {
-            return Err(ConfigError::invalid("proxy.max_message_size", "must be at least 1024 bytes"));
+            return Err(ConfigError::invalid(
+                "proxy.max_message_size",
+                "must be at least 1024 bytes",
+            ));
         }
         if self.users.is_empty() && !proxy_addr.ip().is_loopback() {
             return Err(ConfigError::invalid(
                 "users",
-                format!("proxy.listen {proxy_addr} is not loopback, so [[users]] with passwords are required"),
+                format!(
+                    "proxy.listen {proxy_addr} is not loopback, so [[users]] with passwords are required"
+                ),
             ));
         }
         Ok(())
@@ -63,16 +90,25 @@ impl Config {
         let mut seen = HashSet::new();
         for (i, u) in self.users.iter().enumerate() {
             if u.name.is_empty() {
-                return Err(ConfigError::invalid(format!("users[{i}].name"), "must not be empty"));
+                return Err(ConfigError::invalid(
+                    format!("users[{i}].name"),
+                    "must not be empty",
+                ));
             }
             if !seen.insert(u.name.as_str()) {
-                return Err(ConfigError::invalid(format!("users[{i}].name"), format!("user {:?} is listed twice", u.name)));
+                return Err(ConfigError::invalid(
+                    format!("users[{i}].name"),
+                    format!("user {:?} is listed twice", u.name),
+                ));
             }
             let method = u.auth.unwrap_or(self.proxy.auth);
             if method != AuthMethod::Trust && u.password.is_empty() {
                 return Err(ConfigError::invalid(
                     format!("users[{i}].password"),
-                    format!("user {:?} has no password (set one, or auth = \"trust\")", u.name),
+                    format!(
+                        "user {:?} has no password (set one, or auth = \"trust\")",
+                        u.name
+                    ),
                 ));
             }
             if method == AuthMethod::Md5 && u.password.starts_with("SCRAM-SHA-256$") {
@@ -104,26 +140,48 @@ impl Config {
 
     fn validate_backends(&self) -> Result<(), ConfigError> {
         if self.backends.is_empty() {
-            return Err(ConfigError::invalid("backends", "at least one [backends.NAME] is required"));
+            return Err(ConfigError::invalid(
+                "backends",
+                "at least one [backends.NAME] is required",
+            ));
         }
         for (name, b) in &self.backends {
             let key = |k: &str| format!("backends.{name}.{k}");
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return Err(ConfigError::invalid(format!("backends.{name}"), "names may use letters, digits, '_' and '-'"));
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(ConfigError::invalid(
+                    format!("backends.{name}"),
+                    "names may use letters, digits, '_' and '-'",
+                ));
             }
             BackendUrl::parse(&b.url).map_err(|e| ConfigError::invalid(key("url"), e))?;
             if b.pool_size == 0 || b.pool_size > 10_000 {
-                return Err(ConfigError::invalid(key("pool_size"), "must be between 1 and 10000"));
+                return Err(ConfigError::invalid(
+                    key("pool_size"),
+                    "must be between 1 and 10000",
+                ));
             }
             if b.min_idle > b.pool_size {
-                return Err(ConfigError::invalid(key("min_idle"), "must not exceed pool_size"));
+                return Err(ConfigError::invalid(
+                    key("min_idle"),
+                    "must not exceed pool_size",
+                ));
             }
             if b.connect_timeout.get().is_zero() {
-                return Err(ConfigError::invalid(key("connect_timeout"), "must be positive"));
+                return Err(ConfigError::invalid(
+                    key("connect_timeout"),
+                    "must be positive",
+                ));
             }
             if let Some(ca) = &b.ca_file {
                 std::fs::metadata(ca).map_err(|e| {
-                    ConfigError::invalid(key("ca_file"), format!("cannot read {}: {e}", ca.display()))
+                    ConfigError::invalid(
+                        key("ca_file"),
+                        format!("cannot read {}: {e}", ca.display()),
+                    )
                 })?;
             }
         }
@@ -135,12 +193,20 @@ impl Config {
             Some(name) if self.backends.contains_key(name) => Ok(name.clone()),
             Some(name) => Err(ConfigError::invalid(
                 "routing.active",
-                format!("no backend named {name:?} (known: {})", self.backend_names()),
+                format!(
+                    "no backend named {name:?} (known: {})",
+                    self.backend_names()
+                ),
             )),
-            None if self.backends.len() == 1 => Ok(self.backends.keys().next().cloned().unwrap_or_default()),
+            None if self.backends.len() == 1 => {
+                Ok(self.backends.keys().next().cloned().unwrap_or_default())
+            }
             None => Err(ConfigError::invalid(
                 "routing.active",
-                format!("several backends are configured ({}); say which one is active", self.backend_names()),
+                format!(
+                    "several backends are configured ({}); say which one is active",
+                    self.backend_names()
+                ),
             )),
         }
     }
@@ -194,11 +260,17 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let e = err_of(&GOOD.replace("pool_size = 5", "pool_sise = 5"));
-        assert!(e.contains("backends.local") && e.contains("pool_sise"), "{e}");
+        assert!(
+            e.contains("backends.local") && e.contains("pool_sise"),
+            "{e}"
+        );
         let e = err_of(&GOOD.replace("postgres://app:x@127.0.0.1:5432/app", "nope://"));
         assert!(e.starts_with("backends.local.url"), "{e}");
         let e = err_of(&GOOD.replace("${PW}", "${MISSING}"));
-        assert!(e.contains("users[0].password") && e.contains("MISSING"), "{e}");
+        assert!(
+            e.contains("users[0].password") && e.contains("MISSING"),
+            "{e}"
+        );
         let e = err_of(&GOOD.replace("password = \"${PW}\"", ""));
         assert!(e.starts_with("users[0].password"), "{e}");
         let e = err_of(&GOOD.replace("127.0.0.1:7000", "localhost"));

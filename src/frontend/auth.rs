@@ -67,7 +67,10 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn read_password<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut) -> Result<bytes::Bytes, AuthError> {
+async fn read_password<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut BytesMut,
+) -> Result<bytes::Bytes, AuthError> {
     let (tag, body) = wire::read_message(s, buf, AUTH_MSG_LIMIT).await?;
     if tag != fe::PASSWORD {
         return Err(AuthError::Malformed("expected a password message"));
@@ -147,35 +150,59 @@ async fn scram_exchange<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), AuthError> {
     let known = secret.is_some();
     // Unknown users get a made-up verifier so the exchange looks the same.
-    let secret = secret.unwrap_or_else(|| ScramSecret::from_password(&hex(&rand::random::<[u8; 16]>())));
+    let secret =
+        secret.unwrap_or_else(|| ScramSecret::from_password(&hex(&rand::random::<[u8; 16]>())));
     let mut out = BytesMut::new();
     build::authentication(&mut out, 10, b"SCRAM-SHA-256\0\0");
     wire::send(s, &out).await?;
 
     let body = read_password(s, buf).await?;
-    let (mech, rest) = body.split_at(memchr::memchr(0, &body).ok_or(AuthError::Malformed("SASL mechanism"))?);
+    let (mech, rest) =
+        body.split_at(memchr::memchr(0, &body).ok_or(AuthError::Malformed("SASL mechanism"))?);
     if mech != b"SCRAM-SHA-256" || rest.len() < 5 {
         return Err(AuthError::Malformed("unsupported SASL mechanism"));
     }
     let first = std::str::from_utf8(&rest[5..]).map_err(|_| AuthError::Malformed("not UTF-8"))?;
     let cf = parse_client_first(first)?;
-    let server_nonce = format!("{}{}", cf.nonce, STANDARD.encode(rand::random::<[u8; 18]>()));
-    let server_first = format!("r={server_nonce},s={},i={}", STANDARD.encode(&secret.salt), secret.iterations);
+    let server_nonce = format!(
+        "{}{}",
+        cf.nonce,
+        STANDARD.encode(rand::random::<[u8; 18]>())
+    );
+    let server_first = format!(
+        "r={server_nonce},s={},i={}",
+        STANDARD.encode(&secret.salt),
+        secret.iterations
+    );
     out.clear();
     build::authentication(&mut out, 11, server_first.as_bytes());
     wire::send(s, &out).await?;
 
     let body = read_password(s, buf).await?;
     let final_msg = std::str::from_utf8(&body).map_err(|_| AuthError::Malformed("not UTF-8"))?;
-    let (without_proof, proof) = final_msg.rsplit_once(",p=").ok_or(AuthError::Malformed("client proof"))?;
+    let (without_proof, proof) = final_msg
+        .rsplit_once(",p=")
+        .ok_or(AuthError::Malformed("client proof"))?;
     let mut attrs = without_proof.split(',');
-    let cbind = attrs.next().and_then(|a| a.strip_prefix("c=")).ok_or(AuthError::Malformed("channel binding"))?;
-    let nonce = attrs.next().and_then(|a| a.strip_prefix("r=")).ok_or(AuthError::Malformed("nonce"))?;
-    let proof = STANDARD.decode(proof).map_err(|_| AuthError::Malformed("client proof"))?;
+    let cbind = attrs
+        .next()
+        .and_then(|a| a.strip_prefix("c="))
+        .ok_or(AuthError::Malformed("channel binding"))?;
+    let nonce = attrs
+        .next()
+        .and_then(|a| a.strip_prefix("r="))
+        .ok_or(AuthError::Malformed("nonce"))?;
+    let proof = STANDARD
+        .decode(proof)
+        .map_err(|_| AuthError::Malformed("client proof"))?;
     let cbind_ok = cbind == STANDARD.encode(cf.gs2_header.as_bytes());
     let auth_message = format!("{},{},{}", cf.bare, server_first, without_proof);
     let signature = hmac(&secret.stored_key, auth_message.as_bytes());
-    let client_key: Vec<u8> = proof.iter().zip(signature.iter()).map(|(p, s)| p ^ s).collect();
+    let client_key: Vec<u8> = proof
+        .iter()
+        .zip(signature.iter())
+        .map(|(p, s)| p ^ s)
+        .collect();
     let stored: [u8; 32] = Sha256::digest(&client_key).into();
     let proof_ok = proof.len() == 32 && bool::from(stored.ct_eq(&secret.stored_key));
     if !(known && cbind_ok && nonce == server_nonce && proof_ok) {
@@ -183,7 +210,11 @@ async fn scram_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let verifier = hmac(&secret.server_key, auth_message.as_bytes());
     out.clear();
-    build::authentication(&mut out, 12, format!("v={}", STANDARD.encode(verifier)).as_bytes());
+    build::authentication(
+        &mut out,
+        12,
+        format!("v={}", STANDARD.encode(verifier)).as_bytes(),
+    );
     wire::send(s, &out).await?;
     Ok(())
 }

@@ -15,7 +15,11 @@ use crate::protocol::build::ErrorFields;
 use crate::protocol::sqlstate;
 
 /// Accepts clients until `shutdown` turns true.
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -54,8 +58,11 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
     let _count = ClientCount(shared.clone());
     if shared.metrics.clients_current.get() as usize > shared.proxy.max_client_connections {
         let mut tcp = tcp;
-        let err = ErrorFields::fatal(sqlstate::TOO_MANY_CONNECTIONS, "sorry, too many clients already")
-            .with_hint("raise proxy.max_client_connections");
+        let err = ErrorFields::fatal(
+            sqlstate::TOO_MANY_CONNECTIONS,
+            "sorry, too many clients already",
+        )
+        .with_hint("raise proxy.max_client_connections");
         wire::send_error(&mut tcp, &err).await;
         return;
     }

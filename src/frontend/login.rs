@@ -34,26 +34,51 @@ pub enum LoginError {
 impl LoginError {
     fn to_client(&self) -> Option<ErrorFields> {
         Some(match self {
-            LoginError::Auth(AuthError::Failed(_)) => ErrorFields::fatal(sqlstate::INVALID_PASSWORD, self.to_string()),
-            LoginError::Auth(AuthError::Malformed(_)) => ErrorFields::fatal(sqlstate::PROTOCOL_VIOLATION, self.to_string()),
-            LoginError::Backend(m) => ErrorFields::fatal(sqlstate::CONNECTION_FAILURE, m.clone()),
-            LoginError::Setting { message, .. } => {
-                ErrorFields::fatal(sqlstate::INVALID_PARAMETER_VALUE, format!("invalid startup setting: {message}"))
+            LoginError::Auth(AuthError::Failed(_)) => {
+                ErrorFields::fatal(sqlstate::INVALID_PASSWORD, self.to_string())
             }
+            LoginError::Auth(AuthError::Malformed(_)) => {
+                ErrorFields::fatal(sqlstate::PROTOCOL_VIOLATION, self.to_string())
+            }
+            LoginError::Backend(m) => ErrorFields::fatal(sqlstate::CONNECTION_FAILURE, m.clone()),
+            LoginError::Setting { message, .. } => ErrorFields::fatal(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("invalid startup setting: {message}"),
+            ),
             _ => return None,
         })
     }
 }
 
 /// Authenticates and greets the client; returns its session ready to run.
-pub async fn login(shared: &Arc<Shared>, mut client: ClientStream, startup: StartupMessage) -> Result<Session, LoginError> {
+pub async fn login(
+    shared: &Arc<Shared>,
+    mut client: ClientStream,
+    startup: StartupMessage,
+) -> Result<Session, LoginError> {
     let mut buf = BytesMut::new();
     let user = startup.get("user").unwrap_or_default().to_string();
-    match auth::authenticate(&mut client, &mut buf, &shared.users, &user, shared.proxy.auth).await {
+    match auth::authenticate(
+        &mut client,
+        &mut buf,
+        &shared.users,
+        &user,
+        shared.proxy.auth,
+    )
+    .await
+    {
         Ok(_) => {}
         Err(e) => {
-            let method = shared.users.get(&user).map(|u| u.method).unwrap_or(shared.proxy.auth);
-            shared.metrics.auth_failures.with_label_values(&[AuthError::method_label(method)]).inc();
+            let method = shared
+                .users
+                .get(&user)
+                .map(|u| u.method)
+                .unwrap_or(shared.proxy.auth);
+            shared
+                .metrics
+                .auth_failures
+                .with_label_values(&[AuthError::method_label(method)])
+                .inc();
             tracing::info!(user = %user, error = %e, "client authentication failed");
             if let Some(err) = LoginError::from(e).to_client() {
                 wire::send_error(&mut client, &err).await;

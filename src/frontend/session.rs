@@ -39,7 +39,14 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(shared: Arc<Shared>, client: ClientStream, client_in: BytesMut, relay: Relay, cancel: CancelHandle, id: u64) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        client: ClientStream,
+        client_in: BytesMut,
+        relay: Relay,
+        cancel: CancelHandle,
+        id: u64,
+    ) -> Self {
         Session {
             shared,
             client,
@@ -74,12 +81,22 @@ impl Session {
             let event = {
                 let server = self.held.as_mut().map(|h| {
                     let conn = &mut *h.conn;
-                    (&mut conn.stream, &mut conn.rbuf, Out { buf: &mut self.relay.server_out, dirty: &mut self.server_dirty })
+                    (
+                        &mut conn.stream,
+                        &mut conn.rbuf,
+                        Out {
+                            buf: &mut self.relay.server_out,
+                            dirty: &mut self.server_dirty,
+                        },
+                    )
                 });
                 pump::step(Sides {
                     client: &mut self.client,
                     client_in: &mut self.client_in,
-                    client_out: Out { buf: &mut self.relay.client_out, dirty: &mut self.client_dirty },
+                    client_out: Out {
+                        buf: &mut self.relay.client_out,
+                        dirty: &mut self.client_dirty,
+                    },
                     server,
                     read_client: true,
                     wake_on_drain: has_pending,
@@ -108,7 +125,10 @@ impl Session {
     }
 
     fn has_complete_message(&self) -> bool {
-        matches!(framing::complete(&self.client_in, self.relay.max_message), Ok(Some(_)))
+        matches!(
+            framing::complete(&self.client_in, self.relay.max_message),
+            Ok(Some(_))
+        )
     }
 
     /// Handles every complete client message that is buffered.
@@ -117,7 +137,9 @@ impl Session {
             if self.relay.server_out.len() >= pump::HIGH_WATER {
                 return Ok(Step::Done);
             }
-            let Some(h) = framing::complete(&self.client_in, self.relay.max_message).map_err(RelayError::from)? else {
+            let Some(h) = framing::complete(&self.client_in, self.relay.max_message)
+                .map_err(RelayError::from)?
+            else {
                 return Ok(Step::Done);
             };
             let step = {
@@ -152,18 +174,31 @@ impl Session {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(session = self.id, error = %e, "no server connection for client");
-                self.shared.metrics.errors.with_label_values(&["pool_timeout"]).inc();
-                return Err(ErrorFields::error(sqlstate::CONNECTION_FAILURE, e.to_string()));
+                self.shared
+                    .metrics
+                    .errors
+                    .with_label_values(&["pool_timeout"])
+                    .inc();
+                return Err(ErrorFields::error(
+                    sqlstate::CONNECTION_FAILURE,
+                    e.to_string(),
+                ));
             }
         };
         self.relay.pooler = held.backend.pooler;
         if let Some(sql) = params::diff(&self.relay.params.desired, &held.conn.applied) {
             crate::protocol::build::query(&mut self.relay.server_out, &sql);
-            self.relay.queue.push(Expect::Query { forward: false, effects: Vec::new() });
+            self.relay.queue.push(Expect::Query {
+                forward: false,
+                effects: Vec::new(),
+            });
             held.conn.applied = self.relay.params.desired.clone();
         }
         if let Some(key) = held.conn.key {
-            self.cancel.slot.set(Some(CancelTarget { backend: held.backend.clone(), key }));
+            self.cancel.slot.set(Some(CancelTarget {
+                backend: held.backend.clone(),
+                key,
+            }));
         }
         self.held = Some(held);
         Ok(())
@@ -182,7 +217,8 @@ impl Session {
         let m = &held.backend.metrics;
         m.transactions.inc();
         m.queries.inc_by(std::mem::take(&mut self.relay.queries));
-        m.transaction_seconds.observe(held.since.elapsed().as_secs_f64());
+        m.transaction_seconds
+            .observe(held.since.elapsed().as_secs_f64());
         self.server_dirty = false;
         drop(held);
     }
@@ -191,7 +227,11 @@ impl Session {
     fn server_lost(&mut self, reason: &str) {
         if let Some(mut held) = self.held.take() {
             held.conn.broken = true;
-            self.shared.metrics.errors.with_label_values(&["server_lost"]).inc();
+            self.shared
+                .metrics
+                .errors
+                .with_label_values(&["server_lost"])
+                .inc();
             tracing::warn!(session = self.id, backend = %held.backend.name, reason, "server connection lost");
             self.relay.server_lost(&held.backend.name, reason);
             self.relay.server_out.clear();
@@ -207,7 +247,9 @@ impl Session {
     /// The client is gone: leave the server connection clean for the next client, or
     /// discard it.
     async fn cleanup(&mut self) {
-        let Some(mut held) = self.held.take() else { return };
+        let Some(mut held) = self.held.take() else {
+            return;
+        };
         self.cancel.slot.set(None);
         if !super::reset::reset(&mut self.relay, &mut held.conn).await {
             held.conn.broken = true;

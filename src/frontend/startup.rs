@@ -47,8 +47,12 @@ impl HandshakeError {
             HandshakeError::Startup(_) | HandshakeError::DoubleSsl => {
                 ErrorFields::fatal(sqlstate::PROTOCOL_VIOLATION, self.to_string())
             }
-            HandshakeError::NoUser => ErrorFields::fatal(sqlstate::INVALID_AUTHORIZATION, self.to_string()),
-            HandshakeError::Replication => ErrorFields::fatal(sqlstate::FEATURE_NOT_SUPPORTED, self.to_string()),
+            HandshakeError::NoUser => {
+                ErrorFields::fatal(sqlstate::INVALID_AUTHORIZATION, self.to_string())
+            }
+            HandshakeError::Replication => {
+                ErrorFields::fatal(sqlstate::FEATURE_NOT_SUPPORTED, self.to_string())
+            }
             _ => return None,
         })
     }
@@ -72,7 +76,10 @@ async fn read_packet(s: &mut ClientStream) -> Result<StartupPacket, HandshakeErr
 }
 
 /// Runs the startup phase within [`STARTUP_TIMEOUT`].
-pub async fn handshake(shared: &Arc<Shared>, tcp: tokio::net::TcpStream) -> Result<Startup, (Option<ClientStream>, HandshakeError)> {
+pub async fn handshake(
+    shared: &Arc<Shared>,
+    tcp: tokio::net::TcpStream,
+) -> Result<Startup, (Option<ClientStream>, HandshakeError)> {
     let mut stream = Some(ClientStream::Tcp(tcp));
     match tokio::time::timeout(STARTUP_TIMEOUT, negotiate(shared, &mut stream)).await {
         Ok(Ok(s)) => Ok(s),
@@ -81,7 +88,10 @@ pub async fn handshake(shared: &Arc<Shared>, tcp: tokio::net::TcpStream) -> Resu
     }
 }
 
-async fn negotiate(shared: &Arc<Shared>, slot: &mut Option<ClientStream>) -> Result<Startup, HandshakeError> {
+async fn negotiate(
+    shared: &Arc<Shared>,
+    slot: &mut Option<ClientStream>,
+) -> Result<Startup, HandshakeError> {
     let mut ssl_done = false;
     loop {
         let s = slot.as_mut().ok_or(HandshakeError::DoubleSsl)?;
@@ -94,19 +104,30 @@ async fn negotiate(shared: &Arc<Shared>, slot: &mut Option<ClientStream>) -> Res
             StartupPacket::GssEncRequest => s.write_all(b"N").await?,
             StartupPacket::Cancel { pid, key } => {
                 let outcome = shared.cancels.cancel(pid, key).await;
-                shared.metrics.cancel_requests.with_label_values(&[outcome.label()]).inc();
+                shared
+                    .metrics
+                    .cancel_requests
+                    .with_label_values(&[outcome.label()])
+                    .inc();
                 return Ok(Startup::Cancelled);
             }
             StartupPacket::Startup(msg) => {
-                if msg.get("replication").is_some_and(|v| v != "false" && v != "0") {
+                if msg
+                    .get("replication")
+                    .is_some_and(|v| v != "false" && v != "0")
+                {
                     return Err(HandshakeError::Replication);
                 }
                 if msg.get("user").is_none_or(str::is_empty) {
                     return Err(HandshakeError::NoUser);
                 }
                 if msg.minor > 0 {
-                    let unknown: Vec<String> =
-                        msg.params.iter().filter(|(k, _)| k.starts_with("_pq_.")).map(|(k, _)| k.clone()).collect();
+                    let unknown: Vec<String> = msg
+                        .params
+                        .iter()
+                        .filter(|(k, _)| k.starts_with("_pq_."))
+                        .map(|(k, _)| k.clone())
+                        .collect();
                     let mut b = BytesMut::new();
                     build::negotiate_protocol_version(&mut b, 0, &unknown);
                     wire::send(s, &b).await?;
@@ -119,7 +140,10 @@ async fn negotiate(shared: &Arc<Shared>, slot: &mut Option<ClientStream>) -> Res
 }
 
 /// Answers an SSLRequest: TLS when configured, 'N' otherwise.
-async fn upgrade(shared: &Arc<Shared>, slot: &mut Option<ClientStream>) -> Result<(), HandshakeError> {
+async fn upgrade(
+    shared: &Arc<Shared>,
+    slot: &mut Option<ClientStream>,
+) -> Result<(), HandshakeError> {
     let Some(acceptor) = shared.tls.clone() else {
         if let Some(s) = slot.as_mut() {
             s.write_all(b"N").await?;

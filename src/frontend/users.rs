@@ -69,12 +69,18 @@ impl UserStore {
             let method = u.auth.unwrap_or(proxy.auth);
             let pw = u.password.as_str();
             let scram = match method {
-                AuthMethod::ScramSha256 => Some(ScramSecret::parse(pw).unwrap_or_else(|| ScramSecret::from_password(pw))),
+                AuthMethod::ScramSha256 => {
+                    Some(ScramSecret::parse(pw).unwrap_or_else(|| ScramSecret::from_password(pw)))
+                }
                 _ => None,
             };
             let md5 = match method {
-                AuthMethod::Md5 if pw.starts_with("md5") && pw.len() == 35 => Some(pw[3..].to_string()),
-                AuthMethod::Md5 => Some(postgres_protocol::password::md5(pw.as_bytes(), &u.name)[3..].to_string()),
+                AuthMethod::Md5 if pw.starts_with("md5") && pw.len() == 35 => {
+                    Some(pw[3..].to_string())
+                }
+                AuthMethod::Md5 => {
+                    Some(postgres_protocol::password::md5(pw.as_bytes(), &u.name)[3..].to_string())
+                }
                 _ => None,
             };
             map.insert(u.name.clone(), UserCred { method, scram, md5 });

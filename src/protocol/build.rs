@@ -219,6 +219,9 @@ mod tests {
         assert!(s.contains("C08P01\0"));
         assert!(s.contains("Mbad\0"));
         assert!(s.contains("Hh\0"));
-        assert_eq!(b.len(), i32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize + 1);
+        assert_eq!(
+            b.len(),
+            i32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize + 1
+        );
     }
 }

@@ -39,7 +39,10 @@ pub fn parse_msg(body: &[u8]) -> Result<ParseMsg<'_>, Malformed> {
     }
     let n = i16::from_be_bytes([types[0], types[1]]);
     if n < 0 || types.len() != 2 + 4 * n as usize {
-        return Err(malformed("Parse", "parameter type count does not match the body"));
+        return Err(malformed(
+            "Parse",
+            "parameter type count does not match the body",
+        ));
     }
     Ok(ParseMsg { name, rest, query })
 }

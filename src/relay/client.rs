@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::expect::{Expect, Synth, Undo};
+use super::expect::{Expect, Synth, Undo, UndoParts};
 use super::sqlscan::{self, Special};
 use super::statements::StmtDef;
-use super::{Relay, RelayError, Step, empty_msg};
+use super::{Relay, RelayError, Step};
 use crate::backend::conn::ServerConn;
 use crate::config::PoolerMode;
 use crate::protocol::build::{self, ErrorFields};
@@ -19,7 +19,7 @@ fn ends_transaction(sql: &[u8]) -> bool {
     let toks = sqlscan::tokens(sql);
     let first = toks.iter().find(|t| t.kind == sqlscan::Kind::Word);
     first.is_some_and(|t| {
-        let w = &sql[t.start..t.end];
+        let w = t.text(sql);
         ["rollback", "commit", "end", "abort"]
             .iter()
             .any(|k| w.eq_ignore_ascii_case(k.as_bytes()))
@@ -48,7 +48,18 @@ impl Relay {
         if self.skip_to_sync && tag != fe::SYNC && tag != fe::TERMINATE {
             return Ok(Step::Done);
         }
-        if self.lost_tx && matches!(tag, fe::QUERY | fe::PARSE | fe::BIND | fe::DESCRIBE | fe::EXECUTE | fe::CLOSE | fe::FUNCTION_CALL) {
+        if self.lost_tx
+            && matches!(
+                tag,
+                fe::QUERY
+                    | fe::PARSE
+                    | fe::BIND
+                    | fe::DESCRIBE
+                    | fe::EXECUTE
+                    | fe::CLOSE
+                    | fe::FUNCTION_CALL
+            )
+        {
             self.lost_tx_message(tag, body)?;
             return Ok(Step::Done);
         }
@@ -58,9 +69,11 @@ impl Relay {
             fe::BIND => self.on_bind(msg, server)?,
             fe::DESCRIBE => self.on_describe(msg, server)?,
             fe::EXECUTE => {
-                let Some(_) = server else { return Ok(Step::NeedServer) };
+                let Some(_) = server else {
+                    return Ok(Step::NeedServer);
+                };
                 let (portal, _) = parse::cstr(body, "Execute")?;
-                let effect = self.portal_effects.get(portal).cloned();
+                let effect = self.portal_effects.get(portal).cloned().map(Box::new);
                 self.forward(msg, Expect::Execute { effect });
                 self.unsynced = true;
                 self.queries += 1;
@@ -75,8 +88,16 @@ impl Relay {
                 Step::Done
             }
             fe::FUNCTION_CALL => {
-                let Some(_) = server else { return Ok(Step::NeedServer) };
-                self.forward(msg, Expect::Query { forward: true, effects: Vec::new() });
+                let Some(_) = server else {
+                    return Ok(Step::NeedServer);
+                };
+                self.forward(
+                    msg,
+                    Expect::Query {
+                        forward: true,
+                        effects: Vec::new(),
+                    },
+                );
                 Step::Done
             }
             fe::COPY_DATA | fe::COPY_DONE | fe::COPY_FAIL => {
@@ -100,7 +121,11 @@ impl Relay {
         self.queue.push(expect);
     }
 
-    fn on_query(&mut self, msg: &[u8], server: Option<&mut ServerConn>) -> Result<Step, RelayError> {
+    fn on_query(
+        &mut self,
+        msg: &[u8],
+        server: Option<&mut ServerConn>,
+    ) -> Result<Step, RelayError> {
         let text = parse::query_text(&msg[5..])?;
         let class = sqlscan::classify(text);
         match class.special {
@@ -121,8 +146,16 @@ impl Relay {
             }
             _ => {}
         }
-        let Some(server) = server else { return Ok(Step::NeedServer) };
-        self.forward(msg, Expect::Query { forward: true, effects: class.effects });
+        let Some(server) = server else {
+            return Ok(Step::NeedServer);
+        };
+        self.forward(
+            msg,
+            Expect::Query {
+                forward: true,
+                effects: class.effects,
+            },
+        );
         self.stmts.forget_unnamed();
         server.statements.unnamed = None;
         self.queries += 1;
@@ -155,7 +188,11 @@ impl Relay {
         }
     }
 
-    fn on_parse(&mut self, msg: &[u8], server: Option<&mut ServerConn>) -> Result<Step, RelayError> {
+    fn on_parse(
+        &mut self,
+        msg: &[u8],
+        server: Option<&mut ServerConn>,
+    ) -> Result<Step, RelayError> {
         let p = parse::parse_msg(&msg[5..])?;
         let class = sqlscan::classify(p.query);
         if let Special::Refuse { what, hint } = class.special {
@@ -166,32 +203,64 @@ impl Relay {
         if !p.name.is_empty() && self.stmts.contains(p.name) {
             let err = ErrorFields::error(
                 sqlstate::DUPLICATE_PREPARED_STATEMENT,
-                format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(p.name)),
+                format!(
+                    "prepared statement \"{}\" already exists",
+                    String::from_utf8_lossy(p.name)
+                ),
             );
             self.extended_error(&err);
             return Ok(Step::Done);
         }
-        let Some(server) = server else { return Ok(Step::NeedServer) };
+        let Some(server) = server else {
+            return Ok(Step::NeedServer);
+        };
+        self.unsynced = true;
+        if p.name.is_empty() {
+            server.statements.unnamed = Some(self.stmts.set_unnamed(p.rest, &class));
+            self.forward(
+                msg,
+                Expect::Parse {
+                    forward: true,
+                    undo: Undo::default(),
+                },
+            );
+            return Ok(Step::Done);
+        }
         let def = self.stmts.define(p.rest, &class);
         self.stmts.insert(p.name, def.clone());
-        self.unsynced = true;
-        let client_added = (!p.name.is_empty()).then(|| (Bytes::copy_from_slice(p.name), def.id));
-        if p.name.is_empty() {
-            server.statements.unnamed = Some(def.id);
-            self.forward(msg, Expect::Parse { forward: true, undo: Undo::default() });
-        } else if self.pooler == PoolerMode::Transaction {
+        let client_added = Some((Bytes::copy_from_slice(p.name), def.id));
+        if self.pooler == PoolerMode::Transaction {
             server.statements.unnamed = Some(def.id);
             build::parse(&mut self.server_out, b"", p.rest);
-            let undo = Undo { client_added, ..Default::default() };
-            self.queue.push(Expect::Parse { forward: true, undo });
+            let undo = Undo::new(UndoParts {
+                client_added,
+                ..Default::default()
+            });
+            self.queue.push(Expect::Parse {
+                forward: true,
+                undo,
+            });
         } else if server.statements.lookup(&def.body).is_some() {
-            let undo = Undo { client_added, ..Default::default() };
-            self.queue.push(Expect::Synthetic { synth: Synth::Bytes(empty_msg(be::PARSE_COMPLETE)), undo });
+            let undo = Undo::new(UndoParts {
+                client_added,
+                ..Default::default()
+            });
+            self.queue.push(Expect::Synthetic {
+                synth: Synth::Empty(be::PARSE_COMPLETE),
+                undo,
+            });
         } else {
             let name = self.prepare_on_server(server, &def);
             build::parse(&mut self.server_out, &name, p.rest);
-            let undo = Undo { client_added, server_added: Some(def.body.clone()), ..Default::default() };
-            self.queue.push(Expect::Parse { forward: true, undo });
+            let undo = Undo::new(UndoParts {
+                client_added,
+                server_added: Some(def.body.clone()),
+                ..Default::default()
+            });
+            self.queue.push(Expect::Parse {
+                forward: true,
+                undo,
+            });
         }
         Ok(Step::Done)
     }
@@ -209,31 +278,55 @@ impl Relay {
     /// Makes sure the client's statement `name` exists on `server`; returns the name to
     /// use on the server when it differs from the client's.
     fn ensure_statement(&mut self, server: &mut ServerConn, name: &[u8]) -> Option<Bytes> {
+        if name.is_empty() {
+            let u = self.stmts.unnamed()?;
+            if server.statements.unnamed != Some(u.id) {
+                build::parse(&mut self.server_out, b"", &u.body);
+                self.queue.push(Expect::Parse {
+                    forward: false,
+                    undo: Undo::default(),
+                });
+                server.statements.unnamed = Some(u.id);
+            }
+            return None;
+        }
         let def: Arc<StmtDef> = self.stmts.get(name)?.clone();
-        if self.pooler == PoolerMode::Transaction || name.is_empty() {
+        if self.pooler == PoolerMode::Transaction {
             if server.statements.unnamed != Some(def.id) {
                 build::parse(&mut self.server_out, b"", &def.body);
-                self.queue.push(Expect::Parse { forward: false, undo: Undo::default() });
+                self.queue.push(Expect::Parse {
+                    forward: false,
+                    undo: Undo::default(),
+                });
                 server.statements.unnamed = Some(def.id);
             }
-            return (!name.is_empty()).then(Bytes::new);
+            return Some(Bytes::new());
         }
         if let Some(s) = server.statements.lookup(&def.body) {
             return Some(s.clone());
         }
         let sname = self.prepare_on_server(server, &def);
         build::parse(&mut self.server_out, &sname, &def.body);
-        let undo = Undo { server_added: Some(def.body.clone()), ..Default::default() };
-        self.queue.push(Expect::Parse { forward: false, undo });
+        let undo = Undo::new(UndoParts {
+            server_added: Some(def.body.clone()),
+            ..Default::default()
+        });
+        self.queue.push(Expect::Parse {
+            forward: false,
+            undo,
+        });
         Some(sname)
     }
 
     fn on_bind(&mut self, msg: &[u8], server: Option<&mut ServerConn>) -> Result<Step, RelayError> {
         let b = parse::bind_msg(&msg[5..])?;
-        let Some(server) = server else { return Ok(Step::NeedServer) };
-        match self.stmts.get(b.statement).and_then(|d| d.effect.clone()) {
+        let Some(server) = server else {
+            return Ok(Step::NeedServer);
+        };
+        match self.stmts.effect_of(b.statement) {
             Some(e) => {
-                self.portal_effects.insert(Bytes::copy_from_slice(b.portal), e);
+                self.portal_effects
+                    .insert(Bytes::copy_from_slice(b.portal), e);
             }
             None if !self.portal_effects.is_empty() => {
                 self.portal_effects.remove(b.portal);
@@ -252,12 +345,24 @@ impl Relay {
         Ok(Step::Done)
     }
 
-    fn on_describe(&mut self, msg: &[u8], server: Option<&mut ServerConn>) -> Result<Step, RelayError> {
+    fn on_describe(
+        &mut self,
+        msg: &[u8],
+        server: Option<&mut ServerConn>,
+    ) -> Result<Step, RelayError> {
         let t = parse::target_msg(&msg[5..], "Describe")?;
-        let Some(server) = server else { return Ok(Step::NeedServer) };
-        let rename = if t.kind == b'S' { self.ensure_statement(server, t.name) } else { None };
+        let Some(server) = server else {
+            return Ok(Step::NeedServer);
+        };
+        let rename = if t.kind == b'S' {
+            self.ensure_statement(server, t.name)
+        } else {
+            None
+        };
         match rename {
-            Some(name) => build::with_statement(&mut self.server_out, fe::DESCRIBE, b"S", &name, b""),
+            Some(name) => {
+                build::with_statement(&mut self.server_out, fe::DESCRIBE, b"S", &name, b"")
+            }
             None => self.server_out.extend_from_slice(msg),
         }
         self.queue.push(Expect::Describe);
@@ -265,20 +370,25 @@ impl Relay {
         Ok(Step::Done)
     }
 
-    fn on_close(&mut self, msg: &[u8], server: Option<&mut ServerConn>) -> Result<Step, RelayError> {
+    fn on_close(
+        &mut self,
+        msg: &[u8],
+        server: Option<&mut ServerConn>,
+    ) -> Result<Step, RelayError> {
         let t = parse::target_msg(&msg[5..], "Close")?;
         if t.kind == b'P' && server.is_some() {
             self.forward(msg, Expect::Close { forward: true });
             self.unsynced = true;
             return Ok(Step::Done);
         }
-        let mut undo = Undo::default();
-        if t.kind == b'S' {
-            if let Some(def) = self.stmts.remove(t.name) {
-                undo.client_removed = Some((Bytes::copy_from_slice(t.name), def));
-            }
+        let mut undo = UndoParts::default();
+        if let Some(def) = (t.kind == b'S')
+            .then(|| self.stmts.remove(t.name))
+            .flatten()
+        {
+            undo.client_removed = Some((Bytes::copy_from_slice(t.name), def));
         }
-        self.synth(Synth::Bytes(empty_msg(be::CLOSE_COMPLETE)), undo);
+        self.synth(Synth::Empty(be::CLOSE_COMPLETE), Undo::new(undo));
         Ok(Step::Done)
     }
 
@@ -318,11 +428,17 @@ impl Relay {
             }
             fe::PARSE if ends_transaction(parse::parse_msg(body)?.query) => {
                 self.lost_tx_ending = true;
-                self.synth(Synth::Bytes(empty_msg(be::PARSE_COMPLETE)), Undo::default());
+                self.synth(Synth::Empty(be::PARSE_COMPLETE), Undo::default());
             }
-            fe::BIND if self.lost_tx_ending => self.synth(Synth::Bytes(empty_msg(be::BIND_COMPLETE)), Undo::default()),
-            fe::DESCRIBE if self.lost_tx_ending => self.synth(Synth::Bytes(empty_msg(be::NO_DATA)), Undo::default()),
-            fe::EXECUTE if self.lost_tx_ending => self.synth_msgs(|b| build::command_complete(b, "ROLLBACK")),
+            fe::BIND if self.lost_tx_ending => {
+                self.synth(Synth::Empty(be::BIND_COMPLETE), Undo::default())
+            }
+            fe::DESCRIBE if self.lost_tx_ending => {
+                self.synth(Synth::Empty(be::NO_DATA), Undo::default())
+            }
+            fe::EXECUTE if self.lost_tx_ending => {
+                self.synth_msgs(|b| build::command_complete(b, "ROLLBACK"))
+            }
             _ => {
                 self.lost_tx_ending = false;
                 self.extended_error(&err);

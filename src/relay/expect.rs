@@ -14,7 +14,7 @@ use super::statements::StmtDef;
 
 /// What to undo when an entry is voided by an earlier error.
 #[derive(Debug, Default)]
-pub struct Undo {
+pub struct UndoParts {
     /// A client Parse that never happened: (name, id).
     pub client_added: Option<(Bytes, (u64, u64))>,
     /// A server-side statement that was never prepared: its body.
@@ -23,15 +23,32 @@ pub struct Undo {
     pub client_removed: Option<(Bytes, Arc<StmtDef>)>,
 }
 
+/// Undo records, boxed so that queue entries stay small (most have none).
+#[derive(Debug, Default)]
+pub struct Undo(Option<Box<UndoParts>>);
+
 impl Undo {
+    pub fn new(parts: UndoParts) -> Self {
+        let empty = parts.client_added.is_none()
+            && parts.server_added.is_none()
+            && parts.client_removed.is_none();
+        Undo((!empty).then(|| Box::new(parts)))
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.client_added.is_none() && self.server_added.is_none() && self.client_removed.is_none()
+        self.0.is_none()
+    }
+
+    pub fn into_parts(self) -> Option<UndoParts> {
+        self.0.map(|b| *b)
     }
 }
 
 /// A proxy-made response.
 #[derive(Debug)]
 pub enum Synth {
+    /// A message with no body (ParseComplete, BindComplete, CloseComplete, NoData).
+    Empty(u8),
     /// Prebuilt messages, written as they are.
     Bytes(Bytes),
     /// ReadyForQuery with the status current at the time it is written.
@@ -48,7 +65,7 @@ pub enum Expect {
     /// [ParameterDescription] then RowDescription or NoData.
     Describe,
     /// Rows, then CommandComplete / EmptyQueryResponse / PortalSuspended (or a COPY).
-    Execute { effect: Option<Effect> },
+    Execute { effect: Option<Box<Effect>> },
     /// CloseComplete.
     Close { forward: bool },
     /// ReadyForQuery.
@@ -136,10 +153,10 @@ impl ExpectQueue {
                 break;
             }
             match self.q.pop_front() {
-                Some(Expect::Parse { undo, .. }) | Some(Expect::Synthetic { undo, .. }) => {
-                    if !undo.is_empty() {
-                        undos.push(undo)
-                    }
+                Some(Expect::Parse { undo, .. }) | Some(Expect::Synthetic { undo, .. })
+                    if !undo.is_empty() =>
+                {
+                    undos.push(undo)
                 }
                 _ => {}
             }
@@ -180,14 +197,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn entries_stay_small() {
+        assert!(
+            std::mem::size_of::<Expect>() <= 48,
+            "{}",
+            std::mem::size_of::<Expect>()
+        );
+    }
+
+    #[test]
     fn errors_void_until_sync() {
         let mut q = ExpectQueue::default();
         q.push(Expect::Parse {
             forward: true,
-            undo: Undo {
+            undo: Undo::new(UndoParts {
                 server_added: Some(Bytes::from_static(b"x")),
                 ..Default::default()
-            },
+            }),
         });
         q.push(Expect::Bind);
         q.push(Expect::Execute { effect: None });

@@ -183,9 +183,14 @@ impl Relay {
                 break;
             };
             match synth {
+                Synth::Empty(tag) => build::empty(&mut self.client_out, tag),
                 Synth::Bytes(b) => self.client_out.extend_from_slice(&b),
                 Synth::ReadyForQuery => {
-                    let status = if self.lost_tx { TxStatus::Failed } else { self.status };
+                    let status = if self.lost_tx {
+                        TxStatus::Failed
+                    } else {
+                        self.status
+                    };
                     build::ready_for_query(&mut self.client_out, status);
                 }
             }
@@ -242,11 +247,4 @@ impl Relay {
     pub fn notice(&mut self, err: &ErrorFields) {
         build::notice_response(&mut self.client_out, err);
     }
-}
-
-/// Builds a ParseComplete/BindComplete/CloseComplete/NoData message.
-pub(crate) fn empty_msg(tag: u8) -> Bytes {
-    let mut b = BytesMut::with_capacity(5);
-    build::empty(&mut b, tag);
-    b.freeze()
 }

@@ -71,10 +71,10 @@ fn parse_options(s: &str) -> Vec<(String, String)> {
     while let Some(w) = it.next() {
         let kv = if w == "-c" {
             it.next()
-        } else if let Some(rest) = w.strip_prefix("--").or_else(|| w.strip_prefix("-c")) {
-            Some(rest.to_string())
         } else {
-            None
+            w.strip_prefix("--")
+                .or_else(|| w.strip_prefix("-c"))
+                .map(str::to_string)
         };
         if let Some((k, v)) = kv.as_deref().and_then(|kv| kv.split_once('=')) {
             out.push((k.replace('-', "_"), v.to_string()));
@@ -178,7 +178,10 @@ mod tests {
         let m = startup_settings(&[
             ("user".into(), "app".into()),
             ("application_name".into(), "it's".into()),
-            ("options".into(), "-c search_path=a,b --statement-timeout=5s".into()),
+            (
+                "options".into(),
+                "-c search_path=a,b --statement-timeout=5s".into(),
+            ),
         ]);
         assert_eq!(m["application_name"], "SET \"application_name\" TO 'it''s'");
         assert_eq!(m["search_path"], "SET \"search_path\" TO 'a,b'");
@@ -192,7 +195,10 @@ mod tests {
         desired.insert("a".into(), "SET a TO 1".into());
         let mut applied = ParamMap::new();
         applied.insert("b".into(), "SET b TO 2".into());
-        assert_eq!(diff(&desired, &applied).unwrap(), "RESET \"b\"; SET a TO 1; ");
+        assert_eq!(
+            diff(&desired, &applied).unwrap(),
+            "RESET \"b\"; SET a TO 1; "
+        );
         assert_eq!(diff(&desired, &desired.clone()), None);
     }
 

@@ -38,7 +38,11 @@ pub struct Out<'a> {
     pub dirty: &'a mut bool,
 }
 
-fn write_out<S: AsyncWrite + Unpin>(s: &mut S, out: &mut Out<'_>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+fn write_out<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    out: &mut Out<'_>,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
     while !out.buf.is_empty() {
         match Pin::new(&mut *s).poll_write(cx, out.buf) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
@@ -60,7 +64,11 @@ fn write_out<S: AsyncWrite + Unpin>(s: &mut S, out: &mut Out<'_>, cx: &mut Conte
     Poll::Ready(Ok(()))
 }
 
-fn read_in<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+fn read_in<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
     if buf.capacity() - buf.len() < 4096 {
         buf.reserve(16 * 1024);
     }
@@ -89,7 +97,10 @@ where
     poll_fn(|cx| poll_step(&mut sides, cx)).await
 }
 
-fn poll_step<C, S>(sides: &mut Sides<'_, C, S>, cx: &mut Context<'_>) -> Poll<Result<Event, PumpError>>
+fn poll_step<C, S>(
+    sides: &mut Sides<'_, C, S>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Event, PumpError>>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     S: AsyncRead + AsyncWrite + Unpin,
@@ -118,7 +129,10 @@ where
             }
         }
     }
-    let server_out_full = sides.server.as_ref().is_some_and(|(_, _, o)| o.buf.len() >= HIGH_WATER);
+    let server_out_full = sides
+        .server
+        .as_ref()
+        .is_some_and(|(_, _, o)| o.buf.len() >= HIGH_WATER);
     if sides.read_client && !server_out_full {
         match read_in(sides.client, sides.client_in, cx) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Event::ClientClosed)),
@@ -152,8 +166,18 @@ mod tests {
         let ev = step::<DuplexStream, DuplexStream>(Sides {
             client: &mut client,
             client_in: &mut cin,
-            client_out: Out { buf: &mut cout, dirty: &mut cd },
-            server: Some((&mut server, &mut sin, Out { buf: &mut sout, dirty: &mut sd })),
+            client_out: Out {
+                buf: &mut cout,
+                dirty: &mut cd,
+            },
+            server: Some((
+                &mut server,
+                &mut sin,
+                Out {
+                    buf: &mut sout,
+                    dirty: &mut sd,
+                },
+            )),
             read_client: true,
             wake_on_drain: false,
         })

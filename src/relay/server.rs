@@ -44,7 +44,12 @@ impl Relay {
         result
     }
 
-    fn scan(&mut self, server: &mut ServerConn, buf: &[u8], cur: &mut Cursor) -> Result<(), RelayError> {
+    fn scan(
+        &mut self,
+        server: &mut ServerConn,
+        buf: &[u8],
+        cur: &mut Cursor,
+    ) -> Result<(), RelayError> {
         loop {
             let avail = buf.len() - cur.pos;
             if self.stream_left > 0 {
@@ -128,7 +133,12 @@ impl Relay {
         }
     }
 
-    fn on_message(&mut self, server: &mut ServerConn, tag: u8, body: &[u8]) -> Result<Action, RelayError> {
+    fn on_message(
+        &mut self,
+        server: &mut ServerConn,
+        tag: u8,
+        body: &[u8],
+    ) -> Result<Action, RelayError> {
         tracing::trace!(tag = %(tag as char), head = ?self.queue.head(), "server message");
         match tag {
             be::PARAMETER_STATUS => {
@@ -138,7 +148,11 @@ impl Relay {
             be::NOTICE_RESPONSE => Ok(self.head_forwards()),
             be::NOTIFICATION => Ok(Action::Forward),
             be::PARSE_COMPLETE => match self.queue.pop() {
-                Some(Expect::Parse { forward, .. }) => Ok(if forward { Action::Forward } else { Action::Drop }),
+                Some(Expect::Parse { forward, .. }) => Ok(if forward {
+                    Action::Forward
+                } else {
+                    Action::Drop
+                }),
                 _ => Err(self.desync(tag)),
             },
             be::BIND_COMPLETE => match self.queue.pop() {
@@ -146,7 +160,11 @@ impl Relay {
                 _ => Err(self.desync(tag)),
             },
             be::CLOSE_COMPLETE => match self.queue.pop() {
-                Some(Expect::Close { forward }) => Ok(if forward { Action::Forward } else { Action::Drop }),
+                Some(Expect::Close { forward }) => Ok(if forward {
+                    Action::Forward
+                } else {
+                    Action::Drop
+                }),
                 _ => Err(self.desync(tag)),
             },
             be::PARAMETER_DESCRIPTION => match self.queue.head() {
@@ -161,7 +179,9 @@ impl Relay {
                 Some(Expect::Query { .. }) => Ok(self.head_forwards()),
                 _ => Err(self.desync(tag)),
             },
-            be::COMMAND_COMPLETE | be::EMPTY_QUERY | be::PORTAL_SUSPENDED => self.on_complete(tag, body),
+            be::COMMAND_COMPLETE | be::EMPTY_QUERY | be::PORTAL_SUSPENDED => {
+                self.on_complete(tag, body)
+            }
             be::COPY_IN | be::COPY_BOTH => {
                 self.in_copy = true;
                 if matches!(self.queue.head(), Some(Expect::Execute { .. })) {
@@ -186,7 +206,7 @@ impl Relay {
         match self.queue.head_mut() {
             Some(Expect::Execute { effect }) => {
                 if let (Some(e), be::COMMAND_COMPLETE) = (effect.take(), tag) {
-                    self.params.record(e);
+                    self.params.record(*e);
                 }
                 self.queue.pop();
                 Ok(Action::Forward)
@@ -223,6 +243,9 @@ impl Relay {
     }
 
     fn undo(&mut self, server: &mut ServerConn, undo: Undo) {
+        let Some(undo) = undo.into_parts() else {
+            return;
+        };
         if let Some((name, id)) = undo.client_added {
             self.stmts.remove_if(&name, id);
         }
@@ -235,7 +258,10 @@ impl Relay {
     }
 
     fn on_ready(&mut self, server: &mut ServerConn, body: &[u8]) -> Result<Action, RelayError> {
-        let status = body.first().and_then(|&b| TxStatus::from_byte(b)).ok_or_else(|| self.desync(be::READY_FOR_QUERY))?;
+        let status = body
+            .first()
+            .and_then(|&b| TxStatus::from_byte(b))
+            .ok_or_else(|| self.desync(be::READY_FOR_QUERY))?;
         let action = match self.queue.pop() {
             Some(Expect::Sync) => Action::Forward,
             Some(Expect::Query { forward, effects }) => {
@@ -244,7 +270,11 @@ impl Relay {
                         self.params.record(e);
                     }
                 }
-                if forward { Action::Forward } else { Action::Drop }
+                if forward {
+                    Action::Forward
+                } else {
+                    Action::Drop
+                }
             }
             _ => return Err(self.desync(be::READY_FOR_QUERY)),
         };

@@ -8,11 +8,19 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tok {
     pub kind: Kind,
-    pub start: usize,
-    pub end: usize,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Tok {
+    /// The token's bytes in `sql`.
+    pub fn text<'a>(&self, sql: &'a [u8]) -> &'a [u8] {
+        &sql[self.start as usize..self.end as usize]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Kind {
     Word,
     Quoted,
@@ -23,64 +31,84 @@ pub enum Kind {
 
 /// Splits SQL into tokens. Unterminated quotes or comments end the text.
 pub fn tokens(sql: &[u8]) -> Vec<Tok> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < sql.len() {
-        let c = sql[i];
-        let start = i;
-        let kind = match c {
-            b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => {
-                i += 1;
-                continue;
-            }
-            b'-' if sql.get(i + 1) == Some(&b'-') => {
-                i = memchr::memchr(b'\n', &sql[i..]).map_or(sql.len(), |n| i + n + 1);
-                continue;
-            }
-            b'/' if sql.get(i + 1) == Some(&b'*') => {
-                i = skip_block_comment(sql, i);
-                continue;
-            }
-            b'\'' => {
-                i = skip_quoted(sql, i, b'\'');
-                Kind::Literal
-            }
-            b'"' => {
-                i = skip_quoted(sql, i, b'"');
-                Kind::Quoted
-            }
-            b'$' if dollar_tag(sql, i).is_some() => {
-                i = skip_dollar(sql, i);
-                Kind::Literal
-            }
-            b';' => {
-                i += 1;
-                Kind::Semicolon
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
-                while i < sql.len() && is_word_byte(sql[i]) {
-                    i += 1;
-                }
-                Kind::Word
-            }
-            c if c.is_ascii_digit() => {
-                while i < sql.len() && (sql[i].is_ascii_alphanumeric() || sql[i] == b'.') {
-                    i += 1;
-                }
-                Kind::Literal
-            }
-            _ => {
-                i += 1;
-                Kind::Punct
-            }
-        };
-        out.push(Tok {
-            kind,
-            start,
-            end: i,
-        });
+    Lexer::new(sql).collect()
+}
+
+/// The tokens of a text, one at a time, without allocating.
+pub struct Lexer<'a> {
+    sql: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Lexer<'a> {
+    pub fn new(sql: &'a [u8]) -> Self {
+        Lexer { sql, i: 0 }
     }
-    out
+}
+
+impl Iterator for Lexer<'_> {
+    type Item = Tok;
+
+    fn next(&mut self) -> Option<Tok> {
+        let sql = self.sql;
+        let mut i = self.i;
+        loop {
+            let &c = sql.get(i)?;
+            let start = i;
+            let kind = match c {
+                b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => {
+                    i += 1;
+                    continue;
+                }
+                b'-' if sql.get(i + 1) == Some(&b'-') => {
+                    i = memchr::memchr(b'\n', &sql[i..]).map_or(sql.len(), |n| i + n + 1);
+                    continue;
+                }
+                b'/' if sql.get(i + 1) == Some(&b'*') => {
+                    i = skip_block_comment(sql, i);
+                    continue;
+                }
+                b'\'' => {
+                    i = skip_quoted(sql, i, b'\'');
+                    Kind::Literal
+                }
+                b'"' => {
+                    i = skip_quoted(sql, i, b'"');
+                    Kind::Quoted
+                }
+                b'$' if dollar_tag(sql, i).is_some() => {
+                    i = skip_dollar(sql, i);
+                    Kind::Literal
+                }
+                b';' => {
+                    i += 1;
+                    Kind::Semicolon
+                }
+                c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                    while i < sql.len() && is_word_byte(sql[i]) {
+                        i += 1;
+                    }
+                    Kind::Word
+                }
+                c if c.is_ascii_digit() => {
+                    while i < sql.len() && (sql[i].is_ascii_alphanumeric() || sql[i] == b'.') {
+                        i += 1;
+                    }
+                    Kind::Literal
+                }
+                _ => {
+                    i += 1;
+                    Kind::Punct
+                }
+            };
+            self.i = i;
+            return Some(Tok {
+                kind,
+                start: start as u32,
+                end: i as u32,
+            });
+        }
+    }
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -148,8 +176,13 @@ fn skip_dollar(sql: &[u8], i: usize) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// `name` (lower case) set by the statement text `stmt`, replayable verbatim.
-    Set { name: String, stmt: String },
-    Reset { name: String },
+    Set {
+        name: String,
+        stmt: String,
+    },
+    Reset {
+        name: String,
+    },
     ResetAll,
 }
 
@@ -163,7 +196,10 @@ pub enum Special {
     /// `DEALLOCATE [PREPARE] name` or `DEALLOCATE ALL` (None) alone.
     Deallocate(Option<String>),
     /// Cannot work under transaction pooling: refuse with this explanation.
-    Refuse { what: &'static str, hint: &'static str },
+    Refuse {
+        what: &'static str,
+        hint: &'static str,
+    },
 }
 
 /// The classification of one Query or Parse text.
@@ -174,7 +210,7 @@ pub struct Classified {
 }
 
 fn word<'a>(sql: &'a [u8], t: &Tok) -> &'a [u8] {
-    &sql[t.start..t.end]
+    t.text(sql)
 }
 
 fn is(sql: &[u8], t: Option<&Tok>, w: &str) -> bool {
@@ -188,33 +224,164 @@ const ADVISORY: [&str; 4] = [
     "pg_try_advisory_lock_shared",
 ];
 
-/// Classifies a statement text. Cheap enough to run on every simple query.
-pub fn classify(sql: &[u8]) -> Classified {
-    let toks = tokens(sql);
-    let stmts: Vec<&[Tok]> = toks
-        .split(|t| t.kind == Kind::Semicolon)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let mut effects = Vec::new();
-    for s in &stmts {
-        if let Some(refusal) = refusal(sql, s) {
-            return Classified {
-                special: refusal,
-                effects: Vec::new(),
-            };
-        }
-        if let Some(e) = set_effect(sql, s) {
-            effects.push(e);
+/// How many leading tokens of a statement the classifier looks at.
+const HEAD: usize = 8;
+
+/// What the classifier keeps of one statement while scanning it.
+#[derive(Clone, Copy)]
+struct Stmt {
+    head: [Tok; HEAD],
+    n: usize,
+    total: usize,
+    end: u32,
+    prev_with: bool,
+    with_hold: bool,
+    advisory: bool,
+}
+
+const NO_TOK: Tok = Tok {
+    kind: Kind::Punct,
+    start: 0,
+    end: 0,
+};
+
+impl Stmt {
+    fn new() -> Self {
+        Stmt {
+            head: [NO_TOK; HEAD],
+            n: 0,
+            total: 0,
+            end: 0,
+            prev_with: false,
+            with_hold: false,
+            advisory: false,
         }
     }
-    let special = match stmts.as_slice() {
-        [one] => single_special(sql, one),
-        _ => Special::None,
+
+    fn push(&mut self, sql: &[u8], t: Tok) {
+        if self.n < HEAD {
+            self.head[self.n] = t;
+            self.n += 1;
+        }
+        self.total += 1;
+        self.end = t.end;
+        if t.kind == Kind::Word {
+            let w = word(sql, &t);
+            self.with_hold |= self.prev_with && w.eq_ignore_ascii_case(b"hold");
+            self.prev_with = w.eq_ignore_ascii_case(b"with");
+            self.advisory |= w.len() >= 16
+                && ADVISORY
+                    .iter()
+                    .any(|a| w.eq_ignore_ascii_case(a.as_bytes()));
+        } else {
+            self.prev_with = false;
+        }
+    }
+
+    fn toks(&self) -> &[Tok] {
+        &self.head[..self.n]
+    }
+}
+
+/// Statement heads the classifier cares about.
+const INTERESTING: [&str; 8] = [
+    "set",
+    "reset",
+    "listen",
+    "prepare",
+    "execute",
+    "declare",
+    "discard",
+    "deallocate",
+];
+
+/// A fast check for the common case: a single statement whose first word is not one the
+/// classifier cares about and that calls no advisory-lock function. False means "look
+/// closer", never "interesting".
+fn obviously_plain(sql: &[u8]) -> bool {
+    let mut end = sql.len();
+    while end > 0 && (sql[end - 1].is_ascii_whitespace() || sql[end - 1] == b';') {
+        end -= 1;
+    }
+    let sql = &sql[..end];
+    let start = sql
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(sql.len());
+    let rest = &sql[start..];
+    let wlen = rest
+        .iter()
+        .position(|b| !b.is_ascii_alphabetic())
+        .unwrap_or(rest.len());
+    if wlen == 0 || memchr::memchr(b';', rest).is_some() {
+        return false;
+    }
+    let first = &rest[..wlen];
+    if INTERESTING
+        .iter()
+        .any(|k| first.eq_ignore_ascii_case(k.as_bytes()))
+    {
+        return false;
+    }
+    !memchr::memchr_iter(b'_', rest).any(|i| {
+        rest.get(i + 1..i + 10)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"advisory_"))
+    })
+}
+
+/// Classifies a statement text. Cheap enough to run on every query: one pass, no allocation
+/// unless the text changes session state.
+pub fn classify(sql: &[u8]) -> Classified {
+    if obviously_plain(sql) {
+        return Classified {
+            special: Special::None,
+            effects: Vec::new(),
+        };
+    }
+    let mut effects = Vec::new();
+    let mut stmts = 0;
+    let mut first = Stmt::new();
+    let mut cur = Stmt::new();
+    let mut lexer = Lexer::new(sql);
+    loop {
+        let t = lexer.next();
+        match t {
+            Some(t) if t.kind != Kind::Semicolon => {
+                cur.push(sql, t);
+                continue;
+            }
+            _ => {}
+        }
+        if cur.total > 0 {
+            if let Some(refusal) = refusal(sql, &cur) {
+                return Classified {
+                    special: refusal,
+                    effects: Vec::new(),
+                };
+            }
+            if let Some(e) = set_effect(sql, &cur) {
+                effects.push(e);
+            }
+            if stmts == 0 {
+                first = cur;
+            }
+            stmts += 1;
+            cur = Stmt::new();
+        }
+        if t.is_none() {
+            break;
+        }
+    }
+    let special = if stmts == 1 {
+        single_special(sql, &first)
+    } else {
+        Special::None
     };
     Classified { special, effects }
 }
 
-fn refusal(sql: &[u8], s: &[Tok]) -> Option<Special> {
+fn refusal(sql: &[u8], st: &Stmt) -> Option<Special> {
+    let s = st.toks();
     if is(sql, s.first(), "listen") {
         return Some(Special::Refuse {
             what: "LISTEN is not supported through switchyard's transaction pooling",
@@ -233,29 +400,32 @@ fn refusal(sql: &[u8], s: &[Tok]) -> Option<Special> {
             hint: "use your driver's protocol-level prepared statements, which switchyard keeps working",
         });
     }
-    if is(sql, s.first(), "declare")
-        && s.windows(2).any(|w| is(sql, Some(&w[0]), "with") && is(sql, Some(&w[1]), "hold"))
-    {
+    if is(sql, s.first(), "declare") && st.with_hold {
         return Some(Special::Refuse {
             what: "cursors WITH HOLD are not supported through switchyard's transaction pooling",
             hint: "use a cursor without HOLD inside a transaction",
         });
     }
-    let advisory = s.iter().any(|t| {
-        t.kind == Kind::Word && ADVISORY.iter().any(|a| word(sql, t).eq_ignore_ascii_case(a.as_bytes()))
-    });
-    advisory.then_some(Special::Refuse {
+    st.advisory.then_some(Special::Refuse {
         what: "session-level advisory locks are not supported through switchyard's transaction pooling",
         hint: "use pg_advisory_xact_lock, which is released at the end of the transaction",
     })
 }
 
-fn single_special(sql: &[u8], s: &[Tok]) -> Special {
-    if is(sql, s.first(), "discard") && is(sql, s.get(1), "all") && s.len() == 2 {
+fn single_special(sql: &[u8], st: &Stmt) -> Special {
+    let s = st.toks();
+    if is(sql, s.first(), "discard") && is(sql, s.get(1), "all") && st.total == 2 {
         return Special::DiscardAll;
     }
     if is(sql, s.first(), "deallocate") {
-        let rest = if is(sql, s.get(1), "prepare") { &s[2..] } else { &s[1..] };
+        let rest = if is(sql, s.get(1), "prepare") {
+            &s[2..]
+        } else {
+            &s[1..]
+        };
+        if st.total > s.len() {
+            return Special::None;
+        }
         match rest {
             [t] if is(sql, Some(t), "all") => return Special::Deallocate(None),
             [t] if t.kind == Kind::Word => {
@@ -274,13 +444,13 @@ fn single_special(sql: &[u8], s: &[Tok]) -> Special {
     Special::None
 }
 
-fn text(sql: &[u8], s: &[Tok]) -> String {
-    let (a, b) = (s[0].start, s[s.len() - 1].end);
-    String::from_utf8_lossy(&sql[a..b]).into_owned()
+fn text(sql: &[u8], st: &Stmt) -> String {
+    String::from_utf8_lossy(&sql[st.head[0].start as usize..st.end as usize]).into_owned()
 }
 
 /// The session-state change a statement makes, if it is a session-level SET or RESET.
-fn set_effect(sql: &[u8], s: &[Tok]) -> Option<Effect> {
+fn set_effect(sql: &[u8], st: &Stmt) -> Option<Effect> {
+    let s = st.toks();
     if is(sql, s.first(), "reset") {
         return match s.get(1..)? {
             [t] if is(sql, Some(t), "all") => Some(Effect::ResetAll),
@@ -308,7 +478,7 @@ fn set_effect(sql: &[u8], s: &[Tok]) -> Option<Effect> {
     let name = param_name(sql, rest)?;
     Some(Effect::Set {
         name,
-        stmt: text(sql, s),
+        stmt: text(sql, st),
     })
 }
 
@@ -360,11 +530,21 @@ mod tests {
                 stmt: "SET search_path TO app, public".into()
             }]
         );
-        assert!(matches!(&c("set session TimeZone = 'UTC'").effects[0], Effect::Set { name, .. } if name == "timezone"));
-        assert!(matches!(&c("SET TIME ZONE 'UTC'").effects[0], Effect::Set { name, .. } if name == "timezone"));
-        assert!(matches!(&c("SET myapp.tenant = '7'").effects[0], Effect::Set { name, .. } if name == "myapp.tenant"));
+        assert!(
+            matches!(&c("set session TimeZone = 'UTC'").effects[0], Effect::Set { name, .. } if name == "timezone")
+        );
+        assert!(
+            matches!(&c("SET TIME ZONE 'UTC'").effects[0], Effect::Set { name, .. } if name == "timezone")
+        );
+        assert!(
+            matches!(&c("SET myapp.tenant = '7'").effects[0], Effect::Set { name, .. } if name == "myapp.tenant")
+        );
         assert!(c("SET LOCAL search_path TO x").effects.is_empty());
-        assert!(c("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE").effects.is_empty());
+        assert!(
+            c("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                .effects
+                .is_empty()
+        );
         assert_eq!(c("RESET ALL").effects, vec![Effect::ResetAll]);
         assert_eq!(
             c("reset statement_timeout").effects,
@@ -378,15 +558,33 @@ mod tests {
     #[test]
     fn refusals() {
         assert!(matches!(c("LISTEN chan").special, Special::Refuse { .. }));
-        assert!(matches!(c("select 1; listen x").special, Special::Refuse { .. }));
-        assert!(matches!(c("PREPARE p AS SELECT 1").special, Special::Refuse { .. }));
+        assert!(matches!(
+            c("select 1; listen x").special,
+            Special::Refuse { .. }
+        ));
+        assert!(matches!(
+            c("PREPARE p AS SELECT 1").special,
+            Special::Refuse { .. }
+        ));
         assert!(matches!(c("EXECUTE p").special, Special::Refuse { .. }));
-        assert!(matches!(c("DECLARE c CURSOR WITH HOLD FOR SELECT 1").special, Special::Refuse { .. }));
-        assert!(matches!(c("SELECT pg_advisory_lock(1)").special, Special::Refuse { .. }));
+        assert!(matches!(
+            c("DECLARE c CURSOR WITH HOLD FOR SELECT 1").special,
+            Special::Refuse { .. }
+        ));
+        assert!(matches!(
+            c("SELECT pg_advisory_lock(1)").special,
+            Special::Refuse { .. }
+        ));
         assert_eq!(c("SELECT pg_advisory_xact_lock(1)").special, Special::None);
-        assert_eq!(c("SELECT 'listen' , $$ pg_advisory_lock $$").special, Special::None);
+        assert_eq!(
+            c("SELECT 'listen' , $$ pg_advisory_lock $$").special,
+            Special::None
+        );
         assert_eq!(c("-- LISTEN x\nSELECT 1").special, Special::None);
-        assert_eq!(c("/* LISTEN /* nested */ x */ SELECT 1").special, Special::None);
+        assert_eq!(
+            c("/* LISTEN /* nested */ x */ SELECT 1").special,
+            Special::None
+        );
         assert_eq!(c("UNLISTEN *").special, Special::None);
         assert_eq!(c("PREPARE TRANSACTION 'x'").special, Special::None);
     }
@@ -396,14 +594,66 @@ mod tests {
         assert_eq!(c("DISCARD ALL").special, Special::DiscardAll);
         assert_eq!(c("discard all;").special, Special::DiscardAll);
         assert_eq!(c("DEALLOCATE ALL").special, Special::Deallocate(None));
-        assert_eq!(c("DEALLOCATE PREPARE s1").special, Special::Deallocate(Some("s1".into())));
-        assert_eq!(c("DEALLOCATE \"S1\"").special, Special::Deallocate(Some("S1".into())));
+        assert_eq!(
+            c("DEALLOCATE PREPARE s1").special,
+            Special::Deallocate(Some("s1".into()))
+        );
+        assert_eq!(
+            c("DEALLOCATE \"S1\"").special,
+            Special::Deallocate(Some("S1".into()))
+        );
         assert_eq!(c("DISCARD ALL; SELECT 1").special, Special::None);
     }
 
     #[test]
+    fn fast_path_agrees_with_the_lexer() {
+        assert!(obviously_plain(
+            b"SELECT abalance FROM pgbench_accounts WHERE aid = $1;"
+        ));
+        assert!(obviously_plain(b"  insert into t values (1) ;\n"));
+        for s in [
+            "SET x = 1",
+            "select pg_advisory_lock(1)",
+            "SELECT PG_TRY_ADVISORY_LOCK(1)",
+            "select 1; select 2",
+            "/* c */ LISTEN x",
+            "-- c\nLISTEN x",
+            "(select 1)",
+            "listen x",
+            "Deallocate all",
+            "",
+        ] {
+            assert!(!obviously_plain(s.as_bytes()), "{s}");
+        }
+        for s in [
+            "SELECT 1",
+            "update t set a = 1",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "COMMIT",
+        ] {
+            assert!(obviously_plain(s.as_bytes()), "{s}");
+            assert_eq!(
+                classify(s.as_bytes()),
+                Classified {
+                    special: Special::None,
+                    effects: vec![]
+                }
+            );
+        }
+    }
+
+    #[test]
     fn lexer_survives_garbage() {
-        for s in ["'", "\"", "$a$", "/*", "--", "$$ x", "'it''s'", "\u{1F600};;"] {
+        for s in [
+            "'",
+            "\"",
+            "$a$",
+            "/*",
+            "--",
+            "$$ x",
+            "'it''s'",
+            "\u{1F600};;",
+        ] {
             let _ = c(s);
         }
         assert_eq!(tokens(b"a'b''c'd").len(), 3);

@@ -24,13 +24,23 @@ pub struct StmtDef {
     pub effect: Option<Effect>,
 }
 
+/// The client's unnamed statement. Replaced on almost every extended-protocol query, so its
+/// buffer is reused instead of allocated each time.
+#[derive(Debug, Default)]
+pub struct Unnamed {
+    pub id: (u64, u64),
+    pub body: Vec<u8>,
+    pub effect: Option<Effect>,
+    present: bool,
+}
+
 /// A client's statements by name; the unnamed one is kept separately.
 #[derive(Debug, Default)]
 pub struct ClientStatements {
     session: u64,
     next: u64,
     named: HashMap<Bytes, Arc<StmtDef>>,
-    unnamed: Option<Arc<StmtDef>>,
+    unnamed: Unnamed,
 }
 
 impl ClientStatements {
@@ -55,11 +65,36 @@ impl ClientStatements {
         })
     }
 
+    /// Records the unnamed statement; returns its id.
+    pub fn set_unnamed(&mut self, rest: &[u8], class: &Classified) -> (u64, u64) {
+        self.next += 1;
+        let u = &mut self.unnamed;
+        u.id = (self.session, self.next);
+        u.body.clear();
+        u.body.extend_from_slice(rest);
+        u.effect = match class.effects.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        };
+        u.present = true;
+        u.id
+    }
+
+    pub fn unnamed(&self) -> Option<&Unnamed> {
+        self.unnamed.present.then_some(&self.unnamed)
+    }
+
+    /// A named statement.
     pub fn get(&self, name: &[u8]) -> Option<&Arc<StmtDef>> {
+        self.named.get(name)
+    }
+
+    /// The session-state change a statement makes when executed, if any.
+    pub fn effect_of(&self, name: &[u8]) -> Option<Effect> {
         if name.is_empty() {
-            self.unnamed.as_ref()
+            self.unnamed().and_then(|u| u.effect.clone())
         } else {
-            self.named.get(name)
+            self.named.get(name).and_then(|d| d.effect.clone())
         }
     }
 
@@ -68,16 +103,14 @@ impl ClientStatements {
     }
 
     pub fn insert(&mut self, name: &[u8], def: Arc<StmtDef>) {
-        if name.is_empty() {
-            self.unnamed = Some(def);
-        } else {
-            self.named.insert(Bytes::copy_from_slice(name), def);
-        }
+        self.named.insert(Bytes::copy_from_slice(name), def);
     }
 
+    /// Removes a statement; for the unnamed one there is nothing to give back.
     pub fn remove(&mut self, name: &[u8]) -> Option<Arc<StmtDef>> {
         if name.is_empty() {
-            self.unnamed.take()
+            self.unnamed.present = false;
+            None
         } else {
             self.named.remove(name)
         }
@@ -92,12 +125,12 @@ impl ClientStatements {
 
     /// A simple Query destroys the unnamed statement on the server; mirror that.
     pub fn forget_unnamed(&mut self) {
-        self.unnamed = None;
+        self.unnamed.present = false;
     }
 
     pub fn clear(&mut self) {
         self.named.clear();
-        self.unnamed = None;
+        self.unnamed.present = false;
     }
 
     pub fn len(&self) -> usize {

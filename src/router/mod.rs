@@ -63,11 +63,11 @@ impl Router {
     pub async fn acquire(&self) -> Result<Held, AcquireError> {
         let inflight = self.gate.enter().await;
         let backend = self.active();
-        let conn = backend.acquire().await?;
+        let (conn, since) = backend.acquire().await?;
         Ok(Held {
             conn,
             backend,
-            since: Instant::now(),
+            since,
             _inflight: inflight,
         })
     }

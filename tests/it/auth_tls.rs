@@ -22,25 +22,55 @@ fn client_authentication_methods() {
     let pg = PgCluster::start();
     let proxy = Proxy::start(&users_config(&pg.url("app")));
     rt().block_on(async {
-        for (user, pw) in [("app", "secret"), ("legacy", "hunter2"), ("hashed", "from-a-hash"), ("kiosk", "anything")] {
-            let c = connect(&proxy.url(user, pw)).await.unwrap_or_else(|e| panic!("{user}: {e}"));
+        for (user, pw) in [
+            ("app", "secret"),
+            ("legacy", "hunter2"),
+            ("hashed", "from-a-hash"),
+            ("kiosk", "anything"),
+        ] {
+            let c = connect(&proxy.url(user, pw))
+                .await
+                .unwrap_or_else(|e| panic!("{user}: {e}"));
             let n: i32 = c.query_one("SELECT 1", &[]).await.unwrap().get(0);
             assert_eq!(n, 1);
         }
-        for (user, pw) in [("app", "wrong"), ("legacy", "wrong"), ("hashed", "wrong"), ("nobody", "secret")] {
+        for (user, pw) in [
+            ("app", "wrong"),
+            ("legacy", "wrong"),
+            ("hashed", "wrong"),
+            ("nobody", "secret"),
+        ] {
             let err = connect(&proxy.url(user, pw)).await.unwrap_err();
             let db = err.as_db_error().unwrap_or_else(|| panic!("{user}: {err}"));
             assert_eq!(db.code().code(), "28P01", "{user}");
-            assert!(db.message().contains("password authentication failed"), "{}", db.message());
+            assert!(
+                db.message().contains("password authentication failed"),
+                "{}",
+                db.message()
+            );
         }
     });
     // psql speaks SCRAM and md5 too.
-    let (ok, out, err) = psql(proxy.port, "legacy", "hunter2", &["-c", "SELECT current_user"]);
+    let (ok, out, err) = psql(
+        proxy.port,
+        "legacy",
+        "hunter2",
+        &["-c", "SELECT current_user"],
+    );
     assert!(ok, "{err}");
-    assert_eq!(out, "app", "the proxy logs in to the backend as the URL's user");
+    assert_eq!(
+        out, "app",
+        "the proxy logs in to the backend as the URL's user"
+    );
     let m = proxy.metrics();
-    assert!(m.contains("switchyard_client_auth_failures_total{method=\"scram-sha-256\"} 3"), "{m}");
-    assert!(m.contains("switchyard_client_auth_failures_total{method=\"md5\"} 1"), "{m}");
+    assert!(
+        m.contains("switchyard_client_auth_failures_total{method=\"scram-sha-256\"} 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("switchyard_client_auth_failures_total{method=\"md5\"} 1"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -65,18 +95,30 @@ fn backend_authentication_methods() {
     let proxy = Proxy::simple(&bad, "");
     let (ok, _, err) = psql(proxy.port, "app", "secret", &["-c", "SELECT 1"]);
     assert!(!ok);
-    assert!(err.contains("password authentication failed for user \"app\""), "{err}");
-    assert!(!err.contains("wrong"), "the backend password must not leak: {err}");
+    assert!(
+        err.contains("password authentication failed for user \"app\""),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong"),
+        "the backend password must not leak: {err}"
+    );
 }
 
 fn psql_tls(port: u16, sslmode: &str, ca: &std::path::Path) -> (bool, String) {
     let out = Command::new("psql")
         .env("PGPASSWORD", "secret")
         .args(["-X", "-A", "-t", "-c", "SELECT 1"])
-        .arg(format!("host=localhost port={port} user=app dbname=app sslmode={sslmode} sslrootcert={}", ca.display()))
+        .arg(format!(
+            "host=localhost port={port} user=app dbname=app sslmode={sslmode} sslrootcert={}",
+            ca.display()
+        ))
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -106,25 +148,45 @@ fn backend_tls_modes() {
     pg.enable_tls(&certs.cert, &certs.key);
     let base = format!("postgres://tlsonly:secret@localhost:{}/app", pg.port);
     let ssl_in_use = |proxy: &Proxy| {
-        psql(proxy.port, "app", "secret", &["-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"])
+        psql(
+            proxy.port,
+            "app",
+            "secret",
+            &[
+                "-c",
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            ],
+        )
     };
     // require: encrypted, certificate not checked.
     let proxy = Proxy::simple(&format!("{base}?sslmode=require"), "");
     let (ok, out, err) = ssl_in_use(&proxy);
     assert!(ok && out == "t", "{out} {err}");
     // verify-full against the right CA.
-    let proxy = Proxy::simple(&format!("{base}?sslmode=verify-full"), &format!("ca_file = \"{}\"", certs.ca.display()));
+    let proxy = Proxy::simple(
+        &format!("{base}?sslmode=verify-full"),
+        &format!("ca_file = \"{}\"", certs.ca.display()),
+    );
     let (ok, out, err) = ssl_in_use(&proxy);
     assert!(ok && out == "t", "{out} {err}");
     // verify-full against a different CA fails, and says why.
     let other = Certs::make();
-    let proxy = Proxy::simple(&format!("{base}?sslmode=verify-full"), &format!("ca_file = \"{}\"", other.ca.display()));
+    let proxy = Proxy::simple(
+        &format!("{base}?sslmode=verify-full"),
+        &format!("ca_file = \"{}\"", other.ca.display()),
+    );
     let (ok, _, err) = ssl_in_use(&proxy);
     assert!(!ok);
-    assert!(err.contains("TLS handshake") && err.contains("certificate"), "{err}");
+    assert!(
+        err.contains("TLS handshake") && err.contains("certificate"),
+        "{err}"
+    );
     // disable: the server refuses this user without TLS.
     let proxy = Proxy::simple(&format!("{base}?sslmode=disable"), "");
     let (ok, _, err) = ssl_in_use(&proxy);
     assert!(!ok);
-    assert!(err.contains("pg_hba.conf") || err.contains("no encryption"), "{err}");
+    assert!(
+        err.contains("pg_hba.conf") || err.contains("no encryption"),
+        "{err}"
+    );
 }

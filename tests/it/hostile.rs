@@ -16,7 +16,11 @@ async fn read_to_close(s: &mut tokio::net::TcpStream) -> String {
 }
 
 async fn bystander_ok(port: u16) {
-    let c = connect(&format!("postgres://app:secret@127.0.0.1:{port}/app?sslmode=disable")).await.unwrap();
+    let c = connect(&format!(
+        "postgres://app:secret@127.0.0.1:{port}/app?sslmode=disable"
+    ))
+    .await
+    .unwrap();
     let n: i32 = c.query_one("SELECT 41 + 1", &[]).await.unwrap().get(0);
     assert_eq!(n, 42);
 }
@@ -27,30 +31,53 @@ fn garbage_and_lies_before_login() {
     let proxy = Proxy::simple(&pg.url("app"), "");
     rt().block_on(async {
         // Something that is not PostgreSQL at all.
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+            .await
+            .unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         let reply = read_to_close(&mut s).await;
-        assert!(reply.contains("08P01") && reply.contains("invalid length of startup packet"), "{reply:?}");
+        assert!(
+            reply.contains("08P01") && reply.contains("invalid length of startup packet"),
+            "{reply:?}"
+        );
         // A startup packet that claims to be 1 GB is refused at once.
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+            .await
+            .unwrap();
         let started = Instant::now();
         s.write_all(&0x4000_0000i32.to_be_bytes()).await.unwrap();
         let reply = read_to_close(&mut s).await;
-        assert!(reply.contains("invalid length of startup packet"), "{reply:?}");
+        assert!(
+            reply.contains("invalid length of startup packet"),
+            "{reply:?}"
+        );
         assert!(started.elapsed() < Duration::from_secs(2));
         // A protocol version nobody speaks.
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+            .await
+            .unwrap();
         s.write_all(&[0, 0, 0, 8, 0, 2, 0, 0]).await.unwrap();
         let reply = read_to_close(&mut s).await;
-        assert!(reply.contains("0A000") && reply.contains("unsupported frontend protocol"), "{reply:?}");
+        assert!(
+            reply.contains("0A000") && reply.contains("unsupported frontend protocol"),
+            "{reply:?}"
+        );
         // No user name.
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+            .await
+            .unwrap();
         s.write_all(&startup(&[("database", "app")])).await.unwrap();
         let reply = read_to_close(&mut s).await;
         assert!(reply.contains("28000"), "{reply:?}");
         // Replication connections are refused.
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
-        s.write_all(&startup(&[("user", "app"), ("replication", "database")])).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+            .await
+            .unwrap();
+        s.write_all(&startup(&[("user", "app"), ("replication", "database")]))
+            .await
+            .unwrap();
         let reply = read_to_close(&mut s).await;
         assert!(reply.contains("replication"), "{reply:?}");
         bystander_ok(proxy.port).await;
@@ -69,7 +96,10 @@ fn bad_messages_after_login() {
         let mut r = Raw::login(proxy.port, "app", "secret").await;
         r.send(&msg(b'Y', b"")).await;
         let (tags, errors) = r.until_ready().await;
-        assert!(tags.starts_with('E') && errors[0].contains("08P01"), "{tags} {errors:?}");
+        assert!(
+            tags.starts_with('E') && errors[0].contains("08P01"),
+            "{tags} {errors:?}"
+        );
         assert!(r.read().await.is_none());
 
         // A message whose length field lies (too large): refused before it is read.
@@ -77,7 +107,10 @@ fn bad_messages_after_login() {
         let started = Instant::now();
         r.send(&[b'Q', 0x40, 0, 0, 0]).await;
         let (_, errors) = r.until_ready().await;
-        assert!(errors[0].contains("54000") && errors[0].contains("exceeds"), "{errors:?}");
+        assert!(
+            errors[0].contains("54000") && errors[0].contains("exceeds"),
+            "{errors:?}"
+        );
         assert!(started.elapsed() < Duration::from_secs(2));
 
         // Negative length.
@@ -90,7 +123,10 @@ fn bad_messages_after_login() {
         let mut r = Raw::login(proxy.port, "app", "secret").await;
         r.send(&msg(b'P', b"s\0select 1\0\0\x05")).await;
         let (_, errors) = r.until_ready().await;
-        assert!(errors[0].contains("08P01") && errors[0].contains("Parse"), "{errors:?}");
+        assert!(
+            errors[0].contains("08P01") && errors[0].contains("Parse"),
+            "{errors:?}"
+        );
 
         // Messages in the wrong state: COPY data outside COPY is ignored, a Bind to an
         // unknown statement gets the server's error, and the session goes on.
@@ -118,7 +154,11 @@ fn bad_messages_after_login() {
         assert!(errors[0].contains("42P05"), "{errors:?}");
 
         // The other client's transaction never noticed.
-        let n: i64 = bystander.query_one("SELECT 5::bigint", &[]).await.unwrap().get(0);
+        let n: i64 = bystander
+            .query_one("SELECT 5::bigint", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(n, 5);
         bystander.batch_execute("COMMIT").await.unwrap();
     });
@@ -134,11 +174,16 @@ fn unreachable_backend_gives_a_clear_error() {
     rt().block_on(async {
         let started = Instant::now();
         let err = connect(&proxy.url("app", "secret")).await.unwrap_err();
-        let db = err.as_db_error().expect("an ErrorResponse, not a hang or a reset");
+        let db = err
+            .as_db_error()
+            .expect("an ErrorResponse, not a hang or a reset");
         assert_eq!(db.code().code(), "08006");
         assert!(db.message().contains("main"), "{}", db.message());
         assert!(started.elapsed() < Duration::from_secs(10));
     });
     let m = proxy.metrics();
-    assert!(m.contains("switchyard_backend_connect_failures_total{backend=\"main\",kind=\"connect\"}"), "{m}");
+    assert!(
+        m.contains("switchyard_backend_connect_failures_total{backend=\"main\",kind=\"connect\"}"),
+        "{m}"
+    );
 }

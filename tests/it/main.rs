@@ -2,8 +2,9 @@
 
 mod support;
 
-mod proxy_basic;
-mod pgbench;
-mod proxy_session;
-mod hostile;
 mod auth_tls;
+mod cli;
+mod hostile;
+mod pgbench;
+mod proxy_basic;
+mod proxy_session;

@@ -10,7 +10,11 @@ fn run_modes(port: u16, label: &str) {
         let b = pgbench(port, &["-c", "8", "-j", "8", "-T", "3", "-M", mode]);
         assert!(b.ok, "{label} -M {mode} failed:\n{}", b.output);
         assert_eq!(b.failed, 0, "{label} -M {mode}:\n{}", b.output);
-        assert!(b.processed > 50, "{label} -M {mode} processed too little:\n{}", b.output);
+        assert!(
+            b.processed > 50,
+            "{label} -M {mode} processed too little:\n{}",
+            b.output
+        );
     }
 }
 
@@ -20,7 +24,10 @@ fn pgbench_to_postgres_directly() {
     let init = pgbench(pg.port, &["-i", "-s", "1", "-q"]);
     assert!(init.ok, "{}", init.output);
     for pooler in ["none", "transaction"] {
-        let proxy = Proxy::simple(&pg.url("app"), &format!("pool_size = 4\npooler = \"{pooler}\""));
+        let proxy = Proxy::simple(
+            &pg.url("app"),
+            &format!("pool_size = 4\npooler = \"{pooler}\""),
+        );
         run_modes(proxy.port, &format!("direct, pooler={pooler}"));
     }
 }
@@ -32,9 +39,15 @@ fn pgbench_prepared_through_pgbouncer_transaction_mode() {
     assert!(init.ok, "{}", init.output);
     let bouncer = Bouncer::start(&pg, "transaction", 2);
     // The stand-in is faithful: PgBouncer 1.18 alone fails -M prepared.
-    let alone = pgbench(bouncer.port, &["-c", "8", "-j", "8", "-T", "2", "-M", "prepared"]);
-    assert!(!alone.ok || alone.failed > 0, "expected PgBouncer alone to fail -M prepared:\n{}", alone.output);
+    let alone = pgbench(
+        bouncer.port,
+        &["-c", "8", "-j", "8", "-T", "2", "-M", "prepared"],
+    );
+    assert!(
+        !alone.ok || alone.failed > 0,
+        "expected PgBouncer alone to fail -M prepared:\n{}",
+        alone.output
+    );
     let proxy = Proxy::simple(&bouncer.url(), "pool_size = 4");
     run_modes(proxy.port, "via pgbouncer");
 }
-

@@ -7,8 +7,12 @@ fn exercise_client(url: &str) {
     rt().block_on(async {
         let c = connect(url).await.expect("connect through the proxy");
         let rows = c.simple_query("SELECT 1 AS one, 'x' AS two").await.unwrap();
-        assert!(matches!(&rows[1], tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("1")));
-        c.batch_execute("CREATE TABLE IF NOT EXISTS t (id int primary key, v text)").await.unwrap();
+        assert!(
+            matches!(&rows[1], tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("1"))
+        );
+        c.batch_execute("CREATE TABLE IF NOT EXISTS t (id int primary key, v text)")
+            .await
+            .unwrap();
         c.execute("DELETE FROM t", &[]).await.unwrap();
         // tokio-postgres prepares named statements (s0, s1, …) for every typed query.
         let ins = c.prepare("INSERT INTO t VALUES ($1, $2)").await.unwrap();
@@ -20,7 +24,11 @@ fn exercise_client(url: &str) {
             let row = c.query_one(&sel, &[&i]).await.unwrap();
             assert_eq!(row.get::<_, String>(0), format!("v{i}"));
         }
-        let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM t", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(n, 20);
         // An error inside extended protocol leaves the session usable.
         assert!(c.query("SELECT * FROM missing_table", &[]).await.is_err());
@@ -28,17 +36,32 @@ fn exercise_client(url: &str) {
         assert_eq!(row.get::<_, String>(0), "v3");
         // Pipelined: several queries in flight at once on one connection.
         let ids: Vec<i32> = (0..10).collect();
-        let params: Vec<[&(dyn tokio_postgres::types::ToSql + Sync); 1]> = ids.iter().map(|i| [i as _]).collect();
+        let params: Vec<[&(dyn tokio_postgres::types::ToSql + Sync); 1]> =
+            ids.iter().map(|i| [i as _]).collect();
         let futs: Vec<_> = params.iter().map(|p| c.query_one(&sel, p)).collect();
-        for (i, r) in futures::future::join_all(futs).await.into_iter().enumerate() {
+        for (i, r) in futures::future::join_all(futs)
+            .await
+            .into_iter()
+            .enumerate()
+        {
             assert_eq!(r.unwrap().get::<_, String>(0), format!("v{i}"));
         }
         // Explicit transactions keep one server connection.
-        c.batch_execute("BEGIN; INSERT INTO t VALUES (100, 'tx');").await.unwrap();
-        let n: i64 = c.query_one("SELECT count(*) FROM t WHERE id = 100", &[]).await.unwrap().get(0);
+        c.batch_execute("BEGIN; INSERT INTO t VALUES (100, 'tx');")
+            .await
+            .unwrap();
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM t WHERE id = 100", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(n, 1);
         c.batch_execute("ROLLBACK").await.unwrap();
-        let n: i64 = c.query_one("SELECT count(*) FROM t WHERE id = 100", &[]).await.unwrap().get(0);
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM t WHERE id = 100", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(n, 0);
     });
 }
@@ -64,7 +87,12 @@ fn named_statements_through_a_transaction_pooler() {
 fn psql_works_through_the_proxy() {
     let pg = PgCluster::start();
     let proxy = Proxy::simple(&pg.url("app"), "");
-    let (ok, out, err) = psql(proxy.port, "app", "secret", &["-c", "SELECT 40 + 2", "-c", "SHOW server_version"]);
+    let (ok, out, err) = psql(
+        proxy.port,
+        "app",
+        "secret",
+        &["-c", "SELECT 40 + 2", "-c", "SHOW server_version"],
+    );
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "42");

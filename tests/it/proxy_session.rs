@@ -27,7 +27,9 @@ fn copy_in_and_out_text_and_binary() {
         let proxy = Proxy::simple(&pg.url("app"), &format!("pooler = \"{pooler}\""));
         rt().block_on(async {
             let c = connect(&proxy.url("app", "secret")).await.unwrap();
-            c.batch_execute("DROP TABLE IF EXISTS cp; CREATE TABLE cp (id int, v text)").await.unwrap();
+            c.batch_execute("DROP TABLE IF EXISTS cp; CREATE TABLE cp (id int, v text)")
+                .await
+                .unwrap();
             let sink = c.copy_in("COPY cp FROM STDIN").await.unwrap();
             futures::pin_mut!(sink);
             for chunk in 0..10 {
@@ -40,12 +42,18 @@ fn copy_in_and_out_text_and_binary() {
             assert_eq!(sink.finish().await.unwrap(), 10_000);
             assert_eq!(scalar(&c, "SELECT count(*) FROM cp").await, "10000");
             // Binary COPY out and back in.
-            let out = c.copy_out("COPY cp TO STDOUT (FORMAT binary)").await.unwrap();
+            let out = c
+                .copy_out("COPY cp TO STDOUT (FORMAT binary)")
+                .await
+                .unwrap();
             let chunks: Vec<Bytes> = out.map(|r| r.unwrap()).collect().await;
             let total: usize = chunks.iter().map(|b| b.len()).sum();
             assert!(total > 100_000);
             c.batch_execute("TRUNCATE cp").await.unwrap();
-            let sink = c.copy_in("COPY cp FROM STDIN (FORMAT binary)").await.unwrap();
+            let sink = c
+                .copy_in("COPY cp FROM STDIN (FORMAT binary)")
+                .await
+                .unwrap();
             futures::pin_mut!(sink);
             for ch in chunks {
                 sink.send(ch).await.unwrap();
@@ -54,7 +62,9 @@ fn copy_in_and_out_text_and_binary() {
             // A failing COPY leaves the session usable.
             let sink = c.copy_in::<_, Bytes>("COPY cp FROM STDIN").await.unwrap();
             futures::pin_mut!(sink);
-            sink.send(Bytes::from_static(b"not-a-number\tx\n")).await.unwrap();
+            sink.send(Bytes::from_static(b"not-a-number\tx\n"))
+                .await
+                .unwrap();
             assert!(sink.finish().await.is_err());
             assert_eq!(scalar(&c, "SELECT count(*) FROM cp").await, "10000");
         });
@@ -80,7 +90,9 @@ fn cancel_reaches_the_running_query() {
         assert_eq!(scalar(&c, "SELECT 1").await, "1");
     });
     let counted = crate::support::cluster::wait_until(Duration::from_secs(5), || {
-        proxy.metrics().contains("switchyard_cancel_requests_total{outcome=\"sent\"} 1")
+        proxy
+            .metrics()
+            .contains("switchyard_cancel_requests_total{outcome=\"sent\"} 1")
     });
     assert!(counted, "{}", proxy.metrics());
 }
@@ -93,12 +105,24 @@ fn large_rows_pass_through() {
         let c = connect(&proxy.url("app", "secret")).await.unwrap();
         let big = "x".repeat(20 << 20);
         c.batch_execute("CREATE TABLE big (v text)").await.unwrap();
-        c.execute("INSERT INTO big VALUES ($1)", &[&big]).await.unwrap();
+        c.execute("INSERT INTO big VALUES ($1)", &[&big])
+            .await
+            .unwrap();
         let row = c.query_one("SELECT v FROM big", &[]).await.unwrap();
         assert_eq!(row.get::<_, String>(0).len(), big.len());
-        let n: i64 = c.query_one("SELECT count(*) FROM generate_series(1, 200000)", &[]).await.unwrap().get(0);
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM generate_series(1, 200000)", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(n, 200_000);
-        let rows = c.query("SELECT g, md5(g::text) FROM generate_series(1, 50000) g", &[]).await.unwrap();
+        let rows = c
+            .query(
+                "SELECT g, md5(g::text) FROM generate_series(1, 50000) g",
+                &[],
+            )
+            .await
+            .unwrap();
         assert_eq!(rows.len(), 50_000);
     });
 }
@@ -106,23 +130,49 @@ fn large_rows_pass_through() {
 /// Startup parameters and SETs follow each client to whichever server connection it gets.
 fn settings_follow_clients(proxy: &Proxy) {
     rt().block_on(async {
-        let a = connect(&format!("{}&application_name=alpha", proxy.url("app", "secret"))).await.unwrap();
-        let b = connect(&format!("{}&application_name=beta", proxy.url("app", "secret"))).await.unwrap();
-        a.batch_execute("CREATE SCHEMA IF NOT EXISTS sa; CREATE TABLE IF NOT EXISTS sa.only_in_a (x int)").await.unwrap();
-        a.batch_execute("SET search_path TO sa, public").await.unwrap();
-        b.batch_execute("SET statement_timeout = '12345ms'").await.unwrap();
+        let a = connect(&format!(
+            "{}&application_name=alpha",
+            proxy.url("app", "secret")
+        ))
+        .await
+        .unwrap();
+        let b = connect(&format!(
+            "{}&application_name=beta",
+            proxy.url("app", "secret")
+        ))
+        .await
+        .unwrap();
+        a.batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS sa; CREATE TABLE IF NOT EXISTS sa.only_in_a (x int)",
+        )
+        .await
+        .unwrap();
+        a.batch_execute("SET search_path TO sa, public")
+            .await
+            .unwrap();
+        b.batch_execute("SET statement_timeout = '12345ms'")
+            .await
+            .unwrap();
         for _ in 0..10 {
             assert_eq!(scalar(&a, "SHOW application_name").await, "alpha");
             assert_eq!(scalar(&b, "SHOW application_name").await, "beta");
             assert_eq!(scalar(&a, "SELECT count(*) FROM only_in_a").await, "0");
             assert_eq!(scalar(&a, "SHOW statement_timeout").await, "0");
             assert_eq!(scalar(&b, "SHOW statement_timeout").await, "12345ms");
-            assert!(b.simple_query("SELECT count(*) FROM only_in_a").await.is_err());
+            assert!(
+                b.simple_query("SELECT count(*) FROM only_in_a")
+                    .await
+                    .is_err()
+            );
         }
         // A SET inside a rolled-back transaction does not stick.
-        b.batch_execute("BEGIN; SET statement_timeout = '1s'; ROLLBACK").await.unwrap();
+        b.batch_execute("BEGIN; SET statement_timeout = '1s'; ROLLBACK")
+            .await
+            .unwrap();
         assert_eq!(scalar(&b, "SHOW statement_timeout").await, "12345ms");
-        b.batch_execute("BEGIN; SET statement_timeout = '2s'; COMMIT").await.unwrap();
+        b.batch_execute("BEGIN; SET statement_timeout = '2s'; COMMIT")
+            .await
+            .unwrap();
         assert_eq!(scalar(&b, "SHOW statement_timeout").await, "2s");
         b.batch_execute("RESET statement_timeout").await.unwrap();
         assert_eq!(scalar(&b, "SHOW statement_timeout").await, "0");
@@ -154,15 +204,23 @@ fn session_features_get_clear_errors() {
         ] {
             let err = c.simple_query(sql).await.unwrap_err();
             assert_eq!(err.code().map(|c| c.code()), Some("0A000"), "{sql}: {err}");
-            let msg = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+            let msg = err
+                .as_db_error()
+                .map(|e| e.message().to_string())
+                .unwrap_or_default();
             assert!(msg.contains("switchyard"), "{sql}: {msg}");
         }
         // Through the extended protocol too, and the session stays usable.
-        let err = c.query("SELECT pg_try_advisory_lock($1)", &[&1i64]).await.unwrap_err();
+        let err = c
+            .query("SELECT pg_try_advisory_lock($1)", &[&1i64])
+            .await
+            .unwrap_err();
         assert_eq!(err.code().map(|c| c.code()), Some("0A000"));
         assert_eq!(scalar(&c, "SELECT 7").await, "7");
         // Transaction-scoped equivalents work.
-        c.batch_execute("BEGIN; SELECT pg_advisory_xact_lock(42); COMMIT").await.unwrap();
+        c.batch_execute("BEGIN; SELECT pg_advisory_xact_lock(42); COMMIT")
+            .await
+            .unwrap();
         c.batch_execute("UNLISTEN *").await.unwrap();
         c.batch_execute("DISCARD ALL").await.unwrap();
         c.batch_execute("DEALLOCATE ALL").await.unwrap();
@@ -177,8 +235,12 @@ fn vanished_client_transaction_is_rolled_back() {
         let proxy = Proxy::simple(&url, "pool_size = 1");
         rt().block_on(async {
             let a = connect(&proxy.url("app", "secret")).await.unwrap();
-            a.batch_execute("CREATE TABLE IF NOT EXISTS vanish (x int)").await.unwrap();
-            a.batch_execute("BEGIN; INSERT INTO vanish VALUES (1)").await.unwrap();
+            a.batch_execute("CREATE TABLE IF NOT EXISTS vanish (x int)")
+                .await
+                .unwrap();
+            a.batch_execute("BEGIN; INSERT INTO vanish VALUES (1)")
+                .await
+                .unwrap();
             drop(a);
             // With one server connection, the next client gets the same one, cleaned.
             let b = connect(&proxy.url("app", "secret")).await.unwrap();
@@ -193,7 +255,10 @@ fn vanished_client_transaction_is_rolled_back() {
             drop(raw);
             // Mid-query too, in an explicit transaction.
             let mut raw = Raw::login(proxy.port, "app", "secret").await;
-            raw.send(&query("BEGIN; INSERT INTO vanish VALUES (7); SELECT pg_sleep(0.3)")).await;
+            raw.send(&query(
+                "BEGIN; INSERT INTO vanish VALUES (7); SELECT pg_sleep(0.3)",
+            ))
+            .await;
             drop(raw);
             assert_eq!(scalar(&b, "SELECT count(*) FROM vanish").await, "0");
             b.batch_execute("DROP TABLE vanish").await.unwrap();

@@ -45,7 +45,8 @@ async fn connect_inner(
     let stream = open_stream(target, tls, &addr).await?;
     let mut conn = ServerConn::new(stream, addr, id);
     let mut out = BytesMut::new();
-    let mut params: Vec<(&str, &str)> = vec![("user", &target.user), ("database", &target.database)];
+    let mut params: Vec<(&str, &str)> =
+        vec![("user", &target.user), ("database", &target.database)];
     for (k, v) in &target.startup {
         params.push((k, v));
     }
@@ -104,11 +105,12 @@ async fn negotiate_tls(
     let answer = tcp.read_u8().await.map_err(io_err)?;
     match answer {
         b'S' => {
-            let name = ServerName::try_from(host.trim_matches(|c| c == '[' || c == ']').to_string())
-                .map_err(|e| BackendError::TlsHandshake {
-                    addr: addr.to_string(),
-                    detail: format!("invalid server name: {e}"),
-                })?;
+            let name =
+                ServerName::try_from(host.trim_matches(|c| c == '[' || c == ']').to_string())
+                    .map_err(|e| BackendError::TlsHandshake {
+                        addr: addr.to_string(),
+                        detail: format!("invalid server name: {e}"),
+                    })?;
             let tls = tokio_rustls::TlsConnector::from(cfg.clone())
                 .connect(name, tcp)
                 .await
@@ -170,16 +172,22 @@ async fn authenticate(conn: &mut ServerConn, target: &PgTarget) -> Result<(), Ba
             }
             5 => {
                 let salt = [data[0], data[1], data[2], data[3]];
-                let mut h = md5_hash(target.user.as_bytes(), password()?.as_bytes(), salt).into_bytes();
+                let mut h =
+                    md5_hash(target.user.as_bytes(), password()?.as_bytes(), salt).into_bytes();
                 h.push(0);
                 password_message(&mut out, &h);
             }
             10 => {
-                let offered = data.split(|&b| b == 0).any(|m| m == sasl::SCRAM_SHA_256.as_bytes());
+                let offered = data
+                    .split(|&b| b == 0)
+                    .any(|m| m == sasl::SCRAM_SHA_256.as_bytes());
                 if !offered {
                     return Err(BackendError::UnsupportedAuth { addr, code });
                 }
-                let s = sasl::ScramSha256::new(password()?.as_bytes(), sasl::ChannelBinding::unsupported());
+                let s = sasl::ScramSha256::new(
+                    password()?.as_bytes(),
+                    sasl::ChannelBinding::unsupported(),
+                );
                 build::message(&mut out, fe::PASSWORD, |b| {
                     build::cstr(b, sasl::SCRAM_SHA_256.as_bytes());
                     b.put_i32(s.message().len() as i32);
@@ -188,8 +196,14 @@ async fn authenticate(conn: &mut ServerConn, target: &PgTarget) -> Result<(), Ba
                 scram = Some(s);
             }
             11 | 12 => {
-                let s = scram.as_mut().ok_or_else(|| conn.protocol_err("SASL message before SASL start"))?;
-                let step = if code == 11 { s.update(data) } else { s.finish(data) };
+                let s = scram
+                    .as_mut()
+                    .ok_or_else(|| conn.protocol_err("SASL message before SASL start"))?;
+                let step = if code == 11 {
+                    s.update(data)
+                } else {
+                    s.finish(data)
+                };
                 step.map_err(|e| BackendError::Scram {
                     addr: addr.clone(),
                     detail: e.to_string(),

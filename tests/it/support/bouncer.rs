@@ -30,21 +30,38 @@ impl Bouncer {
         );
         let ini_path = dir.path().join("pgbouncer.ini");
         std::fs::write(&ini_path, ini).unwrap();
-        let _ = std::process::Command::new("chown").arg("-R").arg("postgres").arg(dir.path()).status();
+        let _ = std::process::Command::new("chown")
+            .arg("-R")
+            .arg("postgres")
+            .arg(dir.path())
+            .status();
         let child = server_cmd("pgbouncer")
             .arg(&ini_path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("pgbouncer is installed (apt-get install pgbouncer)");
-        let up = wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        assert!(up, "pgbouncer did not start: {}", std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default());
-        Bouncer { port, child, _dir: dir }
+        let up = wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(
+            up,
+            "pgbouncer did not start: {}",
+            std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default()
+        );
+        Bouncer {
+            port,
+            child,
+            _dir: dir,
+        }
     }
 
     /// A backend URL through PgBouncer.
     pub fn url(&self) -> String {
-        format!("postgres://app:secret@127.0.0.1:{}/app?sslmode=disable", self.port)
+        format!(
+            "postgres://app:secret@127.0.0.1:{}/app?sslmode=disable",
+            self.port
+        )
     }
 }
 

@@ -10,7 +10,11 @@ use std::time::Duration;
 
 /// Where the PostgreSQL server binaries live.
 pub fn pg_bin(name: &str) -> PathBuf {
-    for dir in ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"] {
+    for dir in [
+        "/usr/lib/postgresql/15/bin",
+        "/usr/lib/postgresql/16/bin",
+        "/usr/lib/postgresql/17/bin",
+    ] {
         let p = Path::new(dir).join(name);
         if p.exists() {
             return p;
@@ -58,12 +62,18 @@ pub fn server_cmd(program: impl AsRef<std::ffi::OsStr>) -> Command {
 
 fn chown(path: &Path) {
     if let Some((uid, gid)) = server_user() {
-        let _ = Command::new("chown").arg("-R").arg(format!("{uid}:{gid}")).arg(path).status();
+        let _ = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{uid}:{gid}"))
+            .arg(path)
+            .status();
     }
 }
 
 fn run(mut c: Command, what: &str) -> Output {
-    let out = c.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
     assert!(
         out.status.success(),
         "{what} failed: {}\n{}",
@@ -75,12 +85,19 @@ fn run(mut c: Command, what: &str) -> Output {
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A directory under /tmp the server user can use.
 pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
-    let d = tempfile::Builder::new().prefix(prefix).tempdir_in("/tmp").unwrap();
+    let d = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .unwrap();
     chown(d.path());
     d
 }
@@ -151,16 +168,22 @@ impl PgCluster {
         for _ in 0..5 {
             let port = free_port();
             let mut c = server_cmd(pg_bin("pg_ctl"));
-            c.arg("-D").arg(&self.data).arg("-l").arg(self.dir.path().join("log")).arg("-w").arg("-o").arg(format!(
-                "-p {port} -k {}",
-                self.dir.path().display()
-            ));
+            c.arg("-D")
+                .arg(&self.data)
+                .arg("-l")
+                .arg(self.dir.path().join("log"))
+                .arg("-w")
+                .arg("-o")
+                .arg(format!("-p {port} -k {}", self.dir.path().display()));
             c.arg("start");
             if c.output().map(|o| o.status.success()).unwrap_or(false) {
                 return port;
             }
         }
-        panic!("cannot start PostgreSQL: {}", std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default());
+        panic!(
+            "cannot start PostgreSQL: {}",
+            std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        );
     }
 
     /// Turns TLS on with the given certificate and key (copied into the data directory).
@@ -179,18 +202,22 @@ impl PgCluster {
     /// Stops the server (it can be started again on the same port with `restart`).
     pub fn stop(&self) {
         let mut c = server_cmd(pg_bin("pg_ctl"));
-        c.arg("-D").arg(&self.data).args(["-m", "immediate", "-w", "stop"]);
+        c.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"]);
         let _ = c.output();
     }
 
     /// Starts the server again on the same port.
     pub fn restart(&self) {
         let mut c = server_cmd(pg_bin("pg_ctl"));
-        c.arg("-D").arg(&self.data).arg("-l").arg(self.dir.path().join("log")).arg("-w").arg("-o").arg(format!(
-            "-p {} -k {}",
-            self.port,
-            self.dir.path().display()
-        ));
+        c.arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .arg("-w")
+            .arg("-o")
+            .arg(format!("-p {} -k {}", self.port, self.dir.path().display()));
         c.arg("start");
         run(c, "pg_ctl restart");
     }
@@ -202,15 +229,31 @@ impl PgCluster {
 
     pub fn psql_db(&self, db: &str, sql: &str) -> String {
         let mut c = server_cmd("psql");
-        c.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
-            .arg(self.dir.path())
-            .args(["-p", &self.port.to_string(), "-d", db, "-c", sql]);
-        String::from_utf8(run(c, &format!("psql {sql}")).stdout).unwrap().trim().to_string()
+        c.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-U",
+            "postgres",
+            "-h",
+        ])
+        .arg(self.dir.path())
+        .args(["-p", &self.port.to_string(), "-d", db, "-c", sql]);
+        String::from_utf8(run(c, &format!("psql {sql}")).stdout)
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     /// `postgres://user:secret@127.0.0.1:port/app`
     pub fn url(&self, user: &str) -> String {
-        format!("postgres://{user}:secret@127.0.0.1:{}/app?sslmode=disable", self.port)
+        format!(
+            "postgres://{user}:secret@127.0.0.1:{}/app?sslmode=disable",
+            self.port
+        )
     }
 
     pub fn log(&self) -> String {

@@ -16,7 +16,11 @@ pub use proxy::Proxy;
 
 /// A runtime for the test's own clients.
 pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Connects with tokio-postgres; the connection task runs on the current runtime.
@@ -33,7 +37,19 @@ pub fn psql(port: u16, user: &str, password: &str, args: &[&str]) -> (bool, Stri
     let out = Command::new("psql")
         .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "10")
-        .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", user, "-d", "app"])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            "app",
+        ])
         .args(args)
         .output()
         .expect("psql runs");
@@ -63,12 +79,20 @@ pub fn pgbench(port: u16, args: &[&str]) -> Bench {
         .arg("app")
         .output()
         .expect("pgbench runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let num_after = |label: &str| -> Option<f64> {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(label))
             .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+            .and_then(|n| {
+                n.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            })
     };
     Bench {
         ok: out.status.success(),

@@ -21,24 +21,37 @@ impl Proxy {
     /// Starts a proxy from config text (its `proxy.listen` is ignored: a free port is used).
     pub fn start(config: &str) -> Proxy {
         if let Ok(filter) = std::env::var("SY_TEST_LOG") {
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
         }
-        let resolved = Config::from_toml(config, &HashMap::<String, String>::new()).expect("test config is valid");
+        let resolved = Config::from_toml(config, &HashMap::<String, String>::new())
+            .expect("test config is valid");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let app = rt.block_on(async { App::build(resolved, Metrics::new(prometheus::Registry::new())) }).expect("app builds");
+        let app = rt
+            .block_on(async { App::build(resolved, Metrics::new(prometheus::Registry::new())) })
+            .expect("app builds");
         let shared = app.shared.clone();
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, rx) = watch::channel(false);
         let thread = std::thread::spawn(move || {
             rt.block_on(app.run(listener, rx));
             rt.shutdown_timeout(std::time::Duration::from_secs(2));
         });
-        Proxy { port, shared, stop, thread: Some(thread) }
+        Proxy {
+            port,
+            shared,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// A proxy with one PostgreSQL backend `main` and the user app/secret.
@@ -49,7 +62,10 @@ impl Proxy {
     }
 
     pub fn url(&self, user: &str, password: &str) -> String {
-        format!("postgres://{user}:{password}@127.0.0.1:{}/app?sslmode=disable", self.port)
+        format!(
+            "postgres://{user}:{password}@127.0.0.1:{}/app?sslmode=disable",
+            self.port
+        )
     }
 
     /// Metrics text.

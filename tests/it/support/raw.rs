@@ -44,13 +44,17 @@ pub fn startup(params: &[(&str, &str)]) -> Vec<u8> {
 impl Raw {
     pub async fn open(port: u16) -> Raw {
         let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        Raw { s, buf: BytesMut::new() }
+        Raw {
+            s,
+            buf: BytesMut::new(),
+        }
     }
 
     /// Connects and logs in (SCRAM, md5, cleartext or trust), reading up to ReadyForQuery.
     pub async fn login(port: u16, user: &str, password: &str) -> Raw {
         let mut r = Raw::open(port).await;
-        r.send(&startup(&[("user", user), ("database", "app")])).await;
+        r.send(&startup(&[("user", user), ("database", "app")]))
+            .await;
         let mut scram: Option<sasl::ScramSha256> = None;
         loop {
             let (tag, body) = r.read().await.expect("server answers login");
@@ -66,12 +70,20 @@ impl Raw {
                         }
                         5 => {
                             let salt = [body[4], body[5], body[6], body[7]];
-                            let mut h = postgres_protocol::authentication::md5_hash(user.as_bytes(), password.as_bytes(), salt).into_bytes();
+                            let mut h = postgres_protocol::authentication::md5_hash(
+                                user.as_bytes(),
+                                password.as_bytes(),
+                                salt,
+                            )
+                            .into_bytes();
                             h.push(0);
                             r.send(&msg(b'p', &h)).await;
                         }
                         10 => {
-                            let s = sasl::ScramSha256::new(password.as_bytes(), sasl::ChannelBinding::unrequested());
+                            let s = sasl::ScramSha256::new(
+                                password.as_bytes(),
+                                sasl::ChannelBinding::unrequested(),
+                            );
                             let mut b = BytesMut::new();
                             b.put_slice(b"SCRAM-SHA-256\0");
                             b.put_i32(s.message().len() as i32);
@@ -104,14 +116,18 @@ impl Raw {
     pub async fn read(&mut self) -> Option<(u8, Bytes)> {
         loop {
             if self.buf.len() >= 5 {
-                let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+                let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]])
+                    as usize;
                 if self.buf.len() > len {
                     let mut m = self.buf.split_to(len + 1);
                     let tag = m[0];
                     return Some((tag, m.split_off(5).freeze()));
                 }
             }
-            let n = tokio::time::timeout(Duration::from_secs(10), self.s.read_buf(&mut self.buf)).await.ok()?.ok()?;
+            let n = tokio::time::timeout(Duration::from_secs(10), self.s.read_buf(&mut self.buf))
+                .await
+                .ok()?
+                .ok()?;
             if n == 0 {
                 return None;
             }

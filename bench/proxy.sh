@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Proxy overhead: pgbench select-only, 16 clients, against PostgreSQL directly, PgBouncer
+# (transaction mode) and switchyard, in extended and prepared modes, in one run on one
+# machine. Prints the median TPS and latency of ROUNDS runs and the ratios
+# switchyard/direct and switchyard/PgBouncer.
+#
+#   bash bench/proxy.sh            # defaults: 16 clients, 10 s per run, 3 rounds
+#   CLIENTS=32 SECONDS_PER_RUN=20 ROUNDS=5 bash bench/proxy.sh
+source "$(dirname "$0")/lib.sh"
+
+CLIENTS=${CLIENTS:-16}
+THREADS=${THREADS:-4}
+SECS=${SECONDS_PER_RUN:-10}
+ROUNDS=${ROUNDS:-3}
+POOL=${POOL:-20}
+
+(cd "$ROOT" && cargo build --release --quiet)
+start_pg main
+PGPASSWORD=secret "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U app -i -s 10 -q app >/dev/null 2>&1
+start_bouncer "$PG_PORT" transaction "$POOL"
+DIRECT=$PG_PORT
+BOUNCER=$BOUNCER_PORT
+start_bouncer "$PG_PORT" session $((CLIENTS + 4))
+BOUNCER_SESSION=$BOUNCER_PORT
+start_switchyard "postgres://app:secret@127.0.0.1:$PG_PORT/app?sslmode=disable" "$POOL" 'pooler = "none"'
+SY_DIRECT=$SY_PORT
+start_switchyard "postgres://app:secret@127.0.0.1:$BOUNCER_PORT/app?sslmode=disable" "$POOL"
+SY_POOLER=$SY_PORT
+
+declare -A TPS LAT FAIL
+targets=(direct pgbouncer pgbouncer-session switchyard switchyard-via-pgbouncer)
+declare -A PORT=([direct]=$DIRECT [pgbouncer]=$BOUNCER [pgbouncer-session]=$BOUNCER_SESSION [switchyard]=$SY_DIRECT [switchyard-via-pgbouncer]=$SY_POOLER)
+
+echo "pgbench -S, $CLIENTS clients, $THREADS threads, ${SECS}s x $ROUNDS rounds (interleaved), pool $POOL ($(nproc) cores)"
+declare -A RUNS
+for r in $(seq 1 "$ROUNDS"); do
+    for mode in extended prepared; do
+        for t in "${targets[@]}"; do
+            read -r tps lat f < <(pgbench_run "${PORT[$t]}" -S -c "$CLIENTS" -j "$THREADS" -T "$SECS" -M "$mode")
+            RUNS[$t-$mode]+="$tps $lat $f;"
+        done
+    done
+done
+for mode in extended prepared; do
+    for t in "${targets[@]}"; do
+        runs=${RUNS[$t-$mode]}
+        TPS[$t-$mode]=$(echo "$runs" | tr ';' '\n' | awk 'NF{print $1}' | median)
+        LAT[$t-$mode]=$(echo "$runs" | tr ';' '\n' | awk 'NF{print $2}' | median)
+        FAIL[$t-$mode]=$(echo "$runs" | tr ';' '\n' | awk 'NF{ if ($3 == "error") e = 1; else n += $3 } END { print (e ? "error" : n) }')
+        printf '  %-26s -M %-9s tps %10.0f  latency %7.3f ms  failed %s\n' "$t" "$mode" "${TPS[$t-$mode]}" "${LAT[$t-$mode]}" "${FAIL[$t-$mode]}"
+    done
+done
+echo
+echo "ratios (median TPS):"
+for mode in extended prepared; do
+    awk -v s="${TPS[switchyard-$mode]}" -v d="${TPS[direct-$mode]}" -v b="${TPS[pgbouncer-$mode]}" \
+        -v bs="${TPS[pgbouncer-session-$mode]}" -v m="$mode" \
+        'BEGIN { printf "  -M %-9s switchyard/direct %.2f   switchyard/pgbouncer(transaction) %s   switchyard/pgbouncer(session) %.2f\n",
+                 m, s/d, (b > 0 ? sprintf("%.2f", s/b) : "n/a (pgbouncer failed)"), s/bs }'
+done
+echo "  -M prepared through a transaction pooler: pgbouncer alone failed=${FAIL[pgbouncer-prepared]}, switchyard in front of it failed=${FAIL[switchyard-via-pgbouncer-prepared]}"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a Debian machine (when missing) and runs every test.
+# Tests start their own throwaway PostgreSQL clusters and PgBouncer; nothing is shared.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+packages=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
+command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
+command -v pgbouncer >/dev/null 2>&1 || packages+=(pgbouncer)
+command -v curl >/dev/null 2>&1 || packages+=(curl)
+command -v cc >/dev/null 2>&1 || packages+=(build-essential)
+if [ ${#packages[@]} -gt 0 ]; then
+    echo "installing: ${packages[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+# The Debian package may start its own cluster; the tests do not use it.
+if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] || curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --quiet

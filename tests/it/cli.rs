@@ -1,0 +1,100 @@
+//! The `switchyard` binary: check-config and serve refuse bad configs with the key named.
+
+use std::process::Command;
+
+fn switchyard(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .env("SY_PW", "pw")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+const GOOD: &str = "[proxy]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+    [[users]]\nname = \"app\"\npassword = \"${SY_PW}\"\n\
+    [backends.local]\nurl = \"postgres://app:topsecret@127.0.0.1:5432/app\"\npool_size = 7\n";
+
+#[test]
+fn check_config_prints_the_plan_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = switchyard(&["check-config", &write(&dir, "good.toml", GOOD)]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("backend:  local = postgres://app:***@127.0.0.1:5432/app (pool 7"),
+        "{out}"
+    );
+    assert!(out.contains("<- active"), "{out}");
+    assert!(!out.contains("topsecret") && !out.contains("pw\n"), "{out}");
+}
+
+#[test]
+fn check_config_names_the_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (GOOD.replace("pool_size = 7", "pool_sise = 7"), "pool_sise"),
+        (
+            GOOD.replace("postgres://app:topsecret@127.0.0.1:5432/app", "mysql://x"),
+            "backends.local.url",
+        ),
+        (
+            GOOD.replace("${SY_PW}", "${SY_MISSING}"),
+            "users[0].password",
+        ),
+        (
+            GOOD.replace("pool_size = 7", "pool_size = 0"),
+            "backends.local.pool_size",
+        ),
+        (
+            format!("{GOOD}sslmode = \"sometimes\"\n"),
+            "backends.local.sslmode",
+        ),
+        (
+            GOOD.replace(
+                "[admin]\nlisten = \"127.0.0.1:0\"",
+                "[admin]\nlisten = \"0.0.0.0:9640\"",
+            ),
+            "admin.token",
+        ),
+        ("[proxy\n".to_string(), "TOML"),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let (ok, out) = switchyard(&["check-config", &write(&dir, &format!("bad{i}.toml"), text)]);
+        assert!(!ok, "case {i} should fail");
+        assert!(out.contains(key), "case {i}: expected {key:?} in {out}");
+        assert!(!out.contains("topsecret"), "{out}");
+    }
+}
+
+#[test]
+fn serve_refuses_a_port_in_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = GOOD.replace(
+        "listen = \"127.0.0.1:0\"\n[admin]",
+        &format!("listen = \"127.0.0.1:{port}\"\n[admin]"),
+    );
+    let (ok, out) = switchyard(&["serve", "--config", &write(&dir, "c.toml", &cfg)]);
+    assert!(!ok);
+    assert!(
+        out.contains("proxy.listen") && out.contains(&port.to_string()),
+        "{out}"
+    );
+    let (ok, out) = switchyard(&["check-config", &write(&dir, "c.toml", &cfg)]);
+    assert!(!ok);
+    assert!(out.contains("proxy.listen"), "{out}");
+}
