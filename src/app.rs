@@ -11,13 +11,14 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, monitor};
 use crate::config::{ProxyConfig, Resolved};
 use crate::frontend::cancel::CancelRegistry;
 use crate::frontend::listener;
 use crate::frontend::users::UserStore;
 use crate::metrics::Metrics;
 use crate::router::Router;
+use crate::router::switch::Switcher;
 use crate::tls;
 
 #[derive(Debug, Error)]
@@ -36,7 +37,8 @@ pub enum AppError {
 
 /// State shared by every task of one proxy.
 pub struct Shared {
-    pub router: Router,
+    pub router: Arc<Router>,
+    pub switcher: Arc<Switcher>,
     pub metrics: Metrics,
     pub users: UserStore,
     pub cancels: Arc<CancelRegistry>,
@@ -76,7 +78,8 @@ impl App {
             _ => None,
         };
         let shared = Shared {
-            router,
+            router: Arc::new(router),
+            switcher: Arc::new(Switcher::new(cfg.switch.clone())),
             users: UserStore::from_config(&cfg.proxy, &cfg.users),
             cancels: Arc::new(CancelRegistry::default()),
             tls,
@@ -102,8 +105,62 @@ impl App {
             })
     }
 
-    /// Serves clients on `proxy` until `shutdown` turns true.
-    pub async fn run(self, proxy: TcpListener, shutdown: watch::Receiver<bool>) {
+    /// Binds the admin API at its configured address.
+    pub async fn bind_admin(&self) -> Result<TcpListener, AppError> {
+        let addr = self.shared.resolved.admin_addr;
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::Listen {
+                key: "admin.listen",
+                addr: addr.to_string(),
+                source,
+            })
+    }
+
+    /// Serves clients on `proxy` and the admin API on `admin` until `shutdown` turns
+    /// true, with a health monitor per backend.
+    pub async fn run(
+        self,
+        proxy: TcpListener,
+        admin: Option<TcpListener>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        for b in self.shared.router.backends() {
+            tokio::spawn(monitor::run(
+                b.clone(),
+                self.shared.metrics.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if let Some(admin) = admin {
+            tokio::spawn(crate::admin::serve(
+                admin,
+                self.shared.clone(),
+                shutdown.clone(),
+            ));
+        }
         listener::serve(self.shared.clone(), proxy, shutdown).await;
+    }
+}
+
+impl Shared {
+    /// Brings the gauges that are read from pools up to date (called before a scrape).
+    pub fn refresh_gauges(&self) {
+        for b in self.router.backends() {
+            let s = b.pool.state();
+            let m = &self.metrics;
+            m.server_connections
+                .with_label_values(&[&b.name, "idle"])
+                .set(s.idle_connections as i64);
+            m.server_connections
+                .with_label_values(&[&b.name, "active"])
+                .set((s.connections - s.idle_connections) as i64);
+            m.pool_waiting
+                .with_label_values(&[&b.name])
+                .set(s.statistics.pending_gets() as i64);
+            m.backend_up
+                .with_label_values(&[&b.name])
+                .set(b.health().up as i64);
+        }
     }
 }

@@ -32,6 +32,23 @@ pub enum Command {
     },
     /// Validate a config file and print what switchyard would do with it.
     CheckConfig { file: PathBuf },
+    /// Control a running proxy through its admin API.
+    Ctl {
+        /// Admin API base URL (default: admin.listen of --config, else http://127.0.0.1:9640).
+        #[arg(long, env = "SWITCHYARD_ADMIN_URL")]
+        admin: Option<String>,
+        /// Read the admin address and token from this config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Bearer token (default: admin.token of --config).
+        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print the raw JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: crate::ctl::CtlCommand,
+    },
 }
 
 /// Parses the command line, builds the runtime (worker threads from the config when
@@ -74,6 +91,24 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { config } => serve(config).await,
         Command::CheckConfig { file } => check_config(&file).await,
+        Command::Ctl {
+            admin,
+            config,
+            token,
+            json,
+            command,
+        } => {
+            let resolved = config.as_ref().map(|p| load(Some(p))).transpose()?;
+            let base = admin
+                .or_else(|| {
+                    resolved
+                        .as_ref()
+                        .map(|r| format!("http://{}", r.admin_addr))
+                })
+                .unwrap_or_else(|| "http://127.0.0.1:9640".into());
+            let token = token.or_else(|| resolved.and_then(|r| r.config.admin.token));
+            crate::ctl::run(&crate::ctl::Target { base, token }, command, json).await
+        }
     }
 }
 
@@ -89,16 +124,20 @@ async fn serve(config: Option<PathBuf>) -> Result<()> {
     let metrics = Metrics::new(prometheus::Registry::new());
     let app = App::build(resolved.clone(), metrics).context("cannot start")?;
     let listener = app.bind_proxy().await?;
+    let admin = app.bind_admin().await?;
     let addr = resolved.proxy_addr;
     let active = &resolved.active;
     tracing::info!(%addr, backend = %active, "switchyard is listening");
-    println!("switchyard: serving backend \"{active}\" on {addr}");
+    println!(
+        "switchyard: serving backend \"{active}\" on {addr}, admin API on http://{}",
+        resolved.admin_addr
+    );
     println!(
         "  connect with: psql \"postgres://{}@{addr}/postgres\"",
         first_user(&resolved)
     );
     let (tx, rx) = watch::channel(false);
-    let run = tokio::spawn(app.run(listener, rx));
+    let run = tokio::spawn(app.run(listener, Some(admin), rx));
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = tx.send(true);

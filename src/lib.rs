@@ -9,14 +9,17 @@
 //! - [`backend`]: backends, their pools and server connections.
 //! - [`router`]: the active route and the pause/drain gate.
 //! - [`protocol`]: wire-protocol framing, builders and parsers.
+//! - [`admin`]: the admin HTTP API.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`stream`], [`tls`]: byte streams and TLS configuration.
-//! - [`cli`]: the command line.
+//! - [`cli`], [`ctl`]: the command line and the admin API client.
 
+pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod frontend;
 pub mod metrics;
 pub mod protocol;

@@ -3,7 +3,7 @@
 //! password). Waiting clients watch it, so they fail fast on permanent errors instead of
 //! waiting out the pool timeout.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -19,6 +19,8 @@ pub struct HealthState {
     /// Consecutive failed connection attempts.
     pub failures: u32,
     pub since: Instant,
+    /// A connection attempt has been made at least once (so `up` is known, not assumed).
+    pub checked: bool,
 }
 
 /// Shared health of one backend.
@@ -36,6 +38,7 @@ impl Default for Health {
                 permanent: false,
                 failures: 0,
                 since: Instant::now(),
+                checked: false,
             })
             .0,
         }
@@ -55,9 +58,30 @@ pub fn is_permanent(e: &BackendError) -> bool {
     }
 }
 
-/// Resolves when the backend goes down with a permanent error.
-pub async fn wait_down_permanent(rx: &mut watch::Receiver<HealthState>) {
-    let _ = rx.wait_for(|h| !h.up && h.permanent).await;
+/// Resolves when the backend is marked down.
+pub async fn wait_down(rx: &mut watch::Receiver<HealthState>) {
+    let _ = rx.wait_for(|h| !h.up).await;
+}
+
+/// Resolves when the backend is marked up again.
+pub async fn wait_up(rx: &mut watch::Receiver<HealthState>) {
+    let _ = rx.wait_for(|h| h.up).await;
+}
+
+/// The ceiling of the reconnect delay after `failures` consecutive failures:
+/// `base * 2^(failures-1)`, capped.
+pub fn backoff_ceiling(base: Duration, cap: Duration, failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(30);
+    base.saturating_mul(1u32 << exp).min(cap)
+}
+
+/// A "full jitter" delay: uniformly random between zero and the ceiling.
+pub fn full_jitter(ceiling: Duration) -> Duration {
+    let ms = ceiling.as_millis() as u64;
+    if ms == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rand::random::<u64>() % (ms + 1))
 }
 
 impl Health {
@@ -73,7 +97,7 @@ impl Health {
     pub fn mark_up(&self) -> bool {
         let mut was_down = false;
         self.tx.send_if_modified(|s| {
-            if s.up && s.failures == 0 {
+            if s.up && s.failures == 0 && s.checked {
                 return false;
             }
             was_down = !s.up;
@@ -83,6 +107,7 @@ impl Health {
                 permanent: false,
                 failures: 0,
                 since: if s.up { s.since } else { Instant::now() },
+                checked: true,
             };
             true
         });
@@ -97,6 +122,7 @@ impl Health {
             s.failures = s.failures.saturating_add(1);
             s.last_error = Some(e.to_string());
             s.permanent = is_permanent(e);
+            s.checked = true;
             if s.up {
                 s.up = false;
                 s.since = Instant::now();
@@ -109,6 +135,19 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let (b, c) = (Duration::from_millis(100), Duration::from_secs(2));
+        let ceilings: Vec<u128> = (1..=8)
+            .map(|f| backoff_ceiling(b, c, f).as_millis())
+            .collect();
+        assert_eq!(ceilings, vec![100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+        for _ in 0..100 {
+            assert!(full_jitter(Duration::from_millis(50)) <= Duration::from_millis(50));
+        }
+        assert_eq!(backoff_ceiling(b, c, 1000), c);
+    }
 
     #[test]
     fn transitions() {

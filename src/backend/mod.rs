@@ -3,18 +3,21 @@
 //!
 //! - [`url`]: backend URLs.
 //! - [`conn`]: one server connection.
-//! - [`pool`]: the bb8 pool and its error sink.
+//! - [`pool`]: the bb8 pool and its error sink; `checkout` waits for a connection.
+//! - [`health`], [`monitor`]: up/down state and background reconnect with backoff.
 //! - [`postgres`]: connecting to PostgreSQL (TLS, authentication, cancel).
 
+mod checkout;
 pub mod conn;
 pub mod error;
 pub mod health;
+pub mod monitor;
 pub mod pool;
 pub mod postgres;
 pub mod url;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -55,8 +58,14 @@ pub struct Backend {
     pub pool: bb8::Pool<Manager>,
     pub metrics: BackendMetrics,
     pub pool_size: u32,
+    pub pool_wait: Duration,
+    pub config: BackendConfig,
     connector: Arc<Connector>,
     shared: Arc<PoolShared>,
+    backoff: std::sync::Mutex<monitor::BackoffView>,
+    created: std::time::Instant,
+    /// Milliseconds after `created` of the last successful checkout.
+    last_checkout_ms: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Backend {
@@ -110,6 +119,7 @@ impl Backend {
             .min_idle(Some(cfg.min_idle).filter(|&n| n > 0))
             .test_on_check_out(false)
             .connection_timeout(pool_wait)
+            .retry_connection(false)
             .idle_timeout(Some(cfg.idle_timeout.get()))
             .max_lifetime(Some(cfg.max_lifetime.get()))
             .error_sink(Box::new(ErrorSink {
@@ -124,54 +134,14 @@ impl Backend {
             pooler,
             pool,
             pool_size: cfg.pool_size,
+            pool_wait,
+            config: cfg.clone(),
             connector,
             shared,
+            backoff: Default::default(),
+            created: std::time::Instant::now(),
+            last_checkout_ms: Default::default(),
         })
-    }
-
-    /// Checks out a server connection, waiting up to the pool wait timeout. Returns it
-    /// with the time it was obtained.
-    pub async fn acquire(&self) -> Result<(Pooled, Instant), AcquireError> {
-        let start = Instant::now();
-        let result = if self
-            .shared
-            .down_permanent
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            self.acquire_when_down().await
-        } else {
-            let mut health = self.shared.health.subscribe();
-            tokio::select! {
-                biased;
-                r = self.pool.get_owned() => r,
-                _ = health::wait_down_permanent(&mut health) => self.acquire_when_down().await,
-            }
-        };
-        let now = Instant::now();
-        let waited = now - start;
-        self.metrics.pool_wait_seconds.observe(waited.as_secs_f64());
-        result.map(|c| (c, now)).map_err(|e| match e {
-            bb8::RunError::User(source) => AcquireError::Connect {
-                backend: self.name.to_string(),
-                source,
-            },
-            bb8::RunError::TimedOut => AcquireError::Timeout {
-                backend: self.name.to_string(),
-                waited_ms: waited.as_millis(),
-                last: self.shared.last_error(),
-            },
-        })
-    }
-
-    /// The backend is down with an error that will not fix itself: try once more in the
-    /// background (bb8 opens a connection when asked), and fail this checkout now.
-    async fn acquire_when_down(&self) -> Result<Pooled, bb8::RunError<BackendError>> {
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let _ = pool.get().await;
-        });
-        let reason = self.shared.health.get().last_error.unwrap_or_default();
-        Err(bb8::RunError::User(BackendError::Engine(reason)))
     }
 
     /// Asks the server running `key` to cancel its current query.
@@ -187,6 +157,20 @@ impl Backend {
     pub fn pool_counts(&self) -> (u32, u32) {
         let s = self.pool.state();
         (s.idle_connections, s.connections - s.idle_connections)
+    }
+
+    fn note_checkout(&self, at: std::time::Instant) {
+        let ms = at.saturating_duration_since(self.created).as_millis() as u64;
+        self.last_checkout_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn last_checkout_within(&self, within: Duration) -> bool {
+        let last = self
+            .last_checkout_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let now = self.created.elapsed().as_millis() as u64;
+        last > 0 && now.saturating_sub(last) < within.as_millis() as u64
     }
 
     pub fn health(&self) -> health::HealthState {

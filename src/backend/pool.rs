@@ -2,7 +2,7 @@
 //! error sink so that failed connects are logged and counted instead of vanishing into
 //! bb8's bare `TimedOut`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustls::ClientConfig;
@@ -29,8 +29,6 @@ pub struct PoolShared {
     pub last_error: Mutex<Option<String>>,
     next_id: AtomicU64,
     pub health: Health,
-    /// Mirrors "down with a permanent error", so the checkout fast path is one load.
-    pub down_permanent: AtomicBool,
 }
 
 impl PoolShared {
@@ -69,7 +67,6 @@ impl bb8::ManageConnection for Manager {
         match &result {
             Ok(conn) => {
                 self.shared.set_error(None);
-                self.shared.down_permanent.store(false, Ordering::Relaxed);
                 if self.shared.health.mark_up() {
                     tracing::info!(backend = %self.backend, "backend is up again");
                 }
@@ -81,11 +78,7 @@ impl bb8::ManageConnection for Manager {
             }
             Err(e) => {
                 self.shared.set_error(Some(e.to_string()));
-                let was_up = self.shared.health.mark_down(e);
-                self.shared
-                    .down_permanent
-                    .store(self.shared.health.get().permanent, Ordering::Relaxed);
-                if was_up {
+                if self.shared.health.mark_down(e) {
                     tracing::warn!(backend = %self.backend, error = %e, "backend is down");
                 }
                 self.metrics

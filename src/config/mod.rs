@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-pub use duration::Dur;
+pub use duration::{Dur, parse as parse_duration};
 
 /// Everything that can be wrong with a configuration.
 #[derive(Debug, Error)]
@@ -52,7 +52,7 @@ pub enum AuthMethod {
 }
 
 /// Whether a PostgreSQL backend may move the proxy's connections between real sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum PoolerMode {
     /// Behind a transaction-mode pooler (Supabase 6543, PgBouncer): nothing named survives
@@ -166,6 +166,15 @@ pub struct BackendConfig {
     pub idle_timeout: Dur,
     #[serde(default = "default_max_lifetime")]
     pub max_lifetime: Dur,
+    /// Reconnect backoff: the first retry waits up to this long (full jitter)…
+    #[serde(default = "default_backoff_base")]
+    pub backoff_base: Dur,
+    /// …and the wait doubles per failure up to this cap.
+    #[serde(default = "default_backoff_cap")]
+    pub backoff_cap: Dur,
+    /// How often an idle, healthy backend is checked.
+    #[serde(default = "default_health_interval")]
+    pub health_interval: Dur,
 }
 
 fn default_pool_size() -> u32 {
@@ -179,6 +188,37 @@ fn default_idle_timeout() -> Dur {
 }
 fn default_max_lifetime() -> Dur {
     Dur::secs(3600)
+}
+fn default_backoff_base() -> Dur {
+    Dur::millis(100)
+}
+fn default_backoff_cap() -> Dur {
+    Dur::secs(10)
+}
+fn default_health_interval() -> Dur {
+    Dur::secs(5)
+}
+
+/// How switches (cutover, rollback) behave.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwitchConfig {
+    /// How long in-flight transactions may take to finish before a switch gives up.
+    pub drain_timeout: Dur,
+    /// Server connections opened on the target before pausing (capped at its pool size).
+    pub prewarm: u32,
+    /// How long preflight may take (connecting to and checking the target).
+    pub preflight_timeout: Dur,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        SwitchConfig {
+            drain_timeout: Dur::secs(5),
+            prewarm: 4,
+            preflight_timeout: Dur::secs(10),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -201,6 +241,8 @@ pub struct Config {
     pub backends: BTreeMap<String, BackendConfig>,
     #[serde(default)]
     pub routing: RoutingConfig,
+    #[serde(default)]
+    pub switch: SwitchConfig,
 }
 
 /// A validated configuration with its resolved addresses and active backend.
@@ -265,6 +307,9 @@ impl Config {
                 pooler: PoolerMode::None,
                 idle_timeout: default_idle_timeout(),
                 max_lifetime: default_max_lifetime(),
+                backoff_base: default_backoff_base(),
+                backoff_cap: default_backoff_cap(),
+                health_interval: default_health_interval(),
             },
         );
         config.routing.active = Some("local".into());

@@ -176,6 +176,18 @@ impl Config {
                     "must be positive",
                 ));
             }
+            if b.backoff_base.get().is_zero() || b.backoff_cap.get() < b.backoff_base.get() {
+                return Err(ConfigError::invalid(
+                    key("backoff_cap"),
+                    "backoff_base must be positive and backoff_cap at least backoff_base",
+                ));
+            }
+            if b.health_interval.get() < std::time::Duration::from_millis(100) {
+                return Err(ConfigError::invalid(
+                    key("health_interval"),
+                    "must be at least 100ms",
+                ));
+            }
             if let Some(ca) = &b.ca_file {
                 std::fs::metadata(ca).map_err(|e| {
                     ConfigError::invalid(

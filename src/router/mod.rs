@@ -3,8 +3,10 @@
 //! starts and finishes there, whatever happens to the route meanwhile.
 //!
 //! - [`gate`]: pause and drain.
+//! - [`switch`]: the cutover/rollback state machine.
 
 pub mod gate;
+pub mod switch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -8,3 +8,4 @@ mod hostile;
 mod pgbench;
 mod proxy_basic;
 mod proxy_session;
+mod switching;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 pub struct Proxy {
     pub port: u16,
+    pub admin_port: u16,
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
@@ -41,13 +42,18 @@ impl Proxy {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let port = listener.local_addr().unwrap().port();
+        let admin = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let admin_port = admin.local_addr().unwrap().port();
         let (stop, rx) = watch::channel(false);
         let thread = std::thread::spawn(move || {
-            rt.block_on(app.run(listener, rx));
+            rt.block_on(app.run(listener, Some(admin), rx));
             rt.shutdown_timeout(std::time::Duration::from_secs(2));
         });
         Proxy {
             port,
+            admin_port,
             shared,
             stop,
             thread: Some(thread),

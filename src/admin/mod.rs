@@ -1,0 +1,212 @@
+//! The admin HTTP API (axum): liveness, readiness, status, Prometheus metrics, and the
+//! mutating endpoints (cutover, rollback, pause, resume), which are POST-only and need
+//! `Authorization: Bearer TOKEN` when a token is configured (compared in constant time).
+//!
+//! - [`status`]: the `/status` document.
+
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::Shared;
+use crate::router::switch::{SwitchError, SwitchRecord};
+
+type AppState = State<Arc<Shared>>;
+
+/// The admin router.
+pub fn router(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status::status))
+        .route("/metrics", get(metrics))
+        .route("/cutover", post(cutover))
+        .route("/rollback", post(rollback))
+        .route("/pause", post(pause))
+        .route("/resume", post(resume))
+        .with_state(shared)
+}
+
+/// Serves the admin API until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let app = router(shared);
+    let stop = async move { crate::frontend::listener::stopped(&mut shutdown).await };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        tracing::error!(error = %e, "admin API stopped");
+    }
+}
+
+fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(json!({ "ok": false, "error": msg.into() }))).into_response()
+}
+
+/// Checks the bearer token of a mutating request.
+#[allow(clippy::result_large_err)]
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = shared
+        .resolved
+        .config
+        .admin
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+        Ok(())
+    } else {
+        shared
+            .metrics
+            .errors
+            .with_label_values(&["admin_auth"])
+            .inc();
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ))
+    }
+}
+
+async fn healthz() -> Response {
+    Json(json!({ "ok": true })).into_response()
+}
+
+async fn readyz(State(shared): AppState) -> Response {
+    let active = shared.router.active();
+    let h = active.health();
+    if h.checked && h.up {
+        Json(json!({ "ready": true, "active": &*active.name })).into_response()
+    } else {
+        let reason = if !h.checked {
+            "not checked yet".to_string()
+        } else {
+            h.last_error.unwrap_or_default()
+        };
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false, "active": &*active.name, "reason": reason })),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(shared): AppState) -> Response {
+    shared.refresh_gauges();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+fn switch_response(r: Result<SwitchRecord, SwitchError>) -> Response {
+    match r {
+        Ok(rec) if rec.ok => Json(rec).into_response(),
+        Ok(rec) => (StatusCode::SERVICE_UNAVAILABLE, Json(rec)).into_response(),
+        Err(e @ SwitchError::Busy) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ SwitchError::Unknown(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CutoverReq {
+    to: String,
+}
+
+async fn cutover(
+    State(shared): AppState,
+    headers: HeaderMap,
+    body: Option<Json<CutoverReq>>,
+) -> Response {
+    if let Err(r) = authorize(&shared, &headers) {
+        return r;
+    }
+    let Some(Json(req)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "body must be JSON: {\"to\": \"BACKEND\"}",
+        );
+    };
+    switch_response(
+        shared
+            .switcher
+            .cutover(&shared.router, &shared.metrics, &req.to)
+            .await,
+    )
+}
+
+async fn rollback(State(shared): AppState, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&shared, &headers) {
+        return r;
+    }
+    switch_response(
+        shared
+            .switcher
+            .rollback(&shared.router, &shared.metrics)
+            .await,
+    )
+}
+
+#[derive(Deserialize, Default)]
+struct PauseReq {
+    timeout_ms: Option<u64>,
+}
+
+async fn pause(
+    State(shared): AppState,
+    headers: HeaderMap,
+    body: Option<Json<PauseReq>>,
+) -> Response {
+    if let Err(r) = authorize(&shared, &headers) {
+        return r;
+    }
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let timeout = req.timeout_ms.map(Duration::from_millis);
+    match shared
+        .switcher
+        .pause(&shared.router, &shared.metrics, timeout)
+    {
+        Ok(_) => Json(json!({ "ok": true, "paused": true, "timeout_ms": req.timeout_ms }))
+            .into_response(),
+        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+async fn resume(State(shared): AppState, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&shared, &headers) {
+        return r;
+    }
+    match shared.switcher.resume(&shared.router, &shared.metrics) {
+        Ok(held) => {
+            Json(json!({ "ok": true, "paused": false, "held_ms": held.as_millis() as u64 }))
+                .into_response()
+        }
+        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
+    }
+}

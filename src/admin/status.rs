@@ -1,0 +1,101 @@
+//! The `/status` document: active backend, switch state, per-backend health and pools,
+//! clients, the last switch and backoff state. Never contains a secret.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use crate::app::Shared;
+use crate::backend::Backend;
+use crate::backend::monitor::BackoffView;
+use crate::router::switch::{SwitchRecord, SwitchState};
+
+#[derive(Serialize)]
+pub struct PoolView {
+    pub size: u32,
+    pub idle: u32,
+    pub active: u32,
+    pub waiting: u64,
+}
+
+#[derive(Serialize)]
+pub struct BackendView {
+    pub url: String,
+    pub up: bool,
+    pub checked: bool,
+    pub last_error: Option<String>,
+    pub down_for_ms: Option<u64>,
+    pub pooler: crate::config::PoolerMode,
+    pub pool: PoolView,
+    pub backoff: BackoffView,
+}
+
+#[derive(Serialize)]
+pub struct ClientsView {
+    pub connected: i64,
+    pub waiting: i64,
+    pub in_transaction: usize,
+}
+
+#[derive(Serialize)]
+pub struct StatusView {
+    pub active: String,
+    pub previous: Option<String>,
+    pub state: SwitchState,
+    pub paused: bool,
+    pub clients: ClientsView,
+    pub backends: BTreeMap<String, BackendView>,
+    pub last_switch: Option<SwitchRecord>,
+    pub switches: u64,
+}
+
+/// One backend's view.
+pub fn backend_view(b: &Backend) -> BackendView {
+    let h = b.health();
+    let s = b.pool.state();
+    BackendView {
+        url: b.display.clone(),
+        up: h.up,
+        checked: h.checked,
+        last_error: h.last_error.clone(),
+        down_for_ms: (!h.up).then(|| h.since.elapsed().as_millis() as u64),
+        pooler: b.pooler,
+        pool: PoolView {
+            size: b.pool_size,
+            idle: s.idle_connections,
+            active: s.connections - s.idle_connections,
+            waiting: s.statistics.pending_gets(),
+        },
+        backoff: b.backoff(),
+    }
+}
+
+/// The whole status document.
+pub fn view(shared: &Shared) -> StatusView {
+    let sw = &shared.switcher;
+    StatusView {
+        active: shared.router.active().name.to_string(),
+        previous: sw.previous(),
+        state: sw.state(),
+        paused: shared.router.gate.is_paused(),
+        clients: ClientsView {
+            connected: shared.metrics.clients_current.get(),
+            waiting: shared.metrics.clients_waiting.get(),
+            in_transaction: shared.router.gate.inflight(),
+        },
+        backends: shared
+            .router
+            .backends()
+            .map(|b| (b.name.to_string(), backend_view(b)))
+            .collect(),
+        last_switch: sw.last(),
+        switches: sw.count(),
+    }
+}
+
+pub async fn status(State(shared): State<Arc<Shared>>) -> Json<StatusView> {
+    Json(view(&shared))
+}

@@ -1,0 +1,76 @@
+//! Checking a server connection out of a backend: straight from the pool while the
+//! backend is up; while it is down, wait (bounded) for the monitor to see it recover,
+//! and fail at once when the error needs an operator.
+
+use std::time::Instant;
+
+use tokio::time::timeout_at;
+
+use super::health::{self, HealthState};
+use super::{AcquireError, Backend, Pooled};
+
+impl Backend {
+    /// Checks out a server connection, waiting up to the pool wait timeout. Returns it
+    /// with the time it was obtained.
+    pub async fn acquire(&self) -> Result<(Pooled, Instant), AcquireError> {
+        let start = Instant::now();
+        let result = self.acquire_until(start + self.pool_wait).await;
+        let now = Instant::now();
+        self.metrics
+            .pool_wait_seconds
+            .observe((now - start).as_secs_f64());
+        if result.is_ok() {
+            self.note_checkout(now);
+        }
+        result.map(|c| (c, now))
+    }
+
+    fn timeout_error(&self, started: Instant) -> AcquireError {
+        AcquireError::Timeout {
+            backend: self.name.to_string(),
+            waited_ms: started.elapsed().as_millis(),
+            last: self.shared.last_error(),
+        }
+    }
+
+    fn down_error(&self, state: &HealthState) -> AcquireError {
+        AcquireError::Down {
+            backend: self.name.to_string(),
+            reason: state
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "unknown error".into()),
+        }
+    }
+
+    async fn acquire_until(&self, deadline: Instant) -> Result<Pooled, AcquireError> {
+        let started = Instant::now();
+        let mut watch = self.shared.health.subscribe();
+        loop {
+            let state = watch.borrow_and_update().clone();
+            if !state.up {
+                if state.permanent {
+                    return Err(self.down_error(&state));
+                }
+                if timeout_at(deadline.into(), health::wait_up(&mut watch))
+                    .await
+                    .is_err()
+                {
+                    return Err(self.timeout_error(started));
+                }
+                continue;
+            }
+            tokio::select! {
+                biased;
+                r = timeout_at(deadline.into(), self.pool.get_owned()) => {
+                    return match r {
+                        Ok(Ok(conn)) => Ok(conn),
+                        Ok(Err(bb8::RunError::User(source))) => Err(AcquireError::Connect { backend: self.name.to_string(), source }),
+                        Ok(Err(bb8::RunError::TimedOut)) | Err(_) => Err(self.timeout_error(started)),
+                    };
+                }
+                _ = health::wait_down(&mut watch) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! `switchyard ctl`: calls the admin API of a running proxy and prints a readable answer
+//! (or the raw JSON with `--json`). Exit status 0 means the operation succeeded.
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use clap::Subcommand;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use serde_json::Value;
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Active backend, switch state, health and pools.
+    Status,
+    /// Move new transactions to backend NAME.
+    Cutover { name: String },
+    /// Go back to the backend active before the last switch.
+    Rollback,
+    /// Hold new transactions (optionally resuming by itself after --timeout, e.g. 30s).
+    Pause {
+        #[arg(long)]
+        timeout: Option<String>,
+    },
+    /// Let held transactions continue.
+    Resume,
+}
+
+/// Where the admin API is and how to authenticate.
+pub struct Target {
+    pub base: String,
+    pub token: Option<String>,
+}
+
+/// Sends one request; returns the HTTP status and the JSON body.
+pub async fn call(
+    target: &Target,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(u16, Value)> {
+    let uri: hyper::Uri = format!("{}{path}", target.base.trim_end_matches('/'))
+        .parse()
+        .context("admin URL")?;
+    let host = uri.host().context("admin URL has no host")?.to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot reach the admin API at {}", target.base))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", format!("{host}:{port}"));
+    if !payload.is_empty() {
+        req = req.header("content-type", "application/json");
+    }
+    if let Some(t) = &target.token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::from(payload)))?)
+        .await?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Ok((status, json))
+}
+
+/// Runs a ctl command and prints the answer.
+pub async fn run(target: &Target, cmd: CtlCommand, json: bool) -> Result<()> {
+    let (status, body) = match &cmd {
+        CtlCommand::Status => call(target, Method::GET, "/status", None).await?,
+        CtlCommand::Cutover { name } => {
+            call(
+                target,
+                Method::POST,
+                "/cutover",
+                Some(serde_json::json!({ "to": name })),
+            )
+            .await?
+        }
+        CtlCommand::Rollback => call(target, Method::POST, "/rollback", None).await?,
+        CtlCommand::Pause { timeout } => {
+            let ms = timeout
+                .as_deref()
+                .map(crate::config::parse_duration)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--timeout: {e}"))?
+                .map(|d| d.as_millis() as u64);
+            call(
+                target,
+                Method::POST,
+                "/pause",
+                Some(serde_json::json!({ "timeout_ms": ms })),
+            )
+            .await?
+        }
+        CtlCommand::Resume => call(target, Method::POST, "/resume", None).await?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        print!("{}", render(&cmd, &body));
+    }
+    let ok = (200..300).contains(&status) && body.get("ok").and_then(Value::as_bool) != Some(false);
+    if !ok {
+        bail!(
+            "{} (HTTP {status})",
+            body.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("request failed")
+        );
+    }
+    Ok(())
+}
+
+fn render(cmd: &CtlCommand, b: &Value) -> String {
+    match cmd {
+        CtlCommand::Status => render_status(b),
+        CtlCommand::Cutover { .. } | CtlCommand::Rollback if b.get("from").is_some() => {
+            let verdict = if b["ok"].as_bool() == Some(true) {
+                "done".to_string()
+            } else {
+                format!("FAILED: {}", b["error"].as_str().unwrap_or(""))
+            };
+            format!(
+                "{} {} -> {}: {verdict}\n  paused {} ms (drain {} ms, preflight {} ms)\n",
+                b["kind"].as_str().unwrap_or("switch"),
+                b["from"].as_str().unwrap_or("?"),
+                b["to"].as_str().unwrap_or("?"),
+                b["pause_ms"],
+                b["drain_ms"],
+                b["preflight_ms"]
+            )
+        }
+        CtlCommand::Pause { .. } if b["ok"].as_bool() == Some(true) => {
+            "paused: new transactions are held\n".into()
+        }
+        CtlCommand::Resume if b["ok"].as_bool() == Some(true) => {
+            format!("resumed after {} ms\n", b["held_ms"])
+        }
+        _ => String::new(),
+    }
+}
+
+fn render_status(b: &Value) -> String {
+    let mut out = format!(
+        "active: {}   state: {}   paused: {}   switches: {}\nclients: {} connected, {} waiting, {} in a transaction\n",
+        b["active"].as_str().unwrap_or("?"),
+        b["state"].as_str().unwrap_or("?"),
+        b["paused"],
+        b["switches"],
+        b["clients"]["connected"],
+        b["clients"]["waiting"],
+        b["clients"]["in_transaction"]
+    );
+    if let Some(backends) = b["backends"].as_object() {
+        for (name, v) in backends {
+            let health = if v["up"].as_bool() == Some(true) {
+                "up".to_string()
+            } else {
+                format!("DOWN ({})", v["last_error"].as_str().unwrap_or(""))
+            };
+            out.push_str(&format!(
+                "  {name:<12} {health:<6} pool {}/{} active, {} idle, {} waiting   {}\n",
+                v["pool"]["active"],
+                v["pool"]["size"],
+                v["pool"]["idle"],
+                v["pool"]["waiting"],
+                v["url"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    if let Some(s) = b.get("last_switch").filter(|s| !s.is_null()) {
+        let result = if s["ok"].as_bool() == Some(true) {
+            "ok".to_string()
+        } else {
+            format!("failed: {}", s["error"].as_str().unwrap_or(""))
+        };
+        out.push_str(&format!(
+            "last switch: {} {} -> {} {result}, paused {} ms\n",
+            s["kind"].as_str().unwrap_or(""),
+            s["from"].as_str().unwrap_or(""),
+            s["to"].as_str().unwrap_or(""),
+            s["pause_ms"]
+        ));
+    }
+    out
+}
