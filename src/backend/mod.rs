@@ -122,10 +122,7 @@ impl Backend {
             .retry_connection(false)
             .idle_timeout(Some(cfg.idle_timeout.get()))
             .max_lifetime(Some(cfg.max_lifetime.get()))
-            .error_sink(Box::new(ErrorSink {
-                backend: name.clone(),
-                metrics: metrics.clone(),
-            }))
+            .error_sink(Box::new(ErrorSink { backend: name.clone() }))
             .build_unchecked(manager);
         Ok(Backend {
             metrics: metrics.for_backend(&name),

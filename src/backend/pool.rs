@@ -78,6 +78,11 @@ impl bb8::ManageConnection for Manager {
             }
             Err(e) => {
                 self.shared.set_error(Some(e.to_string()));
+                self.metrics
+                    .connect_failures
+                    .with_label_values(&[&self.backend, e.kind()])
+                    .inc();
+                self.metrics.errors.with_label_values(&[e.kind()]).inc();
                 if self.shared.health.mark_down(e) {
                     tracing::warn!(backend = %self.backend, error = %e, "backend is down");
                 }
@@ -99,11 +104,11 @@ impl bb8::ManageConnection for Manager {
     }
 }
 
-/// Logs and counts every error bb8 reports.
+/// Receives the errors bb8 would otherwise swallow (they are counted where they happen,
+/// in `Manager::connect`).
 #[derive(Clone)]
 pub struct ErrorSink {
     pub backend: Arc<str>,
-    pub metrics: Metrics,
 }
 
 impl std::fmt::Debug for ErrorSink {
@@ -114,12 +119,8 @@ impl std::fmt::Debug for ErrorSink {
 
 impl bb8::ErrorSink<BackendError> for ErrorSink {
     fn sink(&self, error: BackendError) {
-        self.metrics
-            .connect_failures
-            .with_label_values(&[&self.backend, error.kind()])
-            .inc();
-        self.metrics.errors.with_label_values(&[error.kind()]).inc();
-        tracing::warn!(backend = %self.backend, error = %error, "server connection failed");
+        // Counted and reflected in health by Manager::connect; bb8 only tells us again.
+        tracing::debug!(backend = %self.backend, error = %error, "pool reported a connection error");
     }
 
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<BackendError>> {
