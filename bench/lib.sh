@@ -75,6 +75,7 @@ start_switchyard() {
     SY_PORT=$(free_port)
     local admin
     admin=$(free_port)
+    SY_ADMIN_PORT=$admin
     local cfg="$BENCH_DIR/switchyard-$SY_PORT.toml"
     cat > "$cfg" <<TOML
 [proxy]
