@@ -14,6 +14,7 @@ pub mod health;
 pub mod monitor;
 pub mod pool;
 pub mod postgres;
+pub mod sqlite;
 pub mod url;
 
 use std::sync::Arc;
@@ -98,12 +99,10 @@ impl Backend {
                     .map_err(|e| BackendError::Engine(format!("backends.{name}: {e}")))?;
                 (Connector::Postgres { target, tls }, cfg.pooler)
             }
-            BackendUrl::Sqlite(path) => {
-                return Err(BackendError::Engine(format!(
-                    "backends.{name}: the SQLite backend ({}) is not available in this build",
-                    path.display()
-                )));
-            }
+            BackendUrl::Sqlite(path) => (
+                Connector::Sqlite(sqlite::SqliteEngine::new(&path)?),
+                PoolerMode::None,
+            ),
         };
         let name: Arc<str> = name.into();
         let connector = Arc::new(connector);
@@ -122,7 +121,9 @@ impl Backend {
             .retry_connection(false)
             .idle_timeout(Some(cfg.idle_timeout.get()))
             .max_lifetime(Some(cfg.max_lifetime.get()))
-            .error_sink(Box::new(ErrorSink { backend: name.clone() }))
+            .error_sink(Box::new(ErrorSink {
+                backend: name.clone(),
+            }))
             .build_unchecked(manager);
         Ok(Backend {
             metrics: metrics.for_backend(&name),
@@ -146,6 +147,10 @@ impl Backend {
         match &*self.connector {
             Connector::Postgres { target, tls } => {
                 postgres::connect::cancel(target, tls.as_ref(), key).await
+            }
+            Connector::Sqlite(engine) => {
+                engine.cancel(key.0);
+                Ok(())
             }
         }
     }

@@ -11,6 +11,7 @@ use super::conn::ServerConn;
 use super::error::BackendError;
 use super::health::Health;
 use super::postgres::connect;
+use super::sqlite::SqliteEngine;
 use super::url::PgTarget;
 use crate::metrics::Metrics;
 
@@ -20,6 +21,7 @@ pub enum Connector {
         target: PgTarget,
         tls: Option<Arc<ClientConfig>>,
     },
+    Sqlite(Arc<SqliteEngine>),
 }
 
 /// Shared between the manager, the error sink and the backend: the last connect error
@@ -63,6 +65,7 @@ impl bb8::ManageConnection for Manager {
             .inc();
         let result = match &*self.connector {
             Connector::Postgres { target, tls } => connect::connect(target, tls.as_ref(), id).await,
+            Connector::Sqlite(engine) => engine.connect(id).await,
         };
         match &result {
             Ok(conn) => {

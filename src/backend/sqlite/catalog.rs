@@ -1,0 +1,191 @@
+//! Enough of `pg_catalog` and `information_schema` for drivers, ORMs and psql, as
+//! temporary views over SQLite's own schema (`sqlite_schema`, `pragma_table_info`,
+//! `pragma_index_list`), created on every connection. Also the side table that remembers
+//! PostgreSQL column types SQLite's declared type cannot carry.
+
+use rusqlite::Connection;
+
+use super::error::{PgError, from_sqlite};
+use super::types;
+
+/// Tables and views of the application (not SQLite's nor switchyard's own).
+const USER_OBJECTS: &str = "SELECT rowid, name, type, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_switchyard\\_%' ESCAPE '\\'";
+
+fn type_rows() -> String {
+    let oids = [
+        types::BOOL,
+        types::BYTEA,
+        types::CHAR,
+        types::NAME,
+        types::INT8,
+        types::INT2,
+        types::INT4,
+        types::TEXT,
+        types::OID,
+        types::JSON,
+        types::FLOAT4,
+        types::FLOAT8,
+        types::BPCHAR,
+        types::VARCHAR,
+        types::DATE,
+        types::TIME,
+        types::TIMESTAMP,
+        types::TIMESTAMPTZ,
+        types::NUMERIC,
+        types::UUID,
+        types::JSONB,
+    ];
+    oids.iter()
+        .map(|&o| {
+            let name = match o {
+                types::BOOL => "bool",
+                types::INT8 => "int8",
+                types::INT2 => "int2",
+                types::INT4 => "int4",
+                types::FLOAT4 => "float4",
+                types::FLOAT8 => "float8",
+                types::VARCHAR => "varchar",
+                types::BPCHAR => "bpchar",
+                types::TIMESTAMP => "timestamp",
+                types::TIMESTAMPTZ => "timestamptz",
+                types::TIME => "time",
+                types::CHAR => "char",
+                other => types::type_name(other),
+            };
+            format!("SELECT CAST({o} AS INTEGER) AS oid, '{name}' AS typname, 11 AS typnamespace, {} AS typlen, 'b' AS typtype, 0 AS typrelid, 0 AS typelem, 0 AS typarray, 0 AS typbasetype, 0 AS typnotnull, -1 AS typtypmod, 10 AS typowner, 'U' AS typcategory, ',' AS typdelim, 1 AS typisdefined, NULL AS typdefault, 0 AS typcollation, 0 AS typndims, 'i' AS typalign, 'p' AS typstorage, 0 AS typreceive, 0 AS typsend", types::type_len(o))
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// Creates the catalog views on a connection.
+pub fn install(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _switchyard_columns (tbl TEXT NOT NULL, col TEXT NOT NULL, pg_type TEXT NOT NULL, PRIMARY KEY (tbl, col))",
+    )?;
+    let views = [
+        "pg_namespace AS SELECT CAST(2200 AS INTEGER) AS oid, 'public' AS nspname, 10 AS nspowner, NULL AS nspacl \
+         UNION ALL SELECT 11, 'pg_catalog', 10, NULL UNION ALL SELECT 13000, 'information_schema', 10, NULL"
+            .to_string(),
+        format!(
+            "pg_class AS SELECT CAST(16384 + rowid AS INTEGER) AS oid, name AS relname, 2200 AS relnamespace, \
+             CASE type WHEN 'table' THEN 'r' WHEN 'view' THEN 'v' WHEN 'index' THEN 'i' ELSE 'r' END AS relkind, \
+             10 AS relowner, 0 AS reltablespace, -1 AS reltuples, 'p' AS relpersistence, 0 AS relispartition, \
+             (type = 'table') AS relhasindex, 0 AS relhasrules, 0 AS relhastriggers, 0 AS relrowsecurity, \
+             0 AS relforcerowsecurity, NULL AS relacl, NULL AS reloptions, 0 AS reltoastrelid, 0 AS relam, 0 AS reloftype, \
+             0 AS relchecks, NULL AS relpartbound, 0 AS relnatts, 0 AS relpages, 'd' AS relreplident, 0 AS relfrozenxid \
+             FROM ({USER_OBJECTS}) WHERE type IN ('table', 'view', 'index')"
+        ),
+        "pg_attribute AS SELECT CAST(c.oid AS INTEGER) AS attrelid, p.name AS attname, \
+         COALESCE((SELECT CASE s.pg_type WHEN 'bigint' THEN 20 WHEN 'smallint' THEN 21 ELSE 25 END FROM _switchyard_columns s WHERE s.tbl = c.relname AND s.col = p.name), pg_type_oid(p.type)) AS atttypid, \
+         p.cid + 1 AS attnum, p.\"notnull\" AS attnotnull, 0 AS attisdropped, -1 AS atttypmod, 0 AS attndims, \
+         (p.dflt_value IS NOT NULL) AS atthasdef, '' AS attidentity, '' AS attgenerated, 0 AS attcollation, -1 AS attlen, NULL AS attoptions \
+         FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind IN ('r', 'v')"
+            .to_string(),
+        format!("pg_type AS {}", type_rows()),
+        "pg_attrdef AS SELECT CAST(c.oid * 1000 + p.cid AS INTEGER) AS oid, CAST(c.oid AS INTEGER) AS adrelid, p.cid + 1 AS adnum, p.dflt_value AS adbin \
+         FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind = 'r' AND p.dflt_value IS NOT NULL"
+            .to_string(),
+        "pg_index AS SELECT CAST(i.oid AS INTEGER) AS indexrelid, CAST(t.oid AS INTEGER) AS indrelid, l.\"unique\" AS indisunique, (l.origin = 'pk') AS indisprimary, \
+         1 AS indisvalid, 1 AS indisready, 1 AS indislive, 0 AS indisclustered, NULL AS indpred, NULL AS indexprs, \
+         (SELECT group_concat(ii.cid + 1, ' ') FROM pragma_index_info(l.name) ii) AS indkey, 0 AS indnkeyatts, 0 AS indnatts, 0 AS indisreplident, 0 AS indimmediate \
+         FROM pg_class t JOIN pragma_index_list(t.relname) l JOIN pg_class i ON i.relname = l.name WHERE t.relkind = 'r'"
+            .to_string(),
+        "pg_constraint AS SELECT 0 AS oid, NULL AS conname, 2200 AS connamespace, NULL AS contype, 0 AS conrelid, \
+         0 AS confrelid, NULL AS conkey, NULL AS confkey, 0 AS conindid, 0 AS condeferrable, 0 AS condeferred, 1 AS convalidated WHERE 0"
+            .to_string(),
+        "pg_database AS SELECT 1 AS oid, current_database() AS datname, 10 AS datdba, 6 AS encoding, 'C' AS datcollate, \
+         'C' AS datctype, NULL AS daticulocale, 'c' AS datlocprovider, 0 AS datistemplate, 1 AS datallowconn, -1 AS datconnlimit, NULL AS datacl"
+            .to_string(),
+        "pg_roles AS SELECT 10 AS oid, 'postgres' AS rolname, 1 AS rolsuper, 1 AS rolinherit, 1 AS rolcreaterole, \
+         1 AS rolcreatedb, 1 AS rolcanlogin, 0 AS rolreplication, -1 AS rolconnlimit, NULL AS rolvaliduntil, 1 AS rolbypassrls"
+            .to_string(),
+        "pg_user AS SELECT 'postgres' AS usename, 10 AS usesysid, 1 AS usecreatedb, 1 AS usesuper".to_string(),
+        "pg_collation AS SELECT 100 AS oid, 'default' AS collname, 11 AS collnamespace WHERE 0".to_string(),
+        "pg_policy AS SELECT 0 AS oid, '' AS polname, 0 AS polrelid, '' AS polcmd, 1 AS polpermissive, '{0}' AS polroles, NULL AS polqual, NULL AS polwithcheck WHERE 0".to_string(),
+        "pg_statistic_ext AS SELECT 0 AS oid, 0 AS stxrelid, 0 AS stxnamespace, '' AS stxname, '[]' AS stxkind, -1 AS stxstattarget WHERE 0".to_string(),
+        "pg_publication AS SELECT 0 AS oid, '' AS pubname, 0 AS puballtables WHERE 0".to_string(),
+        "pg_publication_namespace AS SELECT 0 AS pnpubid, 0 AS pnnspid WHERE 0".to_string(),
+        "pg_publication_rel AS SELECT 0 AS prpubid, 0 AS prrelid, NULL AS prqual, NULL AS prattrs WHERE 0".to_string(),
+        "pg_trigger AS SELECT 0 AS oid, 0 AS tgrelid, '' AS tgname, 0 AS tgisinternal, 'O' AS tgenabled, 0 AS tgparentid WHERE 0".to_string(),
+        "pg_rewrite AS SELECT 0 AS oid, 0 AS ev_class, '' AS rulename WHERE 0".to_string(),
+        "pg_foreign_table AS SELECT 0 AS ftrelid, 0 AS ftserver WHERE 0".to_string(),
+        "pg_extension AS SELECT 0 AS oid, 'plpgsql' AS extname WHERE 0".to_string(),
+        "pg_proc AS SELECT 0 AS oid, '' AS proname, 11 AS pronamespace WHERE 0".to_string(),
+        "pg_sequence AS SELECT 0 AS seqrelid WHERE 0".to_string(),
+        "pg_description AS SELECT 0 AS objoid, 0 AS classoid, 0 AS objsubid, '' AS description WHERE 0".to_string(),
+        "pg_inherits AS SELECT 0 AS inhrelid, 0 AS inhparent, 0 AS inhseqno, 0 AS inhdetachpending WHERE 0".to_string(),
+        "pg_am AS SELECT 403 AS oid, 'btree' AS amname".to_string(),
+        "pg_enum AS SELECT 0 AS oid, 0 AS enumtypid, 0 AS enumsortorder, '' AS enumlabel WHERE 0".to_string(),
+        "pg_range AS SELECT 0 AS rngtypid, 0 AS rngsubtype WHERE 0".to_string(),
+        "pg_settings AS SELECT 'server_version' AS name, current_setting('server_version') AS setting".to_string(),
+        format!(
+            "information_schema_tables AS SELECT current_database() AS table_catalog, 'public' AS table_schema, name AS table_name, \
+             CASE type WHEN 'view' THEN 'VIEW' ELSE 'BASE TABLE' END AS table_type FROM ({USER_OBJECTS}) WHERE type IN ('table', 'view')"
+        ),
+        "information_schema_columns AS SELECT current_database() AS table_catalog, 'public' AS table_schema, c.relname AS table_name, \
+         a.attname AS column_name, a.attnum AS ordinal_position, format_type(a.atttypid, -1) AS data_type, \
+         CASE WHEN a.attnotnull THEN 'NO' ELSE 'YES' END AS is_nullable, \
+         (SELECT p.dflt_value FROM pragma_table_info(c.relname) p WHERE p.name = a.attname) AS column_default, \
+         NULL AS character_maximum_length, format_type(a.atttypid, -1) AS udt_name \
+         FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid"
+            .to_string(),
+        "information_schema_schemata AS SELECT current_database() AS catalog_name, nspname AS schema_name, 'postgres' AS schema_owner FROM pg_namespace"
+            .to_string(),
+    ];
+    for v in views {
+        conn.execute_batch(&format!("CREATE TEMP VIEW IF NOT EXISTS {v}"))?;
+    }
+    Ok(())
+}
+
+/// Records PostgreSQL types of columns SQLite stores under another declared type.
+pub fn remember_column_types(
+    conn: &Connection,
+    cols: &[(String, String, String)],
+) -> Result<(), PgError> {
+    for (t, c, ty) in cols {
+        conn.execute(
+            "INSERT OR REPLACE INTO _switchyard_columns (tbl, col, pg_type) VALUES (?1, ?2, ?3)",
+            [t, c, ty],
+        )
+        .map_err(|e| from_sqlite(&e))?;
+    }
+    Ok(())
+}
+
+/// The PostgreSQL type of `column`, looked up in `table` or else in each of `tables`.
+pub fn column_type(
+    conn: &Connection,
+    table: Option<&str>,
+    column: &str,
+    tables: &[String],
+) -> Option<u32> {
+    let candidates: Vec<&str> = match table {
+        Some(t) if tables.iter().any(|x| x == t) => vec![t],
+        _ => tables.iter().map(String::as_str).collect(),
+    };
+    for t in candidates {
+        let over: Option<String> = conn
+            .query_row(
+                "SELECT pg_type FROM _switchyard_columns WHERE tbl = ?1 AND col = ?2",
+                [t, column],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(ty) = over {
+            return Some(types::oid_for_decltype(&ty));
+        }
+        let decl: Option<Option<String>> = conn
+            .query_row(
+                "SELECT type FROM pragma_table_info(?1) WHERE name = ?2",
+                [t, column],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(decl) = decl {
+            return Some(types::oid_for_decltype(decl.as_deref().unwrap_or("")));
+        }
+    }
+    None
+}

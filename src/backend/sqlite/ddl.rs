@@ -1,0 +1,238 @@
+//! CREATE TABLE from PostgreSQL (ORMs' `create_all`, migrations) into SQLite: column types
+//! are normalised to names SQLite accepts and that map back to the same PostgreSQL type,
+//! SERIAL/BIGSERIAL/IDENTITY/`DEFAULT nextval(…)` primary keys become
+//! `INTEGER PRIMARY KEY AUTOINCREMENT` (the only auto-incrementing column SQLite has),
+//! and expression defaults get the parentheses SQLite requires.
+
+use sqlparser::ast::{
+    ColumnOption, CreateTable, DataType, Expr, Ident, ObjectName, ObjectNamePart, TableConstraint,
+};
+use sqlparser::tokenizer::Token;
+
+use super::translate::TranslateError;
+use super::types;
+
+/// The declared type SQLite will store for a PostgreSQL type OID.
+fn decl_for(oid: u32) -> &'static str {
+    match oid {
+        types::BOOL => "BOOLEAN",
+        types::INT2 => "SMALLINT",
+        types::INT4 => "INTEGER",
+        types::INT8 => "BIGINT",
+        types::FLOAT4 => "REAL",
+        types::FLOAT8 => "DOUBLE PRECISION",
+        types::NUMERIC => "NUMERIC",
+        types::VARCHAR => "VARCHAR",
+        types::BPCHAR => "CHAR",
+        types::BYTEA => "BYTEA",
+        types::DATE => "DATE",
+        types::TIME => "TIME",
+        types::TIMESTAMP => "TIMESTAMP",
+        types::TIMESTAMPTZ => "TIMESTAMPTZ",
+        types::JSON => "JSON",
+        types::JSONB => "JSONB",
+        types::UUID => "UUID",
+        _ => "TEXT",
+    }
+}
+
+/// The PostgreSQL type name without modifiers: `timestamp(6) with time zone` → `timestamp with time zone`.
+pub fn base_type(dt: &DataType) -> String {
+    let s = dt.to_string().to_lowercase();
+    let mut out = String::with_capacity(s.len());
+    let mut depth = 0;
+    for c in s.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn custom(name: &str) -> DataType {
+    DataType::Custom(
+        ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        vec![],
+    )
+}
+
+fn is_nextval(e: &Expr) -> bool {
+    matches!(e, Expr::Function(f) if f.name.to_string().to_lowercase().ends_with("nextval"))
+}
+
+fn is_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Value(_))
+        || matches!(e, Expr::UnaryOp { expr, .. } if matches!(expr.as_ref(), Expr::Value(_)))
+}
+
+/// Rewrites a CREATE TABLE in place. Returns the (table, column, PostgreSQL type) pairs
+/// whose type SQLite's declared type cannot carry (BIGSERIAL stored as INTEGER).
+pub fn rewrite_create_table(
+    ct: &mut CreateTable,
+) -> Result<Vec<(String, String, String)>, TranslateError> {
+    let table = ct
+        .name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.clone())
+        .unwrap_or_default();
+    let table_pk: Vec<String> = ct
+        .constraints
+        .iter()
+        .find_map(|c| match c {
+            TableConstraint::PrimaryKey(pk) => Some(
+                pk.columns
+                    .iter()
+                    .map(|c| c.to_string().trim_matches('"').to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let mut remembered = Vec::new();
+    let mut moved_pk = false;
+    for col in &mut ct.columns {
+        let pg_type = base_type(&col.data_type);
+        let serial = matches!(
+            pg_type.as_str(),
+            "serial" | "bigserial" | "smallserial" | "serial4" | "serial8" | "serial2"
+        );
+        let identity = col.options.iter().any(|o| {
+            matches!(
+                o.option,
+                ColumnOption::Generated { .. } | ColumnOption::Identity(_)
+            )
+        });
+        let nextval = col
+            .options
+            .iter()
+            .any(|o| matches!(&o.option, ColumnOption::Default(e) if is_nextval(e)));
+        let inline_pk = col
+            .options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)));
+        let is_pk = inline_pk || (table_pk.len() == 1 && table_pk[0] == col.name.value);
+        if serial || identity || nextval {
+            if !is_pk {
+                return Err(TranslateError::Refused(format!(
+                    "an auto-incrementing column ({}) that is not the table's single-column primary key",
+                    col.name.value
+                )));
+            }
+            col.options.retain(|o| {
+                !matches!(
+                    &o.option,
+                    ColumnOption::PrimaryKey(_)
+                        | ColumnOption::Generated { .. }
+                        | ColumnOption::Identity(_)
+                ) && !matches!(&o.option, ColumnOption::Default(e) if is_nextval(e))
+            });
+            let keywords = ["PRIMARY", "KEY", "AUTOINCREMENT"]
+                .map(Token::make_keyword)
+                .to_vec();
+            col.options.insert(
+                0,
+                sqlparser::ast::ColumnOptionDef {
+                    name: None,
+                    option: ColumnOption::DialectSpecific(keywords),
+                },
+            );
+            let intended = match pg_type.as_str() {
+                "bigserial" | "serial8" | "bigint" | "int8" => "bigint",
+                "smallserial" | "serial2" | "smallint" | "int2" => "smallint",
+                _ => "integer",
+            };
+            if intended != "integer" {
+                remembered.push((table.clone(), col.name.value.clone(), intended.to_string()));
+            }
+            col.data_type = custom("INTEGER");
+            moved_pk |= !inline_pk;
+            continue;
+        }
+        let is_array = pg_type.ends_with("[]") || pg_type.starts_with("array");
+        col.data_type = if is_array {
+            remembered.push((table.clone(), col.name.value.clone(), pg_type.clone()));
+            custom("JSON")
+        } else {
+            custom(decl_for(types::oid_for_decltype(&pg_type)))
+        };
+        for o in &mut col.options {
+            if let ColumnOption::Default(e) = &mut o.option
+                && !is_literal(e)
+                && !matches!(e, Expr::Nested(_))
+            {
+                *e = Expr::Nested(Box::new(e.clone()));
+            }
+        }
+        col.options.retain(|o| {
+            !matches!(
+                o.option,
+                ColumnOption::Collation(_) | ColumnOption::Comment(_)
+            )
+        });
+    }
+    if moved_pk {
+        ct.constraints
+            .retain(|c| !matches!(c, TableConstraint::PrimaryKey(_)));
+    }
+    ct.unlogged = false;
+    Ok(remembered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::translate::translate;
+
+    fn sql(s: &str) -> String {
+        translate(s).unwrap().remove(0).sql
+    }
+
+    #[test]
+    fn serial_and_identity_become_autoincrement() {
+        assert_eq!(
+            sql(
+                "CREATE TABLE public.users (id SERIAL PRIMARY KEY, name VARCHAR(80) NOT NULL, created_at TIMESTAMP WITH TIME ZONE DEFAULT now())"
+            ),
+            "CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name VARCHAR NOT NULL, created_at TIMESTAMPTZ DEFAULT (strftime('%Y-%m-%d %H:%M:%f+00', 'now')))"
+        );
+        let t = translate("CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY, x BOOLEAN DEFAULT false, PRIMARY KEY (id))").unwrap().remove(0);
+        assert_eq!(
+            t.sql,
+            "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, x BOOLEAN DEFAULT false)"
+        );
+        assert_eq!(
+            t.column_types,
+            vec![("t".to_string(), "id".to_string(), "bigint".to_string())]
+        );
+        assert_eq!(
+            sql(
+                "CREATE TABLE s (id integer DEFAULT nextval('s_id_seq'::regclass) NOT NULL PRIMARY KEY)"
+            ),
+            "CREATE TABLE s (id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL)"
+        );
+    }
+
+    #[test]
+    fn types_are_normalised() {
+        assert_eq!(
+            sql(
+                "CREATE TABLE t (a numeric(10,2), b double precision, c jsonb, d uuid, e timestamp(6) without time zone, f text[])"
+            ),
+            "CREATE TABLE t (a NUMERIC, b DOUBLE PRECISION, c JSONB, d UUID, e TIMESTAMP, f JSON)"
+        );
+    }
+
+    #[test]
+    fn serial_that_is_not_the_key_is_refused() {
+        let e = translate("CREATE TABLE t (id int primary key, n serial)").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("not the table's single-column primary key"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! Errors of the SQLite backend as PostgreSQL reports them: a SQLSTATE that drivers and
+//! ORMs act on (23505 for a unique violation, 40001 for a write conflict, …) and a message
+//! that still says what SQLite said.
+
+use rusqlite::ffi;
+
+use super::translate::TranslateError;
+use crate::protocol::build::ErrorFields;
+use crate::protocol::sqlstate;
+
+/// An error for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgError {
+    pub code: &'static str,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl PgError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        PgError {
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn fields(&self) -> ErrorFields {
+        let mut f = ErrorFields::error(self.code, self.message.clone());
+        f.detail = self.detail.clone();
+        f.hint = self.hint.clone();
+        f
+    }
+
+    pub fn aborted() -> Self {
+        PgError::new(
+            sqlstate::IN_FAILED_TRANSACTION,
+            "current transaction is aborted, commands ignored until end of transaction block",
+        )
+    }
+}
+
+impl From<TranslateError> for PgError {
+    fn from(e: TranslateError) -> Self {
+        match e {
+            TranslateError::Syntax(m) => PgError::new("42601", m),
+            TranslateError::Refused(_) => {
+                PgError::new(sqlstate::FEATURE_NOT_SUPPORTED, e.to_string()).with_hint(
+                    "rewrite the statement, or run this application on a PostgreSQL backend",
+                )
+            }
+        }
+    }
+}
+
+fn constraint(extended: i32, msg: &str) -> PgError {
+    let (code, text) = match extended {
+        ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+            ("23505", "duplicate key value violates unique constraint")
+        }
+        ffi::SQLITE_CONSTRAINT_NOTNULL => ("23502", "null value violates not-null constraint"),
+        ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+            ("23503", "insert or update violates foreign key constraint")
+        }
+        ffi::SQLITE_CONSTRAINT_CHECK => ("23514", "new row violates check constraint"),
+        _ => ("23000", "integrity constraint violation"),
+    };
+    let what = msg.split_once(": ").map(|(_, w)| w).unwrap_or(msg);
+    PgError {
+        code,
+        message: format!("{text} \"{what}\""),
+        detail: Some(format!("SQLite: {msg}")),
+        hint: None,
+    }
+}
+
+/// Maps a rusqlite error to the PostgreSQL error a client expects.
+pub fn from_sqlite(e: &rusqlite::Error) -> PgError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = e {
+        let msg = msg.clone().unwrap_or_else(|| f.to_string());
+        return match f.code {
+            rusqlite::ErrorCode::ConstraintViolation => constraint(f.extended_code, &msg),
+            rusqlite::ErrorCode::DatabaseBusy if f.extended_code == ffi::SQLITE_BUSY_SNAPSHOT => PgError::new(
+                "40001",
+                "could not serialize access: another connection wrote since this transaction started reading",
+            )
+            .with_hint("retry the transaction"),
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
+                PgError::new("55P03", format!("could not obtain the SQLite write lock: {msg}")).with_hint("retry the transaction")
+            }
+            rusqlite::ErrorCode::OperationInterrupted => PgError::new(sqlstate::QUERY_CANCELED, "canceling statement due to user request"),
+            rusqlite::ErrorCode::ReadOnly => PgError::new("25006", msg),
+            rusqlite::ErrorCode::TooBig => PgError::new(sqlstate::PROGRAM_LIMIT_EXCEEDED, msg),
+            _ => by_message(&msg),
+        };
+    }
+    by_message(&e.to_string())
+}
+
+fn by_message(msg: &str) -> PgError {
+    let code = if msg.starts_with("no such table") {
+        "42P01"
+    } else if msg.starts_with("no such column") {
+        "42703"
+    } else if msg.starts_with("no such function") {
+        "42883"
+    } else if msg.contains("syntax error") || msg.starts_with("near ") {
+        "42601"
+    } else if msg.contains("already exists") {
+        "42P07"
+    } else if msg.contains("datatype mismatch") {
+        "42804"
+    } else {
+        "XX000"
+    };
+    PgError::new(code, msg.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_errors_get_sqlstates() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)")
+            .unwrap();
+        c.execute("INSERT INTO t (v) VALUES ('a')", []).unwrap();
+        let e = c.execute("INSERT INTO t (v) VALUES ('a')", []).unwrap_err();
+        assert_eq!(from_sqlite(&e).code, "23505");
+        let e = c
+            .execute("INSERT INTO t (v) VALUES (NULL)", [])
+            .unwrap_err();
+        assert_eq!(from_sqlite(&e).code, "23502");
+        let e = c.execute("SELECT * FROM nope", []).unwrap_err();
+        assert_eq!(from_sqlite(&e).code, "42P01");
+        let e = c.execute("SELECT nope FROM t", []).unwrap_err();
+        assert_eq!(from_sqlite(&e).code, "42703");
+    }
+}

@@ -1,0 +1,234 @@
+//! PostgreSQL functions that applications, drivers and psql call, registered as SQLite
+//! functions on every connection: `version()`, `current_schema()`, `current_setting()`,
+//! `pg_backend_pid()`, `gen_random_uuid()`, `format_type()`, and the catalog helpers.
+
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::Value;
+
+use super::setvar::{SERVER_VERSION, Settings};
+use super::types;
+
+fn det() -> FunctionFlags {
+    FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC
+}
+
+fn volatile() -> FunctionFlags {
+    FunctionFlags::SQLITE_UTF8
+}
+
+fn uuid_v4() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Registers every function on `conn`.
+pub fn register(
+    conn: &Connection,
+    settings: Arc<Mutex<Settings>>,
+    pid: u32,
+    db_name: String,
+) -> rusqlite::Result<()> {
+    let version = format!(
+        "PostgreSQL {SERVER_VERSION} (switchyard SQLite backend, SQLite {}) on x86_64-pc-linux-gnu",
+        rusqlite::version()
+    );
+    conn.create_scalar_function("version", 0, det(), move |_| Ok(version.clone()))?;
+    conn.create_scalar_function("current_schema", 0, det(), |_| Ok("public"))?;
+    conn.create_scalar_function("current_database", 0, det(), move |_| Ok(db_name.clone()))?;
+    for name in ["current_user", "session_user", "current_role", "user"] {
+        conn.create_scalar_function(name, 0, det(), |_| Ok("postgres"))?;
+    }
+    conn.create_scalar_function("pg_backend_pid", 0, det(), move |_| Ok(pid as i64))?;
+    conn.create_scalar_function("gen_random_uuid", 0, volatile(), |_| Ok(uuid_v4()))?;
+    conn.create_scalar_function("uuid_generate_v4", 0, volatile(), |_| Ok(uuid_v4()))?;
+    let s = settings.clone();
+    conn.create_scalar_function("current_setting", -1, volatile(), move |ctx| {
+        let name: String = ctx.get(0)?;
+        let value = s
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+            .map(str::to_string);
+        Ok(value)
+    })?;
+    let s = settings;
+    conn.create_scalar_function("set_config", 3, volatile(), move |ctx| {
+        let name: String = ctx.get(0)?;
+        let value: String = ctx.get(1)?;
+        s.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set(&name, &value);
+        Ok(value)
+    })?;
+    conn.create_scalar_function("pg_type_oid", 1, det(), |ctx| {
+        let decl: Option<String> = ctx.get(0)?;
+        Ok(types::oid_for_decltype(decl.as_deref().unwrap_or("")) as i64)
+    })?;
+    conn.create_scalar_function("format_type", 2, det(), |ctx| {
+        let oid: Option<i64> = ctx.get(0)?;
+        Ok(oid.map(|o| types::type_name(o as u32).to_string()))
+    })?;
+    for (name, n, v) in [
+        ("pg_table_is_visible", 1, Value::Integer(1)),
+        ("pg_type_is_visible", 1, Value::Integer(1)),
+        ("pg_function_is_visible", 1, Value::Integer(1)),
+        ("has_table_privilege", -1, Value::Integer(1)),
+        ("has_schema_privilege", -1, Value::Integer(1)),
+        ("has_database_privilege", -1, Value::Integer(1)),
+        ("pg_is_in_recovery", 0, Value::Integer(0)),
+        ("pg_get_userbyid", 1, Value::Text("postgres".into())),
+        ("pg_encoding_to_char", 1, Value::Text("UTF8".into())),
+        ("obj_description", -1, Value::Null),
+        ("col_description", 2, Value::Null),
+        ("shobj_description", 2, Value::Null),
+        ("pg_relation_size", -1, Value::Integer(0)),
+        ("pg_total_relation_size", 1, Value::Integer(0)),
+        ("pg_relation_is_publishable", 1, Value::Integer(0)),
+        ("pg_get_statisticsobjdef_columns", 1, Value::Null),
+        ("array_upper", 2, Value::Null),
+        ("pg_get_constraintdef", -1, Value::Null),
+    ] {
+        conn.create_scalar_function(name, n, det(), move |_| Ok(v.clone()))?;
+    }
+    conn.create_scalar_function("array_to_string", -1, det(), |ctx| {
+        let arr: Option<String> = ctx.get(0)?;
+        let sep: String = ctx.get(1)?;
+        let items: Vec<serde_json::Value> = arr
+            .and_then(|a| serde_json::from_str(&a).ok())
+            .unwrap_or_default();
+        Ok(items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(&sep))
+    })?;
+    conn.create_scalar_function("pg_get_expr", -1, det(), |ctx| {
+        let expr: Option<String> = ctx.get(0)?;
+        Ok(expr)
+    })?;
+    conn.create_scalar_function("pg_get_indexdef", -1, det(), |ctx| {
+        let oid: i64 = ctx.get(0)?;
+        Ok(format!("index {oid}"))
+    })?;
+    conn.create_scalar_function("quote_ident", 1, det(), |ctx| {
+        let s: String = ctx.get(0)?;
+        let plain = s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        Ok(if plain {
+            s
+        } else {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        })
+    })?;
+    conn.create_scalar_function("regexp", 2, det(), |ctx| {
+        let pattern: String = ctx.get(0)?;
+        let text: Option<String> = ctx.get(1)?;
+        Ok(text.map(|t| simple_regex_match(&pattern, &t)))
+    })?;
+    Ok(())
+}
+
+/// Enough of POSIX regular expressions for psql's `\d` name patterns: `^`, `$`, `.`, `.*`
+/// and literal characters (psql turns wildcards into `.*` and anchors the pattern).
+pub fn simple_regex_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (anchored_start, p) = match p.first() {
+        Some('^') => (true, &p[1..]),
+        _ => (false, &p[..]),
+    };
+    let (anchored_end, p) = match p.last() {
+        Some('$') => (true, &p[..p.len() - 1]),
+        _ => (false, p),
+    };
+    let p: Vec<char> = p
+        .iter()
+        .filter(|c| **c != '(' && **c != ')')
+        .copied()
+        .collect();
+    let starts: Vec<usize> = if anchored_start {
+        vec![0]
+    } else {
+        (0..=t.len()).collect()
+    };
+    starts
+        .into_iter()
+        .any(|s| match_here(&p, &t[s..], anchored_end))
+}
+
+fn match_here(p: &[char], t: &[char], end: bool) -> bool {
+    if p.is_empty() {
+        return !end || t.is_empty();
+    }
+    if p.len() >= 2 && p[1] == '*' {
+        let mut i = 0;
+        loop {
+            if match_here(&p[2..], &t[i..], end) {
+                return true;
+            }
+            if i < t.len() && (p[0] == '.' || p[0] == t[i]) {
+                i += 1;
+            } else {
+                return false;
+            }
+        }
+    }
+    !t.is_empty() && (p[0] == '.' || p[0] == t[0]) && match_here(&p[1..], &t[1..], end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_answer() {
+        let c = Connection::open_in_memory().unwrap();
+        register(
+            &c,
+            Arc::new(Mutex::new(Settings::default())),
+            42,
+            "app".into(),
+        )
+        .unwrap();
+        let v: String = c.query_row("SELECT version()", [], |r| r.get(0)).unwrap();
+        assert!(v.starts_with("PostgreSQL 15.0"));
+        let tz: String = c
+            .query_row("SELECT current_setting('TimeZone')", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tz, "UTC");
+        let u: String = c
+            .query_row("SELECT gen_random_uuid()", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(u.len(), 36);
+        let pid: i64 = c
+            .query_row("SELECT pg_backend_pid()", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pid, 42);
+    }
+
+    #[test]
+    fn psql_name_patterns() {
+        assert!(simple_regex_match("^(users)$", "users"));
+        assert!(!simple_regex_match("^(users)$", "users2"));
+        assert!(simple_regex_match("^(us.*)$", "users"));
+        assert!(simple_regex_match("^(pg_toast)$", "pg_toast"));
+    }
+}

@@ -1,0 +1,364 @@
+//! Type inference the SQLite backend needs to answer Describe like PostgreSQL: the types
+//! of result expressions (`count(*)` is bigint, `a = b` is boolean, `x::int` is integer),
+//! and the types of `$n` parameters from what they are compared with or assigned to
+//! (`WHERE id = $1`, `INSERT INTO t (a, b) VALUES ($1, $2)`, `SET x = $1`, `LIMIT $1`).
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    AssignmentTarget, BinaryOperator, Expr, FunctionArguments, ObjectName, Query, SelectItem,
+    SetExpr, Statement, TableObject, Value, Visit,
+};
+
+use super::ddl::base_type;
+use super::types;
+
+/// Where a parameter's type comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamHint {
+    /// The type of a column (table if known).
+    Column {
+        table: Option<String>,
+        column: String,
+    },
+    Fixed(u32),
+}
+
+fn placeholder(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Placeholder(p) => p.strip_prefix('$').and_then(|n| n.parse().ok()),
+            _ => None,
+        },
+        Expr::Nested(inner) => placeholder(inner),
+        _ => None,
+    }
+}
+
+fn column_ref(e: &Expr) -> Option<(Option<String>, String)> {
+    match e {
+        Expr::Identifier(i) => Some((None, i.value.clone())),
+        Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+            let col = parts.last()?.value.clone();
+            Some((Some(parts[parts.len() - 2].value.clone()), col))
+        }
+        Expr::Nested(inner) => column_ref(inner),
+        _ => None,
+    }
+}
+
+fn last_ident(o: &ObjectName) -> Option<String> {
+    o.0.last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.clone())
+}
+
+/// Parameter hints of a statement, by parameter number.
+pub fn param_hints(stmt: &Statement) -> Vec<(usize, ParamHint)> {
+    let mut hints = Vec::new();
+    let _ = stmt.visit(&mut ExprHints(&mut hints));
+    match stmt {
+        Statement::Insert(ins) => {
+            let table = match &ins.table {
+                TableObject::TableName(n) => last_ident(n),
+                _ => None,
+            };
+            if let Some(SetExpr::Values(values)) = ins.source.as_ref().map(|q| q.body.as_ref()) {
+                for row in &values.rows {
+                    for (i, e) in row.content.iter().enumerate() {
+                        if let (Some(n), Some(col)) =
+                            (placeholder(e), ins.columns.get(i).and_then(last_ident))
+                        {
+                            hints.push((
+                                n,
+                                ParamHint::Column {
+                                    table: table.clone(),
+                                    column: col,
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Statement::Update(up) => {
+            let table = match &up.table.relation {
+                sqlparser::ast::TableFactor::Table { name, .. } => last_ident(name),
+                _ => None,
+            };
+            for a in &up.assignments {
+                if let (AssignmentTarget::ColumnName(c), Some(n)) =
+                    (&a.target, placeholder(&a.value))
+                    && let Some(col) = last_ident(c)
+                {
+                    hints.push((
+                        n,
+                        ParamHint::Column {
+                            table: table.clone(),
+                            column: col,
+                        },
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    hints
+}
+
+struct ExprHints<'a>(&'a mut Vec<(usize, ParamHint)>);
+
+impl sqlparser::ast::Visitor for ExprHints<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        if let Some(sqlparser::ast::LimitClause::LimitOffset { limit, offset, .. }) =
+            &q.limit_clause
+        {
+            for e in limit.iter().chain(offset.iter().map(|o| &o.value)) {
+                if let Some(n) = placeholder(e) {
+                    self.0.push((n, ParamHint::Fixed(types::INT8)));
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        match e {
+            Expr::BinaryOp { left, op, right } if is_comparison(op) => {
+                for (p, other) in [(left, right), (right, left)] {
+                    if let (Some(n), Some((table, column))) = (placeholder(p), column_ref(other)) {
+                        self.0.push((n, ParamHint::Column { table, column }));
+                    }
+                }
+            }
+            Expr::InList { expr, list, .. } => {
+                if let Some((table, column)) = column_ref(expr) {
+                    for n in list.iter().filter_map(placeholder) {
+                        self.0.push((
+                            n,
+                            ParamHint::Column {
+                                table: table.clone(),
+                                column: column.clone(),
+                            },
+                        ));
+                    }
+                }
+            }
+            Expr::Cast {
+                expr, data_type, ..
+            } => {
+                if let Some(n) = placeholder(expr) {
+                    self.0.push((
+                        n,
+                        ParamHint::Fixed(types::oid_for_decltype(&base_type(data_type))),
+                    ));
+                }
+            }
+            Expr::Like { pattern, .. } | Expr::ILike { pattern, .. } => {
+                if let Some(n) = placeholder(pattern) {
+                    self.0.push((n, ParamHint::Fixed(types::TEXT)));
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn is_comparison(op: &BinaryOperator) -> bool {
+    use BinaryOperator as B;
+    matches!(op, B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq)
+}
+
+/// Result type hints for the top-level projection of a query (None = decide later).
+pub fn result_hints(stmt: &Statement) -> Vec<Option<u32>> {
+    let Statement::Query(q) = stmt else {
+        return returning_hints(stmt);
+    };
+    match q.body.as_ref() {
+        SetExpr::Select(s) => s.projection.iter().map(item_hint).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn returning_hints(stmt: &Statement) -> Vec<Option<u32>> {
+    let items = match stmt {
+        Statement::Insert(i) => i.returning.as_ref(),
+        Statement::Update(u) => u.returning.as_ref(),
+        Statement::Delete(d) => d.returning.as_ref(),
+        _ => None,
+    };
+    items
+        .map(|v| v.iter().map(item_hint).collect())
+        .unwrap_or_default()
+}
+
+fn item_hint(item: &SelectItem) -> Option<u32> {
+    match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => expr_type(e),
+        _ => None,
+    }
+}
+
+/// The type PostgreSQL would give an expression, where it is evident from its shape.
+pub fn expr_type(e: &Expr) -> Option<u32> {
+    use BinaryOperator as B;
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) if n.contains(['.', 'e', 'E']) => Some(types::NUMERIC),
+            Value::Number(n, _) => Some(if n.parse::<i32>().is_ok() {
+                types::INT4
+            } else {
+                types::INT8
+            }),
+            Value::SingleQuotedString(_)
+            | Value::EscapedStringLiteral(_)
+            | Value::DollarQuotedString(_) => Some(types::TEXT),
+            Value::Boolean(_) => Some(types::BOOL),
+            _ => None,
+        },
+        Expr::Cast { data_type, .. } => Some(types::oid_for_decltype(&base_type(data_type))),
+        Expr::Nested(inner) => expr_type(inner),
+        Expr::BinaryOp { op, .. } => match op {
+            B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or => {
+                Some(types::BOOL)
+            }
+            B::StringConcat => Some(types::TEXT),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: sqlparser::ast::UnaryOperator::Not,
+            ..
+        } => Some(types::BOOL),
+        Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsNotFalse(_) => Some(types::BOOL),
+        Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::Between { .. }
+        | Expr::Exists { .. } => Some(types::BOOL),
+        Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::IsDistinctFrom(..)
+        | Expr::IsNotDistinctFrom(..) => Some(types::BOOL),
+        Expr::Function(f) => function_type(f),
+        _ => None,
+    }
+}
+
+fn function_type(f: &sqlparser::ast::Function) -> Option<u32> {
+    let name = f.name.to_string().to_lowercase();
+    let name = name.rsplit('.').next().unwrap_or(&name);
+    Some(match name {
+        "count" => types::INT8,
+        "sum" | "avg" | "round" => types::NUMERIC,
+        "length" | "char_length" | "character_length" | "octet_length" | "pg_backend_pid"
+        | "strpos" | "position" => types::INT4,
+        "now"
+        | "current_timestamp"
+        | "transaction_timestamp"
+        | "statement_timestamp"
+        | "clock_timestamp" => types::TIMESTAMPTZ,
+        "localtimestamp" => types::TIMESTAMP,
+        "current_date" => types::DATE,
+        "random" => types::FLOAT8,
+        "gen_random_uuid" | "uuid_generate_v4" => types::UUID,
+        "bool_and"
+        | "bool_or"
+        | "every"
+        | "has_table_privilege"
+        | "pg_table_is_visible"
+        | "pg_is_in_recovery" => types::BOOL,
+        "lower" | "upper" | "concat" | "concat_ws" | "substr" | "substring" | "trim" | "btrim"
+        | "ltrim" | "rtrim" | "replace" | "string_agg" | "version" | "current_schema"
+        | "current_database" | "current_user" | "session_user" | "user" | "current_setting"
+        | "format_type" | "md5" | "to_char" | "left" | "right" | "lpad" | "rpad" | "repeat" => {
+            types::TEXT
+        }
+        "json_build_object" | "json_agg" | "to_json" | "json_build_array" => types::JSON,
+        "jsonb_build_object" | "jsonb_agg" | "to_jsonb" | "jsonb_build_array" => types::JSONB,
+        "coalesce" | "nullif" | "greatest" | "least" | "max" | "min" => {
+            let FunctionArguments::List(l) = &f.args else {
+                return None;
+            };
+            l.args.iter().find_map(|a| match a {
+                sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e)) => {
+                    expr_type(e)
+                }
+                _ => None,
+            })?
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    fn stmt(sql: &str) -> Statement {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn result_types() {
+        let h = result_hints(&stmt(
+            "SELECT count(*), a = b, x::int, 1, 'a', name, now(), coalesce(1, 2) FROM t",
+        ));
+        assert_eq!(
+            h,
+            vec![
+                Some(types::INT8),
+                Some(types::BOOL),
+                Some(types::INT4),
+                Some(types::INT4),
+                Some(types::TEXT),
+                None,
+                Some(types::TIMESTAMPTZ),
+                Some(types::INT4)
+            ]
+        );
+        assert_eq!(
+            result_hints(&stmt("INSERT INTO t (a) VALUES (1) RETURNING id, id > 1")),
+            vec![None, Some(types::BOOL)]
+        );
+    }
+
+    #[test]
+    fn parameter_sources() {
+        let col = |t: Option<&str>, c: &str| ParamHint::Column {
+            table: t.map(str::to_string),
+            column: c.to_string(),
+        };
+        let h = param_hints(&stmt(
+            "SELECT * FROM t WHERE id = $1 AND t.name LIKE $2 LIMIT $3",
+        ));
+        assert!(h.contains(&(1, col(None, "id"))));
+        assert!(h.contains(&(2, ParamHint::Fixed(types::TEXT))));
+        assert!(h.contains(&(3, ParamHint::Fixed(types::INT8))));
+        let h = param_hints(&stmt("INSERT INTO users (name, age) VALUES ($1, $2)"));
+        assert_eq!(
+            h,
+            vec![
+                (1, col(Some("users"), "name")),
+                (2, col(Some("users"), "age"))
+            ]
+        );
+        let h = param_hints(&stmt("UPDATE users SET age = $1 WHERE id = $2"));
+        assert!(h.contains(&(1, col(Some("users"), "age"))));
+        assert!(h.contains(&(2, col(None, "id"))));
+        assert_eq!(
+            param_hints(&stmt("SELECT $1::bigint")),
+            vec![(1, ParamHint::Fixed(types::INT8))]
+        );
+    }
+}

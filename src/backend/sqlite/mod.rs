@@ -1,0 +1,153 @@
+//! The SQLite backend: a SQLite file served over the PostgreSQL protocol.
+//!
+//! Each pooled "server connection" is a thread that owns one rusqlite connection (WAL
+//! mode, a busy timeout, foreign keys on) and speaks the PostgreSQL protocol over an
+//! in-process pipe, so the relay treats it exactly like a PostgreSQL server: transaction
+//! pooling, prepared statements, session settings and switching all work unchanged.
+//! Nothing SQLite does ever runs on the async runtime's threads.
+//!
+//! - [`translate`], [`ddl`], [`infer`]: PostgreSQL SQL → SQLite SQL and types.
+//! - [`session`], [`extended`], [`exec`], [`wire`]: the protocol and transactions.
+//! - [`types`], [`setvar`], [`functions`], [`catalog`], [`error`].
+
+pub mod catalog;
+pub mod ddl;
+pub mod error;
+pub mod exec;
+pub mod extended;
+pub mod functions;
+pub mod infer;
+pub mod session;
+pub mod setvar;
+pub mod translate;
+pub mod types;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, InterruptHandle};
+
+use super::conn::ServerConn;
+use super::error::BackendError;
+use crate::stream::ServerStream;
+use session::Session;
+use setvar::Settings;
+
+/// How long a statement waits for SQLite's write lock before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One SQLite database file.
+pub struct SqliteEngine {
+    pub path: PathBuf,
+    db_name: String,
+    next_pid: AtomicU32,
+    interrupts: Mutex<HashMap<u32, InterruptHandle>>,
+}
+
+fn engine_err(path: &Path, e: impl std::fmt::Display) -> BackendError {
+    BackendError::Engine(format!("SQLite database {}: {e}", path.display()))
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(256);
+    rusqlite::vtab::series::load_module(&conn)?;
+    Ok(conn)
+}
+
+impl SqliteEngine {
+    /// Opens (creating if missing) the database file once to check it is usable.
+    pub fn new(path: &Path) -> Result<Arc<SqliteEngine>, BackendError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| engine_err(path, e))?;
+        }
+        let conn = open(path).map_err(|e| engine_err(path, e))?;
+        catalog::install(&conn).map_err(|e| engine_err(path, e))?;
+        let db_name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "sqlite".into());
+        Ok(Arc::new(SqliteEngine {
+            path: path.to_path_buf(),
+            db_name,
+            next_pid: AtomicU32::new(1),
+            interrupts: Mutex::default(),
+        }))
+    }
+
+    /// Opens a connection thread and returns its end of the pipe as a server connection.
+    pub async fn connect(self: &Arc<Self>, id: u64) -> Result<ServerConn, BackendError> {
+        let (ours, theirs) = tokio::io::duplex(256 * 1024);
+        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        let handle = tokio::runtime::Handle::current();
+        let engine = self.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("sqlite-{pid}"))
+            .spawn(move || {
+                let settings = Arc::new(Mutex::new(Settings::default()));
+                let opened = open(&engine.path).and_then(|c| {
+                    functions::register(&c, settings.clone(), pid, engine.db_name.clone())?;
+                    catalog::install(&c)?;
+                    Ok(c)
+                });
+                match opened {
+                    Ok(conn) => {
+                        engine
+                            .interrupts
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(pid, conn.get_interrupt_handle());
+                        let _ = tx.send(Ok(()));
+                        wire::serve(theirs, handle, Session::new(conn, settings));
+                        engine
+                            .interrupts
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&pid);
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                }
+            });
+        spawned.map_err(|e| engine_err(&self.path, e))?;
+        match rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(engine_err(&self.path, e)),
+            Err(_) => return Err(engine_err(&self.path, "connection thread ended")),
+        }
+        let mut conn = ServerConn::new(
+            ServerStream::Local(ours),
+            format!("sqlite:{}", self.path.display()).into(),
+            id,
+        );
+        conn.key = Some((pid, 0));
+        conn.reported = Settings::default()
+            .reported()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        Ok(conn)
+    }
+
+    /// Interrupts the statement running on connection `pid`.
+    pub fn cancel(&self, pid: u32) {
+        if let Some(h) = self
+            .interrupts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&pid)
+        {
+            h.interrupt();
+        }
+    }
+}

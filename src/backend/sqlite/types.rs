@@ -1,0 +1,570 @@
+//! PostgreSQL types for SQLite values: declared column types map to exact PostgreSQL type
+//! OIDs, values are written in PostgreSQL's text and binary formats, and parameters are
+//! read from either format into SQLite values.
+//!
+//! Storage rules (also used by `switchyard sync`): booleans are 0/1 integers, timestamps are
+//! text `YYYY-MM-DD HH:MM:SS[.ffffff]` (timestamptz in UTC with `+00`), dates
+//! `YYYY-MM-DD`, uuids canonical text, json/jsonb text, numeric text, bytea blobs.
+
+use bytes::{BufMut, BytesMut};
+use rusqlite::types::Value;
+
+pub const BOOL: u32 = 16;
+pub const BYTEA: u32 = 17;
+pub const INT8: u32 = 20;
+pub const INT2: u32 = 21;
+pub const INT4: u32 = 23;
+pub const TEXT: u32 = 25;
+pub const OID: u32 = 26;
+pub const JSON: u32 = 114;
+pub const FLOAT4: u32 = 700;
+pub const FLOAT8: u32 = 701;
+pub const UNKNOWN: u32 = 705;
+pub const BPCHAR: u32 = 1042;
+pub const VARCHAR: u32 = 1043;
+pub const DATE: u32 = 1082;
+pub const TIME: u32 = 1083;
+pub const TIMESTAMP: u32 = 1114;
+pub const TIMESTAMPTZ: u32 = 1184;
+pub const NUMERIC: u32 = 1700;
+pub const UUID: u32 = 2950;
+pub const JSONB: u32 = 3802;
+pub const NAME: u32 = 19;
+pub const CHAR: u32 = 18;
+pub const REGPROC: u32 = 24;
+pub const INT2VECTOR: u32 = 22;
+pub const OIDVECTOR: u32 = 30;
+pub const TEXT_ARRAY: u32 = 1009;
+pub const INT8_ARRAY: u32 = 1016;
+pub const INT4_ARRAY: u32 = 1007;
+pub const INT2_ARRAY: u32 = 1005;
+
+/// The PostgreSQL type of a column declared as `decl` in SQLite (as our DDL writes it).
+pub fn oid_for_decltype(decl: &str) -> u32 {
+    let d = decl.trim().to_ascii_lowercase();
+    let d = d.split('(').next().unwrap_or("").trim();
+    match d {
+        "bool" | "boolean" => BOOL,
+        "smallint" | "int2" | "smallserial" => INT2,
+        "int" | "integer" | "int4" | "serial" | "mediumint" => INT4,
+        "bigint" | "int8" | "bigserial" => INT8,
+        "real" | "float4" => FLOAT4,
+        "double" | "double precision" | "float8" | "float" => FLOAT8,
+        "numeric" | "decimal" => NUMERIC,
+        "text" | "clob" | "citext" => TEXT,
+        "varchar" | "character varying" | "nvarchar" => VARCHAR,
+        "char" | "character" | "bpchar" | "nchar" => BPCHAR,
+        "bytea" | "blob" => BYTEA,
+        "date" => DATE,
+        "time" | "time without time zone" => TIME,
+        "timestamp" | "datetime" | "timestamp without time zone" => TIMESTAMP,
+        "timestamptz" | "timestamp with time zone" => TIMESTAMPTZ,
+        "json" => JSON,
+        "jsonb" => JSONB,
+        "uuid" => UUID,
+        "name" => NAME,
+        "oid" | "regclass" | "regtype" | "regproc" => OID,
+        _ if d.contains("int") => INT8,
+        _ if d.contains("char") || d.contains("text") => TEXT,
+        _ => TEXT,
+    }
+}
+
+/// The PostgreSQL type of a value whose column has no declared type.
+pub fn oid_for_value(v: &Value) -> u32 {
+    match v {
+        Value::Integer(_) => INT8,
+        Value::Real(_) => FLOAT8,
+        Value::Blob(_) => BYTEA,
+        Value::Text(_) | Value::Null => TEXT,
+    }
+}
+
+/// Type length for RowDescription (-1 = variable).
+pub fn type_len(oid: u32) -> i16 {
+    match oid {
+        BOOL | CHAR => 1,
+        INT2 => 2,
+        INT4 | FLOAT4 | DATE | OID => 4,
+        INT8 | FLOAT8 | TIMESTAMP | TIMESTAMPTZ | TIME => 8,
+        UUID => 16,
+        NAME => 64,
+        _ => -1,
+    }
+}
+
+/// The PostgreSQL name of a type OID (for `format_type` and catalogs).
+pub fn type_name(oid: u32) -> &'static str {
+    match oid {
+        BOOL => "boolean",
+        BYTEA => "bytea",
+        INT8 => "bigint",
+        INT2 => "smallint",
+        INT4 => "integer",
+        TEXT => "text",
+        OID => "oid",
+        JSON => "json",
+        FLOAT4 => "real",
+        FLOAT8 => "double precision",
+        BPCHAR => "character",
+        VARCHAR => "character varying",
+        DATE => "date",
+        TIME => "time without time zone",
+        TIMESTAMP => "timestamp without time zone",
+        TIMESTAMPTZ => "timestamp with time zone",
+        NUMERIC => "numeric",
+        UUID => "uuid",
+        JSONB => "jsonb",
+        NAME => "name",
+        _ => "text",
+    }
+}
+
+fn bool_text(v: &Value) -> Option<bool> {
+    match v {
+        Value::Integer(i) => Some(*i != 0),
+        Value::Real(f) => Some(*f != 0.0),
+        Value::Text(s) => match s.to_ascii_lowercase().as_str() {
+            "t" | "true" | "1" | "yes" | "on" | "y" => Some(true),
+            "f" | "false" | "0" | "no" | "off" | "n" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// PostgreSQL's text form of a float.
+fn float_text(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
+    } else {
+        let s = format!("{f}");
+        s
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + bytes.len() * 2);
+    s.push_str("\\x");
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Normalises a stored timestamp to PostgreSQL's text form.
+fn timestamp_text(s: &str, tz: bool) -> String {
+    let mut t = s.trim().replacen('T', " ", 1);
+    if t.ends_with('Z') {
+        t.pop();
+        t.push_str("+00");
+    }
+    if tz && !has_offset(&t) {
+        t.push_str("+00");
+    }
+    if !tz
+        && has_offset(&t)
+        && let Some(i) = t.rfind(['+', '-']).filter(|&i| i > 10)
+    {
+        t.truncate(i);
+    }
+    t
+}
+
+fn has_offset(t: &str) -> bool {
+    t.len() > 19 && t[19..].contains(['+', '-'])
+}
+
+/// Writes a value as PostgreSQL text of type `oid` into `out`. None means SQL NULL.
+pub fn to_text(v: &Value, oid: u32) -> Option<String> {
+    Some(match (v, oid) {
+        (Value::Null, _) => return None,
+        (_, BOOL) => match bool_text(v) {
+            Some(true) => "t".into(),
+            Some(false) => "f".into(),
+            None => plain_text(v),
+        },
+        (Value::Real(f), _) => float_text(*f),
+        (Value::Blob(b), _) => hex(b),
+        (Value::Text(s), TIMESTAMP) => timestamp_text(s, false),
+        (Value::Text(s), TIMESTAMPTZ) => timestamp_text(s, true),
+        (Value::Integer(i), TIMESTAMP | TIMESTAMPTZ) => epoch_text(*i, oid == TIMESTAMPTZ),
+        _ => plain_text(v),
+    })
+}
+
+fn plain_text(v: &Value) -> String {
+    match v {
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => float_text(*f),
+        Value::Text(s) => s.clone(),
+        Value::Blob(b) => hex(b),
+        Value::Null => String::new(),
+    }
+}
+
+/// Epoch seconds stored as integers, shown as timestamps.
+fn epoch_text(secs: i64, tz: bool) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let s = format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    if tz { s + "+00" } else { s }
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// (year, month, day) → days since 1970-01-01.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp as i64 + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses `YYYY-MM-DD[ HH:MM:SS[.ffffff]][+HH[:MM]]` into microseconds since 1970 (UTC).
+pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
+    let s = s.trim().replacen('T', " ", 1);
+    let (date, rest) = s.split_once(' ').unwrap_or((&s, ""));
+    let mut dp = date.splitn(3, '-');
+    let y: i64 = dp.next()?.parse().ok()?;
+    let m: u32 = dp.next()?.parse().ok()?;
+    let d: u32 = dp.next()?.parse().ok()?;
+    let mut micros = days_from_civil(y, m, d) * 86_400_000_000;
+    if rest.is_empty() {
+        return Some(micros);
+    }
+    let (time, offset) = match rest.find(['+', '-', 'Z']) {
+        Some(i) => (&rest[..i], Some(&rest[i..])),
+        None => (rest, None),
+    };
+    let mut tp = time.splitn(3, ':');
+    let hh: i64 = tp.next()?.trim().parse().ok()?;
+    let mm: i64 = tp.next()?.parse().ok()?;
+    let sec = tp.next().unwrap_or("0");
+    let (whole, frac) = sec.split_once('.').unwrap_or((sec, ""));
+    let ss: i64 = whole.parse().ok()?;
+    let mut frac6 = frac.to_string();
+    frac6.truncate(6);
+    while frac6.len() < 6 {
+        frac6.push('0');
+    }
+    let us: i64 = frac6.parse().ok()?;
+    micros += ((hh * 60 + mm) * 60 + ss) * 1_000_000 + us;
+    if let Some(off) = offset.filter(|o| *o != "Z") {
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let digits: String = off[1..].chars().filter(|c| c.is_ascii_digit()).collect();
+        let (oh, om) = match digits.len() {
+            0 => (0, 0),
+            1 | 2 => (digits.parse::<i64>().ok()?, 0),
+            _ => (
+                digits[..2].parse::<i64>().ok()?,
+                digits[2..].parse::<i64>().ok()?,
+            ),
+        };
+        micros -= sign * (oh * 3600 + om * 60) * 1_000_000;
+    }
+    Some(micros)
+}
+
+/// Microseconds since 1970 → `YYYY-MM-DD HH:MM:SS[.ffffff]`.
+pub fn format_timestamp_micros(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let frac = us.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let mut s = format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    if frac != 0 {
+        let f = format!(".{frac:06}");
+        s.push_str(f.trim_end_matches('0'));
+    }
+    s
+}
+
+/// PostgreSQL's epoch (2000-01-01) in microseconds since 1970.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// Appends a value in PostgreSQL binary format of type `oid`; false if there is none we
+/// can produce (the caller then reports an error).
+pub fn put_binary(out: &mut BytesMut, v: &Value, oid: u32) -> bool {
+    let int = |v: &Value| match v {
+        Value::Integer(i) => Some(*i),
+        Value::Real(f) => Some(*f as i64),
+        Value::Text(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    let float = |v: &Value| match v {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Real(f) => Some(*f),
+        Value::Text(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    match oid {
+        BOOL => bool_text(v).map(|b| out.put_u8(b as u8)).is_some(),
+        INT2 => int(v).map(|i| out.put_i16(i as i16)).is_some(),
+        INT4 | OID => int(v).map(|i| out.put_i32(i as i32)).is_some(),
+        INT8 => int(v).map(|i| out.put_i64(i)).is_some(),
+        FLOAT4 => float(v).map(|f| out.put_f32(f as f32)).is_some(),
+        FLOAT8 => float(v).map(|f| out.put_f64(f)).is_some(),
+        TIMESTAMP | TIMESTAMPTZ => {
+            let us = match v {
+                Value::Integer(secs) => Some(secs * 1_000_000),
+                Value::Text(s) => parse_timestamp_micros(s),
+                _ => None,
+            };
+            us.map(|us| out.put_i64(us - PG_EPOCH_MICROS)).is_some()
+        }
+        DATE => match v {
+            Value::Text(s) => parse_timestamp_micros(s)
+                .map(|us| out.put_i32(((us - PG_EPOCH_MICROS).div_euclid(86_400_000_000)) as i32))
+                .is_some(),
+            _ => false,
+        },
+        UUID => match v {
+            Value::Text(s) => parse_uuid(s).map(|b| out.put_slice(&b)).is_some(),
+            Value::Blob(b) if b.len() == 16 => {
+                out.put_slice(b);
+                true
+            }
+            _ => false,
+        },
+        JSONB => {
+            out.put_u8(1);
+            out.put_slice(plain_text(v).as_bytes());
+            true
+        }
+        BYTEA => {
+            match v {
+                Value::Blob(b) => out.put_slice(b),
+                other => out.put_slice(plain_text(other).as_bytes()),
+            }
+            true
+        }
+        NUMERIC => false,
+        _ => {
+            out.put_slice(to_text(v, oid).unwrap_or_default().as_bytes());
+            true
+        }
+    }
+}
+
+fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let hexs: String = s.chars().filter(|c| *c != '-').collect();
+    if hexs.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&hexs[i * 2..i * 2 + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+fn uuid_text(b: &[u8]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Reads a parameter value sent in text format with declared type `oid` (0 = unspecified).
+pub fn param_from_text(s: &str, oid: u32) -> Value {
+    match oid {
+        INT2 | INT4 | INT8 | OID => s
+            .trim()
+            .parse()
+            .map(Value::Integer)
+            .unwrap_or_else(|_| Value::Text(s.into())),
+        FLOAT4 | FLOAT8 => s
+            .trim()
+            .parse()
+            .map(Value::Real)
+            .unwrap_or_else(|_| Value::Text(s.into())),
+        BOOL => match bool_text(&Value::Text(s.into())) {
+            Some(b) => Value::Integer(b as i64),
+            None => Value::Text(s.into()),
+        },
+        BYTEA => match s.strip_prefix("\\x") {
+            Some(h) if h.len() % 2 == 0 => (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map(Value::Blob)
+                .unwrap_or_else(|_| Value::Text(s.into())),
+            _ => Value::Blob(s.as_bytes().to_vec()),
+        },
+        TIMESTAMPTZ => parse_timestamp_micros(s)
+            .map(|us| Value::Text(format_timestamp_micros(us) + "+00"))
+            .unwrap_or_else(|| Value::Text(s.into())),
+        _ => Value::Text(s.into()),
+    }
+}
+
+/// Reads a parameter value sent in binary format with declared type `oid`.
+pub fn param_from_binary(b: &[u8], oid: u32) -> Result<Value, String> {
+    let need = |n: usize| {
+        if b.len() == n {
+            Ok(())
+        } else {
+            Err(format!(
+                "binary parameter of type {} must be {n} bytes, got {}",
+                type_name(oid),
+                b.len()
+            ))
+        }
+    };
+    Ok(match oid {
+        BOOL => {
+            need(1)?;
+            Value::Integer((b[0] != 0) as i64)
+        }
+        INT2 => {
+            need(2)?;
+            Value::Integer(i16::from_be_bytes([b[0], b[1]]) as i64)
+        }
+        INT4 | OID => {
+            need(4)?;
+            Value::Integer(i32::from_be_bytes([b[0], b[1], b[2], b[3]]) as i64)
+        }
+        INT8 => {
+            need(8)?;
+            Value::Integer(i64::from_be_bytes(b.try_into().map_err(|_| "int8")?))
+        }
+        FLOAT4 => {
+            need(4)?;
+            Value::Real(f32::from_be_bytes([b[0], b[1], b[2], b[3]]) as f64)
+        }
+        FLOAT8 => {
+            need(8)?;
+            Value::Real(f64::from_be_bytes(b.try_into().map_err(|_| "float8")?))
+        }
+        TIMESTAMP | TIMESTAMPTZ => {
+            need(8)?;
+            let us = i64::from_be_bytes(b.try_into().map_err(|_| "timestamp")?) + PG_EPOCH_MICROS;
+            let s = format_timestamp_micros(us);
+            Value::Text(if oid == TIMESTAMPTZ { s + "+00" } else { s })
+        }
+        DATE => {
+            need(4)?;
+            let days = i32::from_be_bytes([b[0], b[1], b[2], b[3]]) as i64 + 10_957;
+            let (y, m, d) = civil_from_days(days);
+            Value::Text(format!("{y:04}-{m:02}-{d:02}"))
+        }
+        UUID => {
+            need(16)?;
+            Value::Text(uuid_text(b))
+        }
+        BYTEA => Value::Blob(b.to_vec()),
+        JSONB => Value::Text(String::from_utf8_lossy(b.get(1..).unwrap_or_default()).into_owned()),
+        NUMERIC => return Err("binary numeric parameters are not supported by the SQLite backend; send numeric as text".into()),
+        _ => Value::Text(String::from_utf8(b.to_vec()).map_err(|_| format!("binary parameter of type {} is not UTF-8", type_name(oid)))?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decltypes() {
+        assert_eq!(oid_for_decltype("INTEGER"), INT4);
+        assert_eq!(oid_for_decltype("BIGINT"), INT8);
+        assert_eq!(oid_for_decltype("VARCHAR(255)"), VARCHAR);
+        assert_eq!(oid_for_decltype("timestamp with time zone"), TIMESTAMPTZ);
+        assert_eq!(oid_for_decltype("DATETIME"), TIMESTAMP);
+        assert_eq!(oid_for_decltype("BOOLEAN"), BOOL);
+        assert_eq!(oid_for_decltype("JSONB"), JSONB);
+        assert_eq!(oid_for_decltype("weird"), TEXT);
+    }
+
+    #[test]
+    fn text_forms() {
+        assert_eq!(to_text(&Value::Integer(1), BOOL).as_deref(), Some("t"));
+        assert_eq!(
+            to_text(&Value::Blob(vec![0xde, 0xad]), BYTEA).as_deref(),
+            Some("\\xdead")
+        );
+        assert_eq!(
+            to_text(&Value::Text("2024-01-06T03:07:36.5".into()), TIMESTAMPTZ).as_deref(),
+            Some("2024-01-06 03:07:36.5+00")
+        );
+        assert_eq!(
+            to_text(&Value::Integer(86_400), TIMESTAMP).as_deref(),
+            Some("1970-01-02 00:00:00")
+        );
+        assert_eq!(to_text(&Value::Null, TEXT), None);
+        assert_eq!(to_text(&Value::Real(1.5), FLOAT8).as_deref(), Some("1.5"));
+    }
+
+    #[test]
+    fn timestamps_roundtrip() {
+        let us = parse_timestamp_micros("2024-01-06 03:07:36.554722").unwrap();
+        assert_eq!(format_timestamp_micros(us), "2024-01-06 03:07:36.554722");
+        let a = parse_timestamp_micros("2024-01-06 05:07:36+02").unwrap();
+        let b = parse_timestamp_micros("2024-01-06 03:07:36Z").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(days_from_civil(2000, 1, 1), 10_957);
+        assert_eq!(civil_from_days(10_957), (2000, 1, 1));
+    }
+
+    #[test]
+    fn binary_params() {
+        assert_eq!(
+            param_from_binary(&7i32.to_be_bytes(), INT4).unwrap(),
+            Value::Integer(7)
+        );
+        assert_eq!(param_from_binary(&[1], BOOL).unwrap(), Value::Integer(1));
+        assert!(param_from_binary(&[1, 2], INT4).is_err());
+        let mut out = BytesMut::new();
+        assert!(put_binary(
+            &mut out,
+            &Value::Text("2000-01-01 00:00:01".into()),
+            TIMESTAMP
+        ));
+        assert_eq!(&out[..], &1_000_000i64.to_be_bytes());
+        let u = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        let mut out = BytesMut::new();
+        assert!(put_binary(&mut out, &Value::Text(u.into()), UUID));
+        assert_eq!(
+            param_from_binary(&out, UUID).unwrap(),
+            Value::Text(u.into())
+        );
+    }
+}
