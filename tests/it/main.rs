@@ -8,4 +8,5 @@ mod hostile;
 mod pgbench;
 mod proxy_basic;
 mod proxy_session;
+mod sqlite;
 mod switching;

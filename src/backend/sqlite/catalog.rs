@@ -154,6 +154,16 @@ pub fn remember_column_types(
     Ok(())
 }
 
+/// A PostgreSQL type remembered for a column SQLite stores under another declared type.
+pub fn override_type(conn: &Connection, table: &str, column: &str) -> Option<u32> {
+    let ty: String = conn
+        .prepare_cached("SELECT pg_type FROM _switchyard_columns WHERE tbl = ?1 AND col = ?2")
+        .ok()?
+        .query_row([table, column], |r| r.get(0))
+        .ok()?;
+    Some(types::oid_for_decltype(&ty))
+}
+
 /// The PostgreSQL type of `column`, looked up in `table` or else in each of `tables`.
 pub fn column_type(
     conn: &Connection,

@@ -54,15 +54,37 @@ const CATALOG_BOOLS: [&str; 24] = [
     "datallowconn",
 ];
 
-/// Result columns of a prepared statement, typed without executing it.
-pub fn describe(stmt: &rusqlite::Statement<'_>, hints: &[Option<u32>]) -> Vec<Column> {
-    stmt.columns()
+/// Looks up a PostgreSQL type remembered for (table, column), e.g. BIGSERIAL stored as INTEGER.
+pub type Overrides<'a> = &'a dyn Fn(&str, &str) -> Option<u32>;
+
+/// Result columns of a prepared statement, typed without executing it. `default_table`
+/// is the table of an INSERT/UPDATE/DELETE … RETURNING.
+pub fn describe(
+    stmt: &rusqlite::Statement<'_>,
+    hints: &[Option<u32>],
+    overrides: Overrides<'_>,
+    default_table: Option<&str>,
+) -> Vec<Column> {
+    let decls: Vec<Option<String>> = stmt
+        .columns()
+        .map(|c| c.decl_type().map(str::to_string))
+        .collect();
+    stmt.columns_with_metadata()
         .enumerate()
         .map(|(i, c)| Column {
             name: c.name().to_string(),
-            oid: c
-                .decl_type()
-                .map(types::oid_for_decltype)
+            oid: decls[i]
+                .as_deref()
+                .map(|d| {
+                    let table = c.table_name().or(default_table);
+                    let origin = c.origin_name().unwrap_or(c.name());
+                    match table {
+                        Some(t) if d.eq_ignore_ascii_case("integer") => {
+                            overrides(t, origin).unwrap_or(types::INT4)
+                        }
+                        _ => types::oid_for_decltype(d),
+                    }
+                })
                 .or_else(|| hints.get(i).copied().flatten())
                 .or_else(|| CATALOG_BOOLS.contains(&c.name()).then_some(types::BOOL))
                 .unwrap_or(types::TEXT),
@@ -165,6 +187,8 @@ pub fn run(
     params: &[Value],
     kind: &Kind,
     o: Output<'_>,
+    overrides: Overrides<'_>,
+    table: Option<&str>,
 ) -> Result<(), PgError> {
     stmt.clear_bindings();
     for (i, p) in params.iter().enumerate() {
@@ -178,7 +202,7 @@ pub fn run(
     }
     let mut cols: Vec<Column> = match o.columns {
         Some(c) => c.to_vec(),
-        None => describe(stmt, o.hints),
+        None => describe(stmt, o.hints, overrides, table),
     };
     let undeclared: Vec<bool> = stmt.columns().map(|c| c.decl_type().is_none()).collect();
     let ncols = stmt.column_count();
@@ -247,13 +271,15 @@ mod tests {
                 columns: None,
                 hints: &[],
             },
+            &|_, _| None,
+            None,
         )
         .unwrap();
         let text = String::from_utf8_lossy(&out);
         assert!(text.contains("SELECT 2"), "{text}");
         assert!(text.contains("2024-01-01 00:00:00+00"), "{text}");
         assert!(text.contains("\0\0\0\x01t"), "{text}");
-        let cols = describe(&st, &[]);
+        let cols = describe(&st, &[], &|_, _| None, None);
         assert_eq!(
             cols.iter().map(|c| c.oid).collect::<Vec<_>>(),
             vec![types::INT4, types::BOOL, types::TIMESTAMPTZ, types::TEXT]
@@ -271,6 +297,8 @@ mod tests {
                 columns: None,
                 hints: &[],
             },
+            &|_, _| None,
+            None,
         )
         .unwrap();
         assert!(String::from_utf8_lossy(&out).contains("UPDATE 2"));

@@ -85,7 +85,12 @@ impl Session {
                     .prepare_cached(&t.sql)
                     .map_err(|e| from_sqlite(&e))?;
                 let n = stmt.parameter_count().max(t.params);
-                let cols = exec::describe(&stmt, &t.hints);
+                let conn = &self.conn;
+                let overrides = |table: &str, col: &str| catalog::override_type(conn, table, col);
+                let table = matches!(t.kind, Kind::Insert | Kind::Update | Kind::Delete)
+                    .then(|| t.tables.first().map(String::as_str))
+                    .flatten();
+                let cols = exec::describe(&stmt, &t.hints, &overrides, table);
                 drop(stmt);
                 (self.param_types(t, &declared, n), cols)
             }

@@ -278,7 +278,12 @@ impl Session {
             .conn
             .prepare_cached(&t.sql)
             .map_err(|e| from_sqlite(&e))?;
-        let result = exec::run(&mut stmt, params, &t.kind, o);
+        let conn = &self.conn;
+        let overrides = |table: &str, col: &str| super::catalog::override_type(conn, table, col);
+        let table = matches!(t.kind, Kind::Insert | Kind::Update | Kind::Delete)
+            .then(|| t.tables.first().map(String::as_str))
+            .flatten();
+        let result = exec::run(&mut stmt, params, &t.kind, o, &overrides, table);
         drop(stmt);
         if result.is_ok() && !t.column_types.is_empty() {
             super::catalog::remember_column_types(&self.conn, &t.column_types)?;

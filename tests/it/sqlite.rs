@@ -1,0 +1,163 @@
+//! The SQLite backend through the proxy with real clients: tokio-postgres (simple,
+//! extended, prepared, binary), psql (including \dt and \d), concurrency, and the
+//! embedded default of `switchyard serve`.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::support::cluster::{free_port, wait_until};
+use crate::support::{Proxy, connect, psql, rt};
+
+fn sqlite_proxy(dir: &tempfile::TempDir) -> Proxy {
+    Proxy::start(&format!(
+        "[[users]]\nname = \"app\"\npassword = \"secret\"\n[backends.local]\nurl = \"sqlite://{}\"\npool_size = 4\n",
+        dir.path().join("app.db").display()
+    ))
+}
+
+const SCHEMA: &str = "CREATE TABLE users (id SERIAL PRIMARY KEY, email VARCHAR(120) NOT NULL UNIQUE, \
+    active BOOLEAN NOT NULL DEFAULT true, created_at TIMESTAMP WITH TIME ZONE DEFAULT now(), settings JSONB); \
+    CREATE TABLE tasks (id BIGSERIAL PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), \
+    title TEXT NOT NULL, done BOOLEAN DEFAULT false, due DATE, score NUMERIC(8,2))";
+
+#[test]
+fn tokio_postgres_crud_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute(SCHEMA).await.unwrap();
+        // Extended protocol with parameter types inferred from the columns.
+        let ins = c.prepare("INSERT INTO users (email, active, settings) VALUES ($1, $2, $3::text) RETURNING id").await.unwrap();
+        let mut ids = Vec::new();
+        for (i, email) in ["ann@x.io", "bob@x.io", "cy@x.io"].iter().enumerate() {
+            let settings = format!("{{\"theme\": \"t{i}\"}}");
+            let row = c.query_one(&ins, &[email, &(i != 1), &settings]).await.unwrap();
+            ids.push(row.get::<_, i32>(0));
+        }
+        assert_eq!(ids, vec![1, 2, 3]);
+        let row = c.query_one("SELECT id, email, active, created_at IS NOT NULL FROM users WHERE email = $1", &[&"bob@x.io"]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 2);
+        assert_eq!(row.get::<_, String>(1), "bob@x.io");
+        assert!(!row.get::<_, bool>(2));
+        assert!(row.get::<_, bool>(3));
+        let n: i64 = c.query_one("SELECT count(*) FROM users WHERE active", &[]).await.unwrap().get(0);
+        assert_eq!(n, 2);
+        // Bigserial and a foreign key; a transaction that rolls back leaves nothing.
+        c.batch_execute("BEGIN").await.unwrap();
+        c.execute("INSERT INTO tasks (user_id, title) VALUES ($1, $2)", &[&1i32, &"write tests"]).await.unwrap();
+        c.batch_execute("ROLLBACK").await.unwrap();
+        let n: i64 = c.query_one("SELECT count(*) FROM tasks", &[]).await.unwrap().get(0);
+        assert_eq!(n, 0);
+        let t = c.query_one("INSERT INTO tasks (user_id, title) VALUES ($1, $2) RETURNING id", &[&1i32, &"ship"]).await.unwrap();
+        assert_eq!(t.get::<_, i64>(0), 1);
+        // Errors carry PostgreSQL SQLSTATEs.
+        let e = c.execute(&ins, &[&"ann@x.io", &true, &"{}"]).await.unwrap_err();
+        assert_eq!(e.code().map(|c| c.code()), Some("23505"), "{e:?}");
+        let e = c.execute("INSERT INTO tasks (user_id, title) VALUES ($1, $2)", &[&99i32, &"orphan"]).await.unwrap_err();
+        assert_eq!(e.code().map(|c| c.code()), Some("23503"), "{e:?}");
+        let e = c.simple_query("SELECT * FROM nope").await.unwrap_err();
+        assert_eq!(e.code().map(|c| c.code()), Some("42P01"));
+        // An aborted transaction behaves like PostgreSQL's until ROLLBACK.
+        c.batch_execute("BEGIN").await.unwrap();
+        assert!(c.simple_query("SELECT * FROM nope").await.is_err());
+        let e = c.simple_query("SELECT 1").await.unwrap_err();
+        assert_eq!(e.code().map(|c| c.code()), Some("25P02"));
+        c.batch_execute("ROLLBACK").await.unwrap();
+        // Translation: ILIKE, casts, ANY(ARRAY[…]), OFFSET without LIMIT, string_agg.
+        let rows = c.simple_query("SELECT string_agg(email, ',') FROM (SELECT email FROM users WHERE email ILIKE 'A%' OR id = ANY(ARRAY[3]) ORDER BY id OFFSET 0) s").await.unwrap();
+        let SimpleQueryMessage::Row(r) = &rows[1] else { panic!("{rows:?}") };
+        assert_eq!(r.get(0), Some("ann@x.io,cy@x.io"));
+        let v: String = c.query_one("SELECT version()", &[]).await.unwrap().get(0);
+        assert!(v.contains("switchyard SQLite"));
+        // Unsupported constructs are refused by name.
+        let e = c.simple_query("SELECT DISTINCT ON (active) email FROM users").await.unwrap_err();
+        assert_eq!(e.code().map(|c| c.code()), Some("0A000"));
+        assert!(e.as_db_error().unwrap().message().contains("DISTINCT ON"));
+    });
+}
+
+#[test]
+fn psql_describes_sqlite_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let (ok, _, err) = psql(proxy.port, "app", "secret", &["-c", SCHEMA]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = psql(proxy.port, "app", "secret", &["-c", "\\dt"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("public|tasks|table|postgres") && out.contains("public|users|table"),
+        "{out}"
+    );
+    let (ok, out, err) = psql(proxy.port, "app", "secret", &["-c", "\\d users"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("email|character varying||not null|"), "{out}");
+    assert!(out.contains("created_at|timestamp with time zone"), "{out}");
+}
+
+#[test]
+fn concurrent_writers_do_not_see_locked_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let url = proxy.url("app", "secret");
+    rt().block_on(async {
+        let c = connect(&url).await.unwrap();
+        c.batch_execute("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO counter VALUES (1, 0)").await.unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let c = connect(&url).await.unwrap();
+                    for _ in 0..25 {
+                        c.batch_execute("BEGIN; UPDATE counter SET n = n + 1 WHERE id = 1; COMMIT").await.unwrap();
+                        c.execute("UPDATE counter SET n = n + 1 WHERE id = $1", &[&1i32]).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let n: i32 = c.query_one("SELECT n FROM counter", &[]).await.unwrap().get(0);
+        assert_eq!(n, 8 * 25 * 2);
+    });
+}
+
+#[test]
+fn serve_without_config_serves_a_local_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let admin = free_port();
+    // The embedded default listens on 6432/9640; the test points it elsewhere through a
+    // config that keeps every other default.
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, format!("[proxy]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[backends.local]\nurl = \"sqlite://./switchyard.db\"\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    let (ok, out, err) = psql(
+        port,
+        "anyone",
+        "",
+        &[
+            "-c",
+            "CREATE TABLE notes (id SERIAL PRIMARY KEY, body TEXT)",
+            "-c",
+            "INSERT INTO notes (body) VALUES ('hi') RETURNING id",
+        ],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok, "{err}");
+    assert!(out.contains('1'), "{out}");
+    assert!(dir.path().join("switchyard.db").exists());
+}
