@@ -13,6 +13,10 @@ command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
 command -v pgbouncer >/dev/null 2>&1 || packages+=(pgbouncer)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 command -v cc >/dev/null 2>&1 || packages+=(build-essential)
+command -v javac >/dev/null 2>&1 || packages+=(default-jdk-headless)
+[ -f /usr/share/java/postgresql.jar ] || packages+=(libpostgresql-jdbc-java)
+command -v python3 >/dev/null 2>&1 || packages+=(python3)
+python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then
     echo "installing: ${packages[*]}"
     $SUDO apt-get update -qq
@@ -23,6 +27,15 @@ if ! command -v cargo >/dev/null 2>&1; then
     [ -x "$HOME/.cargo/bin/cargo" ] || curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
     export PATH="$HOME/.cargo/bin:$PATH"
 fi
+
+# Python drivers for the driver tests, in a virtualenv of their own.
+VENV=target/test-venv
+if ! "$VENV/bin/python3" -c "import psycopg, asyncpg, psycopg2, sqlalchemy" >/dev/null 2>&1; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --upgrade pip
+    "$VENV/bin/pip" install --quiet "psycopg[binary]" asyncpg psycopg2-binary sqlalchemy
+fi
+export PATH="$PWD/$VENV/bin:$PATH"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings

@@ -4,6 +4,7 @@ mod support;
 
 mod auth_tls;
 mod cli;
+mod drivers;
 mod hostile;
 mod pgbench;
 mod proxy_basic;

@@ -1,0 +1,101 @@
+//! Real drivers in other languages through the proxy: psycopg 3, asyncpg and psycopg2
+//! (tests/clients/drivers.py) and pgjdbc (tests/clients/Jdbc.java), to PostgreSQL directly
+//! and through PgBouncer in transaction mode.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::support::{Bouncer, PgCluster, Proxy};
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+const PGJDBC: &str = "/usr/share/java/postgresql.jar";
+
+/// Compiles the JDBC client once per test process.
+fn jdbc_classes() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("javac")
+            .args(["-cp", PGJDBC, "-d"])
+            .arg(dir.path())
+            .arg(clients_dir().join("Jdbc.java"))
+            .output()
+            .expect("javac is installed (scripts/test.sh installs default-jdk-headless)");
+        assert!(
+            out.status.success(),
+            "javac failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+    .path()
+}
+
+fn run_python(port: u16) {
+    let out = Command::new("python3")
+        .arg(clients_dir().join("drivers.py"))
+        .arg(format!(
+            "postgresql://app:secret@127.0.0.1:{port}/app?sslmode=disable"
+        ))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.starts_with("OK"),
+        "python drivers failed:\n{text}"
+    );
+}
+
+fn run_jdbc(port: u16) {
+    let cp = format!("{PGJDBC}:{}", jdbc_classes().display());
+    let out = Command::new("java")
+        .args([
+            "-cp",
+            &cp,
+            "Jdbc",
+            &format!("jdbc:postgresql://127.0.0.1:{port}/app?sslmode=disable"),
+            "app",
+            "secret",
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.starts_with("OK"),
+        "pgjdbc failed:\n{text}"
+    );
+}
+
+#[test]
+fn python_and_java_drivers_to_postgres() {
+    let pg = PgCluster::start();
+    for pooler in ["none", "transaction"] {
+        let proxy = Proxy::simple(
+            &pg.url("app"),
+            &format!("pool_size = 3\npooler = \"{pooler}\""),
+        );
+        run_python(proxy.port);
+        run_jdbc(proxy.port);
+    }
+}
+
+#[test]
+fn python_and_java_drivers_through_pgbouncer() {
+    let pg = PgCluster::start();
+    let bouncer = Bouncer::start(&pg, "transaction", 2);
+    let proxy = Proxy::simple(&bouncer.url(), "pool_size = 3");
+    run_python(proxy.port);
+    run_jdbc(proxy.port);
+}
