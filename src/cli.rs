@@ -32,6 +32,48 @@ pub enum Command {
     },
     /// Validate a config file and print what switchyard would do with it.
     CheckConfig { file: PathBuf },
+    /// Copy schema and data from a source (sqlite://PATH or postgres://…) into PostgreSQL.
+    Sync {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Only these tables (comma separated).
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+        #[arg(long, default_value_t = 20_000)]
+        batch_rows: usize,
+        /// Tables copied at once.
+        #[arg(long, default_value_t = 2)]
+        parallel: usize,
+        /// Connect, plan and print row counts and DDL; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Create the tables, indexes and constraints only.
+        #[arg(long)]
+        schema_only: bool,
+        /// Empty existing target tables and start over.
+        #[arg(long)]
+        force: bool,
+        /// Continue an interrupted sync from its checkpoints.
+        #[arg(long)]
+        resume: bool,
+        /// Write rows that cannot be converted to this file (JSON lines) and go on.
+        #[arg(long, value_name = "FILE")]
+        skip_bad_rows: Option<PathBuf>,
+    },
+    /// Compare source and target row by row. Exit 0 = identical, 1 = differences, 2 = could not run.
+    Verify {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Control a running proxy through its admin API.
     Ctl {
         /// Admin API base URL (default: admin.listen of --config, else http://127.0.0.1:9640).
@@ -91,6 +133,56 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { config } => serve(config).await,
         Command::CheckConfig { file } => check_config(&file).await,
+        Command::Sync {
+            from,
+            to,
+            tables,
+            batch_rows,
+            parallel,
+            dry_run,
+            schema_only,
+            force,
+            resume,
+            skip_bad_rows,
+        } => {
+            let opts = crate::sync::SyncOptions {
+                from,
+                to,
+                tables,
+                batch_rows,
+                parallel,
+                dry_run,
+                schema_only,
+                force,
+                resume,
+                skip_bad_rows,
+            };
+            let summary = crate::sync::plan::run(opts.clone()).await?;
+            if !opts.dry_run && !opts.schema_only {
+                print!("{}", crate::sync::plan::render_summary(&summary));
+            }
+            Ok(())
+        }
+        Command::Verify {
+            from,
+            to,
+            tables,
+            json,
+        } => {
+            let report = match crate::sync::verify::run(&from, &to, &tables).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("switchyard verify: {e}");
+                    std::process::exit(2);
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", crate::sync::verify::render(&report));
+            }
+            std::process::exit(if report.identical { 0 } else { 1 });
+        }
         Command::Ctl {
             admin,
             config,

@@ -10,6 +10,7 @@
 //! - [`router`]: the active route and the pause/drain gate.
 //! - [`protocol`]: wire-protocol framing, builders and parsers.
 //! - [`admin`]: the admin HTTP API.
+//! - [`sync`]: `switchyard sync` and `switchyard verify`.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`stream`], [`tls`]: byte streams and TLS configuration.
 //! - [`cli`], [`ctl`]: the command line and the admin API client.
@@ -26,4 +27,5 @@ pub mod protocol;
 pub mod relay;
 pub mod router;
 pub mod stream;
+pub mod sync;
 pub mod tls;

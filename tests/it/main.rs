@@ -11,3 +11,4 @@ mod proxy_basic;
 mod proxy_session;
 mod sqlite;
 mod switching;
+mod sync;

@@ -1,0 +1,75 @@
+//! Moving data: `switchyard sync` (schema, backfill, checkpoints, sequences) and
+//! `switchyard verify` (row-by-row comparison with a documented normalisation).
+//!
+//! - [`schema`]: the table model and PostgreSQL DDL; [`sqlite_schema`], [`pg_source`]:
+//!   reading a source's schema (and, for PostgreSQL, its rows).
+//! - [`cast`], [`sqlite_read`]: SQLite rows into binary COPY.
+//! - [`backfill`], [`checkpoint`], [`sequences`]: writing the target.
+//! - [`plan`]: the whole run; [`verify`], [`normalize`]: comparing.
+//! - [`pgconn`], [`progress`]: connections and progress display.
+
+pub mod backfill;
+pub mod cast;
+pub mod checkpoint;
+pub mod normalize;
+pub mod pg_source;
+pub mod pgconn;
+pub mod plan;
+pub mod progress;
+pub mod schema;
+pub mod sequences;
+pub mod sqlite_read;
+pub mod sqlite_schema;
+pub mod verify;
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot connect to {addr}: {detail}")]
+    Connect { addr: String, detail: String },
+    #[error("source: {0}")]
+    Source(String),
+    #[error("target: {0}")]
+    Target(String),
+    #[error("schema: {0}")]
+    Schema(String),
+    #[error("table {table}, row with key {key}, column {column}: {reason}")]
+    BadValue {
+        table: String,
+        key: String,
+        column: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A tokio-postgres error with the server's message and SQLSTATE when there is one.
+pub fn pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// What `switchyard sync` was asked to do.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub from: String,
+    pub to: String,
+    pub tables: Vec<String>,
+    pub batch_rows: usize,
+    pub parallel: usize,
+    pub dry_run: bool,
+    pub schema_only: bool,
+    pub force: bool,
+    pub resume: bool,
+    pub skip_bad_rows: Option<PathBuf>,
+}

@@ -1,0 +1,79 @@
+//! tokio-postgres connections for the proxy's own work (sync, verify, live sync), from the
+//! same URLs and TLS modes as backends. Statements are run with `simple_query` or
+//! `query_typed` only: named prepared statements would collide behind a transaction pooler.
+
+use tokio_postgres::Client;
+use tokio_postgres::config::{Config, Host, SslMode as PgSslMode};
+
+use crate::backend::url::{BackendUrl, PgHost, PgTarget};
+use crate::config::SslMode;
+use crate::tls;
+
+use super::SyncError;
+
+/// Connects to a PostgreSQL URL; the connection task runs on the current runtime.
+pub async fn connect(target: &PgTarget) -> Result<Client, SyncError> {
+    let mut cfg = Config::new();
+    cfg.user(&target.user)
+        .dbname(&target.database)
+        .connect_timeout(target.connect_timeout);
+    cfg.application_name("switchyard-sync");
+    if let Some(pw) = &target.password {
+        cfg.password(pw);
+    }
+    match &target.host {
+        PgHost::Tcp { host, port } => {
+            cfg.host(host).port(*port);
+        }
+        PgHost::Unix { dir, port } => {
+            cfg.host_path(dir).port(*port);
+        }
+    }
+    let addr = target.host.to_string();
+    let err = |e: tokio_postgres::Error| SyncError::Connect {
+        addr: addr.clone(),
+        detail: e.to_string(),
+    };
+    let client = if target.sslmode == SslMode::Disable
+        || matches!(cfg.get_hosts().first(), Some(Host::Unix(_)))
+    {
+        cfg.ssl_mode(PgSslMode::Disable);
+        let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(err)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    } else {
+        let tls_cfg = tls::client_config(target.sslmode, target.ca_file.as_deref())
+            .map_err(|e| SyncError::Connect {
+                addr: addr.clone(),
+                detail: e.to_string(),
+            })?
+            .ok_or_else(|| SyncError::Connect {
+                addr: addr.clone(),
+                detail: "no TLS configuration".into(),
+            })?;
+        cfg.ssl_mode(if target.sslmode == SslMode::Prefer {
+            PgSslMode::Prefer
+        } else {
+            PgSslMode::Require
+        });
+        let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*tls_cfg).clone());
+        let (client, conn) = cfg.connect(connector).await.map_err(err)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    };
+    Ok(client)
+}
+
+/// Parses a URL that must be PostgreSQL.
+pub fn pg_target(url: &str, what: &str) -> Result<PgTarget, SyncError> {
+    match BackendUrl::parse(url).map_err(|e| SyncError::Usage(format!("{what}: {e}")))? {
+        BackendUrl::Postgres(t) => Ok(t),
+        BackendUrl::Sqlite(_) => Err(SyncError::Usage(format!(
+            "{what} must be a postgres:// URL"
+        ))),
+    }
+}

@@ -1,0 +1,465 @@
+//! A whole `switchyard sync` run: read the source schema, decide per table (create, reuse an
+//! empty table, resume, skip, refuse), copy with bounded parallelism, then add indexes,
+//! constraints and foreign keys, advance sequences, and print a summary.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use super::backfill::{self, CopyOptions, Source, TableOutcome};
+use super::checkpoint::{self, Progress as Checkpoint};
+use super::progress::Progress;
+use super::schema::{self, Table, lit, q};
+use super::{
+    SyncError, SyncOptions, pg_error, pg_source, pgconn, sequences, sqlite_read, sqlite_schema,
+};
+use crate::backend::url::BackendUrl;
+
+/// The result of a run.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Summary {
+    pub tables: Vec<TableOutcome>,
+    pub seconds: f64,
+    pub rejected: usize,
+    pub warnings: Vec<String>,
+}
+
+/// What to do with one table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Create,
+    ReuseEmpty,
+    Resume(Checkpoint),
+    Done,
+}
+
+/// A source, opened.
+pub struct Opened {
+    pub source: Source,
+    pub id: String,
+    pub tables: Vec<Table>,
+}
+
+/// Opens the source and reads its schema.
+pub async fn open_source(url: &str) -> Result<Opened, SyncError> {
+    match BackendUrl::parse(url).map_err(|e| SyncError::Usage(format!("--from: {e}")))? {
+        BackendUrl::Sqlite(path) => {
+            if !path.exists() {
+                return Err(SyncError::Usage(format!(
+                    "--from: {} does not exist",
+                    path.display()
+                )));
+            }
+            let p = path.clone();
+            let tables = tokio::task::spawn_blocking(move || {
+                sqlite_read::open(&p).and_then(|c| sqlite_schema::read_tables(&c))
+            })
+            .await
+            .map_err(|e| SyncError::Source(e.to_string()))??;
+            let id = format!(
+                "sqlite://{}",
+                std::fs::canonicalize(&path)
+                    .unwrap_or(path.clone())
+                    .display()
+            );
+            Ok(Opened {
+                source: Source::Sqlite(path),
+                id,
+                tables,
+            })
+        }
+        BackendUrl::Postgres(t) => {
+            let c = pgconn::connect(&t).await?;
+            let tables = pg_source::read_tables(&c).await?;
+            Ok(Opened {
+                id: t.to_string(),
+                source: Source::Postgres(t),
+                tables,
+            })
+        }
+    }
+}
+
+/// Row count of a source table.
+pub async fn source_count(source: &Source, table: &str) -> Result<i64, SyncError> {
+    match source {
+        Source::Sqlite(path) => {
+            let (p, t) = (path.clone(), table.to_string());
+            tokio::task::spawn_blocking(move || {
+                sqlite_read::open(&p).and_then(|c| sqlite_read::count(&c, &t))
+            })
+            .await
+            .map_err(|e| SyncError::Source(e.to_string()))?
+        }
+        Source::Postgres(pt) => {
+            let c = pgconn::connect(pt).await?;
+            scalar(&c, &format!("SELECT count(*) FROM public.{}", q(table)))
+                .await
+                .map(|s| s.parse().unwrap_or(0))
+                .map_err(|e| SyncError::Source(e.to_string()))
+        }
+    }
+}
+
+async fn scalar(c: &Client, sql: &str) -> Result<String, SyncError> {
+    for m in c
+        .simple_query(sql)
+        .await
+        .map_err(|e| SyncError::Target(pg_error(&e)))?
+    {
+        if let SimpleQueryMessage::Row(r) = m {
+            return Ok(r.get(0).unwrap_or_default().to_string());
+        }
+    }
+    Ok(String::new())
+}
+
+/// Target columns of an existing table: (name, type).
+async fn target_columns(
+    c: &Client,
+    table: &str,
+) -> Result<Option<Vec<(String, String)>>, SyncError> {
+    let sql = format!(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+         WHERE a.attrelid = to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        lit(&format!("public.{}", q(table)))
+    );
+    let exists = scalar(
+        c,
+        &format!(
+            "SELECT to_regclass({}) IS NOT NULL",
+            lit(&format!("public.{}", q(table)))
+        ),
+    )
+    .await?
+        == "t";
+    if !exists {
+        return Ok(None);
+    }
+    let msgs = c
+        .simple_query(&sql)
+        .await
+        .map_err(|e| SyncError::Target(pg_error(&e)))?;
+    Ok(Some(
+        msgs.into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some((r.get(0)?.to_string(), r.get(1)?.to_string())),
+                _ => None,
+            })
+            .collect(),
+    ))
+}
+
+/// Decides what to do with `t` on the target, refusing what would lose or duplicate data.
+async fn decide(
+    c: &Client,
+    opts: &SyncOptions,
+    source_id: &str,
+    t: &Table,
+) -> Result<Action, SyncError> {
+    let progress = if opts.dry_run && !checkpoint_table_exists(c).await? {
+        None
+    } else {
+        checkpoint::read(c, source_id, &t.name).await?
+    };
+    let Some(cols) = target_columns(c, &t.name).await? else {
+        return Ok(Action::Create);
+    };
+    let missing: Vec<&str> = t
+        .columns
+        .iter()
+        .filter(|sc| !cols.iter().any(|(n, _)| *n == sc.name))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(SyncError::Refused(format!(
+            "target table {} exists but has no column(s) {}; it is not compatible",
+            t.name,
+            missing.join(", ")
+        )));
+    }
+    if opts.force {
+        return Ok(Action::ReuseEmpty);
+    }
+    if let Some(p) = progress {
+        if p.done {
+            return Ok(Action::Done);
+        }
+        if !opts.resume {
+            return Err(SyncError::Refused(format!(
+                "a previous sync of {} stopped after {} rows; run again with --resume to continue or --force to start over",
+                t.name, p.rows
+            )));
+        }
+        return Ok(Action::Resume(p));
+    }
+    let has_rows = scalar(
+        c,
+        &format!("SELECT EXISTS (SELECT 1 FROM public.{})", q(&t.name)),
+    )
+    .await?
+        == "t";
+    if has_rows {
+        return Err(SyncError::Refused(format!(
+            "target table {} already has rows; pass --force to empty it and copy again",
+            t.name
+        )));
+    }
+    Ok(Action::ReuseEmpty)
+}
+
+async fn checkpoint_table_exists(c: &Client) -> Result<bool, SyncError> {
+    Ok(scalar(
+        c,
+        "SELECT to_regclass('switchyard.sync_progress') IS NOT NULL",
+    )
+    .await?
+        == "t")
+}
+
+fn tgt(e: tokio_postgres::Error) -> SyncError {
+    SyncError::Target(pg_error(&e))
+}
+
+/// Runs a sync. Prints the plan (and DDL) for a dry run.
+pub async fn run(opts: SyncOptions) -> Result<Summary, SyncError> {
+    let started = Instant::now();
+    let target = pgconn::pg_target(&opts.to, "--to")?;
+    let mut opened = open_source(&opts.from).await?;
+    if !opts.tables.is_empty() {
+        if let Some(missing) = opts
+            .tables
+            .iter()
+            .find(|n| !opened.tables.iter().any(|t| &t.name == *n))
+        {
+            return Err(SyncError::Usage(format!(
+                "--tables: the source has no table {missing:?}"
+            )));
+        }
+        opened.tables.retain(|t| opts.tables.contains(&t.name));
+    }
+    schema::fk_order(&mut opened.tables);
+    let mut client = pgconn::connect(&target).await?;
+    let warnings: Vec<String> = opened
+        .tables
+        .iter()
+        .flat_map(|t| t.warnings.clone())
+        .collect();
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    if !opts.dry_run {
+        checkpoint::setup(&client).await?;
+        if opts.force {
+            checkpoint::reset(&client, &opened.id).await?;
+        }
+    }
+    let mut actions = Vec::new();
+    for t in &opened.tables {
+        actions.push(decide(&client, &opts, &opened.id, t).await?);
+    }
+    if opts.dry_run {
+        print_plan(&opened, &actions).await?;
+        return Ok(Summary {
+            warnings,
+            ..Default::default()
+        });
+    }
+    prepare_tables(&client, &opened.tables, &actions, opts.force).await?;
+    if opts.schema_only {
+        finish_schema(&client, &opened.tables).await?;
+        return Ok(Summary {
+            warnings,
+            seconds: started.elapsed().as_secs_f64(),
+            ..Default::default()
+        });
+    }
+    let rejects = Arc::new(Mutex::new(Vec::new()));
+    let outcomes = copy_all(&target, &opened, &actions, &opts, rejects.clone()).await?;
+    finish_schema(&client, &opened.tables).await?;
+    sequences::advance(&client, &opened.tables).await?;
+    client.batch_execute("ANALYZE").await.map_err(tgt)?;
+    let rejected = write_rejects(&opts, &rejects)?;
+    let _ = &mut client;
+    Ok(Summary {
+        tables: outcomes,
+        seconds: started.elapsed().as_secs_f64(),
+        rejected,
+        warnings,
+    })
+}
+
+async fn prepare_tables(
+    c: &Client,
+    tables: &[Table],
+    actions: &[Action],
+    force: bool,
+) -> Result<(), SyncError> {
+    for (t, a) in tables.iter().zip(actions) {
+        match a {
+            Action::Create => c
+                .batch_execute(&schema::create_table(t))
+                .await
+                .map_err(|e| SyncError::Target(format!("creating {}: {}", t.name, pg_error(&e))))?,
+            Action::ReuseEmpty if force => c
+                .batch_execute(&format!("TRUNCATE {} CASCADE", q(&t.name)))
+                .await
+                .map_err(tgt)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn copy_all(
+    target: &crate::backend::url::PgTarget,
+    opened: &Opened,
+    actions: &[Action],
+    opts: &SyncOptions,
+    rejects: Arc<Mutex<Vec<sqlite_read::Reject>>>,
+) -> Result<Vec<TableOutcome>, SyncError> {
+    let progress = Arc::new(Progress::new());
+    let jobs = opened
+        .tables
+        .iter()
+        .zip(actions.iter())
+        .filter(|(_, a)| **a != Action::Done)
+        .map(|(t, a)| {
+            let copy_opts = CopyOptions {
+                batch_rows: opts.batch_rows,
+                skip_bad_rows: opts.skip_bad_rows.is_some(),
+                source_id: opened.id.clone(),
+                rejects: rejects.clone(),
+            };
+            let start = match a {
+                Action::Resume(p) => Some(p.clone()),
+                _ => None,
+            };
+            let (progress, source) = (progress.clone(), opened.source.clone());
+            async move {
+                let total = source_count(&source, &t.name).await?;
+                let mut tp = progress.table("copy", &t.name, total.max(0) as u64);
+                let mut client = pgconn::connect(target).await?;
+                backfill::copy_table(&mut client, &source, t, start, &copy_opts, &mut tp).await
+            }
+        });
+    let results: Vec<Result<TableOutcome, SyncError>> = futures::stream::iter(jobs)
+        .buffered(opts.parallel.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Indexes, unique constraints and foreign keys, skipping those that already exist.
+async fn finish_schema(c: &Client, tables: &[Table]) -> Result<(), SyncError> {
+    for t in tables {
+        for sql in schema::create_indexes(t) {
+            let sql = if sql.contains(" IF NOT EXISTS ") {
+                sql
+            } else {
+                sql.replacen("INDEX ", "INDEX IF NOT EXISTS ", 1)
+            };
+            c.batch_execute(&sql)
+                .await
+                .map_err(|e| SyncError::Target(format!("index on {}: {}", t.name, pg_error(&e))))?;
+        }
+    }
+    for t in tables {
+        for (fk, sql) in t.fks.iter().zip(schema::add_foreign_keys(t)) {
+            let exists = scalar(c, &format!("SELECT count(*) FROM pg_constraint WHERE conname = {} AND conrelid = to_regclass({})", lit(&fk.name), lit(&format!("public.{}", q(&t.name))))).await? != "0";
+            if !exists {
+                c.batch_execute(&sql).await.map_err(|e| {
+                    SyncError::Target(format!(
+                        "constraint {} on {}: {}",
+                        fk.name,
+                        t.name,
+                        pg_error(&e)
+                    ))
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_rejects(
+    opts: &SyncOptions,
+    rejects: &Arc<Mutex<Vec<sqlite_read::Reject>>>,
+) -> Result<usize, SyncError> {
+    let list = rejects.lock().map(|r| r.clone()).unwrap_or_default();
+    if let Some(path) = &opts.skip_bad_rows {
+        let mut text = String::new();
+        for r in &list {
+            text.push_str(&serde_json::to_string(r).unwrap_or_default());
+            text.push('\n');
+        }
+        std::fs::write(path, text)?;
+    }
+    Ok(list.len())
+}
+
+async fn print_plan(opened: &Opened, actions: &[Action]) -> Result<(), SyncError> {
+    println!(
+        "sync plan from {} ({} tables, dry run: nothing is written)",
+        opened.id,
+        opened.tables.len()
+    );
+    for (t, a) in opened.tables.iter().zip(actions) {
+        let rows = source_count(&opened.source, &t.name).await?;
+        let what = match a {
+            Action::Create => "create and copy".to_string(),
+            Action::ReuseEmpty => "copy into the existing empty table".to_string(),
+            Action::Resume(p) => format!("resume after {} rows", p.rows),
+            Action::Done => "already copied".to_string(),
+        };
+        println!("\n-- {}: {rows} rows, {what}", t.name);
+        for w in &t.warnings {
+            println!("-- warning: {w}");
+        }
+        if *a == Action::Create {
+            println!("{};", schema::create_table(t));
+        }
+        for s in schema::create_indexes(t)
+            .into_iter()
+            .chain(schema::add_foreign_keys(t))
+        {
+            println!("{s};");
+        }
+    }
+    Ok(())
+}
+
+/// The summary table printed at the end of a sync.
+pub fn render_summary(s: &Summary) -> String {
+    let mut out = format!(
+        "{:<32} {:>12} {:>9} {:>12}\n",
+        "table", "rows", "seconds", "rows/s"
+    );
+    let mut total = 0i64;
+    for t in &s.tables {
+        total += t.rows;
+        out.push_str(&format!(
+            "{:<32} {:>12} {:>9.2} {:>12.0}\n",
+            t.table,
+            t.rows,
+            t.seconds,
+            t.rows as f64 / t.seconds.max(1e-6)
+        ));
+    }
+    out.push_str(&format!(
+        "{:<32} {:>12} {:>9.2} {:>12.0}\n",
+        "total",
+        total,
+        s.seconds,
+        total as f64 / s.seconds.max(1e-6)
+    ));
+    if s.rejected > 0 {
+        out.push_str(&format!(
+            "{} row(s) could not be converted and were written to the reject file\n",
+            s.rejected
+        ));
+    }
+    out
+}
