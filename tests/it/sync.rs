@@ -69,7 +69,7 @@ fn make_fixture(path: &Path, users: i64, posts: i64) {
                 if i % 6 == 0 { None } else { Some(1_704_510_456 + i * 60) },
                 format!("{}.{:02}", i % 1000, i % 100),
                 format!("{{\"tags\": [\"t{}\"], \"views\": {}}}", i % 7, i),
-                (i % 2) as i64,
+                i % 2,
             ],
         )
         .unwrap();
