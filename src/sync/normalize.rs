@@ -8,184 +8,355 @@
 //! - date: `YYYY-MM-DD`; bytea: lowercase hex; uuid: lowercase hyphenated;
 //! - json/jsonb: the parsed document (key order and spacing do not matter);
 //! - everything else: the text itself. NULL only equals NULL.
+//!
+//! Writers append to a caller's buffer, so a verify of millions of rows does not allocate
+//! per value.
 
-use rusqlite::types::Value;
+use std::fmt::Write;
+
+use rusqlite::types::ValueRef;
 
 use super::cast;
 use crate::backend::sqlite::types::{civil_from_days, parse_timestamp_micros};
 
-fn base(pg_type: &str) -> &str {
-    pg_type.split('(').next().unwrap_or(pg_type).trim()
-}
-
 /// The marker for NULL (cannot collide with any text value).
 pub const NULL: &str = "\u{0}NULL";
 
-fn numeric(s: &str) -> String {
+/// How a column's values are normalised, decided once per column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Norm {
+    Bool,
+    Float,
+    Numeric,
+    Timestamp,
+    Date,
+    Bytea,
+    Json,
+    Uuid,
+    Text,
+}
+
+impl Norm {
+    pub fn of(pg_type: &str) -> Norm {
+        match pg_type.split('(').next().unwrap_or(pg_type).trim() {
+            "boolean" => Norm::Bool,
+            "double precision" | "real" => Norm::Float,
+            "numeric" => Norm::Numeric,
+            "timestamp" | "timestamp with time zone" | "timestamp without time zone" => {
+                Norm::Timestamp
+            }
+            "date" => Norm::Date,
+            "bytea" => Norm::Bytea,
+            "json" | "jsonb" => Norm::Json,
+            "uuid" => Norm::Uuid,
+            _ => Norm::Text,
+        }
+    }
+}
+
+fn numeric(out: &mut String, s: &str) {
     let s = s.trim();
     let (neg, digits) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    let digits = if digits.contains(['e', 'E']) {
-        digits
-            .parse::<f64>()
-            .map(|f| format!("{f}"))
-            .unwrap_or_else(|_| digits.to_string())
-    } else {
-        digits.to_string()
-    };
-    let (int, frac) = digits.split_once('.').unwrap_or((&digits, ""));
+    if digits.contains(['e', 'E']) {
+        match digits.parse::<f64>() {
+            Ok(f) => return numeric(out, &format!("{}{f}", if neg { "-" } else { "" })),
+            Err(_) => return out.push_str(s),
+        }
+    }
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
     let int = int.trim_start_matches('0');
     let frac = frac.trim_end_matches('0');
-    let body = match (int.is_empty(), frac.is_empty()) {
-        (true, true) => return "0".into(),
-        (_, true) => int.to_string(),
-        (true, false) => format!("0.{frac}"),
-        (false, false) => format!("{int}.{frac}"),
-    };
-    if neg { format!("-{body}") } else { body }
+    if int.is_empty() && frac.is_empty() {
+        out.push('0');
+        return;
+    }
+    if neg {
+        out.push('-');
+    }
+    out.push_str(if int.is_empty() { "0" } else { int });
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
 }
 
-fn float(s: &str) -> String {
+fn float(out: &mut String, s: &str) {
     match s.trim() {
-        "NaN" => "NaN".into(),
-        "Infinity" => "inf".into(),
-        "-Infinity" => "-inf".into(),
-        t => t
-            .parse::<f64>()
-            .map(|f| format!("{f:?}"))
-            .unwrap_or_else(|_| t.to_string()),
-    }
-}
-
-fn json(s: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(s)
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| s.to_string())
-}
-
-fn uuid(s: &str) -> String {
-    s.trim().to_ascii_lowercase()
-}
-
-fn date_text(us: i64) -> String {
-    let (y, m, d) = civil_from_days(us.div_euclid(86_400_000_000));
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// A SQLite value in canonical form for a target column of type `pg_type`.
-pub fn from_sqlite(v: &Value, pg_type: &str) -> String {
-    if matches!(v, Value::Null) {
-        return NULL.into();
-    }
-    let text = || match v {
-        Value::Text(s) => s.clone(),
-        Value::Integer(i) => i.to_string(),
-        Value::Real(f) => format!("{f}"),
-        Value::Blob(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::Null => String::new(),
-    };
-    match base(pg_type) {
-        "boolean" => match cast::as_bool(v) {
-            Ok(true) => "t".into(),
-            Ok(false) => "f".into(),
-            Err(_) => text(),
-        },
-        "double precision" | "real" => float(&text()),
-        "numeric" => numeric(&text()),
-        "timestamp" | "timestamp with time zone" => cast::timestamp_micros(v)
-            .map(|u| u.to_string())
-            .unwrap_or_else(|_| text()),
-        "date" => match v {
-            Value::Text(s) => parse_timestamp_micros(s)
-                .map(date_text)
-                .unwrap_or_else(|| s.clone()),
-            other => cast::timestamp_micros(other)
-                .map(date_text)
-                .unwrap_or_else(|_| text()),
-        },
-        "bytea" => match v {
-            Value::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
-            other => {
-                let Value::Text(s) = other else { return text() };
-                s.bytes().map(|x| format!("{x:02x}")).collect()
+        "NaN" => out.push_str("NaN"),
+        "Infinity" => out.push_str("inf"),
+        "-Infinity" => out.push_str("-inf"),
+        t => match t.parse::<f64>() {
+            Ok(f) => {
+                let _ = write!(out, "{f:?}");
             }
+            Err(_) => out.push_str(t),
         },
-        "json" | "jsonb" => json(&text()),
-        "uuid" => match v {
-            Value::Blob(b) if b.len() == 16 => {
-                let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                format!(
+    }
+}
+
+fn json(out: &mut String, s: &str) {
+    match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Err(_) => out.push_str(s),
+    }
+}
+
+fn date(out: &mut String, us: i64) {
+    let (y, m, d) = civil_from_days(us.div_euclid(86_400_000_000));
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}");
+}
+
+fn hex(out: &mut String, b: &[u8]) {
+    for x in b {
+        let _ = write!(out, "{x:02x}");
+    }
+}
+
+fn lower(out: &mut String, s: &str) {
+    out.extend(s.trim().chars().map(|c| c.to_ascii_lowercase()));
+}
+
+/// Appends the canonical form of a SQLite value.
+pub fn write_sqlite(out: &mut String, v: ValueRef<'_>, norm: Norm) {
+    let text = match v {
+        ValueRef::Null => return out.push_str(NULL),
+        ValueRef::Text(t) => Some(String::from_utf8_lossy(t)),
+        _ => None,
+    };
+    let owned = || -> rusqlite::types::Value {
+        rusqlite::types::Value::try_from(v).unwrap_or(rusqlite::types::Value::Null)
+    };
+    match (norm, &text) {
+        (Norm::Bool, _) => match cast::as_bool(&owned()) {
+            Ok(b) => out.push(if b { 't' } else { 'f' }),
+            Err(_) => plain(out, v),
+        },
+        (Norm::Float, Some(t)) => float(out, t),
+        (Norm::Float, None) => match v {
+            ValueRef::Real(f) => {
+                let _ = write!(out, "{f:?}");
+            }
+            ValueRef::Integer(i) => {
+                let _ = write!(out, "{:?}", i as f64);
+            }
+            _ => plain(out, v),
+        },
+        (Norm::Numeric, Some(t)) => numeric(out, t),
+        (Norm::Numeric, None) => numeric(out, &plain_string(v)),
+        (Norm::Timestamp, _) => match cast::timestamp_micros(&owned()) {
+            Ok(u) => {
+                let _ = write!(out, "{u}");
+            }
+            Err(_) => plain(out, v),
+        },
+        (Norm::Date, Some(t)) => match parse_timestamp_micros(t) {
+            Some(us) => date(out, us),
+            None => out.push_str(t),
+        },
+        (Norm::Date, None) => match cast::timestamp_micros(&owned()) {
+            Ok(us) => date(out, us),
+            Err(_) => plain(out, v),
+        },
+        (Norm::Bytea, Some(t)) => hex(out, t.as_bytes()),
+        (Norm::Bytea, None) => match v {
+            ValueRef::Blob(b) => hex(out, b),
+            _ => plain(out, v),
+        },
+        (Norm::Json, Some(t)) => json(out, t),
+        (Norm::Uuid, None) => match v {
+            ValueRef::Blob(b) if b.len() == 16 => {
+                let mut h = String::with_capacity(32);
+                hex(&mut h, b);
+                let _ = write!(
+                    out,
                     "{}-{}-{}-{}-{}",
                     &h[0..8],
                     &h[8..12],
                     &h[12..16],
                     &h[16..20],
                     &h[20..32]
-                )
+                );
             }
-            _ => uuid(&text()),
+            _ => plain(out, v),
         },
-        _ => text(),
+        (Norm::Uuid, Some(t)) => lower(out, t),
+        (_, Some(t)) => out.push_str(t),
+        _ => plain(out, v),
     }
 }
 
-/// A PostgreSQL text-format value (as COPY TO writes it) in canonical form.
-pub fn from_pg_text(v: Option<&str>, pg_type: &str) -> String {
-    let Some(s) = v else { return NULL.into() };
-    match base(pg_type) {
-        "double precision" | "real" => float(s),
-        "numeric" => numeric(s),
-        "timestamp" | "timestamp with time zone" => parse_timestamp_micros(s)
-            .map(|u| u.to_string())
-            .unwrap_or_else(|| s.to_string()),
-        "bytea" => s.strip_prefix("\\x").unwrap_or(s).to_ascii_lowercase(),
-        "json" | "jsonb" => json(s),
-        "uuid" => uuid(s),
-        _ => s.to_string(),
+fn plain_string(v: ValueRef<'_>) -> String {
+    let mut s = String::new();
+    plain(&mut s, v);
+    s
+}
+
+fn plain(out: &mut String, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => out.push_str(NULL),
+        ValueRef::Integer(i) => {
+            let _ = write!(out, "{i}");
+        }
+        ValueRef::Real(f) => {
+            let _ = write!(out, "{f}");
+        }
+        ValueRef::Text(t) | ValueRef::Blob(t) => match std::str::from_utf8(t) {
+            Ok(s) => out.push_str(s),
+            Err(_) => out.push_str(&String::from_utf8_lossy(t)),
+        },
     }
 }
 
-/// Decodes one line of COPY text format into fields (None = NULL).
-pub fn copy_text_fields(line: &str) -> Vec<Option<String>> {
-    line.split('\t')
-        .map(|f| {
-            if f == "\\N" {
-                return None;
+/// Appends the canonical form of a PostgreSQL text-format value (None = NULL).
+pub fn write_pg(out: &mut String, v: Option<&str>, norm: Norm) {
+    let Some(s) = v else {
+        return out.push_str(NULL);
+    };
+    match norm {
+        Norm::Float => float(out, s),
+        Norm::Numeric => numeric(out, s),
+        Norm::Timestamp => match parse_timestamp_micros(s) {
+            Some(u) => {
+                let _ = write!(out, "{u}");
             }
-            let mut out = String::with_capacity(f.len());
-            let mut chars = f.chars().peekable();
+            None => out.push_str(s),
+        },
+        Norm::Bytea => lower(out, s.strip_prefix("\\x").unwrap_or(s)),
+        Norm::Json => json(out, s),
+        Norm::Uuid => lower(out, s),
+        Norm::Bool | Norm::Date | Norm::Text => out.push_str(s),
+    }
+}
+
+/// The cheap form of a SQLite value: as close to PostgreSQL's text output as possible
+/// without parsing (booleans as t/f, blobs as hex, epoch integers as microseconds,
+/// floats in shortest form). Equal cheap forms mean equal values; different ones are
+/// settled by [`canonical`].
+pub fn write_sqlite_cheap(out: &mut String, v: ValueRef<'_>, norm: Norm) {
+    match (norm, v) {
+        (_, ValueRef::Null) => out.push_str(NULL),
+        (Norm::Bool, _) => write_sqlite(out, v, norm),
+        (Norm::Timestamp, ValueRef::Integer(i)) => {
+            let _ = write!(
+                out,
+                "{}",
+                cast::timestamp_micros(&rusqlite::types::Value::Integer(i)).unwrap_or(i)
+            );
+        }
+        (Norm::Timestamp, ValueRef::Real(f)) => {
+            let _ = write!(out, "{}", (f * 1_000_000.0) as i64);
+        }
+        (Norm::Date, ValueRef::Integer(_) | ValueRef::Real(_)) => write_sqlite(out, v, norm),
+        (Norm::Float, ValueRef::Real(f)) => {
+            let _ = write!(out, "{f:?}");
+        }
+        (Norm::Float, ValueRef::Integer(i)) => {
+            let _ = write!(out, "{:?}", i as f64);
+        }
+        (Norm::Bytea | Norm::Uuid, ValueRef::Blob(_)) => write_sqlite(out, v, norm),
+        (Norm::Bytea, ValueRef::Text(t)) => hex(out, t),
+        _ => plain(out, v),
+    }
+}
+
+/// The cheap form of a PostgreSQL text value.
+pub fn write_pg_cheap(out: &mut String, v: Option<&str>, norm: Norm) {
+    match (norm, v) {
+        (_, None) => out.push_str(NULL),
+        (Norm::Bytea, Some(s)) => out.push_str(s.strip_prefix("\\x").unwrap_or(s)),
+        (_, Some(s)) => out.push_str(s),
+    }
+}
+
+/// The full canonical form of a cheap form (from either side).
+pub fn canonical(cheap: &str, norm: Norm) -> String {
+    if cheap == NULL {
+        return cheap.to_string();
+    }
+    let mut out = String::new();
+    match norm {
+        Norm::Timestamp => match cheap.parse::<i64>() {
+            Ok(us) => {
+                let _ = write!(out, "{us}");
+            }
+            Err(_) => write_pg(&mut out, Some(cheap), norm),
+        },
+        Norm::Date => match parse_timestamp_micros(cheap) {
+            Some(us) => date(&mut out, us),
+            None => out.push_str(cheap),
+        },
+        Norm::Bytea => lower(&mut out, cheap),
+        _ => write_pg(&mut out, Some(cheap), norm),
+    }
+    out
+}
+
+/// A SQLite value in canonical form (convenience for tests and details).
+pub fn from_sqlite(v: &rusqlite::types::Value, pg_type: &str) -> String {
+    let mut s = String::new();
+    write_sqlite(&mut s, v.into(), Norm::of(pg_type));
+    s
+}
+
+/// A PostgreSQL text value in canonical form.
+pub fn from_pg_text(v: Option<&str>, pg_type: &str) -> String {
+    let mut s = String::new();
+    write_pg(&mut s, v, Norm::of(pg_type));
+    s
+}
+
+/// Splits one line of COPY text format into fields, decoding escapes into `scratch` only
+/// when a field has them. Calls `f(index, field)` for each (None = NULL).
+pub fn for_each_copy_field(
+    line: &str,
+    scratch: &mut String,
+    mut f: impl FnMut(usize, Option<&str>),
+) {
+    for (i, field) in line.split('\t').enumerate() {
+        if field == "\\N" {
+            f(i, None);
+        } else if !field.contains('\\') {
+            f(i, Some(field));
+        } else {
+            scratch.clear();
+            let mut chars = field.chars();
             while let Some(c) = chars.next() {
                 if c != '\\' {
-                    out.push(c);
+                    scratch.push(c);
                     continue;
                 }
                 match chars.next() {
-                    Some('t') => out.push('\t'),
-                    Some('n') => out.push('\n'),
-                    Some('r') => out.push('\r'),
-                    Some('b') => out.push('\u{8}'),
-                    Some('f') => out.push('\u{c}'),
-                    Some('v') => out.push('\u{b}'),
-                    Some(other) => out.push(other),
+                    Some('t') => scratch.push('\t'),
+                    Some('n') => scratch.push('\n'),
+                    Some('r') => scratch.push('\r'),
+                    Some('b') => scratch.push('\u{8}'),
+                    Some('f') => scratch.push('\u{c}'),
+                    Some('v') => scratch.push('\u{b}'),
+                    Some(other) => scratch.push(other),
                     None => {}
                 }
             }
-            Some(out)
-        })
-        .collect()
+            f(i, Some(scratch));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::types::Value;
 
     #[test]
     fn sqlite_and_postgres_forms_meet() {
-        let pairs: [(Value, &str, Option<&str>); 10] = [
+        let pairs: [(Value, &str, Option<&str>); 11] = [
             (Value::Integer(1), "boolean", Some("t")),
             (Value::Real(1.5), "numeric(8,2)", Some("1.50")),
+            (Value::Text("12.30".into()), "numeric", Some("12.3")),
             (
                 Value::Text("2024-01-06 03:07:36.554722".into()),
                 "timestamp",
@@ -230,11 +401,24 @@ mod tests {
 
     #[test]
     fn copy_text_decoding() {
+        let mut got = Vec::new();
+        let mut scratch = String::new();
+        for_each_copy_field("1\t\\N\ta\\tb\\\\c", &mut scratch, |i, f| {
+            got.push((i, f.map(str::to_string)))
+        });
         assert_eq!(
-            copy_text_fields("1\t\\N\ta\\tb\\\\c"),
-            vec![Some("1".into()), None, Some("a\tb\\c".into())]
+            got,
+            vec![
+                (0, Some("1".into())),
+                (1, None),
+                (2, Some("a\tb\\c".into()))
+            ]
         );
-        assert_eq!(numeric("-000.500"), "-0.5");
-        assert_eq!(numeric("0.000"), "0");
+        let mut s = String::new();
+        numeric(&mut s, "-000.500");
+        assert_eq!(s, "-0.5");
+        s.clear();
+        numeric(&mut s, "0.000");
+        assert_eq!(s, "0");
     }
 }

@@ -8,13 +8,12 @@ use std::cmp::Ordering;
 use std::time::Instant;
 
 use futures::StreamExt;
-use rusqlite::types::Value;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use super::backfill::Source;
-use super::normalize::{self, NULL};
+use super::normalize::{self, NULL, Norm};
 use super::plan::{self, Opened};
 use super::schema::{Table, column_list, q};
 use super::{SyncError, pg_error, pgconn, sqlite_read};
@@ -22,9 +21,8 @@ use super::{SyncError, pg_error, pgconn, sqlite_read};
 const CHUNK: usize = 10_000;
 /// Differences listed per table (all are counted).
 const MAX_LISTED: usize = 100;
-
-/// One normalised row: key values, all values.
-type Row = (Vec<String>, Vec<String>);
+/// Separates columns in a normalised row.
+const SEP: char = '\u{1f}';
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Difference {
@@ -54,26 +52,64 @@ pub struct Report {
     pub seconds: f64,
 }
 
-fn shown(v: &str) -> Option<String> {
-    (v != NULL).then(|| v.to_string())
+/// One row inside a chunk's buffer: its key (canonical) and its cheap form.
+#[derive(Clone, Copy)]
+struct RowRef {
+    key: (u32, u32),
+    text: (u32, u32),
+    num: Option<i64>,
 }
 
-/// Compares keys: integers numerically, everything else byte-wise.
-fn key_cmp(a: &[String], b: &[String], numeric: &[bool]) -> Ordering {
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let o = if numeric.get(i) == Some(&true) {
-            match (x.parse::<i128>(), y.parse::<i128>()) {
-                (Ok(p), Ok(q)) => p.cmp(&q),
-                _ => x.as_bytes().cmp(y.as_bytes()),
-            }
-        } else {
-            x.as_bytes().cmp(y.as_bytes())
-        };
-        if o != Ordering::Equal {
-            return o;
-        }
+/// Normalised rows, stored in one buffer per chunk (no allocation per row or value).
+#[derive(Default)]
+struct Chunk {
+    buf: String,
+    rows: Vec<RowRef>,
+}
+
+impl Chunk {
+    fn text(&self, r: &RowRef) -> &str {
+        &self.buf[r.text.0 as usize..r.text.1 as usize]
     }
-    Ordering::Equal
+
+    fn key(&self, r: &RowRef) -> &str {
+        &self.buf[r.key.0 as usize..r.key.1 as usize]
+    }
+
+    /// Finishes the row whose fields start at `starts`: appends its canonical key.
+    fn finish_row(&mut self, starts: &[usize], pk: &[usize], norms: &[Norm], numeric_key: bool) {
+        let start = starts.first().copied().unwrap_or(self.buf.len());
+        let end = self.buf.len();
+        let field = |i: usize| -> (usize, usize) {
+            let a = starts[i];
+            let b = starts.get(i + 1).map(|n| n - SEP.len_utf8()).unwrap_or(end);
+            (a, b)
+        };
+        let key_start = self.buf.len();
+        for (n, &i) in pk.iter().enumerate() {
+            if n > 0 {
+                self.buf.push(SEP);
+            }
+            let (a, b) = field(i);
+            if matches!(norms[i], Norm::Text) || numeric_key {
+                self.buf.extend_from_within(a..b);
+            } else {
+                let c = normalize::canonical(&self.buf[a..b], norms[i]);
+                self.buf.push_str(&c);
+            }
+        }
+        let key_end = self.buf.len();
+        let num = if numeric_key {
+            self.buf[key_start..key_end].parse().ok()
+        } else {
+            None
+        };
+        self.rows.push(RowRef {
+            key: (key_start as u32, key_end as u32),
+            text: (start as u32, end as u32),
+            num,
+        });
+    }
 }
 
 fn is_integer(pg_type: &str) -> bool {
@@ -84,7 +120,7 @@ fn is_integer(pg_type: &str) -> bool {
 }
 
 /// Streams a SQLite table's normalised rows in key order.
-fn sqlite_rows(path: std::path::PathBuf, t: Table, tx: mpsc::Sender<Result<Vec<Row>, SyncError>>) {
+fn sqlite_rows(path: std::path::PathBuf, t: Table, tx: mpsc::Sender<Result<Chunk, SyncError>>) {
     let run = || -> Result<(), SyncError> {
         let conn = sqlite_read::open(&path)?;
         let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
@@ -96,28 +132,31 @@ fn sqlite_rows(path: std::path::PathBuf, t: Table, tx: mpsc::Sender<Result<Vec<R
         let mut stmt = conn
             .prepare(&format!("SELECT {cols} FROM {}{order}", q(&t.name)))
             .map_err(|e| SyncError::Source(e.to_string()))?;
-        let pk = t.pk_positions();
+        let norms: Vec<Norm> = t.columns.iter().map(|c| Norm::of(&c.pg_type)).collect();
+        let (pk, numeric_key) = key_shape(&t);
         let mut rows = stmt
             .query([])
             .map_err(|e| SyncError::Source(e.to_string()))?;
-        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut chunk = Chunk::default();
+        let mut starts = Vec::with_capacity(norms.len());
         while let Some(r) = rows.next().map_err(|e| SyncError::Source(e.to_string()))? {
-            let vals: Vec<String> = t
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    r.get::<_, Value>(i)
-                        .map(|v| normalize::from_sqlite(&v, &c.pg_type))
-                })
-                .collect::<Result<_, _>>()
-                .map_err(|e| SyncError::Source(e.to_string()))?;
-            chunk.push((pk.iter().map(|&i| vals[i].clone()).collect(), vals));
-            if chunk.len() == CHUNK && tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
+            starts.clear();
+            for (i, norm) in norms.iter().enumerate() {
+                if i > 0 {
+                    chunk.buf.push(SEP);
+                }
+                starts.push(chunk.buf.len());
+                let v = r.get_ref(i).map_err(|e| SyncError::Source(e.to_string()))?;
+                normalize::write_sqlite_cheap(&mut chunk.buf, v, *norm);
+            }
+            chunk.finish_row(&starts, &pk, &norms, numeric_key);
+            if chunk.rows.len() == CHUNK
+                && tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err()
+            {
                 return Ok(());
             }
         }
-        if !chunk.is_empty() {
+        if !chunk.rows.is_empty() {
             let _ = tx.blocking_send(Ok(chunk));
         }
         Ok(())
@@ -127,8 +166,14 @@ fn sqlite_rows(path: std::path::PathBuf, t: Table, tx: mpsc::Sender<Result<Vec<R
     }
 }
 
+fn key_shape(t: &Table) -> (Vec<usize>, bool) {
+    let pk = t.pk_positions();
+    let numeric = pk.len() == 1 && is_integer(&t.columns[pk[0]].pg_type);
+    (pk, numeric)
+}
+
 /// Streams a PostgreSQL table's normalised rows in key order (COPY text format).
-async fn pg_rows(c: Client, t: Table, tx: mpsc::Sender<Result<Vec<Row>, SyncError>>, target: bool) {
+async fn pg_rows(c: Client, t: Table, tx: mpsc::Sender<Result<Chunk, SyncError>>, target: bool) {
     let wrap = |e: tokio_postgres::Error| {
         if target {
             SyncError::Target(pg_error(&e))
@@ -159,30 +204,41 @@ async fn pg_rows(c: Client, t: Table, tx: mpsc::Sender<Result<Vec<Row>, SyncErro
         );
         let stream = c.copy_out(&sql).await.map_err(wrap)?;
         futures::pin_mut!(stream);
-        let pk = t.pk_positions();
-        let mut pending = Vec::new();
-        let mut chunk = Vec::with_capacity(CHUNK);
+        let norms: Vec<Norm> = t.columns.iter().map(|c| Norm::of(&c.pg_type)).collect();
+        let (pk, numeric_key) = key_shape(&t);
+        let mut pending: Vec<u8> = Vec::new();
+        let mut chunk = Chunk::default();
+        let mut scratch = String::new();
+        let mut starts = Vec::with_capacity(norms.len());
         while let Some(data) = stream.next().await {
             pending.extend_from_slice(&data.map_err(wrap)?);
             let mut start = 0;
             while let Some(nl) = memchr::memchr(b'\n', &pending[start..]) {
-                let line = String::from_utf8_lossy(&pending[start..start + nl]).into_owned();
+                let bytes = &pending[start..start + nl];
+                let line = match std::str::from_utf8(bytes) {
+                    Ok(l) => std::borrow::Cow::Borrowed(l),
+                    Err(_) => String::from_utf8_lossy(bytes),
+                };
                 start += nl + 1;
-                let fields = normalize::copy_text_fields(&line);
-                let vals: Vec<String> = t
-                    .columns
-                    .iter()
-                    .zip(fields.iter())
-                    .map(|(c, f)| normalize::from_pg_text(f.as_deref(), &c.pg_type))
-                    .collect();
-                chunk.push((pk.iter().map(|&i| vals[i].clone()).collect(), vals));
-                if chunk.len() == CHUNK && tx.send(Ok(std::mem::take(&mut chunk))).await.is_err() {
+                starts.clear();
+                let buf = &mut chunk.buf;
+                normalize::for_each_copy_field(&line, &mut scratch, |i, f| {
+                    if i > 0 {
+                        buf.push(SEP);
+                    }
+                    starts.push(buf.len());
+                    normalize::write_pg_cheap(buf, f, norms.get(i).copied().unwrap_or(Norm::Text));
+                });
+                chunk.finish_row(&starts, &pk, &norms, numeric_key);
+                if chunk.rows.len() == CHUNK
+                    && tx.send(Ok(std::mem::take(&mut chunk))).await.is_err()
+                {
                     return Ok(());
                 }
             }
             pending.drain(..start);
         }
-        if !chunk.is_empty() {
+        if !chunk.rows.is_empty() {
             let _ = tx.send(Ok(chunk)).await;
         }
         Ok::<(), SyncError>(())
@@ -192,25 +248,33 @@ async fn pg_rows(c: Client, t: Table, tx: mpsc::Sender<Result<Vec<Row>, SyncErro
     }
 }
 
-/// A row source that yields one row at a time from chunks.
+/// Rows of one side, one at a time.
 struct Rows {
-    rx: mpsc::Receiver<Result<Vec<Row>, SyncError>>,
-    buf: std::vec::IntoIter<Row>,
+    rx: mpsc::Receiver<Result<Chunk, SyncError>>,
+    chunk: Chunk,
+    at: usize,
     count: u64,
 }
 
 impl Rows {
-    async fn next(&mut self) -> Result<Option<Row>, SyncError> {
-        loop {
-            if let Some(r) = self.buf.next() {
-                self.count += 1;
-                return Ok(Some(r));
-            }
+    /// Advances to the next row; false at the end.
+    async fn advance(&mut self) -> Result<bool, SyncError> {
+        self.at += 1;
+        while self.at >= self.chunk.rows.len() {
             match self.rx.recv().await {
-                Some(chunk) => self.buf = chunk?.into_iter(),
-                None => return Ok(None),
+                Some(c) => {
+                    self.chunk = c?;
+                    self.at = 0;
+                }
+                None => return Ok(false),
             }
         }
+        self.count += 1;
+        Ok(true)
+    }
+
+    fn row(&self) -> RowRef {
+        self.chunk.rows[self.at]
     }
 }
 
@@ -223,7 +287,7 @@ async fn open_rows(
     match (target, source) {
         (Some(pt), _) | (None, Source::Postgres(pt)) => {
             let c = pgconn::connect(pt).await?;
-            c.batch_execute("SET TimeZone = 'UTC'")
+            c.batch_execute("SET TimeZone = 'UTC'; SET extra_float_digits = 1")
                 .await
                 .map_err(|e| SyncError::Target(pg_error(&e)))?;
             tokio::spawn(pg_rows(c, t.clone(), tx, target.is_some()));
@@ -235,120 +299,140 @@ async fn open_rows(
     }
     Ok(Rows {
         rx,
-        buf: Vec::new().into_iter(),
+        chunk: Chunk::default(),
+        at: 0,
         count: 0,
     })
 }
 
-fn record(rep: &mut TableReport, d: Difference, range: u64, last_bad_range: &mut Option<u64>) {
-    rep.differences += 1;
-    if *last_bad_range != Some(range) {
-        rep.ranges_with_differences += 1;
-        *last_bad_range = Some(range);
+fn shown(v: &str) -> Option<String> {
+    (v != NULL).then(|| v.to_string())
+}
+
+fn key_text(k: &str) -> String {
+    format!("{:?}", k.split(SEP).collect::<Vec<_>>())
+}
+
+struct Tally<'a> {
+    rep: &'a mut TableReport,
+    last_bad_range: Option<u64>,
+}
+
+impl Tally<'_> {
+    fn add(&mut self, range: u64, d: Option<Difference>) {
+        self.rep.differences += 1;
+        if self.last_bad_range != Some(range) {
+            self.rep.ranges_with_differences += 1;
+            self.last_bad_range = Some(range);
+        }
+        if let Some(d) = d.filter(|_| self.rep.listed.len() < MAX_LISTED) {
+            self.rep.listed.push(d);
+        }
     }
-    if rep.listed.len() < MAX_LISTED {
-        rep.listed.push(d);
+}
+
+/// Columns whose values differ once both are in full canonical form.
+fn column_diffs(t: &Table, key: &str, a: &str, b: &str, out: &mut Vec<Difference>) {
+    for ((c, x), y) in t.columns.iter().zip(a.split(SEP)).zip(b.split(SEP)) {
+        if x == y {
+            continue;
+        }
+        let norm = Norm::of(&c.pg_type);
+        let (cx, cy) = (normalize::canonical(x, norm), normalize::canonical(y, norm));
+        if cx != cy {
+            out.push(Difference {
+                key: key_text(key),
+                column: Some(c.name.clone()),
+                source: shown(x),
+                target: shown(y),
+                kind: "value differs",
+            });
+        }
+    }
+}
+
+fn key_order(a: &Chunk, ra: &RowRef, b: &Chunk, rb: &RowRef) -> Ordering {
+    match (ra.num, rb.num) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        _ => a.key(ra).as_bytes().cmp(b.key(rb).as_bytes()),
     }
 }
 
 /// Compares one table with a primary key by merging both sides in key order.
 async fn compare_keyed(t: &Table, mut src: Rows, mut dst: Rows) -> Result<TableReport, SyncError> {
-    let numeric: Vec<bool> =
-        t.pk.iter()
-            .map(|k| t.column(k).is_some_and(|c| is_integer(&c.pg_type)))
-            .collect();
     let mut rep = TableReport {
         table: t.name.clone(),
         ..Default::default()
     };
-    let (mut a, mut b) = (src.next().await?, dst.next().await?);
-    let mut last_bad = None;
+    let mut tally = Tally {
+        rep: &mut rep,
+        last_bad_range: None,
+    };
+    let (mut more_a, mut more_b) = (
+        advance_first(&mut src).await?,
+        advance_first(&mut dst).await?,
+    );
     let mut seen = 0u64;
-    loop {
+    while more_a || more_b {
         let range = seen / CHUNK as u64;
         seen += 1;
-        match (a.take(), b.take()) {
-            (None, None) => break,
-            (Some(x), None) => {
-                record(
-                    &mut rep,
-                    Difference {
-                        key: format!("{:?}", x.0),
+        let order = match (more_a, more_b) {
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            _ => key_order(&src.chunk, &src.row(), &dst.chunk, &dst.row()),
+        };
+        match order {
+            Ordering::Less => {
+                let k = key_text(src.chunk.key(&src.row()));
+                tally.add(
+                    range,
+                    Some(Difference {
+                        key: k,
                         column: None,
                         source: None,
                         target: None,
                         kind: "missing in target",
-                    },
-                    range,
-                    &mut last_bad,
+                    }),
                 );
-                a = src.next().await?;
+                more_a = src.advance().await?;
             }
-            (None, Some(y)) => {
-                record(
-                    &mut rep,
-                    Difference {
-                        key: format!("{:?}", y.0),
+            Ordering::Greater => {
+                let k = key_text(dst.chunk.key(&dst.row()));
+                tally.add(
+                    range,
+                    Some(Difference {
+                        key: k,
                         column: None,
                         source: None,
                         target: None,
                         kind: "only in target",
-                    },
-                    range,
-                    &mut last_bad,
+                    }),
                 );
-                b = dst.next().await?;
+                more_b = dst.advance().await?;
             }
-            (Some(x), Some(y)) => match key_cmp(&x.0, &y.0, &numeric) {
-                Ordering::Less => {
-                    record(
-                        &mut rep,
-                        Difference {
-                            key: format!("{:?}", x.0),
-                            column: None,
-                            source: None,
-                            target: None,
-                            kind: "missing in target",
-                        },
-                        range,
-                        &mut last_bad,
+            Ordering::Equal => {
+                let (ra, rb) = (src.row(), dst.row());
+                if src.chunk.text(&ra) != dst.chunk.text(&rb) {
+                    let mut diffs = Vec::new();
+                    column_diffs(
+                        t,
+                        src.chunk.key(&ra),
+                        src.chunk.text(&ra),
+                        dst.chunk.text(&rb),
+                        &mut diffs,
                     );
-                    a = src.next().await?;
-                    b = Some(y);
-                }
-                Ordering::Greater => {
-                    record(
-                        &mut rep,
-                        Difference {
-                            key: format!("{:?}", y.0),
-                            column: None,
-                            source: None,
-                            target: None,
-                            kind: "only in target",
-                        },
-                        range,
-                        &mut last_bad,
-                    );
-                    a = Some(x);
-                    b = dst.next().await?;
-                }
-                Ordering::Equal => {
-                    for (i, c) in t.columns.iter().enumerate() {
-                        if x.1[i] != y.1[i] {
-                            let d = Difference {
-                                key: format!("{:?}", x.0),
-                                column: Some(c.name.clone()),
-                                source: shown(&x.1[i]),
-                                target: shown(&y.1[i]),
-                                kind: "value differs",
-                            };
-                            record(&mut rep, d, range, &mut last_bad);
+                    if !diffs.is_empty() {
+                        tally.add(range, None);
+                        for d in diffs {
+                            if tally.rep.listed.len() < MAX_LISTED {
+                                tally.rep.listed.push(d);
+                            }
                         }
                     }
-                    a = src.next().await?;
-                    b = dst.next().await?;
                 }
-            },
+                more_a = src.advance().await?;
+                more_b = dst.advance().await?;
+            }
         }
     }
     rep.source_rows = src.count;
@@ -357,19 +441,38 @@ async fn compare_keyed(t: &Table, mut src: Rows, mut dst: Rows) -> Result<TableR
     Ok(rep)
 }
 
+/// Moves a fresh Rows onto its first row.
+async fn advance_first(r: &mut Rows) -> Result<bool, SyncError> {
+    r.at = usize::MAX;
+    r.chunk = Chunk::default();
+    match r.rx.recv().await {
+        Some(c) => {
+            r.chunk = c?;
+            r.at = 0;
+            if r.chunk.rows.is_empty() {
+                return Ok(false);
+            }
+            r.count = 1;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 /// Compares a table without a primary key as a multiset of rows.
 async fn compare_unkeyed(
     t: &Table,
     mut src: Rows,
     mut dst: Rows,
 ) -> Result<TableReport, SyncError> {
-    let mut xs = Vec::new();
-    while let Some(r) = src.next().await? {
-        xs.push(r.1);
-    }
-    let mut ys = Vec::new();
-    while let Some(r) = dst.next().await? {
-        ys.push(r.1);
+    let mut xs: Vec<String> = Vec::new();
+    let mut ys: Vec<String> = Vec::new();
+    for (rows, out) in [(&mut src, &mut xs), (&mut dst, &mut ys)] {
+        let mut more = advance_first(rows).await?;
+        while more {
+            out.push(rows.chunk.text(&rows.row()).to_string());
+            more = rows.advance().await?;
+        }
     }
     let mut rep = TableReport {
         table: t.name.clone(),
@@ -380,44 +483,48 @@ async fn compare_unkeyed(
     };
     xs.sort();
     ys.sort();
-    let (mut i, mut j, mut last_bad) = (0, 0, None);
+    let mut tally = Tally {
+        rep: &mut rep,
+        last_bad_range: None,
+    };
+    let (mut i, mut j) = (0, 0);
     while i < xs.len() || j < ys.len() {
-        match (xs.get(i), ys.get(j)) {
-            (Some(x), Some(y)) if x == y => {
+        let order = match (xs.get(i), ys.get(j)) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => Ordering::Less,
+            _ => Ordering::Greater,
+        };
+        match order {
+            Ordering::Equal => {
                 i += 1;
                 j += 1;
             }
-            (Some(x), y) if y.is_none() || x < y.unwrap_or(x) => {
-                record(
-                    &mut rep,
-                    Difference {
-                        key: format!("{x:?}"),
+            Ordering::Less => {
+                tally.add(
+                    0,
+                    Some(Difference {
+                        key: key_text(&xs[i]),
                         column: None,
                         source: None,
                         target: None,
                         kind: "row missing in target",
-                    },
-                    0,
-                    &mut last_bad,
+                    }),
                 );
                 i += 1;
             }
-            (_, Some(y)) => {
-                record(
-                    &mut rep,
-                    Difference {
-                        key: format!("{y:?}"),
+            Ordering::Greater => {
+                tally.add(
+                    0,
+                    Some(Difference {
+                        key: key_text(&ys[j]),
                         column: None,
                         source: None,
                         target: None,
                         kind: "row only in target",
-                    },
-                    0,
-                    &mut last_bad,
+                    }),
                 );
                 j += 1;
             }
-            _ => break,
         }
     }
     Ok(rep)
@@ -436,36 +543,31 @@ pub async fn run(from: &str, to: &str, tables: &[String]) -> Result<Report, Sync
         all.retain(|t| tables.contains(&t.name));
     }
     let probe = pgconn::connect(&target).await?;
+    let jobs = all.iter().map(|t| {
+        let (probe, source, target) = (&probe, &source, &target);
+        async move {
+            let exists = probe
+                .simple_query(&format!("SELECT to_regclass('public.{}')::text", q(&t.name).replace('\'', "''")))
+                .await
+                .map_err(|e| SyncError::Target(pg_error(&e)))?
+                .into_iter()
+                .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0).is_some()));
+            if !exists {
+                return Ok(TableReport { table: t.name.clone(), error: Some("missing in target".into()), differences: 1, ..Default::default() });
+            }
+            let src = open_rows(source, t, None).await?;
+            let dst = open_rows(source, t, Some(target)).await?;
+            if t.pk.is_empty() { compare_unkeyed(t, src, dst).await } else { compare_keyed(t, src, dst).await }
+        }
+    });
+    let results: Vec<Result<TableReport, SyncError>> =
+        futures::stream::iter(jobs).buffered(2).collect().await;
     let mut report = Report {
         identical: true,
         ..Default::default()
     };
-    for t in &all {
-        let exists = probe
-            .simple_query(&format!(
-                "SELECT to_regclass('public.{}')::text",
-                q(&t.name).replace('\'', "''")
-            ))
-            .await
-            .map_err(|e| SyncError::Target(pg_error(&e)))?
-            .into_iter()
-            .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0).is_some()));
-        let rep = if !exists {
-            TableReport {
-                table: t.name.clone(),
-                error: Some("missing in target".into()),
-                differences: 1,
-                ..Default::default()
-            }
-        } else {
-            let src = open_rows(&source, t, None).await?;
-            let dst = open_rows(&source, t, Some(&target)).await?;
-            if t.pk.is_empty() {
-                compare_unkeyed(t, src, dst).await?
-            } else {
-                compare_keyed(t, src, dst).await?
-            }
-        };
+    for rep in results {
+        let rep = rep?;
         report.identical &= rep.differences == 0;
         report.tables.push(rep);
     }

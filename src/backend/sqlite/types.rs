@@ -248,49 +248,92 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Parses `YYYY-MM-DD[ HH:MM:SS[.ffffff]][+HH[:MM]]` into microseconds since 1970 (UTC).
+/// Reads an unsigned decimal number from the front of `b`; returns it and the rest.
+fn digits(b: &[u8]) -> Option<(i64, &[u8])> {
+    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if n == 0 || n > 18 {
+        return None;
+    }
+    let v = b[..n]
+        .iter()
+        .fold(0i64, |acc, c| acc * 10 + (c - b'0') as i64);
+    Some((v, &b[n..]))
+}
+
+/// Parses `YYYY-MM-DD[( |T)HH:MM[:SS[.ffffff]]][Z|±HH[[:]MM]]` into microseconds since 1970
+/// (UTC when there is no offset). Allocation-free: it runs for every timestamp a sync or a
+/// verify reads.
 pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
-    let s = s.trim().replacen('T', " ", 1);
-    let (date, rest) = s.split_once(' ').unwrap_or((&s, ""));
-    let mut dp = date.splitn(3, '-');
-    let y: i64 = dp.next()?.parse().ok()?;
-    let m: u32 = dp.next()?.parse().ok()?;
-    let d: u32 = dp.next()?.parse().ok()?;
-    let mut micros = days_from_civil(y, m, d) * 86_400_000_000;
-    if rest.is_empty() {
+    let b = s.trim().as_bytes();
+    let (neg_year, b) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let (y, b) = digits(b)?;
+    let b = b.strip_prefix(b"-")?;
+    let (m, b) = digits(b)?;
+    let b = b.strip_prefix(b"-")?;
+    let (d, mut b) = digits(b)?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let y = if neg_year { -y } else { y };
+    let mut micros = days_from_civil(y, m as u32, d as u32) * 86_400_000_000;
+    if b.is_empty() {
         return Some(micros);
     }
-    let (time, offset) = match rest.find(['+', '-', 'Z']) {
-        Some(i) => (&rest[..i], Some(&rest[i..])),
-        None => (rest, None),
-    };
-    let mut tp = time.splitn(3, ':');
-    let hh: i64 = tp.next()?.trim().parse().ok()?;
-    let mm: i64 = tp.next()?.parse().ok()?;
-    let sec = tp.next().unwrap_or("0");
-    let (whole, frac) = sec.split_once('.').unwrap_or((sec, ""));
-    let ss: i64 = whole.parse().ok()?;
-    let mut frac6 = frac.to_string();
-    frac6.truncate(6);
-    while frac6.len() < 6 {
-        frac6.push('0');
+    b = b.strip_prefix(b" ").or_else(|| b.strip_prefix(b"T"))?;
+    let (hh, rest) = digits(b)?;
+    let rest = rest.strip_prefix(b":")?;
+    let (mm, mut rest) = digits(rest)?;
+    let mut ss = 0;
+    let mut us = 0;
+    if let Some(r) = rest.strip_prefix(b":") {
+        let (sec, r) = digits(r)?;
+        ss = sec;
+        rest = r;
+        if let Some(r) = rest.strip_prefix(b".") {
+            let n = r.iter().take_while(|c| c.is_ascii_digit()).count();
+            let mut frac = 0i64;
+            for (i, c) in r[..n].iter().enumerate().take(6) {
+                frac += (c - b'0') as i64 * 10i64.pow(5 - i as u32);
+            }
+            us = frac;
+            rest = &r[n..];
+        }
     }
-    let us: i64 = frac6.parse().ok()?;
+    if hh > 24 || mm > 59 || ss > 60 {
+        return None;
+    }
     micros += ((hh * 60 + mm) * 60 + ss) * 1_000_000 + us;
-    if let Some(off) = offset.filter(|o| *o != "Z") {
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        let digits: String = off[1..].chars().filter(|c| c.is_ascii_digit()).collect();
-        let (oh, om) = match digits.len() {
-            0 => (0, 0),
-            1 | 2 => (digits.parse::<i64>().ok()?, 0),
-            _ => (
-                digits[..2].parse::<i64>().ok()?,
-                digits[2..].parse::<i64>().ok()?,
-            ),
-        };
-        micros -= sign * (oh * 3600 + om * 60) * 1_000_000;
+    let rest = match rest.first() {
+        Some(b' ') => &rest[1..],
+        _ => rest,
+    };
+    match rest.first() {
+        None => Some(micros),
+        Some(b'Z') if rest.len() == 1 => Some(micros),
+        Some(&sign @ (b'+' | b'-')) => {
+            let r = &rest[1..];
+            let (oh, om) = if r.len() >= 4 && r[..4].iter().all(u8::is_ascii_digit) {
+                (digits(&r[..2])?.0, digits(&r[2..4])?.0)
+            } else {
+                let (oh, r) = digits(r)?;
+                let om = match r.strip_prefix(b":") {
+                    Some(r) => digits(r)?.0,
+                    None => 0,
+                };
+                (oh, om)
+            };
+            let off = (oh * 3600 + om * 60) * 1_000_000;
+            Some(if sign == b'-' {
+                micros + off
+            } else {
+                micros - off
+            })
+        }
+        _ => None,
     }
-    Some(micros)
 }
 
 /// Microseconds since 1970 → `YYYY-MM-DD HH:MM:SS[.ffffff]`.
@@ -540,6 +583,21 @@ mod tests {
         let a = parse_timestamp_micros("2024-01-06 05:07:36+02").unwrap();
         let b = parse_timestamp_micros("2024-01-06 03:07:36Z").unwrap();
         assert_eq!(a, b);
+        assert_eq!(parse_timestamp_micros("2024-01-06T06:37:36+03:30"), Some(a));
+        assert_eq!(parse_timestamp_micros("2024-01-06 01:07:36-0200"), Some(a));
+        assert_eq!(
+            parse_timestamp_micros("2024-01-06 03:07"),
+            parse_timestamp_micros("2024-01-06 03:07:00.000")
+        );
+        for bad in [
+            "",
+            "2024-13-01",
+            "2024-01-01 25:00",
+            "yesterday",
+            "2024-01-01 10:00:00 junk",
+        ] {
+            assert_eq!(parse_timestamp_micros(bad), None, "{bad}");
+        }
         assert_eq!(days_from_civil(2000, 1, 1), 10_957);
         assert_eq!(civil_from_days(10_957), (2000, 1, 1));
     }
