@@ -46,6 +46,8 @@ pub struct Shared {
     pub proxy: ProxyConfig,
     pub next_session: AtomicU64,
     pub resolved: Resolved,
+    /// The live sync started through the admin API, if any.
+    pub live: std::sync::Mutex<Option<Arc<crate::sync::live::LiveSync>>>,
 }
 
 /// A built proxy, not yet listening.
@@ -87,6 +89,7 @@ impl App {
             next_session: AtomicU64::new(1),
             metrics,
             resolved: resolved.clone(),
+            live: std::sync::Mutex::new(None),
         };
         Ok(App {
             shared: Arc::new(shared),

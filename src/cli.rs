@@ -61,6 +61,13 @@ pub enum Command {
         /// Write rows that cannot be converted to this file (JSON lines) and go on.
         #[arg(long, value_name = "FILE")]
         skip_bad_rows: Option<PathBuf>,
+        /// Keep going after the copy: capture changes on --from and apply them to --to
+        /// until Ctrl-C (inside a proxy, use `switchyard ctl sync A B` instead).
+        #[arg(long, conflicts_with_all = ["dry_run", "schema_only", "finish"])]
+        live: bool,
+        /// Remove live sync's triggers and changelogs from both sides.
+        #[arg(long, conflicts_with_all = ["dry_run", "schema_only"])]
+        finish: bool,
     },
     /// Compare source and target row by row. Exit 0 = identical, 1 = differences, 2 = could not run.
     Verify {
@@ -144,7 +151,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             force,
             resume,
             skip_bad_rows,
+            live,
+            finish,
         } => {
+            if finish {
+                return finish_live(&from, &to).await;
+            }
+            if live {
+                return run_live(from, to, force, parallel).await;
+            }
             let opts = crate::sync::SyncOptions {
                 from,
                 to,
@@ -202,6 +217,51 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::ctl::run(&crate::ctl::Target { base, token }, command, json).await
         }
     }
+}
+
+async fn finish_live(from: &str, to: &str) -> Result<()> {
+    let tables = crate::sync::live::finish(from, to).await?;
+    println!("live sync finished: capture triggers and changelogs removed from both sides ({tables} tables)");
+    Ok(())
+}
+
+/// `sync --live`: the same live sync as inside a proxy, printing its lag until Ctrl-C.
+async fn run_live(from: String, to: String, force: bool, parallel: usize) -> Result<()> {
+    let name = |u: &str| BackendUrl::parse(u).map(|b| b.redacted()).unwrap_or_default();
+    let spec = crate::sync::live::LiveSpec {
+        from_name: name(&from),
+        from_url: from,
+        to_name: name(&to),
+        to_url: to,
+        force,
+        max_lag_rows: u64::MAX,
+        batch: 5_000,
+        parallel,
+    };
+    let metrics = Metrics::new(prometheus::Registry::new());
+    let live = crate::sync::live::LiveSync::start(spec, metrics).await?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {
+                let s = live.status();
+                println!(
+                    "live sync: {:?}, pending {} (oldest {:.1} s), applied {}, backfilled {} rows{}",
+                    s.phase, s.pending_changes, s.oldest_change_seconds, s.applied_total, s.backfilled_rows,
+                    s.last_error.map(|e| format!(", last error: {e}")).unwrap_or_default()
+                );
+                if s.phase == crate::sync::live::Phase::Failed {
+                    anyhow::bail!("live sync failed");
+                }
+            }
+        }
+    }
+    live.stop();
+    println!("live sync stopped; capture stays installed (resume with --live, remove with --finish)");
+    Ok(())
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Resolved> {

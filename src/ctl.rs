@@ -23,6 +23,16 @@ pub enum CtlCommand {
     },
     /// Let held transactions continue.
     Resume,
+    /// Start live sync from backend FROM (the active one) to backend TO.
+    Sync {
+        from: String,
+        to: String,
+        /// Empty TO's tables if they already hold rows.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop the live sync apply loop (capture stays until `switchyard sync --finish`).
+    SyncStop,
 }
 
 /// Where the admin API is and how to authenticate.
@@ -100,6 +110,11 @@ pub async fn run(target: &Target, cmd: CtlCommand, json: bool) -> Result<()> {
             .await?
         }
         CtlCommand::Resume => call(target, Method::POST, "/resume", None).await?,
+        CtlCommand::Sync { from, to, force } => {
+            let body = serde_json::json!({ "from": from, "to": to, "force": force });
+            call(target, Method::POST, "/sync/start", Some(body)).await?
+        }
+        CtlCommand::SyncStop => call(target, Method::POST, "/sync/stop", None).await?,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&body)?);
@@ -143,6 +158,9 @@ fn render(cmd: &CtlCommand, b: &Value) -> String {
         CtlCommand::Resume if b["ok"].as_bool() == Some(true) => {
             format!("resumed after {} ms\n", b["held_ms"])
         }
+        CtlCommand::Sync { .. } | CtlCommand::SyncStop if b["ok"].as_bool() == Some(true) => {
+            render_live(&b["live_sync"])
+        }
         _ => String::new(),
     }
 }
@@ -175,6 +193,9 @@ fn render_status(b: &Value) -> String {
             ));
         }
     }
+    if let Some(l) = b.get("live_sync").filter(|s| !s.is_null()) {
+        out.push_str(&render_live(l));
+    }
     if let Some(s) = b.get("last_switch").filter(|s| !s.is_null()) {
         let result = if s["ok"].as_bool() == Some(true) {
             "ok".to_string()
@@ -188,6 +209,26 @@ fn render_status(b: &Value) -> String {
             s["to"].as_str().unwrap_or(""),
             s["pause_ms"]
         ));
+    }
+    out
+}
+
+fn render_live(l: &Value) -> String {
+    let mut out = format!(
+        "live sync {} -> {}: {}   changes flow {} -> {}\n  pending {} (oldest {:.1} s), applied {}, backfilled {} rows, writes on the inactive side {}\n",
+        l["from"].as_str().unwrap_or("?"),
+        l["to"].as_str().unwrap_or("?"),
+        l["phase"].as_str().unwrap_or("?"),
+        l["source"].as_str().unwrap_or("?"),
+        l["target"].as_str().unwrap_or("?"),
+        l["pending_changes"],
+        l["oldest_change_seconds"].as_f64().unwrap_or(0.0),
+        l["applied_total"],
+        l["backfilled_rows"],
+        l["inactive_side_writes"],
+    );
+    if let Some(e) = l["last_error"].as_str() {
+        out.push_str(&format!("  last error: {e}\n"));
     }
     out
 }

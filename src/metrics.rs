@@ -31,6 +31,12 @@ pub struct Metrics {
     pub paused: IntGauge,
     pub errors: IntCounterVec,
     pub cancel_requests: IntCounterVec,
+    pub sync_phase: IntGauge,
+    pub sync_pending: IntGauge,
+    pub sync_lag_seconds: prometheus::Gauge,
+    pub sync_applied: IntCounter,
+    pub sync_errors: IntCounter,
+    pub sync_inactive_writes: IntGauge,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -44,6 +50,20 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(format!("switchyard_{name}"), help), labels)
         .expect("valid metric");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(format!("switchyard_{name}"), help).expect("valid metric");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn float_gauge(r: &Registry, name: &str, help: &str) -> prometheus::Gauge {
+    let g = prometheus::Gauge::new(format!("switchyard_{name}"), help).expect("valid metric");
     r.register(Box::new(g.clone()))
         .expect("metric registered once");
     g
@@ -201,6 +221,28 @@ impl Metrics {
                 "cancel_requests_total",
                 "Cancel requests by outcome",
                 &["outcome"],
+            ),
+            sync_phase: gauge(
+                r,
+                "sync_phase",
+                "Live sync phase: 0 starting, 1 capturing, 2 backfilling, 3 streaming, 4 stopped, 5 failed",
+            ),
+            sync_pending: gauge(
+                r,
+                "sync_pending_changes",
+                "Captured changes not yet applied to the target",
+            ),
+            sync_lag_seconds: float_gauge(
+                r,
+                "sync_lag_seconds",
+                "Age of the oldest change not yet applied",
+            ),
+            sync_applied: counter(r, "sync_applied_changes_total", "Captured changes applied"),
+            sync_errors: counter(r, "sync_errors_total", "Live sync rounds that failed"),
+            sync_inactive_writes: gauge(
+                r,
+                "sync_inactive_side_writes",
+                "Writes that reached the inactive side directly (not through the proxy)",
             ),
             registry,
         }

@@ -1,10 +1,12 @@
 //! The admin HTTP API (axum): liveness, readiness, status, Prometheus metrics, and the
-//! mutating endpoints (cutover, rollback, pause, resume), which are POST-only and need
+//! mutating endpoints (cutover, rollback, pause, resume, live sync start/stop), which are POST-only and need
 //! `Authorization: Bearer TOKEN` when a token is configured (compared in constant time).
 //!
 //! - [`status`]: the `/status` document.
+//! - [`sync`]: starting and stopping live sync.
 
 pub mod status;
+pub mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +38,8 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/rollback", post(rollback))
         .route("/pause", post(pause))
         .route("/resume", post(resume))
+        .route("/sync/start", post(sync::start))
+        .route("/sync/stop", post(sync::stop))
         .with_state(shared)
 }
 

@@ -50,6 +50,7 @@ pub struct StatusView {
     pub backends: BTreeMap<String, BackendView>,
     pub last_switch: Option<SwitchRecord>,
     pub switches: u64,
+    pub live_sync: Option<crate::sync::live::LiveStatus>,
 }
 
 /// One backend's view.
@@ -93,6 +94,12 @@ pub fn view(shared: &Shared) -> StatusView {
             .collect(),
         last_switch: sw.last(),
         switches: sw.count(),
+        live_sync: shared
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|l| l.status()),
     }
 }
 

@@ -46,6 +46,7 @@ impl ConfigError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthMethod {
+    #[serde(rename = "scram-sha-256", alias = "scram-sha256")]
     ScramSha256,
     Md5,
     Trust,
@@ -84,6 +85,16 @@ impl SslMode {
             "verify-full" => SslMode::VerifyFull,
             _ => return None,
         })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
     }
 }
 
@@ -177,6 +188,30 @@ pub struct BackendConfig {
     pub health_interval: Dur,
 }
 
+impl BackendConfig {
+    /// The URL with this backend's `sslmode` and `ca_file` overrides folded in, for the
+    /// proxy's own connections (live sync) that take a URL.
+    pub fn effective_url(&self) -> String {
+        if self.url.starts_with("sqlite://") {
+            return self.url.clone();
+        }
+        let mut url = self.url.clone();
+        let mut add = |k: &str, v: &str| {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(k);
+            url.push('=');
+            url.push_str(&percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string());
+        };
+        if let Some(mode) = self.sslmode {
+            add("sslmode", mode.as_str());
+        }
+        if let Some(ca) = &self.ca_file {
+            add("sslrootcert", &ca.display().to_string());
+        }
+        url
+    }
+}
+
 fn default_pool_size() -> u32 {
     20
 }
@@ -209,6 +244,9 @@ pub struct SwitchConfig {
     pub prewarm: u32,
     /// How long preflight may take (connecting to and checking the target).
     pub preflight_timeout: Dur,
+    /// A switch to or from a live-sync side is refused while more captured changes than
+    /// this are pending (so the catch-up inside the pause stays short).
+    pub max_lag_rows: u64,
 }
 
 impl Default for SwitchConfig {
@@ -217,6 +255,7 @@ impl Default for SwitchConfig {
             drain_timeout: Dur::secs(5),
             prewarm: 4,
             preflight_timeout: Dur::secs(10),
+            max_lag_rows: 10_000,
         }
     }
 }

@@ -22,6 +22,15 @@ use crate::metrics::Metrics;
 /// The data step between drain and swap (live sync plugs in here). It runs while clients
 /// are paused, so it must be quick.
 pub trait SwitchHook: Send + Sync {
+    /// Runs before the pause; an error refuses the switch (nothing paused yet).
+    fn preflight<'a>(
+        &'a self,
+        _from: &'a Backend,
+        _to: &'a Backend,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
     fn before_swap<'a>(
         &'a self,
         from: &'a Backend,
@@ -241,6 +250,10 @@ impl Switcher {
                     to.name, self.config.preflight_timeout
                 ));
             }
+        }
+        let hook = self.hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(hook) = hook {
+            hook.preflight(from, to).await?;
         }
         self.set_state(SwitchState::Pausing, metrics);
         router.gate.pause();

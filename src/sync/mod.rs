@@ -7,10 +7,12 @@
 //! - [`backfill`], [`checkpoint`], [`sequences`]: writing the target.
 //! - [`plan`]: the whole run; [`verify`], [`normalize`]: comparing.
 //! - [`pgconn`], [`progress`]: connections and progress display.
+//! - [`live`]: change capture and continuous apply for a cutover without lost writes.
 
 pub mod backfill;
 pub mod cast;
 pub mod checkpoint;
+pub mod live;
 pub mod normalize;
 pub mod pg_source;
 pub mod pgconn;

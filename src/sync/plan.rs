@@ -344,7 +344,9 @@ async fn copy_all(
                 let mut client = pgconn::connect(target).await?;
                 backfill::copy_table(&mut client, &source, t, start, &copy_opts, &mut tp).await
             }
-        });
+        })
+        // Collected so the stream's type holds no closure lifetimes (the run is spawned).
+        .collect::<Vec<_>>();
     let results: Vec<Result<TableOutcome, SyncError>> = futures::stream::iter(jobs)
         .buffered(opts.parallel.max(1))
         .collect()

@@ -6,6 +6,7 @@ mod auth_tls;
 mod cli;
 mod drivers;
 mod hostile;
+mod live;
 mod pgbench;
 mod proxy_basic;
 mod proxy_session;

@@ -1,0 +1,117 @@
+//! `POST /sync/start {"from": A, "to": B, "force": false}` and `POST /sync/stop`: live
+//! sync between two configured backends inside the serving proxy. Starting installs the
+//! sync as the switcher's hook, so a cutover between A and B carries the data with it.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{AppState, authorize, error};
+use crate::app::Shared;
+use crate::sync::SyncError;
+use crate::sync::live::{LiveSpec, LiveSync, Phase};
+
+#[derive(Deserialize)]
+pub struct StartReq {
+    from: String,
+    to: String,
+    #[serde(default)]
+    force: bool,
+}
+
+fn spec(shared: &Shared, req: &StartReq) -> Result<LiveSpec, String> {
+    let backends = &shared.resolved.config.backends;
+    let url = |name: &str| {
+        backends
+            .get(name)
+            .map(|b| b.effective_url())
+            .ok_or_else(|| format!("no backend named {name:?}"))
+    };
+    if req.from == req.to {
+        return Err("from and to must be different backends".into());
+    }
+    let active = shared.router.active();
+    if *active.name != *req.from {
+        return Err(format!(
+            "live sync must start from the active backend ({}); {:?} is not active",
+            active.name, req.from
+        ));
+    }
+    Ok(LiveSpec {
+        from_name: req.from.clone(),
+        from_url: url(&req.from)?,
+        to_name: req.to.clone(),
+        to_url: url(&req.to)?,
+        force: req.force,
+        max_lag_rows: shared.switcher.config.max_lag_rows,
+        batch: 5_000,
+        parallel: 2,
+    })
+}
+
+pub async fn start(
+    axum::extract::State(shared): AppState,
+    headers: HeaderMap,
+    body: Option<Json<StartReq>>,
+) -> Response {
+    if let Err(r) = authorize(&shared, &headers) {
+        return r;
+    }
+    let Some(Json(req)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "body must be JSON: {\"from\": \"BACKEND\", \"to\": \"BACKEND\"}",
+        );
+    };
+    let running = shared
+        .live
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|l| l.status())
+        .filter(|s| !matches!(s.phase, Phase::Stopped | Phase::Failed));
+    if let Some(s) = running {
+        return error(
+            StatusCode::CONFLICT,
+            format!("live sync {} -> {} is already {:?}", s.from, s.to, s.phase),
+        );
+    }
+    let spec = match spec(&shared, &req) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match LiveSync::start(spec, shared.metrics.clone()).await {
+        Ok(live) => {
+            shared.switcher.set_hook(Some(live.clone()));
+            let status = live.status();
+            *shared.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(live);
+            (StatusCode::OK, Json(json!({ "ok": true, "live_sync": status }))).into_response()
+        }
+        Err(e) => {
+            let code = match e {
+                SyncError::Connect { .. } => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            error(code, e.to_string())
+        }
+    }
+}
+
+pub async fn stop(axum::extract::State(shared): AppState, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&shared, &headers) {
+        return r;
+    }
+    let live: Option<Arc<LiveSync>> = shared.live.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match live {
+        Some(l) => {
+            l.stop();
+            shared.switcher.set_hook(None);
+            (StatusCode::OK, Json(json!({ "ok": true, "live_sync": l.status() }))).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "no live sync is running"),
+    }
+}

@@ -1,0 +1,362 @@
+//! Live cutover with zero lost writes: a write workload (inserts, updates and deletes over
+//! tables with foreign keys, from concurrent clients that record what they committed) runs
+//! through the proxy while live sync keeps a second PostgreSQL in step; then cutover, more
+//! writes, rollback, more writes, cutover again. After each step the active side must equal
+//! the recorded state exactly (read directly from the database, not through switchyard),
+//! the workload must have seen no error, and the inactive side must catch up too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard::ctl::{Target, call};
+
+use crate::support::cluster::{scratch_dir, wait_until};
+use crate::support::{PgCluster, Proxy, connect, rt};
+
+const SCHEMA: &str = "CREATE TABLE accounts (id bigserial PRIMARY KEY, name text NOT NULL, balance bigint NOT NULL DEFAULT 0);
+CREATE TABLE orders (id bigserial PRIMARY KEY, account_id bigint NOT NULL REFERENCES accounts (id), amount bigint NOT NULL);
+CREATE TABLE tags (account_id bigint NOT NULL REFERENCES accounts (id), tag text NOT NULL, PRIMARY KEY (account_id, tag));
+CREATE TABLE events (id bigint PRIMARY KEY, payload text);";
+
+/// What the database must hold.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Model {
+    accounts: BTreeMap<i64, (String, i64)>,
+    orders: BTreeMap<i64, (i64, i64)>,
+    tags: BTreeSet<(i64, String)>,
+}
+
+impl Model {
+    fn merge(&mut self, other: &Model) {
+        self.accounts.extend(other.accounts.clone());
+        self.orders.extend(other.orders.clone());
+        self.tags.extend(other.tags.clone());
+    }
+}
+
+/// One workload client: touches only the rows it created, so the union of all clients'
+/// models (plus the seed) is the exact expected state.
+struct Worker {
+    id: u64,
+    rng: u64,
+    model: Model,
+    ops: u64,
+}
+
+impl Worker {
+    fn next(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    async fn step(&mut self, c: &mut tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+        let roll = self.next() % 10;
+        let mine: Vec<i64> = self.model.accounts.keys().copied().collect();
+        if roll < 5 || mine.is_empty() {
+            let name = format!("w{}-{}", self.id, self.ops);
+            let tx = c.transaction().await?;
+            let id: i64 = tx.query_one("INSERT INTO accounts (name, balance) VALUES ($1::text, $2::int8) RETURNING id", &[&name, &100i64]).await?.get(0);
+            let mut orders = Vec::new();
+            for amount in [10i64, 20] {
+                let oid: i64 = tx.query_one("INSERT INTO orders (account_id, amount) VALUES ($1::int8, $2::int8) RETURNING id", &[&id, &amount]).await?.get(0);
+                orders.push((oid, amount));
+            }
+            tx.execute("INSERT INTO tags (account_id, tag) VALUES ($1::int8, $2::text)", &[&id, &"new"]).await?;
+            tx.commit().await?;
+            self.model.accounts.insert(id, (name, 100));
+            for (oid, amount) in orders {
+                self.model.orders.insert(oid, (id, amount));
+            }
+            self.model.tags.insert((id, "new".into()));
+        } else if roll < 8 {
+            let id = mine[(self.next() % mine.len() as u64) as usize];
+            let delta = (self.next() % 50) as i64;
+            let tx = c.transaction().await?;
+            tx.execute("UPDATE accounts SET balance = balance + $1::int8 WHERE id = $2::int8", &[&delta, &id]).await?;
+            tx.execute("UPDATE orders SET amount = amount + 1 WHERE account_id = $1::int8", &[&id]).await?;
+            tx.execute("INSERT INTO tags (account_id, tag) VALUES ($1::int8, $2::text) ON CONFLICT DO NOTHING", &[&id, &"seen"]).await?;
+            tx.commit().await?;
+            self.model.accounts.get_mut(&id).unwrap().1 += delta;
+            for o in self.model.orders.values_mut().filter(|o| o.0 == id) {
+                o.1 += 1;
+            }
+            self.model.tags.insert((id, "seen".into()));
+        } else if roll < 9 {
+            let id = mine[(self.next() % mine.len() as u64) as usize];
+            let tx = c.transaction().await?;
+            tx.execute("DELETE FROM tags WHERE account_id = $1::int8", &[&id]).await?;
+            tx.execute("DELETE FROM orders WHERE account_id = $1::int8", &[&id]).await?;
+            tx.execute("DELETE FROM accounts WHERE id = $1::int8", &[&id]).await?;
+            tx.commit().await?;
+            self.model.accounts.remove(&id);
+            self.model.orders.retain(|_, o| o.0 != id);
+            self.model.tags.retain(|t| t.0 != id);
+        } else {
+            let id = mine[(self.next() % mine.len() as u64) as usize];
+            let name = format!("r{}-{}", self.id, self.ops);
+            c.execute("UPDATE accounts SET name = $1::text WHERE id = $2::int8", &[&name, &id]).await?;
+            self.model.accounts.get_mut(&id).unwrap().0 = name;
+        }
+        self.ops += 1;
+        Ok(())
+    }
+}
+
+/// Where the expected state is checked: a PostgreSQL database or a SQLite file, read
+/// directly.
+enum Side<'a> {
+    Pg(&'a PgCluster),
+    Sqlite(PathBuf),
+}
+
+async fn snapshot_pg(url: &str) -> (Model, i64) {
+    let c = connect(url).await.unwrap();
+    let mut m = Model::default();
+    for r in c.query("SELECT id, name, balance FROM accounts", &[]).await.unwrap() {
+        m.accounts.insert(r.get(0), (r.get(1), r.get(2)));
+    }
+    for r in c.query("SELECT id, account_id, amount FROM orders", &[]).await.unwrap() {
+        m.orders.insert(r.get(0), (r.get(1), r.get(2)));
+    }
+    for r in c.query("SELECT account_id, tag FROM tags", &[]).await.unwrap() {
+        m.tags.insert((r.get(0), r.get(1)));
+    }
+    let events: i64 = c.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0);
+    (m, events)
+}
+
+fn snapshot_sqlite(path: &PathBuf) -> (Model, i64) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut m = Model::default();
+    let mut s = c.prepare("SELECT id, name, balance FROM accounts").unwrap();
+    for r in s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap() {
+        let (id, name, bal): (i64, String, i64) = r.unwrap();
+        m.accounts.insert(id, (name, bal));
+    }
+    let mut s = c.prepare("SELECT id, account_id, amount FROM orders").unwrap();
+    for r in s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap() {
+        let (id, a, amt): (i64, i64, i64) = r.unwrap();
+        m.orders.insert(id, (a, amt));
+    }
+    let mut s = c.prepare("SELECT account_id, tag FROM tags").unwrap();
+    for r in s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap() {
+        m.tags.insert(r.unwrap());
+    }
+    let events = c.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    (m, events)
+}
+
+async fn snapshot(side: &Side<'_>) -> (Model, i64) {
+    match side {
+        Side::Pg(pg) => snapshot_pg(&pg.url("app")).await,
+        Side::Sqlite(p) => snapshot_sqlite(p),
+    }
+}
+
+fn assert_same(what: &str, got: &(Model, i64), want: &Model, events: i64) {
+    assert_eq!(got.1, events, "{what}: events row count");
+    assert_eq!(got.0.accounts.len(), want.accounts.len(), "{what}: account count");
+    for (id, v) in &want.accounts {
+        assert_eq!(got.0.accounts.get(id), Some(v), "{what}: account {id}");
+    }
+    assert_eq!(got.0.orders, want.orders, "{what}: orders");
+    assert_eq!(got.0.tags, want.tags, "{what}: tags");
+    assert_eq!(&got.0, want, "{what}");
+}
+
+async fn post(proxy: &Proxy, path: &str, body: Option<Value>) -> (u16, Value) {
+    let t = Target { base: format!("http://127.0.0.1:{}", proxy.admin_port), token: None };
+    call(&t, hyper::Method::POST, path, body).await.unwrap()
+}
+
+fn live_status(proxy: &Proxy) -> Value {
+    serde_json::to_value(proxy.shared.live.lock().unwrap().as_ref().map(|l| l.status())).unwrap()
+}
+
+/// Runs the workload for `secs`, calling `switch` (a cutover or rollback) half way.
+/// Returns the switch answer; panics on any workload error.
+async fn phase(proxy: &Proxy, workers: &mut Vec<Worker>, secs: f64, switch: (&str, Option<Value>)) -> Value {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for mut w in workers.drain(..) {
+        let (url, stop) = (proxy.url("app", "secret"), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = connect(&url).await.expect("workload connects");
+            while !stop.load(Ordering::SeqCst) {
+                if let Err(e) = w.step(&mut c).await {
+                    panic!("workload client {} failed after {} ops: {e:?}", w.id, w.ops);
+                }
+            }
+            w
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(secs / 2.0)).await;
+    let (code, answer) = post(proxy, switch.0, switch.1).await;
+    tokio::time::sleep(Duration::from_secs_f64(secs / 2.0)).await;
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        workers.push(t.await.expect("workload client panicked"));
+    }
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["ok"], true, "{}: {answer}", switch.0);
+    answer
+}
+
+fn expected(seed: &Model, workers: &[Worker], extra: &Model) -> Model {
+    let mut m = seed.clone();
+    for w in workers {
+        m.merge(&w.model);
+    }
+    m.merge(extra);
+    m
+}
+
+fn wait_caught_up(proxy: &Proxy) {
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let s = live_status(proxy);
+            s["pending_changes"] == 0 && s["phase"] == "streaming" && s["last_error"].is_null()
+        }),
+        "live sync did not catch up: {}",
+        live_status(proxy)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+/// The whole scenario; `local` is where the app starts, `remote` a second PostgreSQL.
+fn scenario(proxy: &Proxy, local: Side<'_>, remote: &PgCluster, seed: Model, bulk: impl Fn()) {
+    let rt = rt();
+    let remote_side = Side::Pg(remote);
+    let (code, answer) = rt.block_on(post(proxy, "/sync/start", Some(json!({"from": "local", "to": "remote"}))));
+    assert_eq!(code, 200, "{answer}");
+    assert!(
+        wait_until(Duration::from_secs(60), || live_status(proxy)["phase"] == "streaming"),
+        "live sync never reached streaming: {}",
+        live_status(proxy)
+    );
+    // A cutover is refused while the lag is above switch.max_lag_rows.
+    bulk();
+    let (_, refused) = rt.block_on(post(proxy, "/cutover", Some(json!({"to": "remote"}))));
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("max_lag_rows"), "{refused}");
+    assert_eq!(proxy.shared.router.active().name.as_ref(), "local");
+    wait_caught_up(proxy);
+    let events = 60_000;
+    assert_same("remote after backfill and catch-up", &rt.block_on(snapshot(&remote_side)), &seed, events);
+
+    let mut workers: Vec<Worker> = (0..4).map(|i| Worker { id: i, rng: 0x9E37_79B9 + i * 7919, model: Model::default(), ops: 0 }).collect();
+    let mut extra = Model::default();
+    // Cutover under load.
+    let rec = rt.block_on(phase(proxy, &mut workers, 3.0, ("/cutover", Some(json!({"to": "remote"})))));
+    eprintln!("cutover: {rec}");
+    let want = expected(&seed, &workers, &extra);
+    assert_same("remote (active) after cutover", &rt.block_on(snapshot(&remote_side)), &want, events);
+    wait_caught_up(proxy);
+    assert_same("local (carried back) after cutover", &rt.block_on(snapshot(&local)), &want, events);
+
+    // A write straight to the old side is reported, kept, and carried at the next switch.
+    let seed_id = *seed.accounts.keys().next().unwrap();
+    match &local {
+        Side::Pg(pg) => {
+            pg.psql_db("app", &format!("UPDATE accounts SET name = 'stray' WHERE id = {seed_id}"));
+        }
+        Side::Sqlite(p) => {
+            let c = rusqlite::Connection::open(p).unwrap();
+            c.busy_timeout(Duration::from_secs(10)).unwrap();
+            c.execute(&format!("UPDATE accounts SET name = 'stray' WHERE id = {seed_id}"), []).unwrap();
+        }
+    }
+    extra.accounts.insert(seed_id, ("stray".into(), seed.accounts[&seed_id].1));
+    assert!(
+        wait_until(Duration::from_secs(10), || live_status(proxy)["inactive_side_writes"].as_u64() >= Some(1)),
+        "stray write not reported: {}",
+        live_status(proxy)
+    );
+
+    // Rollback under load.
+    let rec = rt.block_on(phase(proxy, &mut workers, 3.0, ("/rollback", None)));
+    eprintln!("rollback: {rec}");
+    let want = expected(&seed, &workers, &extra);
+    assert_same("local (active) after rollback", &rt.block_on(snapshot(&local)), &want, events);
+    wait_caught_up(proxy);
+    assert_same("remote after rollback", &rt.block_on(snapshot(&remote_side)), &want, events);
+
+    // Cutover again.
+    let rec = rt.block_on(phase(proxy, &mut workers, 3.0, ("/cutover", Some(json!({"to": "remote"})))));
+    eprintln!("second cutover: {rec}");
+    let want = expected(&seed, &workers, &extra);
+    assert_same("remote (active) after the second cutover", &rt.block_on(snapshot(&remote_side)), &want, events);
+    wait_caught_up(proxy);
+    assert_same("local after the second cutover", &rt.block_on(snapshot(&local)), &want, events);
+    let ops: u64 = workers.iter().map(|w| w.ops).sum();
+    assert!(ops > 100, "the workload barely ran: {ops} operations");
+    let m = proxy.metrics();
+    assert!(m.contains("switchyard_sync_pending_changes 0"), "{m}");
+    assert!(m.contains("switchyard_sync_phase 3"), "{m}");
+}
+
+fn seed_model(accounts: i64) -> Model {
+    let mut m = Model::default();
+    for i in 1..=accounts {
+        m.accounts.insert(i, (format!("seed{i}"), i * 10));
+        m.orders.insert(i, (i, i));
+        m.tags.insert((i, "seed".into()));
+    }
+    m
+}
+
+const SEED_SQL: &str = "INSERT INTO accounts (name, balance) SELECT 'seed' || i, i * 10 FROM generate_series(1, 300) i;
+INSERT INTO orders (account_id, amount) SELECT i, i FROM generate_series(1, 300) i;
+INSERT INTO tags (account_id, tag) SELECT i, 'seed' FROM generate_series(1, 300) i;";
+
+const BULK_SQL: &str = "INSERT INTO events (id, payload) SELECT i, 'event ' || i FROM generate_series(1, 60000) i";
+
+fn proxy_for(local_url: &str, remote: &PgCluster) -> Proxy {
+    Proxy::start(&format!(
+        "[[users]]\nname = \"app\"\npassword = \"secret\"\n\
+         [backends.local]\nurl = \"{local_url}\"\npool_size = 6\npooler = \"none\"\n\
+         [backends.remote]\nurl = \"{}\"\npool_size = 6\n\
+         [routing]\nactive = \"local\"\n\
+         [switch]\nmax_lag_rows = 5000\ndrain_timeout = \"10s\"\n",
+        remote.url("app")
+    ))
+}
+
+#[test]
+fn live_cutover_and_rollback_from_postgres() {
+    let (local, remote) = (PgCluster::start(), PgCluster::start());
+    local.psql_db("app", &format!("SET ROLE app; {SCHEMA} {SEED_SQL}"));
+    let proxy = proxy_for(&local.url("app"), &remote);
+    scenario(&proxy, Side::Pg(&local), &remote, seed_model(300), || {
+        local.psql_db("app", BULK_SQL);
+    });
+}
+
+#[test]
+fn live_cutover_and_rollback_from_sqlite() {
+    let remote = PgCluster::start();
+    let dir = scratch_dir("sy-live-");
+    let db = dir.path().join("app.db");
+    let proxy = proxy_for(&format!("sqlite://{}", db.display()), &remote);
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute(SCHEMA).await.unwrap();
+        for i in 1..=300i64 {
+            c.execute("INSERT INTO accounts (name, balance) VALUES ($1::text, $2::int8)", &[&format!("seed{i}"), &(i * 10)]).await.unwrap();
+        }
+        c.batch_execute("INSERT INTO orders (account_id, amount) SELECT id, id FROM accounts; INSERT INTO tags (account_id, tag) SELECT id, 'seed' FROM accounts").await.unwrap();
+    });
+    let path = db.clone();
+    scenario(&proxy, Side::Sqlite(db), &remote, seed_model(300), move || {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c.execute_batch("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 60000) INSERT INTO events (id, payload) SELECT i, 'event ' || i FROM s").unwrap();
+    });
+}
