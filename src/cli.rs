@@ -221,13 +221,19 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 async fn finish_live(from: &str, to: &str) -> Result<()> {
     let tables = crate::sync::live::finish(from, to).await?;
-    println!("live sync finished: capture triggers and changelogs removed from both sides ({tables} tables)");
+    println!(
+        "live sync finished: capture triggers and changelogs removed from both sides ({tables} tables)"
+    );
     Ok(())
 }
 
 /// `sync --live`: the same live sync as inside a proxy, printing its lag until Ctrl-C.
 async fn run_live(from: String, to: String, force: bool, parallel: usize) -> Result<()> {
-    let name = |u: &str| BackendUrl::parse(u).map(|b| b.redacted()).unwrap_or_default();
+    let name = |u: &str| {
+        BackendUrl::parse(u)
+            .map(|b| b.redacted())
+            .unwrap_or_default()
+    };
     let spec = crate::sync::live::LiveSpec {
         from_name: name(&from),
         from_url: from,
@@ -260,7 +266,9 @@ async fn run_live(from: String, to: String, force: bool, parallel: usize) -> Res
         }
     }
     live.stop();
-    println!("live sync stopped; capture stays installed (resume with --live, remove with --finish)");
+    println!(
+        "live sync stopped; capture stays installed (resume with --live, remove with --finish)"
+    );
     Ok(())
 }
 

@@ -89,7 +89,11 @@ pub async fn start(
             shared.switcher.set_hook(Some(live.clone()));
             let status = live.status();
             *shared.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(live);
-            (StatusCode::OK, Json(json!({ "ok": true, "live_sync": status }))).into_response()
+            (
+                StatusCode::OK,
+                Json(json!({ "ok": true, "live_sync": status })),
+            )
+                .into_response()
         }
         Err(e) => {
             let code = match e {
@@ -105,12 +109,20 @@ pub async fn stop(axum::extract::State(shared): AppState, headers: HeaderMap) ->
     if let Err(r) = authorize(&shared, &headers) {
         return r;
     }
-    let live: Option<Arc<LiveSync>> = shared.live.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let live: Option<Arc<LiveSync>> = shared
+        .live
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     match live {
         Some(l) => {
             l.stop();
             shared.switcher.set_hook(None);
-            (StatusCode::OK, Json(json!({ "ok": true, "live_sync": l.status() }))).into_response()
+            (
+                StatusCode::OK,
+                Json(json!({ "ok": true, "live_sync": l.status() })),
+            )
+                .into_response()
         }
         None => error(StatusCode::NOT_FOUND, "no live sync is running"),
     }

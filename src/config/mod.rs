@@ -200,7 +200,10 @@ impl BackendConfig {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str(k);
             url.push('=');
-            url.push_str(&percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string());
+            url.push_str(
+                &percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            );
         };
         if let Some(mode) = self.sslmode {
             add("sslmode", mode.as_str());

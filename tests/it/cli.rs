@@ -98,3 +98,24 @@ fn serve_refuses_a_port_in_use() {
     assert!(!ok);
     assert!(out.contains("proxy.listen"), "{out}");
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/switchyard.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["check-config", path])
+        .env("APP_DB_PASSWORD", "a")
+        .env("LOCAL_DB_PASSWORD", "b")
+        .env("SUPABASE_REF", "ref")
+        .env("SUPABASE_PASSWORD", "c")
+        .env("SUPABASE_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("supabase = postgres://postgres.ref:***@"),
+        "{text}"
+    );
+}

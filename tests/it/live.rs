@@ -61,13 +61,23 @@ impl Worker {
         if roll < 5 || mine.is_empty() {
             let name = format!("w{}-{}", self.id, self.ops);
             let tx = c.transaction().await?;
-            let id: i64 = tx.query_one("INSERT INTO accounts (name, balance) VALUES ($1::text, $2::int8) RETURNING id", &[&name, &100i64]).await?.get(0);
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO accounts (name, balance) VALUES ($1::text, $2::int8) RETURNING id",
+                    &[&name, &100i64],
+                )
+                .await?
+                .get(0);
             let mut orders = Vec::new();
             for amount in [10i64, 20] {
                 let oid: i64 = tx.query_one("INSERT INTO orders (account_id, amount) VALUES ($1::int8, $2::int8) RETURNING id", &[&id, &amount]).await?.get(0);
                 orders.push((oid, amount));
             }
-            tx.execute("INSERT INTO tags (account_id, tag) VALUES ($1::int8, $2::text)", &[&id, &"new"]).await?;
+            tx.execute(
+                "INSERT INTO tags (account_id, tag) VALUES ($1::int8, $2::text)",
+                &[&id, &"new"],
+            )
+            .await?;
             tx.commit().await?;
             self.model.accounts.insert(id, (name, 100));
             for (oid, amount) in orders {
@@ -78,8 +88,16 @@ impl Worker {
             let id = mine[(self.next() % mine.len() as u64) as usize];
             let delta = (self.next() % 50) as i64;
             let tx = c.transaction().await?;
-            tx.execute("UPDATE accounts SET balance = balance + $1::int8 WHERE id = $2::int8", &[&delta, &id]).await?;
-            tx.execute("UPDATE orders SET amount = amount + 1 WHERE account_id = $1::int8", &[&id]).await?;
+            tx.execute(
+                "UPDATE accounts SET balance = balance + $1::int8 WHERE id = $2::int8",
+                &[&delta, &id],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE orders SET amount = amount + 1 WHERE account_id = $1::int8",
+                &[&id],
+            )
+            .await?;
             tx.execute("INSERT INTO tags (account_id, tag) VALUES ($1::int8, $2::text) ON CONFLICT DO NOTHING", &[&id, &"seen"]).await?;
             tx.commit().await?;
             self.model.accounts.get_mut(&id).unwrap().1 += delta;
@@ -90,9 +108,12 @@ impl Worker {
         } else if roll < 9 {
             let id = mine[(self.next() % mine.len() as u64) as usize];
             let tx = c.transaction().await?;
-            tx.execute("DELETE FROM tags WHERE account_id = $1::int8", &[&id]).await?;
-            tx.execute("DELETE FROM orders WHERE account_id = $1::int8", &[&id]).await?;
-            tx.execute("DELETE FROM accounts WHERE id = $1::int8", &[&id]).await?;
+            tx.execute("DELETE FROM tags WHERE account_id = $1::int8", &[&id])
+                .await?;
+            tx.execute("DELETE FROM orders WHERE account_id = $1::int8", &[&id])
+                .await?;
+            tx.execute("DELETE FROM accounts WHERE id = $1::int8", &[&id])
+                .await?;
             tx.commit().await?;
             self.model.accounts.remove(&id);
             self.model.orders.retain(|_, o| o.0 != id);
@@ -100,7 +121,11 @@ impl Worker {
         } else {
             let id = mine[(self.next() % mine.len() as u64) as usize];
             let name = format!("r{}-{}", self.id, self.ops);
-            c.execute("UPDATE accounts SET name = $1::text WHERE id = $2::int8", &[&name, &id]).await?;
+            c.execute(
+                "UPDATE accounts SET name = $1::text WHERE id = $2::int8",
+                &[&name, &id],
+            )
+            .await?;
             self.model.accounts.get_mut(&id).unwrap().0 = name;
         }
         self.ops += 1;
@@ -118,16 +143,32 @@ enum Side<'a> {
 async fn snapshot_pg(url: &str) -> (Model, i64) {
     let c = connect(url).await.unwrap();
     let mut m = Model::default();
-    for r in c.query("SELECT id, name, balance FROM accounts", &[]).await.unwrap() {
+    for r in c
+        .query("SELECT id, name, balance FROM accounts", &[])
+        .await
+        .unwrap()
+    {
         m.accounts.insert(r.get(0), (r.get(1), r.get(2)));
     }
-    for r in c.query("SELECT id, account_id, amount FROM orders", &[]).await.unwrap() {
+    for r in c
+        .query("SELECT id, account_id, amount FROM orders", &[])
+        .await
+        .unwrap()
+    {
         m.orders.insert(r.get(0), (r.get(1), r.get(2)));
     }
-    for r in c.query("SELECT account_id, tag FROM tags", &[]).await.unwrap() {
+    for r in c
+        .query("SELECT account_id, tag FROM tags", &[])
+        .await
+        .unwrap()
+    {
         m.tags.insert((r.get(0), r.get(1)));
     }
-    let events: i64 = c.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0);
+    let events: i64 = c
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
     (m, events)
 }
 
@@ -136,12 +177,20 @@ fn snapshot_sqlite(path: &PathBuf) -> (Model, i64) {
     c.busy_timeout(Duration::from_secs(10)).unwrap();
     let mut m = Model::default();
     let mut s = c.prepare("SELECT id, name, balance FROM accounts").unwrap();
-    for r in s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap() {
+    for r in s
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+    {
         let (id, name, bal): (i64, String, i64) = r.unwrap();
         m.accounts.insert(id, (name, bal));
     }
-    let mut s = c.prepare("SELECT id, account_id, amount FROM orders").unwrap();
-    for r in s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap() {
+    let mut s = c
+        .prepare("SELECT id, account_id, amount FROM orders")
+        .unwrap();
+    for r in s
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+    {
         let (id, a, amt): (i64, i64, i64) = r.unwrap();
         m.orders.insert(id, (a, amt));
     }
@@ -149,7 +198,9 @@ fn snapshot_sqlite(path: &PathBuf) -> (Model, i64) {
     for r in s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap() {
         m.tags.insert(r.unwrap());
     }
-    let events = c.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    let events = c
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
     (m, events)
 }
 
@@ -162,7 +213,11 @@ async fn snapshot(side: &Side<'_>) -> (Model, i64) {
 
 fn assert_same(what: &str, got: &(Model, i64), want: &Model, events: i64) {
     assert_eq!(got.1, events, "{what}: events row count");
-    assert_eq!(got.0.accounts.len(), want.accounts.len(), "{what}: account count");
+    assert_eq!(
+        got.0.accounts.len(),
+        want.accounts.len(),
+        "{what}: account count"
+    );
     for (id, v) in &want.accounts {
         assert_eq!(got.0.accounts.get(id), Some(v), "{what}: account {id}");
     }
@@ -172,17 +227,34 @@ fn assert_same(what: &str, got: &(Model, i64), want: &Model, events: i64) {
 }
 
 async fn post(proxy: &Proxy, path: &str, body: Option<Value>) -> (u16, Value) {
-    let t = Target { base: format!("http://127.0.0.1:{}", proxy.admin_port), token: None };
+    let t = Target {
+        base: format!("http://127.0.0.1:{}", proxy.admin_port),
+        token: None,
+    };
     call(&t, hyper::Method::POST, path, body).await.unwrap()
 }
 
 fn live_status(proxy: &Proxy) -> Value {
-    serde_json::to_value(proxy.shared.live.lock().unwrap().as_ref().map(|l| l.status())).unwrap()
+    serde_json::to_value(
+        proxy
+            .shared
+            .live
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|l| l.status()),
+    )
+    .unwrap()
 }
 
 /// Runs the workload for `secs`, calling `switch` (a cutover or rollback) half way.
 /// Returns the switch answer; panics on any workload error.
-async fn phase(proxy: &Proxy, workers: &mut Vec<Worker>, secs: f64, switch: (&str, Option<Value>)) -> Value {
+async fn phase(
+    proxy: &Proxy,
+    workers: &mut Vec<Worker>,
+    secs: f64,
+    switch: (&str, Option<Value>),
+) -> Value {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for mut w in workers.drain(..) {
@@ -234,10 +306,15 @@ fn wait_caught_up(proxy: &Proxy) {
 fn scenario(proxy: &Proxy, local: Side<'_>, remote: &PgCluster, seed: Model, bulk: impl Fn()) {
     let rt = rt();
     let remote_side = Side::Pg(remote);
-    let (code, answer) = rt.block_on(post(proxy, "/sync/start", Some(json!({"from": "local", "to": "remote"}))));
+    let (code, answer) = rt.block_on(post(
+        proxy,
+        "/sync/start",
+        Some(json!({"from": "local", "to": "remote"})),
+    ));
     assert_eq!(code, 200, "{answer}");
     assert!(
-        wait_until(Duration::from_secs(60), || live_status(proxy)["phase"] == "streaming"),
+        wait_until(Duration::from_secs(60), || live_status(proxy)["phase"]
+            == "streaming"),
         "live sync never reached streaming: {}",
         live_status(proxy)
     );
@@ -245,37 +322,79 @@ fn scenario(proxy: &Proxy, local: Side<'_>, remote: &PgCluster, seed: Model, bul
     bulk();
     let (_, refused) = rt.block_on(post(proxy, "/cutover", Some(json!({"to": "remote"}))));
     assert_eq!(refused["ok"], false, "{refused}");
-    assert!(refused["error"].as_str().unwrap().contains("max_lag_rows"), "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("max_lag_rows"),
+        "{refused}"
+    );
     assert_eq!(proxy.shared.router.active().name.as_ref(), "local");
     wait_caught_up(proxy);
     let events = 60_000;
-    assert_same("remote after backfill and catch-up", &rt.block_on(snapshot(&remote_side)), &seed, events);
+    assert_same(
+        "remote after backfill and catch-up",
+        &rt.block_on(snapshot(&remote_side)),
+        &seed,
+        events,
+    );
 
-    let mut workers: Vec<Worker> = (0..4).map(|i| Worker { id: i, rng: 0x9E37_79B9 + i * 7919, model: Model::default(), ops: 0 }).collect();
+    let mut workers: Vec<Worker> = (0..4)
+        .map(|i| Worker {
+            id: i,
+            rng: 0x9E37_79B9 + i * 7919,
+            model: Model::default(),
+            ops: 0,
+        })
+        .collect();
     let mut extra = Model::default();
     // Cutover under load.
-    let rec = rt.block_on(phase(proxy, &mut workers, 3.0, ("/cutover", Some(json!({"to": "remote"})))));
+    let rec = rt.block_on(phase(
+        proxy,
+        &mut workers,
+        3.0,
+        ("/cutover", Some(json!({"to": "remote"}))),
+    ));
     eprintln!("cutover: {rec}");
     let want = expected(&seed, &workers, &extra);
-    assert_same("remote (active) after cutover", &rt.block_on(snapshot(&remote_side)), &want, events);
+    assert_same(
+        "remote (active) after cutover",
+        &rt.block_on(snapshot(&remote_side)),
+        &want,
+        events,
+    );
     wait_caught_up(proxy);
-    assert_same("local (carried back) after cutover", &rt.block_on(snapshot(&local)), &want, events);
+    assert_same(
+        "local (carried back) after cutover",
+        &rt.block_on(snapshot(&local)),
+        &want,
+        events,
+    );
 
     // A write straight to the old side is reported, kept, and carried at the next switch.
     let seed_id = *seed.accounts.keys().next().unwrap();
     match &local {
         Side::Pg(pg) => {
-            pg.psql_db("app", &format!("UPDATE accounts SET name = 'stray' WHERE id = {seed_id}"));
+            pg.psql_db(
+                "app",
+                &format!("UPDATE accounts SET name = 'stray' WHERE id = {seed_id}"),
+            );
         }
         Side::Sqlite(p) => {
             let c = rusqlite::Connection::open(p).unwrap();
             c.busy_timeout(Duration::from_secs(10)).unwrap();
-            c.execute(&format!("UPDATE accounts SET name = 'stray' WHERE id = {seed_id}"), []).unwrap();
+            c.execute(
+                &format!("UPDATE accounts SET name = 'stray' WHERE id = {seed_id}"),
+                [],
+            )
+            .unwrap();
         }
     }
-    extra.accounts.insert(seed_id, ("stray".into(), seed.accounts[&seed_id].1));
+    extra
+        .accounts
+        .insert(seed_id, ("stray".into(), seed.accounts[&seed_id].1));
     assert!(
-        wait_until(Duration::from_secs(10), || live_status(proxy)["inactive_side_writes"].as_u64() >= Some(1)),
+        wait_until(
+            Duration::from_secs(10),
+            || live_status(proxy)["inactive_side_writes"].as_u64() >= Some(1)
+        ),
         "stray write not reported: {}",
         live_status(proxy)
     );
@@ -284,17 +403,42 @@ fn scenario(proxy: &Proxy, local: Side<'_>, remote: &PgCluster, seed: Model, bul
     let rec = rt.block_on(phase(proxy, &mut workers, 3.0, ("/rollback", None)));
     eprintln!("rollback: {rec}");
     let want = expected(&seed, &workers, &extra);
-    assert_same("local (active) after rollback", &rt.block_on(snapshot(&local)), &want, events);
+    assert_same(
+        "local (active) after rollback",
+        &rt.block_on(snapshot(&local)),
+        &want,
+        events,
+    );
     wait_caught_up(proxy);
-    assert_same("remote after rollback", &rt.block_on(snapshot(&remote_side)), &want, events);
+    assert_same(
+        "remote after rollback",
+        &rt.block_on(snapshot(&remote_side)),
+        &want,
+        events,
+    );
 
     // Cutover again.
-    let rec = rt.block_on(phase(proxy, &mut workers, 3.0, ("/cutover", Some(json!({"to": "remote"})))));
+    let rec = rt.block_on(phase(
+        proxy,
+        &mut workers,
+        3.0,
+        ("/cutover", Some(json!({"to": "remote"}))),
+    ));
     eprintln!("second cutover: {rec}");
     let want = expected(&seed, &workers, &extra);
-    assert_same("remote (active) after the second cutover", &rt.block_on(snapshot(&remote_side)), &want, events);
+    assert_same(
+        "remote (active) after the second cutover",
+        &rt.block_on(snapshot(&remote_side)),
+        &want,
+        events,
+    );
     wait_caught_up(proxy);
-    assert_same("local after the second cutover", &rt.block_on(snapshot(&local)), &want, events);
+    assert_same(
+        "local after the second cutover",
+        &rt.block_on(snapshot(&local)),
+        &want,
+        events,
+    );
     let ops: u64 = workers.iter().map(|w| w.ops).sum();
     assert!(ops > 100, "the workload barely ran: {ops} operations");
     let m = proxy.metrics();
@@ -316,7 +460,8 @@ const SEED_SQL: &str = "INSERT INTO accounts (name, balance) SELECT 'seed' || i,
 INSERT INTO orders (account_id, amount) SELECT i, i FROM generate_series(1, 300) i;
 INSERT INTO tags (account_id, tag) SELECT i, 'seed' FROM generate_series(1, 300) i;";
 
-const BULK_SQL: &str = "INSERT INTO events (id, payload) SELECT i, 'event ' || i FROM generate_series(1, 60000) i";
+const BULK_SQL: &str =
+    "INSERT INTO events (id, payload) SELECT i, 'event ' || i FROM generate_series(1, 60000) i";
 
 fn proxy_for(local_url: &str, remote: &PgCluster) -> Proxy {
     Proxy::start(&format!(
@@ -354,9 +499,132 @@ fn live_cutover_and_rollback_from_sqlite() {
         c.batch_execute("INSERT INTO orders (account_id, amount) SELECT id, id FROM accounts; INSERT INTO tags (account_id, tag) SELECT id, 'seed' FROM accounts").await.unwrap();
     });
     let path = db.clone();
-    scenario(&proxy, Side::Sqlite(db), &remote, seed_model(300), move || {
-        let c = rusqlite::Connection::open(&path).unwrap();
-        c.busy_timeout(Duration::from_secs(10)).unwrap();
-        c.execute_batch("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 60000) INSERT INTO events (id, payload) SELECT i, 'event ' || i FROM s").unwrap();
+    scenario(
+        &proxy,
+        Side::Sqlite(db),
+        &remote,
+        seed_model(300),
+        move || {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.busy_timeout(Duration::from_secs(10)).unwrap();
+            c.execute_batch("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 60000) INSERT INTO events (id, payload) SELECT i, 'event ' || i FROM s").unwrap();
+        },
+    );
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn sqlite_count(path: &PathBuf, sql: &str) -> i64 {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn standalone_live_sync_then_finish_leaves_nothing_behind() {
+    let pg = PgCluster::start();
+    let dir = scratch_dir("sy-live-cli-");
+    let db = dir.path().join("app.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, active BOOLEAN NOT NULL DEFAULT 1);
+         CREATE TABLE notes (user_id INTEGER NOT NULL REFERENCES users (id), body TEXT);
+         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 500) INSERT INTO users (name) SELECT 'u' || i FROM s;",
+    )
+    .unwrap();
+    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
+    // A table without a primary key is refused, by name, before anything is installed.
+    let o = cli(&["sync", "--live", "--from", &from, "--to", &to]);
+    let text = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success() && text.contains("primary key") && text.contains("notes"),
+        "{text}"
+    );
+    assert_eq!(
+        sqlite_count(
+            &db,
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE '_switchyard%'"
+        ),
+        0
+    );
+    c.execute_batch("DROP TABLE notes").unwrap();
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["sync", "--live", "--from", &from, "--to", &to])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let count = |sql: &str| pg.psql_db("app", sql);
+    assert!(wait_until(Duration::from_secs(30), || count(
+        "SELECT to_regclass('public.users') IS NOT NULL"
+    ) == "t"
+        && count("SELECT count(*) FROM users") == "500"));
+    c.execute_batch(
+        "INSERT INTO users (name, active) VALUES ('late', 0);
+         UPDATE users SET name = 'renamed' WHERE id = 7;
+         DELETE FROM users WHERE id = 9;
+         UPDATE users SET id = 10000 WHERE id = 11;",
+    )
+    .unwrap();
+    let caught_up = wait_until(Duration::from_secs(20), || {
+        count("SELECT count(*) FROM users") == "500"
+            && count("SELECT name || ':' || active FROM users WHERE id = 501") == "late:false"
+            && count("SELECT name FROM users WHERE id = 7") == "renamed"
+            && count("SELECT count(*) FROM users WHERE id IN (9, 11)") == "0"
+            && count("SELECT name FROM users WHERE id = 10000") == "u11"
     });
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        caught_up,
+        "changes were not applied: {}",
+        count("SELECT count(*) FROM users")
+    );
+    assert!(status.success(), "sync --live exited with {status}");
+    let o = cli(&["verify", "--from", &from, "--to", &to]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    let o = cli(&["sync", "--finish", "--from", &from, "--to", &to]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        sqlite_count(
+            &db,
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_switchyard%' ESCAPE '\\' AND name <> '_switchyard_columns'"
+        ),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"),
+        "0"
+    );
+    assert_eq!(
+        count("SELECT to_regclass('switchyard.changelog') IS NULL"),
+        "t"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM pg_proc WHERE proname = 'capture'"),
+        "0"
+    );
+    // The app's schema holds nothing of switchyard's.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname LIKE '%switchyard%'"
+        ),
+        "0"
+    );
 }

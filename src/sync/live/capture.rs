@@ -58,7 +58,11 @@ pub const SQLITE_SETUP: &str = "CREATE TABLE IF NOT EXISTS _switchyard_changelog
 
 /// Refuses tables that cannot be captured.
 pub fn check_capturable(tables: &[Table]) -> Result<(), SyncError> {
-    let without: Vec<&str> = tables.iter().filter(|t| t.pk.is_empty()).map(|t| t.name.as_str()).collect();
+    let without: Vec<&str> = tables
+        .iter()
+        .filter(|t| t.pk.is_empty())
+        .map(|t| t.name.as_str())
+        .collect();
     if without.is_empty() {
         Ok(())
     } else {
@@ -76,7 +80,9 @@ fn trigger_name(table: &str) -> String {
 /// Installs capture on PostgreSQL tables (replacing earlier triggers of ours).
 pub async fn install_pg(c: &Client, tables: &[Table]) -> Result<(), SyncError> {
     check_capturable(tables)?;
-    let err = |e: tokio_postgres::Error| SyncError::Source(format!("installing capture: {}", pg_error(&e)));
+    let err = |e: tokio_postgres::Error| {
+        SyncError::Source(format!("installing capture: {}", pg_error(&e)))
+    };
     c.batch_execute(PG_SETUP).await.map_err(err)?;
     for t in tables {
         let args = t.pk.iter().map(|k| lit(k)).collect::<Vec<_>>().join(", ");
@@ -96,7 +102,8 @@ pub async fn install_pg(c: &Client, tables: &[Table]) -> Result<(), SyncError> {
 
 /// Removes our triggers, function and changelog from a PostgreSQL database.
 pub async fn remove_pg(c: &Client, tables: &[Table]) -> Result<(), SyncError> {
-    let err = |e: tokio_postgres::Error| SyncError::Source(format!("removing capture: {}", pg_error(&e)));
+    let err =
+        |e: tokio_postgres::Error| SyncError::Source(format!("removing capture: {}", pg_error(&e)));
     for t in tables {
         let sql = format!(
             "DROP TRIGGER IF EXISTS {} ON public.{tbl}; DROP TRIGGER IF EXISTS {} ON public.{tbl}",
@@ -144,8 +151,13 @@ pub fn remove_sqlite(c: &Connection, tables: &[Table]) -> Result<(), SyncError> 
     let err = |e: rusqlite::Error| SyncError::Source(format!("removing capture: {e}"));
     for t in tables {
         for kind in ["ins", "upd", "del"] {
-            c.execute_batch(&format!("DROP TRIGGER IF EXISTS {}", q(&format!("_switchyard_{kind}_{}", t.name)))).map_err(err)?;
+            c.execute_batch(&format!(
+                "DROP TRIGGER IF EXISTS {}",
+                q(&format!("_switchyard_{kind}_{}", t.name))
+            ))
+            .map_err(err)?;
         }
     }
-    c.execute_batch("DROP TABLE IF EXISTS _switchyard_changelog").map_err(err)
+    c.execute_batch("DROP TABLE IF EXISTS _switchyard_changelog")
+        .map_err(err)
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 
 use super::status::CatchUp;
-use super::{LiveSync, Phase, apply, sequences};
+use super::{LiveSync, Phase, apply, sequences, side};
 use crate::backend::Backend;
 use crate::router::switch::SwitchHook;
 use crate::sync::SyncError;
@@ -44,9 +44,15 @@ impl LiveSync {
         }
         let s = tokio::time::timeout(LOCK_WAIT, self.sides.lock())
             .await
-            .map_err(|_| "live sync is busy applying a large batch; try again in a moment".to_string())?;
-        let src = if self.forward.load(Ordering::SeqCst) { &s.a } else { &s.b };
-        let (pending, age) = apply::backlog(src).await.map_err(|e| e.to_string())?;
+            .map_err(|_| {
+                "live sync is busy applying a large batch; try again in a moment".to_string()
+            })?;
+        let src = if self.forward.load(Ordering::SeqCst) {
+            &s.a
+        } else {
+            &s.b
+        };
+        let (pending, age) = side::backlog(src).await.map_err(|e| e.to_string())?;
         drop(s);
         self.update(|st| {
             st.pending_changes = pending;
@@ -68,7 +74,11 @@ impl LiveSync {
         self.reconnect(&mut guard).await?;
         let s = &mut *guard;
         let forward = self.forward.load(Ordering::SeqCst);
-        let (src, dst) = if forward { (&s.a, &mut s.b) } else { (&s.b, &mut s.a) };
+        let (src, dst) = if forward {
+            (&s.a, &mut s.b)
+        } else {
+            (&s.b, &mut s.a)
+        };
         let mut entries = 0u64;
         for _ in 0..MAX_CATCH_UP_ROUNDS {
             let n = apply::apply_round(src, dst, &self.tables, self.spec.batch.max(10_000)).await?;
@@ -77,9 +87,11 @@ impl LiveSync {
             }
             entries += n as u64;
         }
-        let (left, _) = apply::backlog(src).await?;
+        let (left, _) = side::backlog(src).await?;
         if left > 0 {
-            return Err(SyncError::Refused(format!("{left} changes still pending after the catch-up; something keeps writing to the old side")));
+            return Err(SyncError::Refused(format!(
+                "{left} changes still pending after the catch-up; something keeps writing to the old side"
+            )));
         }
         let seqs = sequences::carry(src, dst, &self.tables).await?;
         self.forward.store(!forward, Ordering::SeqCst);
@@ -96,7 +108,11 @@ impl LiveSync {
 }
 
 impl SwitchHook for LiveSync {
-    fn preflight<'a>(&'a self, from: &'a Backend, to: &'a Backend) -> BoxFuture<'a, Result<(), String>> {
+    fn preflight<'a>(
+        &'a self,
+        from: &'a Backend,
+        to: &'a Backend,
+    ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             if !self.involves(from, to) {
                 return Ok(());
@@ -105,7 +121,11 @@ impl SwitchHook for LiveSync {
         })
     }
 
-    fn before_swap<'a>(&'a self, from: &'a Backend, to: &'a Backend) -> BoxFuture<'a, Result<(), String>> {
+    fn before_swap<'a>(
+        &'a self,
+        from: &'a Backend,
+        to: &'a Backend,
+    ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             if !self.involves(from, to) {
                 return Ok(());

@@ -10,6 +10,8 @@ pub mod apply;
 pub mod capture;
 mod hook;
 pub mod sequences;
+pub mod side;
+mod sqlite_apply;
 mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,8 +20,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use self::side::Side;
 pub use self::status::{LiveStatus, Phase};
-use self::apply::Side;
 use super::schema::Table;
 use super::{SyncError, SyncOptions, checkpoint, pgconn, plan};
 use crate::backend::url::BackendUrl;
@@ -69,7 +71,7 @@ async fn open_side(url: &str, what: &str) -> Result<Side, SyncError> {
             // Timestamps cross to SQLite in UTC, the SQLite backend's storage rule.
             c.batch_execute("SET TimeZone = 'UTC'")
                 .await
-                .map_err(apply::pgerr)?;
+                .map_err(side::pgerr)?;
             Ok(Side::Postgres(c))
         }
     }
@@ -110,7 +112,10 @@ impl LiveSync {
 
     /// A copy of the current status.
     pub fn status(&self) -> LiveStatus {
-        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn update(&self, f: impl FnOnce(&mut LiveStatus)) {
@@ -153,9 +158,9 @@ impl LiveSync {
     async fn prepare(&self) -> Result<(), SyncError> {
         let resumed = {
             let s = self.sides.lock().await;
-            let resumed = apply::capture_installed(&s.a).await?;
+            let resumed = side::capture_installed(&s.a).await?;
             self.set_phase(Phase::Capturing);
-            apply::install(&s.a, &self.tables).await?;
+            side::install(&s.a, &self.tables).await?;
             resumed
         };
         self.set_phase(Phase::Backfilling);
@@ -183,7 +188,7 @@ impl LiveSync {
         let rows: u64 = summary.tables.iter().map(|t| t.rows.max(0) as u64).sum();
         self.update(|s| s.backfilled_rows = rows);
         let s = self.sides.lock().await;
-        apply::install(&s.b, &self.tables).await
+        side::install(&s.b, &self.tables).await
     }
 
     /// Applies rounds until stopped; idle rounds refresh the lag figures.
@@ -253,8 +258,8 @@ impl LiveSync {
         } else {
             (&s.b, &s.a)
         };
-        let (pending, age) = apply::backlog(src).await?;
-        let (stray, _) = apply::backlog(dst).await?;
+        let (pending, age) = side::backlog(src).await?;
+        let (stray, _) = side::backlog(dst).await?;
         drop(s);
         let before = self.status().inactive_side_writes;
         if stray > before {
@@ -282,8 +287,11 @@ pub async fn finish(from_url: &str, to_url: &str) -> Result<usize, SyncError> {
     let tables = plan::open_source(from_url).await?.tables;
     for (url, what) in [(from_url, "from"), (to_url, "to")] {
         let side = open_side(url, what).await?;
-        apply::remove(&side, &tables).await?;
+        side::remove(&side, &tables).await?;
     }
-    tracing::info!(tables = tables.len(), "live sync capture removed from both sides");
+    tracing::info!(
+        tables = tables.len(),
+        "live sync capture removed from both sides"
+    );
     Ok(tables.len())
 }

@@ -2,7 +2,7 @@
 //! sequence there is moved past both its own largest id and the old side's sequence, so an
 //! INSERT after cutover (or after rollback) never reuses an id the old side handed out.
 
-use super::apply::{Side, blocking, open_sqlite, pgerr, rows_of, sqlerr};
+use super::side::{Side, blocking, open_sqlite, pgerr, rows_of, sqlerr};
 use crate::sync::SyncError;
 use crate::sync::schema::{Table, lit, q};
 
@@ -103,9 +103,12 @@ pub async fn carry(from: &Side, to: &Side, tables: &[Table]) -> Result<usize, Sy
                     )
                 })
                 .collect();
-            c.batch_execute(&stmts.join("; "))
-                .await
-                .map_err(|e| SyncError::Target(format!("advancing sequences: {}", crate::sync::pg_error(&e))))?;
+            c.batch_execute(&stmts.join("; ")).await.map_err(|e| {
+                SyncError::Target(format!(
+                    "advancing sequences: {}",
+                    crate::sync::pg_error(&e)
+                ))
+            })?;
         }
         Side::Sqlite(path) => {
             let path = path.clone();

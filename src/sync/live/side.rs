@@ -1,0 +1,231 @@
+//! The two ends of a live sync and their changelogs: connecting, reading and trimming the
+//! changelog, measuring the backlog, and installing or removing capture.
+
+use std::path::PathBuf;
+
+use serde_json::Value as Json;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use super::capture;
+use crate::sync::schema::Table;
+use crate::sync::{SyncError, pg_error};
+
+/// One side of a live sync, connected.
+pub enum Side {
+    Sqlite(PathBuf),
+    Postgres(Client),
+}
+
+/// A changelog entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: i64,
+    pub table: String,
+    pub key: Json,
+    pub op: String,
+}
+
+pub(super) fn pgerr(e: tokio_postgres::Error) -> SyncError {
+    SyncError::Target(pg_error(&e))
+}
+
+pub(super) fn sqlerr(e: rusqlite::Error) -> SyncError {
+    SyncError::Source(e.to_string())
+}
+
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SyncError> + Send + 'static,
+) -> Result<T, SyncError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SyncError::Source(e.to_string()))?
+}
+
+pub(super) fn open_sqlite(path: &std::path::Path) -> Result<rusqlite::Connection, SyncError> {
+    let c = rusqlite::Connection::open(path).map_err(sqlerr)?;
+    c.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(sqlerr)?;
+    Ok(c)
+}
+
+pub(super) fn rows_of(msgs: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
+    msgs.into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Pending entries (oldest first), at most `limit`.
+pub async fn read_entries(side: &Side, limit: usize) -> Result<Vec<Entry>, SyncError> {
+    match side {
+        Side::Postgres(c) => {
+            let sql = format!(
+                "SELECT id::text, tbl, pk::text, op::text FROM switchyard.changelog ORDER BY id LIMIT {limit}"
+            );
+            Ok(rows_of(c.simple_query(&sql).await.map_err(pgerr)?)
+                .into_iter()
+                .map(|r| Entry {
+                    id: r[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0),
+                    table: r[1].clone().unwrap_or_default(),
+                    key: r[2]
+                        .as_deref()
+                        .and_then(|k| serde_json::from_str(k).ok())
+                        .unwrap_or(Json::Null),
+                    op: r[3].clone().unwrap_or_default(),
+                })
+                .collect())
+        }
+        Side::Sqlite(path) => {
+            let path = path.clone();
+            blocking(move || {
+                let c = open_sqlite(&path)?;
+                let mut s = c
+                    .prepare(
+                        "SELECT id, tbl, pk, op FROM _switchyard_changelog ORDER BY id LIMIT ?1",
+                    )
+                    .map_err(sqlerr)?;
+                let out = s
+                    .query_map([limit as i64], |r| {
+                        let k: String = r.get(2)?;
+                        Ok(Entry {
+                            id: r.get(0)?,
+                            table: r.get(1)?,
+                            key: serde_json::from_str(&k).unwrap_or(Json::Null),
+                            op: r.get(3)?,
+                        })
+                    })
+                    .map_err(sqlerr)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sqlerr)?;
+                Ok(out)
+            })
+            .await
+        }
+    }
+}
+
+/// (pending entries, age of the oldest in seconds) on a side.
+pub async fn backlog(side: &Side) -> Result<(u64, f64), SyncError> {
+    match side {
+        Side::Postgres(c) => {
+            let r = rows_of(
+                c.simple_query("SELECT count(*)::text, coalesce(extract(epoch FROM clock_timestamp() - min(at)), 0)::text FROM switchyard.changelog")
+                    .await
+                    .map_err(pgerr)?,
+            );
+            let row = r.into_iter().next().unwrap_or_default();
+            let n = row
+                .first()
+                .cloned()
+                .flatten()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let age = row
+                .get(1)
+                .cloned()
+                .flatten()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            Ok((n, age))
+        }
+        Side::Sqlite(path) => {
+            let path = path.clone();
+            blocking(move || {
+                let c = open_sqlite(&path)?;
+                c.query_row(
+                    "SELECT count(*), coalesce((julianday('now') - julianday(min(at))) * 86400.0, 0) FROM _switchyard_changelog",
+                    [],
+                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, f64>(1)?)),
+                )
+                .map_err(sqlerr)
+            })
+            .await
+        }
+    }
+}
+
+/// Removes exactly the entries that were applied.
+pub async fn delete_entries(side: &Side, ids: &[i64]) -> Result<(), SyncError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let list = ids
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    match side {
+        Side::Postgres(c) => c
+            .batch_execute(&format!(
+                "DELETE FROM switchyard.changelog WHERE id = ANY('{{{list}}}'::bigint[])"
+            ))
+            .await
+            .map_err(pgerr),
+        Side::Sqlite(path) => {
+            let path = path.clone();
+            blocking(move || {
+                let c = open_sqlite(&path)?;
+                c.execute(
+                    &format!("DELETE FROM _switchyard_changelog WHERE id IN ({list})"),
+                    [],
+                )
+                .map_err(sqlerr)?;
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+/// Installs capture on a side.
+pub async fn install(side: &Side, tables: &[Table]) -> Result<(), SyncError> {
+    match side {
+        Side::Postgres(c) => capture::install_pg(c, tables).await,
+        Side::Sqlite(path) => {
+            let (path, tables) = (path.clone(), tables.to_vec());
+            blocking(move || capture::install_sqlite(&open_sqlite(&path)?, &tables)).await
+        }
+    }
+}
+
+/// Removes capture from a side.
+pub async fn remove(side: &Side, tables: &[Table]) -> Result<(), SyncError> {
+    match side {
+        Side::Postgres(c) => capture::remove_pg(c, tables).await,
+        Side::Sqlite(path) => {
+            let (path, tables) = (path.clone(), tables.to_vec());
+            blocking(move || capture::remove_sqlite(&open_sqlite(&path)?, &tables)).await
+        }
+    }
+}
+
+/// Whether capture was installed on a side earlier (a live sync to resume).
+pub async fn capture_installed(side: &Side) -> Result<bool, SyncError> {
+    match side {
+        Side::Postgres(c) => {
+            let r = rows_of(
+                c.simple_query("SELECT (to_regclass('switchyard.changelog') IS NOT NULL)::text")
+                    .await
+                    .map_err(pgerr)?,
+            );
+            Ok(r.first()
+                .and_then(|r| r.first().cloned().flatten())
+                .as_deref()
+                == Some("true"))
+        }
+        Side::Sqlite(path) => {
+            let path = path.clone();
+            blocking(move || {
+                let c = open_sqlite(&path)?;
+                c.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_switchyard_changelog'", [], |r| r.get::<_, i64>(0))
+                    .map(|n| n > 0)
+                    .map_err(sqlerr)
+            })
+            .await
+        }
+    }
+}

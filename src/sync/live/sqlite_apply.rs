@@ -1,0 +1,180 @@
+//! The SQLite end of an apply: reading current rows by key as SQLite values, converting
+//! PostgreSQL text values by the SQLite backend's storage rules, and writing a batch in one
+//! `BEGIN IMMEDIATE` transaction that also removes the changelog entries its own writes
+//! triggered (SQLite has a single writer, so everything above the mark is ours).
+
+use rusqlite::types::Value;
+use serde_json::Value as Json;
+
+use super::apply::{Touched, same_key};
+use super::side::sqlerr;
+use crate::sync::SyncError;
+use crate::sync::schema::{Table, column_list, q};
+
+fn json_to_sqlite(v: &Json) -> Value {
+    match v {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Integer(*b as i64),
+        Json::Number(n) if n.is_i64() => Value::Integer(n.as_i64().unwrap_or_default()),
+        Json::Number(n) => Value::Real(n.as_f64().unwrap_or_default()),
+        Json::String(s) => Value::Text(s.clone()),
+        other => Value::Text(other.to_string()),
+    }
+}
+
+/// Current rows of `t` for `keys`, read from a SQLite side.
+pub(super) fn sqlite_fetch(
+    c: &rusqlite::Connection,
+    t: &Table,
+    keys: &[Json],
+) -> Result<Vec<Vec<Value>>, SyncError> {
+    let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+    let n = t.pk.len();
+    let mut params = Vec::new();
+    let tuples: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            let vals: Vec<Json> = match k {
+                Json::Array(a) => a.clone(),
+                other => vec![other.clone()],
+            };
+            let ph: Vec<String> = (0..n)
+                .map(|i| format!("?{}", params.len() + i + 1))
+                .collect();
+            params.extend(vals.iter().map(json_to_sqlite));
+            format!("({})", ph.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {cols} FROM {} WHERE ({}) IN (VALUES {})",
+        q(&t.name),
+        column_list(&t.pk),
+        tuples.join(", ")
+    );
+    let mut s = c.prepare(&sql).map_err(sqlerr)?;
+    let rows = s
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+            (0..t.columns.len())
+                .map(|i| r.get::<_, Value>(i))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(sqlerr)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sqlerr)?;
+    Ok(rows)
+}
+
+/// A PostgreSQL text value as SQLite stores it (see the storage rules in backend::sqlite::types).
+pub(super) fn pg_text_to_sqlite(v: Option<&str>, pg_type: &str) -> Value {
+    let Some(s) = v else { return Value::Null };
+    match pg_type.split('(').next().unwrap_or("").trim() {
+        "boolean" => Value::Integer((s == "t" || s == "true") as i64),
+        "bigint" | "integer" | "smallint" => s
+            .parse()
+            .map(Value::Integer)
+            .unwrap_or_else(|_| Value::Text(s.into())),
+        "double precision" | "real" => s
+            .parse()
+            .map(Value::Real)
+            .unwrap_or_else(|_| Value::Text(s.into())),
+        "bytea" => {
+            let h = s.strip_prefix("\\x").unwrap_or(s);
+            Value::Blob(
+                (0..h.len() / 2)
+                    .filter_map(|i| u8::from_str_radix(&h[i * 2..i * 2 + 2], 16).ok())
+                    .collect(),
+            )
+        }
+        "timestamp" => Value::Text(s.trim_end_matches("+00").to_string()),
+        _ => Value::Text(s.to_string()),
+    }
+}
+
+/// Upserts and deletes into a SQLite side inside one write transaction, removing the
+/// changelog entries its own writes created.
+pub(super) fn sqlite_write(
+    c: &mut rusqlite::Connection,
+    work: &[(Table, Touched, Vec<Vec<Value>>)],
+) -> Result<(), SyncError> {
+    let tx = c
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sqlerr)?;
+    tx.execute_batch("PRAGMA defer_foreign_keys = ON")
+        .map_err(sqlerr)?;
+    let mark: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(id), 0) FROM _switchyard_changelog",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    let mut absent: Vec<(&Table, Vec<Json>)> = Vec::new();
+    for (t, touched, rows) in work {
+        if touched.truncated {
+            tx.execute(&format!("DELETE FROM {}", q(&t.name)), [])
+                .map_err(sqlerr)?;
+        }
+        let names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+        let updates: Vec<String> = names
+            .iter()
+            .filter(|n| !t.pk.contains(n))
+            .map(|n| format!("{} = excluded.{}", q(n), q(n)))
+            .collect();
+        let conflict = if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        let ph: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {conflict}",
+            q(&t.name),
+            column_list(&names),
+            ph.join(", "),
+            column_list(&t.pk)
+        );
+        let mut ins = tx.prepare(&sql).map_err(sqlerr)?;
+        let pk_pos = t.pk_positions();
+        let mut present: Vec<Json> = Vec::new();
+        for r in rows {
+            ins.execute(rusqlite::params_from_iter(r.iter()))
+                .map_err(sqlerr)?;
+            present.push(Json::Array(
+                pk_pos
+                    .iter()
+                    .map(|&i| crate::sync::sqlite_read::key_json(&r[i]))
+                    .collect(),
+            ));
+        }
+        drop(ins);
+        let gone: Vec<Json> = touched
+            .keys
+            .iter()
+            .filter(|k| !present.iter().any(|p| same_key(p, k)))
+            .cloned()
+            .collect();
+        absent.push((t, gone));
+    }
+    for (t, gone) in absent.iter().rev() {
+        let del_sql = format!(
+            "DELETE FROM {} WHERE ({}) = ({})",
+            q(&t.name),
+            column_list(&t.pk),
+            (1..=t.pk.len())
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for k in gone {
+            let vals: Vec<Value> = match k {
+                Json::Array(a) => a.iter().map(json_to_sqlite).collect(),
+                other => vec![json_to_sqlite(other)],
+            };
+            tx.execute(&del_sql, rusqlite::params_from_iter(vals.iter()))
+                .map_err(sqlerr)?;
+        }
+    }
+    tx.execute("DELETE FROM _switchyard_changelog WHERE id > ?1", [mark])
+        .map_err(sqlerr)?;
+    tx.commit().map_err(sqlerr)
+}
