@@ -17,6 +17,8 @@ free_port() {
 }
 
 cleanup() {
+    # KEEP_LOGS=DIR keeps switchyard's logs (e.g. with SY_LOG=switchyard=debug).
+    if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS"; cp "$BENCH_DIR"/*.log "$KEEP_LOGS"/ 2>/dev/null || true; fi
     for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
     for f in "$BENCH_DIR"/bouncer-*/pgbouncer.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
     for d in "$BENCH_DIR"/pg*; do
@@ -91,7 +93,7 @@ url = "$1"
 pool_size = $2
 ${3:-}
 TOML
-    RUST_LOG=warn "$ROOT/target/release/switchyard" serve --config "$cfg" >"$BENCH_DIR/switchyard-$SY_PORT.log" 2>&1 &
+    RUST_LOG=${SY_LOG:-warn} "$ROOT/target/release/switchyard" serve --config "$cfg" >"$BENCH_DIR/switchyard-$SY_PORT.log" 2>&1 &
     PIDS+=($!)
     wait_port "$SY_PORT"
 }

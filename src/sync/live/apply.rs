@@ -28,11 +28,12 @@ pub(super) struct Touched {
 
 fn group(entries: &[Entry]) -> BTreeMap<String, Touched> {
     let mut by: BTreeMap<String, Touched> = BTreeMap::new();
+    let mut seen: std::collections::HashSet<(&str, String)> = std::collections::HashSet::new();
     for e in entries {
         let t = by.entry(e.table.clone()).or_default();
         if e.op == "T" {
             t.truncated = true;
-        } else if !t.keys.contains(&e.key) {
+        } else if seen.insert((e.table.as_str(), key_text(&e.key))) {
             t.keys.push(e.key.clone());
         }
     }
@@ -76,9 +77,10 @@ fn pg_key_filter(t: &Table, keys: &[Json]) -> String {
     format!("({cols}) IN ({})", tuples.join(", "))
 }
 
-/// Keys compare by their text forms (a number from one side may be a string on the other).
-pub(super) fn same_key(a: &Json, b: &Json) -> bool {
-    key_parts(a) == key_parts(b)
+/// A key's text form: keys compare by it (a number on one side may be a string on the
+/// other).
+pub(super) fn key_text(k: &Json) -> String {
+    key_parts(k).join("\u{1}")
 }
 
 /// Applies one batch of changes from `from` to `to`. Returns how many entries it applied.
@@ -88,10 +90,12 @@ pub async fn apply_round(
     tables: &[Table],
     limit: usize,
 ) -> Result<usize, SyncError> {
+    let started = std::time::Instant::now();
     let entries = read_entries(from, limit).await?;
     if entries.is_empty() {
         return Ok(0);
     }
+    let read_ms = started.elapsed().as_secs_f64() * 1e3;
     let grouped = group(&entries);
     let ordered: Vec<&Table> = tables
         .iter()
@@ -150,8 +154,16 @@ pub async fn apply_round(
             ));
         }
     }
+    let applied_ms = started.elapsed().as_secs_f64() * 1e3;
     let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
     delete_entries(from, &ids).await?;
+    tracing::debug!(
+        entries = entries.len(),
+        read_ms,
+        applied_ms,
+        total_ms = started.elapsed().as_secs_f64() * 1e3,
+        "live sync round"
+    );
     Ok(entries.len())
 }
 

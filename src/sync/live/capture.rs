@@ -11,7 +11,8 @@ use tokio_postgres::Client;
 use crate::sync::schema::{Table, lit, q};
 use crate::sync::{SyncError, pg_error};
 
-/// The PostgreSQL changelog and trigger function (idempotent).
+/// The PostgreSQL changelog and the TRUNCATE trigger function (idempotent); row triggers
+/// get a function per table ([`pg_row_function`]).
 pub const PG_SETUP: &str = r#"
 CREATE SCHEMA IF NOT EXISTS switchyard;
 CREATE TABLE IF NOT EXISTS switchyard.changelog (
@@ -22,30 +23,9 @@ CREATE TABLE IF NOT EXISTS switchyard.changelog (
   at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE OR REPLACE FUNCTION switchyard.capture() RETURNS trigger LANGUAGE plpgsql AS $fn$
-DECLARE
-  newk jsonb := '[]';
-  oldk jsonb := '[]';
-  i int;
 BEGIN
-  IF coalesce(current_setting('switchyard.applying', true), '') = 'on' THEN
-    RETURN NULL;
-  END IF;
-  IF TG_OP = 'TRUNCATE' THEN
-    INSERT INTO switchyard.changelog (tbl, pk, op) VALUES (TG_TABLE_NAME, '[]', 'T');
-    RETURN NULL;
-  END IF;
-  FOR i IN 0 .. TG_NARGS - 1 LOOP
-    IF TG_OP <> 'DELETE' THEN newk := newk || jsonb_build_array(to_jsonb(NEW) -> TG_ARGV[i]); END IF;
-    IF TG_OP <> 'INSERT' THEN oldk := oldk || jsonb_build_array(to_jsonb(OLD) -> TG_ARGV[i]); END IF;
-  END LOOP;
-  IF TG_OP = 'DELETE' THEN
-    INSERT INTO switchyard.changelog (tbl, pk, op) VALUES (TG_TABLE_NAME, oldk, 'D');
-  ELSE
-    INSERT INTO switchyard.changelog (tbl, pk, op) VALUES (TG_TABLE_NAME, newk, left(TG_OP, 1));
-    IF TG_OP = 'UPDATE' AND oldk <> newk THEN
-      INSERT INTO switchyard.changelog (tbl, pk, op) VALUES (TG_TABLE_NAME, oldk, 'D');
-    END IF;
-  END IF;
+  IF current_setting('switchyard.applying', true) = 'on' THEN RETURN NULL; END IF;
+  INSERT INTO switchyard.changelog (tbl, pk, op) VALUES (TG_TABLE_NAME, '[]', 'T');
   RETURN NULL;
 END
 $fn$;
@@ -77,6 +57,47 @@ fn trigger_name(table: &str) -> String {
     q(&format!("switchyard_capture_{table}"))
 }
 
+fn function_name(table: &str) -> String {
+    format!("switchyard.{}", q(&format!("capture_{table}")))
+}
+
+/// A row trigger function for one table, with its key columns referenced directly (much
+/// cheaper per row than a generic function converting the whole row to JSON).
+fn pg_row_function(t: &Table) -> String {
+    let key = |row: &str| {
+        let cols: Vec<String> = t.pk.iter().map(|k| format!("{row}.{}", q(k))).collect();
+        (
+            format!("jsonb_build_array({})", cols.join(", ")),
+            format!("ROW({})", cols.join(", ")),
+        )
+    };
+    let ((new, new_row), (old, old_row)) = (key("NEW"), key("OLD"));
+    let log = |k: &str, op: &str| {
+        format!(
+            "INSERT INTO switchyard.changelog (tbl, pk, op) VALUES ({}, {k}, '{op}');",
+            lit(&t.name)
+        )
+    };
+    format!(
+        "CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF current_setting('switchyard.applying', true) = 'on' THEN RETURN NULL; END IF;
+  IF TG_OP = 'INSERT' THEN {ins}
+  ELSIF TG_OP = 'UPDATE' THEN {upd}
+    IF {old_row} IS DISTINCT FROM {new_row} THEN {moved} END IF;
+  ELSE {del}
+  END IF;
+  RETURN NULL;
+END
+$fn$",
+        name = function_name(&t.name),
+        ins = log(&new, "I"),
+        upd = log(&new, "U"),
+        moved = log(&old, "D"),
+        del = log(&old, "D"),
+    )
+}
+
 /// Installs capture on PostgreSQL tables (replacing earlier triggers of ours).
 pub async fn install_pg(c: &Client, tables: &[Table]) -> Result<(), SyncError> {
     check_capturable(tables)?;
@@ -85,15 +106,16 @@ pub async fn install_pg(c: &Client, tables: &[Table]) -> Result<(), SyncError> {
     };
     c.batch_execute(PG_SETUP).await.map_err(err)?;
     for t in tables {
-        let args = t.pk.iter().map(|k| lit(k)).collect::<Vec<_>>().join(", ");
+        c.batch_execute(&pg_row_function(t)).await.map_err(err)?;
         let name = trigger_name(&t.name);
         let trunc = q(&format!("switchyard_truncate_{}", t.name));
         let sql = format!(
             "DROP TRIGGER IF EXISTS {name} ON public.{tbl}; \
-             CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON public.{tbl} FOR EACH ROW EXECUTE FUNCTION switchyard.capture({args}); \
+             CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON public.{tbl} FOR EACH ROW EXECUTE FUNCTION {func}(); \
              DROP TRIGGER IF EXISTS {trunc} ON public.{tbl}; \
              CREATE TRIGGER {trunc} AFTER TRUNCATE ON public.{tbl} FOR EACH STATEMENT EXECUTE FUNCTION switchyard.capture()",
-            tbl = q(&t.name)
+            tbl = q(&t.name),
+            func = function_name(&t.name),
         );
         c.batch_execute(&sql).await.map_err(err)?;
     }
@@ -106,9 +128,10 @@ pub async fn remove_pg(c: &Client, tables: &[Table]) -> Result<(), SyncError> {
         |e: tokio_postgres::Error| SyncError::Source(format!("removing capture: {}", pg_error(&e)));
     for t in tables {
         let sql = format!(
-            "DROP TRIGGER IF EXISTS {} ON public.{tbl}; DROP TRIGGER IF EXISTS {} ON public.{tbl}",
+            "DROP TRIGGER IF EXISTS {} ON public.{tbl}; DROP TRIGGER IF EXISTS {} ON public.{tbl}; DROP FUNCTION IF EXISTS {}() CASCADE",
             trigger_name(&t.name),
             q(&format!("switchyard_truncate_{}", t.name)),
+            function_name(&t.name),
             tbl = q(&t.name)
         );
         c.batch_execute(&sql).await.map_err(err)?;

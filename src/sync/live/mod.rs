@@ -194,13 +194,18 @@ impl LiveSync {
     /// Applies rounds until stopped; idle rounds refresh the lag figures.
     async fn stream(&self) {
         let mut stop = self.stop.subscribe();
+        let mut refreshed = std::time::Instant::now();
         while !*stop.borrow() {
             match self.round().await {
                 Ok(n) if n > 0 => {
                     self.metrics.sync_applied.inc_by(n as u64);
                     self.update(|s| s.applied_total += n as u64);
-                    if let Err(e) = self.refresh_lag().await {
-                        self.note_error(&e);
+                    // While catching up, refresh the lag figures twice a second.
+                    if refreshed.elapsed() > Duration::from_millis(500) {
+                        refreshed = std::time::Instant::now();
+                        if let Err(e) = self.refresh_lag().await {
+                            self.note_error(&e);
+                        }
                     }
                     continue;
                 }

@@ -6,7 +6,7 @@
 use rusqlite::types::Value;
 use serde_json::Value as Json;
 
-use super::apply::{Touched, same_key};
+use super::apply::{Touched, key_text};
 use super::side::sqlerr;
 use crate::sync::SyncError;
 use crate::sync::schema::{Table, column_list, q};
@@ -135,22 +135,22 @@ pub(super) fn sqlite_write(
         );
         let mut ins = tx.prepare(&sql).map_err(sqlerr)?;
         let pk_pos = t.pk_positions();
-        let mut present: Vec<Json> = Vec::new();
+        let mut present = std::collections::HashSet::new();
         for r in rows {
             ins.execute(rusqlite::params_from_iter(r.iter()))
                 .map_err(sqlerr)?;
-            present.push(Json::Array(
+            present.insert(key_text(&Json::Array(
                 pk_pos
                     .iter()
                     .map(|&i| crate::sync::sqlite_read::key_json(&r[i]))
                     .collect(),
-            ));
+            )));
         }
         drop(ins);
         let gone: Vec<Json> = touched
             .keys
             .iter()
-            .filter(|k| !present.iter().any(|p| same_key(p, k)))
+            .filter(|k| !present.contains(&key_text(k)))
             .cloned()
             .collect();
         absent.push((t, gone));
