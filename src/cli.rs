@@ -1,4 +1,4 @@
-//! The command line: `serve` and `check-config` (more subcommands join as they are built).
+//! The command line: `serve`, `check-config`, `init`, `sync`, `verify` and `ctl`.
 //! Errors are reported here with `anyhow` context; the layers below use typed errors.
 
 use std::path::PathBuf;
@@ -32,6 +32,9 @@ pub enum Command {
     },
     /// Validate a config file and print what switchyard would do with it.
     CheckConfig { file: PathBuf },
+    /// Guided first run: ask for the local and the hosted database, test both, write a
+    /// commented config file.
+    Init(crate::init::InitArgs),
     /// Copy schema and data from a source (sqlite://PATH or postgres://…) into PostgreSQL.
     Sync {
         #[arg(long)]
@@ -140,6 +143,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { config } => serve(config).await,
         Command::CheckConfig { file } => check_config(&file).await,
+        Command::Init(args) => crate::init::run(args).await,
         Command::Sync {
             from,
             to,

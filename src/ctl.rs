@@ -33,6 +33,16 @@ pub enum CtlCommand {
     },
     /// Stop the live sync apply loop (capture stays until `switchyard sync --finish`).
     SyncStop,
+    /// Exit 0 when the process answers GET /healthz (a container HEALTHCHECK).
+    Health,
+    /// Exit 0 when the active backend is reachable (GET /readyz).
+    Ready,
+    /// Wait until every client has disconnected, or --timeout passes (a preStop hook:
+    /// lets the app close its pool before switchyard is told to stop).
+    Drain {
+        #[arg(long, default_value = "30s")]
+        timeout: String,
+    },
 }
 
 /// Where the admin API is and how to authenticate.
@@ -115,6 +125,9 @@ pub async fn run(target: &Target, cmd: CtlCommand, json: bool) -> Result<()> {
             call(target, Method::POST, "/sync/start", Some(body)).await?
         }
         CtlCommand::SyncStop => call(target, Method::POST, "/sync/stop", None).await?,
+        CtlCommand::Health => call(target, Method::GET, "/healthz", None).await?,
+        CtlCommand::Ready => call(target, Method::GET, "/readyz", None).await?,
+        CtlCommand::Drain { timeout } => drain(target, timeout).await?,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&body)?);
@@ -126,6 +139,7 @@ pub async fn run(target: &Target, cmd: CtlCommand, json: bool) -> Result<()> {
         bail!(
             "{} (HTTP {status})",
             body.get("error")
+                .or_else(|| body.get("reason"))
                 .and_then(Value::as_str)
                 .unwrap_or("request failed")
         );
@@ -133,8 +147,47 @@ pub async fn run(target: &Target, cmd: CtlCommand, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Polls /status until no client is connected or `timeout` passes; answers like an
+/// endpoint would so that `run` prints and judges it the same way.
+async fn drain(target: &Target, timeout: &str) -> Result<(u16, Value)> {
+    let limit =
+        crate::config::parse_duration(timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
+    let start = std::time::Instant::now();
+    loop {
+        let (status, body) = call(target, Method::GET, "/status", None).await?;
+        let connected = body["clients"]["connected"].as_u64().unwrap_or(0);
+        if status == 200 && connected == 0 {
+            let waited = start.elapsed().as_millis() as u64;
+            return Ok((200, serde_json::json!({ "ok": true, "waited_ms": waited })));
+        }
+        if start.elapsed() >= limit {
+            let error = format!("{connected} clients still connected after {timeout}");
+            return Ok((200, serde_json::json!({ "ok": false, "error": error })));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 fn render(cmd: &CtlCommand, b: &Value) -> String {
     match cmd {
+        CtlCommand::Health => "alive\n".into(),
+        CtlCommand::Ready if b["ready"].as_bool() == Some(true) => {
+            format!(
+                "ready: backend \"{}\" is reachable\n",
+                b["active"].as_str().unwrap_or("?")
+            )
+        }
+        CtlCommand::Ready => format!(
+            "NOT ready: backend \"{}\": {}\n",
+            b["active"].as_str().unwrap_or("?"),
+            b["reason"].as_str().unwrap_or("")
+        ),
+        CtlCommand::Drain { .. } if b["ok"].as_bool() == Some(true) => {
+            format!(
+                "drained: no clients connected (waited {} ms)\n",
+                b["waited_ms"]
+            )
+        }
         CtlCommand::Status => render_status(b),
         CtlCommand::Cutover { .. } | CtlCommand::Rollback if b.get("from").is_some() => {
             let verdict = if b["ok"].as_bool() == Some(true) {

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod ctl;
 pub mod frontend;
+pub mod init;
 pub mod metrics;
 pub mod protocol;
 pub mod relay;

@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use super::cancel::{CancelHandle, CancelTarget};
 use crate::app::Shared;
+use crate::config::PoolerMode;
 use crate::protocol::build::ErrorFields;
 use crate::protocol::{fe, framing, sqlstate};
 use crate::relay::expect::Expect;
@@ -187,11 +188,18 @@ impl Session {
         };
         self.relay.pooler = held.backend.pooler;
         if let Some(sql) = params::diff(&self.relay.params.desired, &held.conn.applied) {
-            crate::protocol::build::query(&mut self.relay.server_out, &sql);
-            self.relay.queue.push(Expect::Query {
-                forward: false,
-                effects: Vec::new(),
-            });
+            if held.backend.pooler == PoolerMode::Transaction {
+                // A transaction pooler unlinks its server at the ReadyForQuery that ends
+                // the SET: answers to client messages pipelined behind it would be lost.
+                // So behind a pooler the settings are a round trip of their own.
+                apply_settings_alone(&mut held, &sql).await?;
+            } else {
+                crate::protocol::build::query(&mut self.relay.server_out, &sql);
+                self.relay.queue.push(Expect::Query {
+                    forward: false,
+                    effects: Vec::new(),
+                });
+            }
             held.conn.applied = self.relay.params.desired.clone();
         }
         if let Some(key) = held.conn.key {
@@ -260,5 +268,30 @@ impl Session {
     fn release_held(&mut self, held: Held) {
         self.held = Some(held);
         self.release();
+    }
+}
+
+/// Runs the session-settings statement on `held` and waits for its answer.
+async fn apply_settings_alone(held: &mut Held, sql: &str) -> Result<(), ErrorFields> {
+    match held.conn.own_query(sql).await {
+        Ok(res) => match res.error {
+            None => Ok(()),
+            Some((code, message)) => {
+                held.conn.broken = true;
+                Err(ErrorFields::error(
+                    sqlstate::CONNECTION_FAILURE,
+                    format!(
+                        "cannot apply this session's settings on the server: {message} ({code})"
+                    ),
+                ))
+            }
+        },
+        Err(e) => {
+            held.conn.broken = true;
+            Err(ErrorFields::error(
+                sqlstate::CONNECTION_FAILURE,
+                e.to_string(),
+            ))
+        }
     }
 }

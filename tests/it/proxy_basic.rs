@@ -1,6 +1,7 @@
 //! The relay with real clients: simple and extended queries, named prepared statements,
 //! psql, through the proxy to PostgreSQL directly and through PgBouncer.
 
+use crate::support::raw::{self, Raw};
 use crate::support::{Bouncer, PgCluster, Proxy, connect, psql, rt};
 
 fn exercise_client(url: &str) {
@@ -81,6 +82,52 @@ fn named_statements_through_a_transaction_pooler() {
     let bouncer = Bouncer::start(&pg, "transaction", 4);
     let proxy = Proxy::simple(&bouncer.url(), "pool_size = 4");
     exercise_client(&proxy.url("app", "secret"));
+}
+
+/// Clients with different session settings share one server connection behind a
+/// transaction pooler, so every transaction starts with the settings being replayed.
+/// The pooler unlinks its server at the ReadyForQuery of that replay: a Parse/Describe/
+/// Flush pipelined behind it (as asyncpg and psycopg send) used to lose its answers and
+/// the client hung.
+#[test]
+fn settings_replay_behind_a_pooler_loses_no_answers() {
+    let pg = PgCluster::start();
+    let bouncer = Bouncer::start(&pg, "transaction", 1);
+    let proxy = Proxy::simple(&bouncer.url(), "pool_size = 1");
+    rt().block_on(async {
+        let mut clients = Vec::new();
+        for zone in ["UTC", "Europe/Paris"] {
+            let mut c = Raw::login(proxy.port, "app", "secret").await;
+            c.send(&raw::query(&format!("SET TimeZone = '{zone}'")))
+                .await;
+            let (_, errors) = c.until_ready().await;
+            assert!(errors.is_empty(), "{errors:?}");
+            clients.push(c);
+        }
+        let mut parse = b"\0SELECT $1::int\0".to_vec();
+        parse.extend_from_slice(&0i16.to_be_bytes());
+        for i in 0..50 {
+            for c in clients.iter_mut() {
+                let mut batch = raw::msg(b'P', &parse);
+                batch.extend(raw::msg(b'D', b"S\0"));
+                batch.extend(raw::msg(b'H', b""));
+                c.send(&batch).await;
+                loop {
+                    let (tag, _) = c
+                        .read()
+                        .await
+                        .unwrap_or_else(|| panic!("round {i}: no answer to Parse/Describe/Flush"));
+                    if tag == b'T' {
+                        break;
+                    }
+                    assert_ne!(tag, b'E', "round {i}");
+                }
+                c.send(&raw::msg(b'S', b"")).await;
+                let (_, errors) = c.until_ready().await;
+                assert!(errors.is_empty(), "{errors:?}");
+            }
+        }
+    });
 }
 
 #[test]
