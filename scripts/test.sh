@@ -39,4 +39,9 @@ export PATH="$PWD/$VENV/bin:$PATH"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --quiet
+# A hung test fails the run instead of stalling it.
+timeout --foreground 45m cargo test --quiet || {
+    rc=$?
+    [ $rc = 124 ] && echo "tests did not finish within 45 minutes (a hang)" >&2
+    exit $rc
+}

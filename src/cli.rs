@@ -269,7 +269,10 @@ async fn run_live(from: String, to: String, force: bool, parallel: usize) -> Res
             }
         }
     }
-    live.stop();
+    println!("stopping: applying the changes captured so far…");
+    if !live.stop_and_wait(std::time::Duration::from_secs(30)).await {
+        eprintln!("changes were still pending after 30 s; the rest is applied on the next --live");
+    }
     println!(
         "live sync stopped; capture stays installed (resume with --live, remove with --finish)"
     );
@@ -380,10 +383,14 @@ async fn check_config(file: &std::path::Path) -> Result<()> {
             .map(|u| u.redacted())
             .unwrap_or_default();
         let active = if *name == r.active { "  <- active" } else { "" };
-        println!(
-            "  backend:  {name} = {url} (pool {}, pooler {:?}){active}",
-            b.pool_size, b.pooler
-        );
+        if b.url.starts_with("sqlite://") {
+            println!("  backend:  {name} = {url}{active}");
+        } else {
+            println!(
+                "  backend:  {name} = {url} (pool {}, pooler {:?}){active}",
+                b.pool_size, b.pooler
+            );
+        }
     }
     Ok(())
 }

@@ -25,8 +25,15 @@ pub struct InitArgs {
     #[arg(long, short, default_value = "switchyard.toml")]
     pub output: PathBuf,
     /// Address applications connect to.
-    #[arg(long, default_value = "127.0.0.1:6432")]
+    #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:6432")]
     pub listen: String,
+    /// Address of the admin API (status, metrics, cutover).
+    #[arg(
+        long,
+        env = "SWITCHYARD_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9640"
+    )]
+    pub admin_listen: String,
     /// Require this user (password from ${SWITCHYARD_APP_PASSWORD}) instead of trusting
     /// loopback clients.
     #[arg(long)]
@@ -170,8 +177,9 @@ fn backend(name: &'static str, url: &str, var: &'static str) -> Result<Backend> 
             t.user
         );
     }
-    // 6543 is Supabase's transaction pooler; PgBouncer in transaction mode is the same.
-    let pooler = if port == 6543 {
+    // 5432 is a PostgreSQL server itself; anything else may be a pooler (Supabase's is
+    // on 6543), and "transaction" is safe behind a pooler and in front of a server alike.
+    let pooler = if port != 5432 {
         PoolerMode::Transaction
     } else {
         PoolerMode::None
@@ -282,10 +290,11 @@ fn render(args: &InitArgs, local: &Backend, remote: Option<&Backend>) -> String 
              # [[users]]\n# name = \"app\"\n# password = \"${SWITCHYARD_APP_PASSWORD}\"\n\n",
         ),
     }
-    s.push_str(
+    s.push_str(&format!(
         "[admin]\n# /status, /metrics, /cutover, /rollback, /sync/start. Off loopback it needs a token.\n\
-         listen = \"127.0.0.1:9640\"\n# token = \"${SWITCHYARD_ADMIN_TOKEN}\"\n\n",
-    );
+         listen = {:?}\n# token = \"${{SWITCHYARD_ADMIN_TOKEN}}\"\n\n",
+        args.admin_listen
+    ));
     s.push_str(&backend_section(local, "The app's database today."));
     match remote {
         Some(r) => s.push_str(&backend_section(r, "Where the app is moving.")),
@@ -310,10 +319,10 @@ fn backend_section(b: &Backend, what: &str) -> String {
     if !b.url.starts_with("sqlite://") {
         let pooler = match b.pooler {
             PoolerMode::Transaction => {
-                "\"transaction\"   # a transaction pooler (port 6543): statements are re-prepared per use"
+                "\"transaction\"   # safe behind a pooler (Supabase: 6543): statements re-prepared per use"
             }
             PoolerMode::None => {
-                "\"none\"   # a direct server: statements are cached per server connection"
+                "\"none\"   # a server itself (5432): statements cached per server connection"
             }
         };
         s.push_str(&format!("pooler = {pooler}\npool_size = 20\n"));

@@ -116,8 +116,15 @@ pub async fn stop(axum::extract::State(shared): AppState, headers: HeaderMap) ->
         .clone();
     match live {
         Some(l) => {
-            l.stop();
+            // Unhook first so no switch starts meanwhile, then let the last captured
+            // changes through before answering.
             shared.switcher.set_hook(None);
+            if !l.stop_and_wait(std::time::Duration::from_secs(30)).await {
+                return error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "live sync did not finish applying its pending changes within 30 s; it stops after its current round",
+                );
+            }
             (
                 StatusCode::OK,
                 Json(json!({ "ok": true, "live_sync": l.status() })),

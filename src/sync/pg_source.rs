@@ -4,7 +4,6 @@
 //! decoding (source and target types are identical).
 
 use bytes::{Buf, BytesMut};
-use futures::StreamExt;
 use serde_json::Value as Json;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
@@ -224,15 +223,10 @@ pub async fn next_batch(
             is_last,
         )
     };
-    let stream = c
-        .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
-        .await
-        .map_err(src)?;
-    futures::pin_mut!(stream);
-    let mut data = BytesMut::new();
-    while let Some(chunk) = stream.next().await {
-        data.extend_from_slice(&chunk.map_err(src)?);
-    }
+    let data =
+        super::pgconn::copy_out_all(c, &format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+            .await
+            .map_err(src)?;
     let rows = count_tuples(&data);
     let last_key = match (last_key, last) {
         (Some(k), _) => Some(k),

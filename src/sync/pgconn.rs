@@ -77,3 +77,27 @@ pub fn pg_target(url: &str, what: &str) -> Result<PgTarget, SyncError> {
         ))),
     }
 }
+
+/// Runs a `COPY … TO STDOUT` inside a transaction of its own and returns all it sent.
+/// tokio-postgres sends COPY as a named prepared statement (Parse, then Bind, then Close,
+/// each followed by Sync): behind a transaction pooler those must all reach the same
+/// server, and only an open transaction guarantees that.
+pub async fn copy_out_all(c: &Client, sql: &str) -> Result<bytes::BytesMut, tokio_postgres::Error> {
+    use futures::StreamExt;
+    c.simple_query("BEGIN READ ONLY").await?;
+    let result = async {
+        let stream = c.copy_out(sql).await?;
+        futures::pin_mut!(stream);
+        let mut data = bytes::BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            data.extend_from_slice(&chunk?);
+        }
+        Ok(data)
+    }
+    .await;
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = c.simple_query(end).await;
+    let data = result?;
+    ended?;
+    Ok(data)
+}

@@ -202,6 +202,11 @@ async fn pg_rows(c: Client, t: Table, tx: mpsc::Sender<Result<Chunk, SyncError>>
             "COPY (SELECT {cols} FROM public.{}{order}) TO STDOUT",
             q(&t.name)
         );
+        // A transaction keeps tokio-postgres's named COPY statement on one server behind
+        // a transaction pooler, and gives the whole read one snapshot.
+        c.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(wrap)?;
         let stream = c.copy_out(&sql).await.map_err(wrap)?;
         futures::pin_mut!(stream);
         let norms: Vec<Norm> = t.columns.iter().map(|c| Norm::of(&c.pg_type)).collect();
@@ -246,6 +251,7 @@ async fn pg_rows(c: Client, t: Table, tx: mpsc::Sender<Result<Chunk, SyncError>>
     if let Err(e) = run.await {
         let _ = tx.send(Err(e)).await;
     }
+    let _ = c.simple_query("COMMIT").await;
 }
 
 /// Rows of one side, one at a time.

@@ -119,3 +119,52 @@ fn the_example_config_is_valid() {
         "{text}"
     );
 }
+
+/// `switchyard init` asked interactively (answers on stdin) writes a config that
+/// check-config accepts; wrong answers are refused with the reason, writing nothing.
+#[test]
+fn init_interactive_writes_a_config_check_config_accepts() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |answers: &str, extra: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("init")
+            .args(extra)
+            .current_dir(dir.path())
+            .env("SWITCHYARD_LISTEN", "127.0.0.1:0")
+            .env("SWITCHYARD_ADMIN_LISTEN", "127.0.0.1:0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answers.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    // A Supabase pooler URL without the project ref in the user name.
+    let (ok, text) = run(
+        "sqlite://./app.db\npostgres://postgres:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres\n",
+        &[],
+    );
+    assert!(!ok && text.contains("postgres.PROJECTREF"), "{text}");
+    assert!(!dir.path().join("switchyard.toml").exists());
+    // The local SQLite file only (no hosted database yet): both questions answered.
+    let (ok, text) = run("sqlite://./app.db\n\n", &[]);
+    assert!(ok, "{text}");
+    assert!(text.contains("Your app's database today"), "{text}");
+    let cfg = dir.path().join("switchyard.toml");
+    let (ok, checked) = switchyard(&["check-config", cfg.to_str().unwrap()]);
+    assert!(ok, "{checked}");
+    assert!(checked.contains("local = sqlite://./app.db"), "{checked}");
+    // Not overwritten without --force.
+    let (ok, text) = run("\n\n", &[]);
+    assert!(!ok && text.contains("--force"), "{text}");
+}

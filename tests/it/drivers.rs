@@ -36,7 +36,9 @@ fn jdbc_classes() -> &'static Path {
 }
 
 fn run_python(port: u16) {
-    let out = Command::new("python3")
+    // A hang is a failure, not a stuck CI run (exit 124 = timed out).
+    let out = Command::new("timeout")
+        .args(["120", "python3"])
         .arg(clients_dir().join("drivers.py"))
         .arg(format!(
             "postgresql://app:secret@127.0.0.1:{port}/app?sslmode=disable"
@@ -50,14 +52,17 @@ fn run_python(port: u16) {
     );
     assert!(
         out.status.success() && text.starts_with("OK"),
-        "python drivers failed:\n{text}"
+        "python drivers failed ({}):\n{text}",
+        out.status
     );
 }
 
 fn run_jdbc(port: u16) {
     let cp = format!("{PGJDBC}:{}", jdbc_classes().display());
-    let out = Command::new("java")
+    let out = Command::new("timeout")
         .args([
+            "120",
+            "java",
             "-cp",
             &cp,
             "Jdbc",
@@ -74,7 +79,8 @@ fn run_jdbc(port: u16) {
     );
     assert!(
         out.status.success() && text.starts_with("OK"),
-        "pgjdbc failed:\n{text}"
+        "pgjdbc failed ({}):\n{text}",
+        out.status
     );
 }
 

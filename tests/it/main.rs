@@ -10,6 +10,7 @@ mod live;
 mod pgbench;
 mod proxy_basic;
 mod proxy_session;
+mod runbook;
 mod sqlite;
 mod switching;
 mod sync;

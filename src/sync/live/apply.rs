@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use bytes::{BufMut, BytesMut};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use rusqlite::types::Value;
 use serde_json::Value as Json;
 use tokio_postgres::Client;
@@ -260,15 +260,9 @@ async fn fetch_copy(from: &Side, t: &Table, keys: &[Json]) -> Result<bytes::Byte
                 q(&t.name),
                 pg_key_filter(t, keys)
             );
-            let stream = src
-                .copy_out(&sql)
+            let data = crate::sync::pgconn::copy_out_all(src, &sql)
                 .await
                 .map_err(|e| SyncError::Source(pg_error(&e)))?;
-            futures::pin_mut!(stream);
-            let mut data = BytesMut::new();
-            while let Some(chunk) = stream.next().await {
-                data.extend_from_slice(&chunk.map_err(|e| SyncError::Source(pg_error(&e)))?);
-            }
             Ok(data.freeze())
         }
         Side::Sqlite(path) => {

@@ -133,6 +133,19 @@ impl LiveSync {
         let _ = self.stop.send(true);
     }
 
+    /// Stops after applying what is pending; true once the loop has ended within `limit`.
+    pub async fn stop_and_wait(&self, limit: Duration) -> bool {
+        self.stop();
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if matches!(self.status().phase, Phase::Stopped | Phase::Failed) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// Names of (source, target) in the current direction.
     pub fn direction(&self) -> (&str, &str) {
         if self.forward.load(Ordering::SeqCst) {
@@ -223,6 +236,28 @@ impl LiveSync {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 _ = stop.changed() => {}
             }
+        }
+        self.final_rounds().await;
+    }
+
+    /// On stop: apply what was captured up to now, so that the target holds every write
+    /// made before the stop (bounded: at most 100 rounds).
+    async fn final_rounds(&self) {
+        for _ in 0..100 {
+            match self.round().await {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.metrics.sync_applied.inc_by(n as u64);
+                    self.update(|s| s.applied_total += n as u64);
+                }
+                Err(e) => {
+                    self.note_error(&e);
+                    break;
+                }
+            }
+        }
+        if let Err(e) = self.refresh_lag().await {
+            self.note_error(&e);
         }
     }
 
