@@ -304,11 +304,23 @@ async fn serve(config: Option<PathBuf>) -> Result<()> {
         first_user(&resolved)
     );
     let (tx, rx) = watch::channel(false);
+    let shared = app.shared.clone();
     let run = tokio::spawn(app.run(listener, Some(admin), rx));
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    // Stop accepting, hold new transactions, let those in flight finish (bounded).
     let _ = tx.send(true);
     let _ = run.await;
+    shared.router.gate.pause();
+    let grace = resolved.config.proxy.shutdown_grace.0;
+    let inflight = shared.router.gate.inflight();
+    tracing::info!(inflight, grace_ms = grace.as_millis() as u64, "shutting down: waiting for transactions in flight");
+    let drained = shared.router.gate.wait_drained(grace).await;
+    let left = shared.router.gate.inflight();
+    if drained {
+        tracing::info!("shut down cleanly: no transaction was cut");
+    } else {
+        tracing::warn!(left, "shutdown grace period over; closing with transactions in flight");
+    }
     Ok(())
 }
 

@@ -114,6 +114,9 @@ pub struct ProxyConfig {
     /// Threads serving clients; 0 means half the CPU cores (at least one), which leaves
     /// the rest to a database on the same host.
     pub worker_threads: usize,
+    /// On SIGTERM/Ctrl-C: new transactions are held and those in flight get this long to
+    /// finish before the process exits.
+    pub shutdown_grace: Dur,
 }
 
 impl Default for ProxyConfig {
@@ -127,6 +130,7 @@ impl Default for ProxyConfig {
             max_message_size: 64 << 20,
             pool_wait_timeout: Dur::secs(30),
             worker_threads: 0,
+            shutdown_grace: Dur::secs(30),
         }
     }
 }

@@ -6,6 +6,7 @@ mod auth_tls;
 mod cli;
 mod drivers;
 mod hostile;
+mod lifecycle;
 mod live;
 mod pgbench;
 mod proxy_basic;
