@@ -48,6 +48,8 @@ pub struct Shared {
     pub resolved: Resolved,
     /// The live sync started through the admin API, if any.
     pub live: std::sync::Mutex<Option<Arc<crate::sync::live::LiveSync>>>,
+    /// Recent login failures per client address.
+    pub auth_throttle: crate::frontend::throttle::AuthThrottle,
 }
 
 /// A built proxy, not yet listening.
@@ -90,6 +92,7 @@ impl App {
             metrics,
             resolved: resolved.clone(),
             live: std::sync::Mutex::new(None),
+            auth_throttle: Default::default(),
         };
         Ok(App {
             shared: Arc::new(shared),

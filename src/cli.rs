@@ -108,9 +108,11 @@ pub enum Command {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let workers = match &cli.command {
-        Command::Serve { config } => load(config.as_ref())
+        // Only the thread count here; `serve` loads (and reports on) the file itself.
+        Command::Serve { config: Some(p) } => Config::load(p)
             .map(|r| r.config.proxy.workers())
             .unwrap_or(1),
+        Command::Serve { config: None } => 1,
         _ => 1,
     };
     // One worker: a current-thread runtime has no work-stealing overhead at all.
@@ -281,7 +283,10 @@ async fn run_live(from: String, to: String, force: bool, parallel: usize) -> Res
 
 fn load(path: Option<&PathBuf>) -> Result<Resolved> {
     match path {
-        Some(p) => Config::load(p).with_context(|| format!("invalid config {}", p.display())),
+        Some(p) => {
+            warn_if_exposed(p);
+            Config::load(p).with_context(|| format!("invalid config {}", p.display()))
+        }
         None => Ok(Config::embedded_default("./switchyard.db")),
     }
 }
@@ -313,13 +318,20 @@ async fn serve(config: Option<PathBuf>) -> Result<()> {
     shared.router.gate.pause();
     let grace = resolved.config.proxy.shutdown_grace.0;
     let inflight = shared.router.gate.inflight();
-    tracing::info!(inflight, grace_ms = grace.as_millis() as u64, "shutting down: waiting for transactions in flight");
+    tracing::info!(
+        inflight,
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: waiting for transactions in flight"
+    );
     let drained = shared.router.gate.wait_drained(grace).await;
     let left = shared.router.gate.inflight();
     if drained {
         tracing::info!("shut down cleanly: no transaction was cut");
     } else {
-        tracing::warn!(left, "shutdown grace period over; closing with transactions in flight");
+        tracing::warn!(
+            left,
+            "shutdown grace period over; closing with transactions in flight"
+        );
     }
     Ok(())
 }
@@ -347,7 +359,17 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Warns when the config file holds a written-out secret and others may read it.
+fn warn_if_exposed(path: &std::path::Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    if let Some(w) = crate::config::secret_exposure(path, &text) {
+        tracing::warn!("{w}");
+        eprintln!("warning: {w}");
+    }
+}
+
 async fn check_config(file: &std::path::Path) -> Result<()> {
+    warn_if_exposed(file);
     let r = Config::load(file).with_context(|| format!("invalid config {}", file.display()))?;
     let metrics = Metrics::new(prometheus::Registry::new());
     App::build(r.clone(), metrics).context("config is valid but switchyard could not use it")?;

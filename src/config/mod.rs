@@ -117,6 +117,12 @@ pub struct ProxyConfig {
     /// On SIGTERM/Ctrl-C: new transactions are held and those in flight get this long to
     /// finish before the process exits.
     pub shutdown_grace: Dur,
+    /// A query whose server sends nothing for this long is cancelled, its server
+    /// connection discarded, and the client told (57014). Off when unset.
+    pub query_timeout: Option<Dur>,
+    /// A client that keeps a transaction open without sending anything for this long is
+    /// disconnected (25P03) and its transaction rolled back. Off when unset.
+    pub idle_transaction_timeout: Option<Dur>,
 }
 
 impl Default for ProxyConfig {
@@ -131,6 +137,8 @@ impl Default for ProxyConfig {
             pool_wait_timeout: Dur::secs(30),
             worker_threads: 0,
             shutdown_grace: Dur::secs(30),
+            query_timeout: None,
+            idle_transaction_timeout: None,
         }
     }
 }
@@ -143,6 +151,8 @@ pub struct UserConfig {
     #[serde(default)]
     pub password: String,
     pub auth: Option<AuthMethod>,
+    /// At most this many connections of this user at once (SQLSTATE 53300 beyond).
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -310,6 +320,47 @@ impl ProxyConfig {
             .map(|n| n.get())
             .unwrap_or(1);
         (cores / 2).max(1)
+    }
+}
+
+/// A warning when a config file holds a secret written out (not a `${VAR}` reference) and
+/// other users of the machine may read it.
+pub fn secret_exposure(path: &Path, text: &str) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        if mode & 0o004 == 0 {
+            return None;
+        }
+        let literal = |key: &str, v: &toml::Value| match v {
+            toml::Value::String(s) if key == "password" || key == "token" => {
+                !s.is_empty() && !s.starts_with("${")
+            }
+            toml::Value::String(s) if key == "url" => s
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split_once('@'))
+                .and_then(|(auth, _)| auth.split_once(':'))
+                .is_some_and(|(_, pw)| !pw.is_empty() && !pw.starts_with("${")),
+            _ => false,
+        };
+        let value: toml::Value = toml::from_str(text).ok()?;
+        if any_secret(&value, "", &literal) {
+            return Some(format!(
+                "{} holds a password or token and is readable by every user (mode {:o}); chmod 600 it, or move the secrets to ${{VAR}} references",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    None
+}
+
+fn any_secret(v: &toml::Value, key: &str, literal: &dyn Fn(&str, &toml::Value) -> bool) -> bool {
+    match v {
+        toml::Value::Table(t) => t.iter().any(|(k, v)| any_secret(v, k, literal)),
+        toml::Value::Array(a) => a.iter().any(|v| any_secret(v, key, literal)),
+        other => literal(key, other),
     }
 }
 

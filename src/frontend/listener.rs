@@ -78,7 +78,7 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
             return;
         }
     };
-    let session = match login::login(&shared, client, msg).await {
+    let session = match login::login(&shared, client, msg, peer.ip()).await {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(%peer, error = %e, "login failed");

@@ -55,6 +55,7 @@ pub async fn login(
     shared: &Arc<Shared>,
     mut client: ClientStream,
     startup: StartupMessage,
+    peer: std::net::IpAddr,
 ) -> Result<Session, LoginError> {
     let mut buf = BytesMut::new();
     let user = startup.get("user").unwrap_or_default().to_string();
@@ -79,13 +80,34 @@ pub async fn login(
                 .auth_failures
                 .with_label_values(&[AuthError::method_label(method)])
                 .inc();
-            tracing::info!(user = %user, error = %e, "client authentication failed");
+            let delay = shared.auth_throttle.failed(peer);
+            tracing::info!(user = %user, %peer, delay_ms = delay.as_millis() as u64, error = %e, "client authentication failed");
+            // Repeated failures from one address are answered more and more slowly.
+            tokio::time::sleep(delay).await;
             if let Some(err) = LoginError::from(e).to_client() {
                 wire::send_error(&mut client, &err).await;
             }
             return Err(LoginError::Auth(AuthError::Failed(user)));
         }
     }
+    shared.auth_throttle.succeeded(peer);
+    let slot = match shared.users.get(&user) {
+        Some(u) => match u.open.take(u.max_connections) {
+            Some(slot) => Some(slot),
+            None => {
+                let err = ErrorFields::fatal(
+                    sqlstate::TOO_MANY_CONNECTIONS,
+                    format!("too many connections for user \"{user}\""),
+                )
+                .with_hint("raise max_connections of this user in [[users]]");
+                wire::send_error(&mut client, &err).await;
+                return Err(LoginError::Backend(format!(
+                    "user {user} is at max_connections"
+                )));
+            }
+        },
+        None => None,
+    };
     let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
     let settings = SessionParams::new(params::startup_settings(&startup.params));
     let relay = Relay::new(id, settings, shared.proxy.max_message_size);
@@ -105,7 +127,9 @@ pub async fn login(
     build::backend_key_data(&mut out, cancel.pid, cancel.slot.secret);
     build::ready_for_query(&mut out, TxStatus::Idle);
     wire::send(&mut client, &out).await?;
-    Ok(Session::new(shared.clone(), client, buf, relay, cancel, id))
+    let mut session = Session::new(shared.clone(), client, buf, relay, cancel, id);
+    session.user_slot = slot;
+    Ok(session)
 }
 
 /// Takes a server connection, applies the client's startup settings to it, and returns

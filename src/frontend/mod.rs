@@ -7,6 +7,7 @@
 //! - [`login`]: greeting with the server's parameters.
 //! - [`session`]: the relay loop; [`reset`]: cleanup after a vanished client.
 //! - [`cancel`]: proxy-issued cancel keys.
+//! - [`throttle`]: slowing repeated login failures; per-user connection counts.
 
 pub mod auth;
 pub mod cancel;
@@ -15,5 +16,6 @@ pub mod login;
 pub mod reset;
 pub mod session;
 pub mod startup;
+pub mod throttle;
 pub mod users;
 pub mod wire;

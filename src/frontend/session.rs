@@ -11,7 +11,7 @@ use super::cancel::{CancelHandle, CancelTarget};
 use crate::app::Shared;
 use crate::config::PoolerMode;
 use crate::protocol::build::ErrorFields;
-use crate::protocol::{fe, framing, sqlstate};
+use crate::protocol::{TxStatus, fe, framing, sqlstate};
 use crate::relay::expect::Expect;
 use crate::relay::pump::{self, Event, Out, PumpError, Sides};
 use crate::relay::{Relay, RelayError, Step, params};
@@ -37,6 +37,8 @@ pub struct Session {
     pub id: u64,
     client_dirty: bool,
     server_dirty: bool,
+    /// This user's connection slot (`[[users]] max_connections`), held until the end.
+    pub user_slot: Option<super::throttle::UserSlot>,
 }
 
 impl Session {
@@ -58,6 +60,7 @@ impl Session {
             id,
             client_dirty: false,
             server_dirty: false,
+            user_slot: None,
         }
     }
 
@@ -79,7 +82,8 @@ impl Session {
             }
             self.maybe_release();
             let has_pending = self.has_complete_message();
-            let event = {
+            let limit = self.timeout_now();
+            let step = {
                 let server = self.held.as_mut().map(|h| {
                     let conn = &mut *h.conn;
                     (
@@ -102,7 +106,19 @@ impl Session {
                     read_client: true,
                     wake_on_drain: has_pending,
                 })
-                .await
+            };
+            let event = match limit {
+                None => step.await,
+                Some((limit, kind)) => match tokio::time::timeout(limit, step).await {
+                    Ok(e) => e,
+                    Err(_) => match kind {
+                        Timeout::Query => {
+                            self.query_timed_out(limit);
+                            continue;
+                        }
+                        Timeout::IdleTransaction => return self.idle_timed_out(limit).await,
+                    },
+                },
             };
             match event {
                 Ok(Event::ClientData) | Ok(Event::Idle) => {}
@@ -123,6 +139,76 @@ impl Session {
                 Err(PumpError::Server(e)) => self.server_lost(&e.to_string()),
             }
         }
+    }
+
+    /// Which timeout applies while waiting now: the server owes an answer (query), or the
+    /// client sits in an open transaction (idle in transaction).
+    fn timeout_now(&self) -> Option<(std::time::Duration, Timeout)> {
+        self.held.as_ref()?;
+        let p = &self.shared.proxy;
+        if self.relay.busy() {
+            p.query_timeout.map(|d| (d.0, Timeout::Query))
+        } else if self.relay.status != TxStatus::Idle {
+            p.idle_transaction_timeout
+                .map(|d| (d.0, Timeout::IdleTransaction))
+        } else {
+            None
+        }
+    }
+
+    /// The server said nothing for `proxy.query_timeout`: cancel the query, discard the
+    /// connection, and answer the client with 57014.
+    fn query_timed_out(&mut self, limit: std::time::Duration) {
+        let Some(mut held) = self.held.take() else {
+            return;
+        };
+        held.conn.broken = true;
+        self.shared
+            .metrics
+            .errors
+            .with_label_values(&["query_timeout"])
+            .inc();
+        tracing::warn!(session = self.id, backend = %held.backend.name, timeout_ms = limit.as_millis() as u64, "query timed out; cancelling it and discarding its server connection");
+        if let Some(key) = held.conn.key {
+            let backend = held.backend.clone();
+            tokio::spawn(async move {
+                let _ = backend.cancel(key).await;
+            });
+        }
+        let err = ErrorFields::error(
+            sqlstate::QUERY_CANCELED,
+            format!(
+                "canceling statement: the server sent nothing for {} ms (proxy.query_timeout)",
+                limit.as_millis()
+            ),
+        );
+        self.relay.abandon_server(err);
+        self.relay.server_out.clear();
+        self.cancel.slot.set(None);
+    }
+
+    /// The client kept a transaction open and idle for `proxy.idle_transaction_timeout`:
+    /// tell it and end the session (cleanup rolls the transaction back).
+    async fn idle_timed_out(&mut self, limit: std::time::Duration) -> Result<(), SessionError> {
+        self.shared
+            .metrics
+            .errors
+            .with_label_values(&["idle_transaction_timeout"])
+            .inc();
+        tracing::info!(
+            session = self.id,
+            "idle-in-transaction timeout; closing the client"
+        );
+        let err = ErrorFields::fatal(
+            sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
+            format!(
+                "terminating connection: idle in transaction for {} ms (proxy.idle_transaction_timeout)",
+                limit.as_millis()
+            ),
+        );
+        self.relay.fatal(&err);
+        let _ = self.flush_client().await;
+        Ok(())
     }
 
     fn has_complete_message(&self) -> bool {
@@ -294,4 +380,11 @@ async fn apply_settings_alone(held: &mut Held, sql: &str) -> Result<(), ErrorFie
             ))
         }
     }
+}
+
+/// The timeouts a session enforces itself.
+#[derive(Debug, Clone, Copy)]
+enum Timeout {
+    Query,
+    IdleTransaction,
 }

@@ -54,6 +54,9 @@ pub struct UserCred {
     pub scram: Option<ScramSecret>,
     /// The hex digest of md5(password || user), without the `md5` prefix.
     pub md5: Option<String>,
+    pub max_connections: Option<usize>,
+    /// Connections of this user open now.
+    pub open: super::throttle::UserCount,
 }
 
 /// All configured users. Empty means trust (allowed on loopback only).
@@ -83,7 +86,16 @@ impl UserStore {
                 }
                 _ => None,
             };
-            map.insert(u.name.clone(), UserCred { method, scram, md5 });
+            map.insert(
+                u.name.clone(),
+                UserCred {
+                    method,
+                    scram,
+                    md5,
+                    max_connections: u.max_connections,
+                    open: Default::default(),
+                },
+            );
         }
         UserStore { users: map }
     }

@@ -200,6 +200,16 @@ impl Relay {
     /// The server connection died. Tells the client, answers what was in flight, and
     /// emulates an aborted transaction if one was open.
     pub fn server_lost(&mut self, backend: &str, reason: &str) {
+        let err = ErrorFields::error(
+            sqlstate::CONNECTION_FAILURE,
+            format!("server connection to backend \"{backend}\" was lost: {reason}"),
+        );
+        self.abandon_server(err);
+    }
+
+    /// The server connection is being given up (lost, or timed out): answers what was in
+    /// flight with `err` and emulates an aborted transaction if one was open.
+    pub fn abandon_server(&mut self, err: ErrorFields) {
         let in_tx = self.status != TxStatus::Idle;
         let outstanding = self.busy();
         let was_unsynced = self.unsynced;
@@ -209,11 +219,7 @@ impl Relay {
         let readies = self.queue.readies_pending();
         self.queue.clear();
         self.portal_effects.clear();
-        let err = ErrorFields::error(
-            sqlstate::CONNECTION_FAILURE,
-            format!("server connection to backend \"{backend}\" was lost: {reason}"),
-        )
-        .with_detail(if in_tx {
+        let err = err.with_detail(if in_tx {
             "The transaction was rolled back by the server."
         } else {
             "The statement may or may not have completed."

@@ -57,10 +57,16 @@ fn sigterm_lets_the_open_transaction_finish() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "did not exit after its transaction ended");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "did not exit after its transaction ended"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}");
-    assert!(start.elapsed() < Duration::from_secs(5), "waited the whole grace period");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "waited the whole grace period"
+    );
     assert_eq!(pg.psql_db("app", "SELECT count(*) FROM t").trim(), "2");
 }

@@ -5,6 +5,7 @@
 pub mod bouncer;
 pub mod certs;
 pub mod cluster;
+pub mod faulty;
 pub mod proxy;
 pub mod raw;
 
