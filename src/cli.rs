@@ -247,7 +247,7 @@ async fn run_live(from: String, to: String, force: bool, parallel: usize) -> Res
         to_url: to,
         force,
         max_lag_rows: u64::MAX,
-        batch: 5_000,
+        batch: 10_000,
         parallel,
     };
     let metrics = Metrics::new(prometheus::Registry::new());

@@ -48,7 +48,7 @@ fn spec(shared: &Shared, req: &StartReq) -> Result<LiveSpec, String> {
         to_url: url(&req.to)?,
         force: req.force,
         max_lag_rows: shared.switcher.config.max_lag_rows,
-        batch: 5_000,
+        batch: 10_000,
         parallel: 2,
     })
 }

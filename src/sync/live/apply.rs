@@ -89,12 +89,13 @@ pub async fn apply_round(
     to: &mut Side,
     tables: &[Table],
     limit: usize,
-) -> Result<usize, SyncError> {
+    after: i64,
+) -> Result<(usize, i64), SyncError> {
     let started = std::time::Instant::now();
-    let entries = read_entries(from, limit).await?;
-    if entries.is_empty() {
-        return Ok(0);
-    }
+    let entries = read_entries(from, limit, after).await?;
+    let Some(last) = entries.last().map(|e| e.id) else {
+        return Ok((0, after));
+    };
     let read_ms = started.elapsed().as_secs_f64() * 1e3;
     let grouped = group(&entries);
     let ordered: Vec<&Table> = tables
@@ -164,7 +165,7 @@ pub async fn apply_round(
         total_ms = started.elapsed().as_secs_f64() * 1e3,
         "live sync round"
     );
-    Ok(entries.len())
+    Ok((entries.len(), last))
 }
 
 fn ctx(table: &str) -> impl Fn(tokio_postgres::Error) -> SyncError + '_ {

@@ -81,7 +81,9 @@ impl LiveSync {
         };
         let mut entries = 0u64;
         for _ in 0..MAX_CATCH_UP_ROUNDS {
-            let n = apply::apply_round(src, dst, &self.tables, self.spec.batch.max(10_000)).await?;
+            // From the start of the changelog: nothing writes now, so this sees everything.
+            let (n, _) =
+                apply::apply_round(src, dst, &self.tables, self.spec.batch.max(10_000), 0).await?;
             if n == 0 {
                 break;
             }
@@ -95,6 +97,8 @@ impl LiveSync {
         }
         let seqs = sequences::carry(src, dst, &self.tables).await?;
         self.forward.store(!forward, Ordering::SeqCst);
+        // The other side's changelog has ids of its own.
+        s.cursor = 0;
         self.metrics.sync_applied.inc_by(entries);
         let (source, target) = self.direction();
         Ok(CatchUp {

@@ -48,7 +48,15 @@ pub struct LiveSpec {
 struct Sides {
     a: Side,
     b: Side,
+    /// Highest changelog id applied in the current direction: rounds read above it.
+    cursor: i64,
+    rounds: u64,
 }
+
+/// Every this many rounds, one reads the changelog from its start: an id is taken when a
+/// change is captured but becomes visible at commit, so a slow transaction's entries can
+/// appear below the cursor.
+const FULL_SCAN_EVERY: u64 = 16;
 
 /// A running live sync.
 pub struct LiveSync {
@@ -100,7 +108,12 @@ impl LiveSync {
             spec,
             tables,
             source_id: opened.id,
-            sides: tokio::sync::Mutex::new(Sides { a, b }),
+            sides: tokio::sync::Mutex::new(Sides {
+                a,
+                b,
+                cursor: 0,
+                rounds: 0,
+            }),
             forward: AtomicBool::new(true),
             stop,
             metrics,
@@ -209,7 +222,7 @@ impl LiveSync {
         let mut stop = self.stop.subscribe();
         let mut refreshed = std::time::Instant::now();
         while !*stop.borrow() {
-            match self.round().await {
+            match self.round(false).await {
                 Ok(n) if n > 0 => {
                     self.metrics.sync_applied.inc_by(n as u64);
                     self.update(|s| s.applied_total += n as u64);
@@ -244,7 +257,7 @@ impl LiveSync {
     /// made before the stop (bounded: at most 100 rounds).
     async fn final_rounds(&self) {
         for _ in 0..100 {
-            match self.round().await {
+            match self.round(true).await {
                 Ok(0) => break,
                 Ok(n) => {
                     self.metrics.sync_applied.inc_by(n as u64);
@@ -268,16 +281,25 @@ impl LiveSync {
     }
 
     /// One apply round in the current direction, reconnecting lost PostgreSQL sides.
-    async fn round(&self) -> Result<usize, SyncError> {
+    /// `full` reads from the start of the changelog instead of the cursor.
+    async fn round(&self, full: bool) -> Result<usize, SyncError> {
         let mut guard = self.sides.lock().await;
         self.reconnect(&mut guard).await?;
         let s = &mut *guard;
+        s.rounds += 1;
+        let after = if full || s.rounds.is_multiple_of(FULL_SCAN_EVERY) {
+            0
+        } else {
+            s.cursor
+        };
         let (src, dst) = if self.forward.load(Ordering::SeqCst) {
             (&s.a, &mut s.b)
         } else {
             (&s.b, &mut s.a)
         };
-        apply::apply_round(src, dst, &self.tables, self.spec.batch).await
+        let (n, last) = apply::apply_round(src, dst, &self.tables, self.spec.batch, after).await?;
+        s.cursor = s.cursor.max(last);
+        Ok(n)
     }
 
     async fn reconnect(&self, s: &mut Sides) -> Result<(), SyncError> {

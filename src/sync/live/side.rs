@@ -60,11 +60,13 @@ pub(super) fn rows_of(msgs: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>>
 }
 
 /// Pending entries (oldest first), at most `limit`.
-pub async fn read_entries(side: &Side, limit: usize) -> Result<Vec<Entry>, SyncError> {
+/// Up to `limit` captured changes with an id above `after`, oldest first. Reading from a
+/// cursor skips the dead entries left at the head of the changelog by earlier rounds.
+pub async fn read_entries(side: &Side, limit: usize, after: i64) -> Result<Vec<Entry>, SyncError> {
     match side {
         Side::Postgres(c) => {
             let sql = format!(
-                "SELECT id::text, tbl, pk::text, op::text FROM switchyard.changelog ORDER BY id LIMIT {limit}"
+                "SELECT id::text, tbl, pk::text, op::text FROM switchyard.changelog WHERE id > {after} ORDER BY id LIMIT {limit}"
             );
             Ok(rows_of(c.simple_query(&sql).await.map_err(pgerr)?)
                 .into_iter()
@@ -85,11 +87,11 @@ pub async fn read_entries(side: &Side, limit: usize) -> Result<Vec<Entry>, SyncE
                 let c = open_sqlite(&path)?;
                 let mut s = c
                     .prepare(
-                        "SELECT id, tbl, pk, op FROM _switchyard_changelog ORDER BY id LIMIT ?1",
+                        "SELECT id, tbl, pk, op FROM _switchyard_changelog WHERE id > ?2 ORDER BY id LIMIT ?1",
                     )
                     .map_err(sqlerr)?;
                 let out = s
-                    .query_map([limit as i64], |r| {
+                    .query_map([limit as i64, after], |r| {
                         let k: String = r.get(2)?;
                         Ok(Entry {
                             id: r.get(0)?,
