@@ -57,7 +57,7 @@ start_bouncer() {
 listen_addr = 127.0.0.1
 listen_port = $BOUNCER_PORT
 unix_socket_dir = $dir
-auth_type = plain
+auth_type = ${BOUNCER_AUTH:-plain}
 auth_file = $dir/users.txt
 pool_mode = $2
 default_pool_size = $3
@@ -85,9 +85,7 @@ listen = "127.0.0.1:$SY_PORT"
 ${SY_PROXY_EXTRA:-}
 [admin]
 listen = "127.0.0.1:$admin"
-[[users]]
-name = "app"
-password = "secret"
+$([ "${SY_USERS:-}" = none ] || printf '[[users]]\nname = "app"\npassword = "secret"')
 [backends.main]
 url = "$1"
 pool_size = $2

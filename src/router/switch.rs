@@ -36,6 +36,9 @@ pub trait SwitchHook: Send + Sync {
         from: &'a Backend,
         to: &'a Backend,
     ) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Runs once the switch is over, whichever way it ended.
+    fn finished(&self) {}
 }
 
 /// Where the switch machinery is right now.
@@ -214,6 +217,9 @@ impl Switcher {
         let result = self
             .run_steps(router, metrics, &from, &target, &mut rec)
             .await;
+        if let Some(hook) = self.hook.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            hook.finished();
+        }
         self.set_state(SwitchState::Serving, metrics);
         if let Err(e) = result {
             rec.error = Some(e);

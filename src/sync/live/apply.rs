@@ -84,6 +84,28 @@ pub(super) fn key_text(k: &Json) -> String {
 }
 
 /// Applies one batch of changes from `from` to `to`. Returns how many entries it applied.
+/// A round read from `after`, and when it fails (a child whose parent committed late below
+/// the cursor breaks a foreign key), the same round again from the start of the changelog.
+/// Rounds are idempotent and applied in one target transaction, so the retry is safe.
+pub async fn apply_round_from(
+    from: &Side,
+    to: &mut Side,
+    tables: &[Table],
+    limit: usize,
+    after: i64,
+) -> Result<(usize, i64), SyncError> {
+    if after == 0 {
+        return apply_round(from, to, tables, limit, 0).await;
+    }
+    match apply_round(from, to, tables, limit, after).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            tracing::debug!(error = %e, "round from the cursor failed; retrying from the start");
+            apply_round(from, to, tables, limit, 0).await
+        }
+    }
+}
+
 pub async fn apply_round(
     from: &Side,
     to: &mut Side,

@@ -42,17 +42,22 @@ impl LiveSync {
                 from.name
             ));
         }
-        let s = tokio::time::timeout(LOCK_WAIT, self.sides.lock())
+        let mut s = tokio::time::timeout(LOCK_WAIT, self.sides.lock())
             .await
             .map_err(|_| {
                 "live sync is busy applying a large batch; try again in a moment".to_string()
             })?;
-        let src = if self.forward.load(Ordering::SeqCst) {
-            &s.a
-        } else {
-            &s.b
-        };
+        let forward = self.forward.load(Ordering::SeqCst);
+        let src = if forward { &s.a } else { &s.b };
         let (pending, age) = side::backlog(src).await.map_err(|e| e.to_string())?;
+        if pending <= self.spec.max_lag_rows {
+            // Hold the apply loop until the switch is over, and drain the backlog now,
+            // before the pause, so that only the last moments' changes are left for it.
+            self.quiet.store(true, Ordering::SeqCst);
+            self.pre_catch_up(&mut s, forward)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         drop(s);
         self.update(|st| {
             st.pending_changes = pending;
@@ -63,6 +68,26 @@ impl LiveSync {
                 "live sync lag is {pending} changes (oldest {age:.1} s), above switch.max_lag_rows = {}; wait for it to catch up so the pause stays short",
                 self.spec.max_lag_rows
             ));
+        }
+        Ok(())
+    }
+
+    /// Applies rounds above the cursor until one finds little left (clients still write).
+    async fn pre_catch_up(&self, s: &mut super::Sides, forward: bool) -> Result<(), SyncError> {
+        let (src, dst) = if forward {
+            (&s.a, &mut s.b)
+        } else {
+            (&s.b, &mut s.a)
+        };
+        for _ in 0..20 {
+            let (n, last) =
+                apply::apply_round_from(src, dst, &self.tables, self.spec.batch, s.cursor).await?;
+            s.cursor = s.cursor.max(last);
+            self.metrics.sync_applied.inc_by(n as u64);
+            self.update(|st| st.applied_total += n as u64);
+            if n < 500 {
+                break;
+            }
         }
         Ok(())
     }
@@ -80,20 +105,28 @@ impl LiveSync {
             (&s.b, &mut s.a)
         };
         let mut entries = 0u64;
+        // Above the cursor first; then, since nothing writes now, one pass from the start
+        // of the changelog finds what committed late below it. Done when that pass is empty.
+        let mut full = false;
+        let mut clean = false;
         for _ in 0..MAX_CATCH_UP_ROUNDS {
-            // From the start of the changelog: nothing writes now, so this sees everything.
-            let (n, _) =
-                apply::apply_round(src, dst, &self.tables, self.spec.batch.max(10_000), 0).await?;
-            if n == 0 {
+            let after = if full { 0 } else { s.cursor };
+            let (n, last) =
+                apply::apply_round_from(src, dst, &self.tables, self.spec.batch.max(10_000), after)
+                    .await?;
+            s.cursor = s.cursor.max(last);
+            entries += n as u64;
+            if n == 0 && full {
+                clean = true;
                 break;
             }
-            entries += n as u64;
+            full = n == 0;
         }
-        let (left, _) = side::backlog(src).await?;
-        if left > 0 {
-            return Err(SyncError::Refused(format!(
-                "{left} changes still pending after the catch-up; something keeps writing to the old side"
-            )));
+        if !clean {
+            return Err(SyncError::Refused(
+                "changes still pending after the catch-up; something keeps writing to the old side"
+                    .into(),
+            ));
         }
         let seqs = sequences::carry(src, dst, &self.tables).await?;
         self.forward.store(!forward, Ordering::SeqCst);
@@ -135,6 +168,7 @@ impl SwitchHook for LiveSync {
                 return Ok(());
             }
             let done = self.catch_up().await.map_err(|e| e.to_string())?;
+            self.quiet.store(false, Ordering::SeqCst);
             tracing::info!(from = %done.from, to = %done.to, entries = done.entries, apply_ms = done.apply_ms, sequences = done.sequences, "live sync caught up inside the pause; direction reversed");
             let (source, target) = self.direction();
             let (source, target) = (source.to_string(), target.to_string());
@@ -148,5 +182,9 @@ impl SwitchHook for LiveSync {
             });
             Ok(())
         })
+    }
+
+    fn finished(&self) {
+        self.quiet.store(false, Ordering::SeqCst);
     }
 }

@@ -66,6 +66,9 @@ pub struct LiveSync {
     sides: tokio::sync::Mutex<Sides>,
     /// True while `a` is the source.
     forward: AtomicBool,
+    /// Set by a switch's preflight until the switch ends: the apply loop holds off, so the
+    /// catch-up inside the pause never waits for a round in progress.
+    quiet: AtomicBool,
     status: Mutex<LiveStatus>,
     stop: watch::Sender<bool>,
     metrics: Metrics,
@@ -115,6 +118,7 @@ impl LiveSync {
                 rounds: 0,
             }),
             forward: AtomicBool::new(true),
+            quiet: AtomicBool::new(false),
             stop,
             metrics,
         });
@@ -222,6 +226,10 @@ impl LiveSync {
         let mut stop = self.stop.subscribe();
         let mut refreshed = std::time::Instant::now();
         while !*stop.borrow() {
+            if self.quiet.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
             match self.round(false).await {
                 Ok(n) if n > 0 => {
                     self.metrics.sync_applied.inc_by(n as u64);
@@ -297,7 +305,8 @@ impl LiveSync {
         } else {
             (&s.b, &mut s.a)
         };
-        let (n, last) = apply::apply_round(src, dst, &self.tables, self.spec.batch, after).await?;
+        let (n, last) =
+            apply::apply_round_from(src, dst, &self.tables, self.spec.batch, after).await?;
         s.cursor = s.cursor.max(last);
         Ok(n)
     }
