@@ -181,6 +181,9 @@ pub async fn apply_round(
     let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
     delete_entries(from, &ids).await?;
     tracing::debug!(
+        after,
+        first = entries.first().map(|e| e.id).unwrap_or(0),
+        last,
         entries = entries.len(),
         read_ms,
         applied_ms,

@@ -59,14 +59,15 @@ pub(super) fn rows_of(msgs: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>>
         .collect()
 }
 
-/// Pending entries (oldest first), at most `limit`.
 /// Up to `limit` captured changes with an id above `after`, oldest first. Reading from a
 /// cursor skips the dead entries left at the head of the changelog by earlier rounds.
 pub async fn read_entries(side: &Side, limit: usize, after: i64) -> Result<Vec<Entry>, SyncError> {
     match side {
         Side::Postgres(c) => {
+            // Qualified: a bare `ORDER BY id` would sort by the output column `id::text`,
+            // as text ("10" before "9").
             let sql = format!(
-                "SELECT id::text, tbl, pk::text, op::text FROM switchyard.changelog WHERE id > {after} ORDER BY id LIMIT {limit}"
+                "SELECT c.id::text, c.tbl, c.pk::text, c.op::text FROM switchyard.changelog c WHERE c.id > {after} ORDER BY c.id LIMIT {limit}"
             );
             Ok(rows_of(c.simple_query(&sql).await.map_err(pgerr)?)
                 .into_iter()
