@@ -62,6 +62,7 @@ auth_file = $dir/users.txt
 pool_mode = $2
 default_pool_size = $3
 max_client_conn = 20000
+listen_backlog = 4096
 ignore_startup_parameters = extra_float_digits,options
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
