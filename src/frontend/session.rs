@@ -159,15 +159,9 @@ impl Session {
     /// The server said nothing for `proxy.query_timeout`: cancel the query, discard the
     /// connection, and answer the client with 57014.
     fn query_timed_out(&mut self, limit: std::time::Duration) {
-        let Some(mut held) = self.held.take() else {
+        let Some(held) = self.discard_held("query_timeout") else {
             return;
         };
-        held.conn.broken = true;
-        self.shared
-            .metrics
-            .errors
-            .with_label_values(&["query_timeout"])
-            .inc();
         tracing::warn!(session = self.id, backend = %held.backend.name, timeout_ms = limit.as_millis() as u64, "query timed out; cancelling it and discarding its server connection");
         if let Some(key) = held.conn.key {
             let backend = held.backend.clone();
@@ -184,7 +178,16 @@ impl Session {
         );
         self.relay.abandon_server(err);
         self.relay.server_out.clear();
+    }
+
+    /// Gives up the server connection in use (it will be closed, not pooled), counting
+    /// why under `switchyard_errors_total{kind}`.
+    fn discard_held(&mut self, kind: &'static str) -> Option<Held> {
+        let mut held = self.held.take()?;
+        held.conn.broken = true;
+        self.shared.metrics.errors.with_label_values(&[kind]).inc();
         self.cancel.slot.set(None);
+        Some(held)
     }
 
     /// The client kept a transaction open and idle for `proxy.idle_transaction_timeout`:
@@ -319,17 +322,10 @@ impl Session {
 
     /// The server connection died: tell the client and drop the connection.
     fn server_lost(&mut self, reason: &str) {
-        if let Some(mut held) = self.held.take() {
-            held.conn.broken = true;
-            self.shared
-                .metrics
-                .errors
-                .with_label_values(&["server_lost"])
-                .inc();
+        if let Some(held) = self.discard_held("server_lost") {
             tracing::warn!(session = self.id, backend = %held.backend.name, reason, "server connection lost");
             self.relay.server_lost(&held.backend.name, reason);
             self.relay.server_out.clear();
-            self.cancel.slot.set(None);
         }
     }
 

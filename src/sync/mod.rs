@@ -23,6 +23,7 @@ pub mod sequences;
 pub mod sqlite_read;
 pub mod sqlite_schema;
 pub mod verify;
+mod verify_rows;
 
 use std::path::PathBuf;
 

@@ -83,7 +83,6 @@ pub(super) fn key_text(k: &Json) -> String {
     key_parts(k).join("\u{1}")
 }
 
-/// Applies one batch of changes from `from` to `to`. Returns how many entries it applied.
 /// A round read from `after`, and when it fails (a child whose parent committed late below
 /// the cursor breaks a foreign key), the same round again from the start of the changelog.
 /// Rounds are idempotent and applied in one target transaction, so the retry is safe.
@@ -106,6 +105,8 @@ pub async fn apply_round_from(
     }
 }
 
+/// Applies one batch of changes from `from` to `to`, read above id `after`. Returns how
+/// many entries it applied and the highest id among them.
 pub async fn apply_round(
     from: &Side,
     to: &mut Side,

@@ -1,0 +1,287 @@
+//! Where `switchyard verify` gets its rows: each side is read on a task of its own
+//! (PostgreSQL through COPY inside a read-only snapshot, SQLite on a blocking thread), in
+//! primary-key order, normalised into chunks of one buffer each, and handed over a channel.
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use super::backfill::Source;
+use super::normalize::{self, Norm};
+use super::schema::{Table, column_list, q};
+use super::verify::{CHUNK, SEP};
+use super::{SyncError, pg_error, pgconn, sqlite_read};
+
+/// One row inside a chunk's buffer: its key (canonical) and its cheap form.
+#[derive(Clone, Copy)]
+pub(super) struct RowRef {
+    pub(super) key: (u32, u32),
+    pub(super) text: (u32, u32),
+    pub(super) num: Option<i64>,
+}
+
+/// Normalised rows, stored in one buffer per chunk (no allocation per row or value).
+#[derive(Default)]
+pub(super) struct Chunk {
+    pub(super) buf: String,
+    pub(super) rows: Vec<RowRef>,
+}
+
+impl Chunk {
+    pub(super) fn text(&self, r: &RowRef) -> &str {
+        &self.buf[r.text.0 as usize..r.text.1 as usize]
+    }
+
+    pub(super) fn key(&self, r: &RowRef) -> &str {
+        &self.buf[r.key.0 as usize..r.key.1 as usize]
+    }
+
+    /// Finishes the row whose fields start at `starts`: appends its canonical key.
+    pub(super) fn finish_row(
+        &mut self,
+        starts: &[usize],
+        pk: &[usize],
+        norms: &[Norm],
+        numeric_key: bool,
+    ) {
+        let start = starts.first().copied().unwrap_or(self.buf.len());
+        let end = self.buf.len();
+        let field = |i: usize| -> (usize, usize) {
+            let a = starts[i];
+            let b = starts.get(i + 1).map(|n| n - SEP.len_utf8()).unwrap_or(end);
+            (a, b)
+        };
+        let key_start = self.buf.len();
+        for (n, &i) in pk.iter().enumerate() {
+            if n > 0 {
+                self.buf.push(SEP);
+            }
+            let (a, b) = field(i);
+            if matches!(norms[i], Norm::Text) || numeric_key {
+                self.buf.extend_from_within(a..b);
+            } else {
+                let c = normalize::canonical(&self.buf[a..b], norms[i]);
+                self.buf.push_str(&c);
+            }
+        }
+        let key_end = self.buf.len();
+        let num = if numeric_key {
+            self.buf[key_start..key_end].parse().ok()
+        } else {
+            None
+        };
+        self.rows.push(RowRef {
+            key: (key_start as u32, key_end as u32),
+            text: (start as u32, end as u32),
+            num,
+        });
+    }
+}
+
+pub(super) fn is_integer(pg_type: &str) -> bool {
+    matches!(
+        pg_type.split('(').next().unwrap_or("").trim(),
+        "bigint" | "integer" | "smallint"
+    )
+}
+
+/// Streams a SQLite table's normalised rows in key order.
+pub(super) fn sqlite_rows(
+    path: std::path::PathBuf,
+    t: Table,
+    tx: mpsc::Sender<Result<Chunk, SyncError>>,
+) {
+    let run = || -> Result<(), SyncError> {
+        let conn = sqlite_read::open(&path)?;
+        let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+        let order = if t.pk.is_empty() {
+            String::new()
+        } else {
+            format!(" ORDER BY {}", column_list(&t.pk))
+        };
+        let mut stmt = conn
+            .prepare(&format!("SELECT {cols} FROM {}{order}", q(&t.name)))
+            .map_err(|e| SyncError::Source(e.to_string()))?;
+        let norms: Vec<Norm> = t.columns.iter().map(|c| Norm::of(&c.pg_type)).collect();
+        let (pk, numeric_key) = key_shape(&t);
+        let mut rows = stmt
+            .query([])
+            .map_err(|e| SyncError::Source(e.to_string()))?;
+        let mut chunk = Chunk::default();
+        let mut starts = Vec::with_capacity(norms.len());
+        while let Some(r) = rows.next().map_err(|e| SyncError::Source(e.to_string()))? {
+            starts.clear();
+            for (i, norm) in norms.iter().enumerate() {
+                if i > 0 {
+                    chunk.buf.push(SEP);
+                }
+                starts.push(chunk.buf.len());
+                let v = r.get_ref(i).map_err(|e| SyncError::Source(e.to_string()))?;
+                normalize::write_sqlite_cheap(&mut chunk.buf, v, *norm);
+            }
+            chunk.finish_row(&starts, &pk, &norms, numeric_key);
+            if chunk.rows.len() == CHUNK
+                && tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err()
+            {
+                return Ok(());
+            }
+        }
+        if !chunk.rows.is_empty() {
+            let _ = tx.blocking_send(Ok(chunk));
+        }
+        Ok(())
+    };
+    if let Err(e) = run() {
+        let _ = tx.blocking_send(Err(e));
+    }
+}
+
+pub(super) fn key_shape(t: &Table) -> (Vec<usize>, bool) {
+    let pk = t.pk_positions();
+    let numeric = pk.len() == 1 && is_integer(&t.columns[pk[0]].pg_type);
+    (pk, numeric)
+}
+
+/// Streams a PostgreSQL table's normalised rows in key order (COPY text format).
+pub(super) async fn pg_rows(
+    c: Client,
+    t: Table,
+    tx: mpsc::Sender<Result<Chunk, SyncError>>,
+    target: bool,
+) {
+    let wrap = |e: tokio_postgres::Error| {
+        if target {
+            SyncError::Target(pg_error(&e))
+        } else {
+            SyncError::Source(pg_error(&e))
+        }
+    };
+    let run = async {
+        let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+        let order: Vec<String> =
+            t.pk.iter()
+                .map(|k| {
+                    if t.column(k).is_some_and(|c| is_integer(&c.pg_type)) {
+                        q(k)
+                    } else {
+                        format!("{}::text COLLATE \"C\"", q(k))
+                    }
+                })
+                .collect();
+        let order = if order.is_empty() {
+            String::new()
+        } else {
+            format!(" ORDER BY {}", order.join(", "))
+        };
+        let sql = format!(
+            "COPY (SELECT {cols} FROM public.{}{order}) TO STDOUT",
+            q(&t.name)
+        );
+        // A transaction keeps tokio-postgres's named COPY statement on one server behind
+        // a transaction pooler, and gives the whole read one snapshot.
+        c.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(wrap)?;
+        let stream = c.copy_out(&sql).await.map_err(wrap)?;
+        futures::pin_mut!(stream);
+        let norms: Vec<Norm> = t.columns.iter().map(|c| Norm::of(&c.pg_type)).collect();
+        let (pk, numeric_key) = key_shape(&t);
+        let mut pending: Vec<u8> = Vec::new();
+        let mut chunk = Chunk::default();
+        let mut scratch = String::new();
+        let mut starts = Vec::with_capacity(norms.len());
+        while let Some(data) = stream.next().await {
+            pending.extend_from_slice(&data.map_err(wrap)?);
+            let mut start = 0;
+            while let Some(nl) = memchr::memchr(b'\n', &pending[start..]) {
+                let bytes = &pending[start..start + nl];
+                let line = match std::str::from_utf8(bytes) {
+                    Ok(l) => std::borrow::Cow::Borrowed(l),
+                    Err(_) => String::from_utf8_lossy(bytes),
+                };
+                start += nl + 1;
+                starts.clear();
+                let buf = &mut chunk.buf;
+                normalize::for_each_copy_field(&line, &mut scratch, |i, f| {
+                    if i > 0 {
+                        buf.push(SEP);
+                    }
+                    starts.push(buf.len());
+                    normalize::write_pg_cheap(buf, f, norms.get(i).copied().unwrap_or(Norm::Text));
+                });
+                chunk.finish_row(&starts, &pk, &norms, numeric_key);
+                if chunk.rows.len() == CHUNK
+                    && tx.send(Ok(std::mem::take(&mut chunk))).await.is_err()
+                {
+                    return Ok(());
+                }
+            }
+            pending.drain(..start);
+        }
+        if !chunk.rows.is_empty() {
+            let _ = tx.send(Ok(chunk)).await;
+        }
+        Ok::<(), SyncError>(())
+    };
+    if let Err(e) = run.await {
+        let _ = tx.send(Err(e)).await;
+    }
+    let _ = c.simple_query("COMMIT").await;
+}
+
+/// Rows of one side, one at a time.
+pub(super) struct Rows {
+    pub(super) rx: mpsc::Receiver<Result<Chunk, SyncError>>,
+    pub(super) chunk: Chunk,
+    pub(super) at: usize,
+    pub(super) count: u64,
+}
+
+impl Rows {
+    /// Advances to the next row; false at the end.
+    pub(super) async fn advance(&mut self) -> Result<bool, SyncError> {
+        self.at += 1;
+        while self.at >= self.chunk.rows.len() {
+            match self.rx.recv().await {
+                Some(c) => {
+                    self.chunk = c?;
+                    self.at = 0;
+                }
+                None => return Ok(false),
+            }
+        }
+        self.count += 1;
+        Ok(true)
+    }
+
+    pub(super) fn row(&self) -> RowRef {
+        self.chunk.rows[self.at]
+    }
+}
+
+pub(super) async fn open_rows(
+    source: &Source,
+    t: &Table,
+    target: Option<&crate::backend::url::PgTarget>,
+) -> Result<Rows, SyncError> {
+    let (tx, rx) = mpsc::channel(2);
+    match (target, source) {
+        (Some(pt), _) | (None, Source::Postgres(pt)) => {
+            let c = pgconn::connect(pt).await?;
+            c.batch_execute("SET TimeZone = 'UTC'; SET extra_float_digits = 1")
+                .await
+                .map_err(|e| SyncError::Target(pg_error(&e)))?;
+            tokio::spawn(pg_rows(c, t.clone(), tx, target.is_some()));
+        }
+        (None, Source::Sqlite(path)) => {
+            let (p, tt) = (path.clone(), t.clone());
+            tokio::task::spawn_blocking(move || sqlite_rows(p, tt, tx));
+        }
+    }
+    Ok(Rows {
+        rx,
+        chunk: Chunk::default(),
+        at: 0,
+        count: 0,
+    })
+}
