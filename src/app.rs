@@ -50,6 +50,10 @@ pub struct Shared {
     pub live: std::sync::Mutex<Option<Arc<crate::sync::live::LiveSync>>>,
     /// Recent login failures per client address.
     pub auth_throttle: crate::frontend::throttle::AuthThrottle,
+    /// The file the config came from, for reloads (unset for the embedded default).
+    pub config_path: std::sync::OnceLock<std::path::PathBuf>,
+    /// The shutdown signal, for tasks started after start-up (monitors of new backends).
+    pub shutdown: std::sync::OnceLock<watch::Receiver<bool>>,
 }
 
 /// A built proxy, not yet listening.
@@ -93,6 +97,8 @@ impl App {
             resolved: resolved.clone(),
             live: std::sync::Mutex::new(None),
             auth_throttle: Default::default(),
+            config_path: Default::default(),
+            shutdown: Default::default(),
         };
         Ok(App {
             shared: Arc::new(shared),
@@ -131,6 +137,7 @@ impl App {
         admin: Option<TcpListener>,
         shutdown: watch::Receiver<bool>,
     ) {
+        let _ = self.shared.shutdown.set(shutdown.clone());
         for b in self.shared.router.backends() {
             tokio::spawn(monitor::run(
                 b.clone(),

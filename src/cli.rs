@@ -310,7 +310,11 @@ async fn serve(config: Option<PathBuf>) -> Result<()> {
     );
     let (tx, rx) = watch::channel(false);
     let shared = app.shared.clone();
+    if let Some(p) = &config {
+        let _ = shared.config_path.set(p.clone());
+    }
     let run = tokio::spawn(app.run(listener, Some(admin), rx));
+    tokio::spawn(reload_on_sighup(shared.clone()));
     shutdown_signal().await;
     // Stop accepting, hold new transactions, let those in flight finish (bounded).
     let _ = tx.send(true);
@@ -342,6 +346,29 @@ fn first_user(r: &Resolved) -> String {
         .first()
         .map(|u| u.name.clone())
         .unwrap_or_else(|| "postgres".into())
+}
+
+/// SIGHUP re-reads the config (like `POST /reload`); a bad file is reported and ignored.
+async fn reload_on_sighup(shared: std::sync::Arc<crate::app::Shared>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match crate::reload::reload(&shared) {
+                Ok(r) => {
+                    tracing::info!(added = ?r.added, changed = ?r.changed, removed = ?r.removed, "SIGHUP: config reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: config not reloaded; the old one stays")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = shared;
 }
 
 async fn shutdown_signal() {

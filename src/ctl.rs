@@ -33,6 +33,9 @@ pub enum CtlCommand {
     },
     /// Stop the live sync apply loop (capture stays until `switchyard sync --finish`).
     SyncStop,
+    /// Re-read the config file: backends added, changed or removed without dropping
+    /// clients (the same as sending SIGHUP).
+    Reload,
     /// Exit 0 when the process answers GET /healthz (a container HEALTHCHECK).
     Health,
     /// Exit 0 when the active backend is reachable (GET /readyz).
@@ -125,6 +128,7 @@ pub async fn run(target: &Target, cmd: CtlCommand, json: bool) -> Result<()> {
             call(target, Method::POST, "/sync/start", Some(body)).await?
         }
         CtlCommand::SyncStop => call(target, Method::POST, "/sync/stop", None).await?,
+        CtlCommand::Reload => call(target, Method::POST, "/reload", None).await?,
         CtlCommand::Health => call(target, Method::GET, "/healthz", None).await?,
         CtlCommand::Ready => call(target, Method::GET, "/readyz", None).await?,
         CtlCommand::Drain { timeout } => drain(target, timeout).await?,
@@ -171,6 +175,27 @@ async fn drain(target: &Target, timeout: &str) -> Result<(u16, Value)> {
 fn render(cmd: &CtlCommand, b: &Value) -> String {
     match cmd {
         CtlCommand::Health => "alive\n".into(),
+        CtlCommand::Reload if b["ok"].as_bool() == Some(true) => {
+            let r = &b["reload"];
+            let list = |k: &str| {
+                r[k].as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            format!(
+                "reloaded: added [{}], changed [{}], removed [{}], unchanged [{}]\n  {}\n",
+                list("added"),
+                list("changed"),
+                list("removed"),
+                list("unchanged"),
+                r["note"].as_str().unwrap_or("")
+            )
+        }
         CtlCommand::Ready if b["ready"].as_bool() == Some(true) => {
             format!(
                 "ready: backend \"{}\" is reachable\n",

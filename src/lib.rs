@@ -26,6 +26,7 @@ pub mod init;
 pub mod metrics;
 pub mod protocol;
 pub mod relay;
+pub mod reload;
 pub mod router;
 pub mod stream;
 pub mod sync;

@@ -40,6 +40,7 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/resume", post(resume))
         .route("/sync/start", post(sync::start))
         .route("/sync/stop", post(sync::stop))
+        .route("/reload", post(reload))
         .with_state(shared)
 }
 
@@ -199,6 +200,16 @@ async fn pause(
         Ok(_) => Json(json!({ "ok": true, "paused": true, "timeout_ms": req.timeout_ms }))
             .into_response(),
         Err(e) => error(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+async fn reload(State(shared): AppState, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&shared, &headers) {
+        return r;
+    }
+    match crate::reload::reload(&shared) {
+        Ok(report) => Json(json!({ "ok": true, "reload": report })).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
 

@@ -90,6 +90,7 @@ pub fn view(shared: &Shared) -> StatusView {
         backends: shared
             .router
             .backends()
+            .iter()
             .map(|b| (b.name.to_string(), backend_view(b)))
             .collect(),
         last_switch: sw.last(),

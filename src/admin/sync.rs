@@ -24,11 +24,11 @@ pub struct StartReq {
 }
 
 fn spec(shared: &Shared, req: &StartReq) -> Result<LiveSpec, String> {
-    let backends = &shared.resolved.config.backends;
     let url = |name: &str| {
-        backends
+        shared
+            .router
             .get(name)
-            .map(|b| b.effective_url())
+            .map(|b| b.config.effective_url())
             .ok_or_else(|| format!("no backend named {name:?}"))
     };
     if req.from == req.to {

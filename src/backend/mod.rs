@@ -67,6 +67,9 @@ pub struct Backend {
     created: std::time::Instant,
     /// Milliseconds after `created` of the last successful checkout.
     last_checkout_ms: std::sync::atomic::AtomicU64,
+    /// Set when a reload removed or replaced this backend: its monitor stops, and it only
+    /// serves the transactions that were already on it.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Backend {
@@ -76,6 +79,15 @@ impl std::fmt::Debug for Backend {
 }
 
 impl Backend {
+    pub fn retire(&self) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Builds a backend and its (lazy) pool. Nothing is connected yet.
     pub fn new(
         name: &str,
@@ -139,6 +151,7 @@ impl Backend {
             backoff: Default::default(),
             created: std::time::Instant::now(),
             last_checkout_ms: Default::default(),
+            retired: Default::default(),
         })
     }
 

@@ -63,6 +63,9 @@ pub async fn run(backend: Arc<Backend>, metrics: Metrics, mut shutdown: watch::R
     let mut health = backend.shared.health.subscribe();
     let mut last_probe = Instant::now() - interval;
     loop {
+        if backend.is_retired() {
+            return;
+        }
         let state = health.borrow_and_update().clone();
         let wait = if state.up {
             backend.set_backoff(BackoffView::default(), &metrics);

@@ -27,7 +27,8 @@ pub struct Held {
 
 /// The set of backends and the active route.
 pub struct Router {
-    backends: BTreeMap<String, Arc<Backend>>,
+    /// Replaced whole by a config reload.
+    backends: ArcSwap<BTreeMap<String, Arc<Backend>>>,
     active: ArcSwap<Backend>,
     pub gate: Arc<Gate>,
 }
@@ -36,7 +37,7 @@ impl Router {
     pub fn new(backends: BTreeMap<String, Arc<Backend>>, active: &str) -> Option<Router> {
         let first = backends.get(active)?.clone();
         Some(Router {
-            backends,
+            backends: ArcSwap::from_pointee(backends),
             active: ArcSwap::new(first),
             gate: Arc::new(Gate::default()),
         })
@@ -47,18 +48,36 @@ impl Router {
         self.active.load_full()
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<Backend>> {
-        self.backends.get(name)
+    pub fn get(&self, name: &str) -> Option<Arc<Backend>> {
+        self.backends.load().get(name).cloned()
     }
 
-    pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
-        self.backends.values()
+    pub fn backends(&self) -> Vec<Arc<Backend>> {
+        self.backends.load().values().cloned().collect()
     }
 
     /// Makes `name` the active backend. Returns the previous one.
     pub fn swap_to(&self, name: &str) -> Option<Arc<Backend>> {
-        let next = self.backends.get(name)?.clone();
+        let next = self.get(name)?;
         Some(self.active.swap(next))
+    }
+
+    /// Installs a new set of backends (a config reload). The active backend keeps its name;
+    /// if its entry was rebuilt, new transactions use the new one at once, while those in
+    /// flight finish on the old one.
+    pub fn replace_backends(&self, map: BTreeMap<String, Arc<Backend>>) -> Result<(), String> {
+        let active = self.active();
+        let Some(next) = map.get(&*active.name).cloned() else {
+            return Err(format!(
+                "the active backend {:?} is not in the new config; cut over to another backend first",
+                active.name
+            ));
+        };
+        self.backends.store(Arc::new(map));
+        if !Arc::ptr_eq(&next, &active) {
+            self.active.store(next);
+        }
+        Ok(())
     }
 
     /// Waits at the gate, then takes a connection from the active backend.

@@ -196,7 +196,6 @@ impl Switcher {
         }
         let target = router
             .get(to)
-            .cloned()
             .ok_or_else(|| SwitchError::Unknown(to.to_string()))?;
         let from = router.active();
         if from.name == target.name {

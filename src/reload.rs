@@ -1,0 +1,106 @@
+//! Re-reading the config while serving (SIGHUP or `POST /reload`): backends added, changed
+//! or removed without dropping a client. An invalid file changes nothing. Only
+//! `[backends.*]` apply on reload; other sections need a restart, and the answer says so.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::app::Shared;
+use crate::backend::{Backend, monitor};
+use crate::config::Config;
+
+/// What a reload did.
+#[derive(Debug, Default, Serialize)]
+pub struct ReloadReport {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub note: &'static str,
+}
+
+/// Reads the config file again and applies its backends.
+pub fn reload(shared: &Arc<Shared>) -> Result<ReloadReport, String> {
+    let path = shared
+        .config_path
+        .get()
+        .ok_or("switchyard was started without --config: there is nothing to reload")?;
+    let r = Config::load(path).map_err(|e| format!("invalid config {}: {e}", path.display()))?;
+    let wait = r.config.proxy.pool_wait_timeout.get();
+    let old: BTreeMap<String, Arc<Backend>> = shared
+        .router
+        .backends()
+        .into_iter()
+        .map(|b| (b.name.to_string(), b))
+        .collect();
+    let mut report = ReloadReport {
+        note: "only [backends] apply on reload; other changes take effect at the next restart",
+        ..Default::default()
+    };
+    let mut map = BTreeMap::new();
+    let mut fresh = Vec::new();
+    for (name, cfg) in &r.config.backends {
+        match old.get(name) {
+            Some(b) if b.config == *cfg => {
+                report.unchanged.push(name.clone());
+                map.insert(name.clone(), b.clone());
+            }
+            prev => {
+                let b =
+                    Backend::new(name, cfg, wait, &shared.metrics).map_err(|e| e.to_string())?;
+                let b = Arc::new(b);
+                if prev.is_some() {
+                    report.changed.push(name.clone());
+                } else {
+                    report.added.push(name.clone());
+                }
+                fresh.push(b.clone());
+                map.insert(name.clone(), b);
+            }
+        }
+    }
+    report.removed = old
+        .keys()
+        .filter(|n| !map.contains_key(*n))
+        .cloned()
+        .collect();
+    refuse_live_sync_loss(shared, &report.removed)?;
+    shared.router.replace_backends(map)?;
+    for name in report.changed.iter().chain(&report.removed) {
+        old[name].retire();
+    }
+    for b in fresh {
+        let active = *b.name == *shared.router.active().name;
+        shared
+            .metrics
+            .active_backend
+            .with_label_values(&[&b.name])
+            .set(active as i64);
+        if let Some(rx) = shared.shutdown.get() {
+            tokio::spawn(monitor::run(b, shared.metrics.clone(), rx.clone()));
+        }
+    }
+    tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, "config reloaded");
+    Ok(report)
+}
+
+fn refuse_live_sync_loss(shared: &Shared, removed: &[String]) -> Result<(), String> {
+    let live = shared
+        .live
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(l) = live {
+        let s = l.status();
+        for name in removed {
+            if (*name == s.from || *name == s.to) && s.phase != crate::sync::live::Phase::Stopped {
+                return Err(format!(
+                    "backend {name:?} is part of the running live sync; stop it (ctl sync-stop) before removing the backend"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
