@@ -147,6 +147,11 @@ impl Session {
         self.held.as_ref()?;
         let p = &self.shared.proxy;
         if self.relay.busy() {
+            // Only while the server owes us bytes: a client reading a large result slowly
+            // holds the server back through backpressure, which is not a stalled server.
+            if !self.relay.client_out.is_empty() {
+                return None;
+            }
             p.query_timeout.map(|d| (d.0, Timeout::Query))
         } else if self.relay.status != TxStatus::Idle {
             p.idle_transaction_timeout
