@@ -35,7 +35,7 @@ fn jdbc_classes() -> &'static Path {
     .path()
 }
 
-fn run_python(port: u16) {
+pub fn run_python(port: u16) {
     // A hang is a failure, not a stuck CI run (exit 124 = timed out).
     let out = Command::new("timeout")
         .args(["120", "python3"])
@@ -57,7 +57,7 @@ fn run_python(port: u16) {
     );
 }
 
-fn run_jdbc(port: u16) {
+pub fn run_jdbc(port: u16) {
     let cp = format!("{PGJDBC}:{}", jdbc_classes().display());
     let out = Command::new("timeout")
         .args([

@@ -221,11 +221,14 @@ pub fn expr_type(e: &Expr) -> Option<u32> {
         },
         Expr::Cast { data_type, .. } => Some(types::oid_for_decltype(&base_type(data_type))),
         Expr::Nested(inner) => expr_type(inner),
-        Expr::BinaryOp { op, .. } => match op {
+        Expr::BinaryOp { op, left, right } => match op {
             B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or => {
                 Some(types::BOOL)
             }
             B::StringConcat => Some(types::TEXT),
+            B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo => {
+                arithmetic(expr_type(left)?, expr_type(right)?)
+            }
             _ => None,
         },
         Expr::UnaryOp {
@@ -249,6 +252,20 @@ pub fn expr_type(e: &Expr) -> Option<u32> {
         Expr::Function(f) => function_type(f),
         _ => None,
     }
+}
+
+/// The type of `a op b` for numeric operands: the wider of the two, as PostgreSQL promotes.
+fn arithmetic(a: u32, b: u32) -> Option<u32> {
+    let rank = |t: u32| match t {
+        types::INT2 => Some(1),
+        types::INT4 => Some(2),
+        types::INT8 => Some(3),
+        types::NUMERIC => Some(4),
+        types::FLOAT4 => Some(5),
+        types::FLOAT8 => Some(6),
+        _ => None,
+    };
+    Some(if rank(a)? >= rank(b)? { a } else { b })
 }
 
 fn function_type(f: &sqlparser::ast::Function) -> Option<u32> {

@@ -229,6 +229,10 @@ impl Session {
         let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
         let reported = match value {
             Some(v) => s.set(name, v),
+            None if name == "all" => {
+                *s = Default::default();
+                None
+            }
             None => s.reset(name),
         };
         if let Some(display) = reported {

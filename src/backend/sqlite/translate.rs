@@ -181,6 +181,16 @@ fn classify(stmt: &Statement) -> Result<Kind, TranslateError> {
                 .join(" "),
         ),
         S::Set(set) => super::setvar::classify_set(set),
+        // RESET name (what a pooled client's settings replay sends) and RESET ALL.
+        S::Reset(r) => Kind::Set {
+            name: match &r.reset {
+                sqlparser::ast::Reset::ALL => "all".into(),
+                sqlparser::ast::Reset::SessionAuthorization => "session_authorization".into(),
+                sqlparser::ast::Reset::ConfigurationParameter(n) => ident_name(n).to_lowercase(),
+            },
+            value: None,
+            local: false,
+        },
         S::CreateTable(_) => Kind::Other {
             tag: "CREATE TABLE".into(),
             writes: true,
