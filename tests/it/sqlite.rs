@@ -162,12 +162,12 @@ fn serve_without_config_serves_a_local_sqlite_file() {
     assert!(dir.path().join("switchyard.db").exists());
 }
 
-/// The same Python driver checks (psycopg 3, asyncpg, psycopg2) that run against
-/// PostgreSQL, unchanged, against a SQLite file. (pgjdbc's check does not pass on SQLite
-/// yet: see the issue notes.)
+/// The same Python (psycopg 3, asyncpg, psycopg2) and Java (pgjdbc) driver checks that run
+/// against PostgreSQL, unchanged, against a SQLite file.
 #[test]
-fn python_drivers_on_sqlite() {
+fn python_and_java_drivers_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = sqlite_proxy(&dir);
     crate::drivers::run_python(proxy.port);
+    crate::drivers::run_jdbc(proxy.port);
 }

@@ -128,6 +128,8 @@ pub fn data_row(
         out.put_i32(0);
         if format_of(formats, i) == 1 {
             if !types::put_binary(out, v, oid) {
+                // Leave no half-written DataRow in front of the error.
+                out.truncate(at);
                 return Err(PgError::new(
                     crate::protocol::sqlstate::FEATURE_NOT_SUPPORTED,
                     format!(

@@ -415,7 +415,13 @@ pub fn put_binary(out: &mut BytesMut, v: &Value, oid: u32) -> bool {
             }
             true
         }
-        NUMERIC => false,
+        NUMERIC => match numeric_binary(&plain_text(v)) {
+            Some(b) => {
+                out.put_slice(&b);
+                true
+            }
+            None => false,
+        },
         _ => {
             out.put_slice(to_text(v, oid).unwrap_or_default().as_bytes());
             true
@@ -481,6 +487,55 @@ pub fn param_from_text(s: &str, oid: u32) -> Value {
 }
 
 /// Reads a parameter value sent in binary format with declared type `oid`.
+/// PostgreSQL's binary `numeric` for a plain decimal text (`-12.345`, `7`, `0.50`); None
+/// for anything else (exponents, NaN are sent as text by the caller's error path).
+fn numeric_binary(text: &str) -> Option<Vec<u8>> {
+    let t = text.trim();
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let dscale = frac.len() as i16;
+    // Align on base-10000 groups around the decimal point.
+    let lead = (4 - int.len() % 4) % 4;
+    let mut all = "0".repeat(lead) + int;
+    let int_groups = all.len() / 4;
+    all.push_str(frac);
+    all.push_str(&"0".repeat((4 - frac.len() % 4) % 4));
+    let mut groups: Vec<i16> = all
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).ok()?.parse().ok())
+        .collect::<Option<_>>()?;
+    let mut weight = int_groups as i16 - 1;
+    while groups.first() == Some(&0) {
+        groups.remove(0);
+        weight -= 1;
+    }
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if groups.is_empty() {
+        weight = 0;
+    }
+    let sign: u16 = if neg && !groups.is_empty() { 0x4000 } else { 0 };
+    let mut out = Vec::with_capacity(8 + groups.len() * 2);
+    for w in [groups.len() as i16, weight, sign as i16, dscale] {
+        out.extend_from_slice(&w.to_be_bytes());
+    }
+    for g in groups {
+        out.extend_from_slice(&g.to_be_bytes());
+    }
+    Some(out)
+}
+
 /// The decimal text of a binary `numeric`: ndigits, weight, sign, dscale, then base-10000
 /// digits (big-endian i16 each), the first of them at 10000^weight.
 fn numeric_text(b: &[u8]) -> Result<String, String> {
@@ -629,6 +684,25 @@ mod tests {
         assert_eq!(numeric(1, -2, 0, 8, &[42]), "0.00000042");
         assert_eq!(numeric(0, 0, 0xC000, 0, &[]), "NaN");
         assert!(numeric_text(&[0, 1]).is_err());
+    }
+
+    #[test]
+    fn decimal_text_round_trips_through_binary_numeric() {
+        for t in [
+            "0.50",
+            "-12.345",
+            "10002",
+            "700000000",
+            "0",
+            "0.004200",
+            "123456789.0001",
+            "-0.5",
+        ] {
+            let b = numeric_binary(t).unwrap();
+            assert_eq!(numeric_text(&b).unwrap(), t, "{t}");
+        }
+        assert!(numeric_binary("1e5").is_none());
+        assert!(numeric_binary("abc").is_none());
     }
 
     #[test]
