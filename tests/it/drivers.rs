@@ -57,6 +57,28 @@ pub fn run_python(port: u16) {
     );
 }
 
+/// SQLAlchemy 2 ORM with psycopg 3 and psycopg2 (tests/clients/orm.py).
+pub fn run_orm(port: u16) {
+    let out = Command::new("timeout")
+        .args(["120", "python3"])
+        .arg(clients_dir().join("orm.py"))
+        .arg(format!(
+            "postgresql://app:secret@127.0.0.1:{port}/app?sslmode=disable"
+        ))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.starts_with("OK"),
+        "SQLAlchemy ORM failed ({}):\n{text}",
+        out.status
+    );
+}
+
 pub fn run_jdbc(port: u16) {
     let cp = format!("{PGJDBC}:{}", jdbc_classes().display());
     let out = Command::new("timeout")

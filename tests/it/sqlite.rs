@@ -171,3 +171,15 @@ fn python_and_java_drivers_on_sqlite() {
     crate::drivers::run_python(proxy.port);
     crate::drivers::run_jdbc(proxy.port);
 }
+
+/// An SQLAlchemy 2 ORM app (create_all, relationships, a join, FOR UPDATE, a savepoint)
+/// with psycopg 3 and psycopg2, on a SQLite file and, unchanged, on PostgreSQL.
+#[test]
+fn sqlalchemy_orm_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    crate::drivers::run_orm(proxy.port);
+    let pg = crate::support::PgCluster::start();
+    let proxy = Proxy::simple(&pg.url("app"), "");
+    crate::drivers::run_orm(proxy.port);
+}

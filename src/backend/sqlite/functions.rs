@@ -77,6 +77,15 @@ pub fn register(
         let decl: Option<String> = ctx.get(0)?;
         Ok(types::oid_for_decltype(decl.as_deref().unwrap_or("")) as i64)
     })?;
+    // The oid of a type known here by name, else NULL (psycopg's TypeInfo.fetch asks for
+    // hstore this way, and must hear that there is none).
+    conn.create_scalar_function("to_regtype", 1, det(), |ctx| {
+        let name: Option<String> = ctx.get(0)?;
+        let name = name.unwrap_or_default();
+        let oid = types::oid_for_decltype(&name);
+        let known = oid != types::TEXT || name.trim().eq_ignore_ascii_case("text");
+        Ok(known.then_some(oid as i64))
+    })?;
     conn.create_scalar_function("format_type", 2, det(), |ctx| {
         let oid: Option<i64> = ctx.get(0)?;
         Ok(oid.map(|o| types::type_name(o as u32).to_string()))

@@ -173,13 +173,18 @@ fn classify(stmt: &Statement) -> Result<Kind, TranslateError> {
         S::Rollback { .. } => Kind::Rollback,
         S::Savepoint { name } => Kind::Savepoint(name.value.clone()),
         S::ReleaseSavepoint { name } => Kind::Release(name.value.clone()),
-        S::ShowVariable { variable } => Kind::Show(
-            variable
+        S::ShowVariable { variable } => {
+            let name = variable
                 .iter()
                 .map(|i| i.value.to_lowercase())
                 .collect::<Vec<_>>()
-                .join(" "),
-        ),
+                .join(" ");
+            // The SQL-standard spelling (SQLAlchemy asks it when it connects).
+            Kind::Show(match name.as_str() {
+                "transaction isolation level" => "transaction_isolation".into(),
+                _ => name,
+            })
+        }
         S::Set(set) => super::setvar::classify_set(set),
         // RESET name (what a pooled client's settings replay sends) and RESET ALL.
         S::Reset(r) => Kind::Set {
@@ -498,6 +503,15 @@ impl VisitorMut for Rewriter {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        // schema.table.column → table.column, as the tables lose their schema prefix.
+        if let Expr::CompoundIdentifier(parts) = expr
+            && parts.len() == 3
+            && ["public", "pg_catalog", "main"]
+                .iter()
+                .any(|s| parts[0].value.eq_ignore_ascii_case(s))
+        {
+            parts.remove(0);
+        }
         if let Expr::AnyOp {
             left,
             compare_op: BinaryOperator::Eq,
@@ -551,6 +565,39 @@ impl VisitorMut for Rewriter {
                     span: sqlparser::tokenizer::Span::empty(),
                 })]);
                 *args = None;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// `(VALUES …) AS t (a, b)` → `(SELECT column1 AS a, column2 AS b FROM (VALUES …)) AS t`:
+    /// SQLite has no column list on a derived table (SQLAlchemy 2's bulk INSERT uses one).
+    fn pre_visit_table_factor(&mut self, tf: &mut sqlparser::ast::TableFactor) -> ControlFlow<()> {
+        if let sqlparser::ast::TableFactor::Derived {
+            subquery,
+            alias: Some(alias),
+            ..
+        } = tf
+            && !alias.columns.is_empty()
+            && matches!(subquery.body.as_ref(), SetExpr::Values(_))
+        {
+            let cols: Vec<String> = alias
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("column{} AS {}", i + 1, c.name))
+                .collect();
+            let sql = format!("SELECT {} FROM ({subquery})", cols.join(", "));
+            match Parser::parse_sql(&PostgreSqlDialect {}, &sql).map(|mut v| v.pop()) {
+                Ok(Some(Statement::Query(q))) => {
+                    *subquery = q;
+                    alias.columns.clear();
+                }
+                _ => {
+                    self.error = Some(TranslateError::Refused(
+                        "a column list on a VALUES derived table".into(),
+                    ))
+                }
             }
         }
         ControlFlow::Continue(())
