@@ -35,11 +35,12 @@ fn jdbc_classes() -> &'static Path {
     .path()
 }
 
-pub fn run_python(port: u16) {
-    // A hang is a failure, not a stuck CI run (exit 124 = timed out).
+/// Runs a Python client script from tests/clients against the proxy (bounded by a timeout,
+/// so a hang is a failure) and expects it to print "OK …".
+fn run_script(script: &str, port: u16, what: &str) {
     let out = Command::new("timeout")
         .args(["120", "python3"])
-        .arg(clients_dir().join("drivers.py"))
+        .arg(clients_dir().join(script))
         .arg(format!(
             "postgresql://app:secret@127.0.0.1:{port}/app?sslmode=disable"
         ))
@@ -52,31 +53,19 @@ pub fn run_python(port: u16) {
     );
     assert!(
         out.status.success() && text.starts_with("OK"),
-        "python drivers failed ({}):\n{text}",
+        "{what} failed ({}):\n{text}",
         out.status
     );
 }
 
+/// psycopg 3, asyncpg and psycopg2 (tests/clients/drivers.py).
+pub fn run_python(port: u16) {
+    run_script("drivers.py", port, "python drivers");
+}
+
 /// SQLAlchemy 2 ORM with psycopg 3 and psycopg2 (tests/clients/orm.py).
 pub fn run_orm(port: u16) {
-    let out = Command::new("timeout")
-        .args(["120", "python3"])
-        .arg(clients_dir().join("orm.py"))
-        .arg(format!(
-            "postgresql://app:secret@127.0.0.1:{port}/app?sslmode=disable"
-        ))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.starts_with("OK"),
-        "SQLAlchemy ORM failed ({}):\n{text}",
-        out.status
-    );
+    run_script("orm.py", port, "SQLAlchemy ORM");
 }
 
 pub fn run_jdbc(port: u16) {

@@ -555,12 +555,14 @@ fn standalone_live_sync_then_finish_leaves_nothing_behind() {
     );
     c.execute_batch("DROP TABLE notes").unwrap();
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["sync", "--live", "--from", &from, "--to", &to])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["sync", "--live", "--from", &from, "--to", &to])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let count = |sql: &str| pg.psql_db("app", sql);
     assert!(wait_until(Duration::from_secs(30), || count(
         "SELECT to_regclass('public.users') IS NOT NULL"

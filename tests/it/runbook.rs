@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::support::cluster::{free_port, wait_until};
-use crate::support::{Bouncer, PgCluster, connect, rt};
+use crate::support::{Bouncer, KillOnDrop, PgCluster, connect, rt};
 
 /// One marked block of the runbook.
 struct Block {
@@ -240,7 +240,7 @@ fn sqlite_to_hosted_postgres_as_the_runbook_says() {
             "final-verify"
         ]
     );
-    let mut server: Option<Child> = None;
+    let mut server: Option<KillOnDrop> = None;
     let mut app: Option<App> = None;
     let app_url = format!("postgres://app@127.0.0.1:{port}/app?sslmode=disable");
     for b in &steps {
@@ -255,13 +255,16 @@ fn sqlite_to_hosted_postgres_as_the_runbook_says() {
             _ => {}
         }
         if b.background {
+            // `exec`: the process the test holds is switchyard itself, not a shell that
+            // would leave it running when killed.
+            let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
             let child = shell
-                .command(&b.script)
+                .command(&format!("exec {}", b.script.trim()))
                 .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
+                .stderr(log)
                 .spawn()
                 .unwrap();
-            server = Some(child);
+            server = Some(KillOnDrop(child));
             assert!(
                 wait_until(Duration::from_secs(15), || {
                     std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok()
@@ -308,8 +311,5 @@ fn sqlite_to_hosted_postgres_as_the_runbook_says() {
         !config.contains("secret"),
         "a password was written to the config"
     );
-    if let Some(mut s) = server {
-        let _ = s.kill();
-        let _ = s.wait();
-    }
+    drop(server);
 }

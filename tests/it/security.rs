@@ -44,13 +44,15 @@ fn secrets_never_reach_logs_status_metrics_or_errors() {
     assert!(check_out.contains("readable by every user"), "{check_out}");
     seen += &check_out;
     let log = dir.path().join("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--config", cfg.to_str().unwrap()])
-        .env("RUST_LOG", "debug")
-        .stdout(std::fs::File::create(dir.path().join("out")).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--config", cfg.to_str().unwrap()])
+            .env("RUST_LOG", "debug")
+            .stdout(std::fs::File::create(dir.path().join("out")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     assert!(
         wait_until(Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()

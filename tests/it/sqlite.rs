@@ -134,13 +134,15 @@ fn serve_without_config_serves_a_local_sqlite_file() {
     // config that keeps every other default.
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, format!("[proxy]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[backends.local]\nurl = \"sqlite://./switchyard.db\"\n")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--config", cfg.to_str().unwrap()])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--config", cfg.to_str().unwrap()])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     assert!(wait_until(Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     }));

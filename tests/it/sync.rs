@@ -193,21 +193,23 @@ fn killed_sync_resumes_without_duplicates() {
     let pg = PgCluster::start();
     let from = format!("sqlite://{}", db.display());
     let to = pg.url("app");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args([
-            "sync",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--batch-rows",
-            "500",
-            "--parallel",
-            "1",
-        ])
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args([
+                "sync",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--batch-rows",
+                "500",
+                "--parallel",
+                "1",
+            ])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
     let started = wait_until(Duration::from_secs(30), || {
         pg.psql_db("app", "SELECT to_regclass('switchyard.sync_progress') IS NOT NULL") == "t"
             && pg

@@ -17,6 +17,7 @@ pub mod exec;
 pub mod extended;
 pub mod functions;
 pub mod infer;
+pub mod numeric;
 pub mod session;
 pub mod setvar;
 pub mod translate;

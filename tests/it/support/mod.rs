@@ -103,3 +103,27 @@ pub fn pgbench(port: u16, args: &[&str]) -> Bench {
         output: text,
     }
 }
+
+/// A child process that is killed (and reaped) when the guard goes out of scope, also
+/// when a test panics, so no server outlives its test or holds the test's output open.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
