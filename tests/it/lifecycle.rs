@@ -7,6 +7,22 @@ use std::time::{Duration, Instant};
 use crate::support::cluster::{free_port, wait_until};
 use crate::support::{PgCluster, connect, rt};
 
+/// `switchyard serve --config cfg`, once something listens on `port`.
+fn serve(cfg: &std::path::Path, port: u16) -> crate::support::KillOnDrop {
+    let child = crate::support::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--config", cfg.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    child
+}
+
 #[test]
 fn sigterm_lets_the_open_transaction_finish() {
     let pg = PgCluster::start();
@@ -22,17 +38,7 @@ fn sigterm_lets_the_open_transaction_finish() {
         ),
     )
     .unwrap();
-    let mut child = crate::support::KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["serve", "--config", cfg.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_until(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    }));
+    let mut child = serve(&cfg, port);
     let url = format!("postgres://app:secret@127.0.0.1:{port}/app?sslmode=disable");
     rt().block_on(async {
         let c = connect(&url).await.unwrap();
@@ -90,17 +96,7 @@ fn reload_applies_backends_without_dropping_clients() {
         a.url("app")
     );
     std::fs::write(&cfg, &head).unwrap();
-    let mut child = crate::support::KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["serve", "--config", cfg.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_until(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok()
-    }));
+    let mut child = serve(&cfg, admin);
     let t = Target {
         base: format!("http://127.0.0.1:{admin}"),
         token: None,
