@@ -1,27 +1,11 @@
 //! The serving process's life: SIGTERM lets transactions in flight finish (up to
 //! `proxy.shutdown_grace`) and holds new ones, then exits.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::cluster::{free_port, wait_until};
-use crate::support::{PgCluster, connect, rt};
-
-/// `switchyard serve --config cfg`, once something listens on `port`.
-fn serve(cfg: &std::path::Path, port: u16) -> crate::support::KillOnDrop {
-    let child = crate::support::KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["serve", "--config", cfg.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_until(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    }));
-    child
-}
+use crate::support::cluster::free_port;
+use crate::support::{PgCluster, connect, rt, serve};
 
 #[test]
 fn sigterm_lets_the_open_transaction_finish() {

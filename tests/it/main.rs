@@ -9,6 +9,7 @@ mod faults;
 mod hostile;
 mod lifecycle;
 mod live;
+mod memory;
 mod pgbench;
 mod proxy_basic;
 mod proxy_session;

@@ -127,3 +127,20 @@ impl std::ops::DerefMut for KillOnDrop {
         &mut self.0
     }
 }
+
+/// `switchyard serve --config cfg` as a child process, once something listens on `port`.
+pub fn serve(cfg: &std::path::Path, port: u16) -> KillOnDrop {
+    let child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--config", cfg.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(cluster::wait_until(
+        std::time::Duration::from_secs(10),
+        || { std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() }
+    ));
+    child
+}
