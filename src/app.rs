@@ -42,7 +42,7 @@ pub struct Shared {
     pub metrics: Metrics,
     pub users: UserStore,
     pub cancels: Arc<CancelRegistry>,
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub tls: Option<tls::ServerTls>,
     pub proxy: ProxyConfig,
     pub next_session: AtomicU64,
     pub resolved: Resolved,
@@ -82,7 +82,7 @@ impl App {
             ))
         })?;
         let tls = match (&cfg.proxy.tls_cert, &cfg.proxy.tls_key) {
-            (Some(c), Some(k)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(c, k)?)),
+            (Some(c), Some(k)) => Some(tls::server_tls(c, k)?),
             _ => None,
         };
         let shared = Shared {

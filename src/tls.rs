@@ -37,8 +37,16 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// TLS for application connections.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// SCRAM `tls-server-end-point` channel-binding data of the certificate, if it has any.
+    pub end_point: Option<Arc<[u8]>>,
+}
+
 /// The acceptor for application connections, from PEM certificate chain and key files.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_tls(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
     let file_err = |what, path: &Path, e: rustls::pki_types::pem::Error| TlsError::File {
         what,
         path: path.display().to_string(),
@@ -49,11 +57,18 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
         .collect::<Result<_, _>>()
         .map_err(|e| file_err("certificate", cert, e))?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err("private key", key, e))?;
+    let end_point = certs
+        .first()
+        .and_then(|c| crate::frontend::channel_binding::server_end_point(c))
+        .map(Arc::from);
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
-    Ok(Arc::new(config))
+    Ok(ServerTls {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        end_point,
+    })
 }
 
 fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {

@@ -2,8 +2,8 @@
 //! message framer, the startup packet decoder, the extended-protocol message parsers, the
 //! PostgreSQL → SQLite translator and the config parser. Inputs are random bytes and
 //! mutations of valid inputs from a fixed seed (reproducible); any panic fails the test and
-//! prints the input. This is a stable-toolchain stand-in for cargo-fuzz (which needs a
-//! nightly toolchain this project's machines do not have); `FUZZ_ITERS` scales it up.
+//! prints the input. This is the stable-toolchain companion of the cargo-fuzz targets in
+//! `fuzz/` (coverage-guided, nightly); `FUZZ_ITERS` scales it up.
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};

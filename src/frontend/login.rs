@@ -59,12 +59,17 @@ pub async fn login(
 ) -> Result<Session, LoginError> {
     let mut buf = BytesMut::new();
     let user = startup.get("user").unwrap_or_default().to_string();
+    let channel_binding = match &client {
+        ClientStream::Tls(_) => shared.tls.as_ref().and_then(|t| t.end_point.clone()),
+        ClientStream::Tcp(_) => None,
+    };
     match auth::authenticate(
         &mut client,
         &mut buf,
         &shared.users,
         &user,
         shared.proxy.auth,
+        channel_binding.as_deref(),
     )
     .await
     {

@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod cancel;
+pub mod channel_binding;
 pub mod listener;
 pub mod login;
 pub mod reset;

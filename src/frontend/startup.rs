@@ -144,7 +144,7 @@ async fn upgrade(
     shared: &Arc<Shared>,
     slot: &mut Option<ClientStream>,
 ) -> Result<(), HandshakeError> {
-    let Some(acceptor) = shared.tls.clone() else {
+    let Some(acceptor) = shared.tls.as_ref().map(|t| t.acceptor.clone()) else {
         if let Some(s) = slot.as_mut() {
             s.write_all(b"N").await?;
         }

@@ -106,11 +106,15 @@ fn backend_authentication_methods() {
 }
 
 fn psql_tls(port: u16, sslmode: &str, ca: &std::path::Path) -> (bool, String) {
+    psql_conninfo(port, &format!("sslmode={sslmode}"), ca)
+}
+
+fn psql_conninfo(port: u16, extra: &str, ca: &std::path::Path) -> (bool, String) {
     let out = Command::new("psql")
         .env("PGPASSWORD", "secret")
         .args(["-X", "-A", "-t", "-c", "SELECT 1"])
         .arg(format!(
-            "host=localhost port={port} user=app dbname=app sslmode={sslmode} sslrootcert={}",
+            "host=localhost port={port} user=app dbname=app {extra} sslrootcert={}",
             ca.display()
         ))
         .output()
@@ -135,6 +139,19 @@ fn client_tls() {
     assert!(ok, "TLS with a verified certificate: {err}");
     let (ok, err) = psql_tls(with_tls.port, "disable", &certs.ca);
     assert!(ok, "plain connections still work: {err}");
+    // SCRAM-SHA-256-PLUS: libpq binds the login to the certificate it saw.
+    let (ok, err) = psql_conninfo(
+        with_tls.port,
+        "sslmode=verify-full channel_binding=require",
+        &certs.ca,
+    );
+    assert!(ok, "channel binding over TLS: {err}");
+    let (ok, err) = psql_conninfo(
+        with_tls.port,
+        "sslmode=disable channel_binding=require",
+        &certs.ca,
+    );
+    assert!(!ok && err.contains("channel binding"), "{err}");
     let without = Proxy::start(&users_config(&pg.url("app")));
     let (ok, err) = psql_tls(without.port, "require", &certs.ca);
     assert!(!ok);
