@@ -26,7 +26,9 @@ fi
 for t in "${targets[@]}"; do
     mkdir -p "target/corpus/$t"
     echo "== fuzzing $t"
-    cargo +nightly fuzz run "$t" "target/corpus/$t" "seeds/$t" -- "${limits[@]}" 2>&1 |
-        grep -E 'stat::|Done|ERROR|panicked|SUMMARY|Test unit written|INFO: seed' || true
-    [ "${PIPESTATUS[0]}" = 0 ] || { echo "fuzz target $t failed" >&2; exit 1; }
+    log="target/$t.log"
+    rc=0
+    cargo +nightly fuzz run "$t" "target/corpus/$t" "seeds/$t" -- "${limits[@]}" >"$log" 2>&1 || rc=$?
+    grep -E 'stat::|Done|ERROR|panicked|SUMMARY|Test unit written|INFO: seed' "$log" || true
+    [ "$rc" = 0 ] || { tail -40 "$log" >&2; echo "fuzz target $t failed" >&2; exit 1; }
 done
