@@ -45,11 +45,3 @@ timeout --foreground 45m cargo test --quiet || {
     [ $rc = 124 ] && echo "tests did not finish within 45 minutes (a hang)" >&2
     exit $rc
 }
-# Coverage-guided fuzzing for a fixed number of inputs, where a nightly toolchain exists
-# (longer runs: `bash fuzz/run.sh SECONDS`). tests/fuzz_smoke.rs has already run on stable.
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-    command -v cargo-fuzz >/dev/null 2>&1 || cargo install --quiet --locked cargo-fuzz
-    FUZZ_RUNS=20000 bash fuzz/run.sh
-else
-    echo "no nightly toolchain: cargo-fuzz targets skipped (tests/fuzz_smoke.rs ran on stable)"
-fi
