@@ -25,5 +25,12 @@ echo "connections: $TOTAL open, $ACTIVE running SELECT 1 for ${SECS}s, pool $POO
 for target in switchyard pgbouncer; do
     if [ $target = switchyard ]; then port=$SY_PORT pid=$SY_PID; else port=$BOUNCER_PORT pid=$BOUNCER_PID; fi
     printf '%-11s ' "$target"
-    python3 "$ROOT/bench/conn_storm.py" "$port" "$pid" "$TOTAL" "$ACTIVE" "$SECS" || echo "failed"
+    python3 "$ROOT/bench/conn_storm.py" "$port" "$pid" "$TOTAL" "$ACTIVE" "$SECS" | tee "$BENCH_DIR/$target.out" || echo "failed"
 done
+field() { tr ' ' '\n' < "$BENCH_DIR/$1.out" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
+awk -v ss="$(field switchyard setup_per_s)" -v bs="$(field pgbouncer setup_per_s)" \
+    -v sq="$(field switchyard qps)" -v bq="$(field pgbouncer qps)" \
+    -v sp="$(field switchyard p99_ms)" -v bp="$(field pgbouncer p99_ms)" 'BEGIN {
+  if (bs > 0 && bq > 0 && bp > 0)
+    printf "ratios switchyard/pgbouncer: setup rate %.2f, qps %.2f, p99 latency %.2f\n", ss / bs, sq / bq, sp / bp
+}'

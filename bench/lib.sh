@@ -68,7 +68,8 @@ logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 INI
     [ "$(id -u)" = 0 ] && chown -R postgres "$dir"
-    as_server_user pgbouncer -d "$dir/pgbouncer.ini" >/dev/null 2>&1
+    # runuser's login limits leave 1024 open files; raise to the hard limit first.
+    as_server_user bash -c 'ulimit -n "$(ulimit -Hn)"; exec pgbouncer -d "$1"' _ "$dir/pgbouncer.ini" >/dev/null 2>&1
     wait_port "$BOUNCER_PORT"
     BOUNCER_PID=$(cat "$dir/pgbouncer.pid")
 }
