@@ -54,6 +54,28 @@ impl Norm {
     }
 }
 
+/// Appends an integer in decimal.
+fn push_int(out: &mut String, i: i64) {
+    out.push_str(itoa::Buffer::new().format(i));
+}
+
+/// Appends a float's canonical form: the shortest text that round-trips it.
+fn push_float(out: &mut String, f: f64) {
+    out.push_str(ryu::Buffer::new().format(f));
+}
+
+/// Appends a float as `{f}` (Display) writes it, the form sync gives a REAL stored as text:
+/// shortest round-trip digits, never an exponent, no `.0` on whole numbers.
+fn push_float_display(out: &mut String, f: f64) {
+    let mut b = ryu::Buffer::new();
+    let s = b.format(f);
+    if !f.is_finite() || s.contains('e') {
+        let _ = write!(out, "{f}");
+    } else {
+        out.push_str(s.strip_suffix(".0").unwrap_or(s));
+    }
+}
+
 fn numeric(out: &mut String, s: &str) {
     let s = s.trim();
     let (neg, digits) = match s.strip_prefix('-') {
@@ -89,9 +111,7 @@ fn float(out: &mut String, s: &str) {
         "Infinity" => out.push_str("inf"),
         "-Infinity" => out.push_str("-inf"),
         t => match t.parse::<f64>() {
-            Ok(f) => {
-                let _ = write!(out, "{f:?}");
-            }
+            Ok(f) => push_float(out, f),
             Err(_) => out.push_str(t),
         },
     }
@@ -138,20 +158,14 @@ pub fn write_sqlite(out: &mut String, v: ValueRef<'_>, norm: Norm) {
         },
         (Norm::Float, Some(t)) => float(out, t),
         (Norm::Float, None) => match v {
-            ValueRef::Real(f) => {
-                let _ = write!(out, "{f:?}");
-            }
-            ValueRef::Integer(i) => {
-                let _ = write!(out, "{:?}", i as f64);
-            }
+            ValueRef::Real(f) => push_float(out, f),
+            ValueRef::Integer(i) => push_float(out, i as f64),
             _ => plain(out, v),
         },
         (Norm::Numeric, Some(t)) => numeric(out, t),
         (Norm::Numeric, None) => numeric(out, &plain_string(v)),
         (Norm::Timestamp, _) => match cast::timestamp_micros(&owned()) {
-            Ok(u) => {
-                let _ = write!(out, "{u}");
-            }
+            Ok(u) => push_int(out, u),
             Err(_) => plain(out, v),
         },
         (Norm::Date, Some(t)) => match parse_timestamp_micros(t) {
@@ -199,12 +213,8 @@ fn plain_string(v: ValueRef<'_>) -> String {
 fn plain(out: &mut String, v: ValueRef<'_>) {
     match v {
         ValueRef::Null => out.push_str(NULL),
-        ValueRef::Integer(i) => {
-            let _ = write!(out, "{i}");
-        }
-        ValueRef::Real(f) => {
-            let _ = write!(out, "{f}");
-        }
+        ValueRef::Integer(i) => push_int(out, i),
+        ValueRef::Real(f) => push_float_display(out, f),
         ValueRef::Text(t) | ValueRef::Blob(t) => match std::str::from_utf8(t) {
             Ok(s) => out.push_str(s),
             Err(_) => out.push_str(&String::from_utf8_lossy(t)),
@@ -221,9 +231,7 @@ pub fn write_pg(out: &mut String, v: Option<&str>, norm: Norm) {
         Norm::Float => float(out, s),
         Norm::Numeric => numeric(out, s),
         Norm::Timestamp => match parse_timestamp_micros(s) {
-            Some(u) => {
-                let _ = write!(out, "{u}");
-            }
+            Some(u) => push_int(out, u),
             None => out.push_str(s),
         },
         Norm::Bytea => lower(out, s.strip_prefix("\\x").unwrap_or(s)),
@@ -241,23 +249,14 @@ pub fn write_sqlite_cheap(out: &mut String, v: ValueRef<'_>, norm: Norm) {
     match (norm, v) {
         (_, ValueRef::Null) => out.push_str(NULL),
         (Norm::Bool, _) => write_sqlite(out, v, norm),
-        (Norm::Timestamp, ValueRef::Integer(i)) => {
-            let _ = write!(
-                out,
-                "{}",
-                cast::timestamp_micros(&rusqlite::types::Value::Integer(i)).unwrap_or(i)
-            );
-        }
-        (Norm::Timestamp, ValueRef::Real(f)) => {
-            let _ = write!(out, "{}", (f * 1_000_000.0) as i64);
-        }
+        (Norm::Timestamp, ValueRef::Integer(i)) => push_int(
+            out,
+            cast::timestamp_micros(&rusqlite::types::Value::Integer(i)).unwrap_or(i),
+        ),
+        (Norm::Timestamp, ValueRef::Real(f)) => push_int(out, (f * 1_000_000.0) as i64),
         (Norm::Date, ValueRef::Integer(_) | ValueRef::Real(_)) => write_sqlite(out, v, norm),
-        (Norm::Float, ValueRef::Real(f)) => {
-            let _ = write!(out, "{f:?}");
-        }
-        (Norm::Float, ValueRef::Integer(i)) => {
-            let _ = write!(out, "{:?}", i as f64);
-        }
+        (Norm::Float, ValueRef::Real(f)) => push_float(out, f),
+        (Norm::Float, ValueRef::Integer(i)) => push_float(out, i as f64),
         (Norm::Bytea | Norm::Uuid, ValueRef::Blob(_)) => write_sqlite(out, v, norm),
         (Norm::Bytea, ValueRef::Text(t)) => hex(out, t),
         _ => plain(out, v),
@@ -281,9 +280,7 @@ pub fn canonical(cheap: &str, norm: Norm) -> String {
     let mut out = String::new();
     match norm {
         Norm::Timestamp => match cheap.parse::<i64>() {
-            Ok(us) => {
-                let _ = write!(out, "{us}");
-            }
+            Ok(us) => push_int(&mut out, us),
             Err(_) => write_pg(&mut out, Some(cheap), norm),
         },
         Norm::Date => match parse_timestamp_micros(cheap) {
@@ -317,31 +314,60 @@ pub fn for_each_copy_field(
     scratch: &mut String,
     mut f: impl FnMut(usize, Option<&str>),
 ) {
-    for (i, field) in line.split('\t').enumerate() {
+    let bytes = line.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    loop {
+        // One pass finds the field's end and whether it has escapes.
+        let mut end = start;
+        let mut escaped = false;
+        while let Some(off) = memchr::memchr2(b'\t', b'\\', &bytes[end..]) {
+            if bytes[end + off] == b'\t' {
+                end += off;
+                break;
+            }
+            escaped = true;
+            end += off + 2;
+            if end >= bytes.len() {
+                break;
+            }
+        }
+        let last = end >= bytes.len() || bytes[end] != b'\t';
+        let end = if last { bytes.len() } else { end };
+        let field = &line[start..end];
         if field == "\\N" {
             f(i, None);
-        } else if !field.contains('\\') {
+        } else if !escaped {
             f(i, Some(field));
         } else {
-            scratch.clear();
-            let mut chars = field.chars();
-            while let Some(c) = chars.next() {
-                if c != '\\' {
-                    scratch.push(c);
-                    continue;
-                }
-                match chars.next() {
-                    Some('t') => scratch.push('\t'),
-                    Some('n') => scratch.push('\n'),
-                    Some('r') => scratch.push('\r'),
-                    Some('b') => scratch.push('\u{8}'),
-                    Some('f') => scratch.push('\u{c}'),
-                    Some('v') => scratch.push('\u{b}'),
-                    Some(other) => scratch.push(other),
-                    None => {}
-                }
-            }
+            unescape(field, scratch);
             f(i, Some(scratch));
+        }
+        if last {
+            return;
+        }
+        start = end + 1;
+        i += 1;
+    }
+}
+
+/// Decodes COPY text escapes (`\t`, `\n`, `\\`, …) of one field into `out`.
+fn unescape(field: &str, out: &mut String) {
+    out.clear();
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('v') => out.push('\u{b}'),
+            Some(other) => out.push(other),
+            None => {}
         }
     }
 }
@@ -400,6 +426,33 @@ mod tests {
     }
 
     #[test]
+    fn fast_number_forms_match_std() {
+        let floats = [
+            0.0, -0.0, 1.0, 100.0, 0.1, 123.45, 1e-7, 1e15, 1e16, 1.5e300, -2.5e-300,
+        ];
+        for f in floats
+            .into_iter()
+            .chain([f64::NAN, f64::INFINITY, f64::NEG_INFINITY])
+        {
+            let mut s = String::new();
+            push_float_display(&mut s, f);
+            assert_eq!(s, format!("{f}"));
+            s.clear();
+            push_float(&mut s, f);
+            assert_eq!(
+                s.parse::<f64>()
+                    .ok()
+                    .map(f64::to_bits)
+                    .filter(|_| f.is_finite()),
+                f.is_finite().then(|| f.to_bits())
+            );
+        }
+        let mut s = String::new();
+        push_int(&mut s, i64::MIN);
+        assert_eq!(s, i64::MIN.to_string());
+    }
+
+    #[test]
     fn copy_text_decoding() {
         let mut got = Vec::new();
         let mut scratch = String::new();
@@ -412,6 +465,20 @@ mod tests {
                 (0, Some("1".into())),
                 (1, None),
                 (2, Some("a\tb\\c".into()))
+            ]
+        );
+        let mut fields = Vec::new();
+        for_each_copy_field("a\\\\\t\tb\\\tc\t\\N\t", &mut scratch, |i, f| {
+            fields.push((i, f.map(str::to_string)))
+        });
+        assert_eq!(
+            fields,
+            vec![
+                (0, Some("a\\".into())),
+                (1, Some(String::new())),
+                (2, Some("b\tc".into())),
+                (3, None),
+                (4, Some(String::new()))
             ]
         );
         let mut s = String::new();

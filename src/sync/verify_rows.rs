@@ -186,37 +186,20 @@ pub(super) async fn pg_rows(
         futures::pin_mut!(stream);
         let norms: Vec<Norm> = t.columns.iter().map(|c| Norm::of(&c.pg_type)).collect();
         let (pk, numeric_key) = key_shape(&t);
-        let mut pending: Vec<u8> = Vec::new();
+        let mut lines = CopyLines {
+            norms,
+            pk,
+            numeric_key,
+            pending: Vec::new(),
+            scratch: String::new(),
+            starts: Vec::new(),
+        };
         let mut chunk = Chunk::default();
-        let mut scratch = String::new();
-        let mut starts = Vec::with_capacity(norms.len());
         while let Some(data) = stream.next().await {
-            pending.extend_from_slice(&data.map_err(wrap)?);
-            let mut start = 0;
-            while let Some(nl) = memchr::memchr(b'\n', &pending[start..]) {
-                let bytes = &pending[start..start + nl];
-                let line = match std::str::from_utf8(bytes) {
-                    Ok(l) => std::borrow::Cow::Borrowed(l),
-                    Err(_) => String::from_utf8_lossy(bytes),
-                };
-                start += nl + 1;
-                starts.clear();
-                let buf = &mut chunk.buf;
-                normalize::for_each_copy_field(&line, &mut scratch, |i, f| {
-                    if i > 0 {
-                        buf.push(SEP);
-                    }
-                    starts.push(buf.len());
-                    normalize::write_pg_cheap(buf, f, norms.get(i).copied().unwrap_or(Norm::Text));
-                });
-                chunk.finish_row(&starts, &pk, &norms, numeric_key);
-                if chunk.rows.len() == CHUNK
-                    && tx.send(Ok(std::mem::take(&mut chunk))).await.is_err()
-                {
-                    return Ok(());
-                }
+            lines.feed(&data.map_err(wrap)?, &mut chunk);
+            if chunk.rows.len() >= CHUNK && tx.send(Ok(std::mem::take(&mut chunk))).await.is_err() {
+                return Ok(());
             }
-            pending.drain(..start);
         }
         if !chunk.rows.is_empty() {
             let _ = tx.send(Ok(chunk)).await;
@@ -227,6 +210,57 @@ pub(super) async fn pg_rows(
         let _ = tx.send(Err(e)).await;
     }
     let _ = c.simple_query("COMMIT").await;
+}
+
+/// Turns COPY text data into normalised rows. PostgreSQL sends one row per CopyData
+/// message, so rows are read straight from each message; only a row split across
+/// messages is buffered.
+struct CopyLines {
+    norms: Vec<Norm>,
+    pk: Vec<usize>,
+    numeric_key: bool,
+    pending: Vec<u8>,
+    scratch: String,
+    starts: Vec<usize>,
+}
+
+impl CopyLines {
+    fn feed(&mut self, data: &[u8], chunk: &mut Chunk) {
+        if self.pending.is_empty() {
+            let used = self.lines(data, chunk);
+            self.pending.extend_from_slice(&data[used..]);
+        } else {
+            self.pending.extend_from_slice(data);
+            let pending = std::mem::take(&mut self.pending);
+            let used = self.lines(&pending, chunk);
+            self.pending = pending;
+            self.pending.drain(..used);
+        }
+    }
+
+    /// Handles every complete line of `data`; returns the bytes used.
+    fn lines(&mut self, data: &[u8], chunk: &mut Chunk) -> usize {
+        let mut start = 0;
+        while let Some(nl) = memchr::memchr(b'\n', &data[start..]) {
+            let bytes = &data[start..start + nl];
+            start += nl + 1;
+            let line = match std::str::from_utf8(bytes) {
+                Ok(l) => std::borrow::Cow::Borrowed(l),
+                Err(_) => String::from_utf8_lossy(bytes),
+            };
+            self.starts.clear();
+            let (buf, starts, norms) = (&mut chunk.buf, &mut self.starts, &self.norms);
+            normalize::for_each_copy_field(&line, &mut self.scratch, |i, f| {
+                if i > 0 {
+                    buf.push(SEP);
+                }
+                starts.push(buf.len());
+                normalize::write_pg_cheap(buf, f, norms.get(i).copied().unwrap_or(Norm::Text));
+            });
+            chunk.finish_row(&self.starts, &self.pk, &self.norms, self.numeric_key);
+        }
+        start
+    }
 }
 
 /// Rows of one side, one at a time.
