@@ -17,6 +17,8 @@ command -v javac >/dev/null 2>&1 || packages+=(default-jdk-headless)
 [ -f /usr/share/java/postgresql.jar ] || packages+=(libpostgresql-jdbc-java)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 python3 -m venv --help >/dev/null 2>&1 || packages+=(python3-venv)
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ ${#packages[@]} -gt 0 ]; then
     echo "installing: ${packages[*]}"
     $SUDO apt-get update -qq
@@ -36,6 +38,8 @@ if ! "$VENV/bin/python3" -c "import psycopg, asyncpg, psycopg2, sqlalchemy" >/de
     "$VENV/bin/pip" install --quiet "psycopg[binary]" asyncpg psycopg2-binary sqlalchemy
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
+# node-postgres for the Node driver test.
+[ -d target/test-node/node_modules/pg ] || npm install --prefix target/test-node --no-audit --no-fund --silent pg@8
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings

@@ -1,6 +1,7 @@
 //! Real drivers in other languages through the proxy: psycopg 3, asyncpg and psycopg2
-//! (tests/clients/drivers.py) and pgjdbc (tests/clients/Jdbc.java), to PostgreSQL directly
-//! and through PgBouncer in transaction mode.
+//! (tests/clients/drivers.py), pgjdbc (tests/clients/Jdbc.java) and node-postgres
+//! (tests/clients/node_pg.js), to PostgreSQL directly and through PgBouncer in transaction
+//! mode.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,6 +69,38 @@ pub fn run_orm(port: u16) {
     run_script("orm.py", port, "SQLAlchemy ORM");
 }
 
+/// Where scripts/test.sh installs node-postgres.
+fn node_modules() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-node/node_modules")
+}
+
+/// node-postgres (tests/clients/node_pg.js).
+pub fn run_node(port: u16) {
+    assert!(
+        node_modules().join("pg").exists(),
+        "node-postgres is missing: run scripts/test.sh (it runs `npm install --prefix target/test-node pg`)"
+    );
+    let out = Command::new("timeout")
+        .args(["120", "node"])
+        .arg(clients_dir().join("node_pg.js"))
+        .arg(format!(
+            "postgresql://app:secret@127.0.0.1:{port}/app?sslmode=disable"
+        ))
+        .env("NODE_PATH", node_modules())
+        .output()
+        .expect("node is installed (scripts/test.sh installs nodejs)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.starts_with("OK"),
+        "node-postgres failed ({}):\n{text}",
+        out.status
+    );
+}
+
 pub fn run_jdbc(port: u16) {
     let cp = format!("{PGJDBC}:{}", jdbc_classes().display());
     let out = Command::new("timeout")
@@ -105,6 +138,7 @@ fn python_and_java_drivers_to_postgres() {
         );
         run_python(proxy.port);
         run_jdbc(proxy.port);
+        run_node(proxy.port);
     }
 }
 
@@ -115,4 +149,5 @@ fn python_and_java_drivers_through_pgbouncer() {
     let proxy = Proxy::simple(&bouncer.url(), "pool_size = 3");
     run_python(proxy.port);
     run_jdbc(proxy.port);
+    run_node(proxy.port);
 }

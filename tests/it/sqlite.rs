@@ -164,14 +164,15 @@ fn serve_without_config_serves_a_local_sqlite_file() {
     assert!(dir.path().join("switchyard.db").exists());
 }
 
-/// The same Python (psycopg 3, asyncpg, psycopg2) and Java (pgjdbc) driver checks that run
-/// against PostgreSQL, unchanged, against a SQLite file.
+/// The same Python (psycopg 3, asyncpg, psycopg2), Java (pgjdbc) and Node (node-postgres)
+/// driver checks that run against PostgreSQL, unchanged, against a SQLite file.
 #[test]
-fn python_and_java_drivers_on_sqlite() {
+fn python_java_and_node_drivers_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = sqlite_proxy(&dir);
     crate::drivers::run_python(proxy.port);
     crate::drivers::run_jdbc(proxy.port);
+    crate::drivers::run_node(proxy.port);
 }
 
 /// An SQLAlchemy 2 ORM app (create_all, relationships, a join, FOR UPDATE, a savepoint)
