@@ -8,11 +8,12 @@
 //! - [`server`]: server → client messages.
 //! - [`expect`]: the queue of expected responses.
 //! - [`statements`], [`params`]: what must follow the client across servers.
-//! - [`sqlscan`]: statement classification.
+//! - [`lexer`], [`sqlscan`]: SQL tokens and statement classification.
 //! - [`pump`]: non-blocking I/O in both directions with backpressure.
 
 pub mod client;
 pub mod expect;
+pub mod lexer;
 pub mod params;
 pub mod pump;
 pub mod server;

@@ -9,6 +9,7 @@ mod faults;
 mod hostile;
 mod lifecycle;
 mod live;
+mod live_standalone;
 mod memory;
 mod pgbench;
 mod proxy_basic;

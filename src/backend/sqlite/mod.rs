@@ -11,6 +11,7 @@
 //! - [`types`], [`setvar`], [`functions`], [`catalog`], [`error`].
 
 pub mod catalog;
+pub mod datetime;
 pub mod ddl;
 pub mod error;
 pub mod exec;
@@ -18,6 +19,7 @@ pub mod extended;
 pub mod functions;
 pub mod infer;
 pub mod numeric;
+pub mod rewrite;
 pub mod session;
 pub mod setvar;
 pub mod translate;

@@ -9,6 +9,10 @@
 use bytes::{BufMut, BytesMut};
 use rusqlite::types::Value;
 
+pub use super::datetime::{
+    civil_from_days, days_from_civil, format_timestamp_micros, parse_timestamp_micros,
+};
+
 pub const BOOL: u32 = 16;
 pub const BYTEA: u32 = 17;
 pub const INT8: u32 = 20;
@@ -221,139 +225,6 @@ fn epoch_text(secs: i64, tz: bool) -> String {
         rem % 60
     );
     if tz { s + "+00" } else { s }
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// (year, month, day) → days since 1970-01-01.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp as i64 + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Reads an unsigned decimal number from the front of `b`; returns it and the rest.
-fn digits(b: &[u8]) -> Option<(i64, &[u8])> {
-    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
-    if n == 0 || n > 18 {
-        return None;
-    }
-    let v = b[..n]
-        .iter()
-        .fold(0i64, |acc, c| acc * 10 + (c - b'0') as i64);
-    Some((v, &b[n..]))
-}
-
-/// Parses `YYYY-MM-DD[( |T)HH:MM[:SS[.ffffff]]][Z|±HH[[:]MM]]` into microseconds since 1970
-/// (UTC when there is no offset). Allocation-free: it runs for every timestamp a sync or a
-/// verify reads.
-pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
-    let b = s.trim().as_bytes();
-    let (neg_year, b) = match b.first() {
-        Some(b'-') => (true, &b[1..]),
-        _ => (false, b),
-    };
-    let (y, b) = digits(b)?;
-    let b = b.strip_prefix(b"-")?;
-    let (m, b) = digits(b)?;
-    let b = b.strip_prefix(b"-")?;
-    let (d, mut b) = digits(b)?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let y = if neg_year { -y } else { y };
-    let mut micros = days_from_civil(y, m as u32, d as u32) * 86_400_000_000;
-    if b.is_empty() {
-        return Some(micros);
-    }
-    b = b.strip_prefix(b" ").or_else(|| b.strip_prefix(b"T"))?;
-    let (hh, rest) = digits(b)?;
-    let rest = rest.strip_prefix(b":")?;
-    let (mm, mut rest) = digits(rest)?;
-    let mut ss = 0;
-    let mut us = 0;
-    if let Some(r) = rest.strip_prefix(b":") {
-        let (sec, r) = digits(r)?;
-        ss = sec;
-        rest = r;
-        if let Some(r) = rest.strip_prefix(b".") {
-            let n = r.iter().take_while(|c| c.is_ascii_digit()).count();
-            let mut frac = 0i64;
-            for (i, c) in r[..n].iter().enumerate().take(6) {
-                frac += (c - b'0') as i64 * 10i64.pow(5 - i as u32);
-            }
-            us = frac;
-            rest = &r[n..];
-        }
-    }
-    if hh > 24 || mm > 59 || ss > 60 {
-        return None;
-    }
-    micros += ((hh * 60 + mm) * 60 + ss) * 1_000_000 + us;
-    let rest = match rest.first() {
-        Some(b' ') => &rest[1..],
-        _ => rest,
-    };
-    match rest.first() {
-        None => Some(micros),
-        Some(b'Z') if rest.len() == 1 => Some(micros),
-        Some(&sign @ (b'+' | b'-')) => {
-            let r = &rest[1..];
-            let (oh, om) = if r.len() >= 4 && r[..4].iter().all(u8::is_ascii_digit) {
-                (digits(&r[..2])?.0, digits(&r[2..4])?.0)
-            } else {
-                let (oh, r) = digits(r)?;
-                let om = match r.strip_prefix(b":") {
-                    Some(r) => digits(r)?.0,
-                    None => 0,
-                };
-                (oh, om)
-            };
-            let off = (oh * 3600 + om * 60) * 1_000_000;
-            Some(if sign == b'-' {
-                micros + off
-            } else {
-                micros - off
-            })
-        }
-        _ => None,
-    }
-}
-
-/// Microseconds since 1970 → `YYYY-MM-DD HH:MM:SS[.ffffff]`.
-pub fn format_timestamp_micros(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let frac = us.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
-    if frac != 0 {
-        let f = format!(".{frac:06}");
-        s.push_str(f.trim_end_matches('0'));
-    }
-    s
 }
 
 /// PostgreSQL's epoch (2000-01-01) in microseconds since 1970.

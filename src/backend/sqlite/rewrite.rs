@@ -1,0 +1,491 @@
+//! The tree rewrite behind [`super::translate`]: PostgreSQL forms become SQLite ones in
+//! place (placeholders, casts, ILIKE, IS DISTINCT FROM, `= ANY(ARRAY[…])`, function names,
+//! `public.`/`pg_catalog.` prefixes, FOR UPDATE, OFFSET without LIMIT), result columns are
+//! named as PostgreSQL names them, and what has no SQLite form is refused.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, CastKind, ColumnOption, DataType, Expr, FunctionArguments, Ident, LimitClause,
+    ObjectName, ObjectNamePart, Query, SetExpr, Statement, Value, VisitorMut,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use super::translate::{TranslateError, ident_name};
+
+/// Walks the tree rewriting PostgreSQL forms into SQLite ones.
+#[derive(Default)]
+pub(super) struct Rewriter {
+    /// The highest `$n` placeholder seen.
+    pub(super) params: usize,
+    /// Why the statement cannot be translated, when it cannot.
+    pub(super) error: Option<TranslateError>,
+}
+
+/// A raw SQL fragment in place of an expression (printed verbatim).
+pub fn raw(sql: impl Into<String>) -> Expr {
+    Expr::Identifier(Ident {
+        value: sql.into(),
+        quote_style: None,
+        span: sqlparser::tokenizer::Span::empty(),
+    })
+}
+
+const NOW_TZ: &str = "strftime('%Y-%m-%d %H:%M:%f+00', 'now')";
+
+fn function_name(f: &sqlparser::ast::Function) -> String {
+    ident_name(&f.name).to_lowercase()
+}
+
+impl Rewriter {
+    fn refuse(&mut self, what: &str) -> ControlFlow<()> {
+        self.error = Some(TranslateError::Refused(what.into()));
+        ControlFlow::Break(())
+    }
+
+    fn rewrite_function(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let name = function_name(f);
+        if f.name.0.len() > 1 {
+            // SQLite has no schema-qualified functions: pg_catalog.f(…) → f(…).
+            f.name.0.drain(..f.name.0.len() - 1);
+        }
+        let name = name.rsplit('.').next().unwrap_or(&name).to_string();
+        if name == "array"
+            && let FunctionArguments::Subquery(q) = &mut f.args
+        {
+            // ARRAY(SELECT x …) → a JSON array of the subquery's first column.
+            if let SetExpr::Select(sel) = q.body.as_mut()
+                && let Some(first) = sel.projection.first_mut()
+            {
+                let e = match first {
+                    sqlparser::ast::SelectItem::UnnamedExpr(e)
+                    | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+                    _ => return self.refuse("ARRAY(SELECT *)"),
+                };
+                *first = sqlparser::ast::SelectItem::ExprWithAlias {
+                    expr: e,
+                    alias: Ident::new("_c0"),
+                };
+            }
+            *expr = raw(format!("(SELECT json_group_array(_c0) FROM ({q}))"));
+            return ControlFlow::Continue(());
+        }
+        let renamed = match name.as_str() {
+            "now"
+            | "current_timestamp"
+            | "transaction_timestamp"
+            | "statement_timestamp"
+            | "clock_timestamp" => {
+                *expr = raw(NOW_TZ);
+                return ControlFlow::Continue(());
+            }
+            "localtimestamp" => {
+                *expr = raw("strftime('%Y-%m-%d %H:%M:%f', 'now')");
+                return ControlFlow::Continue(());
+            }
+            "current_date" => {
+                *expr = raw("date('now')");
+                return ControlFlow::Continue(());
+            }
+            "string_agg" => "group_concat",
+            "char_length" | "character_length" => "length",
+            "btrim" => "trim",
+            "greatest" => "max",
+            "least" => "min",
+            "array_agg" | "json_agg" | "jsonb_agg" => "json_group_array",
+            "json_build_object" | "jsonb_build_object" => "json_object",
+            "json_build_array" | "jsonb_build_array" => "json_array",
+            "to_json" | "to_jsonb" => "json_quote",
+            "jsonb_typeof" | "json_typeof" => "json_type",
+            "json_array_length" | "jsonb_array_length" => "json_array_length",
+            _ => return ControlFlow::Continue(()),
+        };
+        f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(renamed))]);
+        ControlFlow::Continue(())
+    }
+
+    fn rewrite_cast(&mut self, expr: &mut Expr) {
+        let Expr::Cast {
+            kind,
+            expr: inner,
+            data_type,
+            ..
+        } = expr
+        else {
+            return;
+        };
+        if matches!(kind, CastKind::TryCast | CastKind::SafeCast) {
+            return;
+        }
+        let target = match cast_target(data_type) {
+            CastTarget::Keep(t) => t,
+            CastTarget::Drop => {
+                *expr = Expr::Nested(Box::new(std::mem::replace(inner.as_mut(), raw("NULL"))));
+                return;
+            }
+            CastTarget::Bool => {
+                let e = inner.to_string();
+                *expr = raw(format!(
+                    "(CASE WHEN lower(CAST({e} AS TEXT)) IN ('t','true','1','yes','on','y') THEN 1 WHEN {e} IS NULL THEN NULL ELSE 0 END)"
+                ));
+                return;
+            }
+        };
+        *kind = CastKind::Cast;
+        *data_type = DataType::Custom(
+            ObjectName(vec![ObjectNamePart::Identifier(Ident::new(target))]),
+            vec![],
+        );
+    }
+}
+
+/// Names unnamed result expressions the way PostgreSQL does (`count(*)` → `count`,
+/// `x::text` → `x`, `1` → `?column?`), since SQLite would name them by their text.
+fn name_columns(items: &mut [sqlparser::ast::SelectItem]) {
+    use sqlparser::ast::SelectItem;
+    for item in items.iter_mut() {
+        if let SelectItem::UnnamedExpr(e) = item
+            && let Some(name) = pg_column_name(e)
+        {
+            let alias = Ident::with_quote('"', name);
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias,
+            };
+        }
+    }
+}
+
+fn pg_column_name(e: &Expr) -> Option<String> {
+    Some(match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
+        Expr::Function(f) => ident_name(&f.name)
+            .rsplit('.')
+            .next()
+            .unwrap_or("?column?")
+            .to_lowercase(),
+        Expr::Cast {
+            expr, data_type, ..
+        } => match pg_column_name(expr) {
+            None => match expr.as_ref() {
+                Expr::Identifier(i) => i.value.clone(),
+                Expr::CompoundIdentifier(p) => {
+                    p.last().map(|i| i.value.clone()).unwrap_or_default()
+                }
+                _ => return None,
+            },
+            Some(n) if n != "?column?" => n,
+            Some(_) => {
+                let t = super::ddl::base_type(data_type);
+                match super::types::oid_for_decltype(&t) {
+                    super::types::INT4 => "int4".into(),
+                    super::types::INT8 => "int8".into(),
+                    super::types::INT2 => "int2".into(),
+                    super::types::BOOL => "bool".into(),
+                    super::types::FLOAT8 => "float8".into(),
+                    super::types::FLOAT4 => "float4".into(),
+                    _ => t
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("?column?")
+                        .to_string(),
+                }
+            }
+        },
+        Expr::Nested(inner) => {
+            return pg_column_name(inner)
+                .or_else(|| Some("?column?".into()))
+                .filter(|_| {
+                    !matches!(
+                        inner.as_ref(),
+                        Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+                    )
+                });
+        }
+        Expr::Case { .. } => "case".into(),
+        Expr::Exists { .. } => "exists".into(),
+        _ => "?column?".into(),
+    })
+}
+
+enum CastTarget {
+    Keep(&'static str),
+    Drop,
+    Bool,
+}
+
+fn cast_target(t: &DataType) -> CastTarget {
+    let name = t.to_string().to_lowercase();
+    let base = name.split(['(', '[']).next().unwrap_or("").trim();
+    match base {
+        "int" | "integer" | "int4" | "int2" | "int8" | "bigint" | "smallint" => {
+            CastTarget::Keep("INTEGER")
+        }
+        "real" | "float4" | "float8" | "float" | "double precision" | "double" => {
+            CastTarget::Keep("REAL")
+        }
+        "numeric" | "decimal" => CastTarget::Keep("NUMERIC"),
+        "text" | "varchar" | "character varying" | "char" | "character" | "bpchar" | "name"
+        | "citext" => CastTarget::Keep("TEXT"),
+        "bytea" => CastTarget::Keep("BLOB"),
+        "bool" | "boolean" => CastTarget::Bool,
+        _ => CastTarget::Drop,
+    }
+}
+
+impl VisitorMut for Rewriter {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        q.locks.clear();
+        if let Some(LimitClause::LimitOffset {
+            limit: limit @ None,
+            offset: Some(_),
+            ..
+        }) = &mut q.limit_clause
+        {
+            *limit = Some(Expr::Value(Value::Number("-1".into(), false).into()));
+        }
+        if let SetExpr::Select(s) = q.body.as_ref()
+            && let Some(sqlparser::ast::Distinct::On(_)) = &s.distinct
+        {
+            return self.refuse("SELECT DISTINCT ON");
+        }
+        if let SetExpr::Select(s) = q.body.as_mut() {
+            name_columns(&mut s.projection);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        // schema.table.column → table.column, as the tables lose their schema prefix.
+        if let Expr::CompoundIdentifier(parts) = expr
+            && parts.len() == 3
+            && ["public", "pg_catalog", "main"]
+                .iter()
+                .any(|s| parts[0].value.eq_ignore_ascii_case(s))
+        {
+            parts.remove(0);
+        }
+        if let Expr::AnyOp {
+            left,
+            compare_op: BinaryOperator::Eq,
+            right,
+            ..
+        } = expr
+            && let Expr::Array(a) = right.as_ref()
+        {
+            *expr = Expr::InList {
+                expr: left.clone(),
+                list: a.elem.clone(),
+                negated: false,
+            };
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_table_factor(&mut self, tf: &mut sqlparser::ast::TableFactor) -> ControlFlow<()> {
+        // A single-column function in FROM names its column after its alias in PostgreSQL
+        // (`generate_series(1, 3) s` has column `s`); SQLite calls it `value`.
+        if let sqlparser::ast::TableFactor::Table {
+            name,
+            args: args @ Some(_),
+            alias: Some(alias),
+            ..
+        } = tf
+        {
+            let func = ident_name(name).to_lowercase();
+            if matches!(func.as_str(), "generate_series" | "json_each" | "unnest")
+                && alias.columns.is_empty()
+            {
+                let call = format!(
+                    "{name}({})",
+                    args.as_ref()
+                        .map(|a| a
+                            .args
+                            .iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "))
+                        .unwrap_or_default()
+                );
+                let inner = format!(
+                    "(SELECT value AS \"{}\" FROM {})",
+                    alias.name.value,
+                    call.replace("unnest(", "json_each(")
+                );
+                *name = ObjectName(vec![ObjectNamePart::Identifier(Ident {
+                    value: inner,
+                    quote_style: None,
+                    span: sqlparser::tokenizer::Span::empty(),
+                })]);
+                *args = None;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// `(VALUES …) AS t (a, b)` → `(SELECT column1 AS a, column2 AS b FROM (VALUES …)) AS t`:
+    /// SQLite has no column list on a derived table (SQLAlchemy 2's bulk INSERT uses one).
+    fn pre_visit_table_factor(&mut self, tf: &mut sqlparser::ast::TableFactor) -> ControlFlow<()> {
+        if let sqlparser::ast::TableFactor::Derived {
+            subquery,
+            alias: Some(alias),
+            ..
+        } = tf
+            && !alias.columns.is_empty()
+            && matches!(subquery.body.as_ref(), SetExpr::Values(_))
+        {
+            let cols: Vec<String> = alias
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("column{} AS {}", i + 1, c.name))
+                .collect();
+            let sql = format!("SELECT {} FROM ({subquery})", cols.join(", "));
+            match Parser::parse_sql(&PostgreSqlDialect {}, &sql).map(|mut v| v.pop()) {
+                Ok(Some(Statement::Query(q))) => {
+                    *subquery = q;
+                    alias.columns.clear();
+                }
+                _ => {
+                    self.error = Some(TranslateError::Refused(
+                        "a column list on a VALUES derived table".into(),
+                    ))
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_relation(&mut self, rel: &mut ObjectName) -> ControlFlow<()> {
+        if rel.0.len() == 2 {
+            let schema = rel.0[0]
+                .as_ident()
+                .map(|i| i.value.to_lowercase())
+                .unwrap_or_default();
+            if schema == "public" || schema == "pg_catalog" || schema == "main" {
+                rel.0.remove(0);
+            } else if schema == "information_schema" {
+                let table = rel.0[1]
+                    .as_ident()
+                    .map(|i| i.value.to_lowercase())
+                    .unwrap_or_default();
+                *rel = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(format!(
+                    "information_schema_{table}"
+                )))]);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::Value(v) => {
+                if let Value::EscapedStringLiteral(text) = &v.value {
+                    v.value = Value::SingleQuotedString(text.clone());
+                }
+                if let Value::Placeholder(p) = &mut v.value
+                    && let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
+                {
+                    self.params = self.params.max(n);
+                    *p = format!("?{n}");
+                }
+            }
+            Expr::ILike {
+                negated,
+                any,
+                expr: e,
+                pattern,
+                escape_char,
+            } => {
+                *expr = Expr::Like {
+                    negated: *negated,
+                    any: *any,
+                    expr: e.clone(),
+                    pattern: pattern.clone(),
+                    escape_char: escape_char.clone(),
+                };
+            }
+            Expr::IsDistinctFrom(a, b) => {
+                *expr = Expr::BinaryOp {
+                    left: a.clone(),
+                    op: BinaryOperator::Custom("IS NOT".into()),
+                    right: b.clone(),
+                };
+            }
+            Expr::IsNotDistinctFrom(a, b) => {
+                *expr = Expr::BinaryOp {
+                    left: a.clone(),
+                    op: BinaryOperator::Custom("IS".into()),
+                    right: b.clone(),
+                };
+            }
+            Expr::AnyOp {
+                left,
+                compare_op: BinaryOperator::Eq,
+                right,
+                ..
+            } => {
+                *expr = raw(format!("{left} IN (SELECT value FROM json_each({right}))"));
+            }
+            Expr::Cast { .. } => self.rewrite_cast(expr),
+            Expr::Collate { expr: inner, .. } => *expr = Expr::Nested(inner.clone()),
+            Expr::CompoundFieldAccess { root, access_chain } if access_chain.len() == 1 => {
+                if let sqlparser::ast::AccessExpr::Subscript(sqlparser::ast::Subscript::Index {
+                    index,
+                }) = &access_chain[0]
+                {
+                    // PostgreSQL arrays are stored as JSON arrays and indexed from 1.
+                    *expr = raw(format!(
+                        "json_extract({root}, '$[' || (({index}) - 1) || ']')"
+                    ));
+                }
+            }
+            Expr::BinaryOp { left, op, right } => {
+                let (negated, ci) = match op {
+                    BinaryOperator::PGRegexMatch => (false, false),
+                    BinaryOperator::PGRegexIMatch => (false, true),
+                    BinaryOperator::PGRegexNotMatch => (true, false),
+                    BinaryOperator::PGRegexNotIMatch => (true, true),
+                    BinaryOperator::PGCustomBinaryOperator(parts)
+                        if parts.last().is_some_and(|p| p == "~") =>
+                    {
+                        (false, false)
+                    }
+                    _ => return ControlFlow::Continue(()),
+                };
+                let (l, r) = if ci {
+                    (format!("lower({left})"), format!("lower({right})"))
+                } else {
+                    (left.to_string(), right.to_string())
+                };
+                let not = if negated { "NOT " } else { "" };
+                *expr = raw(format!("({not}regexp({r}, {l}))"));
+            }
+            Expr::Function(_) => return self.rewrite_function(expr),
+            Expr::Array(_) => {
+                let Expr::Array(a) = expr else { unreachable!() };
+                let items: Vec<String> = a.elem.iter().map(|e| e.to_string()).collect();
+                *expr = raw(format!("json_array({})", items.join(", ")));
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_statement(&mut self, stmt: &mut Statement) -> ControlFlow<()> {
+        if let Statement::CreateTable(ct) = stmt {
+            for c in &mut ct.columns {
+                c.options.retain(
+                    |o| !matches!(&o.option, ColumnOption::DialectSpecific(t) if t.is_empty()),
+                );
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}

@@ -1,0 +1,128 @@
+//! `switchyard sync --live` on its own (no proxy): a table without a primary key is refused
+//! before anything is installed; changes made to SQLite while it runs reach PostgreSQL;
+//! verify agrees; `sync --finish` removes every trigger, table and function it installed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::support::PgCluster;
+use crate::support::cluster::{scratch_dir, wait_until};
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn sqlite_count(path: &PathBuf, sql: &str) -> i64 {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn standalone_live_sync_then_finish_leaves_nothing_behind() {
+    let pg = PgCluster::start();
+    let dir = scratch_dir("sy-live-cli-");
+    let db = dir.path().join("app.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, active BOOLEAN NOT NULL DEFAULT 1);
+         CREATE TABLE notes (user_id INTEGER NOT NULL REFERENCES users (id), body TEXT);
+         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 500) INSERT INTO users (name) SELECT 'u' || i FROM s;",
+    )
+    .unwrap();
+    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
+    // A table without a primary key is refused, by name, before anything is installed.
+    let o = cli(&["sync", "--live", "--from", &from, "--to", &to]);
+    let text = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success() && text.contains("primary key") && text.contains("notes"),
+        "{text}"
+    );
+    assert_eq!(
+        sqlite_count(
+            &db,
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE '_switchyard%'"
+        ),
+        0
+    );
+    c.execute_batch("DROP TABLE notes").unwrap();
+
+    let mut child = crate::support::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["sync", "--live", "--from", &from, "--to", &to])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let count = |sql: &str| pg.psql_db("app", sql);
+    assert!(wait_until(Duration::from_secs(30), || count(
+        "SELECT to_regclass('public.users') IS NOT NULL"
+    ) == "t"
+        && count("SELECT count(*) FROM users") == "500"));
+    c.execute_batch(
+        "INSERT INTO users (name, active) VALUES ('late', 0);
+         UPDATE users SET name = 'renamed' WHERE id = 7;
+         DELETE FROM users WHERE id = 9;
+         UPDATE users SET id = 10000 WHERE id = 11;",
+    )
+    .unwrap();
+    let caught_up = wait_until(Duration::from_secs(20), || {
+        count("SELECT count(*) FROM users") == "500"
+            && count("SELECT name || ':' || active FROM users WHERE id = 501") == "late:false"
+            && count("SELECT name FROM users WHERE id = 7") == "renamed"
+            && count("SELECT count(*) FROM users WHERE id IN (9, 11)") == "0"
+            && count("SELECT name FROM users WHERE id = 10000") == "u11"
+    });
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        caught_up,
+        "changes were not applied: {}",
+        count("SELECT count(*) FROM users")
+    );
+    assert!(status.success(), "sync --live exited with {status}");
+    let o = cli(&["verify", "--from", &from, "--to", &to]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    let o = cli(&["sync", "--finish", "--from", &from, "--to", &to]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        sqlite_count(
+            &db,
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_switchyard%' ESCAPE '\\' AND name <> '_switchyard_columns'"
+        ),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"),
+        "0"
+    );
+    assert_eq!(
+        count("SELECT to_regclass('switchyard.changelog') IS NULL"),
+        "t"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM pg_proc WHERE proname = 'capture'"),
+        "0"
+    );
+    // The app's schema holds nothing of switchyard's.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname LIKE '%switchyard%'"
+        ),
+        "0"
+    );
+}
