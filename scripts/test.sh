@@ -49,3 +49,14 @@ timeout --foreground 45m cargo test --quiet || {
     [ $rc = 124 ] && echo "tests did not finish within 45 minutes (a hang)" >&2
     exit $rc
 }
+
+# The cargo-fuzz targets, briefly: a fixed number of inputs from a fixed seed per target
+# (long runs: `bash fuzz/run.sh SECONDS`). They need a nightly toolchain and cargo-fuzz,
+# installed here through rustup when missing; without rustup they are skipped, and say so.
+if command -v rustup >/dev/null 2>&1; then
+    rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+    command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+    FUZZ_RUNS=20000 timeout --foreground 30m bash fuzz/run.sh
+else
+    echo "fuzz targets skipped: rustup is needed to install a nightly toolchain" >&2
+fi

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use futures::FutureExt;
 use tokio::time::timeout_at;
 
 use super::health::{self, HealthState};
@@ -44,6 +45,13 @@ impl Backend {
     }
 
     async fn acquire_until(&self, deadline: Instant) -> Result<Pooled, AcquireError> {
+        // The common case, a healthy backend with an idle connection, needs none of the
+        // waiting machinery below (a dropped bb8 `get` gives nothing up: it is cancel-safe).
+        if self.shared.health.is_up()
+            && let Some(Ok(conn)) = self.pool.get_owned().now_or_never()
+        {
+            return Ok(conn);
+        }
         let started = Instant::now();
         let mut watch = self.shared.health.subscribe();
         loop {

@@ -89,6 +89,11 @@ impl Health {
         self.tx.borrow().clone()
     }
 
+    /// True while the backend is up (no clone of the state).
+    pub fn is_up(&self) -> bool {
+        self.tx.borrow().up
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<HealthState> {
         self.tx.subscribe()
     }
