@@ -55,7 +55,7 @@ echo "ratios (median TPS):"
 for mode in extended prepared; do
     awk -v s="${TPS[switchyard-$mode]}" -v d="${TPS[direct-$mode]}" -v b="${TPS[pgbouncer-$mode]}" \
         -v bs="${TPS[pgbouncer-session-$mode]}" -v m="$mode" \
-        'BEGIN { printf "  -M %-9s switchyard/direct %.2f   switchyard/pgbouncer(transaction) %s   switchyard/pgbouncer(session) %.2f\n",
-                 m, s/d, (b > 0 ? sprintf("%.2f", s/b) : "n/a (pgbouncer failed)"), s/bs }'
+        'BEGIN { printf "  -M %-9s switchyard/direct %.2f   switchyard/pgbouncer(transaction) %s   switchyard/pgbouncer(session) %s\n",
+                 m, s/d, (b > 0 ? sprintf("%.2f", s/b) : "n/a (pgbouncer failed)"), (bs > 0 ? sprintf("%.2f", s/bs) : "n/a (pgbouncer failed)") }'
 done
 echo "  -M prepared through a transaction pooler: pgbouncer alone failed=${FAIL[pgbouncer-prepared]}, switchyard in front of it failed=${FAIL[switchyard-via-pgbouncer-prepared]}"
