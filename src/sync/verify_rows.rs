@@ -319,3 +319,32 @@ pub(super) async fn open_rows(
         count: 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_split_across_copy_messages_is_joined() {
+        let mut lines = CopyLines {
+            norms: vec![Norm::Text, Norm::Text],
+            pk: vec![0],
+            numeric_key: false,
+            pending: Vec::new(),
+            scratch: String::new(),
+            starts: Vec::new(),
+        };
+        let mut chunk = Chunk::default();
+        lines.feed(b"a\tb\nc\t", &mut chunk);
+        assert_eq!(chunk.rows.len(), 1);
+        lines.feed(b"d", &mut chunk);
+        lines.feed(b"\\\\e\n", &mut chunk);
+        let rows: Vec<(&str, &str)> = chunk
+            .rows
+            .iter()
+            .map(|r| (chunk.key(r), chunk.text(r)))
+            .collect();
+        assert_eq!(rows, [("a", "a\u{1f}b"), ("c", "c\u{1f}d\\e")]);
+        assert!(lines.pending.is_empty());
+    }
+}
