@@ -24,7 +24,7 @@ start_bouncer "$PG_PORT" session $((CLIENTS + 4))
 BOUNCER_SESSION=$BOUNCER_PORT
 start_switchyard "postgres://app:secret@127.0.0.1:$PG_PORT/app?sslmode=disable" "$POOL" 'pooler = "none"'
 SY_DIRECT=$SY_PORT
-start_switchyard "postgres://app:secret@127.0.0.1:$BOUNCER_PORT/app?sslmode=disable" "$POOL"
+start_switchyard "postgres://app:secret@127.0.0.1:$BOUNCER/app?sslmode=disable" "$POOL"
 SY_POOLER=$SY_PORT
 
 declare -A TPS LAT FAIL
