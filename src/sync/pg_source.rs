@@ -97,14 +97,16 @@ async fn read_table(c: &Client, name: &str) -> Result<Table, SyncError> {
     .collect();
     let fks = query(
         c,
-        &format!("SELECT conname, pg_get_constraintdef(oid), contype FROM pg_constraint WHERE conrelid = {rel}::regclass AND contype IN ('u', 'f', 'c') ORDER BY contype DESC, conname"),
+        &format!("SELECT conname, pg_get_constraintdef(oid), contype, coalesce((SELECT relname FROM pg_class WHERE oid = confrelid), '') FROM pg_constraint WHERE conrelid = {rel}::regclass AND contype IN ('u', 'f', 'c') ORDER BY contype DESC, conname"),
     )
     .await?
     .iter()
     .map(|r| ForeignKey {
         name: cell(r, 0),
         columns: vec![],
-        ref_table: String::new(),
+        // The referenced table (foreign keys only): the live apply and the backfill order
+        // tables by it, parents first.
+        ref_table: cell(r, 3),
         ref_columns: vec![],
         on_delete: String::new(),
         on_update: String::new(),

@@ -83,21 +83,27 @@ pub fn pg_target(url: &str, what: &str) -> Result<PgTarget, SyncError> {
 /// each followed by Sync): behind a transaction pooler those must all reach the same
 /// server, and only an open transaction guarantees that.
 pub async fn copy_out_all(c: &Client, sql: &str) -> Result<bytes::BytesMut, tokio_postgres::Error> {
-    use futures::StreamExt;
     c.simple_query("BEGIN READ ONLY").await?;
-    let result = async {
-        let stream = c.copy_out(sql).await?;
-        futures::pin_mut!(stream);
-        let mut data = bytes::BytesMut::new();
-        while let Some(chunk) = stream.next().await {
-            data.extend_from_slice(&chunk?);
-        }
-        Ok(data)
-    }
-    .await;
+    let result = copy_out_in_tx(c, sql).await;
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     let ended = c.simple_query(end).await;
     let data = result?;
     ended?;
+    Ok(data)
+}
+
+/// Runs a `COPY … TO STDOUT` inside the transaction the caller has open (which keeps its
+/// snapshot, and its server behind a pooler) and returns all it sent.
+pub async fn copy_out_in_tx(
+    c: &Client,
+    sql: &str,
+) -> Result<bytes::BytesMut, tokio_postgres::Error> {
+    use futures::StreamExt;
+    let stream = c.copy_out(sql).await?;
+    futures::pin_mut!(stream);
+    let mut data = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        data.extend_from_slice(&chunk?);
+    }
     Ok(data)
 }

@@ -11,6 +11,7 @@ pub mod capture;
 mod hook;
 pub mod sequences;
 pub mod side;
+mod snapshot;
 mod sqlite_apply;
 mod status;
 

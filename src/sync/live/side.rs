@@ -84,31 +84,34 @@ pub async fn read_entries(side: &Side, limit: usize, after: i64) -> Result<Vec<E
         }
         Side::Sqlite(path) => {
             let path = path.clone();
-            blocking(move || {
-                let c = open_sqlite(&path)?;
-                let mut s = c
-                    .prepare(
-                        "SELECT id, tbl, pk, op FROM _switchyard_changelog WHERE id > ?2 ORDER BY id LIMIT ?1",
-                    )
-                    .map_err(sqlerr)?;
-                let out = s
-                    .query_map([limit as i64, after], |r| {
-                        let k: String = r.get(2)?;
-                        Ok(Entry {
-                            id: r.get(0)?,
-                            table: r.get(1)?,
-                            key: serde_json::from_str(&k).unwrap_or(Json::Null),
-                            op: r.get(3)?,
-                        })
-                    })
-                    .map_err(sqlerr)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(sqlerr)?;
-                Ok(out)
-            })
-            .await
+            blocking(move || sqlite_entries(&open_sqlite(&path)?, limit, after)).await
         }
     }
+}
+
+/// [`read_entries`] on an open SQLite connection (inside the caller's read transaction).
+pub(super) fn sqlite_entries(
+    c: &rusqlite::Connection,
+    limit: usize,
+    after: i64,
+) -> Result<Vec<Entry>, SyncError> {
+    let mut s = c
+        .prepare(
+            "SELECT id, tbl, pk, op FROM _switchyard_changelog WHERE id > ?2 ORDER BY id LIMIT ?1",
+        )
+        .map_err(sqlerr)?;
+    s.query_map([limit as i64, after], |r| {
+        let k: String = r.get(2)?;
+        Ok(Entry {
+            id: r.get(0)?,
+            table: r.get(1)?,
+            key: serde_json::from_str(&k).unwrap_or(Json::Null),
+            op: r.get(3)?,
+        })
+    })
+    .map_err(sqlerr)?
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(sqlerr)
 }
 
 /// (pending entries, age of the oldest in seconds) on a side.

@@ -6,8 +6,8 @@
 use rusqlite::types::Value;
 use serde_json::Value as Json;
 
-use super::apply::{Touched, key_text};
 use super::side::sqlerr;
+use super::snapshot::{Rows, Work, key_text};
 use crate::sync::SyncError;
 use crate::sync::schema::{Table, column_list, q};
 
@@ -92,10 +92,7 @@ pub(super) fn pg_text_to_sqlite(v: Option<&str>, pg_type: &str) -> Value {
 
 /// Upserts and deletes into a SQLite side inside one write transaction, removing the
 /// changelog entries its own writes created.
-pub(super) fn sqlite_write(
-    c: &mut rusqlite::Connection,
-    work: &[(Table, Touched, Vec<Vec<Value>>)],
-) -> Result<(), SyncError> {
+pub(super) fn sqlite_write(c: &mut rusqlite::Connection, work: &[Work]) -> Result<(), SyncError> {
     let tx = c
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(sqlerr)?;
@@ -109,7 +106,14 @@ pub(super) fn sqlite_write(
         )
         .unwrap_or(0);
     let mut absent: Vec<(&Table, Vec<Json>)> = Vec::new();
-    for (t, touched, rows) in work {
+    for w in work {
+        let (t, touched) = (&w.table, &w.touched);
+        let Rows::Values(rows) = &w.rows else {
+            return Err(SyncError::Target(format!(
+                "applying changes to {}: rows not read as SQLite values",
+                t.name
+            )));
+        };
         if touched.truncated {
             tx.execute(&format!("DELETE FROM {}", q(&t.name)), [])
                 .map_err(sqlerr)?;

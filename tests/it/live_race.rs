@@ -1,0 +1,200 @@
+//! Apply rounds racing a writer that creates and deletes parents with children. A round
+//! must read its changelog entries and the rows they point at in one source snapshot:
+//! otherwise it can see a parent already deleted while the entries for its children (deleted
+//! by the same transaction) are not in its batch, and fail deleting the parent on the
+//! target with a foreign-key violation (seen in CI as a failed cutover). From PostgreSQL
+//! and from SQLite.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use switchyard::sync::live::{apply, side};
+use switchyard::sync::{plan, schema};
+
+use crate::support::cluster::scratch_dir;
+use crate::support::{PgCluster, connect, rt};
+
+const SCHEMA: &str = "CREATE TABLE parents (id bigserial PRIMARY KEY, name text NOT NULL);
+CREATE TABLE children (parent_id bigint NOT NULL REFERENCES parents (id), tag text NOT NULL, PRIMARY KEY (parent_id, tag));";
+
+/// Each step creates a parent with two children, renames the oldest live parent, and every
+/// other step deletes that parent and its children in one transaction.
+async fn writer(url: String, stop: Arc<AtomicBool>) -> u64 {
+    let mut c = connect(&url).await.unwrap();
+    let mut live = std::collections::VecDeque::new();
+    let mut n = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        let tx = c.transaction().await.unwrap();
+        let id: i64 = tx
+            .query_one("INSERT INTO parents (name) VALUES ('p') RETURNING id", &[])
+            .await
+            .unwrap()
+            .get(0);
+        tx.execute("INSERT INTO children VALUES ($1, 'a'), ($1, 'b')", &[&id])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        live.push_back(id);
+        // Touches the oldest parent alone: a batch holding this entry names the parent
+        // without its children, which the next transaction deletes with it.
+        c.execute("UPDATE parents SET name = 'q' WHERE id = $1", &[&live[0]])
+            .await
+            .unwrap();
+        if n % 2 == 1 {
+            let old = live.pop_front().unwrap();
+            let tx = c.transaction().await.unwrap();
+            tx.execute("DELETE FROM children WHERE parent_id = $1", &[&old])
+                .await
+                .unwrap();
+            tx.execute("DELETE FROM parents WHERE id = $1", &[&old])
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        n += 1;
+    }
+    n
+}
+
+async fn dump(url: &str) -> Vec<String> {
+    let c = connect(url).await.unwrap();
+    let rows = c
+        .query(
+            "SELECT format('%s %s', p.id, string_agg(c.tag, ',' ORDER BY c.tag)) FROM parents p LEFT JOIN children c ON c.parent_id = p.id GROUP BY p.id ORDER BY p.id",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+/// Apply rounds for four seconds (each must succeed), then until the changelog is empty.
+async fn race(from: &side::Side, to: &mut side::Side, tables: &[schema::Table]) -> u64 {
+    let (started, mut rounds) = (Instant::now(), 0u64);
+    while started.elapsed() < Duration::from_secs(4) {
+        apply::apply_round(from, to, tables, 10_000, 0)
+            .await
+            .unwrap_or_else(|e| panic!("round {rounds} failed: {e}"));
+        rounds += 1;
+    }
+    rounds
+}
+
+async fn drain(from: &side::Side, to: &mut side::Side, tables: &[schema::Table]) {
+    while apply::apply_round(from, to, tables, 10_000, 0)
+        .await
+        .unwrap()
+        .0
+        > 0
+    {}
+}
+
+#[test]
+fn apply_rounds_racing_parent_deletes_never_break_foreign_keys() {
+    let (src, dst) = (PgCluster::start(), PgCluster::start());
+    src.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
+    dst.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
+    let (src_url, dst_url) = (src.url("app"), dst.url("app"));
+    rt().block_on(async {
+        let mut tables = plan::open_source(&src_url).await.unwrap().tables;
+        schema::fk_order(&mut tables);
+        let from = side::Side::Postgres(connect(&src_url).await.unwrap());
+        let mut to = side::Side::Postgres(connect(&dst_url).await.unwrap());
+        side::install(&from, &tables).await.unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..3)
+            .map(|_| tokio::spawn(writer(src_url.clone(), stop.clone())))
+            .collect();
+        let rounds = race(&from, &mut to, &tables).await;
+        stop.store(true, Ordering::SeqCst);
+        let mut txs = 0;
+        for w in writers {
+            txs += w.await.unwrap();
+        }
+        drain(&from, &mut to, &tables).await;
+        assert!(txs > 200 && rounds > 10, "{txs} steps, {rounds} rounds");
+        eprintln!("{txs} writer steps, {rounds} rounds");
+        assert_eq!(dump(&dst_url).await, dump(&src_url).await);
+    });
+}
+
+/// The same writer on a SQLite file.
+fn sqlite_writer(path: std::path::PathBuf, stop: Arc<AtomicBool>) -> u64 {
+    let mut c = rusqlite::Connection::open(path).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut live = std::collections::VecDeque::new();
+    let mut n = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        let tx = c.transaction().unwrap();
+        tx.execute("INSERT INTO parents (name) VALUES ('p')", [])
+            .unwrap();
+        let id = tx.last_insert_rowid();
+        tx.execute("INSERT INTO children VALUES (?1, 'a'), (?1, 'b')", [id])
+            .unwrap();
+        tx.commit().unwrap();
+        live.push_back(id);
+        c.execute("UPDATE parents SET name = 'q' WHERE id = ?1", [live[0]])
+            .unwrap();
+        if n % 2 == 1 {
+            let old = live.pop_front().unwrap();
+            let tx = c.transaction().unwrap();
+            tx.execute("DELETE FROM children WHERE parent_id = ?1", [old])
+                .unwrap();
+            tx.execute("DELETE FROM parents WHERE id = ?1", [old])
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        n += 1;
+        // SQLite commits far faster than a network round trip; keep the pace near the
+        // PostgreSQL writer's so rounds stay small.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    n
+}
+
+#[test]
+fn apply_rounds_from_sqlite_racing_parent_deletes_never_break_foreign_keys() {
+    let dst = PgCluster::start();
+    dst.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
+    let dir = scratch_dir("sy-race-");
+    let db = dir.path().join("app.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE parents (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL);
+         CREATE TABLE children (parent_id INTEGER NOT NULL REFERENCES parents (id), tag TEXT NOT NULL, PRIMARY KEY (parent_id, tag));",
+    )
+    .unwrap();
+    let dst_url = dst.url("app");
+    rt().block_on(async {
+        let mut tables = plan::open_source(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap()
+            .tables;
+        schema::fk_order(&mut tables);
+        let from = side::Side::Sqlite(db.clone());
+        let mut to = side::Side::Postgres(connect(&dst_url).await.unwrap());
+        side::install(&from, &tables).await.unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let w = {
+            let (db, stop) = (db.clone(), stop.clone());
+            std::thread::spawn(move || sqlite_writer(db, stop))
+        };
+        let rounds = race(&from, &mut to, &tables).await;
+        stop.store(true, Ordering::SeqCst);
+        let steps = w.join().unwrap();
+        drain(&from, &mut to, &tables).await;
+        assert!(steps > 200 && rounds > 10, "{steps} steps, {rounds} rounds");
+        eprintln!("{steps} writer steps, {rounds} rounds");
+        let mut s = c
+            .prepare("SELECT p.id || ' ' || group_concat(c.tag, ',') FROM parents p LEFT JOIN (SELECT * FROM children ORDER BY tag) c ON c.parent_id = p.id GROUP BY p.id ORDER BY p.id")
+            .unwrap();
+        let want: Vec<String> = s
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(dump(&dst_url).await, want);
+    });
+}
