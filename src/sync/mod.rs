@@ -39,6 +39,10 @@ pub enum SyncError {
     Source(String),
     #[error("target: {0}")]
     Target(String),
+    /// A foreign-key or unique constraint on the target refused a write (a live apply
+    /// round that read part of a change retries with more of the changelog).
+    #[error("target: {0}")]
+    Constraint(String),
     #[error("schema: {0}")]
     Schema(String),
     #[error("table {table}, row with key {key}, column {column}: {reason}")]

@@ -13,9 +13,18 @@ use super::sqlite_apply::sqlite_write;
 use crate::sync::schema::{Table, column_list, q};
 use crate::sync::{SyncError, pg_error};
 
-/// A round read from `after`, and when it fails (a child whose parent committed late below
-/// the cursor breaks a foreign key), the same round again from the start of the changelog.
-/// Rounds are idempotent and applied in one target transaction, so the retry is safe.
+/// The most entries one round reads when it retries with a larger batch.
+const MAX_ROUND_ENTRIES: usize = 200_000;
+
+/// A round read from `after`, retried when a constraint on the target refuses it. That
+/// means the round read part of a change and not the rest: entries below the cursor that
+/// committed late (a child whose parent is not there yet), or entries beyond its limit while
+/// the rows it read already show their effect (a parent deleted whose children's deletes
+/// come later). The retry reads from the start of the changelog, then with a limit eight
+/// times larger up to [`MAX_ROUND_ENTRIES`]. Rounds are idempotent and applied in one target
+/// transaction, so retrying is safe; a batch that holds every pending entry, read in one
+/// snapshot, leaves the target equal to that snapshot and cannot break a constraint the
+/// source keeps.
 pub async fn apply_round_from(
     from: &Side,
     to: &mut Side,
@@ -23,14 +32,18 @@ pub async fn apply_round_from(
     limit: usize,
     after: i64,
 ) -> Result<(usize, i64), SyncError> {
-    if after == 0 {
-        return apply_round(from, to, tables, limit, 0).await;
-    }
-    match apply_round(from, to, tables, limit, after).await {
-        Ok(r) => Ok(r),
-        Err(e) => {
-            tracing::debug!(error = %e, "round from the cursor failed; retrying from the start");
-            apply_round(from, to, tables, limit, 0).await
+    let (mut after, mut limit) = (after, limit);
+    loop {
+        match apply_round(from, to, tables, limit, after).await {
+            Err(SyncError::Constraint(e)) if after > 0 || limit < MAX_ROUND_ENTRIES => {
+                tracing::debug!(error = %e, after, limit, "round refused by a constraint; reading more of the changelog");
+                if after > 0 {
+                    after = 0;
+                } else {
+                    limit = limit.saturating_mul(8).min(MAX_ROUND_ENTRIES);
+                }
+            }
+            other => return other,
         }
     }
 }
@@ -76,7 +89,18 @@ pub async fn apply_round(
 }
 
 fn ctx(table: &str) -> impl Fn(tokio_postgres::Error) -> SyncError + '_ {
-    move |e| SyncError::Target(format!("applying changes to {table}: {}", pg_error(&e)))
+    use tokio_postgres::error::SqlState;
+    move |e| {
+        let msg = format!("applying changes to {table}: {}", pg_error(&e));
+        match e.code() {
+            Some(c)
+                if *c == SqlState::FOREIGN_KEY_VIOLATION || *c == SqlState::UNIQUE_VIOLATION =>
+            {
+                SyncError::Constraint(msg)
+            }
+            _ => SyncError::Target(msg),
+        }
+    }
 }
 
 /// Upserts and deletes into PostgreSQL in one transaction marked as switchyard's own.

@@ -22,12 +22,29 @@ fn json_to_sqlite(v: &Json) -> Value {
     }
 }
 
+/// Keys per SELECT when reading rows by key: SQLite allows 32 766 bound parameters per
+/// statement, and a batch holds up to 10 000 keys of any width.
+const KEYS_PER_SELECT: usize = 500;
+
 /// Current rows of `t` for `keys`, read from a SQLite side.
 pub(super) fn sqlite_fetch(
     c: &rusqlite::Connection,
     t: &Table,
     keys: &[Json],
 ) -> Result<Vec<Vec<Value>>, SyncError> {
+    let mut rows = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(KEYS_PER_SELECT) {
+        fetch_chunk(c, t, chunk, &mut rows)?;
+    }
+    Ok(rows)
+}
+
+fn fetch_chunk(
+    c: &rusqlite::Connection,
+    t: &Table,
+    keys: &[Json],
+    out: &mut Vec<Vec<Value>>,
+) -> Result<(), SyncError> {
     let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
     let n = t.pk.len();
     let mut params = Vec::new();
@@ -58,10 +75,11 @@ pub(super) fn sqlite_fetch(
                 .map(|i| r.get::<_, Value>(i))
                 .collect::<Result<Vec<_>, _>>()
         })
-        .map_err(sqlerr)?
-        .collect::<Result<Vec<_>, _>>()
         .map_err(sqlerr)?;
-    Ok(rows)
+    for r in rows {
+        out.push(r.map_err(sqlerr)?);
+    }
+    Ok(())
 }
 
 /// A PostgreSQL text value as SQLite stores it (see the storage rules in backend::sqlite::types).
@@ -90,14 +108,25 @@ pub(super) fn pg_text_to_sqlite(v: Option<&str>, pg_type: &str) -> Value {
     }
 }
 
+/// A write error on a SQLite target; constraint failures (a foreign key at commit, a
+/// unique key) are [`SyncError::Constraint`], which the round retries with more entries.
+fn write_err(e: rusqlite::Error) -> SyncError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            SyncError::Constraint(format!("applying changes to SQLite: {e}"))
+        }
+        _ => SyncError::Target(format!("applying changes to SQLite: {e}")),
+    }
+}
+
 /// Upserts and deletes into a SQLite side inside one write transaction, removing the
 /// changelog entries its own writes created.
 pub(super) fn sqlite_write(c: &mut rusqlite::Connection, work: &[Work]) -> Result<(), SyncError> {
     let tx = c
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(sqlerr)?;
+        .map_err(write_err)?;
     tx.execute_batch("PRAGMA defer_foreign_keys = ON")
-        .map_err(sqlerr)?;
+        .map_err(write_err)?;
     let mark: i64 = tx
         .query_row(
             "SELECT coalesce(max(id), 0) FROM _switchyard_changelog",
@@ -116,7 +145,7 @@ pub(super) fn sqlite_write(c: &mut rusqlite::Connection, work: &[Work]) -> Resul
         };
         if touched.truncated {
             tx.execute(&format!("DELETE FROM {}", q(&t.name)), [])
-                .map_err(sqlerr)?;
+                .map_err(write_err)?;
         }
         let names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
         let updates: Vec<String> = names
@@ -137,12 +166,12 @@ pub(super) fn sqlite_write(c: &mut rusqlite::Connection, work: &[Work]) -> Resul
             ph.join(", "),
             column_list(&t.pk)
         );
-        let mut ins = tx.prepare(&sql).map_err(sqlerr)?;
+        let mut ins = tx.prepare(&sql).map_err(write_err)?;
         let pk_pos = t.pk_positions();
         let mut present = std::collections::HashSet::new();
         for r in rows {
             ins.execute(rusqlite::params_from_iter(r.iter()))
-                .map_err(sqlerr)?;
+                .map_err(write_err)?;
             present.insert(key_text(&Json::Array(
                 pk_pos
                     .iter()
@@ -175,10 +204,10 @@ pub(super) fn sqlite_write(c: &mut rusqlite::Connection, work: &[Work]) -> Resul
                 other => vec![json_to_sqlite(other)],
             };
             tx.execute(&del_sql, rusqlite::params_from_iter(vals.iter()))
-                .map_err(sqlerr)?;
+                .map_err(write_err)?;
         }
     }
     tx.execute("DELETE FROM _switchyard_changelog WHERE id > ?1", [mark])
-        .map_err(sqlerr)?;
-    tx.commit().map_err(sqlerr)
+        .map_err(write_err)?;
+    tx.commit().map_err(write_err)
 }
