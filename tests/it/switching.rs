@@ -304,17 +304,31 @@ fn backend_outage_backoff_and_recovery() {
     assert!(wait_until(Duration::from_secs(5), || oks
         .load(Ordering::Relaxed)
         > 50));
-    a.stop();
-    let rt = rt();
-    let mut ceilings = Vec::new();
-    let down = wait_until(Duration::from_secs(10), || {
-        let (_, st) = rt.block_on(get(&t, "/status"));
-        let be = &st["backends"]["a"];
-        if be["up"] == false {
-            ceilings.push(be["backoff"]["ceiling_ms"].as_u64().unwrap_or(0));
-        }
-        be["up"] == false && ceilings.last().copied() == Some(800)
+    // Watch /status from before the outage: under load, stopping the server can take longer
+    // than the backoff needs to reach its cap.
+    let watched = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let (rt, t) = (rt(), admin(&proxy, None));
+            let mut ceilings = Vec::new();
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(20) {
+                let (_, st) = rt.block_on(get(&t, "/status"));
+                let be = &st["backends"]["a"];
+                if be["up"] == false {
+                    ceilings.push(be["backoff"]["ceiling_ms"].as_u64().unwrap_or(0));
+                    if ceilings.last() == Some(&800) {
+                        return (true, ceilings);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (false, ceilings)
+        });
+        a.stop();
+        watcher.join().unwrap()
     });
+    let (down, ceilings) = watched;
+    let rt = rt();
     assert!(
         down,
         "backend a should be marked down with the backoff capped at 800 ms: {ceilings:?}"
