@@ -93,7 +93,7 @@ url = "$1"
 pool_size = $2
 ${3:-}
 TOML
-    RUST_LOG=${SY_LOG:-warn} "$ROOT/target/release/switchyard" serve --config "$cfg" >"$BENCH_DIR/switchyard-$SY_PORT.log" 2>&1 &
+    RUST_LOG=${SY_LOG:-warn} "${SY_BIN:-$ROOT/target/release/switchyard}" serve --config "$cfg" >"$BENCH_DIR/switchyard-$SY_PORT.log" 2>&1 &
     PIDS+=($!)
     wait_port "$SY_PORT"
 }
