@@ -17,6 +17,8 @@ use super::verify_rows::{Chunk, RowRef, Rows, open_rows};
 use super::{SyncError, pg_error, pgconn};
 
 pub(super) const CHUNK: usize = 10_000;
+/// Tables compared at once (each runs a source reader, a target reader and a merge).
+const PARALLEL_TABLES: usize = 2;
 /// Differences listed per table (all are counted).
 const MAX_LISTED: usize = 100;
 /// Separates columns in a normalised row.
@@ -288,9 +290,9 @@ pub async fn run(from: &str, to: &str, tables: &[String]) -> Result<Report, Sync
         all.retain(|t| tables.contains(&t.name));
     }
     let probe = pgconn::connect(&target).await?;
-    let jobs = all.iter().map(|t| {
+    let jobs = all.iter().enumerate().map(|(i, t)| {
         let (probe, source, target) = (&probe, &source, &target);
-        async move {
+        let job = async move {
             let exists = probe
                 .simple_query(&format!("SELECT to_regclass('public.{}')::text", q(&t.name).replace('\'', "''")))
                 .await
@@ -303,15 +305,20 @@ pub async fn run(from: &str, to: &str, tables: &[String]) -> Result<Report, Sync
             let src = open_rows(source, t, None).await?;
             let dst = open_rows(source, t, Some(target)).await?;
             if t.pk.is_empty() { compare_unkeyed(t, src, dst).await } else { compare_keyed(t, src, dst).await }
-        }
+        };
+        async move { (i, job.await) }
     });
-    let results: Vec<Result<TableReport, SyncError>> =
-        futures::stream::iter(jobs).buffered(2).collect().await;
+    // Unordered, so a large table does not hold back the start of the next ones.
+    let mut results: Vec<(usize, Result<TableReport, SyncError>)> = futures::stream::iter(jobs)
+        .buffer_unordered(PARALLEL_TABLES)
+        .collect()
+        .await;
+    results.sort_by_key(|(i, _)| *i);
     let mut report = Report {
         identical: true,
         ..Default::default()
     };
-    for rep in results {
+    for (_, rep) in results {
         let rep = rep?;
         report.identical &= rep.differences == 0;
         report.tables.push(rep);

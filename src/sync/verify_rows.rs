@@ -28,6 +28,20 @@ pub(super) struct Chunk {
 }
 
 impl Chunk {
+    /// An empty chunk with room for one like `prev`, so filling it never reallocates.
+    pub(super) fn like(prev: &Chunk) -> Chunk {
+        Chunk {
+            buf: String::with_capacity(prev.buf.len() + prev.buf.len() / 8),
+            rows: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    /// Hands this chunk over, leaving an empty one sized like it.
+    pub(super) fn take(&mut self) -> Chunk {
+        let next = Chunk::like(self);
+        std::mem::replace(self, next)
+    }
+
     pub(super) fn text(&self, r: &RowRef) -> &str {
         &self.buf[r.text.0 as usize..r.text.1 as usize]
     }
@@ -120,9 +134,7 @@ pub(super) fn sqlite_rows(
                 normalize::write_sqlite_cheap(&mut chunk.buf, v, *norm);
             }
             chunk.finish_row(&starts, &pk, &norms, numeric_key);
-            if chunk.rows.len() == CHUNK
-                && tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err()
-            {
+            if chunk.rows.len() == CHUNK && tx.blocking_send(Ok(chunk.take())).is_err() {
                 return Ok(());
             }
         }
@@ -197,7 +209,7 @@ pub(super) async fn pg_rows(
         let mut chunk = Chunk::default();
         while let Some(data) = stream.next().await {
             lines.feed(&data.map_err(wrap)?, &mut chunk);
-            if chunk.rows.len() >= CHUNK && tx.send(Ok(std::mem::take(&mut chunk))).await.is_err() {
+            if chunk.rows.len() >= CHUNK && tx.send(Ok(chunk.take())).await.is_err() {
                 return Ok(());
             }
         }
