@@ -55,13 +55,12 @@ fn json_value(j: &Json) -> Value {
 
 /// Opens the source read-only.
 pub fn open(path: &Path) -> Result<Connection, SyncError> {
-    let c = Connection::open_with_flags(
+    let mut c = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| SyncError::Source(format!("{}: {e}", path.display())))?;
-    c.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(|e| SyncError::Source(e.to_string()))?;
+    crate::backend::sqlite::busy::wait_10s(&mut c).map_err(|e| SyncError::Source(e.to_string()))?;
     Ok(c)
 }
 

@@ -10,6 +10,7 @@
 //! - [`session`], [`extended`], [`exec`], [`wire`]: the protocol and transactions.
 //! - [`types`], [`setvar`], [`functions`], [`catalog`], [`error`].
 
+pub mod busy;
 pub mod catalog;
 pub mod datetime;
 pub mod ddl;
@@ -40,8 +41,8 @@ use crate::stream::ServerStream;
 use session::Session;
 use setvar::Settings;
 
-/// How long a statement waits for SQLite's write lock before giving up.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a statement waits for SQLite's write lock before giving up (see [`busy`]).
+pub const BUSY_TIMEOUT: Duration = Duration::from_millis(busy::PROXY_LIMIT_MS);
 
 /// One SQLite database file.
 pub struct SqliteEngine {
@@ -56,8 +57,8 @@ fn engine_err(path: &Path, e: impl std::fmt::Display) -> BackendError {
 }
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mut conn = Connection::open(path)?;
+    busy::wait_5s(&mut conn)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )?;

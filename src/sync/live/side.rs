@@ -42,9 +42,8 @@ pub(super) async fn blocking<T: Send + 'static>(
 }
 
 pub(super) fn open_sqlite(path: &std::path::Path) -> Result<rusqlite::Connection, SyncError> {
-    let c = rusqlite::Connection::open(path).map_err(sqlerr)?;
-    c.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(sqlerr)?;
+    let mut c = rusqlite::Connection::open(path).map_err(sqlerr)?;
+    crate::backend::sqlite::busy::wait_10s(&mut c).map_err(sqlerr)?;
     Ok(c)
 }
 
