@@ -64,6 +64,7 @@ default_pool_size = $3
 max_client_conn = 20000
 listen_backlog = 4096
 ignore_startup_parameters = extra_float_digits,options
+${BOUNCER_EXTRA:-}
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 INI
@@ -112,7 +113,7 @@ pgbench_run() {
     local port=$1
     shift
     local out
-    out=$(PGPASSWORD=secret "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U app "$@" app 2>&1) || { echo "0 0 error"; echo "$out" >&2; return 0; }
+    out=$(PGPASSWORD=secret "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U app "$@" "${PGB_DB:-app}" 2>&1) || { echo "0 0 error"; echo "$out" >&2; return 0; }
     local tps lat failed
     tps=$(echo "$out" | awk '/^tps = /{print $3}')
     lat=$(echo "$out" | awk '/^latency average/{print $4}')

@@ -2,7 +2,8 @@
 # Serving SQLite over the PostgreSQL protocol: point selects and single-row inserts with 1
 # and 16 clients through switchyard on a SQLite file, against the same statements run
 # directly with rusqlite in process (the limit), and against the same workload through
-# switchyard on PostgreSQL. Prints ops/s and the ratio to direct SQLite.
+# switchyard on PostgreSQL. Prints ops/s and the ratio to direct SQLite, then the wire
+# ceiling: how fast pgbench gets answers from a server that does no work at all.
 #
 #   bash bench/sqlite.sh            # 100000 rows, 8 s per run
 source "$(dirname "$0")/lib.sh"
@@ -46,4 +47,13 @@ for w in select insert; do
         p=$(proxied "$PGSY_PORT" "$w" "$c")
         printf '%-8s %-8s %12.0f %14.0f %8.2f %16.0f\n' "$w" "$c" "$d" "$s" "$(echo "$s / $d" | bc -l)" "$p"
     done
+done
+
+# The ceiling of any server over the wire on this machine: PgBouncer's admin console
+# answers SHOW VERSION from memory (C, no backend), so pgbench cannot go faster than this.
+BOUNCER_EXTRA="admin_users = app" start_bouncer "$PG_PORT" transaction 1
+echo 'SHOW VERSION;' > "$BENCH_DIR/ceiling.sql"
+for c in 1 16; do
+    ceil=$(PGB_DB=pgbouncer pgbench_run "$BOUNCER_PORT" -n -M simple -f "$BENCH_DIR/ceiling.sql" -c "$c" -j "$c" -T "$SECS" | awk '{print $1}')
+    printf 'wire ceiling, %2s client(s): %.0f answers/s (PgBouncer admin console, SHOW VERSION)\n' "$c" "${ceil%%.*}"
 done
