@@ -6,12 +6,14 @@
 //! - [`cast`], [`sqlite_read`]: SQLite rows into binary COPY.
 //! - [`backfill`], [`checkpoint`], [`sequences`]: writing the target.
 //! - [`plan`]: the whole run; [`verify`], [`normalize`]: comparing.
-//! - [`pgconn`], [`progress`]: connections and progress display.
+//! - [`pgconn`], [`progress`]: connections and progress display; `copy_stream`: the
+//!   verify's COPY reader.
 //! - [`live`]: change capture and continuous apply for a cutover without lost writes.
 
 pub mod backfill;
 pub mod cast;
 pub mod checkpoint;
+mod copy_stream;
 pub mod live;
 pub mod normalize;
 pub mod pg_source;
@@ -62,7 +64,11 @@ pub enum SyncError {
 pub fn pg_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => e.to_string(),
+        // tokio-postgres's own text leaves out the cause ("error connecting to server").
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 

@@ -32,7 +32,7 @@ pub async fn connect(target: &PgTarget) -> Result<Client, SyncError> {
     let addr = target.host.to_string();
     let err = |e: tokio_postgres::Error| SyncError::Connect {
         addr: addr.clone(),
-        detail: e.to_string(),
+        detail: super::pg_error(&e),
     };
     let client = if target.sslmode == SslMode::Disable
         || matches!(cfg.get_hosts().first(), Some(Host::Unix(_)))

@@ -2,15 +2,14 @@
 //! (PostgreSQL through COPY inside a read-only snapshot, SQLite on a blocking thread), in
 //! primary-key order, normalised into chunks of one buffer each, and handed over a channel.
 
-use futures::StreamExt;
 use tokio::sync::mpsc;
-use tokio_postgres::Client;
 
 use super::backfill::Source;
+use super::copy_stream::CopyReader;
 use super::normalize::{self, Norm};
 use super::schema::{Table, column_list, q};
 use super::verify::{CHUNK, SEP};
-use super::{SyncError, pg_error, pgconn, sqlite_read};
+use super::{SyncError, sqlite_read};
 
 /// One row inside a chunk's buffer: its key (canonical) and its cheap form.
 #[derive(Clone, Copy)]
@@ -154,74 +153,76 @@ pub(super) fn key_shape(t: &Table) -> (Vec<usize>, bool) {
     (pk, numeric)
 }
 
+/// The query that reads a PostgreSQL table in key order, in one read-only snapshot (a
+/// transaction also keeps it on one server behind a transaction pooler, and its settings
+/// end with it rather than stay on a pooler's server).
+fn pg_rows_sql(t: &Table) -> String {
+    let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+    let order: Vec<String> =
+        t.pk.iter()
+            .map(|k| {
+                if t.column(k).is_some_and(|c| is_integer(&c.pg_type)) {
+                    q(k)
+                } else {
+                    format!("{}::text COLLATE \"C\"", q(k))
+                }
+            })
+            .collect();
+    let order = if order.is_empty() {
+        String::new()
+    } else {
+        format!(" ORDER BY {}", order.join(", "))
+    };
+    format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+         SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 1; \
+         COPY (SELECT {cols} FROM public.{}{order}) TO STDOUT; COMMIT",
+        q(&t.name)
+    )
+}
+
 /// Streams a PostgreSQL table's normalised rows in key order (COPY text format).
 pub(super) async fn pg_rows(
-    c: Client,
+    mut reader: CopyReader,
     t: Table,
     tx: mpsc::Sender<Result<Chunk, SyncError>>,
     target: bool,
 ) {
-    let wrap = |e: tokio_postgres::Error| {
+    let wrap = |e: String| {
         if target {
-            SyncError::Target(pg_error(&e))
+            SyncError::Target(e)
         } else {
-            SyncError::Source(pg_error(&e))
+            SyncError::Source(e)
         }
     };
-    let run = async {
-        let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
-        let order: Vec<String> =
-            t.pk.iter()
-                .map(|k| {
-                    if t.column(k).is_some_and(|c| is_integer(&c.pg_type)) {
-                        q(k)
-                    } else {
-                        format!("{}::text COLLATE \"C\"", q(k))
-                    }
-                })
-                .collect();
-        let order = if order.is_empty() {
-            String::new()
-        } else {
-            format!(" ORDER BY {}", order.join(", "))
-        };
-        let sql = format!(
-            "COPY (SELECT {cols} FROM public.{}{order}) TO STDOUT",
-            q(&t.name)
-        );
-        // A transaction keeps tokio-postgres's named COPY statement on one server behind
-        // a transaction pooler, and gives the whole read one snapshot.
-        c.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(wrap)?;
-        let stream = c.copy_out(&sql).await.map_err(wrap)?;
-        futures::pin_mut!(stream);
-        let norms: Vec<Norm> = t.columns.iter().map(|c| Norm::of(&c.pg_type)).collect();
-        let (pk, numeric_key) = key_shape(&t);
-        let mut lines = CopyLines {
-            norms,
-            pk,
-            numeric_key,
-            pending: Vec::new(),
-            scratch: String::new(),
-            starts: Vec::new(),
-        };
-        let mut chunk = Chunk::default();
-        while let Some(data) = stream.next().await {
-            lines.feed(&data.map_err(wrap)?, &mut chunk);
-            if chunk.rows.len() >= CHUNK && tx.send(Ok(chunk.take())).await.is_err() {
-                return Ok(());
+    let norms: Vec<Norm> = t.columns.iter().map(|c| Norm::of(&c.pg_type)).collect();
+    let (pk, numeric_key) = key_shape(&t);
+    let mut lines = CopyLines {
+        norms,
+        pk,
+        numeric_key,
+        pending: Vec::new(),
+        scratch: String::new(),
+        starts: Vec::new(),
+    };
+    let mut chunk = Chunk::default();
+    loop {
+        match reader.next_batch(|data| lines.feed(data, &mut chunk)).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let _ = tx.send(Err(wrap(e))).await;
+                return;
             }
         }
-        if !chunk.rows.is_empty() {
-            let _ = tx.send(Ok(chunk)).await;
+        if chunk.rows.len() >= CHUNK && tx.send(Ok(chunk.take())).await.is_err() {
+            return reader.close().await;
         }
-        Ok::<(), SyncError>(())
-    };
-    if let Err(e) = run.await {
-        let _ = tx.send(Err(e)).await;
     }
-    let _ = c.simple_query("COMMIT").await;
+    if !chunk.rows.is_empty() {
+        let _ = tx.send(Ok(chunk)).await;
+    }
+    reader.close().await;
 }
 
 /// Turns COPY text data into normalised rows. PostgreSQL sends one row per CopyData
@@ -313,11 +314,8 @@ pub(super) async fn open_rows(
     let (tx, rx) = mpsc::channel(2);
     match (target, source) {
         (Some(pt), _) | (None, Source::Postgres(pt)) => {
-            let c = pgconn::connect(pt).await?;
-            c.batch_execute("SET TimeZone = 'UTC'; SET extra_float_digits = 1")
-                .await
-                .map_err(|e| SyncError::Target(pg_error(&e)))?;
-            tokio::spawn(pg_rows(c, t.clone(), tx, target.is_some()));
+            let reader = CopyReader::start(pt, &pg_rows_sql(t)).await?;
+            tokio::spawn(pg_rows(reader, t.clone(), tx, target.is_some()));
         }
         (None, Source::Sqlite(path)) => {
             let (p, tt) = (path.clone(), t.clone());
