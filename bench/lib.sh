@@ -95,7 +95,8 @@ pool_size = $2
 ${3:-}
 TOML
     RUST_LOG=${SY_LOG:-warn} "${SY_BIN:-$ROOT/target/release/switchyard}" serve --config "$cfg" >"$BENCH_DIR/switchyard-$SY_PORT.log" 2>&1 &
-    PIDS+=($!)
+    SY_PID=$!
+    PIDS+=("$SY_PID")
     wait_port "$SY_PORT"
 }
 
@@ -119,6 +120,11 @@ pgbench_run() {
     lat=$(echo "$out" | awk '/^latency average/{print $4}')
     failed=$(echo "$out" | awk '/number of failed transactions/{print $5}')
     echo "${tps:-0} ${lat:-0} ${failed:-0}"
+}
+
+# cpu_ticks PID -> user and system CPU of a process so far, in clock ticks (1/100 s).
+cpu_ticks() {
+    if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then awk '{print $14, $15}' "/proc/$1/stat"; else echo "0 0"; fi
 }
 
 median() {

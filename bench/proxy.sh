@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Proxy overhead: pgbench select-only, 16 clients, against PostgreSQL directly, PgBouncer
 # (transaction mode) and switchyard, in extended and prepared modes, in one run on one
-# machine. Prints the median TPS and latency of ROUNDS runs and the ratios
-# switchyard/direct and switchyard/PgBouncer.
+# machine. Prints the median TPS and latency of ROUNDS runs, each proxy's own CPU time
+# per transaction (user and system, from /proc), and the ratios switchyard/direct and
+# switchyard/PgBouncer.
 #
 #   bash bench/proxy.sh            # defaults: 16 clients, 10 s per run, 3 rounds
 #   CLIENTS=32 SECONDS_PER_RUN=20 ROUNDS=5 bash bench/proxy.sh
@@ -20,12 +21,16 @@ PGPASSWORD=secret "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U app -i -s 10 -
 start_bouncer "$PG_PORT" transaction "$POOL"
 DIRECT=$PG_PORT
 BOUNCER=$BOUNCER_PORT
+declare -A PID=([pgbouncer]=$BOUNCER_PID)
 start_bouncer "$PG_PORT" session $((CLIENTS + 4))
 BOUNCER_SESSION=$BOUNCER_PORT
+PID[pgbouncer-session]=$BOUNCER_PID
 start_switchyard "postgres://app:secret@127.0.0.1:$PG_PORT/app?sslmode=disable" "$POOL" 'pooler = "none"'
 SY_DIRECT=$SY_PORT
+PID[switchyard]=$SY_PID
 start_switchyard "postgres://app:secret@127.0.0.1:$BOUNCER/app?sslmode=disable" "$POOL"
 SY_POOLER=$SY_PORT
+PID[switchyard-via-pgbouncer]=$SY_PID
 
 declare -A TPS LAT FAIL
 targets=(direct pgbouncer pgbouncer-session switchyard switchyard-via-pgbouncer)
@@ -36,8 +41,14 @@ declare -A RUNS
 for r in $(seq 1 "$ROUNDS"); do
     for mode in extended prepared; do
         for t in "${targets[@]}"; do
+            read -r u0 s0 < <(cpu_ticks "${PID[$t]:-}")
             read -r tps lat f < <(pgbench_run "${PORT[$t]}" -S -c "$CLIENTS" -j "$THREADS" -T "$SECS" -M "$mode")
-            RUNS[$t-$mode]+="$tps $lat $f;"
+            read -r u1 s1 < <(cpu_ticks "${PID[$t]:-}")
+            # The proxy's own CPU per transaction (µs, user and system): steadier than
+            # TPS on a shared machine. PgBouncer's includes only its own process.
+            cpu=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v t="$tps" -v d="$SECS" \
+                'BEGIN { n = t * d; if (n > 0) printf "%.2f/%.2f", u * 1e4 / n, s * 1e4 / n; else print "-/-" }')
+            RUNS[$t-$mode]+="$tps $lat $f $cpu;"
         done
     done
 done
@@ -47,7 +58,10 @@ for mode in extended prepared; do
         TPS[$t-$mode]=$(echo "$runs" | tr ';' '\n' | awk 'NF{print $1}' | median)
         LAT[$t-$mode]=$(echo "$runs" | tr ';' '\n' | awk 'NF{print $2}' | median)
         FAIL[$t-$mode]=$(echo "$runs" | tr ';' '\n' | awk 'NF{ if ($3 == "error") e = 1; else n += $3 } END { print (e ? "error" : n) }')
-        printf '  %-26s -M %-9s tps %10.0f  latency %7.3f ms  failed %s\n' "$t" "$mode" "${TPS[$t-$mode]}" "${LAT[$t-$mode]}" "${FAIL[$t-$mode]}"
+        cpu_u=$(echo "$runs" | tr ';' '\n' | awk 'NF{split($4, c, "/"); print c[1]}' | median)
+        cpu_s=$(echo "$runs" | tr ';' '\n' | awk 'NF{split($4, c, "/"); print c[2]}' | median)
+        if [ -n "${PID[$t]:-}" ]; then cpu="proxy CPU/tx ${cpu_u} us user + ${cpu_s} us sys"; else cpu=""; fi
+        printf '  %-26s -M %-9s tps %10.0f  latency %7.3f ms  failed %-5s %s\n' "$t" "$mode" "${TPS[$t-$mode]}" "${LAT[$t-$mode]}" "${FAIL[$t-$mode]}" "$cpu"
     done
 done
 echo
