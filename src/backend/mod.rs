@@ -194,6 +194,6 @@ impl Backend {
 
     /// Opens a connection outside the pool (health checks, preflight).
     pub async fn dedicated(&self) -> Result<conn::ServerConn, BackendError> {
-        self.pool.dedicated_connection().await
+        self.pool.dedicated_connection().await.map(|c| *c)
     }
 }

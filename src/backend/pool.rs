@@ -54,10 +54,12 @@ pub struct Manager {
 }
 
 impl bb8::ManageConnection for Manager {
-    type Connection = ServerConn;
+    /// Boxed: the pool moves a connection in and out of its idle queue at every
+    /// transaction, and a pointer moves cheaper than the whole struct.
+    type Connection = Box<ServerConn>;
     type Error = BackendError;
 
-    async fn connect(&self) -> Result<ServerConn, BackendError> {
+    async fn connect(&self) -> Result<Box<ServerConn>, BackendError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .connect_attempts
@@ -95,14 +97,14 @@ impl bb8::ManageConnection for Manager {
                     .set(0);
             }
         }
-        result
+        result.map(Box::new)
     }
 
-    async fn is_valid(&self, _conn: &mut ServerConn) -> Result<(), BackendError> {
+    async fn is_valid(&self, _conn: &mut Box<ServerConn>) -> Result<(), BackendError> {
         Ok(())
     }
 
-    fn has_broken(&self, conn: &mut ServerConn) -> bool {
+    fn has_broken(&self, conn: &mut Box<ServerConn>) -> bool {
         conn.broken || !conn.rbuf.is_empty()
     }
 }

@@ -239,7 +239,7 @@ impl Session {
             };
             let step = {
                 let msg = &self.client_in[..h.total];
-                let server = self.held.as_mut().map(|h| &mut *h.conn);
+                let server = self.held.as_mut().map(|h| &mut **h.conn);
                 self.relay.on_client(h.tag, msg, server)?
             };
             match step {
