@@ -9,8 +9,7 @@ use tokio::io::AsyncReadExt;
 use super::SyncError;
 use crate::backend::conn::ServerConn;
 use crate::backend::postgres::connect;
-use crate::backend::url::{PgHost, PgTarget};
-use crate::config::SslMode;
+use crate::backend::url::PgTarget;
 use crate::protocol::{be, build, framing, parse};
 use crate::tls;
 
@@ -37,11 +36,8 @@ impl CopyReader {
     /// Connects (TLS and authentication as for a backend) and sends `sql`, a simple query
     /// whose statements may include one `COPY … TO STDOUT`.
     pub async fn start(target: &PgTarget, sql: &str) -> Result<CopyReader, SyncError> {
-        let tls = match (&target.host, target.sslmode) {
-            (PgHost::Unix { .. }, _) | (_, SslMode::Disable) => None,
-            (_, mode) => tls::client_config(mode, target.ca_file.as_deref())
-                .map_err(|e| connect_err(target, e))?,
-        };
+        let tls = tls::client_config(target.sslmode, target.ca_file.as_deref())
+            .map_err(|e| connect_err(target, e))?;
         let mut conn = connect::connect(target, tls.as_ref(), 0)
             .await
             .map_err(|e| connect_err(target, e))?;
