@@ -184,21 +184,19 @@ fn sqlite_app_database_to_postgres() {
     let o = switchyard(&["verify", "--from", "sqlite:///nonexistent.db", "--to", &to]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     // A target that cannot be read is named with the server's error, not compared.
+    let cannot_run = |to: &str, says: &str| {
+        let o = switchyard(&["verify", "--from", &from, "--to", to]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains(says), "{}", text(&o));
+    };
     pg.psql_db("app", "ALTER TABLE posts RENAME COLUMN title TO headline");
-    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("target: column \"title\" does not exist (SQLSTATE 42703)"),
-        "{}",
-        text(&o)
+    cannot_run(
+        &to,
+        "target: column \"title\" does not exist (SQLSTATE 42703)",
     );
-    let bad = to.replace(":secret@", ":wrong@");
-    let o = switchyard(&["verify", "--from", &from, "--to", &bad]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("password authentication failed"),
-        "{}",
-        text(&o)
+    cannot_run(
+        &to.replace(":secret@", ":wrong@"),
+        "password authentication failed",
     );
 }
 

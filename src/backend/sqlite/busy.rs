@@ -18,14 +18,14 @@ thread_local! {
 /// A busy handler that gives up after `LIMIT_MS` milliseconds of waiting.
 fn wait<const LIMIT_MS: u64>(tries: i32) -> bool {
     let now = Instant::now();
+    // SQLite counts the tries of each wait from 0.
     let started = STARTED.with(|s| {
-        if tries == 0 || s.get().is_none() {
+        if tries == 0 {
             s.set(Some(now));
         }
         s.get().unwrap_or(now)
     });
     if now.duration_since(started) >= Duration::from_millis(LIMIT_MS) {
-        STARTED.with(|s| s.set(None));
         return false;
     }
     let pause = if tries < 20 { 100 } else { 500 };
