@@ -1,6 +1,6 @@
 //! `switchyard verify`: compares source and target table by table. Both sides are read in
-//! primary-key order (PostgreSQL text keys under the "C" collation, which is SQLite's byte
-//! order), normalised (see [`super::normalize`]) and merged, so every differing row is named
+//! primary-key order (integer key columns by value, the others by their bytes: the "C"
+//! collation on PostgreSQL, BINARY on SQLite), normalised (see [`super::normalize`]) and merged, so every differing row is named
 //! with its key, column and both values; rows are grouped in ranges of 10,000 keys to say
 //! where the differences are. Tables without a primary key are compared as multisets.
 
@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::normalize::{self, NULL, Norm};
 use super::plan::{self, Opened};
 use super::schema::{Table, q};
-use super::verify_rows::{Chunk, RowRef, Rows, open_rows};
+use super::verify_rows::{Chunk, RowRef, Rows, is_integer, open_rows};
 use super::{SyncError, pg_error, pgconn};
 
 pub(super) const CHUNK: usize = 10_000;
@@ -98,11 +98,24 @@ fn column_diffs(t: &Table, key: &str, a: &str, b: &str, out: &mut Vec<Difference
     }
 }
 
-fn key_order(a: &Chunk, ra: &RowRef, b: &Chunk, rb: &RowRef) -> Ordering {
-    match (ra.num, rb.num) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        _ => a.key(ra).as_bytes().cmp(b.key(rb).as_bytes()),
+/// Orders two rows' keys the way both sides read them: integer key columns by value,
+/// the others by their bytes (the "C" collation on PostgreSQL, BINARY on SQLite).
+/// `int_parts` says which key columns are integers.
+fn key_order(int_parts: &[bool], a: &Chunk, ra: &RowRef, b: &Chunk, rb: &RowRef) -> Ordering {
+    if let (Some(x), Some(y)) = (ra.num, rb.num) {
+        return x.cmp(&y);
     }
+    let parts = a.key(ra).split(SEP).zip(b.key(rb).split(SEP));
+    for ((x, y), &int) in parts.zip(int_parts) {
+        let order = match (int, x.parse::<i64>(), y.parse::<i64>()) {
+            (true, Ok(p), Ok(q)) => p.cmp(&q),
+            _ => x.as_bytes().cmp(y.as_bytes()),
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    Ordering::Equal
 }
 
 /// Compares one table with a primary key by merging both sides in key order.
@@ -119,6 +132,11 @@ async fn compare_keyed(t: &Table, mut src: Rows, mut dst: Rows) -> Result<TableR
         advance_first(&mut src).await?,
         advance_first(&mut dst).await?,
     );
+    let int_parts: Vec<bool> = t
+        .pk_positions()
+        .iter()
+        .map(|&i| is_integer(&t.columns[i].pg_type))
+        .collect();
     let mut seen = 0u64;
     while more_a || more_b {
         let range = seen / CHUNK as u64;
@@ -126,7 +144,7 @@ async fn compare_keyed(t: &Table, mut src: Rows, mut dst: Rows) -> Result<TableR
         let order = match (more_a, more_b) {
             (true, false) => Ordering::Less,
             (false, true) => Ordering::Greater,
-            _ => key_order(&src.chunk, &src.row(), &dst.chunk, &dst.row()),
+            _ => key_order(&int_parts, &src.chunk, &src.row(), &dst.chunk, &dst.row()),
         };
         match order {
             Ordering::Less => {

@@ -107,11 +107,7 @@ pub(super) fn sqlite_rows(
     let run = || -> Result<(), SyncError> {
         let conn = sqlite_read::open(&path)?;
         let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
-        let order = if t.pk.is_empty() {
-            String::new()
-        } else {
-            format!(" ORDER BY {}", column_list(&t.pk))
-        };
+        let order = sqlite_order(&t);
         let mut stmt = conn
             .prepare(&format!("SELECT {cols} FROM {}{order}", q(&t.name)))
             .map_err(|e| SyncError::Source(e.to_string()))?;
@@ -144,6 +140,23 @@ pub(super) fn sqlite_rows(
     };
     if let Err(e) = run() {
         let _ = tx.blocking_send(Err(e));
+    }
+}
+
+/// SQLite's ORDER BY for a table's key: integer columns by value, the others by bytes
+/// (BINARY, whatever collation the column declares), as the merge expects.
+fn sqlite_order(t: &Table) -> String {
+    let order: Vec<String> =
+        t.pk.iter()
+            .map(|k| match t.column(k) {
+                Some(c) if is_integer(&c.pg_type) => q(k),
+                _ => format!("{} COLLATE BINARY", q(k)),
+            })
+            .collect();
+    if order.is_empty() {
+        String::new()
+    } else {
+        format!(" ORDER BY {}", order.join(", "))
     }
 }
 
