@@ -10,11 +10,13 @@ use std::time::Instant;
 use futures::StreamExt;
 use serde::Serialize;
 
+use super::backfill::Source;
 use super::normalize::{self, NULL, Norm};
 use super::plan::{self, Opened};
 use super::schema::{Table, q};
 use super::verify_rows::{Chunk, RowRef, Rows, is_integer, open_rows};
 use super::{SyncError, pg_error, pgconn};
+use crate::backend::url::PgTarget;
 
 pub(super) const CHUNK: usize = 10_000;
 /// Tables compared at once (each runs a source reader, a target reader and a merge).
@@ -119,7 +121,12 @@ fn key_order(int_parts: &[bool], a: &Chunk, ra: &RowRef, b: &Chunk, rb: &RowRef)
 }
 
 /// Compares one table with a primary key by merging both sides in key order.
-async fn compare_keyed(t: &Table, mut src: Rows, mut dst: Rows) -> Result<TableReport, SyncError> {
+/// None when a side read unordered turns out not to be in key order.
+async fn compare_keyed(
+    t: &Table,
+    mut src: Rows,
+    mut dst: Rows,
+) -> Result<Option<TableReport>, SyncError> {
     let mut rep = TableReport {
         table: t.name.clone(),
         ..Default::default()
@@ -139,6 +146,9 @@ async fn compare_keyed(t: &Table, mut src: Rows, mut dst: Rows) -> Result<TableR
         .collect();
     let mut seen = 0u64;
     while more_a || more_b {
+        if src.disordered || dst.disordered {
+            return Ok(None);
+        }
         let range = seen / CHUNK as u64;
         seen += 1;
         let order = match (more_a, more_b) {
@@ -202,8 +212,36 @@ async fn compare_keyed(t: &Table, mut src: Rows, mut dst: Rows) -> Result<TableR
     }
     rep.source_rows = src.count;
     rep.target_rows = dst.count;
+    if src.disordered || dst.disordered {
+        return Ok(None);
+    }
     rep.ranges = rep.source_rows.max(rep.target_rows).div_ceil(CHUNK as u64);
-    Ok(rep)
+    Ok(Some(rep))
+}
+
+/// Compares one table: a keyed table is first read in storage order where that is
+/// allowed, and again in key order if storage order turns out not to be key order.
+async fn compare_table(
+    t: &Table,
+    source: &Source,
+    target: &PgTarget,
+) -> Result<TableReport, SyncError> {
+    if t.pk.is_empty() {
+        let src = open_rows(source, t, None, false).await?;
+        let dst = open_rows(source, t, Some(target), false).await?;
+        return compare_unkeyed(t, src, dst).await;
+    }
+    let src = open_rows(source, t, None, true).await?;
+    let dst = open_rows(source, t, Some(target), true).await?;
+    if let Some(rep) = compare_keyed(t, src, dst).await? {
+        return Ok(rep);
+    }
+    tracing::info!(table = %t.name, "rows are not stored in key order; reading them again in key order");
+    let src = open_rows(source, t, None, false).await?;
+    let dst = open_rows(source, t, Some(target), false).await?;
+    compare_keyed(t, src, dst)
+        .await?
+        .ok_or_else(|| SyncError::Target(format!("table {}: key order was lost", t.name)))
 }
 
 /// Moves a fresh Rows onto its first row.
@@ -218,7 +256,7 @@ async fn advance_first(r: &mut Rows) -> Result<bool, SyncError> {
                 return Ok(false);
             }
             r.count = 1;
-            Ok(true)
+            Ok(r.in_order())
         }
         None => Ok(false),
     }
@@ -320,9 +358,7 @@ pub async fn run(from: &str, to: &str, tables: &[String]) -> Result<Report, Sync
             if !exists {
                 return Ok(TableReport { table: t.name.clone(), error: Some("missing in target".into()), differences: 1, ..Default::default() });
             }
-            let src = open_rows(source, t, None).await?;
-            let dst = open_rows(source, t, Some(target)).await?;
-            if t.pk.is_empty() { compare_unkeyed(t, src, dst).await } else { compare_keyed(t, src, dst).await }
+            compare_table(t, source, target).await
         };
         async move { (i, job.await) }
     });

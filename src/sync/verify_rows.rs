@@ -169,7 +169,7 @@ pub(super) fn key_shape(t: &Table) -> (Vec<usize>, bool) {
 /// The query that reads a PostgreSQL table in key order, in one read-only snapshot (a
 /// transaction also keeps it on one server behind a transaction pooler, and its settings
 /// end with it rather than stay on a pooler's server).
-fn pg_rows_sql(t: &Table) -> String {
+fn pg_rows_sql(t: &Table, ordered: bool) -> String {
     let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
     let order: Vec<String> =
         t.pk.iter()
@@ -181,7 +181,7 @@ fn pg_rows_sql(t: &Table) -> String {
                 }
             })
             .collect();
-    let order = if order.is_empty() {
+    let order = if order.is_empty() || !ordered {
         String::new()
     } else {
         format!(" ORDER BY {}", order.join(", "))
@@ -295,10 +295,16 @@ pub(super) struct Rows {
     pub(super) chunk: Chunk,
     pub(super) at: usize,
     pub(super) count: u64,
+    /// Read without ORDER BY: every key must be above the last one, or the read stops.
+    pub(super) unordered: bool,
+    last: Option<i64>,
+    /// The unordered read met a key out of order (and reported its end there).
+    pub(super) disordered: bool,
 }
 
 impl Rows {
-    /// Advances to the next row; false at the end.
+    /// Advances to the next row; false at the end (or where an unordered read turns out
+    /// not to be in key order, which sets `disordered`).
     pub(super) async fn advance(&mut self) -> Result<bool, SyncError> {
         self.at += 1;
         while self.at >= self.chunk.rows.len() {
@@ -311,7 +317,24 @@ impl Rows {
             }
         }
         self.count += 1;
-        Ok(true)
+        Ok(self.in_order())
+    }
+
+    /// For an unordered read, checks the current row's key is above the last one.
+    pub(super) fn in_order(&mut self) -> bool {
+        if !self.unordered {
+            return true;
+        }
+        match self.chunk.rows[self.at].num {
+            Some(n) if self.last.is_none_or(|l| n > l) => {
+                self.last = Some(n);
+                true
+            }
+            _ => {
+                self.disordered = true;
+                false
+            }
+        }
     }
 
     pub(super) fn row(&self) -> RowRef {
@@ -319,15 +342,21 @@ impl Rows {
     }
 }
 
+/// Starts reading one side of `t` (the target when `target` is given). With `fast`, a
+/// PostgreSQL side with a single integer key is read without ORDER BY, in storage order,
+/// which is key order after a sync; the caller must check `disordered`.
 pub(super) async fn open_rows(
     source: &Source,
     t: &Table,
     target: Option<&crate::backend::url::PgTarget>,
+    fast: bool,
 ) -> Result<Rows, SyncError> {
     let (tx, rx) = mpsc::channel(2);
+    let mut unordered = false;
     match (target, source) {
         (Some(pt), _) | (None, Source::Postgres(pt)) => {
-            let reader = CopyReader::start(pt, &pg_rows_sql(t)).await?;
+            unordered = fast && key_shape(t).1;
+            let reader = CopyReader::start(pt, &pg_rows_sql(t, !unordered)).await?;
             tokio::spawn(pg_rows(reader, t.clone(), tx, target.is_some()));
         }
         (None, Source::Sqlite(path)) => {
@@ -340,6 +369,9 @@ pub(super) async fn open_rows(
         chunk: Chunk::default(),
         at: 0,
         count: 0,
+        unordered,
+        last: None,
+        disordered: false,
     })
 }
 
