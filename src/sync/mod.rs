@@ -13,6 +13,7 @@
 pub mod backfill;
 pub mod cast;
 pub mod checkpoint;
+mod copy_binary;
 mod copy_stream;
 pub mod live;
 pub mod normalize;

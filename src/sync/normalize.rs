@@ -254,21 +254,18 @@ pub fn write_sqlite_cheap(out: &mut String, v: ValueRef<'_>, norm: Norm) {
             cast::timestamp_micros(&rusqlite::types::Value::Integer(i)).unwrap_or(i),
         ),
         (Norm::Timestamp, ValueRef::Real(f)) => push_int(out, (f * 1_000_000.0) as i64),
+        (Norm::Timestamp, ValueRef::Text(t)) => {
+            match std::str::from_utf8(t).ok().and_then(parse_timestamp_micros) {
+                Some(us) => push_int(out, us),
+                None => plain(out, v),
+            }
+        }
         (Norm::Date, ValueRef::Integer(_) | ValueRef::Real(_)) => write_sqlite(out, v, norm),
         (Norm::Float, ValueRef::Real(f)) => push_float(out, f),
         (Norm::Float, ValueRef::Integer(i)) => push_float(out, i as f64),
         (Norm::Bytea | Norm::Uuid, ValueRef::Blob(_)) => write_sqlite(out, v, norm),
         (Norm::Bytea, ValueRef::Text(t)) => hex(out, t),
         _ => plain(out, v),
-    }
-}
-
-/// The cheap form of a PostgreSQL text value.
-pub fn write_pg_cheap(out: &mut String, v: Option<&str>, norm: Norm) {
-    match (norm, v) {
-        (_, None) => out.push_str(NULL),
-        (Norm::Bytea, Some(s)) => out.push_str(s.strip_prefix("\\x").unwrap_or(s)),
-        (_, Some(s)) => out.push_str(s),
     }
 }
 
@@ -305,71 +302,6 @@ pub fn from_pg_text(v: Option<&str>, pg_type: &str) -> String {
     let mut s = String::new();
     write_pg(&mut s, v, Norm::of(pg_type));
     s
-}
-
-/// Splits one line of COPY text format into fields, decoding escapes into `scratch` only
-/// when a field has them. Calls `f(index, field)` for each (None = NULL).
-pub fn for_each_copy_field(
-    line: &str,
-    scratch: &mut String,
-    mut f: impl FnMut(usize, Option<&str>),
-) {
-    let bytes = line.as_bytes();
-    let (mut start, mut i) = (0, 0);
-    loop {
-        // One pass finds the field's end and whether it has escapes.
-        let mut end = start;
-        let mut escaped = false;
-        while let Some(off) = memchr::memchr2(b'\t', b'\\', &bytes[end..]) {
-            if bytes[end + off] == b'\t' {
-                end += off;
-                break;
-            }
-            escaped = true;
-            end += off + 2;
-            if end >= bytes.len() {
-                break;
-            }
-        }
-        let last = end >= bytes.len() || bytes[end] != b'\t';
-        let end = if last { bytes.len() } else { end };
-        let field = &line[start..end];
-        if field == "\\N" {
-            f(i, None);
-        } else if !escaped {
-            f(i, Some(field));
-        } else {
-            unescape(field, scratch);
-            f(i, Some(scratch));
-        }
-        if last {
-            return;
-        }
-        start = end + 1;
-        i += 1;
-    }
-}
-
-/// Decodes COPY text escapes (`\t`, `\n`, `\\`, …) of one field into `out`.
-fn unescape(field: &str, out: &mut String) {
-    out.clear();
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('b') => out.push('\u{8}'),
-            Some('f') => out.push('\u{c}'),
-            Some('v') => out.push('\u{b}'),
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
 }
 
 #[cfg(test)]
@@ -453,34 +385,7 @@ mod tests {
     }
 
     #[test]
-    fn copy_text_decoding() {
-        let mut got = Vec::new();
-        let mut scratch = String::new();
-        for_each_copy_field("1\t\\N\ta\\tb\\\\c", &mut scratch, |i, f| {
-            got.push((i, f.map(str::to_string)))
-        });
-        assert_eq!(
-            got,
-            vec![
-                (0, Some("1".into())),
-                (1, None),
-                (2, Some("a\tb\\c".into()))
-            ]
-        );
-        let mut fields = Vec::new();
-        for_each_copy_field("a\\\\\t\tb\\\tc\t\\N\t", &mut scratch, |i, f| {
-            fields.push((i, f.map(str::to_string)))
-        });
-        assert_eq!(
-            fields,
-            vec![
-                (0, Some("a\\".into())),
-                (1, Some(String::new())),
-                (2, Some("b\tc".into())),
-                (3, None),
-                (4, Some(String::new()))
-            ]
-        );
+    fn numeric_text_is_trimmed() {
         let mut s = String::new();
         numeric(&mut s, "-000.500");
         assert_eq!(s, "-0.5");

@@ -219,26 +219,63 @@ async fn compare_keyed(
     Ok(Some(rep))
 }
 
+/// The target's type (as `format_type` names it) for each of `t`'s columns, `text` for
+/// one it lacks (reading it then fails with the server's message); None if the table
+/// does not exist.
+async fn target_types(
+    probe: &tokio_postgres::Client,
+    t: &Table,
+) -> Result<Option<Vec<String>>, SyncError> {
+    let sql = format!(
+        "SELECT to_regclass('public.{0}') IS NOT NULL, a.attname, format_type(a.atttypid, a.atttypmod) \
+         FROM (SELECT 1) one LEFT JOIN pg_attribute a ON a.attrelid = to_regclass('public.{0}') \
+         AND a.attnum > 0 AND NOT a.attisdropped",
+        q(&t.name).replace('\'', "''")
+    );
+    let mut exists = false;
+    let mut found = std::collections::HashMap::new();
+    for m in probe
+        .simple_query(&sql)
+        .await
+        .map_err(|e| SyncError::Target(pg_error(&e)))?
+    {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+            exists = r.get(0) == Some("t");
+            if let (Some(name), Some(ty)) = (r.get(1), r.get(2)) {
+                found.insert(name.to_string(), ty.to_string());
+            }
+        }
+    }
+    Ok(exists.then(|| {
+        t.columns
+            .iter()
+            .map(|c| found.remove(&c.name).unwrap_or_else(|| "text".into()))
+            .collect()
+    }))
+}
+
 /// Compares one table: a keyed table is first read in storage order where that is
 /// allowed, and again in key order if storage order turns out not to be key order.
 async fn compare_table(
     t: &Table,
     source: &Source,
     target: &PgTarget,
+    types: &[String],
 ) -> Result<TableReport, SyncError> {
+    let target = Some((target, types));
     if t.pk.is_empty() {
         let src = open_rows(source, t, None, false).await?;
-        let dst = open_rows(source, t, Some(target), false).await?;
+        let dst = open_rows(source, t, target, false).await?;
         return compare_unkeyed(t, src, dst).await;
     }
     let src = open_rows(source, t, None, true).await?;
-    let dst = open_rows(source, t, Some(target), true).await?;
+    let dst = open_rows(source, t, target, true).await?;
     if let Some(rep) = compare_keyed(t, src, dst).await? {
         return Ok(rep);
     }
     tracing::info!(table = %t.name, "rows are not stored in key order; reading them again in key order");
     let src = open_rows(source, t, None, false).await?;
-    let dst = open_rows(source, t, Some(target), false).await?;
+    let dst = open_rows(source, t, target, false).await?;
     compare_keyed(t, src, dst)
         .await?
         .ok_or_else(|| SyncError::Target(format!("table {}: key order was lost", t.name)))
@@ -349,16 +386,15 @@ pub async fn run(from: &str, to: &str, tables: &[String]) -> Result<Report, Sync
     let jobs = all.iter().enumerate().map(|(i, t)| {
         let (probe, source, target) = (&probe, &source, &target);
         let job = async move {
-            let exists = probe
-                .simple_query(&format!("SELECT to_regclass('public.{}')::text", q(&t.name).replace('\'', "''")))
-                .await
-                .map_err(|e| SyncError::Target(pg_error(&e)))?
-                .into_iter()
-                .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0).is_some()));
-            if !exists {
-                return Ok(TableReport { table: t.name.clone(), error: Some("missing in target".into()), differences: 1, ..Default::default() });
-            }
-            compare_table(t, source, target).await
+            let Some(types) = target_types(probe, t).await? else {
+                return Ok(TableReport {
+                    table: t.name.clone(),
+                    error: Some("missing in target".into()),
+                    differences: 1,
+                    ..Default::default()
+                });
+            };
+            compare_table(t, source, target, &types).await
         };
         async move { (i, job.await) }
     });

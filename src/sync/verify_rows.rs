@@ -5,6 +5,7 @@
 use tokio::sync::mpsc;
 
 use super::backfill::Source;
+use super::copy_binary::{self, Tuples, Wire};
 use super::copy_stream::CopyReader;
 use super::normalize::{self, Norm};
 use super::schema::{Table, column_list, q};
@@ -166,11 +167,23 @@ pub(super) fn key_shape(t: &Table) -> (Vec<usize>, bool) {
     (pk, numeric)
 }
 
-/// The query that reads a PostgreSQL table in key order, in one read-only snapshot (a
-/// transaction also keeps it on one server behind a transaction pooler, and its settings
-/// end with it rather than stay on a pooler's server).
-fn pg_rows_sql(t: &Table, ordered: bool) -> String {
-    let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+/// The query that reads a PostgreSQL table in binary, in key order unless `ordered` is
+/// false, in one read-only snapshot (a transaction also keeps it on one server behind a
+/// transaction pooler, and its settings end with it rather than stay on a pooler's
+/// server). Columns without a binary decoding are cast to text on the server.
+fn pg_rows_sql(t: &Table, ordered: bool, wires: &[Wire], types: &[String]) -> String {
+    let cols: Vec<String> = t
+        .columns
+        .iter()
+        .zip(wires.iter().zip(types))
+        .map(|(c, (w, ty))| {
+            if w.needs_cast(ty) {
+                format!("{}::text", q(&c.name))
+            } else {
+                q(&c.name)
+            }
+        })
+        .collect();
     let order: Vec<String> =
         t.pk.iter()
             .map(|k| {
@@ -189,15 +202,18 @@ fn pg_rows_sql(t: &Table, ordered: bool) -> String {
     format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
          SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 1; \
-         COPY (SELECT {cols} FROM public.{}{order}) TO STDOUT; COMMIT",
+         SET LOCAL client_encoding = 'UTF8'; \
+         COPY (SELECT {} FROM public.{}{order}) TO STDOUT (FORMAT binary); COMMIT",
+        cols.join(", "),
         q(&t.name)
     )
 }
 
-/// Streams a PostgreSQL table's normalised rows in key order (COPY text format).
-pub(super) async fn pg_rows(
+/// Streams a PostgreSQL table's normalised rows (binary COPY).
+async fn pg_rows(
     mut reader: CopyReader,
     t: Table,
+    wires: Vec<Wire>,
     tx: mpsc::Sender<Result<Chunk, SyncError>>,
     target: bool,
 ) {
@@ -210,22 +226,31 @@ pub(super) async fn pg_rows(
     };
     let norms: Vec<Norm> = t.columns.iter().map(|c| Norm::of(&c.pg_type)).collect();
     let (pk, numeric_key) = key_shape(&t);
-    let mut lines = CopyLines {
+    let mut rows = BinaryRows {
         norms,
+        wires,
         pk,
         numeric_key,
-        pending: Vec::new(),
-        scratch: String::new(),
+        tuples: Tuples::default(),
         starts: Vec::new(),
+        bad: None,
     };
     let mut chunk = Chunk::default();
     loop {
-        match reader.next_batch(|data| lines.feed(data, &mut chunk)).await {
+        let batch = reader.next_batch(|data| rows.feed(data, &mut chunk)).await;
+        let batch = batch.and_then(|more| match rows.bad.take() {
+            Some(e) => Err(e),
+            None if !more && rows.tuples.incomplete() => {
+                Err("binary COPY data ends mid-row".into())
+            }
+            None => Ok(more),
+        });
+        match batch {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
                 let _ = tx.send(Err(wrap(e))).await;
-                return;
+                return reader.close().await;
             }
         }
         if chunk.rows.len() >= CHUNK && tx.send(Ok(chunk.take())).await.is_err() {
@@ -238,54 +263,49 @@ pub(super) async fn pg_rows(
     reader.close().await;
 }
 
-/// Turns COPY text data into normalised rows. PostgreSQL sends one row per CopyData
-/// message, so rows are read straight from each message; only a row split across
-/// messages is buffered.
-struct CopyLines {
+/// Turns binary COPY data into normalised rows.
+struct BinaryRows {
     norms: Vec<Norm>,
+    wires: Vec<Wire>,
     pk: Vec<usize>,
     numeric_key: bool,
-    pending: Vec<u8>,
-    scratch: String,
+    tuples: Tuples,
     starts: Vec<usize>,
+    /// The first malformed input met, reported after the batch.
+    bad: Option<String>,
 }
 
-impl CopyLines {
+impl BinaryRows {
     fn feed(&mut self, data: &[u8], chunk: &mut Chunk) {
-        if self.pending.is_empty() {
-            let used = self.lines(data, chunk);
-            self.pending.extend_from_slice(&data[used..]);
-        } else {
-            self.pending.extend_from_slice(data);
-            let pending = std::mem::take(&mut self.pending);
-            let used = self.lines(&pending, chunk);
-            self.pending = pending;
-            self.pending.drain(..used);
+        if self.bad.is_some() {
+            return;
         }
-    }
-
-    /// Handles every complete line of `data`; returns the bytes used.
-    fn lines(&mut self, data: &[u8], chunk: &mut Chunk) -> usize {
-        let mut start = 0;
-        while let Some(nl) = memchr::memchr(b'\n', &data[start..]) {
-            let bytes = &data[start..start + nl];
-            start += nl + 1;
-            let line = match std::str::from_utf8(bytes) {
-                Ok(l) => std::borrow::Cow::Borrowed(l),
-                Err(_) => String::from_utf8_lossy(bytes),
-            };
-            self.starts.clear();
-            let (buf, starts, norms) = (&mut chunk.buf, &mut self.starts, &self.norms);
-            normalize::for_each_copy_field(&line, &mut self.scratch, |i, f| {
+        let (wires, starts, bad) = (&self.wires, &mut self.starts, &mut self.bad);
+        let (norms, pk, numeric_key) = (&self.norms, &self.pk, self.numeric_key);
+        let fed = self.tuples.feed(data, |tuple, fields| {
+            starts.clear();
+            for (i, (f, w)) in fields.iter().zip(wires).enumerate() {
                 if i > 0 {
-                    buf.push(SEP);
+                    chunk.buf.push(SEP);
                 }
-                starts.push(buf.len());
-                normalize::write_pg_cheap(buf, f, norms.get(i).copied().unwrap_or(Norm::Text));
-            });
-            chunk.finish_row(&self.starts, &self.pk, &self.norms, self.numeric_key);
+                starts.push(chunk.buf.len());
+                let value = f.map(|(a, b)| &tuple[a..b]);
+                if !copy_binary::write_value(&mut chunk.buf, value, *w) && bad.is_none() {
+                    *bad = Some(format!("malformed {w:?} value in binary COPY data"));
+                }
+            }
+            if fields.len() != wires.len() && bad.is_none() {
+                *bad = Some(format!(
+                    "binary COPY row with {} of {} columns",
+                    fields.len(),
+                    wires.len()
+                ));
+            }
+            chunk.finish_row(starts, pk, norms, numeric_key);
+        });
+        if let Err(e) = fed {
+            self.bad.get_or_insert(e);
         }
-        start
     }
 }
 
@@ -348,21 +368,33 @@ impl Rows {
 pub(super) async fn open_rows(
     source: &Source,
     t: &Table,
-    target: Option<&crate::backend::url::PgTarget>,
+    target: Option<(&crate::backend::url::PgTarget, &[String])>,
     fast: bool,
 ) -> Result<Rows, SyncError> {
     let (tx, rx) = mpsc::channel(2);
     let mut unordered = false;
-    match (target, source) {
-        (Some(pt), _) | (None, Source::Postgres(pt)) => {
-            unordered = fast && key_shape(t).1;
-            let reader = CopyReader::start(pt, &pg_rows_sql(t, !unordered)).await?;
-            tokio::spawn(pg_rows(reader, t.clone(), tx, target.is_some()));
-        }
+    let source_types: Vec<String> = t.columns.iter().map(|c| c.pg_type.clone()).collect();
+    let pg = match (target, source) {
+        (Some((pt, types)), _) => Some((pt, types)),
+        (None, Source::Postgres(pt)) => Some((pt, source_types.as_slice())),
         (None, Source::Sqlite(path)) => {
             let (p, tt) = (path.clone(), t.clone());
+            let tx = tx.clone();
             tokio::task::spawn_blocking(move || sqlite_rows(p, tt, tx));
+            None
         }
+    };
+    if let Some((pt, types)) = pg {
+        unordered = fast && key_shape(t).1;
+        let wires: Vec<Wire> = t
+            .columns
+            .iter()
+            .zip(types)
+            .map(|(c, ty)| Wire::of(Norm::of(&c.pg_type), ty))
+            .collect();
+        let sql = pg_rows_sql(t, !unordered, &wires, types);
+        let reader = CopyReader::start(pt, &sql).await?;
+        tokio::spawn(pg_rows(reader, t.clone(), wires, tx, target.is_some()));
     }
     Ok(Rows {
         rx,
@@ -378,28 +410,82 @@ pub(super) async fn open_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::normalize::NULL;
+
+    /// A binary COPY stream: header, the given tuples, trailer.
+    fn stream(tuples: &[&[Option<&[u8]>]]) -> Vec<u8> {
+        let mut out = b"PGCOPY\n\xff\r\n\0".to_vec();
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+        for t in tuples {
+            out.extend_from_slice(&(t.len() as i16).to_be_bytes());
+            for f in t.iter() {
+                match f {
+                    None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+                    Some(v) => {
+                        out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                        out.extend_from_slice(v);
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        out
+    }
+
+    fn rows(wires: Vec<Wire>, pk: Vec<usize>, numeric_key: bool) -> BinaryRows {
+        BinaryRows {
+            norms: vec![Norm::Text; wires.len()],
+            wires,
+            pk,
+            numeric_key,
+            tuples: Tuples::default(),
+            starts: Vec::new(),
+            bad: None,
+        }
+    }
 
     #[test]
-    fn a_row_split_across_copy_messages_is_joined() {
-        let mut lines = CopyLines {
-            norms: vec![Norm::Text, Norm::Text],
-            pk: vec![0],
-            numeric_key: false,
-            pending: Vec::new(),
-            scratch: String::new(),
-            starts: Vec::new(),
-        };
+    fn rows_split_anywhere_across_copy_messages_are_joined() {
+        let one = 7i64.to_be_bytes();
+        let two = (-12i64).to_be_bytes();
+        let data = stream(&[&[Some(&one), Some(b"a\tb")], &[Some(&two), None]]);
+        for cut in 0..data.len() {
+            let mut r = rows(vec![Wire::Int, Wire::Text], vec![0], true);
+            let mut chunk = Chunk::default();
+            r.feed(&data[..cut], &mut chunk);
+            r.feed(&data[cut..], &mut chunk);
+            assert!(r.bad.is_none(), "{:?}", r.bad);
+            let got: Vec<(&str, &str)> = chunk
+                .rows
+                .iter()
+                .map(|x| (chunk.key(x), chunk.text(x)))
+                .collect();
+            let null = format!("-12\u{1f}{NULL}");
+            assert_eq!(
+                got,
+                [("7", "7\u{1f}a\tb"), ("-12", null.as_str())],
+                "cut at {cut}"
+            );
+            assert_eq!(chunk.rows[1].num, Some(-12));
+        }
+    }
+
+    #[test]
+    fn malformed_binary_data_is_reported() {
+        let mut r = rows(vec![Wire::Int], vec![0], true);
         let mut chunk = Chunk::default();
-        lines.feed(b"a\tb\nc\t", &mut chunk);
-        assert_eq!(chunk.rows.len(), 1);
-        lines.feed(b"d", &mut chunk);
-        lines.feed(b"\\\\e\n", &mut chunk);
-        let rows: Vec<(&str, &str)> = chunk
-            .rows
-            .iter()
-            .map(|r| (chunk.key(r), chunk.text(r)))
-            .collect();
-        assert_eq!(rows, [("a", "a\u{1f}b"), ("c", "c\u{1f}d\\e")]);
-        assert!(lines.pending.is_empty());
+        r.feed(&stream(&[&[Some(b"abc")]]), &mut chunk);
+        assert!(
+            r.bad.as_deref().unwrap().contains("malformed Int"),
+            "{:?}",
+            r.bad
+        );
+        let mut r = rows(vec![Wire::Int], vec![0], true);
+        r.feed(b"COPY text\n", &mut chunk);
+        assert!(
+            r.bad.as_deref().unwrap().contains("signature"),
+            "{:?}",
+            r.bad
+        );
     }
 }

@@ -326,6 +326,17 @@ fn bad_values_stop_the_sync_or_go_to_the_reject_file() {
 fn postgres_to_postgres_pgbench_tables() {
     let (a, b) = (PgCluster::start(), PgCluster::start());
     assert!(pgbench(a.port, &["-i", "-s", "2", "-q", "--foreign-keys"]).ok);
+    // Types verify reads in binary and types it has the server cast to text.
+    a.psql_db(
+        "app",
+        "CREATE TABLE kinds (id int PRIMARY KEY, u uuid, ip inet, span interval, nums int[], \
+           d date, ts timestamptz, n numeric, r real, j jsonb, c char(4), b bytea);
+         INSERT INTO kinds SELECT i, md5(i::text)::uuid, '10.0.0.1'::inet + i, i * interval '1 min', \
+           ARRAY[i, -i], date '2024-02-29' + i, timestamptz '2024-02-29 12:00:00.5+02' + i * interval '1 s', \
+           CASE WHEN i % 7 = 0 THEN 'NaN' ELSE i / 8.0 END, i / 10.0, jsonb_build_object('i', i, 'k', 'v'), \
+           'ab', decode(lpad(to_hex(i), 4, '0'), 'hex') FROM generate_series(1, 500) i;
+         INSERT INTO kinds (id) VALUES (0);",
+    );
     let o = switchyard(&[
         "sync",
         "--from",
@@ -342,6 +353,25 @@ fn postgres_to_postgres_pgbench_tables() {
     );
     let o = switchyard(&["verify", "--from", &a.url("app"), "--to", &b.url("app")]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    b.psql_db(
+        "app",
+        "UPDATE kinds SET span = span + interval '1 s', n = 0.5 WHERE id = 42",
+    );
+    let o = switchyard(&["verify", "--from", &a.url("app"), "--to", &b.url("app")]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("table kinds: 501 rows in source, 501 in target: 1 difference(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"key ["42"] column "span": source "00:42:00" target "00:42:01""#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"key ["42"] column "n": source "NaN" target "0.5""#),
+        "{out}"
+    );
     // pgbench runs against the copy.
     let r = pgbench(b.port, &["-c", "2", "-t", "50"]);
     assert!(r.ok && r.failed == 0, "{}", r.output);
