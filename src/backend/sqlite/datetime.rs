@@ -44,6 +44,46 @@ fn digits(b: &[u8]) -> Option<(i64, &[u8])> {
 /// verify reads.
 pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
     let b = s.trim().as_bytes();
+    fixed_timestamp(b).or_else(|| any_timestamp(b))
+}
+
+/// `YYYY-MM-DD HH:MM:SS` with an optional `.` and 1–6 fraction digits, nothing after: the
+/// form most apps store, read at fixed positions (None for anything else).
+fn fixed_timestamp(b: &[u8]) -> Option<i64> {
+    if !(19..=26).contains(&b.len()) || b.len() == 20 {
+        return None;
+    }
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b' ' | b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0i64, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as i64)
+        })
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut us = 0;
+    if b.len() > 19 {
+        if b[19] != b'.' {
+            return None;
+        }
+        us = num(20..b.len())? * 10i64.pow((26 - b.len()) as u32);
+    }
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 24 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, m as u32, d as u32);
+    Some(days * 86_400_000_000 + ((hh * 60 + mm) * 60 + ss) * 1_000_000 + us)
+}
+
+/// Every form [`parse_timestamp_micros`] accepts, read field by field.
+fn any_timestamp(b: &[u8]) -> Option<i64> {
     let (neg_year, b) = match b.first() {
         Some(b'-') => (true, &b[1..]),
         _ => (false, b),
@@ -133,4 +173,43 @@ pub fn format_timestamp_micros(us: i64) -> String {
         s.push_str(f.trim_end_matches('0'));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fixed_position_reading_agrees_with_the_general_one() {
+        let cases = [
+            "2024-01-06 03:07:36",
+            "2024-01-06T03:07:36",
+            "2024-01-06 03:07:36.5",
+            "2024-01-06 03:07:36.000123",
+            "1969-12-31 23:59:59.999999",
+            "0001-01-01 00:00:00",
+            "2024-02-29 24:00:00",
+            "2024-01-06 03:07:60",
+        ];
+        for c in cases {
+            let fixed = fixed_timestamp(c.as_bytes());
+            assert!(fixed.is_some(), "{c}");
+            assert_eq!(fixed, any_timestamp(c.as_bytes()), "{c}");
+        }
+        // Anything else is left to the general reading.
+        for c in [
+            "2024-01-06 03:07:36.",
+            "2024-01-06 03:07:36Z",
+            "2024-13-06 03:07:36",
+            "2024-01-06 03:07:3x",
+            "2024-01-06 03:07:36.1234567",
+            "2024-1-06 03:07:36.12345",
+        ] {
+            assert_eq!(fixed_timestamp(c.as_bytes()), None, "{c}");
+        }
+        assert_eq!(
+            parse_timestamp_micros(" 2024-01-06 03:07:36.5 "),
+            any_timestamp(b"2024-01-06 03:07:36.5")
+        );
+    }
 }
