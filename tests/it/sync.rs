@@ -24,6 +24,16 @@ fn switchyard_logging(level: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs verify, which must find differences (exit 1) and say each of `says`.
+fn verify_differs(from: &str, to: &str, says: &[&str]) {
+    let o = switchyard(&["verify", "--from", from, "--to", to]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    for s in says {
+        assert!(out.contains(s), "{s}\n{out}");
+    }
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -357,20 +367,14 @@ fn postgres_to_postgres_pgbench_tables() {
         "app",
         "UPDATE kinds SET span = span + interval '1 s', n = 0.5 WHERE id = 42",
     );
-    let o = switchyard(&["verify", "--from", &a.url("app"), "--to", &b.url("app")]);
-    let out = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(
-        out.contains("table kinds: 501 rows in source, 501 in target: 1 difference(s)"),
-        "{out}"
-    );
-    assert!(
-        out.contains(r#"key ["42"] column "span": source "00:42:00" target "00:42:01""#),
-        "{out}"
-    );
-    assert!(
-        out.contains(r#"key ["42"] column "n": source "NaN" target "0.5""#),
-        "{out}"
+    verify_differs(
+        &a.url("app"),
+        &b.url("app"),
+        &[
+            "table kinds: 501 rows in source, 501 in target: 1 difference(s)",
+            r#"key ["42"] column "span": source "00:42:00" target "00:42:01""#,
+            r#"key ["42"] column "n": source "NaN" target "0.5""#,
+        ],
     );
     // pgbench runs against the copy.
     let r = pgbench(b.port, &["-c", "2", "-t", "50"]);
@@ -404,15 +408,12 @@ fn composite_keys_are_merged_in_key_order() {
     let o = switchyard(&["verify", "--from", &from, "--to", &to]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     pg.psql_db("app", "DELETE FROM tags WHERE account_id = 9 AND tag = 'a'");
-    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
-    let out = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(
-        out.contains("75 rows in source, 74 in target: 1 difference(s)"),
-        "{out}"
-    );
-    assert!(
-        out.contains(r#"key ["9", "a"]: missing in target"#),
-        "{out}"
+    verify_differs(
+        &from,
+        &to,
+        &[
+            "75 rows in source, 74 in target: 1 difference(s)",
+            r#"key ["9", "a"]: missing in target"#,
+        ],
     );
 }
