@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::backfill::Source;
 use super::normalize::{self, NULL, Norm};
 use super::plan::{self, Opened};
+use super::progress::{Progress, TableProgress};
 use super::schema::{Table, q};
 use super::verify_rows::{Chunk, RowRef, Rows, is_integer, open_rows};
 use super::{SyncError, pg_error, pgconn};
@@ -126,6 +127,7 @@ async fn compare_keyed(
     t: &Table,
     mut src: Rows,
     mut dst: Rows,
+    progress: &mut TableProgress,
 ) -> Result<Option<TableReport>, SyncError> {
     let mut rep = TableReport {
         table: t.name.clone(),
@@ -151,6 +153,9 @@ async fn compare_keyed(
         }
         let range = seen / CHUNK as u64;
         seen += 1;
+        if seen.is_multiple_of(CHUNK as u64) {
+            progress.inc(CHUNK as u64);
+        }
         let order = match (more_a, more_b) {
             (true, false) => Ordering::Less,
             (false, true) => Ordering::Greater,
@@ -261,24 +266,56 @@ async fn compare_table(
     source: &Source,
     target: &PgTarget,
     types: &[String],
+    progress: &Progress,
+    expected: u64,
 ) -> Result<TableReport, SyncError> {
     let target = Some((target, types));
+    let mut tp = progress.table("verify", &t.name, expected);
     if t.pk.is_empty() {
         let src = open_rows(source, t, None, false).await?;
         let dst = open_rows(source, t, target, false).await?;
-        return compare_unkeyed(t, src, dst).await;
+        let rep = compare_unkeyed(t, src, dst).await?;
+        tp.inc(rep.source_rows);
+        tp.finish();
+        return Ok(rep);
     }
     let src = open_rows(source, t, None, true).await?;
     let dst = open_rows(source, t, target, true).await?;
-    if let Some(rep) = compare_keyed(t, src, dst).await? {
+    if let Some(rep) = compare_keyed(t, src, dst, &mut tp).await? {
+        tp.finish();
         return Ok(rep);
     }
     tracing::info!(table = %t.name, "rows are not stored in key order; reading them again in key order");
+    let mut tp = progress.table("verify in key order", &t.name, expected);
     let src = open_rows(source, t, None, false).await?;
     let dst = open_rows(source, t, target, false).await?;
-    compare_keyed(t, src, dst)
+    let rep = compare_keyed(t, src, dst, &mut tp)
         .await?
-        .ok_or_else(|| SyncError::Target(format!("table {}: key order was lost", t.name)))
+        .ok_or_else(|| SyncError::Target(format!("table {}: key order was lost", t.name)))?;
+    tp.finish();
+    Ok(rep)
+}
+
+/// Rows `t` is expected to hold, for progress only: SQLite's count (no row is decoded),
+/// or the target's planner estimate for a PostgreSQL source (0 when never analysed).
+async fn expected_rows(source: &Source, probe: &tokio_postgres::Client, t: &Table) -> u64 {
+    if matches!(source, Source::Sqlite(_)) {
+        return plan::source_count(source, &t.name)
+            .await
+            .unwrap_or(0)
+            .max(0) as u64;
+    }
+    let sql = format!(
+        "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass('public.{}')",
+        q(&t.name).replace('\'', "''")
+    );
+    let rows = probe.simple_query(&sql).await.unwrap_or_default();
+    rows.iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0)?.parse().ok(),
+            _ => None,
+        })
+        .unwrap_or(0)
 }
 
 /// Moves a fresh Rows onto its first row.
@@ -383,8 +420,9 @@ pub async fn run(from: &str, to: &str, tables: &[String]) -> Result<Report, Sync
         all.retain(|t| tables.contains(&t.name));
     }
     let probe = pgconn::connect(&target).await?;
+    let progress = Progress::new();
     let jobs = all.iter().enumerate().map(|(i, t)| {
-        let (probe, source, target) = (&probe, &source, &target);
+        let (probe, source, target, progress) = (&probe, &source, &target, &progress);
         let job = async move {
             let Some(types) = target_types(probe, t).await? else {
                 return Ok(TableReport {
@@ -394,7 +432,8 @@ pub async fn run(from: &str, to: &str, tables: &[String]) -> Result<Report, Sync
                     ..Default::default()
                 });
             };
-            compare_table(t, source, target, &types).await
+            let expected = expected_rows(source, probe, t).await;
+            compare_table(t, source, target, &types, progress, expected).await
         };
         async move { (i, job.await) }
     });
