@@ -1,8 +1,11 @@
 //! `switchyard verify`: compares source and target table by table. Both sides are read in
 //! primary-key order (integer key columns by value, the others by their bytes: the "C"
-//! collation on PostgreSQL, BINARY on SQLite), normalised (see [`super::normalize`]) and merged, so every differing row is named
-//! with its key, column and both values; rows are grouped in ranges of 10,000 keys to say
-//! where the differences are. Tables without a primary key are compared as multisets.
+//! collation on PostgreSQL, BINARY on SQLite; a PostgreSQL table with one integer key is
+//! read in storage order first, which is key order after a sync, and again in key order
+//! if it is not), normalised (see [`super::normalize`]) and merged, so every differing
+//! row is named with its key, column and both values; rows are grouped in ranges of
+//! 10,000 keys to say where the differences are. Tables without a primary key are
+//! compared as multisets.
 
 use std::cmp::Ordering;
 use std::time::Instant;

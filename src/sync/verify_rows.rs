@@ -1,6 +1,7 @@
 //! Where `switchyard verify` gets its rows: each side is read on a task of its own
-//! (PostgreSQL through COPY inside a read-only snapshot, SQLite on a blocking thread), in
-//! primary-key order, normalised into chunks of one buffer each, and handed over a channel.
+//! (PostgreSQL through binary COPY inside a read-only snapshot, SQLite on a blocking
+//! thread), in primary-key order or, where the caller allows, PostgreSQL's storage order
+//! checked key by key, normalised into chunks of one buffer each, and handed over a channel.
 
 use tokio::sync::mpsc;
 
