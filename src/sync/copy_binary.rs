@@ -37,8 +37,7 @@ impl Wire {
     /// The form for a column of PostgreSQL type `pg_type` (as `format_type` names it)
     /// compared as `norm`: binary where its decoding gives what `norm` compares.
     pub fn of(norm: Norm, pg_type: &str) -> Wire {
-        let base = pg_type.split('(').next().unwrap_or(pg_type).trim();
-        match (norm, base) {
+        match (norm, base(pg_type)) {
             (Norm::Text, "bigint" | "integer" | "smallint") => Wire::Int,
             (Norm::Bool, "boolean") => Wire::Bool,
             (Norm::Float, "real") => Wire::Float4,
@@ -58,9 +57,22 @@ impl Wire {
 
     /// Whether the server must cast the column to text for it to arrive as [`Wire::Text`].
     pub fn needs_cast(self, pg_type: &str) -> bool {
-        let base = pg_type.split('(').next().unwrap_or(pg_type).trim();
-        self == Wire::Text && !matches!(base, "text" | "character varying" | "character" | "json")
+        self == Wire::Text
+            && !matches!(
+                base(pg_type),
+                "text" | "character varying" | "character" | "json"
+            )
     }
+}
+
+/// A type's name without its modifiers (`numeric(10,2)` → `numeric`); arrays keep their
+/// `[]`, so that no array is taken for its element type.
+fn base(pg_type: &str) -> &str {
+    let t = pg_type.trim();
+    if t.ends_with(']') {
+        return t;
+    }
+    t.split('(').next().unwrap_or(t).trim()
 }
 
 /// Appends the cheap form of one binary value (None = NULL); false if it is malformed.
@@ -389,6 +401,11 @@ mod tests {
         let w = Wire::of(Norm::Text, "timestamp without time zone");
         assert!(w == Wire::Text && w.needs_cast("timestamp without time zone"));
         assert!(Wire::of(Norm::Text, "inet").needs_cast("inet"));
+        // Arrays are sent as text, whatever their element type.
+        for array in ["character varying(20)[]", "numeric(10,2)[]", "bigint[]"] {
+            let w = Wire::of(Norm::of(array), array);
+            assert!(w == Wire::Text && w.needs_cast(array), "{array}");
+        }
         assert!(!Wire::of(Norm::Text, "character varying(20)").needs_cast("character varying(20)"));
     }
 }

@@ -339,11 +339,13 @@ fn postgres_to_postgres_pgbench_tables() {
     a.psql_db(
         "app",
         "CREATE TABLE kinds (id int PRIMARY KEY, u uuid, ip inet, span interval, nums int[], \
-           d date, ts timestamptz, n numeric, r real, j jsonb, c char(4), b bytea);
+           d date, ts timestamptz, n numeric, r real, j jsonb, c char(4), b bytea, \
+           tags varchar(10)[], amounts numeric(6,2)[]);
          INSERT INTO kinds SELECT i, md5(i::text)::uuid, '10.0.0.1'::inet + i, i * interval '1 min', \
            ARRAY[i, -i], date '2024-02-29' + i, timestamptz '2024-02-29 12:00:00.5+02' + i * interval '1 s', \
            CASE WHEN i % 7 = 0 THEN 'NaN' ELSE i / 8.0 END, i / 10.0, jsonb_build_object('i', i, 'k', 'v'), \
-           'ab', decode(lpad(to_hex(i), 4, '0'), 'hex') FROM generate_series(1, 500) i;
+           'ab', decode(lpad(to_hex(i), 4, '0'), 'hex'), ARRAY['a' || i, 'b'], ARRAY[i / 4.0, 1.5] \
+           FROM generate_series(1, 500) i;
          INSERT INTO kinds (id) VALUES (0);",
     );
     let o = switchyard(&[
