@@ -38,6 +38,10 @@ pub enum Norm {
 
 impl Norm {
     pub fn of(pg_type: &str) -> Norm {
+        if pg_type.trim_end().ends_with(']') {
+            // An array is compared as its text, whatever its element type.
+            return Norm::Text;
+        }
         match pg_type.split('(').next().unwrap_or(pg_type).trim() {
             "boolean" => Norm::Bool,
             "double precision" | "real" => Norm::Float,
