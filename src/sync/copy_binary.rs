@@ -5,10 +5,7 @@
 //! timestamps as microseconds since 1970, numerics without trailing zeros, floats in
 //! shortest form, bytea in hex), with no text output or escaping on either side.
 
-use std::fmt::Write;
-
-use super::normalize::{NULL, Norm};
-use crate::backend::sqlite::types::civil_from_days;
+use super::normalize::{NULL, Norm, date, hex, push_float, push_int};
 
 /// The binary COPY signature, flags and header-extension length come first.
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
@@ -88,13 +85,17 @@ pub fn write_value(out: &mut String, v: Option<&[u8]>, wire: Wire) -> bool {
             8 => push_int(out, i64::from_be_bytes(b.try_into().unwrap())),
             _ => return false,
         },
-        Wire::Bool => out.push(if b.first() == Some(&1) { 't' } else { 'f' }),
+        Wire::Bool => match b {
+            [0] => out.push('f'),
+            [1] => out.push('t'),
+            _ => return false,
+        },
         Wire::Float4 => match <[u8; 4]>::try_from(b) {
             Ok(x) => push_f32(out, f32::from_be_bytes(x)),
             Err(_) => return false,
         },
         Wire::Float8 => match <[u8; 8]>::try_from(b) {
-            Ok(x) => push_f64(out, f64::from_be_bytes(x)),
+            Ok(x) => push_float(out, f64::from_be_bytes(x)),
             Err(_) => return false,
         },
         Wire::Numeric => return numeric(out, b),
@@ -107,10 +108,7 @@ pub fn write_value(out: &mut String, v: Option<&[u8]>, wire: Wire) -> bool {
         Wire::Date => match <[u8; 4]>::try_from(b).map(i32::from_be_bytes) {
             Ok(i32::MAX) => out.push_str("infinity"),
             Ok(i32::MIN) => out.push_str("-infinity"),
-            Ok(days) => {
-                let (y, m, d) = civil_from_days(days as i64 + EPOCH_DAYS);
-                let _ = write!(out, "{y:04}-{m:02}-{d:02}");
-            }
+            Ok(days) => date(out, (days as i64 + EPOCH_DAYS) * 86_400_000_000),
             Err(_) => return false,
         },
         Wire::Bytea => hex(out, b),
@@ -135,14 +133,6 @@ pub fn write_value(out: &mut String, v: Option<&[u8]>, wire: Wire) -> bool {
     true
 }
 
-fn push_int(out: &mut String, i: i64) {
-    out.push_str(itoa::Buffer::new().format(i));
-}
-
-fn push_f64(out: &mut String, f: f64) {
-    out.push_str(ryu::Buffer::new().format(f));
-}
-
 /// A real in the shortest form that round-trips it as a real (what PostgreSQL prints).
 fn push_f32(out: &mut String, f: f32) {
     out.push_str(ryu::Buffer::new().format(f));
@@ -154,15 +144,6 @@ fn push_text(out: &mut String, b: &[u8]) -> bool {
         Err(_) => out.push_str(&String::from_utf8_lossy(b)),
     }
     true
-}
-
-fn hex(out: &mut String, b: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(b.len() * 2);
-    for &x in b {
-        out.push(DIGITS[(x >> 4) as usize] as char);
-        out.push(DIGITS[(x & 15) as usize] as char);
-    }
 }
 
 /// A binary numeric (base-10000 digits) in decimal, without leading zeros or trailing

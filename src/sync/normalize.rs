@@ -59,12 +59,12 @@ impl Norm {
 }
 
 /// Appends an integer in decimal.
-fn push_int(out: &mut String, i: i64) {
+pub(super) fn push_int(out: &mut String, i: i64) {
     out.push_str(itoa::Buffer::new().format(i));
 }
 
 /// Appends a float's canonical form: the shortest text that round-trips it.
-fn push_float(out: &mut String, f: f64) {
+pub(super) fn push_float(out: &mut String, f: f64) {
     out.push_str(ryu::Buffer::new().format(f));
 }
 
@@ -130,14 +130,19 @@ fn json(out: &mut String, s: &str) {
     }
 }
 
-fn date(out: &mut String, us: i64) {
+/// Appends the day of a time (microseconds since 1970) as `YYYY-MM-DD`.
+pub(super) fn date(out: &mut String, us: i64) {
     let (y, m, d) = civil_from_days(us.div_euclid(86_400_000_000));
     let _ = write!(out, "{y:04}-{m:02}-{d:02}");
 }
 
-fn hex(out: &mut String, b: &[u8]) {
-    for x in b {
-        let _ = write!(out, "{x:02x}");
+/// Appends bytes in lowercase hex.
+pub(super) fn hex(out: &mut String, b: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(b.len() * 2);
+    for &x in b {
+        out.push(DIGITS[(x >> 4) as usize] as char);
+        out.push(DIGITS[(x & 15) as usize] as char);
     }
 }
 

@@ -109,7 +109,8 @@ pub(super) fn sqlite_rows(
     let run = || -> Result<(), SyncError> {
         let conn = sqlite_read::open(&path)?;
         let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
-        let order = sqlite_order(&t);
+        // BINARY whatever collation a column declares.
+        let order = order_by(&t, |c| format!("{c} COLLATE BINARY"));
         let mut stmt = conn
             .prepare(&format!("SELECT {cols} FROM {}{order}", q(&t.name)))
             .map_err(|e| SyncError::Source(e.to_string()))?;
@@ -145,14 +146,14 @@ pub(super) fn sqlite_rows(
     }
 }
 
-/// SQLite's ORDER BY for a table's key: integer columns by value, the others by bytes
-/// (BINARY, whatever collation the column declares), as the merge expects.
-fn sqlite_order(t: &Table) -> String {
+/// The ORDER BY for a table's key the merge expects: integer columns by value, the others
+/// by bytes, as `by_bytes` writes that for a quoted column (empty without a key).
+fn order_by(t: &Table, by_bytes: impl Fn(&str) -> String) -> String {
     let order: Vec<String> =
         t.pk.iter()
             .map(|k| match t.column(k) {
                 Some(c) if is_integer(&c.pg_type) => q(k),
-                _ => format!("{} COLLATE BINARY", q(k)),
+                _ => by_bytes(&q(k)),
             })
             .collect();
     if order.is_empty() {
@@ -185,20 +186,10 @@ fn pg_rows_sql(t: &Table, ordered: bool, wires: &[Wire], types: &[String]) -> St
             }
         })
         .collect();
-    let order: Vec<String> =
-        t.pk.iter()
-            .map(|k| {
-                if t.column(k).is_some_and(|c| is_integer(&c.pg_type)) {
-                    q(k)
-                } else {
-                    format!("{}::text COLLATE \"C\"", q(k))
-                }
-            })
-            .collect();
-    let order = if order.is_empty() || !ordered {
-        String::new()
+    let order = if ordered {
+        order_by(t, |c| format!("{c}::text COLLATE \"C\""))
     } else {
-        format!(" ORDER BY {}", order.join(", "))
+        String::new()
     };
     format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
