@@ -308,13 +308,25 @@ pub(super) struct Rows {
     pub(super) at: usize,
     pub(super) count: u64,
     /// Read without ORDER BY: every key must be above the last one, or the read stops.
-    pub(super) unordered: bool,
+    unordered: bool,
     last: Option<i64>,
     /// The unordered read met a key out of order (and reported its end there).
     pub(super) disordered: bool,
 }
 
 impl Rows {
+    fn new(rx: mpsc::Receiver<Result<Chunk, SyncError>>, unordered: bool) -> Rows {
+        Rows {
+            rx,
+            chunk: Chunk::default(),
+            at: 0,
+            count: 0,
+            unordered,
+            last: None,
+            disordered: false,
+        }
+    }
+
     /// Advances to the next row; false at the end (or where an unordered read turns out
     /// not to be in key order, which sets `disordered`).
     pub(super) async fn advance(&mut self) -> Result<bool, SyncError> {
@@ -364,39 +376,26 @@ pub(super) async fn open_rows(
     fast: bool,
 ) -> Result<Rows, SyncError> {
     let (tx, rx) = mpsc::channel(2);
-    let mut unordered = false;
-    let source_types: Vec<String> = t.columns.iter().map(|c| c.pg_type.clone()).collect();
-    let pg = match (target, source) {
-        (Some((pt, types)), _) => Some((pt, types)),
-        (None, Source::Postgres(pt)) => Some((pt, source_types.as_slice())),
+    let (pt, types): (_, Vec<String>) = match (target, source) {
+        (Some((pt, types)), _) => (pt, types.to_vec()),
+        (None, Source::Postgres(pt)) => (pt, t.columns.iter().map(|c| c.pg_type.clone()).collect()),
         (None, Source::Sqlite(path)) => {
             let (p, tt) = (path.clone(), t.clone());
-            let tx = tx.clone();
             tokio::task::spawn_blocking(move || sqlite_rows(p, tt, tx));
-            None
+            return Ok(Rows::new(rx, false));
         }
     };
-    if let Some((pt, types)) = pg {
-        unordered = fast && key_shape(t).1;
-        let wires: Vec<Wire> = t
-            .columns
-            .iter()
-            .zip(types)
-            .map(|(c, ty)| Wire::of(Norm::of(&c.pg_type), ty))
-            .collect();
-        let sql = pg_rows_sql(t, !unordered, &wires, types);
-        let reader = CopyReader::start(pt, &sql).await?;
-        tokio::spawn(pg_rows(reader, t.clone(), wires, tx, target.is_some()));
-    }
-    Ok(Rows {
-        rx,
-        chunk: Chunk::default(),
-        at: 0,
-        count: 0,
-        unordered,
-        last: None,
-        disordered: false,
-    })
+    let unordered = fast && key_shape(t).1;
+    let wires: Vec<Wire> = t
+        .columns
+        .iter()
+        .zip(&types)
+        .map(|(c, ty)| Wire::of(Norm::of(&c.pg_type), ty))
+        .collect();
+    let sql = pg_rows_sql(t, !unordered, &wires, &types);
+    let reader = CopyReader::start(pt, &sql).await?;
+    tokio::spawn(pg_rows(reader, t.clone(), wires, tx, target.is_some()));
+    Ok(Rows::new(rx, unordered))
 }
 
 #[cfg(test)]
