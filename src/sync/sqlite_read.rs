@@ -61,6 +61,9 @@ pub fn open(path: &Path) -> Result<Connection, SyncError> {
     )
     .map_err(|e| SyncError::Source(format!("{}: {e}", path.display())))?;
     crate::backend::sqlite::busy::wait_10s(&mut c).map_err(|e| SyncError::Source(e.to_string()))?;
+    // Whole-table scans read pages through a memory map instead of copying each one.
+    c.pragma_update(None, "mmap_size", 1i64 << 30)
+        .map_err(|e| SyncError::Source(e.to_string()))?;
     Ok(c)
 }
 

@@ -186,18 +186,27 @@ fn pg_rows_sql(t: &Table, ordered: bool, wires: &[Wire], types: &[String]) -> St
             }
         })
         .collect();
-    let order = if ordered {
-        order_by(t, |c| format!("{c}::text COLLATE \"C\""))
+    let cast = wires.iter().zip(types).any(|(w, ty)| w.needs_cast(ty));
+    let from = if ordered || cast {
+        let order = if ordered {
+            order_by(t, |c| format!("{c}::text COLLATE \"C\""))
+        } else {
+            String::new()
+        };
+        format!(
+            "(SELECT {} FROM public.{}{order})",
+            cols.join(", "),
+            q(&t.name)
+        )
     } else {
-        String::new()
+        // A plain table COPY skips the executor's projection (~4% of the server's time).
+        format!("public.{} ({})", q(&t.name), cols.join(", "))
     };
     format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
          SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 1; \
          SET LOCAL client_encoding = 'UTF8'; \
-         COPY (SELECT {} FROM public.{}{order}) TO STDOUT (FORMAT binary); COMMIT",
-        cols.join(", "),
-        q(&t.name)
+         COPY {from} TO STDOUT (FORMAT binary); COMMIT"
     )
 }
 
