@@ -71,6 +71,9 @@ pub(super) fn push_float(out: &mut String, f: f64) {
 /// Appends a float as `{f}` (Display) writes it, the form sync gives a REAL stored as text:
 /// shortest round-trip digits, never an exponent, no `.0` on whole numbers.
 fn push_float_display(out: &mut String, f: f64) {
+    if push_fixed(out, f) {
+        return;
+    }
     let mut b = ryu::Buffer::new();
     let s = b.format(f);
     if !f.is_finite() || s.contains('e') {
@@ -78,6 +81,39 @@ fn push_float_display(out: &mut String, f: f64) {
     } else {
         out.push_str(s.strip_suffix(".0").unwrap_or(s));
     }
+}
+
+/// Appends `f` as fixed-point decimal when it is exactly the double nearest a decimal with
+/// at most four fractional digits and fewer than 15 significant digits (money, scores):
+/// that decimal is then its shortest round-trip form, written here with integer
+/// arithmetic instead of a float formatter. False (nothing written) otherwise.
+fn push_fixed(out: &mut String, f: f64) -> bool {
+    if f == 0.0 || !f.is_finite() || f.abs() >= 1e11 {
+        return false;
+    }
+    for (k, scale) in [1i64, 10, 100, 1_000, 10_000].into_iter().enumerate() {
+        let x = (f * scale as f64).round();
+        // Both operands are exact, so the division rounds once, as parsing the decimal would.
+        if x / scale as f64 != f {
+            continue;
+        }
+        let x = x as i64;
+        if x < 0 {
+            out.push('-');
+        }
+        let x = x.unsigned_abs();
+        out.push_str(itoa::Buffer::new().format(x / scale as u64));
+        let frac = x % scale as u64;
+        if frac != 0 {
+            let mut digits = itoa::Buffer::new();
+            let digits = digits.format(frac);
+            out.push('.');
+            (digits.len()..k).for_each(|_| out.push('0'));
+            out.push_str(digits.trim_end_matches('0'));
+        }
+        return true;
+    }
+    false
 }
 
 fn numeric(out: &mut String, s: &str) {
@@ -369,8 +405,37 @@ mod tests {
     #[test]
     fn fast_number_forms_match_std() {
         let floats = [
-            0.0, -0.0, 1.0, 100.0, 0.1, 123.45, 1e-7, 1e15, 1e16, 1.5e300, -2.5e-300,
+            0.0,
+            -0.0,
+            1.0,
+            100.0,
+            0.1,
+            123.45,
+            1e-7,
+            1e15,
+            1e16,
+            1.5e300,
+            -2.5e-300,
+            -0.5,
+            0.0001,
+            0.00015,
+            1e-5,
+            -7.05,
+            99999999.99,
+            12345678901.5,
+            1e11,
+            0.3,
+            2.675,
         ];
+        // Cents and basis points, as a money column holds them.
+        for c in (-200_000i64..200_000).step_by(7) {
+            for scale in [100.0, 10_000.0] {
+                let f = c as f64 / scale;
+                let mut s = String::new();
+                push_float_display(&mut s, f);
+                assert_eq!(s, format!("{f}"));
+            }
+        }
         for f in floats
             .into_iter()
             .chain([f64::NAN, f64::INFINITY, f64::NEG_INFINITY])

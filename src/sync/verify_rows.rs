@@ -66,6 +66,23 @@ impl Chunk {
             let b = starts.get(i + 1).map(|n| n - SEP.len_utf8()).unwrap_or(end);
             (a, b)
         };
+        if let [i] = *pk
+            && (numeric_key || matches!(norms[i], Norm::Text))
+        {
+            // A single key column already in its canonical form: the key is that field.
+            let (a, b) = field(i);
+            let num = if numeric_key {
+                self.buf[a..b].parse().ok()
+            } else {
+                None
+            };
+            self.rows.push(RowRef {
+                key: (a as u32, b as u32),
+                text: (start as u32, end as u32),
+                num,
+            });
+            return;
+        }
         let key_start = self.buf.len();
         for (n, &i) in pk.iter().enumerate() {
             if n > 0 {
