@@ -61,8 +61,16 @@ pub fn open(path: &Path) -> Result<Connection, SyncError> {
     )
     .map_err(|e| SyncError::Source(format!("{}: {e}", path.display())))?;
     crate::backend::sqlite::busy::wait_10s(&mut c).map_err(|e| SyncError::Source(e.to_string()))?;
-    // Whole-table scans read pages through a memory map instead of copying each one.
-    c.pragma_update(None, "mmap_size", 1i64 << 30)
+    Ok(c)
+}
+
+/// Opens the source read-only for whole-table scans (verify): the first 256 MB of the file
+/// are read through a memory map instead of a copy per page (~5% of a verify's time).
+/// Mapped pages count in the process's RSS though they are the OS page cache, which is
+/// why sync, whose memory is bounded by a target, does not map.
+pub fn open_mapped(path: &Path) -> Result<Connection, SyncError> {
+    let c = open(path)?;
+    c.pragma_update(None, "mmap_size", 256i64 << 20)
         .map_err(|e| SyncError::Source(e.to_string()))?;
     Ok(c)
 }

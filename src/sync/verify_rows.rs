@@ -124,7 +124,7 @@ pub(super) fn sqlite_rows(
     tx: mpsc::Sender<Result<Chunk, SyncError>>,
 ) {
     let run = || -> Result<(), SyncError> {
-        let conn = sqlite_read::open(&path)?;
+        let conn = sqlite_read::open_mapped(&path)?;
         let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
         // BINARY whatever collation a column declares.
         let order = order_by(&t, |c| format!("{c} COLLATE BINARY"));
