@@ -15,6 +15,7 @@ pub mod cast;
 pub mod checkpoint;
 mod copy_binary;
 mod copy_stream;
+pub mod foreign_keys;
 pub mod live;
 pub mod normalize;
 pub mod pg_source;

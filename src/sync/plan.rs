@@ -13,7 +13,8 @@ use super::checkpoint::{self, Progress as Checkpoint};
 use super::progress::Progress;
 use super::schema::{self, Table, lit, q};
 use super::{
-    SyncError, SyncOptions, pg_error, pg_source, pgconn, sequences, sqlite_read, sqlite_schema,
+    SyncError, SyncOptions, foreign_keys, pg_error, pg_source, pgconn, sequences, sqlite_read,
+    sqlite_schema,
 };
 use crate::backend::url::BackendUrl;
 
@@ -269,7 +270,11 @@ pub async fn run(opts: SyncOptions) -> Result<Summary, SyncError> {
     }
     prepare_tables(&client, &opened.tables, &actions, opts.force).await?;
     if opts.schema_only {
-        finish_schema(&client, &opened.tables).await?;
+        for t in &opened.tables {
+            create_indexes(&client, t).await?;
+        }
+        let pending = foreign_keys::add(&client, &opened.tables).await?;
+        held(foreign_keys::validate(&target, pending, opts.parallel).await?)?;
         return Ok(Summary {
             warnings,
             seconds: started.elapsed().as_secs_f64(),
@@ -278,9 +283,18 @@ pub async fn run(opts: SyncOptions) -> Result<Summary, SyncError> {
     }
     let rejects = Arc::new(Mutex::new(Vec::new()));
     let outcomes = copy_all(&target, &opened, &actions, &opts, rejects.clone()).await?;
-    finish_schema(&client, &opened.tables).await?;
+    // Tables copied in this run got their indexes and statistics after their copy.
+    for (t, a) in opened.tables.iter().zip(&actions) {
+        if *a == Action::Done {
+            create_indexes(&client, t).await?;
+            analyze(&client, t).await?;
+        }
+    }
+    let pending = foreign_keys::add(&client, &opened.tables).await?;
+    // Before the keys are validated, so the target takes the app's INSERTs whatever
+    // the validation finds.
     sequences::advance(&client, &opened.tables).await?;
-    client.batch_execute("ANALYZE").await.map_err(tgt)?;
+    held(foreign_keys::validate(&target, pending, opts.parallel).await?)?;
     let rejected = write_rejects(&opts, &rejects)?;
     let _ = &mut client;
     Ok(Summary {
@@ -342,7 +356,20 @@ async fn copy_all(
                 let total = source_count(&source, &t.name).await?;
                 let mut tp = progress.table("copy", &t.name, total.max(0) as u64);
                 let mut client = pgconn::connect(target).await?;
-                backfill::copy_table(&mut client, &source, t, start, &copy_opts, &mut tp).await
+                let outcome =
+                    backfill::copy_table(&mut client, &source, t, start, &copy_opts, &mut tp)
+                        .await?;
+                // Indexes and statistics now, while the other tables still copy, so the
+                // end of the run holds only the foreign keys.
+                let built = Instant::now();
+                create_indexes(&client, t).await?;
+                analyze(&client, t).await?;
+                tracing::info!(
+                    table = %t.name,
+                    seconds = built.elapsed().as_secs_f64(),
+                    "indexes built and statistics gathered"
+                );
+                Ok(outcome)
             }
         })
         // Collected so the stream's type holds no closure lifetimes (the run is spawned).
@@ -354,36 +381,35 @@ async fn copy_all(
     results.into_iter().collect()
 }
 
-/// Indexes, unique constraints and foreign keys, skipping those that already exist.
-async fn finish_schema(c: &Client, tables: &[Table]) -> Result<(), SyncError> {
-    for t in tables {
-        for sql in schema::create_indexes(t) {
-            let sql = if sql.contains(" IF NOT EXISTS ") {
-                sql
-            } else {
-                sql.replacen("INDEX ", "INDEX IF NOT EXISTS ", 1)
-            };
-            c.batch_execute(&sql)
-                .await
-                .map_err(|e| SyncError::Target(format!("index on {}: {}", t.name, pg_error(&e))))?;
-        }
+/// An error listing the foreign keys that do not hold, if any.
+fn held(failed: Vec<String>) -> Result<(), SyncError> {
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(SyncError::Target(failed.join("\n")))
     }
-    for t in tables {
-        for (fk, sql) in t.fks.iter().zip(schema::add_foreign_keys(t)) {
-            let exists = scalar(c, &format!("SELECT count(*) FROM pg_constraint WHERE conname = {} AND conrelid = to_regclass({})", lit(&fk.name), lit(&format!("public.{}", q(&t.name))))).await? != "0";
-            if !exists {
-                c.batch_execute(&sql).await.map_err(|e| {
-                    SyncError::Target(format!(
-                        "constraint {} on {}: {}",
-                        fk.name,
-                        t.name,
-                        pg_error(&e)
-                    ))
-                })?;
-            }
-        }
+}
+
+/// A table's indexes and unique constraints, skipping those that already exist.
+async fn create_indexes(c: &Client, t: &Table) -> Result<(), SyncError> {
+    for sql in schema::create_indexes(t) {
+        let sql = if sql.contains(" IF NOT EXISTS ") {
+            sql
+        } else {
+            sql.replacen("INDEX ", "INDEX IF NOT EXISTS ", 1)
+        };
+        c.batch_execute(&sql)
+            .await
+            .map_err(|e| SyncError::Target(format!("index on {}: {}", t.name, pg_error(&e))))?;
     }
     Ok(())
+}
+
+/// Planner statistics for a copied table, so the app's first queries plan well.
+async fn analyze(c: &Client, t: &Table) -> Result<(), SyncError> {
+    c.batch_execute(&format!("ANALYZE public.{}", q(&t.name)))
+        .await
+        .map_err(|e| SyncError::Target(format!("analyze {}: {}", t.name, pg_error(&e))))
 }
 
 fn write_rejects(

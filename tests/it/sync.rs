@@ -213,7 +213,7 @@ fn sqlite_app_database_to_postgres() {
     pg.psql_db("app", "ALTER TABLE posts RENAME COLUMN title TO headline");
     cannot_run(
         &to,
-        "target: column \"title\" does not exist (SQLSTATE 42703)",
+        "target: column \"title\" of relation \"posts\" does not exist (SQLSTATE 42703)",
     );
     cannot_run(
         &to.replace(":secret@", ":wrong@"),
@@ -331,6 +331,76 @@ fn bad_values_stop_the_sync_or_go_to_the_reject_file() {
     assert_eq!(pg.psql_db("app", "SELECT count(*) FROM flags"), "1");
 }
 
+/// SQLite does not enforce foreign keys unless asked, so a source may hold rows pointing at
+/// missing parents: the copy completes, the key is kept NOT VALID (checking new rows),
+/// the sequences are set, and the run fails naming the key and an offending row.
+#[test]
+fn orphan_rows_leave_the_foreign_key_not_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("orphans.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT);
+             CREATE TABLE posts (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id), body TEXT);
+             INSERT INTO users (name) VALUES ('a'), ('b');
+             INSERT INTO posts (user_id, body) VALUES (1, 'x'), (42, 'orphan'), (2, 'y');",
+        )
+        .unwrap();
+    let pg = PgCluster::start();
+    let from = format!("sqlite://{}", db.display());
+    for _ in 0..2 {
+        // A second run finds the key still unvalidated and says so again.
+        let o = switchyard(&["sync", "--from", &from, "--to", &pg.url("app")]);
+        let out = text(&o);
+        assert!(!o.status.success(), "{out}");
+        assert!(
+            out.contains(r#"foreign key "posts_fk0" on "posts" does not hold"#)
+                && out.contains("Key (user_id)=(42) is not present"),
+            "{out}"
+        );
+    }
+    assert_eq!(
+        pg.psql_db(
+            "app",
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'posts_fk0'"
+        ),
+        "f"
+    );
+    assert_eq!(pg.psql_db("app", "SELECT count(*) FROM posts"), "3");
+    assert_eq!(
+        pg.psql_db(
+            "app",
+            "INSERT INTO posts (user_id, body) VALUES (1, 'new') RETURNING id"
+        ),
+        "4"
+    );
+    let (ok, _, err) = crate::support::psql(
+        pg.port,
+        "app",
+        "secret",
+        &[
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "INSERT INTO posts (user_id, body) VALUES (99, 'bad')",
+        ],
+    );
+    assert!(!ok && err.contains("posts_fk0"), "{err}");
+    // Once the orphan is gone, a sync validates the key.
+    pg.psql_db("app", "DELETE FROM posts WHERE user_id = 42");
+    let o = switchyard(&["sync", "--from", &from, "--to", &pg.url("app")]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        pg.psql_db(
+            "app",
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'posts_fk0'"
+        ),
+        "t"
+    );
+}
+
 #[test]
 fn postgres_to_postgres_pgbench_tables() {
     let (a, b) = (PgCluster::start(), PgCluster::start());
@@ -346,7 +416,12 @@ fn postgres_to_postgres_pgbench_tables() {
            CASE WHEN i % 7 = 0 THEN 'NaN' ELSE i / 8.0 END, i / 10.0, jsonb_build_object('i', i, 'k', 'v'), \
            'ab', decode(lpad(to_hex(i), 4, '0'), 'hex'), ARRAY['a' || i, 'b'], ARRAY[i / 4.0, 1.5] \
            FROM generate_series(1, 500) i;
-         INSERT INTO kinds (id) VALUES (0);",
+         INSERT INTO kinds (id) VALUES (0);
+         CREATE TABLE parents (id int PRIMARY KEY);
+         CREATE TABLE kids (id int PRIMARY KEY, parent_id int);
+         INSERT INTO parents VALUES (1);
+         INSERT INTO kids VALUES (1, 1), (2, 7);
+         ALTER TABLE kids ADD CONSTRAINT kids_parent FOREIGN KEY (parent_id) REFERENCES parents (id) NOT VALID;",
     );
     let o = switchyard(&[
         "sync",
@@ -361,6 +436,14 @@ fn postgres_to_postgres_pgbench_tables() {
     assert_eq!(
         b.psql_db("app", "SELECT count(*) FROM pgbench_accounts"),
         "200000"
+    );
+    // A key the source holds NOT VALID (its orphan row included) is reproduced as such.
+    assert_eq!(
+        b.psql_db(
+            "app",
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'kids_parent'"
+        ),
+        "f"
     );
     let o = switchyard(&["verify", "--from", &a.url("app"), "--to", &b.url("app")]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
