@@ -126,3 +126,55 @@ fn standalone_live_sync_then_finish_leaves_nothing_behind() {
         "0"
     );
 }
+
+/// One transaction touching 20 000 rows of a table with a two-column key, from PostgreSQL:
+/// a round reads 10 000 keys at once, past the ~8 000 at which PostgreSQL cannot expand
+/// `(a, b) IN ((…), …)` ("stack depth limit exceeded"), and must still apply.
+#[test]
+fn many_composite_keys_in_one_round_from_postgres() {
+    let (a, b) = (PgCluster::start(), PgCluster::start());
+    a.psql_db(
+        "app",
+        "CREATE TABLE tags (account_id bigint NOT NULL, tag text NOT NULL, n int, PRIMARY KEY (account_id, tag));
+         INSERT INTO tags SELECT i, 'seed', 0 FROM generate_series(1, 10) i;",
+    );
+    let (from, to) = (a.url("app"), b.url("app"));
+    let mut child = crate::support::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["sync", "--live", "--from", &from, "--to", &to])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let count = |sql: &str| b.psql_db("app", sql);
+    assert!(wait_until(Duration::from_secs(30), || count(
+        "SELECT to_regclass('public.tags') IS NOT NULL"
+    ) == "t"
+        && count("SELECT count(*) FROM tags") == "10"));
+    a.psql_db(
+        "app",
+        "INSERT INTO tags SELECT i % 50, 'tag ' || i, i FROM generate_series(1, 20000) i",
+    );
+    let caught_up = wait_until(Duration::from_secs(60), || {
+        count("SELECT count(*) FROM tags") == "20010"
+    });
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        caught_up,
+        "changes were not applied: {} rows",
+        count("SELECT count(*) FROM tags")
+    );
+    assert!(status.success(), "sync --live exited with {status}");
+    let o = cli(&["verify", "--from", &from, "--to", &to]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

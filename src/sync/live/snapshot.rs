@@ -81,7 +81,13 @@ pub(super) fn key_text(k: &Json) -> String {
     key_parts(k).join("\u{1}")
 }
 
-/// `(a, b) IN ((…), (…))` with typed literals, for PostgreSQL.
+/// Composite keys beyond which a filter lists them as a `VALUES` list: PostgreSQL expands
+/// `(a, b) IN ((…), …)` into nested expressions and fails with "stack depth limit
+/// exceeded" at about 8 000 of them (a round reads up to 10 000, a retry up to 200 000).
+const ROW_LIST_MAX: usize = 1_000;
+
+/// `(a, b) IN ((…), (…))` with typed literals, for PostgreSQL; `IN (VALUES …)` for a long
+/// list of composite keys.
 pub(super) fn pg_key_filter(t: &Table, keys: &[Json]) -> String {
     let cols = column_list(&t.pk);
     let tuples: Vec<String> = keys
@@ -101,7 +107,11 @@ pub(super) fn pg_key_filter(t: &Table, keys: &[Json]) -> String {
             format!("({})", vals.join(", "))
         })
         .collect();
-    format!("({cols}) IN ({})", tuples.join(", "))
+    if t.pk.len() > 1 && keys.len() > ROW_LIST_MAX {
+        format!("({cols}) IN (VALUES {})", tuples.join(", "))
+    } else {
+        format!("({cols}) IN ({})", tuples.join(", "))
+    }
 }
 
 /// The touched tables in `tables`' (foreign-key) order, each with its keys.
