@@ -66,37 +66,26 @@ impl Chunk {
             let b = starts.get(i + 1).map(|n| n - SEP.len_utf8()).unwrap_or(end);
             (a, b)
         };
-        if let [i] = *pk
-            && (numeric_key || matches!(norms[i], Norm::Text))
-        {
+        let (key_start, key_end) = match *pk {
             // A single key column already in its canonical form: the key is that field.
-            let (a, b) = field(i);
-            let num = if numeric_key {
-                self.buf[a..b].parse().ok()
-            } else {
-                None
-            };
-            self.rows.push(RowRef {
-                key: (a as u32, b as u32),
-                text: (start as u32, end as u32),
-                num,
-            });
-            return;
-        }
-        let key_start = self.buf.len();
-        for (n, &i) in pk.iter().enumerate() {
-            if n > 0 {
-                self.buf.push(SEP);
+            [i] if numeric_key || matches!(norms[i], Norm::Text) => field(i),
+            _ => {
+                let key_start = self.buf.len();
+                for (n, &i) in pk.iter().enumerate() {
+                    if n > 0 {
+                        self.buf.push(SEP);
+                    }
+                    let (a, b) = field(i);
+                    if matches!(norms[i], Norm::Text) {
+                        self.buf.extend_from_within(a..b);
+                    } else {
+                        let c = normalize::canonical(&self.buf[a..b], norms[i]);
+                        self.buf.push_str(&c);
+                    }
+                }
+                (key_start, self.buf.len())
             }
-            let (a, b) = field(i);
-            if matches!(norms[i], Norm::Text) || numeric_key {
-                self.buf.extend_from_within(a..b);
-            } else {
-                let c = normalize::canonical(&self.buf[a..b], norms[i]);
-                self.buf.push_str(&c);
-            }
-        }
-        let key_end = self.buf.len();
+        };
         let num = if numeric_key {
             self.buf[key_start..key_end].parse().ok()
         } else {

@@ -16,6 +16,51 @@ fn cli(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `switchyard sync --live` running in the background.
+fn live_sync(from: &str, to: &str) -> crate::support::KillOnDrop {
+    crate::support::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["sync", "--live", "--from", from, "--to", to])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Stops it as Ctrl-C would, and waits for it.
+fn interrupt(child: &mut crate::support::KillOnDrop) -> std::process::ExitStatus {
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap()
+}
+
+/// Stops the live sync, which must have caught up (`rows` in the target) and exit
+/// cleanly; verify must then find both sides identical.
+fn stop_caught_up(
+    child: &mut crate::support::KillOnDrop,
+    caught_up: bool,
+    rows: &str,
+    from: &str,
+    to: &str,
+) {
+    let status = interrupt(child);
+    assert!(
+        caught_up,
+        "changes were not applied: {rows} rows in the target"
+    );
+    assert!(status.success(), "sync --live exited with {status}");
+    let o = cli(&["verify", "--from", from, "--to", to]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
 fn sqlite_count(path: &PathBuf, sql: &str) -> i64 {
     let c = rusqlite::Connection::open(path).unwrap();
     c.busy_timeout(Duration::from_secs(10)).unwrap();
@@ -51,14 +96,7 @@ fn standalone_live_sync_then_finish_leaves_nothing_behind() {
     );
     c.execute_batch("DROP TABLE notes").unwrap();
 
-    let mut child = crate::support::KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["sync", "--live", "--from", &from, "--to", &to])
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = live_sync(&from, &to);
     let count = |sql: &str| pg.psql_db("app", sql);
     assert!(wait_until(Duration::from_secs(30), || count(
         "SELECT to_regclass('public.users') IS NOT NULL"
@@ -78,24 +116,8 @@ fn standalone_live_sync_then_finish_leaves_nothing_behind() {
             && count("SELECT count(*) FROM users WHERE id IN (9, 11)") == "0"
             && count("SELECT name FROM users WHERE id = 10000") == "u11"
     });
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert!(
-        caught_up,
-        "changes were not applied: {}",
-        count("SELECT count(*) FROM users")
-    );
-    assert!(status.success(), "sync --live exited with {status}");
-    let o = cli(&["verify", "--from", &from, "--to", &to]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    let rows = count("SELECT count(*) FROM users");
+    stop_caught_up(&mut child, caught_up, &rows, &from, &to);
 
     let o = cli(&["sync", "--finish", "--from", &from, "--to", &to]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -139,14 +161,7 @@ fn many_composite_keys_in_one_round_from_postgres() {
          INSERT INTO tags SELECT i, 'seed', 0 FROM generate_series(1, 10) i;",
     );
     let (from, to) = (a.url("app"), b.url("app"));
-    let mut child = crate::support::KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["sync", "--live", "--from", &from, "--to", &to])
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = live_sync(&from, &to);
     let count = |sql: &str| b.psql_db("app", sql);
     assert!(wait_until(Duration::from_secs(30), || count(
         "SELECT to_regclass('public.tags') IS NOT NULL"
@@ -159,22 +174,6 @@ fn many_composite_keys_in_one_round_from_postgres() {
     let caught_up = wait_until(Duration::from_secs(60), || {
         count("SELECT count(*) FROM tags") == "20010"
     });
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert!(
-        caught_up,
-        "changes were not applied: {} rows",
-        count("SELECT count(*) FROM tags")
-    );
-    assert!(status.success(), "sync --live exited with {status}");
-    let o = cli(&["verify", "--from", &from, "--to", &to]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    let rows = count("SELECT count(*) FROM tags");
+    stop_caught_up(&mut child, caught_up, &rows, &from, &to);
 }
