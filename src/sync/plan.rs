@@ -294,8 +294,11 @@ pub async fn run(opts: SyncOptions) -> Result<Summary, SyncError> {
     // Before the keys are validated, so the target takes the app's INSERTs whatever
     // the validation finds.
     sequences::advance(&client, &opened.tables).await?;
-    held(foreign_keys::validate(&target, pending, opts.parallel).await?)?;
+    let invalid = foreign_keys::validate(&target, pending, opts.parallel).await?;
+    // Rejected rows are written even when a key does not hold (a rejected parent row
+    // leaves its children orphaned).
     let rejected = write_rejects(&opts, &rejects)?;
+    held(invalid)?;
     let _ = &mut client;
     Ok(Summary {
         tables: outcomes,

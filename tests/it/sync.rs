@@ -388,6 +388,37 @@ fn orphan_rows_leave_the_foreign_key_not_valid() {
         ],
     );
     assert!(!ok && err.contains("posts_fk0"), "{err}");
+    // A parent rejected for a bad value orphans its children: the reject file is written
+    // all the same, and the key is reported.
+    let db2 = dir.path().join("rejected_parent.db");
+    Connection::open(&db2)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             CREATE TABLE owners (id INTEGER PRIMARY KEY, active BOOLEAN NOT NULL);
+             CREATE TABLE pets (id INTEGER PRIMARY KEY, owner_id INTEGER REFERENCES owners(id));
+             INSERT INTO owners VALUES (1, 1), (2, 7);
+             INSERT INTO pets VALUES (1, 1), (2, 2);",
+        )
+        .unwrap();
+    let rejects = dir.path().join("rejects.jsonl");
+    let from2 = format!("sqlite://{}", db2.display());
+    let o = switchyard(&[
+        "sync",
+        "--from",
+        &from2,
+        "--to",
+        &pg.url("app"),
+        "--skip-bad-rows",
+        rejects.to_str().unwrap(),
+    ]);
+    let out = text(&o);
+    assert!(
+        !o.status.success() && out.contains("Key (owner_id)=(2)"),
+        "{out}"
+    );
+    let lines = std::fs::read_to_string(&rejects).unwrap();
+    assert!(lines.contains("does not fit boolean"), "{lines}");
     // Once the orphan is gone, a sync validates the key.
     pg.psql_db("app", "DELETE FROM posts WHERE user_id = 42");
     let o = switchyard(&["sync", "--from", &from, "--to", &pg.url("app")]);
