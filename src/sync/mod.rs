@@ -27,6 +27,7 @@ pub mod sequences;
 pub mod sqlite_read;
 pub mod sqlite_schema;
 pub mod verify;
+mod verify_raw;
 mod verify_rows;
 
 use std::path::PathBuf;

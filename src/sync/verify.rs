@@ -14,11 +14,13 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::backfill::Source;
+use super::copy_binary::Wire;
 use super::normalize::{self, NULL, Norm};
 use super::plan::{self, Opened};
 use super::progress::{Progress, TableProgress};
 use super::schema::{Table, q};
-use super::verify_rows::{Chunk, RowRef, Rows, is_integer, open_rows};
+use super::verify_raw;
+use super::verify_rows::{Chunk, RowRef, Rows, is_integer, key_shape, open_rows};
 use super::{SyncError, pg_error, pgconn};
 use crate::backend::url::PgTarget;
 
@@ -130,6 +132,7 @@ async fn compare_keyed(
     t: &Table,
     mut src: Rows,
     mut dst: Rows,
+    wires: &[Wire],
     progress: &mut TableProgress,
 ) -> Result<Option<TableReport>, SyncError> {
     let mut rep = TableReport {
@@ -195,15 +198,13 @@ async fn compare_keyed(
             }
             Ordering::Equal => {
                 let (ra, rb) = (src.row(), dst.row());
-                if src.chunk.text(&ra) != dst.chunk.text(&rb) {
-                    let mut diffs = Vec::new();
-                    column_diffs(
-                        t,
-                        src.chunk.key(&ra),
-                        src.chunk.text(&ra),
-                        dst.chunk.text(&rb),
-                        &mut diffs,
+                if !src.chunk.same(&ra, &dst.chunk, &rb) {
+                    let (a, b) = (
+                        src.chunk.text_form(&ra, wires),
+                        dst.chunk.text_form(&rb, wires),
                     );
+                    let mut diffs = Vec::new();
+                    column_diffs(t, src.chunk.key(&ra), &a, &b, &mut diffs);
                     if !diffs.is_empty() {
                         tally.add(range, None);
                         for d in diffs {
@@ -275,24 +276,36 @@ async fn compare_table(
     let target = Some((target, types));
     let mut tp = progress.table("verify", &t.name, expected);
     if t.pk.is_empty() {
-        let src = open_rows(source, t, None, false).await?;
-        let dst = open_rows(source, t, target, false).await?;
+        let src = open_rows(source, t, None, false, None).await?;
+        let dst = open_rows(source, t, target, false, None).await?;
         let rep = compare_unkeyed(t, src, dst).await?;
         tp.inc(rep.source_rows);
         tp.finish();
         return Ok(rep);
     }
-    let src = open_rows(source, t, None, true).await?;
-    let dst = open_rows(source, t, target, true).await?;
-    if let Some(rep) = compare_keyed(t, src, dst, &mut tp).await? {
+    let wires: Vec<Wire> = t
+        .columns
+        .iter()
+        .zip(types)
+        .map(|(c, ty)| Wire::of(Norm::of(&c.pg_type), ty))
+        .collect();
+    // Raw tuples from SQLite (see verify_raw) where every column has an encoding.
+    let encs = match source {
+        Source::Sqlite(_) if key_shape(t).1 => verify_raw::encodings(types, &wires),
+        _ => None,
+    };
+    let raw = encs.as_deref();
+    let src = open_rows(source, t, None, true, raw).await?;
+    let dst = open_rows(source, t, target, true, raw).await?;
+    if let Some(rep) = compare_keyed(t, src, dst, &wires, &mut tp).await? {
         tp.finish();
         return Ok(rep);
     }
     tracing::info!(table = %t.name, "rows are not stored in key order; reading them again in key order");
     let mut tp = progress.table("verify in key order", &t.name, expected);
-    let src = open_rows(source, t, None, false).await?;
-    let dst = open_rows(source, t, target, false).await?;
-    let rep = compare_keyed(t, src, dst, &mut tp)
+    let src = open_rows(source, t, None, false, raw).await?;
+    let dst = open_rows(source, t, target, false, raw).await?;
+    let rep = compare_keyed(t, src, dst, &wires, &mut tp)
         .await?
         .ok_or_else(|| SyncError::Target(format!("table {}: key order was lost", t.name)))?;
     tp.finish();

@@ -11,20 +11,25 @@ use super::copy_stream::CopyReader;
 use super::normalize::{self, Norm};
 use super::schema::{Table, column_list, q};
 use super::verify::{CHUNK, SEP};
+use super::verify_raw::{self, Enc};
 use super::{SyncError, sqlite_read};
 
-/// One row inside a chunk's buffer: its key (canonical) and its cheap form.
+/// One row inside a chunk's buffers: its key (canonical), and its cheap form or its raw
+/// binary tuple (see [`verify_raw`]; an empty range when the row has none).
 #[derive(Clone, Copy)]
 pub(super) struct RowRef {
     pub(super) key: (u32, u32),
     pub(super) text: (u32, u32),
+    pub(super) raw: (u32, u32),
     pub(super) num: Option<i64>,
 }
 
-/// Normalised rows, stored in one buffer per chunk (no allocation per row or value).
+/// Normalised rows, stored in one buffer per chunk (no allocation per row or value), and
+/// raw tuples in another.
 #[derive(Default)]
 pub(super) struct Chunk {
     pub(super) buf: String,
+    pub(super) raw: Vec<u8>,
     pub(super) rows: Vec<RowRef>,
 }
 
@@ -33,6 +38,7 @@ impl Chunk {
     pub(super) fn like(prev: &Chunk) -> Chunk {
         Chunk {
             buf: String::with_capacity(prev.buf.len() + prev.buf.len() / 8),
+            raw: Vec::with_capacity(prev.raw.len() + prev.raw.len() / 8),
             rows: Vec::with_capacity(CHUNK),
         }
     }
@@ -49,6 +55,54 @@ impl Chunk {
 
     pub(super) fn key(&self, r: &RowRef) -> &str {
         &self.buf[r.key.0 as usize..r.key.1 as usize]
+    }
+
+    fn raw(&self, r: &RowRef) -> Option<&[u8]> {
+        (r.raw.0 < r.raw.1).then(|| &self.raw[r.raw.0 as usize..r.raw.1 as usize])
+    }
+
+    /// Whether two rows are the same at a glance: equal raw tuples or equal cheap forms.
+    pub(super) fn same(&self, r: &RowRef, other: &Chunk, o: &RowRef) -> bool {
+        match (self.raw(r), other.raw(o)) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.text(r) == other.text(o),
+            _ => false,
+        }
+    }
+
+    /// A row's cheap form, decoded from its raw tuple (sent as `wires`) if it has one.
+    pub(super) fn text_form(&self, r: &RowRef, wires: &[Wire]) -> std::borrow::Cow<'_, str> {
+        let Some(raw) = self.raw(r) else {
+            return self.text(r).into();
+        };
+        let mut out = String::new();
+        for (i, (f, w)) in verify_raw::fields(raw)
+            .unwrap_or_default()
+            .into_iter()
+            .zip(wires)
+            .enumerate()
+        {
+            if i > 0 {
+                out.push(SEP);
+            }
+            if !copy_binary::write_value(&mut out, f, *w) {
+                out.push_str("(malformed)");
+            }
+        }
+        out.into()
+    }
+
+    /// Adds a row whose raw tuple starts at `start` in `raw`, with integer key `key`.
+    fn push_raw(&mut self, start: usize, key: i64) {
+        let key_start = self.buf.len();
+        normalize::push_int(&mut self.buf, key);
+        let key_end = self.buf.len() as u32;
+        self.rows.push(RowRef {
+            key: (key_start as u32, key_end),
+            text: (key_end, key_end),
+            raw: (start as u32, self.raw.len() as u32),
+            num: Some(key),
+        });
     }
 
     /// Finishes the row whose fields start at `starts`: appends its canonical key.
@@ -94,6 +148,7 @@ impl Chunk {
         self.rows.push(RowRef {
             key: (key_start as u32, key_end as u32),
             text: (start as u32, end as u32),
+            raw: (0, 0),
             num,
         });
     }
@@ -110,6 +165,7 @@ pub(super) fn is_integer(pg_type: &str) -> bool {
 pub(super) fn sqlite_rows(
     path: std::path::PathBuf,
     t: Table,
+    encs: Option<Vec<Enc>>,
     tx: mpsc::Sender<Result<Chunk, SyncError>>,
 ) {
     let run = || -> Result<(), SyncError> {
@@ -128,6 +184,14 @@ pub(super) fn sqlite_rows(
         let mut chunk = Chunk::default();
         let mut starts = Vec::with_capacity(norms.len());
         while let Some(r) = rows.next().map_err(|e| SyncError::Source(e.to_string()))? {
+            if let Some(encs) = &encs
+                && raw_row(&mut chunk, r, encs, pk[0])?
+            {
+                if chunk.rows.len() == CHUNK && tx.blocking_send(Ok(chunk.take())).is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
             starts.clear();
             for (i, norm) in norms.iter().enumerate() {
                 if i > 0 {
@@ -149,6 +213,41 @@ pub(super) fn sqlite_rows(
     };
     if let Err(e) = run() {
         let _ = tx.blocking_send(Err(e));
+    }
+}
+
+/// Adds a SQLite row as its raw tuple; false (nothing added) when a value has no exact
+/// encoding or the key is not an integer.
+fn raw_row(
+    chunk: &mut Chunk,
+    r: &rusqlite::Row<'_>,
+    encs: &[Enc],
+    pk: usize,
+) -> Result<bool, SyncError> {
+    let start = chunk.raw.len();
+    chunk
+        .raw
+        .extend_from_slice(&(encs.len() as i16).to_be_bytes());
+    let mut exact = true;
+    for (i, e) in encs.iter().enumerate() {
+        let v = r.get_ref(i).map_err(|e| SyncError::Source(e.to_string()))?;
+        if !verify_raw::put(&mut chunk.raw, v, *e) {
+            exact = false;
+            break;
+        }
+    }
+    let key = r
+        .get_ref(pk)
+        .map_err(|e| SyncError::Source(e.to_string()))?;
+    match (exact, key) {
+        (true, rusqlite::types::ValueRef::Integer(k)) => {
+            chunk.push_raw(start, k);
+            Ok(true)
+        }
+        _ => {
+            chunk.raw.truncate(start);
+            Ok(false)
+        }
     }
 }
 
@@ -221,6 +320,7 @@ async fn pg_rows(
     mut reader: CopyReader,
     t: Table,
     wires: Vec<Wire>,
+    raw: bool,
     tx: mpsc::Sender<Result<Chunk, SyncError>>,
     target: bool,
 ) {
@@ -240,6 +340,7 @@ async fn pg_rows(
         numeric_key,
         tuples: Tuples::default(),
         starts: Vec::new(),
+        raw,
         bad: None,
     };
     let mut chunk = Chunk::default();
@@ -278,6 +379,8 @@ struct BinaryRows {
     numeric_key: bool,
     tuples: Tuples,
     starts: Vec<usize>,
+    /// Rows are kept as raw tuples (the source is encoded the same way).
+    raw: bool,
     /// The first malformed input met, reported after the batch.
     bad: Option<String>,
 }
@@ -289,7 +392,11 @@ impl BinaryRows {
         }
         let (wires, starts, bad) = (&self.wires, &mut self.starts, &mut self.bad);
         let (norms, pk, numeric_key) = (&self.norms, &self.pk, self.numeric_key);
+        let raw = self.raw;
         let fed = self.tuples.feed(data, |tuple, fields| {
+            if raw {
+                return raw_tuple(chunk, tuple, fields, wires.len(), pk[0], bad);
+            }
             starts.clear();
             for (i, (f, w)) in fields.iter().zip(wires).enumerate() {
                 if i > 0 {
@@ -312,6 +419,42 @@ impl BinaryRows {
         });
         if let Err(e) = fed {
             self.bad.get_or_insert(e);
+        }
+    }
+}
+
+/// Adds a PostgreSQL tuple as it came, keyed by its integer column `pk`.
+fn raw_tuple(
+    chunk: &mut Chunk,
+    tuple: &[u8],
+    fields: &[Option<(usize, usize)>],
+    columns: usize,
+    pk: usize,
+    bad: &mut Option<String>,
+) {
+    let key = fields
+        .get(pk)
+        .copied()
+        .flatten()
+        .and_then(|(a, b)| match &tuple[a..b] {
+            [x, y] => Some(i16::from_be_bytes([*x, *y]) as i64),
+            b4 if b4.len() == 4 => Some(i32::from_be_bytes(b4.try_into().ok()?) as i64),
+            b8 if b8.len() == 8 => Some(i64::from_be_bytes(b8.try_into().ok()?)),
+            _ => None,
+        });
+    match key {
+        Some(k) if fields.len() == columns => {
+            let start = chunk.raw.len();
+            chunk.raw.extend_from_slice(tuple);
+            chunk.push_raw(start, k);
+        }
+        _ => {
+            bad.get_or_insert_with(|| {
+                format!(
+                    "binary COPY row with {} of {columns} columns or a malformed key",
+                    fields.len()
+                )
+            });
         }
     }
 }
@@ -389,14 +532,15 @@ pub(super) async fn open_rows(
     t: &Table,
     target: Option<(&crate::backend::url::PgTarget, &[String])>,
     fast: bool,
+    raw: Option<&[Enc]>,
 ) -> Result<Rows, SyncError> {
     let (tx, rx) = mpsc::channel(2);
     let (pt, types): (_, Vec<String>) = match (target, source) {
         (Some((pt, types)), _) => (pt, types.to_vec()),
         (None, Source::Postgres(pt)) => (pt, t.columns.iter().map(|c| c.pg_type.clone()).collect()),
         (None, Source::Sqlite(path)) => {
-            let (p, tt) = (path.clone(), t.clone());
-            tokio::task::spawn_blocking(move || sqlite_rows(p, tt, tx));
+            let (p, tt, encs) = (path.clone(), t.clone(), raw.map(<[Enc]>::to_vec));
+            tokio::task::spawn_blocking(move || sqlite_rows(p, tt, encs, tx));
             return Ok(Rows::new(rx, false));
         }
     };
@@ -409,7 +553,8 @@ pub(super) async fn open_rows(
         .collect();
     let sql = pg_rows_sql(t, !unordered, &wires, &types);
     let reader = CopyReader::start(pt, &sql).await?;
-    tokio::spawn(pg_rows(reader, t.clone(), wires, tx, target.is_some()));
+    let raw = raw.is_some();
+    tokio::spawn(pg_rows(reader, t.clone(), wires, raw, tx, target.is_some()));
     Ok(Rows::new(rx, unordered))
 }
 
@@ -446,6 +591,7 @@ mod tests {
             numeric_key,
             tuples: Tuples::default(),
             starts: Vec::new(),
+            raw: false,
             bad: None,
         }
     }
