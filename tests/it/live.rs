@@ -270,19 +270,7 @@ async fn phase(
         }));
     }
     tokio::time::sleep(Duration::from_secs_f64(secs / 2.0)).await;
-    // A switch is refused while live sync lags too far behind (a busy machine running
-    // other tests); an operator waits and tries again, and so does this.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let (code, answer) = loop {
-        let (code, answer) = post(proxy, switch.0, switch.1.clone()).await;
-        let lagging = answer["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("max_lag_rows"));
-        if !lagging || std::time::Instant::now() > deadline {
-            break (code, answer);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let (code, answer) = post(proxy, switch.0, switch.1).await;
     tokio::time::sleep(Duration::from_secs_f64(secs / 2.0)).await;
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
