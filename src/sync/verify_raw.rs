@@ -9,8 +9,10 @@
 
 use rusqlite::types::ValueRef;
 
+use super::SyncError;
 use super::cast;
 use super::copy_binary::Wire;
+use super::verify_rows::Chunk;
 use crate::backend::sqlite::types::parse_timestamp_micros;
 
 /// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
@@ -188,6 +190,77 @@ pub fn fields(tuple: &[u8]) -> Option<Vec<Option<&[u8]>>> {
         }
     }
     Some(out)
+}
+
+/// Adds a SQLite row as its raw tuple; false (nothing added) when a value has no exact
+/// encoding or the key is not an integer.
+pub(super) fn raw_row(
+    chunk: &mut Chunk,
+    r: &rusqlite::Row<'_>,
+    encs: &[Enc],
+    pk: usize,
+) -> Result<bool, SyncError> {
+    let start = chunk.raw.len();
+    chunk
+        .raw
+        .extend_from_slice(&(encs.len() as i16).to_be_bytes());
+    let mut exact = true;
+    for (i, e) in encs.iter().enumerate() {
+        let v = r.get_ref(i).map_err(|e| SyncError::Source(e.to_string()))?;
+        if !put(&mut chunk.raw, v, *e) {
+            exact = false;
+            break;
+        }
+    }
+    let key = r
+        .get_ref(pk)
+        .map_err(|e| SyncError::Source(e.to_string()))?;
+    match (exact, key) {
+        (true, rusqlite::types::ValueRef::Integer(k)) => {
+            chunk.push_raw(start, k);
+            Ok(true)
+        }
+        _ => {
+            chunk.raw.truncate(start);
+            Ok(false)
+        }
+    }
+}
+
+/// Adds a PostgreSQL tuple as it came, keyed by its integer column `pk`.
+pub(super) fn raw_tuple(
+    chunk: &mut Chunk,
+    tuple: &[u8],
+    fields: &[Option<(usize, usize)>],
+    columns: usize,
+    pk: usize,
+    bad: &mut Option<String>,
+) {
+    let key = fields
+        .get(pk)
+        .copied()
+        .flatten()
+        .and_then(|(a, b)| match &tuple[a..b] {
+            [x, y] => Some(i16::from_be_bytes([*x, *y]) as i64),
+            b4 if b4.len() == 4 => Some(i32::from_be_bytes(b4.try_into().ok()?) as i64),
+            b8 if b8.len() == 8 => Some(i64::from_be_bytes(b8.try_into().ok()?)),
+            _ => None,
+        });
+    match key {
+        Some(k) if fields.len() == columns => {
+            let start = chunk.raw.len();
+            chunk.raw.extend_from_slice(tuple);
+            chunk.push_raw(start, k);
+        }
+        _ => {
+            bad.get_or_insert_with(|| {
+                format!(
+                    "binary COPY row with {} of {columns} columns or a malformed key",
+                    fields.len()
+                )
+            });
+        }
+    }
 }
 
 #[cfg(test)]

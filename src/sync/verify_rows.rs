@@ -93,7 +93,7 @@ impl Chunk {
     }
 
     /// Adds a row whose raw tuple starts at `start` in `raw`, with integer key `key`.
-    fn push_raw(&mut self, start: usize, key: i64) {
+    pub(super) fn push_raw(&mut self, start: usize, key: i64) {
         let key_start = self.buf.len();
         normalize::push_int(&mut self.buf, key);
         let key_end = self.buf.len() as u32;
@@ -185,7 +185,7 @@ pub(super) fn sqlite_rows(
         let mut starts = Vec::with_capacity(norms.len());
         while let Some(r) = rows.next().map_err(|e| SyncError::Source(e.to_string()))? {
             if let Some(encs) = &encs
-                && raw_row(&mut chunk, r, encs, pk[0])?
+                && verify_raw::raw_row(&mut chunk, r, encs, pk[0])?
             {
                 if chunk.rows.len() == CHUNK && tx.blocking_send(Ok(chunk.take())).is_err() {
                     return Ok(());
@@ -213,41 +213,6 @@ pub(super) fn sqlite_rows(
     };
     if let Err(e) = run() {
         let _ = tx.blocking_send(Err(e));
-    }
-}
-
-/// Adds a SQLite row as its raw tuple; false (nothing added) when a value has no exact
-/// encoding or the key is not an integer.
-fn raw_row(
-    chunk: &mut Chunk,
-    r: &rusqlite::Row<'_>,
-    encs: &[Enc],
-    pk: usize,
-) -> Result<bool, SyncError> {
-    let start = chunk.raw.len();
-    chunk
-        .raw
-        .extend_from_slice(&(encs.len() as i16).to_be_bytes());
-    let mut exact = true;
-    for (i, e) in encs.iter().enumerate() {
-        let v = r.get_ref(i).map_err(|e| SyncError::Source(e.to_string()))?;
-        if !verify_raw::put(&mut chunk.raw, v, *e) {
-            exact = false;
-            break;
-        }
-    }
-    let key = r
-        .get_ref(pk)
-        .map_err(|e| SyncError::Source(e.to_string()))?;
-    match (exact, key) {
-        (true, rusqlite::types::ValueRef::Integer(k)) => {
-            chunk.push_raw(start, k);
-            Ok(true)
-        }
-        _ => {
-            chunk.raw.truncate(start);
-            Ok(false)
-        }
     }
 }
 
@@ -395,7 +360,7 @@ impl BinaryRows {
         let raw = self.raw;
         let fed = self.tuples.feed(data, |tuple, fields| {
             if raw {
-                return raw_tuple(chunk, tuple, fields, wires.len(), pk[0], bad);
+                return verify_raw::raw_tuple(chunk, tuple, fields, wires.len(), pk[0], bad);
             }
             starts.clear();
             for (i, (f, w)) in fields.iter().zip(wires).enumerate() {
@@ -419,42 +384,6 @@ impl BinaryRows {
         });
         if let Err(e) = fed {
             self.bad.get_or_insert(e);
-        }
-    }
-}
-
-/// Adds a PostgreSQL tuple as it came, keyed by its integer column `pk`.
-fn raw_tuple(
-    chunk: &mut Chunk,
-    tuple: &[u8],
-    fields: &[Option<(usize, usize)>],
-    columns: usize,
-    pk: usize,
-    bad: &mut Option<String>,
-) {
-    let key = fields
-        .get(pk)
-        .copied()
-        .flatten()
-        .and_then(|(a, b)| match &tuple[a..b] {
-            [x, y] => Some(i16::from_be_bytes([*x, *y]) as i64),
-            b4 if b4.len() == 4 => Some(i32::from_be_bytes(b4.try_into().ok()?) as i64),
-            b8 if b8.len() == 8 => Some(i64::from_be_bytes(b8.try_into().ok()?)),
-            _ => None,
-        });
-    match key {
-        Some(k) if fields.len() == columns => {
-            let start = chunk.raw.len();
-            chunk.raw.extend_from_slice(tuple);
-            chunk.push_raw(start, k);
-        }
-        _ => {
-            bad.get_or_insert_with(|| {
-                format!(
-                    "binary COPY row with {} of {columns} columns or a malformed key",
-                    fields.len()
-                )
-            });
         }
     }
 }

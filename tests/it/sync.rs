@@ -34,6 +34,25 @@ fn verify_differs(from: &str, to: &str, says: &[&str]) {
     }
 }
 
+/// A SQLite database `name` in `dir` made by `sql`.
+fn sqlite_db(dir: &Path, name: &str, sql: &str) -> std::path::PathBuf {
+    let db = dir.join(name);
+    Connection::open(&db).unwrap().execute_batch(sql).unwrap();
+    db
+}
+
+/// A fresh PostgreSQL with the SQLite database `db` synced into it and verified
+/// identical; with the source and target URLs.
+fn synced_and_verified(db: &Path) -> (PgCluster, String, String) {
+    let pg = PgCluster::start();
+    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
+    let o = switchyard(&["sync", "--from", &from, "--to", &to]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    (pg, from, to)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -338,10 +357,7 @@ fn bad_values_stop_the_sync_or_go_to_the_reject_file() {
 #[test]
 fn raw_tuple_comparison_agrees_with_the_text_rules() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("raw.db");
-    Connection::open(&db)
-        .unwrap()
-        .execute_batch(
+    let db = sqlite_db(dir.path(), "raw.db",
             "CREATE TABLE items (id INTEGER PRIMARY KEY, doc JSON, amount DECIMAL(10,2), at DATETIME, n INTEGER, ok BOOLEAN, name TEXT);
              INSERT INTO items VALUES
                (1, '{\"b\":1,\"a\":[1,2]}', 12.5, '2024-03-01T10:00:00Z', 7, 1, 'plain'),
@@ -349,14 +365,8 @@ fn raw_tuple_comparison_agrees_with_the_text_rules() {
                (3, NULL, -0.05, 1709287200, NULL, NULL, NULL),
                (4, '[]', 99999999.99, '2024-03-01 10:00:00+02:00', 0, 1, ''),
                (5, 5, 0.1, '2024-03-01', 1, 0, 'a number as the document: compared in text form');",
-        )
-        .unwrap();
-    let pg = PgCluster::start();
-    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
-    let o = switchyard(&["sync", "--from", &from, "--to", &to]);
-    assert!(o.status.success(), "{}", text(&o));
-    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    );
+    let (pg, from, to) = synced_and_verified(&db);
     pg.psql_db(
         "app",
         "UPDATE items SET amount = 12.51 WHERE id = 1; UPDATE items SET doc = '{\"a\": [1, 2], \"b\": 2}' WHERE id = 2",
@@ -378,17 +388,13 @@ fn raw_tuple_comparison_agrees_with_the_text_rules() {
 #[test]
 fn orphan_rows_leave_the_foreign_key_not_valid() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("orphans.db");
-    Connection::open(&db)
-        .unwrap()
-        .execute_batch(
+    let db = sqlite_db(dir.path(), "orphans.db",
             "PRAGMA foreign_keys = OFF;
              CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT);
              CREATE TABLE posts (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL REFERENCES users(id), body TEXT);
              INSERT INTO users (name) VALUES ('a'), ('b');
              INSERT INTO posts (user_id, body) VALUES (1, 'x'), (42, 'orphan'), (2, 'y');",
-        )
-        .unwrap();
+    );
     let pg = PgCluster::start();
     let from = format!("sqlite://{}", db.display());
     for _ in 0..2 {
@@ -431,17 +437,15 @@ fn orphan_rows_leave_the_foreign_key_not_valid() {
     assert!(!ok && err.contains("posts_fk0"), "{err}");
     // A parent rejected for a bad value orphans its children: the reject file is written
     // all the same, and the key is reported.
-    let db2 = dir.path().join("rejected_parent.db");
-    Connection::open(&db2)
-        .unwrap()
-        .execute_batch(
-            "PRAGMA foreign_keys = OFF;
+    let db2 = sqlite_db(
+        dir.path(),
+        "rejected_parent.db",
+        "PRAGMA foreign_keys = OFF;
              CREATE TABLE owners (id INTEGER PRIMARY KEY, active BOOLEAN NOT NULL);
              CREATE TABLE pets (id INTEGER PRIMARY KEY, owner_id INTEGER REFERENCES owners(id));
              INSERT INTO owners VALUES (1, 1), (2, 7);
              INSERT INTO pets VALUES (1, 1), (2, 2);",
-        )
-        .unwrap();
+    );
     let rejects = dir.path().join("rejects.jsonl");
     let from2 = format!("sqlite://{}", db2.display());
     let o = switchyard(&[
@@ -557,12 +561,7 @@ fn composite_keys_are_merged_in_key_order() {
         }
     }
     drop(c);
-    let pg = PgCluster::start();
-    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
-    let o = switchyard(&["sync", "--from", &from, "--to", &to]);
-    assert!(o.status.success(), "{}", text(&o));
-    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (pg, from, to) = synced_and_verified(&db);
     pg.psql_db("app", "DELETE FROM tags WHERE account_id = 9 AND tag = 'a'");
     verify_differs(
         &from,
