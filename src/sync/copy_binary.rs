@@ -10,7 +10,7 @@ use super::normalize::{NULL, Norm, date, hex, push_float, push_int};
 /// The binary COPY signature, flags and header-extension length come first.
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds and days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
-const EPOCH_MICROS: i64 = 946_684_800_000_000;
+pub(super) const EPOCH_MICROS: i64 = 946_684_800_000_000;
 const EPOCH_DAYS: i64 = 10_957;
 
 /// How one column travels: its binary form, decoded here, or text made by the server.

@@ -11,12 +11,9 @@ use rusqlite::types::ValueRef;
 
 use super::SyncError;
 use super::cast;
-use super::copy_binary::Wire;
+use super::copy_binary::{EPOCH_MICROS, Wire};
 use super::verify_rows::Chunk;
 use crate::backend::sqlite::types::parse_timestamp_micros;
-
-/// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
-const EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// How a column's SQLite values are encoded, from the target column's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +77,7 @@ pub fn encodings(types: &[String], wires: &[Wire]) -> Option<Vec<Enc>> {
     types
         .iter()
         .zip(wires)
-        .map(|(ty, w)| {
-            Enc::of(ty).filter(|e| e.wire() == *w && !(e.wire() == Wire::Text && w.needs_cast(ty)))
-        })
+        .map(|(ty, w)| Enc::of(ty).filter(|e| e.wire() == *w))
         .collect()
 }
 
