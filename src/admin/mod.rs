@@ -135,6 +135,7 @@ fn switch_response(r: Result<SwitchRecord, SwitchError>) -> Response {
         Ok(rec) => (StatusCode::SERVICE_UNAVAILABLE, Json(rec)).into_response(),
         Err(e @ SwitchError::Busy) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e @ SwitchError::Unknown(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ SwitchError::Failed(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
@@ -159,11 +160,24 @@ async fn cutover(
         );
     };
     switch_response(
-        shared
-            .switcher
-            .cutover(&shared.router, &shared.metrics, &req.to)
-            .await,
+        detached(shared, move |s| async move {
+            s.switcher.cutover(&s.router, &s.metrics, &req.to).await
+        })
+        .await,
     )
+}
+
+/// Runs a switch on its own task: if the admin client hangs up mid-switch (Ctrl-C on
+/// `ctl cutover`, an HTTP timeout), hyper drops this handler, and a switch dropped inside
+/// its pause would leave every client held. On its own task it always runs to its end.
+async fn detached<F, Fut>(shared: Arc<Shared>, f: F) -> Result<SwitchRecord, SwitchError>
+where
+    F: FnOnce(Arc<Shared>) -> Fut,
+    Fut: std::future::Future<Output = Result<SwitchRecord, SwitchError>> + Send + 'static,
+{
+    tokio::spawn(f(shared))
+        .await
+        .unwrap_or_else(|e| Err(SwitchError::Failed(format!("the switch task failed: {e}"))))
 }
 
 async fn rollback(State(shared): AppState, headers: HeaderMap) -> Response {
@@ -171,10 +185,10 @@ async fn rollback(State(shared): AppState, headers: HeaderMap) -> Response {
         return r;
     }
     switch_response(
-        shared
-            .switcher
-            .rollback(&shared.router, &shared.metrics)
-            .await,
+        detached(shared, |s| async move {
+            s.switcher.rollback(&s.router, &s.metrics).await
+        })
+        .await,
     )
 }
 

@@ -83,6 +83,17 @@ pub enum SwitchError {
     NoPrevious,
     #[error("not paused")]
     NotPaused,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Lets held transactions in when dropped.
+struct ResumeOnDrop<'a>(&'a super::gate::Gate);
+
+impl Drop for ResumeOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.resume();
+    }
 }
 
 /// Switch bookkeeping shared by the admin API.
@@ -262,9 +273,11 @@ impl Switcher {
         }
         self.set_state(SwitchState::Pausing, metrics);
         router.gate.pause();
+        // Resumes even if this future is dropped mid-pause (a panic, a runtime shutdown).
+        let resume = ResumeOnDrop(&router.gate);
         let paused_at = Instant::now();
         let result = self.paused_steps(router, metrics, from, to, rec).await;
-        router.gate.resume();
+        drop(resume);
         let pause = paused_at.elapsed();
         rec.pause_ms = ms(pause);
         metrics.pause_seconds.observe(pause.as_secs_f64());

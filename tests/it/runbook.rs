@@ -159,6 +159,16 @@ async fn app_loop(
     }
 }
 
+/// Changes captured in the SQLite file and not yet applied to the hosted side.
+fn sqlite_pending(db: &Path) -> i64 {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c.query_row("SELECT count(*) FROM _switchyard_changelog", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
 fn make_app_db(path: &Path) {
     let c = rusqlite::Connection::open(path).unwrap();
     c.execute_batch(
@@ -245,7 +255,17 @@ fn sqlite_to_hosted_postgres_as_the_runbook_says() {
     let app_url = format!("postgres://app@127.0.0.1:{port}/app?sslmode=disable");
     for b in &steps {
         match b.name.as_str() {
-            "verify" | "final-verify" => app.as_ref().map_or((), |a| a.quiet(true)),
+            "final-verify" => app.as_ref().map_or((), |a| a.quiet(true)),
+            "verify" => {
+                // The runbook's advice: a quiet moment, and `pending` at 0.
+                app.as_ref().unwrap().quiet(true);
+                let db = dir.path().join("app.db");
+                assert!(
+                    wait_until(Duration::from_secs(30), || sqlite_pending(&db) == 0),
+                    "live sync did not catch up before verify: {} pending",
+                    sqlite_pending(&db)
+                );
+            }
             "finish" => {
                 let n = app.as_mut().unwrap().finish();
                 assert!(n > 100, "the app wrote only {n} orders");

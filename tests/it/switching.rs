@@ -180,6 +180,56 @@ fn drain_timeout_cancels_the_switch() {
     });
 }
 
+/// An operator who gives up on a slow switch (Ctrl-C on `ctl cutover`, a script's HTTP
+/// timeout) closes the admin connection while the pause is on; the switch must still run
+/// to its end and resume the clients, not stay paused.
+#[test]
+fn a_switch_outlives_the_admin_client_that_asked_for_it() {
+    use std::io::Write;
+    let (a, b) = (PgCluster::start(), PgCluster::start());
+    let proxy = two_backends(&a, &b, "[switch]\ndrain_timeout = \"1500ms\"\n");
+    let t = admin(&proxy, None);
+    rt().block_on(async {
+        let holder = connect(&proxy.url("app", "secret")).await.unwrap();
+        holder
+            .batch_execute("CREATE TABLE IF NOT EXISTS held (x int); BEGIN; INSERT INTO held VALUES (1)")
+            .await
+            .unwrap();
+        let other = connect(&proxy.url("app", "secret")).await.unwrap();
+        let body = r#"{"to": "b"}"#;
+        let mut http = std::net::TcpStream::connect(("127.0.0.1", proxy.admin_port)).unwrap();
+        write!(
+            http,
+            "POST /cutover HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, st) = get(&t, "/status").await;
+        assert_eq!(st["state"], "draining", "{st}");
+        drop(http);
+        // The switch gives up at drain_timeout and resumes; the other client's query,
+        // held by the pause, then runs on backend a.
+        let port: String = tokio::time::timeout(
+            Duration::from_secs(10),
+            other.query_one("SELECT current_setting('port')", &[]),
+        )
+        .await
+        .expect("clients stayed paused after the admin client hung up")
+        .unwrap()
+        .get(0);
+        assert_eq!(port, a.port.to_string());
+        let (_, st) = get(&t, "/status").await;
+        assert_eq!(st["state"], "serving", "{st}");
+        assert_eq!(st["last_switch"]["ok"], false, "{st}");
+        assert!(
+            st["last_switch"]["error"].as_str().unwrap().contains("drain_timeout"),
+            "{st}"
+        );
+        holder.batch_execute("COMMIT").await.unwrap();
+    });
+}
+
 #[test]
 fn manual_pause_holds_clients_without_errors() {
     let (a, b) = (PgCluster::start(), PgCluster::start());

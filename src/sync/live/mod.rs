@@ -235,8 +235,11 @@ impl LiveSync {
                 Ok(n) if n > 0 => {
                     self.metrics.sync_applied.inc_by(n as u64);
                     self.update(|s| s.applied_total += n as u64);
-                    // While catching up, refresh the lag figures twice a second.
-                    if refreshed.elapsed() > Duration::from_millis(500) {
+                    // While catching up, refresh the lag figures twice a second; when
+                    // the last figure was small (cheap to count), after every round, so
+                    // the status never shows a stale zero while rounds still apply.
+                    let small = self.status().pending_changes <= self.spec.batch as u64;
+                    if small || refreshed.elapsed() > Duration::from_millis(500) {
                         refreshed = std::time::Instant::now();
                         if let Err(e) = self.refresh_lag().await {
                             self.note_error(&e);
