@@ -66,7 +66,11 @@ pub enum SyncError {
 /// A tokio-postgres error with the server's message and SQLSTATE when there is one.
 pub fn pg_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        // The detail names the row ("Key (id)=(42) is still referenced from table …").
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} (SQLSTATE {}): {detail}", db.message(), db.code().code()),
+            None => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        },
         // tokio-postgres's own text leaves out the cause ("error connecting to server").
         None => match std::error::Error::source(e) {
             Some(cause) => format!("{e}: {cause}"),

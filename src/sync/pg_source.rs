@@ -97,17 +97,22 @@ async fn read_table(c: &Client, name: &str) -> Result<Table, SyncError> {
     .collect();
     let fks = query(
         c,
-        &format!("SELECT conname, pg_get_constraintdef(oid), contype, coalesce((SELECT relname FROM pg_class WHERE oid = confrelid), '') FROM pg_constraint WHERE conrelid = {rel}::regclass AND contype IN ('u', 'f', 'c') ORDER BY contype DESC, conname"),
+        &format!(
+            "SELECT conname, pg_get_constraintdef(oid), contype, coalesce((SELECT relname FROM pg_class WHERE oid = confrelid), ''), {}, {} \
+             FROM pg_constraint WHERE conrelid = {rel}::regclass AND contype IN ('u', 'f', 'c') ORDER BY contype DESC, conname",
+            key_names("conkey", "conrelid"),
+            key_names("confkey", "confrelid"),
+        ),
     )
     .await?
     .iter()
     .map(|r| ForeignKey {
         name: cell(r, 0),
-        columns: vec![],
-        // The referenced table (foreign keys only): the live apply and the backfill order
-        // tables by it, parents first.
+        // Referencing and referenced columns and table (foreign keys only): the live apply
+        // and the backfill order tables by them, parents first.
+        columns: split_names(&cell(r, 4)),
         ref_table: cell(r, 3),
-        ref_columns: vec![],
+        ref_columns: split_names(&cell(r, 5)),
         on_delete: String::new(),
         on_update: String::new(),
         definition: Some(cell(r, 1)),
@@ -282,4 +287,20 @@ pub fn count_tuples(data: &[u8]) -> usize {
         n += 1;
     }
     n
+}
+
+/// A constraint's columns (`conkey`/`confkey` of relation `rel`) by name, in key order,
+/// separated by \x01 (a byte no sane column name holds); '' when there are none.
+fn key_names(keys: &str, rel: &str) -> String {
+    format!(
+        "coalesce((SELECT string_agg(a.attname, E'\\x01' ORDER BY k.ord) FROM unnest({keys}) WITH ORDINALITY k(num, ord) \
+         JOIN pg_attribute a ON a.attrelid = {rel} AND a.attnum = k.num), '')"
+    )
+}
+
+fn split_names(s: &str) -> Vec<String> {
+    s.split('\u{1}')
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect()
 }

@@ -270,14 +270,15 @@ async fn phase(
         }));
     }
     tokio::time::sleep(Duration::from_secs_f64(secs / 2.0)).await;
-    // As an operator would: a switch refused because live sync lags (a loaded machine)
-    // is tried again while the clients keep writing; any other refusal fails the test.
+    // As an operator would: a switch refused because live sync lags or is busy with a
+    // large round (a loaded machine) is tried again while the clients keep writing; any
+    // other refusal fails the test.
     let mut refusals = 0;
     let (code, answer) = loop {
         let (code, answer) = post(proxy, switch.0, switch.1.clone()).await;
         let lagging = answer["error"]
             .as_str()
-            .is_some_and(|e| e.contains("max_lag_rows"));
+            .is_some_and(|e| e.contains("max_lag_rows") || e.contains("try again"));
         if !lagging || refusals == 100 {
             break (code, answer);
         }

@@ -206,3 +206,75 @@ fn apply_rounds_from_sqlite_racing_parent_deletes_never_break_foreign_keys() {
         assert_eq!(dump(&dst_url).await, want);
     });
 }
+
+/// A round whose batch holds an old change of a parent that a later transaction deleted
+/// (with its children, one re-pointed to another parent) sees the parent gone but not the
+/// children's changes. Deleting the parent alone is refused by the target's foreign key;
+/// the retry deletes the target's stale children with it, and the pending entries put the
+/// re-pointed child back. Before, such a round failed until one batch held every pending
+/// entry — under sustained writes a backlog past 200 000 entries failed a cutover.
+#[test]
+fn a_round_that_sees_a_parent_gone_deletes_its_stale_children_with_it() {
+    let (src, dst) = (PgCluster::start(), PgCluster::start());
+    src.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
+    dst.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
+    let (src_url, dst_url) = (src.url("app"), dst.url("app"));
+    rt().block_on(async {
+        let mut tables = plan::open_source(&src_url).await.unwrap().tables;
+        schema::fk_order(&mut tables);
+        let from = side::Side::Postgres(connect(&src_url).await.unwrap());
+        let mut to = side::Side::Postgres(connect(&dst_url).await.unwrap());
+        side::install(&from, &tables).await.unwrap();
+        let app = connect(&src_url).await.unwrap();
+        app.batch_execute(
+            "INSERT INTO parents (id, name) VALUES (1, 'a'), (2, 'b');
+             INSERT INTO children VALUES (1, 'x'), (1, 'y'), (2, 'z')",
+        )
+        .await
+        .unwrap();
+        drain(&from, &mut to, &tables).await;
+        assert_eq!(dump(&dst_url).await, ["1 x,y", "2 z"]);
+        app.batch_execute(
+            "UPDATE parents SET name = 'a2' WHERE id = 1;
+             BEGIN;
+             UPDATE children SET parent_id = 2 WHERE parent_id = 1 AND tag = 'y';
+             DELETE FROM children WHERE parent_id = 1;
+             DELETE FROM parents WHERE id = 1;
+             COMMIT",
+        )
+        .await
+        .unwrap();
+        // One entry: the rename of parent 1, which the snapshot shows deleted.
+        let refused = apply::apply_round(&from, &mut to, &tables, 1, 0, false).await;
+        assert!(
+            matches!(&refused, Err(switchyard::sync::SyncError::Constraint(e)) if e.contains("still referenced")),
+            "{refused:?}"
+        );
+        let (n, _) = apply::apply_round(&from, &mut to, &tables, 1, 0, true)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(dump(&dst_url).await, ["2 z"]);
+        // The children's own entries are still pending and bring the moved one back.
+        drain(&from, &mut to, &tables).await;
+        assert_eq!(dump(&src_url).await, ["2 y,z"]);
+        assert_eq!(dump(&dst_url).await, dump(&src_url).await);
+        // And the retrying entry point takes the same path by itself.
+        app.batch_execute(
+            "INSERT INTO parents (id, name) VALUES (3, 'c'); INSERT INTO children VALUES (3, 'w');",
+        )
+        .await
+        .unwrap();
+        drain(&from, &mut to, &tables).await;
+        app.batch_execute(
+            "UPDATE parents SET name = 'c2' WHERE id = 3;
+             BEGIN; DELETE FROM children WHERE parent_id = 3; DELETE FROM parents WHERE id = 3; COMMIT",
+        )
+        .await
+        .unwrap();
+        apply::apply_round_from(&from, &mut to, &tables, 1, 0)
+            .await
+            .unwrap();
+        assert_eq!(dump(&dst_url).await, ["2 y,z"]);
+    });
+}

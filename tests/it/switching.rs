@@ -204,9 +204,15 @@ fn a_switch_outlives_the_admin_client_that_asked_for_it() {
             body.len()
         )
         .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let (_, st) = get(&t, "/status").await;
-        assert_eq!(st["state"], "draining", "{st}");
+        let mut state = Value::Null;
+        for _ in 0..1000 {
+            state = get(&t, "/status").await.1["state"].clone();
+            if state == "draining" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(state, "draining");
         drop(http);
         // The switch gives up at drain_timeout and resumes; the other client's query,
         // held by the pause, then runs on backend a.

@@ -9,7 +9,6 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::support::cluster::wait_until;
 use crate::support::{PgCluster, connect, pgbench, rt};
 
 fn switchyard(args: &[&str]) -> Output {
@@ -265,16 +264,31 @@ fn killed_sync_resumes_without_duplicates() {
             .spawn()
             .unwrap(),
     );
-    let started = wait_until(Duration::from_secs(30), || {
-        pg.psql_db("app", "SELECT to_regclass('switchyard.sync_progress') IS NOT NULL") == "t"
-            && pg
-                .psql_db("app", "SELECT coalesce((SELECT sum(rows_copied) FROM switchyard.sync_progress WHERE table_name = 'posts'), 0)")
-                .parse::<i64>()
-                .unwrap_or(0)
-                > 2000
+    // Once 2000 rows are in, hold the checkpoint table so the sync's next batch cannot
+    // commit (each batch writes its checkpoint in its own transaction), then kill it: it
+    // dies midway however fast this machine copies.
+    let started = rt().block_on(async {
+        let c = connect(&to).await.unwrap();
+        let progress = "SELECT coalesce(sum(rows_copied), 0)::int8 FROM switchyard.sync_progress WHERE table_name = 'posts'";
+        for _ in 0..3000 {
+            let copied: i64 = match c.query_one(progress, &[]).await {
+                Ok(r) => r.get(0),
+                Err(_) => 0, // the checkpoint table is not there yet
+            };
+            if copied > 2000 {
+                c.batch_execute("BEGIN; LOCK TABLE switchyard.sync_progress IN SHARE MODE")
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                child.kill().unwrap();
+                let _ = child.wait();
+                c.batch_execute("ROLLBACK").await.unwrap();
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
     });
-    child.kill().unwrap();
-    let _ = child.wait();
     assert!(started, "the sync never got going");
     let copied: i64 = pg
         .psql_db("app", "SELECT count(*) FROM posts")

@@ -20,11 +20,13 @@ const MAX_ROUND_ENTRIES: usize = 200_000;
 /// means the round read part of a change and not the rest: entries below the cursor that
 /// committed late (a child whose parent is not there yet), or entries beyond its limit while
 /// the rows it read already show their effect (a parent deleted whose children's deletes
-/// come later). The retry reads from the start of the changelog, then with a limit eight
-/// times larger up to [`MAX_ROUND_ENTRIES`]. Rounds are idempotent and applied in one target
-/// transaction, so retrying is safe; a batch that holds every pending entry, read in one
-/// snapshot, leaves the target equal to that snapshot and cannot break a constraint the
-/// source keeps.
+/// come later). On a PostgreSQL target the first retry deletes the target rows that still
+/// reference rows the snapshot no longer has ([`super::cascade`]), which settles the second
+/// kind whatever the backlog. Then the retry reads from the start of the changelog, then
+/// with a limit eight times larger up to [`MAX_ROUND_ENTRIES`]. Rounds are idempotent and
+/// applied in one target transaction, so retrying is safe; a batch that holds every pending
+/// entry, read in one snapshot, leaves the target equal to that snapshot and cannot break a
+/// constraint the source keeps.
 pub async fn apply_round_from(
     from: &Side,
     to: &mut Side,
@@ -32,9 +34,13 @@ pub async fn apply_round_from(
     limit: usize,
     after: i64,
 ) -> Result<(usize, i64), SyncError> {
-    let (mut after, mut limit) = (after, limit);
+    let (mut after, mut limit, mut cascade) = (after, limit, false);
     loop {
-        match apply_round(from, to, tables, limit, after).await {
+        match apply_round(from, to, tables, limit, after, cascade).await {
+            Err(SyncError::Constraint(e)) if !cascade && matches!(to, Side::Postgres(_)) => {
+                tracing::debug!(error = %e, after, limit, "round refused by a constraint; deleting stale referencing rows with it");
+                cascade = true;
+            }
             Err(SyncError::Constraint(e)) if after > 0 || limit < MAX_ROUND_ENTRIES => {
                 tracing::debug!(error = %e, after, limit, "round refused by a constraint; reading more of the changelog");
                 if after > 0 {
@@ -49,13 +55,16 @@ pub async fn apply_round_from(
 }
 
 /// Applies one batch of changes from `from` to `to`, read above id `after`. Returns how
-/// many entries it applied and the highest id among them.
+/// many entries it applied and the highest id among them. With `cascade` (a PostgreSQL
+/// target), target rows that reference rows the snapshot no longer has are deleted too
+/// (see [`super::cascade`]).
 pub async fn apply_round(
     from: &Side,
     to: &mut Side,
     tables: &[Table],
     limit: usize,
     after: i64,
+    cascade: bool,
 ) -> Result<(usize, i64), SyncError> {
     let started = std::time::Instant::now();
     let to_pg = matches!(to, Side::Postgres(_));
@@ -66,7 +75,7 @@ pub async fn apply_round(
     };
     let read_ms = started.elapsed().as_secs_f64() * 1e3;
     match to {
-        Side::Postgres(dst) => apply_to_pg(dst, &work).await?,
+        Side::Postgres(dst) => apply_to_pg(dst, &work, cascade.then_some(tables)).await?,
         Side::Sqlite(path) => {
             let path = path.clone();
             blocking(move || sqlite_write(&mut open_sqlite(&path)?, &work)).await?;
@@ -88,7 +97,7 @@ pub async fn apply_round(
     Ok((entries.len(), last))
 }
 
-fn ctx(table: &str) -> impl Fn(tokio_postgres::Error) -> SyncError + '_ {
+pub(super) fn ctx(table: &str) -> impl Fn(tokio_postgres::Error) -> SyncError + '_ {
     use tokio_postgres::error::SqlState;
     move |e| {
         let msg = format!("applying changes to {table}: {}", pg_error(&e));
@@ -105,7 +114,13 @@ fn ctx(table: &str) -> impl Fn(tokio_postgres::Error) -> SyncError + '_ {
 
 /// Upserts and deletes into PostgreSQL in one transaction marked as switchyard's own.
 /// Upserts go parents first and deletes children first, so foreign keys hold throughout.
-async fn apply_to_pg(dst: &mut Client, work: &[Work]) -> Result<(), SyncError> {
+/// With `cascade` (every synced table, in foreign-key order) the deletes follow the
+/// target's references down (see [`super::cascade`]).
+async fn apply_to_pg(
+    dst: &mut Client,
+    work: &[Work],
+    cascade: Option<&[Table]>,
+) -> Result<(), SyncError> {
     let tx = dst.transaction().await.map_err(pgerr)?;
     tx.batch_execute("SET LOCAL switchyard.applying = 'on'")
         .await
@@ -162,6 +177,10 @@ async fn apply_to_pg(dst: &mut Client, work: &[Work]) -> Result<(), SyncError> {
         ))
         .await
         .map_err(ctx(&t.name))?;
+    }
+    if let Some(tables) = cascade {
+        super::cascade::delete_gone(&tx, work, tables).await?;
+        return tx.commit().await.map_err(pgerr);
     }
     for w in work.iter().rev() {
         let t = &w.table;

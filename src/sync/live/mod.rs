@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod capture;
+mod cascade;
 mod hook;
 pub mod sequences;
 pub mod side;
