@@ -38,7 +38,8 @@ pub enum CtlCommand {
     Reload,
     /// Exit 0 when the process answers GET /healthz (a container HEALTHCHECK).
     Health,
-    /// Exit 0 when the active backend is reachable (GET /readyz).
+    /// Exit 0 when the active backend is reachable (GET /readyz; right after start, waits
+    /// up to 10 s for the first health check).
     Ready,
     /// Wait until every client has disconnected, or --timeout passes (a preStop hook:
     /// lets the app close its pool before switchyard is told to stop).
@@ -130,7 +131,7 @@ pub async fn run(target: &Target, cmd: CtlCommand, json: bool) -> Result<()> {
         CtlCommand::SyncStop => call(target, Method::POST, "/sync/stop", None).await?,
         CtlCommand::Reload => call(target, Method::POST, "/reload", None).await?,
         CtlCommand::Health => call(target, Method::GET, "/healthz", None).await?,
-        CtlCommand::Ready => call(target, Method::GET, "/readyz", None).await?,
+        CtlCommand::Ready => ready(target).await?,
         CtlCommand::Drain { timeout } => drain(target, timeout).await?,
     };
     if json {
@@ -149,6 +150,21 @@ pub async fn run(target: &Target, cmd: CtlCommand, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// /readyz, asked again for up to 10 s while the answer is that the backend has not been
+/// checked yet (right after `serve` starts): a human or a deploy script running
+/// `ctl ready` wants the verdict, not "too early to tell".
+async fn ready(target: &Target) -> Result<(u16, Value)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body) = call(target, Method::GET, "/readyz", None).await?;
+        let unchecked = body["reason"].as_str() == Some("not checked yet");
+        if !unchecked || std::time::Instant::now() >= deadline {
+            return Ok((status, body));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// Polls /status until no client is connected or `timeout` passes; answers like an

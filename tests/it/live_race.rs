@@ -96,6 +96,19 @@ async fn drain(from: &side::Side, to: &mut side::Side, tables: &[schema::Table])
     {}
 }
 
+/// The synced tables (parents first), both sides connected, capture on the source.
+async fn captured_pair(
+    src_url: &str,
+    dst_url: &str,
+) -> (Vec<schema::Table>, side::Side, side::Side) {
+    let mut tables = plan::open_source(src_url).await.unwrap().tables;
+    schema::fk_order(&mut tables);
+    let from = side::Side::Postgres(connect(src_url).await.unwrap());
+    let to = side::Side::Postgres(connect(dst_url).await.unwrap());
+    side::install(&from, &tables).await.unwrap();
+    (tables, from, to)
+}
+
 #[test]
 fn apply_rounds_racing_parent_deletes_never_break_foreign_keys() {
     let (src, dst) = (PgCluster::start(), PgCluster::start());
@@ -103,11 +116,7 @@ fn apply_rounds_racing_parent_deletes_never_break_foreign_keys() {
     dst.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
     let (src_url, dst_url) = (src.url("app"), dst.url("app"));
     rt().block_on(async {
-        let mut tables = plan::open_source(&src_url).await.unwrap().tables;
-        schema::fk_order(&mut tables);
-        let from = side::Side::Postgres(connect(&src_url).await.unwrap());
-        let mut to = side::Side::Postgres(connect(&dst_url).await.unwrap());
-        side::install(&from, &tables).await.unwrap();
+        let (tables, from, mut to) = captured_pair(&src_url, &dst_url).await;
         let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..3)
             .map(|_| tokio::spawn(writer(src_url.clone(), stop.clone())))
@@ -195,16 +204,19 @@ fn apply_rounds_from_sqlite_racing_parent_deletes_never_break_foreign_keys() {
         drain(&from, &mut to, &tables).await;
         assert!(steps > 200 && rounds > 10, "{steps} steps, {rounds} rounds");
         eprintln!("{steps} writer steps, {rounds} rounds");
-        let mut s = c
-            .prepare("SELECT p.id || ' ' || group_concat(c.tag, ',') FROM parents p LEFT JOIN (SELECT * FROM children ORDER BY tag) c ON c.parent_id = p.id GROUP BY p.id ORDER BY p.id")
-            .unwrap();
-        let want: Vec<String> = s
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(dump(&dst_url).await, want);
+        assert_eq!(dump(&dst_url).await, sqlite_dump(&c));
     });
+}
+
+/// [`dump`] of a SQLite file.
+fn sqlite_dump(c: &rusqlite::Connection) -> Vec<String> {
+    let mut s = c
+        .prepare("SELECT p.id || ' ' || group_concat(c.tag, ',') FROM parents p LEFT JOIN (SELECT * FROM children ORDER BY tag) c ON c.parent_id = p.id GROUP BY p.id ORDER BY p.id")
+        .unwrap();
+    s.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// A round whose batch holds an old change of a parent that a later transaction deleted
@@ -220,11 +232,7 @@ fn a_round_that_sees_a_parent_gone_deletes_its_stale_children_with_it() {
     dst.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
     let (src_url, dst_url) = (src.url("app"), dst.url("app"));
     rt().block_on(async {
-        let mut tables = plan::open_source(&src_url).await.unwrap().tables;
-        schema::fk_order(&mut tables);
-        let from = side::Side::Postgres(connect(&src_url).await.unwrap());
-        let mut to = side::Side::Postgres(connect(&dst_url).await.unwrap());
-        side::install(&from, &tables).await.unwrap();
+        let (tables, from, mut to) = captured_pair(&src_url, &dst_url).await;
         let app = connect(&src_url).await.unwrap();
         app.batch_execute(
             "INSERT INTO parents (id, name) VALUES (1, 'a'), (2, 'b');
@@ -276,5 +284,67 @@ fn a_round_that_sees_a_parent_gone_deletes_its_stale_children_with_it() {
             .await
             .unwrap();
         assert_eq!(dump(&dst_url).await, ["2 y,z"]);
+    });
+}
+
+/// The same round into a SQLite side (changes flow back to it after a cutover from it):
+/// not refused; the stale children stay until their own pending entries are applied.
+#[test]
+fn a_round_into_sqlite_that_sees_a_parent_gone_is_not_refused() {
+    let src = PgCluster::start();
+    src.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
+    let src_url = src.url("app");
+    let dir = scratch_dir("sy-race-");
+    let db = dir.path().join("app.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE parents (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+         CREATE TABLE children (parent_id INTEGER NOT NULL REFERENCES parents (id), tag TEXT NOT NULL, PRIMARY KEY (parent_id, tag));",
+    )
+    .unwrap();
+    let orphans = || -> i64 {
+        c.query_row(
+            "SELECT count(*) FROM children WHERE parent_id NOT IN (SELECT id FROM parents)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    rt().block_on(async {
+        let mut tables = plan::open_source(&src_url).await.unwrap().tables;
+        schema::fk_order(&mut tables);
+        let from = side::Side::Postgres(connect(&src_url).await.unwrap());
+        let mut to = side::Side::Sqlite(db.clone());
+        side::install(&from, &tables).await.unwrap();
+        side::install(&to, &tables).await.unwrap();
+        let app = connect(&src_url).await.unwrap();
+        app.batch_execute(
+            "INSERT INTO parents (id, name) VALUES (1, 'a'), (2, 'b');
+             INSERT INTO children VALUES (1, 'x'), (1, 'y'), (2, 'z')",
+        )
+        .await
+        .unwrap();
+        drain(&from, &mut to, &tables).await;
+        assert_eq!(sqlite_dump(&c), ["1 x,y", "2 z"]);
+        app.batch_execute(
+            "UPDATE parents SET name = 'a2' WHERE id = 1;
+             BEGIN;
+             UPDATE children SET parent_id = 2 WHERE parent_id = 1 AND tag = 'y';
+             DELETE FROM children WHERE parent_id = 1;
+             DELETE FROM parents WHERE id = 1;
+             COMMIT",
+        )
+        .await
+        .unwrap();
+        let (n, _) = apply::apply_round(&from, &mut to, &tables, 1, 0, false)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(sqlite_dump(&c), ["2 z"]);
+        assert_eq!(orphans(), 2);
+        drain(&from, &mut to, &tables).await;
+        assert_eq!(sqlite_dump(&c), dump(&src_url).await);
+        assert_eq!(orphans(), 0);
     });
 }

@@ -121,11 +121,18 @@ fn write_err(e: rusqlite::Error) -> SyncError {
 
 /// Upserts and deletes into a SQLite side inside one write transaction, removing the
 /// changelog entries its own writes created.
+///
+/// Foreign keys are not enforced while applying. The SQLite side receives changes only
+/// while it is inactive (after a cutover from it), from a PostgreSQL source that keeps its
+/// foreign keys; a round may see a parent deleted before it reads its children's deletes
+/// (see [`super::cascade`]), and would be refused at commit until one batch held every
+/// pending entry. Left unchecked, the stale children stay until their pending entries are
+/// applied — before any switch back, whose catch-up applies everything.
 pub(super) fn sqlite_write(c: &mut rusqlite::Connection, work: &[Work]) -> Result<(), SyncError> {
+    c.execute_batch("PRAGMA foreign_keys = OFF")
+        .map_err(write_err)?;
     let tx = c
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(write_err)?;
-    tx.execute_batch("PRAGMA defer_foreign_keys = ON")
         .map_err(write_err)?;
     let mark: i64 = tx
         .query_row(
