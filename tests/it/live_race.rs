@@ -16,7 +16,8 @@ use crate::support::cluster::scratch_dir;
 use crate::support::{PgCluster, connect, rt};
 
 const SCHEMA: &str = "CREATE TABLE parents (id bigserial PRIMARY KEY, name text NOT NULL);
-CREATE TABLE children (parent_id bigint NOT NULL REFERENCES parents (id), tag text NOT NULL, PRIMARY KEY (parent_id, tag));";
+CREATE TABLE children (parent_id bigint NOT NULL REFERENCES parents (id), tag text NOT NULL, PRIMARY KEY (parent_id, tag));
+CREATE TABLE nodes (id bigint PRIMARY KEY, up bigint REFERENCES nodes (id));";
 
 /// Each step creates a parent with two children, renames the oldest live parent, and every
 /// other step deletes that parent and its children in one transaction.
@@ -284,6 +285,28 @@ fn a_round_that_sees_a_parent_gone_deletes_its_stale_children_with_it() {
             .await
             .unwrap();
         assert_eq!(dump(&dst_url).await, ["2 y,z"]);
+        // A tree within one table: the root's old change, then the whole tree deleted.
+        app.batch_execute("INSERT INTO nodes VALUES (1, NULL), (2, 1), (3, 2), (4, NULL)")
+            .await
+            .unwrap();
+        drain(&from, &mut to, &tables).await;
+        app.batch_execute(
+            "UPDATE nodes SET up = NULL WHERE id = 1;
+             DELETE FROM nodes WHERE id = 3; DELETE FROM nodes WHERE id = 2; DELETE FROM nodes WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+        let (n, _) = apply::apply_round(&from, &mut to, &tables, 1, 0, true)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let nodes = connect(&dst_url)
+            .await
+            .unwrap()
+            .query("SELECT id FROM nodes ORDER BY id", &[])
+            .await
+            .unwrap();
+        assert_eq!(nodes.iter().map(|r| r.get(0)).collect::<Vec<i64>>(), [4]);
     });
 }
 
@@ -300,7 +323,8 @@ fn a_round_into_sqlite_that_sees_a_parent_gone_is_not_refused() {
     c.execute_batch(
         "PRAGMA journal_mode = WAL;
          CREATE TABLE parents (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-         CREATE TABLE children (parent_id INTEGER NOT NULL REFERENCES parents (id), tag TEXT NOT NULL, PRIMARY KEY (parent_id, tag));",
+         CREATE TABLE children (parent_id INTEGER NOT NULL REFERENCES parents (id), tag TEXT NOT NULL, PRIMARY KEY (parent_id, tag));
+         CREATE TABLE nodes (id INTEGER PRIMARY KEY, up INTEGER REFERENCES nodes (id));",
     )
     .unwrap();
     let orphans = || -> i64 {

@@ -107,28 +107,33 @@ async fn collect(
         parts = parts.join(" OR "),
     ))
     .await?;
-    for f in t
+    // Rows below a gone row in a tree within the table go too, by any of its references
+    // to itself.
+    let below: Vec<String> = t
         .fks
         .iter()
         .filter(|f| f.ref_table == t.name && is_usable(f))
-    {
-        // Rows below a gone row in a tree within the table go too.
-        for _ in 0..SELF_DEPTH {
-            let added = tx
-                .execute(
-                    &format!(
-                        "INSERT INTO {g} SELECT * FROM public.{t} WHERE ({cols}) IN (SELECT {refs} FROM {g}) AND ({pk}) NOT IN (SELECT {pk} FROM {g}){keep}",
-                        g = gone_table(t),
-                        t = q(&t.name),
-                        cols = column_list(&f.columns),
-                        refs = column_list(&f.ref_columns),
-                    ),
-                    &[],
-                )
-                .await?;
-            if added == 0 {
-                break;
-            }
+        .map(|f| {
+            format!(
+                "({}) IN (SELECT {} FROM {})",
+                column_list(&f.columns),
+                column_list(&f.ref_columns),
+                gone_table(t)
+            )
+        })
+        .collect();
+    if below.is_empty() {
+        return Ok(true);
+    }
+    let grow = format!(
+        "INSERT INTO {g} SELECT * FROM public.{t} WHERE ({below}) AND ({pk}) NOT IN (SELECT {pk} FROM {g}){keep}",
+        g = gone_table(t),
+        t = q(&t.name),
+        below = below.join(" OR "),
+    );
+    for _ in 0..SELF_DEPTH {
+        if tx.execute(&grow, &[]).await? == 0 {
+            break;
         }
     }
     Ok(true)
