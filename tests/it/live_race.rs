@@ -209,6 +209,19 @@ fn apply_rounds_from_sqlite_racing_parent_deletes_never_break_foreign_keys() {
     });
 }
 
+/// Two parents with children, for the single-round tests.
+const FAMILIES: &str = "INSERT INTO parents (id, name) VALUES (1, 'a'), (2, 'b');
+INSERT INTO children VALUES (1, 'x'), (1, 'y'), (2, 'z')";
+
+/// A change of parent 1, then one transaction that moves one of its children to parent 2
+/// and deletes the rest with it.
+const OLD_CHANGE_THEN_DELETE: &str = "UPDATE parents SET name = 'a2' WHERE id = 1;
+BEGIN;
+UPDATE children SET parent_id = 2 WHERE parent_id = 1 AND tag = 'y';
+DELETE FROM children WHERE parent_id = 1;
+DELETE FROM parents WHERE id = 1;
+COMMIT";
+
 /// [`dump`] of a SQLite file.
 fn sqlite_dump(c: &rusqlite::Connection) -> Vec<String> {
     let mut s = c
@@ -235,24 +248,10 @@ fn a_round_that_sees_a_parent_gone_deletes_its_stale_children_with_it() {
     rt().block_on(async {
         let (tables, from, mut to) = captured_pair(&src_url, &dst_url).await;
         let app = connect(&src_url).await.unwrap();
-        app.batch_execute(
-            "INSERT INTO parents (id, name) VALUES (1, 'a'), (2, 'b');
-             INSERT INTO children VALUES (1, 'x'), (1, 'y'), (2, 'z')",
-        )
-        .await
-        .unwrap();
+        app.batch_execute(FAMILIES).await.unwrap();
         drain(&from, &mut to, &tables).await;
         assert_eq!(dump(&dst_url).await, ["1 x,y", "2 z"]);
-        app.batch_execute(
-            "UPDATE parents SET name = 'a2' WHERE id = 1;
-             BEGIN;
-             UPDATE children SET parent_id = 2 WHERE parent_id = 1 AND tag = 'y';
-             DELETE FROM children WHERE parent_id = 1;
-             DELETE FROM parents WHERE id = 1;
-             COMMIT",
-        )
-        .await
-        .unwrap();
+        app.batch_execute(OLD_CHANGE_THEN_DELETE).await.unwrap();
         // One entry: the rename of parent 1, which the snapshot shows deleted.
         let refused = apply::apply_round(&from, &mut to, &tables, 1, 0, false).await;
         assert!(
@@ -343,24 +342,10 @@ fn a_round_into_sqlite_that_sees_a_parent_gone_is_not_refused() {
         side::install(&from, &tables).await.unwrap();
         side::install(&to, &tables).await.unwrap();
         let app = connect(&src_url).await.unwrap();
-        app.batch_execute(
-            "INSERT INTO parents (id, name) VALUES (1, 'a'), (2, 'b');
-             INSERT INTO children VALUES (1, 'x'), (1, 'y'), (2, 'z')",
-        )
-        .await
-        .unwrap();
+        app.batch_execute(FAMILIES).await.unwrap();
         drain(&from, &mut to, &tables).await;
         assert_eq!(sqlite_dump(&c), ["1 x,y", "2 z"]);
-        app.batch_execute(
-            "UPDATE parents SET name = 'a2' WHERE id = 1;
-             BEGIN;
-             UPDATE children SET parent_id = 2 WHERE parent_id = 1 AND tag = 'y';
-             DELETE FROM children WHERE parent_id = 1;
-             DELETE FROM parents WHERE id = 1;
-             COMMIT",
-        )
-        .await
-        .unwrap();
+        app.batch_execute(OLD_CHANGE_THEN_DELETE).await.unwrap();
         let (n, _) = apply::apply_round(&from, &mut to, &tables, 1, 0, false)
             .await
             .unwrap();
