@@ -110,11 +110,18 @@ async fn captured_pair(
     (tables, from, to)
 }
 
+/// A source and a target PostgreSQL, each with [`SCHEMA`].
+fn two_clusters() -> (PgCluster, PgCluster) {
+    let (src, dst) = (PgCluster::start(), PgCluster::start());
+    for c in [&src, &dst] {
+        c.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
+    }
+    (src, dst)
+}
+
 #[test]
 fn apply_rounds_racing_parent_deletes_never_break_foreign_keys() {
-    let (src, dst) = (PgCluster::start(), PgCluster::start());
-    src.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
-    dst.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
+    let (src, dst) = two_clusters();
     let (src_url, dst_url) = (src.url("app"), dst.url("app"));
     rt().block_on(async {
         let (tables, from, mut to) = captured_pair(&src_url, &dst_url).await;
@@ -241,9 +248,7 @@ fn sqlite_dump(c: &rusqlite::Connection) -> Vec<String> {
 /// entry — under sustained writes a backlog past 200 000 entries failed a cutover.
 #[test]
 fn a_round_that_sees_a_parent_gone_deletes_its_stale_children_with_it() {
-    let (src, dst) = (PgCluster::start(), PgCluster::start());
-    src.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
-    dst.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
+    let (src, dst) = two_clusters();
     let (src_url, dst_url) = (src.url("app"), dst.url("app"));
     rt().block_on(async {
         let (tables, from, mut to) = captured_pair(&src_url, &dst_url).await;
