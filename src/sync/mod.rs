@@ -25,6 +25,7 @@ pub mod progress;
 pub mod schema;
 pub mod sequences;
 pub mod sqlite_read;
+mod sqlite_scan;
 pub mod sqlite_schema;
 pub mod verify;
 mod verify_raw;

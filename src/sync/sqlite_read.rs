@@ -192,6 +192,15 @@ pub fn read_table(
     }
 }
 
+/// A quick guess at a table's row count, for progress: its largest rowid (one descent
+/// of the B-tree, where `count(*)` reads every page; exact while ids are dense), or the
+/// count for a table without rowids.
+pub fn estimate(conn: &Connection, table: &str) -> Result<i64, SyncError> {
+    let sql = format!("SELECT coalesce(max(rowid), 0) FROM {}", q(table));
+    conn.query_row(&sql, [], |r| r.get(0))
+        .or_else(|_| count(conn, table))
+}
+
 /// Row counts per table (for planning and the dry run).
 pub fn count(conn: &Connection, table: &str) -> Result<i64, SyncError> {
     conn.query_row(&format!("SELECT count(*) FROM {}", q(table)), [], |r| {

@@ -21,7 +21,7 @@ use super::progress::{Progress, TableProgress};
 use super::schema::{Table, q};
 use super::verify_raw;
 use super::verify_rows::{Chunk, RowRef, Rows, is_integer, key_shape, open_rows};
-use super::{SyncError, pg_error, pgconn};
+use super::{SyncError, pg_error, pgconn, sqlite_read};
 use crate::backend::url::PgTarget;
 
 pub(super) const CHUNK: usize = 10_000;
@@ -113,7 +113,8 @@ fn key_order(int_parts: &[bool], a: &Chunk, ra: &RowRef, b: &Chunk, rb: &RowRef)
     if let (Some(x), Some(y)) = (ra.num, rb.num) {
         return x.cmp(&y);
     }
-    let parts = a.key(ra).split(SEP).zip(b.key(rb).split(SEP));
+    let (ka, kb) = (a.key(ra), b.key(rb));
+    let parts = ka.split(SEP).zip(kb.split(SEP));
     for ((x, y), &int) in parts.zip(int_parts) {
         let order = match (int, x.parse::<i64>(), y.parse::<i64>()) {
             (true, Ok(p), Ok(q)) => p.cmp(&q),
@@ -169,7 +170,7 @@ async fn compare_keyed(
         };
         match order {
             Ordering::Less => {
-                let k = key_text(src.chunk.key(&src.row()));
+                let k = key_text(&src.chunk.key(&src.row()));
                 tally.add(
                     range,
                     Some(Difference {
@@ -183,7 +184,7 @@ async fn compare_keyed(
                 more_a = src.advance().await?;
             }
             Ordering::Greater => {
-                let k = key_text(dst.chunk.key(&dst.row()));
+                let k = key_text(&dst.chunk.key(&dst.row()));
                 tally.add(
                     range,
                     Some(Difference {
@@ -204,7 +205,7 @@ async fn compare_keyed(
                         dst.chunk.text_form(&rb, wires),
                     );
                     let mut diffs = Vec::new();
-                    column_diffs(t, src.chunk.key(&ra), &a, &b, &mut diffs);
+                    column_diffs(t, &src.chunk.key(&ra), &a, &b, &mut diffs);
                     if !diffs.is_empty() {
                         tally.add(range, None);
                         for d in diffs {
@@ -312,14 +313,16 @@ async fn compare_table(
     Ok(rep)
 }
 
-/// Rows `t` is expected to hold, for progress only: SQLite's count (no row is decoded),
-/// or the target's planner estimate for a PostgreSQL source (0 when never analysed).
+/// Rows `t` is expected to hold, for progress only: SQLite's largest rowid (see
+/// [`sqlite_read::estimate`]), or the target's planner estimate for a PostgreSQL source
+/// (0 when never analysed).
 async fn expected_rows(source: &Source, probe: &tokio_postgres::Client, t: &Table) -> u64 {
-    if matches!(source, Source::Sqlite(_)) {
-        return plan::source_count(source, &t.name)
-            .await
-            .unwrap_or(0)
-            .max(0) as u64;
+    if let Source::Sqlite(path) = source {
+        let (p, name) = (path.clone(), t.name.clone());
+        let guess = tokio::task::spawn_blocking(move || {
+            sqlite_read::open(&p).and_then(|c| sqlite_read::estimate(&c, &name))
+        });
+        return guess.await.ok().and_then(Result::ok).unwrap_or(0).max(0) as u64;
     }
     let sql = format!(
         "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass('public.{}')",

@@ -9,9 +9,9 @@
 
 use rusqlite::types::ValueRef;
 
-use super::SyncError;
 use super::cast;
 use super::copy_binary::{EPOCH_MICROS, Wire};
+use super::sqlite_scan::Scan;
 use super::verify_rows::Chunk;
 use crate::backend::sqlite::types::parse_timestamp_micros;
 
@@ -187,37 +187,34 @@ pub fn fields(tuple: &[u8]) -> Option<Vec<Option<&[u8]>>> {
     Some(out)
 }
 
-/// Adds a SQLite row as its raw tuple; false (nothing added) when a value has no exact
-/// encoding or the key is not an integer.
-pub(super) fn raw_row(
-    chunk: &mut Chunk,
-    r: &rusqlite::Row<'_>,
-    encs: &[Enc],
-    pk: usize,
-) -> Result<bool, SyncError> {
+/// Adds the scan's current row as its raw tuple; false (nothing added) when a value has
+/// no exact encoding or the key is not an integer.
+pub(super) fn raw_row(chunk: &mut Chunk, r: &Scan<'_>, encs: &[Enc], pk: usize) -> bool {
     let start = chunk.raw.len();
     chunk
         .raw
         .extend_from_slice(&(encs.len() as i16).to_be_bytes());
-    let mut exact = true;
+    let mut key = None;
     for (i, e) in encs.iter().enumerate() {
-        let v = r.get_ref(i).map_err(|e| SyncError::Source(e.to_string()))?;
+        let v = r.value(i);
+        if i == pk
+            && let ValueRef::Integer(k) = v
+        {
+            key = Some(k);
+        }
         if !put(&mut chunk.raw, v, *e) {
-            exact = false;
-            break;
+            chunk.raw.truncate(start);
+            return false;
         }
     }
-    let key = r
-        .get_ref(pk)
-        .map_err(|e| SyncError::Source(e.to_string()))?;
-    match (exact, key) {
-        (true, rusqlite::types::ValueRef::Integer(k)) => {
+    match key {
+        Some(k) => {
             chunk.push_raw(start, k);
-            Ok(true)
+            true
         }
-        _ => {
+        None => {
             chunk.raw.truncate(start);
-            Ok(false)
+            false
         }
     }
 }

@@ -10,6 +10,7 @@ use super::copy_binary::{self, Tuples, Wire};
 use super::copy_stream::CopyReader;
 use super::normalize::{self, Norm};
 use super::schema::{Table, column_list, q};
+use super::sqlite_scan::Scan;
 use super::verify::{CHUNK, SEP};
 use super::verify_raw::{self, Enc};
 use super::{SyncError, sqlite_read};
@@ -53,8 +54,13 @@ impl Chunk {
         &self.buf[r.text.0 as usize..r.text.1 as usize]
     }
 
-    pub(super) fn key(&self, r: &RowRef) -> &str {
-        &self.buf[r.key.0 as usize..r.key.1 as usize]
+    /// A row's canonical key; a raw row's integer key is only written out here, when
+    /// a difference is reported or compared with a non-integer key.
+    pub(super) fn key(&self, r: &RowRef) -> std::borrow::Cow<'_, str> {
+        match r.num {
+            Some(n) if r.key.0 == r.key.1 => n.to_string().into(),
+            _ => self.buf[r.key.0 as usize..r.key.1 as usize].into(),
+        }
     }
 
     fn raw(&self, r: &RowRef) -> Option<&[u8]> {
@@ -92,14 +98,13 @@ impl Chunk {
         out.into()
     }
 
-    /// Adds a row whose raw tuple starts at `start` in `raw`, with integer key `key`.
+    /// Adds a row whose raw tuple starts at `start` in `raw`, with integer key `key`
+    /// (kept as a number only; see [`Chunk::key`]).
     pub(super) fn push_raw(&mut self, start: usize, key: i64) {
-        let key_start = self.buf.len();
-        normalize::push_int(&mut self.buf, key);
-        let key_end = self.buf.len() as u32;
+        let at = self.buf.len() as u32;
         self.rows.push(RowRef {
-            key: (key_start as u32, key_end),
-            text: (key_end, key_end),
+            key: (at, at),
+            text: (at, at),
             raw: (start as u32, self.raw.len() as u32),
             num: Some(key),
         });
@@ -173,35 +178,27 @@ pub(super) fn sqlite_rows(
         let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
         // BINARY whatever collation a column declares.
         let order = order_by(&t, |c| format!("{c} COLLATE BINARY"));
-        let mut stmt = conn
-            .prepare(&format!("SELECT {cols} FROM {}{order}", q(&t.name)))
-            .map_err(|e| SyncError::Source(e.to_string()))?;
+        let sql = format!("SELECT {cols} FROM {}{order}", q(&t.name));
+        let mut rows = Scan::new(&conn, &sql).map_err(SyncError::Source)?;
         let norms: Vec<Norm> = t.columns.iter().map(|c| Norm::of(&c.pg_type)).collect();
         let (pk, numeric_key) = key_shape(&t);
-        let mut rows = stmt
-            .query([])
-            .map_err(|e| SyncError::Source(e.to_string()))?;
         let mut chunk = Chunk::default();
         let mut starts = Vec::with_capacity(norms.len());
-        while let Some(r) = rows.next().map_err(|e| SyncError::Source(e.to_string()))? {
-            if let Some(encs) = &encs
-                && verify_raw::raw_row(&mut chunk, r, encs, pk[0])?
-            {
-                if chunk.rows.len() == CHUNK && tx.blocking_send(Ok(chunk.take())).is_err() {
-                    return Ok(());
+        while rows.step().map_err(SyncError::Source)? {
+            let raw = encs
+                .as_ref()
+                .is_some_and(|encs| verify_raw::raw_row(&mut chunk, &rows, encs, pk[0]));
+            if !raw {
+                starts.clear();
+                for (i, norm) in norms.iter().enumerate() {
+                    if i > 0 {
+                        chunk.buf.push(SEP);
+                    }
+                    starts.push(chunk.buf.len());
+                    normalize::write_sqlite_cheap(&mut chunk.buf, rows.value(i), *norm);
                 }
-                continue;
+                chunk.finish_row(&starts, &pk, &norms, numeric_key);
             }
-            starts.clear();
-            for (i, norm) in norms.iter().enumerate() {
-                if i > 0 {
-                    chunk.buf.push(SEP);
-                }
-                starts.push(chunk.buf.len());
-                let v = r.get_ref(i).map_err(|e| SyncError::Source(e.to_string()))?;
-                normalize::write_sqlite_cheap(&mut chunk.buf, v, *norm);
-            }
-            chunk.finish_row(&starts, &pk, &norms, numeric_key);
             if chunk.rows.len() == CHUNK && tx.blocking_send(Ok(chunk.take())).is_err() {
                 return Ok(());
             }
@@ -536,15 +533,18 @@ mod tests {
             r.feed(&data[..cut], &mut chunk);
             r.feed(&data[cut..], &mut chunk);
             assert!(r.bad.is_none(), "{:?}", r.bad);
-            let got: Vec<(&str, &str)> = chunk
+            let got: Vec<(String, &str)> = chunk
                 .rows
                 .iter()
-                .map(|x| (chunk.key(x), chunk.text(x)))
+                .map(|x| (chunk.key(x).into_owned(), chunk.text(x)))
                 .collect();
             let null = format!("-12\u{1f}{NULL}");
             assert_eq!(
                 got,
-                [("7", "7\u{1f}a\tb"), ("-12", null.as_str())],
+                [
+                    ("7".to_string(), "7\u{1f}a\tb"),
+                    ("-12".to_string(), null.as_str())
+                ],
                 "cut at {cut}"
             );
             assert_eq!(chunk.rows[1].num, Some(-12));
