@@ -13,7 +13,7 @@ use super::cast;
 use super::copy_binary::{EPOCH_MICROS, Wire};
 use super::sqlite_scan::Scan;
 use super::verify_rows::Chunk;
-use crate::backend::sqlite::types::parse_timestamp_micros;
+use crate::backend::sqlite::types::parse_timestamp_bytes;
 
 /// How a column's SQLite values are encoded, from the target column's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +110,7 @@ pub fn put(out: &mut Vec<u8>, v: ValueRef<'_>, enc: Enc) -> bool {
             numeric(out, i as i128 * 10i128.pow(scale), scale)
         }
         (Enc::Timestamp, ValueRef::Text(t)) => {
-            match std::str::from_utf8(t).ok().and_then(parse_timestamp_micros) {
+            match parse_timestamp_bytes(t) {
                 Some(us) => field(out, &(us - EPOCH_MICROS).to_be_bytes()),
                 None => return false,
             }
@@ -144,12 +144,29 @@ fn scaled(f: f64, scale: u32) -> Option<i128> {
 /// trailing zero digits, as the server stores and sends it, with display scale `scale`.
 fn numeric(out: &mut Vec<u8>, x: i128, scale: u32) {
     let frac_groups = scale.div_ceil(4);
-    let mut a = x.unsigned_abs() * 10u128.pow(4 * frac_groups - scale);
-    let mut groups = Vec::with_capacity(8);
-    while a > 0 {
-        groups.push((a % 10_000) as u16);
-        a /= 10_000;
+    let a = x.unsigned_abs() * 10u128.pow(4 * frac_groups - scale);
+    // Base-10000 groups, least significant first (a u128 has at most 10), with 64-bit
+    // division where the value fits: a 128-bit one is a library call.
+    let mut all = [0u16; 10];
+    let mut n = 0;
+    match u64::try_from(a) {
+        Ok(mut a) => {
+            while a > 0 {
+                all[n] = (a % 10_000) as u16;
+                a /= 10_000;
+                n += 1;
+            }
+        }
+        Err(_) => {
+            let mut a = a;
+            while a > 0 {
+                all[n] = (a % 10_000) as u16;
+                a /= 10_000;
+                n += 1;
+            }
+        }
     }
+    let groups = &all[..n];
     // Least significant first; the weight counts from the most significant group.
     let weight = groups.len() as i16 - frac_groups as i16 - 1;
     let trailing = groups.iter().take_while(|g| **g == 0).count();

@@ -47,6 +47,12 @@ pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
     fixed_timestamp(b).or_else(|| any_timestamp(b))
 }
 
+/// [`parse_timestamp_micros`] for bytes that may not be UTF-8 (None then): the common
+/// fixed form is read before any UTF-8 check or trimming, which it does not need.
+pub fn parse_timestamp_bytes(b: &[u8]) -> Option<i64> {
+    fixed_timestamp(b).or_else(|| parse_timestamp_micros(std::str::from_utf8(b).ok()?))
+}
+
 /// `YYYY-MM-DD HH:MM:SS` with an optional `.` and 1–6 fraction digits, nothing after: the
 /// form most apps store, read at fixed positions (None for anything else).
 fn fixed_timestamp(b: &[u8]) -> Option<i64> {

@@ -10,7 +10,8 @@ use bytes::{BufMut, BytesMut};
 use rusqlite::types::Value;
 
 pub use super::datetime::{
-    civil_from_days, days_from_civil, format_timestamp_micros, parse_timestamp_micros,
+    civil_from_days, days_from_civil, format_timestamp_micros, parse_timestamp_bytes,
+    parse_timestamp_micros,
 };
 
 pub const BOOL: u32 = 16;
