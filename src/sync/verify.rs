@@ -340,10 +340,10 @@ async fn expected_rows(source: &Source, probe: &tokio_postgres::Client, t: &Tabl
 /// Moves a fresh Rows onto its first row.
 async fn advance_first(r: &mut Rows) -> Result<bool, SyncError> {
     r.at = usize::MAX;
-    r.chunk = Chunk::default();
+    r.set_chunk(Chunk::default());
     match r.rx.recv().await {
         Some(c) => {
-            r.chunk = c?;
+            r.set_chunk(c?);
             r.at = 0;
             if r.chunk.rows.is_empty() {
                 return Ok(false);
