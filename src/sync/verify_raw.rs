@@ -109,12 +109,10 @@ pub fn put(out: &mut Vec<u8>, v: ValueRef<'_>, enc: Enc) -> bool {
         (Enc::Numeric(scale), ValueRef::Integer(i)) => {
             numeric(out, i as i128 * 10i128.pow(scale), scale)
         }
-        (Enc::Timestamp, ValueRef::Text(t)) => {
-            match parse_timestamp_bytes(t) {
-                Some(us) => field(out, &(us - EPOCH_MICROS).to_be_bytes()),
-                None => return false,
-            }
-        }
+        (Enc::Timestamp, ValueRef::Text(t)) => match parse_timestamp_bytes(t) {
+            Some(us) => field(out, &(us - EPOCH_MICROS).to_be_bytes()),
+            None => return false,
+        },
         (Enc::Timestamp, ValueRef::Integer(i)) => {
             match cast::timestamp_micros(&rusqlite::types::Value::Integer(i)) {
                 Ok(us) => field(out, &(us - EPOCH_MICROS).to_be_bytes()),

@@ -506,7 +506,14 @@ pub(super) async fn open_rows(
     let reader = CopyReader::start(pt, &sql).await?;
     let raw = raw.is_some();
     let out = (tx, spare);
-    tokio::spawn(pg_rows(reader, t.clone(), wires, raw, out, target.is_some()));
+    tokio::spawn(pg_rows(
+        reader,
+        t.clone(),
+        wires,
+        raw,
+        out,
+        target.is_some(),
+    ));
     Ok(Rows::new(rx, back, unordered))
 }
 
