@@ -208,3 +208,29 @@ pub fn count(conn: &Connection, table: &str) -> Result<i64, SyncError> {
     })
     .map_err(|e| SyncError::Source(format!("{table}: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_estimates_come_from_the_rowid_or_a_count() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE dense (id INTEGER PRIMARY KEY, v);
+             INSERT INTO dense (v) VALUES (1), (2), (3);
+             CREATE TABLE empty (id INTEGER PRIMARY KEY);
+             CREATE TABLE keyed (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+             INSERT INTO keyed VALUES ('a', 1), ('b', 2);
+             CREATE TABLE \"odd\"\"name\" (rowid TEXT);
+             INSERT INTO \"odd\"\"name\" VALUES ('x'), ('y');",
+        )
+        .unwrap();
+        assert_eq!(estimate(&c, "dense").unwrap(), 3);
+        assert_eq!(estimate(&c, "empty").unwrap(), 0);
+        // No rowid, or a column that hides it: counted.
+        assert_eq!(estimate(&c, "keyed").unwrap(), 2);
+        assert_eq!(estimate(&c, "odd\"name").unwrap(), 2);
+        assert!(estimate(&c, "missing").is_err());
+    }
+}
