@@ -74,6 +74,28 @@ pub fn q(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// PostgreSQL's identifier limit in bytes (NAMEDATALEN - 1); it cuts longer names.
+const MAX_IDENT: usize = 63;
+
+/// `prefix` then `name`, as an identifier (unquoted) that stays unique per `name` on
+/// PostgreSQL: when the whole is longer than 63 bytes, where the server would cut it and
+/// two long names sharing their start would become one, the name is cut at a character
+/// boundary and followed by `_` and 8 hex digits of its SHA-256. Stable across runs and
+/// versions, so what one run installs under such a name, another finds.
+pub fn derived_name(prefix: &str, name: &str) -> String {
+    use sha2::Digest;
+    if prefix.len() + name.len() <= MAX_IDENT {
+        return format!("{prefix}{name}");
+    }
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let tag: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let mut cut = MAX_IDENT.saturating_sub(prefix.len() + 1 + tag.len());
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{prefix}{}_{tag}", &name[..cut])
+}
+
 /// Quotes a string literal.
 pub fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -178,6 +200,21 @@ pub fn fk_order(tables: &mut Vec<Table>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_names_fit_and_stay_apart() {
+        assert_eq!(derived_name("_sy_", "orders"), "_sy_orders");
+        let long = "é".repeat(30);
+        let (a, b) = (format!("{long}_one"), format!("{long}_two"));
+        let (x, y) = (derived_name("capture_", &a), derived_name("capture_", &b));
+        assert!(x.len() <= 63 && y.len() <= 63, "{x} {y}");
+        assert_ne!(x, y);
+        assert!(x.starts_with("capture_é"), "{x}");
+        assert_eq!(x, derived_name("capture_", &a), "stable");
+        // Exactly at the limit: kept whole.
+        let exact = "t".repeat(63 - 4);
+        assert_eq!(derived_name("_sy_", &exact), format!("_sy_{exact}"));
+    }
 
     fn col(name: &str, ty: &str) -> Column {
         Column {

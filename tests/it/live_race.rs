@@ -362,3 +362,61 @@ fn a_round_into_sqlite_that_sees_a_parent_gone_is_not_refused() {
         assert_eq!(orphans(), 0);
     });
 }
+
+/// Two tables whose names are 63 bytes long and share their first 60: every name
+/// switchyard derives from a table (its capture function, a round's temporary tables)
+/// would be cut by the server to the same one. Before, the second table's capture
+/// function replaced the first's, so writes to the first failed in the app itself
+/// (`record "new" has no field`), and a round touching both could not create its
+/// temporary tables.
+#[test]
+fn tables_with_long_names_sharing_their_start_are_captured_and_applied_apart() {
+    let stem = "a".repeat(60);
+    let (one, two) = (format!("{stem}one"), format!("{stem}two"));
+    let schema = format!(
+        "CREATE TABLE \"{one}\" (id bigint PRIMARY KEY, v text);
+         CREATE TABLE \"{two}\" (k text PRIMARY KEY, n int);"
+    );
+    let (src, dst) = (PgCluster::start(), PgCluster::start());
+    for c in [&src, &dst] {
+        c.psql_db("app", &format!("SET ROLE app; {schema}"));
+    }
+    let (src_url, dst_url) = (src.url("app"), dst.url("app"));
+    rt().block_on(async {
+        let (tables, from, mut to) = captured_pair(&src_url, &dst_url).await;
+        let app = connect(&src_url).await.unwrap();
+        app.batch_execute(&format!(
+            "INSERT INTO \"{one}\" VALUES (1, 'x'), (2, 'y');
+             INSERT INTO \"{two}\" VALUES ('p', 7);
+             UPDATE \"{one}\" SET v = 'x2' WHERE id = 1;
+             DELETE FROM \"{two}\" WHERE k = 'p'; INSERT INTO \"{two}\" VALUES ('q', 8);"
+        ))
+        .await
+        .expect("writes to both tables pass their capture triggers");
+        drain(&from, &mut to, &tables).await;
+        let read = |url: String| {
+            let (one, two) = (one.clone(), two.clone());
+            async move {
+                let c = connect(&url).await.unwrap();
+                let sql = format!(
+                    "SELECT (SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM \"{one}\"), \
+                            (SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM \"{two}\")"
+                );
+                let r = c.query_one(&sql, &[]).await.unwrap();
+                (r.get::<_, String>(0), r.get::<_, String>(1))
+            }
+        };
+        let want = ("1=x2,2=y".to_string(), "q=8".to_string());
+        assert_eq!(read(src_url.clone()).await, want);
+        assert_eq!(read(dst_url.clone()).await, want);
+        side::remove(&from, &tables).await.unwrap();
+        let left = app
+            .query_one(
+                "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'switchyard'",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(left.get::<_, i64>(0), 0, "capture functions left behind");
+    });
+}

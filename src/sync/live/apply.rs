@@ -141,7 +141,7 @@ async fn apply_to_pg(
         if w.touched.keys.is_empty() {
             continue;
         }
-        let tmp = q(&format!("_sy_{}", t.name));
+        let tmp = super::cascade::snapshot_table(t);
         let names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
         tx.batch_execute(&format!(
             "CREATE TEMP TABLE {tmp} (LIKE public.{}) ON COMMIT DROP",
@@ -192,7 +192,7 @@ async fn apply_to_pg(
             tbl = q(&t.name),
             pk = column_list(&t.pk),
             filter = pg_key_filter(t, &w.touched.keys),
-            tmp = q(&format!("_sy_{}", t.name)),
+            tmp = super::cascade::snapshot_table(t),
         ))
         .await
         .map_err(ctx(&t.name))?;

@@ -8,7 +8,7 @@
 use rusqlite::Connection;
 use tokio_postgres::Client;
 
-use crate::sync::schema::{Table, lit, q};
+use crate::sync::schema::{Table, derived_name, lit, q};
 use crate::sync::{SyncError, pg_error};
 
 /// The PostgreSQL changelog and the TRUNCATE trigger function (idempotent); row triggers
@@ -54,11 +54,17 @@ pub fn check_capturable(tables: &[Table]) -> Result<(), SyncError> {
 }
 
 fn trigger_name(table: &str) -> String {
-    q(&format!("switchyard_capture_{table}"))
+    q(&derived_name("switchyard_capture_", table))
 }
 
+fn truncate_trigger_name(table: &str) -> String {
+    q(&derived_name("switchyard_truncate_", table))
+}
+
+/// The table's capture function: one per table, so its name must not be cut into
+/// another table's (see [`derived_name`]).
 fn function_name(table: &str) -> String {
-    format!("switchyard.{}", q(&format!("capture_{table}")))
+    format!("switchyard.{}", q(&derived_name("capture_", table)))
 }
 
 /// A row trigger function for one table, with its key columns referenced directly (much
@@ -108,7 +114,7 @@ pub async fn install_pg(c: &Client, tables: &[Table]) -> Result<(), SyncError> {
     for t in tables {
         c.batch_execute(&pg_row_function(t)).await.map_err(err)?;
         let name = trigger_name(&t.name);
-        let trunc = q(&format!("switchyard_truncate_{}", t.name));
+        let trunc = truncate_trigger_name(&t.name);
         let sql = format!(
             "DROP TRIGGER IF EXISTS {name} ON public.{tbl}; \
              CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON public.{tbl} FOR EACH ROW EXECUTE FUNCTION {func}(); \
@@ -130,11 +136,18 @@ pub async fn remove_pg(c: &Client, tables: &[Table]) -> Result<(), SyncError> {
         let sql = format!(
             "DROP TRIGGER IF EXISTS {} ON public.{tbl}; DROP TRIGGER IF EXISTS {} ON public.{tbl}; DROP FUNCTION IF EXISTS {}() CASCADE",
             trigger_name(&t.name),
-            q(&format!("switchyard_truncate_{}", t.name)),
+            truncate_trigger_name(&t.name),
             function_name(&t.name),
             tbl = q(&t.name)
         );
         c.batch_execute(&sql).await.map_err(err)?;
+        // Before names were derived, a long table's function had the server's cut name.
+        let legacy = format!("switchyard.{}", q(&format!("capture_{}", t.name)));
+        if legacy != function_name(&t.name) {
+            c.batch_execute(&format!("DROP FUNCTION IF EXISTS {legacy}() CASCADE"))
+                .await
+                .map_err(err)?;
+        }
     }
     c.batch_execute("DROP FUNCTION IF EXISTS switchyard.capture() CASCADE; DROP TABLE IF EXISTS switchyard.changelog").await.map_err(err)
 }

@@ -16,7 +16,7 @@ use tokio_postgres::Transaction;
 use super::apply::ctx;
 use super::snapshot::{Work, pg_key_filter};
 use crate::sync::SyncError;
-use crate::sync::schema::{ForeignKey, Table, column_list, q};
+use crate::sync::schema::{ForeignKey, Table, column_list, derived_name, q};
 
 /// Rounds of following a table's references to itself (a tree of rows) before giving up.
 const SELF_DEPTH: usize = 1000;
@@ -27,11 +27,12 @@ fn is_usable(f: &ForeignKey) -> bool {
 }
 
 fn gone_table(t: &Table) -> String {
-    q(&format!("_sy_gone_{}", t.name))
+    q(&derived_name("_sy_gone_", &t.name))
 }
 
-fn snapshot_table(t: &Table) -> String {
-    q(&format!("_sy_{}", t.name))
+/// The temporary table holding `t`'s rows of a round's snapshot.
+pub(super) fn snapshot_table(t: &Table) -> String {
+    q(&derived_name("_sy_", &t.name))
 }
 
 /// Deletes, bottom-up, the touched rows the snapshot lacks and every target row that
