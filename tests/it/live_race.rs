@@ -3,7 +3,8 @@
 //! otherwise it can see a parent already deleted while the entries for its children (deleted
 //! by the same transaction) are not in its batch, and fail deleting the parent on the
 //! target with a foreign-key violation (seen in CI as a failed cutover). From PostgreSQL
-//! and from SQLite.
+//! and from SQLite. Also single rounds at the edges: parents gone under their children,
+//! and tables whose names only differ past PostgreSQL's 63-byte identifier limit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
