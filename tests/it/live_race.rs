@@ -113,9 +113,14 @@ async fn captured_pair(
 
 /// A source and a target PostgreSQL, each with [`SCHEMA`].
 fn two_clusters() -> (PgCluster, PgCluster) {
+    two_clusters_with(SCHEMA)
+}
+
+/// A source and a target PostgreSQL, each with `schema` created by the app role.
+fn two_clusters_with(schema: &str) -> (PgCluster, PgCluster) {
     let (src, dst) = (PgCluster::start(), PgCluster::start());
     for c in [&src, &dst] {
-        c.psql_db("app", &format!("SET ROLE app; {SCHEMA}"));
+        c.psql_db("app", &format!("SET ROLE app; {schema}"));
     }
     (src, dst)
 }
@@ -378,10 +383,7 @@ fn tables_with_long_names_sharing_their_start_are_captured_and_applied_apart() {
         "CREATE TABLE \"{one}\" (id bigint PRIMARY KEY, v text);
          CREATE TABLE \"{two}\" (k text PRIMARY KEY, n int);"
     );
-    let (src, dst) = (PgCluster::start(), PgCluster::start());
-    for c in [&src, &dst] {
-        c.psql_db("app", &format!("SET ROLE app; {schema}"));
-    }
+    let (src, dst) = two_clusters_with(&schema);
     let (src_url, dst_url) = (src.url("app"), dst.url("app"));
     rt().block_on(async {
         let (tables, from, mut to) = captured_pair(&src_url, &dst_url).await;
