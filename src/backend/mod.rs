@@ -127,6 +127,10 @@ impl Backend {
         };
         let pool = bb8::Pool::builder()
             .max_size(cfg.pool_size)
+            // Most recently used first, as PgBouncer does: under light load the same few
+            // server processes stay hot in the CPU caches and the rest age out through
+            // idle_timeout (FIFO, bb8's default, cycles through every connection).
+            .queue_strategy(bb8::QueueStrategy::Lifo)
             .min_idle(Some(cfg.min_idle).filter(|&n| n > 0))
             .test_on_check_out(false)
             .connection_timeout(pool_wait)
