@@ -1,5 +1,6 @@
-//! COPY, cancel, large rows, session settings across pooled connections, statements that
-//! transaction pooling cannot support, and cleanup after a client vanishes.
+//! COPY, cancel, large rows, session settings across pooled connections, which pooled
+//! connection is handed out, statements that transaction pooling cannot support, and
+//! cleanup after a client vanishes.
 
 use std::time::Duration;
 
@@ -285,5 +286,39 @@ fn broken_server_connection_is_replaced() {
         assert_eq!(scalar(&c, "SELECT 1").await, "1");
         let pid2 = scalar(&c, "SELECT pg_backend_pid()").await;
         assert_ne!(pid, pid2);
+    });
+}
+
+/// The pool hands out the connection returned last (as PgBouncer does), so a lightly
+/// loaded pool keeps using the same warm server processes instead of cycling through all.
+#[test]
+fn the_connection_returned_last_is_handed_out_first() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(&pg.url("app"), "pool_size = 3");
+    rt().block_on(async {
+        let mut clients = Vec::new();
+        let mut pids = Vec::new();
+        for _ in 0..3 {
+            let c = connect(&proxy.url("app", "secret")).await.unwrap();
+            c.batch_execute("BEGIN").await.unwrap();
+            pids.push(scalar(&c, "SELECT pg_backend_pid()").await);
+            clients.push(c);
+        }
+        for c in &clients {
+            c.batch_execute("COMMIT").await.unwrap();
+        }
+        let distinct: std::collections::BTreeSet<_> = pids.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            3,
+            "three transactions held three servers: {pids:?}"
+        );
+        for _ in 0..4 {
+            let pid = scalar(&clients[0], "SELECT pg_backend_pid()").await;
+            assert_eq!(
+                pid, pids[2],
+                "expected the server returned last; pids were {pids:?}"
+            );
+        }
     });
 }
