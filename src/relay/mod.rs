@@ -114,8 +114,10 @@ pub struct Relay {
 impl Relay {
     pub fn new(session_id: u64, params: SessionParams, max_message: usize) -> Self {
         Relay {
-            client_out: BytesMut::with_capacity(16 * 1024),
-            server_out: BytesMut::with_capacity(16 * 1024),
+            // Empty until first used: an idle client costs no buffer pages, and a busy one
+            // grows them to what its traffic needs and then keeps reusing them.
+            client_out: BytesMut::new(),
+            server_out: BytesMut::new(),
             queue: ExpectQueue::default(),
             stmts: ClientStatements::new(session_id),
             params,

@@ -1,6 +1,7 @@
-//! Backpressure: a client that reads a huge result slowly must not make switchyard buffer
-//! it. The proxy runs as its own process so that its resident memory can be read from
-//! `/proc`; the client asks for ~100 MB, reads nothing for a while, then reads slowly.
+//! Memory: a client that reads a huge result slowly must not make switchyard buffer it
+//! (backpressure; the client asks for ~100 MB, reads nothing for a while, then reads
+//! slowly), and a connected client that is not running anything costs little. The proxy
+//! runs as its own process so that its resident memory can be read from `/proc`.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::support::cluster::free_port;
 use crate::support::raw::{Raw, query};
-use crate::support::{PgCluster, rt, serve};
+use crate::support::{KillOnDrop, PgCluster, rt, serve};
 
 /// `VmRSS` or `VmHWM` of a process, in KB.
 fn proc_kb(pid: u32, field: &str) -> u64 {
@@ -20,9 +21,10 @@ fn proc_kb(pid: u32, field: &str) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-#[test]
-fn slow_reader_of_a_huge_result_keeps_memory_bounded() {
-    let pg = PgCluster::start();
+/// Starts switchyard as its own process in front of `pg`; `users` is the config's user
+/// section (empty: clients are trusted). Returns the process, its port and the config's
+/// directory, which must outlive it.
+fn start_proxy(pg: &PgCluster, users: &str) -> (KillOnDrop, u16, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = dir.path().join("c.toml");
@@ -30,13 +32,20 @@ fn slow_reader_of_a_huge_result_keeps_memory_bounded() {
         &cfg,
         format!(
             "[proxy]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n\
-             [[users]]\nname = \"app\"\npassword = \"secret\"\n[backends.pg]\nurl = \"{}\"\n",
+             {users}[backends.pg]\nurl = \"{}\"\n",
             free_port(),
             pg.url("app")
         ),
     )
     .unwrap();
-    let child = serve(&cfg, port);
+    (serve(&cfg, port), port, dir)
+}
+
+#[test]
+fn slow_reader_of_a_huge_result_keeps_memory_bounded() {
+    let pg = PgCluster::start();
+    let (child, port, _dir) =
+        start_proxy(&pg, "[[users]]\nname = \"app\"\npassword = \"secret\"\n");
     let pid = child.id();
     let (rows, width) = (50_000u64, 2_000u64);
     rt().block_on(async {
@@ -83,4 +92,43 @@ fn slow_reader_of_a_huge_result_keeps_memory_bounded() {
             "peak RSS {peak} KB (idle {before} KB) for a {total}-byte result"
         );
     });
+}
+
+/// Clients that logged in and ran one query, then sit idle, hold no I/O buffers: a few KB
+/// each (PgBouncer needs ~1 KB; switchyard held ~17 KB while every session allocated two
+/// 16 KB output buffers up front).
+#[test]
+fn idle_clients_cost_a_few_kilobytes_each() {
+    let pg = PgCluster::start();
+    let (child, port, _dir) = start_proxy(&pg, "");
+    let pid = child.id();
+    const CLIENTS: usize = 400;
+    rt().block_on(async {
+        let mut first = Raw::login(port, "app", "").await;
+        select_1(&mut first).await;
+        let before = proc_kb(pid, "VmRSS");
+        let mut clients = Vec::with_capacity(CLIENTS);
+        for _ in 0..CLIENTS {
+            let mut c = Raw::login(port, "app", "").await;
+            select_1(&mut c).await;
+            clients.push(c);
+        }
+        let after = proc_kb(pid, "VmRSS");
+        let per_client = (after.saturating_sub(before)) as f64 / CLIENTS as f64;
+        eprintln!("switchyard RSS: {before} KB, {after} KB with {CLIENTS} more idle clients: {per_client:.1} KB each");
+        assert!(
+            per_client < 12.0,
+            "{per_client:.1} KB of resident memory per idle client ({before} KB -> {after} KB)"
+        );
+    });
+}
+
+async fn select_1(c: &mut Raw) {
+    c.send(&query("SELECT 1")).await;
+    while let Some((tag, _)) = c.read().await {
+        if tag == b'Z' {
+            return;
+        }
+    }
+    panic!("connection closed before ReadyForQuery");
 }
