@@ -69,10 +69,18 @@ fn read_in<S: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    if buf.capacity() - buf.len() < 4096 {
+    // Small until a read fills it: an idle client's buffer stays one page, while a side
+    // that streams (COPY, large rows) moves to 16 KB reads at its first full read and
+    // keeps that capacity (emptied buffers are reused from the start).
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(4096);
+    }
+    let spare = buf.capacity() - buf.len();
+    let read = tokio_util::io::poll_read_buf(Pin::new(s), cx, buf);
+    if matches!(read, Poll::Ready(Ok(n)) if n == spare) {
         buf.reserve(16 * 1024);
     }
-    tokio_util::io::poll_read_buf(Pin::new(s), cx, buf)
+    read
 }
 
 /// The two sides of a session for one pump step.
