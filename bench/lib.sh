@@ -96,8 +96,8 @@ ${3:-}
 TOML
     # In a session of its own, as PgBouncer (-d) and PostgreSQL are: with the kernel's
     # autogroup scheduling each session shares CPU as one group, and a proxy left in the
-    # load generator's session was scheduled differently from PgBouncer (measured: 1.06x
-    # PgBouncer there, 0.93-0.95x in a session of its own, same binary).
+    # load generator's session was scheduled differently from PgBouncer (measured: 1.04-1.13x
+    # PgBouncer there, 0.90-0.95x in a session of its own, same binary).
     RUST_LOG=${SY_LOG:-warn} setsid "${SY_BIN:-$ROOT/target/release/switchyard}" serve --config "$cfg" >"$BENCH_DIR/switchyard-$SY_PORT.log" 2>&1 &
     SY_PID=$!
     PIDS+=("$SY_PID")
