@@ -3,7 +3,8 @@
 # (transaction mode) and switchyard, in extended and prepared modes, in one run on one
 # machine. Prints the median TPS and latency of ROUNDS runs, each proxy's own CPU time
 # per transaction (user and system, from /proc), and the ratios switchyard/direct and
-# switchyard/PgBouncer.
+# switchyard/PgBouncer. Also runs examples/bare_relay.rs, a tokio relay that only copies
+# bytes (one server connection per client), as the floor of any proxy on that runtime.
 #
 #   bash bench/proxy.sh            # defaults: 16 clients, 10 s per run, 3 rounds
 #   CLIENTS=32 SECONDS_PER_RUN=20 ROUNDS=5 bash bench/proxy.sh
@@ -15,7 +16,7 @@ SECS=${SECONDS_PER_RUN:-10}
 ROUNDS=${ROUNDS:-3}
 POOL=${POOL:-20}
 
-(cd "$ROOT" && cargo build --release --quiet)
+(cd "$ROOT" && cargo build --release --quiet && cargo build --release --quiet --example bare_relay)
 start_pg main
 PGPASSWORD=secret "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U app -i -s 10 -q app >/dev/null 2>&1
 start_bouncer "$PG_PORT" transaction "$POOL"
@@ -31,10 +32,15 @@ PID[switchyard]=$SY_PID
 start_switchyard "postgres://app:secret@127.0.0.1:$BOUNCER/app?sslmode=disable" "$POOL"
 SY_POOLER=$SY_PORT
 PID[switchyard-via-pgbouncer]=$SY_PID
+BARE=$(free_port)
+setsid "$ROOT/target/release/examples/bare_relay" "127.0.0.1:$BARE" "127.0.0.1:$PG_PORT" 2>"$BENCH_DIR/bare_relay.log" &
+PID[tokio-bare-relay]=$!
+PIDS+=("${PID[tokio-bare-relay]}")
+wait_port "$BARE"
 
 declare -A TPS LAT FAIL
-targets=(direct pgbouncer pgbouncer-session switchyard switchyard-via-pgbouncer)
-declare -A PORT=([direct]=$DIRECT [pgbouncer]=$BOUNCER [pgbouncer-session]=$BOUNCER_SESSION [switchyard]=$SY_DIRECT [switchyard-via-pgbouncer]=$SY_POOLER)
+targets=(direct pgbouncer pgbouncer-session switchyard switchyard-via-pgbouncer tokio-bare-relay)
+declare -A PORT=([direct]=$DIRECT [pgbouncer]=$BOUNCER [pgbouncer-session]=$BOUNCER_SESSION [switchyard]=$SY_DIRECT [switchyard-via-pgbouncer]=$SY_POOLER [tokio-bare-relay]=$BARE)
 
 echo "pgbench -S, $CLIENTS clients, $THREADS threads, ${SECS}s x $ROUNDS rounds (interleaved), pool $POOL ($(nproc) cores)"
 declare -A RUNS
@@ -71,5 +77,9 @@ for mode in extended prepared; do
         -v bs="${TPS[pgbouncer-session-$mode]}" -v m="$mode" \
         'BEGIN { printf "  -M %-9s switchyard/direct %.2f   switchyard/pgbouncer(transaction) %s   switchyard/pgbouncer(session) %s\n",
                  m, s/d, (b > 0 ? sprintf("%.2f", s/b) : "n/a (pgbouncer failed)"), (bs > 0 ? sprintf("%.2f", s/bs) : "n/a (pgbouncer failed)") }'
+done
+for mode in extended prepared; do
+    awk -v r="${TPS[tokio-bare-relay-$mode]}" -v bs="${TPS[pgbouncer-session-$mode]}" -v m="$mode" \
+        'BEGIN { printf "  -M %-9s floor: tokio-bare-relay/pgbouncer(session) %.2f (bytes only, no pooling)\n", m, r/bs }'
 done
 echo "  -M prepared through a transaction pooler: pgbouncer alone failed=${FAIL[pgbouncer-prepared]}, switchyard in front of it failed=${FAIL[switchyard-via-pgbouncer-prepared]}"
