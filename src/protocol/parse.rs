@@ -14,9 +14,23 @@ fn malformed(what: &'static str, problem: &'static str) -> Malformed {
     Malformed { what, problem }
 }
 
+/// Position of the first NUL. Portal and statement names are mostly empty or short, and a
+/// plain scan of the first bytes costs a fraction of memchr's setup on them; longer strings
+/// (query texts) go to memchr. Under pgbench -M extended the relay looks for eight NULs per
+/// transaction, which took ~370 instructions through memchr (callgrind).
+pub fn nul_at(buf: &[u8]) -> Option<usize> {
+    const SHORT: usize = 16;
+    let head = &buf[..buf.len().min(SHORT)];
+    match head.iter().position(|&b| b == 0) {
+        Some(i) => Some(i),
+        None if buf.len() > SHORT => memchr::memchr(0, &buf[SHORT..]).map(|i| i + SHORT),
+        None => None,
+    }
+}
+
 /// Splits a NUL-terminated string off the front of `buf`.
 pub fn cstr<'a>(buf: &'a [u8], what: &'static str) -> Result<(&'a [u8], &'a [u8]), Malformed> {
-    match memchr::memchr(0, buf) {
+    match nul_at(buf) {
         Some(i) => Ok((&buf[..i], &buf[i + 1..])),
         None => Err(malformed(what, "missing string terminator")),
     }
@@ -68,7 +82,7 @@ pub fn bind_msg(body: &[u8]) -> Result<BindMsg<'_>, Malformed> {
 
 /// Bind's portal field with its terminator, used when rewriting the statement name.
 pub fn bind_head(body: &[u8]) -> &[u8] {
-    match memchr::memchr(0, body) {
+    match nul_at(body) {
         Some(i) => &body[..=i],
         None => body,
     }
@@ -116,7 +130,7 @@ pub fn parameter_status(body: &[u8]) -> Result<(&str, &str), Malformed> {
 
 /// Command tag of a CommandComplete.
 pub fn command_tag(body: &[u8]) -> &[u8] {
-    match memchr::memchr(0, body) {
+    match nul_at(body) {
         Some(i) => &body[..i],
         None => body,
     }
@@ -165,6 +179,17 @@ pub fn error_fields(body: &[u8]) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_found_on_both_sides_of_the_short_scan() {
+        for len in [0usize, 1, 15, 16, 17, 40, 200] {
+            let mut buf = vec![b'a'; len];
+            buf.push(0);
+            buf.extend_from_slice(b"tail\0");
+            assert_eq!(nul_at(&buf), Some(len), "NUL at {len}");
+            assert_eq!(nul_at(&buf[..len]), None, "no NUL in {len} bytes");
+        }
+    }
 
     #[test]
     fn parse_message_fields() {

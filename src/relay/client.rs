@@ -188,12 +188,53 @@ impl Relay {
         }
     }
 
+    /// Parse of the unnamed statement: forwarded as is. A body equal to the previous one
+    /// skips the classifier (the same text was neither refused nor different then).
+    fn on_parse_unnamed(
+        &mut self,
+        msg: &[u8],
+        p: &parse::ParseMsg,
+        server: Option<&mut ServerConn>,
+    ) -> Step {
+        let class = if self.stmts.repeats_unnamed(p.rest) {
+            None
+        } else {
+            let class = sqlscan::classify(p.query);
+            if let Special::Refuse { what, hint } = class.special {
+                let err = ErrorFields::error(sqlstate::FEATURE_NOT_SUPPORTED, what).with_hint(hint);
+                self.extended_error(&err);
+                return Step::Done;
+            }
+            Some(class)
+        };
+        let Some(server) = server else {
+            return Step::NeedServer;
+        };
+        let id = match class {
+            None => self.stmts.renew_unnamed(),
+            Some(class) => self.stmts.set_unnamed(p.rest, &class),
+        };
+        self.unsynced = true;
+        server.statements.unnamed = Some(id);
+        self.forward(
+            msg,
+            Expect::Parse {
+                forward: true,
+                undo: Undo::default(),
+            },
+        );
+        Step::Done
+    }
+
     fn on_parse(
         &mut self,
         msg: &[u8],
         server: Option<&mut ServerConn>,
     ) -> Result<Step, RelayError> {
         let p = parse::parse_msg(&msg[5..])?;
+        if p.name.is_empty() {
+            return Ok(self.on_parse_unnamed(msg, &p, server));
+        }
         let class = sqlscan::classify(p.query);
         if let Special::Refuse { what, hint } = class.special {
             let err = ErrorFields::error(sqlstate::FEATURE_NOT_SUPPORTED, what).with_hint(hint);
@@ -215,17 +256,6 @@ impl Relay {
             return Ok(Step::NeedServer);
         };
         self.unsynced = true;
-        if p.name.is_empty() {
-            server.statements.unnamed = Some(self.stmts.set_unnamed(p.rest, &class));
-            self.forward(
-                msg,
-                Expect::Parse {
-                    forward: true,
-                    undo: Undo::default(),
-                },
-            );
-            return Ok(Step::Done);
-        }
         let def = self.stmts.define(p.rest, &class);
         self.stmts.insert(p.name, def.clone());
         let client_added = Some((Bytes::copy_from_slice(p.name), def.id));

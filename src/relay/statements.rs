@@ -80,6 +80,20 @@ impl ClientStatements {
         u.id
     }
 
+    /// True when a Parse body repeats the unnamed statement exactly, as most
+    /// extended-protocol drivers do on every query: same text, so same classification and
+    /// effect, and [`Self::renew_unnamed`] records it.
+    pub fn repeats_unnamed(&self, rest: &[u8]) -> bool {
+        self.unnamed.present && self.unnamed.body == rest
+    }
+
+    /// Records a repeated Parse of the unnamed statement (a new id, nothing else changes).
+    pub fn renew_unnamed(&mut self) -> (u64, u64) {
+        self.next += 1;
+        self.unnamed.id = (self.session, self.next);
+        self.unnamed.id
+    }
+
     pub fn unnamed(&self) -> Option<&Unnamed> {
         self.unnamed.present.then_some(&self.unnamed)
     }
@@ -228,5 +242,23 @@ mod tests {
         c.remove_if(b"s", d1.id);
         assert!(!c.contains(b"s"));
         assert_ne!(d1.id, d2.id);
+    }
+
+    #[test]
+    fn a_repeated_unnamed_parse_keeps_its_effect_under_a_new_id() {
+        let mut c = ClientStatements::new(3);
+        let body = b"SET search_path TO x\0\0\0";
+        assert!(!c.repeats_unnamed(body));
+        let first = c.set_unnamed(body, &classify(b"SET search_path TO x"));
+        assert!(c.repeats_unnamed(body));
+        assert!(!c.repeats_unnamed(b"SET search_path TO y\0\0\0"));
+        let again = c.renew_unnamed();
+        assert_ne!(first, again);
+        assert_eq!(c.unnamed().map(|u| u.id), Some(again));
+        assert!(
+            matches!(c.effect_of(b""), Some(Effect::Set { name, .. }) if name == "search_path")
+        );
+        c.forget_unnamed();
+        assert!(!c.repeats_unnamed(body));
     }
 }

@@ -322,3 +322,73 @@ fn the_connection_returned_last_is_handed_out_first() {
         }
     });
 }
+
+/// An unnamed Parse/Bind/Execute/Sync, as most drivers send a query.
+fn unnamed_execute(sql: &str) -> Vec<u8> {
+    let mut parse = vec![0u8];
+    parse.extend_from_slice(sql.as_bytes());
+    parse.extend_from_slice(&[0, 0, 0]);
+    let mut out = msg(b'P', &parse);
+    out.extend(msg(b'B', &[0; 8]));
+    out.extend(msg(b'E', &[0, 0, 0, 0, 0]));
+    out.extend(msg(b'S', &[]));
+    out
+}
+
+/// The tags up to ReadyForQuery, without ParameterStatus (sent when a SET changes a
+/// reported setting), after checking there was no error.
+async fn completed(r: &mut Raw) -> String {
+    let (tags, errors) = r.until_ready().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    tags.replace('S', "")
+}
+
+#[test]
+fn repeated_unnamed_statements_keep_their_effects_and_refusals() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(&pg.url("app"), "pool_size = 2\npooler = \"none\"");
+    rt().block_on(async {
+        let mut a = Raw::login(proxy.port, "app", "secret").await;
+        // The same unnamed text twice (the second skips the classifier), then a named SET
+        // (which leaves the unnamed statement alone), then the unnamed text once more: a
+        // repeat again, whose effect must count.
+        let set_a = unnamed_execute("SET application_name TO 'repeat_a'");
+        for _ in 0..2 {
+            a.send(&set_a).await;
+            assert_eq!(completed(&mut a).await, "12CZI");
+        }
+        let mut named = msg(b'P', b"s1\0SET application_name TO 'named'\0\0\0");
+        named.extend(msg(b'B', b"\0s1\0\0\0\0\0\0\0"));
+        named.extend(msg(b'E', &[0, 0, 0, 0, 0]));
+        named.extend(msg(b'S', &[]));
+        a.send(&named).await;
+        assert_eq!(completed(&mut a).await, "12CZI");
+        a.send(&set_a).await;
+        assert_eq!(completed(&mut a).await, "12CZI");
+        // Another client holds the server `a` used, so `a` gets the other one, which
+        // must be brought to `a`'s settings.
+        let b = connect(&proxy.url("app", "secret")).await.unwrap();
+        b.batch_execute("BEGIN").await.unwrap();
+        a.send(&query("SHOW application_name")).await;
+        let mut shown = None;
+        while let Some((tag, body)) = a.read().await {
+            if tag == b'D' {
+                shown = Some(String::from_utf8_lossy(&body[6..]).into_owned());
+            }
+            if tag == b'Z' {
+                break;
+            }
+        }
+        assert_eq!(shown.as_deref(), Some("repeat_a"));
+        b.batch_execute("COMMIT").await.unwrap();
+        // A refused unnamed text is refused every time, and the session goes on.
+        for _ in 0..2 {
+            a.send(&unnamed_execute("LISTEN repeated")).await;
+            let (tags, errors) = a.until_ready().await;
+            assert_eq!(tags, "EZI");
+            assert!(errors[0].contains("0A000"), "{errors:?}");
+        }
+        a.send(&set_a).await;
+        assert_eq!(completed(&mut a).await, "12CZI");
+    });
+}
