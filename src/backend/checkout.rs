@@ -14,6 +14,16 @@ impl Backend {
     /// Checks out a server connection, waiting up to the pool wait timeout. Returns it
     /// with the time it was obtained.
     pub async fn acquire(&self) -> Result<(Pooled, Instant), AcquireError> {
+        // The common case, a healthy backend with an idle connection, needs none of the
+        // waiting machinery (a dropped bb8 `get` gives nothing up: it is cancel-safe), and
+        // no clock but the one the caller needs.
+        if self.shared.health.is_up()
+            && let Some(Ok(conn)) = self.pool.get_owned().now_or_never()
+        {
+            self.metrics.pool_wait_seconds.observe(0.0);
+            self.note_checkout();
+            return Ok((conn, Instant::now()));
+        }
         let start = Instant::now();
         let result = self.acquire_until(start + self.pool_wait).await;
         let now = Instant::now();
@@ -21,7 +31,7 @@ impl Backend {
             .pool_wait_seconds
             .observe((now - start).as_secs_f64());
         if result.is_ok() {
-            self.note_checkout(now);
+            self.note_checkout();
         }
         result.map(|c| (c, now))
     }
@@ -45,13 +55,6 @@ impl Backend {
     }
 
     async fn acquire_until(&self, deadline: Instant) -> Result<Pooled, AcquireError> {
-        // The common case, a healthy backend with an idle connection, needs none of the
-        // waiting machinery below (a dropped bb8 `get` gives nothing up: it is cancel-safe).
-        if self.shared.health.is_up()
-            && let Some(Ok(conn)) = self.pool.get_owned().now_or_never()
-        {
-            return Ok(conn);
-        }
         let started = Instant::now();
         let mut watch = self.shared.health.subscribe();
         loop {

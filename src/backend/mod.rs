@@ -64,9 +64,9 @@ pub struct Backend {
     connector: Arc<Connector>,
     shared: Arc<PoolShared>,
     backoff: std::sync::Mutex<monitor::BackoffView>,
-    created: std::time::Instant,
-    /// Milliseconds after `created` of the last successful checkout.
-    last_checkout_ms: std::sync::atomic::AtomicU64,
+    /// Set by every checkout, cleared by the health monitor when it looks: a backend in
+    /// use proves its health without probes.
+    used: std::sync::atomic::AtomicBool,
     /// Set when a reload removed or replaced this backend: its monitor stops, and it only
     /// serves the transactions that were already on it.
     retired: std::sync::atomic::AtomicBool,
@@ -153,8 +153,7 @@ impl Backend {
             connector,
             shared,
             backoff: Default::default(),
-            created: std::time::Instant::now(),
-            last_checkout_ms: Default::default(),
+            used: Default::default(),
             retired: Default::default(),
         })
     }
@@ -178,18 +177,13 @@ impl Backend {
         (s.idle_connections, s.connections - s.idle_connections)
     }
 
-    fn note_checkout(&self, at: std::time::Instant) {
-        let ms = at.saturating_duration_since(self.created).as_millis() as u64;
-        self.last_checkout_ms
-            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    fn note_checkout(&self) {
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    fn last_checkout_within(&self, within: Duration) -> bool {
-        let last = self
-            .last_checkout_ms
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let now = self.created.elapsed().as_millis() as u64;
-        last > 0 && now.saturating_sub(last) < within.as_millis() as u64
+    /// True when a checkout happened since the last call.
+    fn take_used(&self) -> bool {
+        self.used.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn health(&self) -> health::HealthState {

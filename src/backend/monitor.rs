@@ -4,7 +4,7 @@
 //! `health_interval`, so `/readyz` and the metrics tell the truth when nobody is using it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
@@ -89,7 +89,7 @@ pub async fn run(backend: Arc<Backend>, metrics: Metrics, mut shutdown: watch::R
             _ = health::wait_down(&mut health), if state.up => continue,
             _ = crate::frontend::listener::stopped(&mut shutdown) => return,
         }
-        if state.up && backend.recently_used(interval) {
+        if state.up && backend.recently_used() {
             last_probe = Instant::now();
             continue;
         }
@@ -107,8 +107,9 @@ pub async fn run(backend: Arc<Backend>, metrics: Metrics, mut shutdown: watch::R
 
 /// Busy backends prove their health with every checkout; only idle ones are probed.
 impl Backend {
-    fn recently_used(&self, within: Duration) -> bool {
+    /// In use now, or checked out since the monitor last asked (one health interval ago).
+    fn recently_used(&self) -> bool {
         let s = self.pool.state();
-        s.connections > s.idle_connections || self.last_checkout_within(within)
+        self.take_used() || s.connections > s.idle_connections
     }
 }

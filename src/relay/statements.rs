@@ -6,11 +6,12 @@
 //! direct servers, and which definition currently sits in its unnamed slot. Before a Bind or
 //! Describe the relay makes sure the statement exists on the server it is about to use.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::FastMap;
 use super::sqlscan::{Classified, Effect};
 
 /// One prepared statement as the client defined it.
@@ -39,7 +40,7 @@ pub struct Unnamed {
 pub struct ClientStatements {
     session: u64,
     next: u64,
-    named: HashMap<Bytes, Arc<StmtDef>>,
+    named: FastMap<Bytes, Arc<StmtDef>>,
     unnamed: Unnamed,
 }
 
@@ -163,7 +164,7 @@ pub const MAX_CACHED: usize = 512;
 #[derive(Debug, Default)]
 pub struct ServerStatements {
     next: u64,
-    cached: HashMap<Bytes, Bytes>,
+    cached: FastMap<Bytes, Bytes>,
     order: VecDeque<Bytes>,
     /// Which definition is in the server's unnamed statement, if known.
     pub unnamed: Option<(u64, u64)>,
