@@ -22,11 +22,6 @@ pub mod statements;
 
 use std::collections::HashMap;
 
-/// The maps the relay consults per message (statements by name or body, portals): keyed by
-/// client-chosen bytes, so hashed with a randomly seeded hasher, but foldhash rather than
-/// SipHash, which cost ~600 instructions per `-M prepared` transaction (callgrind).
-pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
 use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 
@@ -39,6 +34,11 @@ use expect::{Expect, ExpectQueue, Synth, Undo};
 use params::SessionParams;
 use sqlscan::Effect;
 use statements::ClientStatements;
+
+/// The maps the relay consults per message (statements by name or body, portals): keyed by
+/// client-chosen bytes, so hashed with a randomly seeded hasher, but foldhash rather than
+/// SipHash, which cost ~600 instructions per `-M prepared` transaction (callgrind).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Errors that end a client's session.
 #[derive(Debug, Error)]
