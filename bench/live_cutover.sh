@@ -33,7 +33,8 @@ pooler = \"none\"
 [routing]
 active = \"main\"
 [switch]
-drain_timeout = \"10s\""
+drain_timeout = \"10s\"
+max_pause = \"15s\""
 ADMIN="http://127.0.0.1:$SY_ADMIN_PORT"
 status_field() {
     python3 -c "import sys, json, urllib.request; d = json.load(urllib.request.urlopen(sys.argv[1] + '/status')); print(eval('d' + sys.argv[2]))" "$ADMIN" "$1"

@@ -18,7 +18,9 @@ use crate::frontend::listener;
 use crate::frontend::users::UserStore;
 use crate::metrics::Metrics;
 use crate::router::Router;
-use crate::router::switch::Switcher;
+use crate::router::route_file::{RouteFile, RouteFileError, RouteState, new_instance_id};
+use crate::router::switch::{RouteMemory, Switcher};
+use crate::sync::live::LiveSlot;
 use crate::tls;
 
 #[derive(Debug, Error)]
@@ -27,6 +29,16 @@ pub enum AppError {
     Backend(#[from] BackendError),
     #[error("proxy TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    RouteFile(#[from] RouteFileError),
+    #[error(
+        "the route file {file} says backend {active:?} is active (after {epoch} switch(es)), but the config has no such backend; add it back, or move the file away to start from routing.active"
+    )]
+    RouteUnknown {
+        file: String,
+        active: String,
+        epoch: u64,
+    },
     #[error("{key}: cannot listen on {addr}: {source}")]
     Listen {
         key: &'static str,
@@ -46,8 +58,8 @@ pub struct Shared {
     pub proxy: ProxyConfig,
     pub next_session: AtomicU64,
     pub resolved: Resolved,
-    /// The live sync started through the admin API, if any.
-    pub live: std::sync::Mutex<Option<Arc<crate::sync::live::LiveSync>>>,
+    /// Live sync: the one running here, or why one recorded in the databases is not.
+    pub live: Arc<LiveSlot>,
     /// Recent login failures per client address.
     pub auth_throttle: crate::frontend::throttle::AuthThrottle,
     /// The file the config came from, for reloads (unset for the embedded default).
@@ -69,33 +81,45 @@ impl App {
         let mut backends = BTreeMap::new();
         for (name, b) in &cfg.backends {
             let backend = Backend::new(name, b, wait, &metrics)?;
+            backends.insert(name.clone(), Arc::new(backend));
+        }
+        let route = route_memory(&resolved)?;
+        if route.state.active != resolved.active {
+            metrics.route_config_mismatch.set(1);
+        }
+        metrics.route_epoch.set(route.state.epoch as i64);
+        for name in cfg.backends.keys() {
             metrics
                 .active_backend
                 .with_label_values(&[name])
-                .set((*name == resolved.active) as i64);
-            backends.insert(name.clone(), Arc::new(backend));
+                .set((*name == route.state.active) as i64);
         }
-        let router = Router::new(backends, &resolved.active).ok_or_else(|| {
+        let router = Router::new(backends, &route.state.active).ok_or_else(|| {
             BackendError::Engine(format!(
                 "routing.active names unknown backend {}",
-                resolved.active
+                route.state.active
             ))
         })?;
         let tls = match (&cfg.proxy.tls_cert, &cfg.proxy.tls_key) {
             (Some(c), Some(k)) => Some(tls::server_tls(c, k)?),
             _ => None,
         };
+        let switcher = Arc::new(Switcher::new(cfg.switch.clone(), route));
+        let live = Arc::new(LiveSlot::new(metrics.clone()));
+        switcher.set_hook(Some(live.clone()));
+        let cancels = Arc::new(CancelRegistry::default());
+        switcher.set_inflight(cancels.clone());
         let shared = Shared {
             router: Arc::new(router),
-            switcher: Arc::new(Switcher::new(cfg.switch.clone())),
+            switcher,
             users: UserStore::from_config(&cfg.proxy, &cfg.users),
-            cancels: Arc::new(CancelRegistry::default()),
+            cancels,
             tls,
             proxy: cfg.proxy.clone(),
             next_session: AtomicU64::new(1),
             metrics,
             resolved: resolved.clone(),
-            live: std::sync::Mutex::new(None),
+            live,
             auth_throttle: Default::default(),
             config_path: Default::default(),
             shutdown: Default::default(),
@@ -130,7 +154,8 @@ impl App {
     }
 
     /// Serves clients on `proxy` and the admin API on `admin` until `shutdown` turns
-    /// true, with a health monitor per backend.
+    /// true, with a health monitor per backend. A live sync recorded in the databases is
+    /// found and resumed first (the route may follow it), before anyone is served.
     pub async fn run(
         self,
         proxy: TcpListener,
@@ -138,6 +163,14 @@ impl App {
         shutdown: watch::Receiver<bool>,
     ) {
         let _ = self.shared.shutdown.set(shutdown.clone());
+        let s = &self.shared;
+        crate::sync::live::resume::at_start(crate::sync::live::resume::Context {
+            router: s.router.clone(),
+            switcher: s.switcher.clone(),
+            slot: s.live.clone(),
+            metrics: s.metrics.clone(),
+        })
+        .await;
         for b in self.shared.router.backends() {
             tokio::spawn(monitor::run(
                 b.clone(),
@@ -154,6 +187,45 @@ impl App {
         }
         listener::serve(self.shared.clone(), proxy, shutdown).await;
     }
+}
+
+/// The route a proxy starts on: the route file's once a switch has been recorded there,
+/// else `routing.active`.
+fn route_memory(resolved: &Resolved) -> Result<RouteMemory, AppError> {
+    let config_active = resolved.active.clone();
+    let Some(path) = &resolved.state_file else {
+        return Ok(RouteMemory {
+            file: None,
+            state: RouteState {
+                active: config_active,
+                previous: None,
+                epoch: 0,
+                switched_at_unix_ms: 0,
+                instance: new_instance_id(),
+            },
+        });
+    };
+    let file = RouteFile::new(path);
+    let mut state = file.open(&config_active)?;
+    if state.epoch == 0 {
+        state.active = config_active;
+    } else if !resolved.config.backends.contains_key(&state.active) {
+        return Err(AppError::RouteUnknown {
+            file: path.display().to_string(),
+            active: state.active,
+            epoch: state.epoch,
+        });
+    } else if state.active != config_active {
+        tracing::warn!(
+            route = %state.active, config_active = %config_active, epoch = state.epoch, file = %path.display(),
+            "the config says routing.active = {config_active:?}, but the last switch left the app on {:?}; serving {:?}. Edit routing.active to match, or switch with ctl cutover",
+            state.active, state.active
+        );
+    }
+    Ok(RouteMemory {
+        file: Some(file),
+        state,
+    })
 }
 
 impl Shared {

@@ -177,6 +177,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 force,
                 resume,
                 skip_bad_rows,
+                defer_foreign_keys: false,
+                rows_copied: None,
             };
             let summary = crate::sync::plan::run(opts.clone()).await?;
             if !opts.dry_run && !opts.schema_only {
@@ -251,7 +253,23 @@ async fn run_live(from: String, to: String, force: bool, parallel: usize) -> Res
         parallel,
     };
     let metrics = Metrics::new(prometheus::Registry::new());
-    let live = crate::sync::live::LiveSync::start(spec, metrics).await?;
+    // The same command run again (after Ctrl-C or a crash) is the same instance, and
+    // takes the sync over at once.
+    let instance = format!(
+        "cli-{:016x}",
+        std::hash::BuildHasher::hash_one(
+            &foldhash::fast::FixedState::with_seed(0),
+            (&spec.from_url, &spec.to_url)
+        )
+    );
+    let owner = crate::sync::live::record::owner_name(&instance);
+    let live = crate::sync::live::LiveSync::start(
+        spec,
+        metrics,
+        owner,
+        crate::sync::live::StartMode::Fresh,
+    )
+    .await?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     let stop = shutdown_signal();
     tokio::pin!(stop);

@@ -13,9 +13,19 @@ pub enum CtlCommand {
     /// Active backend, switch state, health and pools.
     Status,
     /// Move new transactions to backend NAME.
-    Cutover { name: String },
+    Cutover {
+        name: String,
+        /// Wait up to this long (e.g. 30s) for transactions open longer than
+        /// switch.drain_timeout to finish, instead of refusing at once.
+        #[arg(long)]
+        wait: Option<String>,
+    },
     /// Go back to the backend active before the last switch.
-    Rollback,
+    Rollback {
+        /// As for cutover.
+        #[arg(long)]
+        wait: Option<String>,
+    },
     /// Hold new transactions (optionally resuming by itself after --timeout, e.g. 30s).
     Pause {
         #[arg(long)]
@@ -98,16 +108,24 @@ pub async fn call(
 pub async fn run(target: &Target, cmd: CtlCommand, json: bool) -> Result<()> {
     let (status, body) = match &cmd {
         CtlCommand::Status => call(target, Method::GET, "/status", None).await?,
-        CtlCommand::Cutover { name } => {
+        CtlCommand::Cutover { name, wait } => {
             call(
                 target,
                 Method::POST,
                 "/cutover",
-                Some(serde_json::json!({ "to": name })),
+                Some(serde_json::json!({ "to": name, "wait": wait })),
             )
             .await?
         }
-        CtlCommand::Rollback => call(target, Method::POST, "/rollback", None).await?,
+        CtlCommand::Rollback { wait } => {
+            call(
+                target,
+                Method::POST,
+                "/rollback",
+                Some(serde_json::json!({ "wait": wait })),
+            )
+            .await?
+        }
         CtlCommand::Pause { timeout } => {
             let ms = timeout
                 .as_deref()
@@ -230,7 +248,7 @@ fn render(cmd: &CtlCommand, b: &Value) -> String {
             )
         }
         CtlCommand::Status => render_status(b),
-        CtlCommand::Cutover { .. } | CtlCommand::Rollback if b.get("from").is_some() => {
+        CtlCommand::Cutover { .. } | CtlCommand::Rollback { .. } if b.get("from").is_some() => {
             let verdict = if b["ok"].as_bool() == Some(true) {
                 "done".to_string()
             } else {
@@ -290,6 +308,27 @@ fn render_status(b: &Value) -> String {
     if let Some(l) = b.get("live_sync").filter(|s| !s.is_null()) {
         out.push_str(&render_live(l));
     }
+    if let Some(x) = b.get("live_sync_blocked").filter(|s| !s.is_null()) {
+        out.push_str(&format!(
+            "live sync {} -> {}: NOT RUNNING HERE: {}
+  switches between them are refused until it runs
+",
+            x["from"].as_str().unwrap_or("?"),
+            x["to"].as_str().unwrap_or("?"),
+            x["reason"].as_str().unwrap_or("")
+        ));
+    }
+    let r = &b["route"];
+    if r["config_disagrees"].as_bool() == Some(true) {
+        out.push_str(&format!(
+            "route: {} after {} switch(es), kept in {}; the config's routing.active says {}
+",
+            b["active"].as_str().unwrap_or("?"),
+            r["epoch"],
+            r["state_file"].as_str().unwrap_or("memory only"),
+            r["config_active"].as_str().unwrap_or("?")
+        ));
+    }
     if let Some(s) = b.get("last_switch").filter(|s| !s.is_null()) {
         let result = if s["ok"].as_bool() == Some(true) {
             "ok".to_string()
@@ -321,6 +360,21 @@ fn render_live(l: &Value) -> String {
         l["backfilled_rows"],
         l["inactive_side_writes"],
     );
+    if l["resumed"].as_bool() == Some(true) {
+        out.push_str("  resumed from its record in the databases after a restart\n");
+    }
+    if let Some(fks) = l["unvalidated_foreign_keys"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+    {
+        out.push_str(&format!(
+            "  foreign keys waiting for the changes captured during the copy: {}\n",
+            fks.iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if let Some(e) = l["last_error"].as_str() {
         out.push_str(&format!("  last error: {e}\n"));
     }

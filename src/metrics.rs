@@ -37,6 +37,11 @@ pub struct Metrics {
     pub sync_applied: IntCounter,
     pub sync_errors: IntCounter,
     pub sync_inactive_writes: IntGauge,
+    pub sync_blocked: IntGauge,
+    pub sync_resumes: IntCounter,
+    pub sync_unvalidated_fks: IntGauge,
+    pub route_epoch: IntGauge,
+    pub route_config_mismatch: IntGauge,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -243,6 +248,31 @@ impl Metrics {
                 r,
                 "sync_inactive_side_writes",
                 "Writes that reached the inactive side directly (not through the proxy)",
+            ),
+            sync_blocked: gauge(
+                r,
+                "sync_blocked",
+                "1 when a live sync recorded in the databases is not running in this proxy (could not be resumed, or run by another process); switches between its backends are refused",
+            ),
+            sync_resumes: counter(
+                r,
+                "sync_resumes_total",
+                "Live syncs this proxy resumed from their record in the databases (after a restart or a crash)",
+            ),
+            sync_unvalidated_fks: gauge(
+                r,
+                "sync_unvalidated_foreign_keys",
+                "Foreign keys on the target still NOT VALID, waiting for the changes captured during the copy",
+            ),
+            route_epoch: gauge(
+                r,
+                "route_epoch",
+                "Switches committed so far (the epoch kept in the route file)",
+            ),
+            route_config_mismatch: gauge(
+                r,
+                "route_config_mismatch",
+                "1 when the config's routing.active differs from the route this proxy came back to",
             ),
             registry,
         }

@@ -87,11 +87,7 @@ pub fn reload(shared: &Arc<Shared>) -> Result<ReloadReport, String> {
 }
 
 fn refuse_live_sync_loss(shared: &Shared, removed: &[String]) -> Result<(), String> {
-    let live = shared
-        .live
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let live = shared.live.current();
     if let Some(l) = live {
         let s = l.status();
         for name in removed {

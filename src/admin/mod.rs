@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::Shared;
-use crate::router::switch::{SwitchError, SwitchRecord};
+use crate::router::switch::{SwitchError, SwitchOptions, SwitchRecord};
 
 type AppState = State<Arc<Shared>>;
 
@@ -104,6 +104,17 @@ async fn healthz() -> Response {
 async fn readyz(State(shared): AppState) -> Response {
     let active = shared.router.active();
     let h = active.health();
+    if let Some(b) = shared.live.blocked() {
+        let reason = format!(
+            "live sync {} -> {} recorded in the databases is not running: {}",
+            b.from, b.to, b.reason
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false, "active": &*active.name, "reason": reason })),
+        )
+            .into_response();
+    }
     if h.checked && h.up {
         Json(json!({ "ready": true, "active": &*active.name })).into_response()
     } else {
@@ -143,6 +154,23 @@ fn switch_response(r: Result<SwitchRecord, SwitchError>) -> Response {
 #[derive(Deserialize)]
 struct CutoverReq {
     to: String,
+    /// Wait this long (`"30s"`) for transactions open longer than the drain bound to
+    /// finish, instead of refusing at once.
+    wait: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct RollbackReq {
+    wait: Option<String>,
+}
+
+#[allow(clippy::result_large_err)]
+fn switch_options(wait: Option<&str>) -> Result<SwitchOptions, Response> {
+    let wait = wait
+        .map(crate::config::parse_duration)
+        .transpose()
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("wait: {e}")))?;
+    Ok(SwitchOptions { wait })
 }
 
 async fn cutover(
@@ -156,12 +184,18 @@ async fn cutover(
     let Some(Json(req)) = body else {
         return error(
             StatusCode::BAD_REQUEST,
-            "body must be JSON: {\"to\": \"BACKEND\"}",
+            "body must be JSON: {\"to\": \"BACKEND\"} (optionally \"wait\": \"30s\")",
         );
+    };
+    let opts = match switch_options(req.wait.as_deref()) {
+        Ok(o) => o,
+        Err(r) => return r,
     };
     switch_response(
         detached(shared, move |s| async move {
-            s.switcher.cutover(&s.router, &s.metrics, &req.to).await
+            s.switcher
+                .cutover(&s.router, &s.metrics, &req.to, opts)
+                .await
         })
         .await,
     )
@@ -180,13 +214,22 @@ where
         .unwrap_or_else(|e| Err(SwitchError::Failed(format!("the switch task failed: {e}"))))
 }
 
-async fn rollback(State(shared): AppState, headers: HeaderMap) -> Response {
+async fn rollback(
+    State(shared): AppState,
+    headers: HeaderMap,
+    body: Option<Json<RollbackReq>>,
+) -> Response {
     if let Err(r) = authorize(&shared, &headers) {
         return r;
     }
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let opts = match switch_options(req.wait.as_deref()) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
     switch_response(
-        detached(shared, |s| async move {
-            s.switcher.rollback(&s.router, &s.metrics).await
+        detached(shared, move |s| async move {
+            s.switcher.rollback(&s.router, &s.metrics, opts).await
         })
         .await,
     )

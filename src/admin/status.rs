@@ -51,6 +51,36 @@ pub struct StatusView {
     pub last_switch: Option<SwitchRecord>,
     pub switches: u64,
     pub live_sync: Option<crate::sync::live::LiveStatus>,
+    /// A live sync recorded in the databases that is not running here, and why.
+    pub live_sync_blocked: Option<crate::sync::live::slot::Blocked>,
+    pub route: RouteView,
+}
+
+/// Where the route comes from and whether the config agrees.
+#[derive(Serialize)]
+pub struct RouteView {
+    /// Switches committed so far.
+    pub epoch: u64,
+    /// The file the route is kept in (none: memory only).
+    pub state_file: Option<String>,
+    /// `routing.active` in the config.
+    pub config_active: String,
+    /// True when the config's `routing.active` differs from the active backend.
+    pub config_disagrees: bool,
+}
+
+fn route_view(shared: &Shared) -> RouteView {
+    let route = shared.switcher.route();
+    let config_active = shared.resolved.active.clone();
+    RouteView {
+        epoch: route.epoch,
+        state_file: shared
+            .switcher
+            .route_file()
+            .map(|f| f.path.display().to_string()),
+        config_disagrees: *shared.router.active().name != *config_active,
+        config_active,
+    }
 }
 
 /// One backend's view.
@@ -95,12 +125,9 @@ pub fn view(shared: &Shared) -> StatusView {
             .collect(),
         last_switch: sw.last(),
         switches: sw.count(),
-        live_sync: shared
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|l| l.status()),
+        live_sync: shared.live.current().map(|l| l.status()),
+        live_sync_blocked: shared.live.blocked(),
+        route: route_view(shared),
     }
 }
 

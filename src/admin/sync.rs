@@ -13,7 +13,7 @@ use serde_json::json;
 use super::{AppState, authorize, error};
 use crate::app::Shared;
 use crate::sync::SyncError;
-use crate::sync::live::{LiveSpec, LiveSync, Phase};
+use crate::sync::live::{LiveSpec, LiveSync, Phase, StartMode, record};
 
 #[derive(Deserialize)]
 pub struct StartReq {
@@ -69,9 +69,7 @@ pub async fn start(
     };
     let running = shared
         .live
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
+        .current()
         .map(|l| l.status())
         .filter(|s| !matches!(s.phase, Phase::Stopped | Phase::Failed));
     if let Some(s) = running {
@@ -84,11 +82,11 @@ pub async fn start(
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    match LiveSync::start(spec, shared.metrics.clone()).await {
+    let owner = record::owner_name(&shared.switcher.route().instance);
+    match LiveSync::start(spec, shared.metrics.clone(), owner, StartMode::Fresh).await {
         Ok(live) => {
-            shared.switcher.set_hook(Some(live.clone()));
             let status = live.status();
-            *shared.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(live);
+            shared.live.set_running(live);
             (
                 StatusCode::OK,
                 Json(json!({ "ok": true, "live_sync": status })),
@@ -109,16 +107,12 @@ pub async fn stop(axum::extract::State(shared): AppState, headers: HeaderMap) ->
     if let Err(r) = authorize(&shared, &headers) {
         return r;
     }
-    let live: Option<Arc<LiveSync>> = shared
-        .live
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let live: Option<Arc<LiveSync>> = shared.live.current();
     match live {
         Some(l) => {
-            // Unhook first so no switch starts meanwhile, then let the last captured
-            // changes through before answering.
-            shared.switcher.set_hook(None);
+            // Let the last captured changes through before answering. A switch started
+            // meanwhile is refused (the sync is no longer running, and the old side may
+            // still hold captured changes).
             if !l.stop_and_wait(std::time::Duration::from_secs(30)).await {
                 return error(
                     StatusCode::GATEWAY_TIMEOUT,

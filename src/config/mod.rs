@@ -264,15 +264,19 @@ pub struct SwitchConfig {
     /// A switch to or from a live-sync side is refused while more captured changes than
     /// this are pending (so the catch-up inside the pause stays short).
     pub max_lag_rows: u64,
+    /// The longest clients are held by a switch (drain and catch-up included). Past it the
+    /// switch gives up before the swap and clients resume on the old backend.
+    pub max_pause: Dur,
 }
 
 impl Default for SwitchConfig {
     fn default() -> Self {
         SwitchConfig {
-            drain_timeout: Dur::secs(5),
+            drain_timeout: Dur::secs(1),
             prewarm: 4,
             preflight_timeout: Dur::secs(10),
             max_lag_rows: 10_000,
+            max_pause: Dur::secs(2),
         }
     }
 }
@@ -281,6 +285,8 @@ impl Default for SwitchConfig {
 #[serde(deny_unknown_fields)]
 pub struct RoutingConfig {
     pub active: Option<String>,
+    /// Where the route is kept across restarts (see `router::route_file`).
+    pub state_file: Option<PathBuf>,
 }
 
 /// The whole configuration file.
@@ -307,7 +313,11 @@ pub struct Resolved {
     pub config: Config,
     pub proxy_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// `routing.active` (where a proxy with no switch behind it starts).
     pub active: String,
+    /// The route file, resolved; `None` keeps the route in memory only (a config given
+    /// as text, as tests do, without `routing.state_file`).
+    pub state_file: Option<PathBuf>,
 }
 
 impl ProxyConfig {
@@ -371,7 +381,16 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml(&text, &env::ProcessEnv)
+        let mut r = Self::from_toml(&text, &env::ProcessEnv)?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        r.state_file = Some(match &r.config.routing.state_file {
+            Some(p) => dir.join(p),
+            None => crate::router::route_file::default_path(
+                path,
+                std::env::var("STATE_DIRECTORY").ok().as_deref(),
+            ),
+        });
+        Ok(r)
     }
 
     /// Parses, expands and validates config text.
@@ -410,8 +429,11 @@ impl Config {
             },
         );
         config.routing.active = Some("local".into());
-        config
+        let mut r = config
             .validate()
-            .expect("the embedded default config is valid")
+            .expect("the embedded default config is valid");
+        let dir = Path::new(db_path).parent().unwrap_or(Path::new("."));
+        r.state_file = Some(dir.join("switchyard.state.json"));
+        r
     }
 }

@@ -24,13 +24,36 @@ impl Config {
         self.validate_users()?;
         self.validate_admin(admin_addr)?;
         self.validate_backends()?;
+        self.validate_switch()?;
         let active = self.resolve_active()?;
+        let state_file = self.routing.state_file.clone();
         Ok(Resolved {
             config: self,
             proxy_addr,
             admin_addr,
             active,
+            state_file,
         })
+    }
+
+    fn validate_switch(&self) -> Result<(), ConfigError> {
+        let s = &self.switch;
+        if s.max_pause.get() < std::time::Duration::from_millis(10) {
+            return Err(ConfigError::invalid(
+                "switch.max_pause",
+                "must be at least 10ms (clients are held for at most this long during a switch)",
+            ));
+        }
+        if s.drain_timeout.get() > s.max_pause.get() {
+            return Err(ConfigError::invalid(
+                "switch.drain_timeout",
+                format!(
+                    "{} is longer than switch.max_pause ({}): the drain happens inside the pause; raise max_pause or lower drain_timeout",
+                    s.drain_timeout, s.max_pause
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn validate_proxy(&self, proxy_addr: SocketAddr) -> Result<(), ConfigError> {

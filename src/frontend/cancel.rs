@@ -1,17 +1,53 @@
 //! Cancel keys: each client gets a proxy-issued (pid, secret). A CancelRequest with a
 //! matching pair is forwarded to the server connection that client holds at that moment,
-//! using that server's own key.
+//! using that server's own key. The same slot says since when that transaction runs and
+//! how it began, which is what a switch asks before pausing ([`InflightView`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::backend::Backend;
+use crate::protocol::fe;
+use crate::router::inflight::{FirstStatement, InflightView, OpenTx};
 
-/// Where a client's query is running now.
+/// Where a client's transaction is running now.
 #[derive(Clone)]
 pub struct CancelTarget {
     pub backend: Arc<Backend>,
     pub key: (u32, u32),
+    pub since: Instant,
+    pub first: FirstStatement,
+}
+
+/// How a transaction began, from the client message that needed a server connection:
+/// the SQL of a Query or Parse, the statement name of a Bind.
+pub fn first_statement(tag: u8, msg: &[u8]) -> FirstStatement {
+    let body = msg.get(5..).unwrap_or_default();
+    let cstr = |b: &[u8]| -> (usize, usize) {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        (end, (end + 1).min(b.len()))
+    };
+    match tag {
+        fe::QUERY => FirstStatement::new(&body[..cstr(body).0]),
+        fe::PARSE => {
+            let (_, rest) = cstr(body);
+            let sql = &body[rest..];
+            FirstStatement::new(&sql[..cstr(sql).0])
+        }
+        fe::BIND => {
+            let (_, rest) = cstr(body);
+            let name = &body[rest..];
+            let name = &name[..cstr(name).0];
+            let mut text = [0u8; 64];
+            let prefix = b"(prepared statement) ";
+            let n = name.len().min(text.len() - prefix.len());
+            text[..prefix.len()].copy_from_slice(prefix);
+            text[prefix.len()..prefix.len() + n].copy_from_slice(&name[..n]);
+            FirstStatement::new(&text[..prefix.len() + n])
+        }
+        _ => FirstStatement::EMPTY,
+    }
 }
 
 /// One client's cancel slot.
@@ -111,11 +147,65 @@ impl CancelRegistry {
         }
     }
 
+    /// Every client's open transaction.
+    fn open(&self) -> Vec<OpenTx> {
+        let slots: Vec<Arc<CancelSlot>> = self
+            .slots
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        slots
+            .iter()
+            .filter_map(|s| s.get())
+            .map(|t| OpenTx {
+                backend: t.backend.name.to_string(),
+                pid: t.key.0,
+                age: t.since.elapsed(),
+                first: t.first,
+            })
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.slots.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl InflightView for CancelRegistry {
+    fn open_transactions(&self) -> Vec<OpenTx> {
+        self.open()
+    }
+}
+
+#[cfg(test)]
+mod first_statement_tests {
+    use super::*;
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![tag];
+        m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    #[test]
+    fn names_the_sql_or_the_statement() {
+        let q = msg(fe::QUERY, b"BEGIN; UPDATE t SET x = 1\0");
+        assert_eq!(
+            first_statement(fe::QUERY, &q).text(),
+            "BEGIN; UPDATE t SET x = 1"
+        );
+        let p = msg(fe::PARSE, b"s1\0SELECT $1\0\0\0");
+        assert_eq!(first_statement(fe::PARSE, &p).text(), "SELECT $1");
+        let b = msg(fe::BIND, b"\0s1\0\0\0");
+        assert_eq!(
+            first_statement(fe::BIND, &b).text(),
+            "(prepared statement) s1"
+        );
+        assert_eq!(first_statement(fe::SYNC, &msg(fe::SYNC, b"")).text(), "");
     }
 }

@@ -246,7 +246,8 @@ impl Session {
                 Step::Done => self.client_in.advance(h.total),
                 Step::Terminate => return Ok(Step::Terminate),
                 Step::NeedServer => {
-                    if let Err(err) = self.acquire().await {
+                    let first = super::cancel::first_statement(h.tag, &self.client_in[..h.total]);
+                    if let Err(err) = self.acquire(first).await {
                         self.client_in.advance(h.total);
                         if h.tag == fe::QUERY || h.tag == fe::FUNCTION_CALL {
                             self.relay.query_error(&err);
@@ -261,7 +262,10 @@ impl Session {
 
     /// Takes a server connection for a new transaction and brings it up to the client's
     /// session settings. The error is for the client when none could be had.
-    async fn acquire(&mut self) -> Result<(), ErrorFields> {
+    async fn acquire(
+        &mut self,
+        first: crate::router::inflight::FirstStatement,
+    ) -> Result<(), ErrorFields> {
         self.shared.metrics.clients_waiting.inc();
         let result = self.shared.router.acquire().await;
         self.shared.metrics.clients_waiting.dec();
@@ -300,6 +304,8 @@ impl Session {
             self.cancel.slot.set(Some(CancelTarget {
                 backend: held.backend.clone(),
                 key,
+                since: held.since,
+                first,
             }));
         }
         self.held = Some(held);

@@ -3,9 +3,14 @@
 //! starts and finishes there, whatever happens to the route meanwhile.
 //!
 //! - [`gate`]: pause and drain.
-//! - [`switch`]: the cutover/rollback state machine.
+//! - [`switch`]: the cutover/rollback state machine; [`hook`]: the data step it runs.
+//! - [`inflight`]: the open transactions a switch checks before pausing.
+//! - [`route_file`]: the route kept across restarts.
 
 pub mod gate;
+pub mod hook;
+pub mod inflight;
+pub mod route_file;
 pub mod switch;
 
 use std::collections::BTreeMap;

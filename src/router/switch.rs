@@ -1,45 +1,28 @@
 //! The switch: an ordered, observable state machine that moves new transactions from one
 //! backend to another.
 //!
-//! `preflight` (target reachable and authenticates, pool pre-warmed) → `pausing` (new
-//! transactions wait at the gate, idle clients stay connected) → `draining` (in-flight
-//! transactions finish, bounded) → `syncing` (the [`SwitchHook`] applies the last data
-//! changes) → `swapped` (one atomic store) → `serving`. A failure before the swap resumes
-//! on the old backend; no client sees an error either way. One switch at a time.
+//! `preflight` (target reachable and authenticates, pool pre-warmed, no transaction open
+//! longer than the drain bound, the data hook agrees) → `pausing` (new transactions wait
+//! at the gate, idle clients stay connected) → `draining` (in-flight transactions finish,
+//! bounded) → `syncing` (the [`SwitchHook`] applies the last data changes) → the route
+//! file records the new route (the commit point) → `swapped` (one atomic store) →
+//! `serving`. The whole pause is bounded by `switch.max_pause`; a failure or the bound
+//! before the commit resumes on the old backend, and no client sees an error either way.
+//! One switch at a time.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::future::BoxFuture;
 use serde::Serialize;
 use thiserror::Error;
 
 use super::Router;
+pub use super::hook::SwitchHook;
+use super::inflight::{InflightView, older_than};
+use super::route_file::{RouteFile, RouteState};
 use crate::backend::Backend;
 use crate::config::SwitchConfig;
 use crate::metrics::Metrics;
-
-/// The data step between drain and swap (live sync plugs in here). It runs while clients
-/// are paused, so it must be quick.
-pub trait SwitchHook: Send + Sync {
-    /// Runs before the pause; an error refuses the switch (nothing paused yet).
-    fn preflight<'a>(
-        &'a self,
-        _from: &'a Backend,
-        _to: &'a Backend,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn before_swap<'a>(
-        &'a self,
-        from: &'a Backend,
-        to: &'a Backend,
-    ) -> BoxFuture<'a, Result<(), String>>;
-
-    /// Runs once the switch is over, whichever way it ended.
-    fn finished(&self) {}
-}
 
 /// Where the switch machinery is right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -96,14 +79,29 @@ impl Drop for ResumeOnDrop<'_> {
     }
 }
 
+/// The route as it stands, and where it is kept.
+pub struct RouteMemory {
+    pub file: Option<RouteFile>,
+    pub state: RouteState,
+}
+
+/// How a switch may wait for open transactions before it starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SwitchOptions {
+    /// Wait up to this long for transactions older than the drain bound to finish
+    /// (instead of refusing at once).
+    pub wait: Option<Duration>,
+}
+
 /// Switch bookkeeping shared by the admin API.
 pub struct Switcher {
     lock: tokio::sync::Mutex<()>,
     state: Mutex<SwitchState>,
     last: Mutex<Option<SwitchRecord>>,
-    previous: Mutex<Option<String>>,
+    route: Mutex<RouteMemory>,
     count: Mutex<u64>,
     hook: Mutex<Option<Arc<dyn SwitchHook>>>,
+    inflight: Mutex<Option<Arc<dyn InflightView>>>,
     manual_pause: Mutex<Option<(u64, Instant)>>,
     pub config: SwitchConfig,
 }
@@ -119,30 +117,40 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Switcher {
-    pub fn new(config: SwitchConfig) -> Self {
+    pub fn new(config: SwitchConfig, route: RouteMemory) -> Self {
         Switcher {
             lock: tokio::sync::Mutex::new(()),
             state: Mutex::new(SwitchState::Serving),
             last: Mutex::new(None),
-            previous: Mutex::new(None),
+            route: Mutex::new(route),
             count: Mutex::new(0),
             hook: Mutex::new(None),
+            inflight: Mutex::new(None),
             manual_pause: Mutex::new(None),
             config,
         }
     }
 
     pub fn set_hook(&self, hook: Option<Arc<dyn SwitchHook>>) {
-        *self.hook.lock().unwrap_or_else(|e| e.into_inner()) = hook;
+        *lock(&self.hook) = hook;
+    }
+
+    /// Where the switch looks for transactions open too long to drain.
+    pub fn set_inflight(&self, view: Arc<dyn InflightView>) {
+        *lock(&self.inflight) = Some(view);
     }
 
     pub fn state(&self) -> SwitchState {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.state)
     }
 
     fn set_state(&self, s: SwitchState, metrics: &Metrics) {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = s;
+        *lock(&self.state) = s;
         metrics.paused.set(matches!(
             s,
             SwitchState::Pausing
@@ -155,18 +163,41 @@ impl Switcher {
     }
 
     pub fn last(&self) -> Option<SwitchRecord> {
-        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.last).clone()
     }
 
     pub fn previous(&self) -> Option<String> {
-        self.previous
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.route).state.previous.clone()
+    }
+
+    /// The route as last committed (file or memory).
+    pub fn route(&self) -> RouteState {
+        lock(&self.route).state.clone()
+    }
+
+    /// The route file, when the route is kept on disk.
+    pub fn route_file(&self) -> Option<RouteFile> {
+        lock(&self.route).file.clone()
+    }
+
+    /// Records a route decided outside a switch (at start-up, from live sync's record).
+    pub fn adopt_route(&self, active: &str, epoch: u64) -> Result<(), String> {
+        let mut r = lock(&self.route);
+        let mut next = r.state.clone();
+        if next.active != active {
+            next.previous = Some(next.active.clone());
+        }
+        next.active = active.to_string();
+        next.epoch = epoch;
+        if let Some(f) = &r.file {
+            f.store(&next).map_err(|e| e.to_string())?;
+        }
+        r.state = next;
+        Ok(())
     }
 
     pub fn count(&self) -> u64 {
-        *self.count.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.count)
     }
 
     /// Moves new transactions to `to`. The record says how it went (also on failure).
@@ -175,8 +206,9 @@ impl Switcher {
         router: &Router,
         metrics: &Metrics,
         to: &str,
+        opts: SwitchOptions,
     ) -> Result<SwitchRecord, SwitchError> {
-        self.switch(router, metrics, to, "cutover").await
+        self.switch(router, metrics, to, "cutover", opts).await
     }
 
     /// Goes back to the backend that was active before the last switch.
@@ -184,9 +216,10 @@ impl Switcher {
         &self,
         router: &Router,
         metrics: &Metrics,
+        opts: SwitchOptions,
     ) -> Result<SwitchRecord, SwitchError> {
         let to = self.previous().ok_or(SwitchError::NoPrevious)?;
-        self.switch(router, metrics, &to, "rollback").await
+        self.switch(router, metrics, &to, "rollback", opts).await
     }
 
     async fn switch(
@@ -195,14 +228,10 @@ impl Switcher {
         metrics: &Metrics,
         to: &str,
         kind: &'static str,
+        opts: SwitchOptions,
     ) -> Result<SwitchRecord, SwitchError> {
         let _guard = self.lock.try_lock().map_err(|_| SwitchError::Busy)?;
-        if self
-            .manual_pause
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
-        {
+        if lock(&self.manual_pause).is_some() {
             return Err(SwitchError::Busy);
         }
         let target = router
@@ -225,17 +254,15 @@ impl Switcher {
         };
         tracing::info!(kind, from = %rec.from, to = %rec.to, "switch starting");
         let result = self
-            .run_steps(router, metrics, &from, &target, &mut rec)
+            .run_steps(router, metrics, &from, &target, &mut rec, opts)
             .await;
-        if let Some(hook) = self.hook.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            hook.finished();
+        if let Some(hook) = lock(&self.hook).clone() {
+            hook.finished(result.is_ok());
         }
         self.set_state(SwitchState::Serving, metrics);
-        if let Err(e) = result {
-            rec.error = Some(e);
-        } else {
-            rec.ok = true;
-            *self.previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(rec.from.clone());
+        match result {
+            Err(e) => rec.error = Some(e),
+            Ok(()) => rec.ok = true,
         }
         self.finish(&rec, metrics);
         Ok(rec)
@@ -248,6 +275,7 @@ impl Switcher {
         from: &Arc<Backend>,
         to: &Arc<Backend>,
         rec: &mut SwitchRecord,
+        opts: SwitchOptions,
     ) -> Result<(), String> {
         self.set_state(SwitchState::Preflight, metrics);
         let t = Instant::now();
@@ -267,21 +295,62 @@ impl Switcher {
                 ));
             }
         }
-        let hook = self.hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(hook) = hook {
+        self.no_old_transactions(from, opts.wait).await?;
+        let hook = lock(&self.hook).clone();
+        if let Some(hook) = &hook {
             hook.preflight(from, to).await?;
         }
+        rec.preflight_ms = ms(t.elapsed());
         self.set_state(SwitchState::Pausing, metrics);
         router.gate.pause();
         // Resumes even if this future is dropped mid-pause (a panic, a runtime shutdown).
         let resume = ResumeOnDrop(&router.gate);
         let paused_at = Instant::now();
-        let result = self.paused_steps(router, metrics, from, to, rec).await;
+        let result = self
+            .paused_steps(router, metrics, from, to, rec, hook.as_deref())
+            .await;
         drop(resume);
         let pause = paused_at.elapsed();
         rec.pause_ms = ms(pause);
         metrics.pause_seconds.observe(pause.as_secs_f64());
         result
+    }
+
+    /// Refuses (or, with `wait`, first waits) while a transaction on `from` has been open
+    /// longer than the drain bound: the pause would hold every client for that bound and
+    /// then fail.
+    async fn no_old_transactions(
+        &self,
+        from: &Backend,
+        wait: Option<Duration>,
+    ) -> Result<(), String> {
+        let Some(view) = lock(&self.inflight).clone() else {
+            return Ok(());
+        };
+        let bound = self.config.drain_timeout.get();
+        let deadline = Instant::now() + wait.unwrap_or_default();
+        loop {
+            let old: Vec<_> = older_than(&*view, bound)
+                .into_iter()
+                .filter(|t| t.backend == *from.name)
+                .collect();
+            let Some(oldest) = old.first() else {
+                return Ok(());
+            };
+            if Instant::now() >= deadline {
+                let waited = wait
+                    .map(|w| format!(" (waited {:.1} s)", w.as_secs_f64()))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "{} transaction(s) on {:?} open longer than switch.drain_timeout ({}){waited}; nobody was paused. Oldest: {}. Retry when it is done, or ask to wait for it (ctl cutover --wait 30s)",
+                    old.len(),
+                    from.name,
+                    self.config.drain_timeout,
+                    oldest.describe()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn paused_steps(
@@ -291,6 +360,57 @@ impl Switcher {
         from: &Arc<Backend>,
         to: &Arc<Backend>,
         rec: &mut SwitchRecord,
+        hook: Option<&dyn SwitchHook>,
+    ) -> Result<(), String> {
+        let bound = self.config.max_pause.get();
+        let paused_at = Instant::now();
+        let epoch = self.route().epoch + 1;
+        let prepared = tokio::time::timeout(
+            bound,
+            self.drain_and_prepare(router, metrics, from, to, rec, hook, epoch),
+        )
+        .await;
+        match prepared {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(format!(
+                    "the switch took longer than switch.max_pause ({}) while {}; it was abandoned before the swap and clients resumed on {:?}",
+                    self.config.max_pause,
+                    match self.state() {
+                        SwitchState::Draining => "draining transactions in flight",
+                        _ => "applying the last changes to the target",
+                    },
+                    from.name
+                ));
+            }
+        }
+        // The commit point: once the route file says `to`, a restart comes up there.
+        self.persist_route(&to.name, epoch).await?;
+        if let Some(hook) = hook {
+            hook.commit(from, to);
+        }
+        router.swap_to(&to.name);
+        metrics
+            .active_backend
+            .with_label_values(&[&from.name])
+            .set(0);
+        metrics.active_backend.with_label_values(&[&to.name]).set(1);
+        metrics.route_epoch.set(epoch as i64);
+        self.set_state(SwitchState::Swapped, metrics);
+        tracing::debug!(held_ms = ms(paused_at.elapsed()), "swapped; resuming");
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn drain_and_prepare(
+        &self,
+        router: &Router,
+        metrics: &Metrics,
+        from: &Arc<Backend>,
+        to: &Arc<Backend>,
+        rec: &mut SwitchRecord,
+        hook: Option<&dyn SwitchHook>,
+        epoch: u64,
     ) -> Result<(), String> {
         self.set_state(SwitchState::Draining, metrics);
         let t = Instant::now();
@@ -309,19 +429,35 @@ impl Switcher {
             ));
         }
         self.set_state(SwitchState::Syncing, metrics);
-        let hook = self.hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(hook) = hook {
-            hook.before_swap(from, to)
+            hook.prepare(from, to, epoch)
                 .await
                 .map_err(|e| format!("data sync before the swap failed: {e}"))?;
         }
-        router.swap_to(&to.name);
-        metrics
-            .active_backend
-            .with_label_values(&[&from.name])
-            .set(0);
-        metrics.active_backend.with_label_values(&[&to.name]).set(1);
-        self.set_state(SwitchState::Swapped, metrics);
+        Ok(())
+    }
+
+    /// Writes the new route (file first, then memory). Runs to its end even if the
+    /// caller is dropped, so the file never says what memory does not.
+    async fn persist_route(&self, to: &str, epoch: u64) -> Result<(), String> {
+        let (file, mut next) = {
+            let r = lock(&self.route);
+            (r.file.clone(), r.state.clone())
+        };
+        next.previous = Some(next.active.clone());
+        next.active = to.to_string();
+        next.epoch = epoch;
+        next.switched_at_unix_ms = unix_ms();
+        if let Some(file) = file {
+            let state = next.clone();
+            tokio::task::spawn_blocking(move || file.store(&state))
+                .await
+                .map_err(|e| format!("writing the route file failed: {e}"))?
+                .map_err(|e| {
+                    format!("cannot record the new route, so the switch is abandoned: {e}")
+                })?;
+        }
+        lock(&self.route).state = next;
         Ok(())
     }
 
@@ -330,13 +466,13 @@ impl Switcher {
             .switches
             .with_label_values(&[if rec.ok { "ok" } else { "failed" }])
             .inc();
-        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        *lock(&self.count) += 1;
         if rec.ok {
             tracing::info!(kind = rec.kind, from = %rec.from, to = %rec.to, pause_ms = rec.pause_ms, drain_ms = rec.drain_ms, preflight_ms = rec.preflight_ms, "switch done");
         } else {
             tracing::warn!(kind = rec.kind, from = %rec.from, to = %rec.to, pause_ms = rec.pause_ms, error = rec.error.as_deref().unwrap_or(""), "switch failed, still serving from the old backend");
         }
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(rec.clone());
+        *lock(&self.last) = Some(rec.clone());
     }
 
     /// Holds new transactions until [`Switcher::resume`] (or `timeout`, if given).

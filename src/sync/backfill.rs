@@ -32,6 +32,10 @@ pub struct TableOutcome {
 
 pub struct CopyOptions {
     pub batch_rows: usize,
+    /// A snapshot exported by a PostgreSQL source (`pg_export_snapshot()`): every table
+    /// is read in it, so the copy is one consistent state of the source.
+    pub snapshot: Option<String>,
+
     pub skip_bad_rows: bool,
     pub source_id: String,
     pub rejects: Arc<Mutex<Vec<Reject>>>,
@@ -164,8 +168,9 @@ async fn copy_pg_batches(
     progress: &mut TableProgress,
 ) -> Result<i64, SyncError> {
     let src = super::pgconn::connect(pt).await?;
+    let in_tx = begin_snapshot(&src, opts.snapshot.as_deref()).await?;
     loop {
-        let b = pg_source::next_batch(&src, t, after.as_ref(), opts.batch_rows).await?;
+        let b = pg_source::next_batch(&src, t, after.as_ref(), opts.batch_rows, in_tx).await?;
         rows += b.rows as i64;
         let cp = Checkpoint {
             last_key: b.last_key.clone(),
@@ -186,8 +191,33 @@ async fn copy_pg_batches(
         }
         after = b.last_key;
     }
+    end_snapshot(&src, in_tx).await?;
     mark_done(target, opts, t, rows).await?;
     Ok(rows)
+}
+
+/// Starts a read-only transaction in the shared snapshot, if there is one. Returns
+/// whether a transaction is open.
+async fn begin_snapshot(src: &Client, snapshot: Option<&str>) -> Result<bool, SyncError> {
+    let Some(id) = snapshot else {
+        return Ok(false);
+    };
+    src.batch_execute(&format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+        super::schema::lit(id)
+    ))
+    .await
+    .map_err(|e| SyncError::Source(format!("importing the copy's snapshot: {}", pg_error(&e))))?;
+    Ok(true)
+}
+
+async fn end_snapshot(src: &Client, in_tx: bool) -> Result<(), SyncError> {
+    if in_tx {
+        src.batch_execute("COMMIT")
+            .await
+            .map_err(|e| SyncError::Source(pg_error(&e)))?;
+    }
+    Ok(())
 }
 
 /// A table without a primary key: everything in one transaction, after emptying it.
@@ -226,7 +256,9 @@ async fn copy_whole(
         }
         Source::Postgres(pt) => {
             let src = super::pgconn::connect(pt).await?;
-            let b = pg_source::next_batch(&src, t, None, usize::MAX).await?;
+            let in_tx = begin_snapshot(&src, opts.snapshot.as_deref()).await?;
+            let b = pg_source::next_batch(&src, t, None, usize::MAX, in_tx).await?;
+            end_snapshot(&src, in_tx).await?;
             rows = b.rows as i64;
             progress.inc(b.rows as u64);
             send_copy(&tx, t, b.data.freeze()).await?;

@@ -82,55 +82,77 @@ pub async fn validate(
     pending: Vec<Pending>,
     parallel: usize,
 ) -> Result<Vec<String>, SyncError> {
-    let checks = pending.into_iter().map(|p| async move {
-        let c = pgconn::connect(target).await?;
-        let started = std::time::Instant::now();
-        let sql = format!(
-            "ALTER TABLE {} VALIDATE CONSTRAINT {}",
-            q(&p.table),
-            q(&p.name)
-        );
-        match c.batch_execute(&sql).await {
-            Ok(()) => {
-                tracing::info!(
-                    table = %p.table,
-                    constraint = %p.name,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "foreign key validated"
-                );
-                Ok(None)
-            }
-            Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "23503") => {
-                let detail = e.as_db_error().and_then(|d| d.detail()).unwrap_or("");
-                Ok(Some(format!(
-                    "foreign key {} on {} does not hold: {}: {detail} It is kept NOT VALID \
-                     (rows written from now on are checked); fix or delete those rows, then \
-                     run ALTER TABLE {} VALIDATE CONSTRAINT {} (or sync again)",
-                    q(&p.name),
-                    q(&p.table),
-                    pg_error(&e),
-                    q(&p.table),
-                    q(&p.name)
-                )))
-            }
-            Err(e) => Err(SyncError::Target(format!(
-                "validating {} on {}: {}",
-                p.name,
-                p.table,
-                pg_error(&e)
-            ))),
-        }
-    });
-    let results: Vec<Result<Option<String>, SyncError>> = futures::stream::iter(checks)
-        .buffer_unordered(parallel.max(1))
-        .collect()
-        .await;
+    let results: Vec<Result<Option<(Pending, String)>, SyncError>> =
+        futures::stream::iter(pending.into_iter().map(|p| validate_one(target, p)))
+            .buffer_unordered(parallel.max(1))
+            .collect()
+            .await;
     let mut failed = Vec::new();
     for r in results {
-        if let Some(m) = r? {
+        if let Some((_, m)) = r? {
             failed.push(m);
         }
     }
     failed.sort();
     Ok(failed)
+}
+
+/// Validates the keys one after the other; returns those that do not hold yet, each with
+/// the reason.
+pub async fn validate_each(
+    target: &PgTarget,
+    pending: Vec<Pending>,
+) -> Result<Vec<(Pending, String)>, SyncError> {
+    let mut left = Vec::new();
+    for p in pending {
+        if let Some(failed) = validate_one(target, p).await? {
+            left.push(failed);
+        }
+    }
+    Ok(left)
+}
+
+/// `VALIDATE CONSTRAINT` on a connection of its own: `None` when the key holds.
+async fn validate_one(
+    target: &PgTarget,
+    p: Pending,
+) -> Result<Option<(Pending, String)>, SyncError> {
+    let c = pgconn::connect(target).await?;
+    let started = std::time::Instant::now();
+    let sql = format!(
+        "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+        q(&p.table),
+        q(&p.name)
+    );
+    match c.batch_execute(&sql).await {
+        Ok(()) => {
+            tracing::info!(
+                table = %p.table,
+                constraint = %p.name,
+                seconds = started.elapsed().as_secs_f64(),
+                "foreign key validated"
+            );
+            Ok(None)
+        }
+        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "23503") => {
+            let detail = e.as_db_error().and_then(|d| d.detail()).unwrap_or("");
+            let msg = format!(
+                "foreign key {} on {} does not hold: {}: {detail} It is kept NOT VALID \
+                 (rows written from now on are checked); fix or delete those rows, then \
+                 run ALTER TABLE {} VALIDATE CONSTRAINT {} (or sync again)",
+                q(&p.name),
+                q(&p.table),
+                pg_error(&e),
+                q(&p.table),
+                q(&p.name)
+            );
+            Ok(Some((p, msg)))
+        }
+        Err(e) => Err(SyncError::Target(format!(
+            "validating {} on {}: {}",
+            p.name,
+            p.table,
+            pg_error(&e)
+        ))),
+    }
 }

@@ -60,6 +60,11 @@ pub enum SyncError {
     },
     #[error("{0}")]
     Refused(String),
+    /// Another process took over the live sync this one was applying.
+    #[error(
+        "live sync was taken over by another process (this one is {0}); this process stops applying"
+    )]
+    Fenced(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -93,4 +98,9 @@ pub struct SyncOptions {
     pub force: bool,
     pub resume: bool,
     pub skip_bad_rows: Option<PathBuf>,
+    /// Leave new foreign keys NOT VALID and return them in [`plan::Summary::unvalidated`]
+    /// (live sync validates them once the changes captured during the copy are applied).
+    pub defer_foreign_keys: bool,
+    /// Counts rows as they are copied (live sync's progress in `/status`).
+    pub rows_copied: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }

@@ -174,12 +174,15 @@ pub struct PgBatch {
     pub last: bool,
 }
 
-/// Copies the next batch of `t` after `after` out of the source.
+/// Copies the next batch of `t` after `after` out of the source. With `in_tx` the caller
+/// holds a transaction open (a shared snapshot) and the batch is read inside it; otherwise
+/// the batch is a read-only transaction of its own.
 pub async fn next_batch(
     c: &Client,
     t: &Table,
     after: Option<&Json>,
     batch_rows: usize,
+    in_tx: bool,
 ) -> Result<PgBatch, SyncError> {
     let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
     let pk = column_list(&t.pk);
@@ -230,10 +233,13 @@ pub async fn next_batch(
             is_last,
         )
     };
-    let data =
-        super::pgconn::copy_out_all(c, &format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
-            .await
-            .map_err(src)?;
+    let copy = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
+    let data = if in_tx {
+        super::pgconn::copy_out_in_tx(c, &copy).await
+    } else {
+        super::pgconn::copy_out_all(c, &copy).await
+    }
+    .map_err(src)?;
     let rows = count_tuples(&data);
     let last_key = match (last_key, last) {
         (Some(k), _) => Some(k),

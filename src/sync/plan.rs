@@ -22,6 +22,9 @@ use crate::backend::url::BackendUrl;
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Summary {
     pub tables: Vec<TableOutcome>,
+    /// Foreign keys left NOT VALID for the caller to validate (`defer_foreign_keys`).
+    #[serde(skip)]
+    pub unvalidated: Vec<foreign_keys::Pending>,
     pub seconds: f64,
     pub rejected: usize,
     pub warnings: Vec<String>,
@@ -294,6 +297,15 @@ pub async fn run(opts: SyncOptions) -> Result<Summary, SyncError> {
     // Before the keys are validated, so the target takes the app's INSERTs whatever
     // the validation finds.
     sequences::advance(&client, &opened.tables).await?;
+    if opts.defer_foreign_keys {
+        return Ok(Summary {
+            tables: outcomes,
+            unvalidated: pending,
+            seconds: started.elapsed().as_secs_f64(),
+            rejected: write_rejects(&opts, &rejects)?,
+            warnings,
+        });
+    }
     let invalid = foreign_keys::validate(&target, pending, opts.parallel).await?;
     // Rejected rows are written even when a key does not hold (a rejected parent row
     // leaves its children orphaned).
@@ -305,6 +317,7 @@ pub async fn run(opts: SyncOptions) -> Result<Summary, SyncError> {
         seconds: started.elapsed().as_secs_f64(),
         rejected,
         warnings,
+        ..Default::default()
     })
 }
 
@@ -338,6 +351,9 @@ async fn copy_all(
     rejects: Arc<Mutex<Vec<sqlite_read::Reject>>>,
 ) -> Result<Vec<TableOutcome>, SyncError> {
     let progress = Arc::new(Progress::new());
+    // Held until every table is read: the copy connections import its snapshot.
+    let exported = export_snapshot(&opened.source).await?;
+    let snapshot = exported.as_ref().map(|(_, id)| id.clone());
     let jobs = opened
         .tables
         .iter()
@@ -346,6 +362,7 @@ async fn copy_all(
         .map(|(t, a)| {
             let copy_opts = CopyOptions {
                 batch_rows: opts.batch_rows,
+                snapshot: snapshot.clone(),
                 skip_bad_rows: opts.skip_bad_rows.is_some(),
                 source_id: opened.id.clone(),
                 rejects: rejects.clone(),
@@ -355,9 +372,11 @@ async fn copy_all(
                 _ => None,
             };
             let (progress, source) = (progress.clone(), opened.source.clone());
+            let counter = opts.rows_copied.clone();
             async move {
                 let total = source_count(&source, &t.name).await?;
                 let mut tp = progress.table("copy", &t.name, total.max(0) as u64);
+                tp.count_into(counter);
                 let mut client = pgconn::connect(target).await?;
                 let outcome =
                     backfill::copy_table(&mut client, &source, t, start, &copy_opts, &mut tp)
@@ -381,7 +400,36 @@ async fn copy_all(
         .buffered(opts.parallel.max(1))
         .collect()
         .await;
+    if let Some((c, _)) = exported {
+        let _ = c.batch_execute("COMMIT").await;
+    }
     results.into_iter().collect()
+}
+
+/// For a PostgreSQL source: a read-only REPEATABLE READ transaction whose snapshot every
+/// copy connection imports, so all tables are copied as of one moment (a child row never
+/// refers to a parent the copy of the parent table did not see). The connection must stay
+/// open, in its transaction, until the copy is done.
+async fn export_snapshot(source: &Source) -> Result<Option<(Client, String)>, SyncError> {
+    let Source::Postgres(pt) = source else {
+        return Ok(None);
+    };
+    let c = pgconn::connect(pt).await?;
+    let sql = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT pg_export_snapshot()";
+    match c.simple_query(sql).await {
+        Ok(msgs) => {
+            let id = msgs.into_iter().find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            });
+            tracing::debug!(snapshot = ?id, "copying every table in one exported snapshot");
+            Ok(id.map(|id| (c, id)))
+        }
+        Err(e) => {
+            tracing::warn!(error = %pg_error(&e), "the source cannot export a snapshot; each table is copied in a snapshot of its own");
+            Ok(None)
+        }
+    }
 }
 
 /// An error listing the foreign keys that do not hold, if any.

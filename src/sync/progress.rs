@@ -40,6 +40,7 @@ impl Progress {
             started: Instant::now(),
             last_log: Instant::now(),
             bar,
+            counter: None,
         }
     }
 }
@@ -59,11 +60,20 @@ pub struct TableProgress {
     started: Instant,
     last_log: Instant,
     bar: Option<ProgressBar>,
+    counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl TableProgress {
+    /// Also adds every increment to `counter` (a caller's running total).
+    pub fn count_into(&mut self, counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>) {
+        self.counter = counter;
+    }
+
     pub fn inc(&mut self, rows: u64) {
         self.done += rows;
+        if let Some(c) = &self.counter {
+            c.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(b) = &self.bar {
             b.set_position(self.done);
         } else if self.last_log.elapsed() >= Duration::from_secs(5) {

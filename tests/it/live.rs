@@ -235,16 +235,7 @@ async fn post(proxy: &Proxy, path: &str, body: Option<Value>) -> (u16, Value) {
 }
 
 fn live_status(proxy: &Proxy) -> Value {
-    serde_json::to_value(
-        proxy
-            .shared
-            .live
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map(|l| l.status()),
-    )
-    .unwrap()
+    serde_json::to_value(proxy.shared.live.current().map(|l| l.status())).unwrap()
 }
 
 /// Runs the workload for `secs`, calling `switch` (a cutover or rollback) half way.
@@ -519,7 +510,7 @@ fn proxy_for(local_url: &str, remote: &PgCluster) -> Proxy {
          [backends.local]\nurl = \"{local_url}\"\npool_size = 6\npooler = \"none\"\n\
          [backends.remote]\nurl = \"{}\"\npool_size = 6\n\
          [routing]\nactive = \"local\"\n\
-         [switch]\nmax_lag_rows = 5000\ndrain_timeout = \"10s\"\n",
+         [switch]\nmax_lag_rows = 5000\ndrain_timeout = \"10s\"\nmax_pause = \"15s\"\n",
         remote.url("app")
     ))
 }

@@ -81,7 +81,7 @@ async fn race(
 ) -> u64 {
     let (started, mut rounds) = (Instant::now(), 0u64);
     while started.elapsed() < Duration::from_secs(4) {
-        apply::apply_round_from(from, to, tables, limit, 0)
+        apply::apply_round_from(from, to, tables, limit, 0, None)
             .await
             .unwrap_or_else(|e| panic!("round {rounds} failed: {e}"));
         rounds += 1;
@@ -90,7 +90,7 @@ async fn race(
 }
 
 async fn drain(from: &side::Side, to: &mut side::Side, tables: &[schema::Table]) {
-    while apply::apply_round_from(from, to, tables, 10_000, 0)
+    while apply::apply_round_from(from, to, tables, 10_000, 0, None)
         .await
         .unwrap()
         .0
@@ -264,12 +264,12 @@ fn a_round_that_sees_a_parent_gone_deletes_its_stale_children_with_it() {
         assert_eq!(dump(&dst_url).await, ["1 x,y", "2 z"]);
         app.batch_execute(OLD_CHANGE_THEN_DELETE).await.unwrap();
         // One entry: the rename of parent 1, which the snapshot shows deleted.
-        let refused = apply::apply_round(&from, &mut to, &tables, 1, 0, false).await;
+        let refused = apply::apply_round(&from, &mut to, &tables, 1, 0, false, None).await;
         assert!(
             matches!(&refused, Err(switchyard::sync::SyncError::Constraint(e)) if e.contains("still referenced")),
             "{refused:?}"
         );
-        let (n, _) = apply::apply_round(&from, &mut to, &tables, 1, 0, true)
+        let (n, _) = apply::apply_round(&from, &mut to, &tables, 1, 0, true, None)
             .await
             .unwrap();
         assert_eq!(n, 1);
@@ -291,7 +291,7 @@ fn a_round_that_sees_a_parent_gone_deletes_its_stale_children_with_it() {
         )
         .await
         .unwrap();
-        apply::apply_round_from(&from, &mut to, &tables, 1, 0)
+        apply::apply_round_from(&from, &mut to, &tables, 1, 0, None)
             .await
             .unwrap();
         assert_eq!(dump(&dst_url).await, ["2 y,z"]);
@@ -306,7 +306,7 @@ fn a_round_that_sees_a_parent_gone_deletes_its_stale_children_with_it() {
         )
         .await
         .unwrap();
-        let (n, _) = apply::apply_round(&from, &mut to, &tables, 1, 0, true)
+        let (n, _) = apply::apply_round(&from, &mut to, &tables, 1, 0, true, None)
             .await
             .unwrap();
         assert_eq!(n, 1);
@@ -357,7 +357,7 @@ fn a_round_into_sqlite_that_sees_a_parent_gone_is_not_refused() {
         drain(&from, &mut to, &tables).await;
         assert_eq!(sqlite_dump(&c), ["1 x,y", "2 z"]);
         app.batch_execute(OLD_CHANGE_THEN_DELETE).await.unwrap();
-        let (n, _) = apply::apply_round(&from, &mut to, &tables, 1, 0, false)
+        let (n, _) = apply::apply_round(&from, &mut to, &tables, 1, 0, false, None)
             .await
             .unwrap();
         assert_eq!(n, 1);

@@ -3,6 +3,11 @@
 //! matter how many times or in which order a row changed), upserts the rows that exist and
 //! deletes those that do not, in one target transaction, and only then removes exactly the
 //! entries it read. Idempotent: a crash between the two steps just applies them again.
+//!
+//! The target's transaction commits with `synchronous_commit = on` whatever the target's
+//! own setting, so an entry is removed only once its change is durable there; and it
+//! carries the owner's fence ([`super::record`]), so a process that lost the sync to
+//! another cannot commit a round.
 
 use futures::SinkExt;
 use tokio_postgres::Client;
@@ -33,10 +38,11 @@ pub async fn apply_round_from(
     tables: &[Table],
     limit: usize,
     after: i64,
+    fence: Option<&str>,
 ) -> Result<(usize, i64), SyncError> {
     let (mut after, mut limit, mut cascade) = (after, limit, false);
     loop {
-        match apply_round(from, to, tables, limit, after, cascade).await {
+        match apply_round(from, to, tables, limit, after, cascade, fence).await {
             Err(SyncError::Constraint(e)) if !cascade && matches!(to, Side::Postgres(_)) => {
                 tracing::debug!(error = %e, after, limit, "round refused by a constraint; deleting stale referencing rows with it");
                 cascade = true;
@@ -57,7 +63,8 @@ pub async fn apply_round_from(
 /// Applies one batch of changes from `from` to `to`, read above id `after`. Returns how
 /// many entries it applied and the highest id among them. With `cascade` (a PostgreSQL
 /// target), target rows that reference rows the snapshot no longer has are deleted too
-/// (see [`super::cascade`]).
+/// (see [`super::cascade`]). With `fence` (the owner's name), the round commits only while
+/// that owner holds the sync on the target.
 pub async fn apply_round(
     from: &Side,
     to: &mut Side,
@@ -65,6 +72,7 @@ pub async fn apply_round(
     limit: usize,
     after: i64,
     cascade: bool,
+    fence: Option<&str>,
 ) -> Result<(usize, i64), SyncError> {
     let started = std::time::Instant::now();
     let to_pg = matches!(to, Side::Postgres(_));
@@ -75,10 +83,11 @@ pub async fn apply_round(
     };
     let read_ms = started.elapsed().as_secs_f64() * 1e3;
     match to {
-        Side::Postgres(dst) => apply_to_pg(dst, &work, cascade.then_some(tables)).await?,
+        Side::Postgres(dst) => apply_to_pg(dst, &work, cascade.then_some(tables), fence).await?,
         Side::Sqlite(path) => {
-            let path = path.clone();
-            blocking(move || sqlite_write(&mut open_sqlite(&path)?, &work)).await?;
+            let (path, fence) = (path.clone(), fence.map(str::to_string));
+            blocking(move || sqlite_write(&mut open_sqlite(&path)?, &work, fence.as_deref()))
+                .await?;
         }
     }
     let applied_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -95,6 +104,14 @@ pub async fn apply_round(
         "live sync round"
     );
     Ok((entries.len(), last))
+}
+
+/// (table, keys changed) of every table a round touches.
+pub(super) fn touched_counts(work: &[Work]) -> Vec<(&str, usize)> {
+    work.iter()
+        .filter(|w| w.touched.truncated || !w.touched.keys.is_empty())
+        .map(|w| (w.table.name.as_str(), w.touched.keys.len().max(1)))
+        .collect()
 }
 
 pub(super) fn ctx(table: &str) -> impl Fn(tokio_postgres::Error) -> SyncError + '_ {
@@ -120,11 +137,24 @@ async fn apply_to_pg(
     dst: &mut Client,
     work: &[Work],
     cascade: Option<&[Table]>,
+    fence: Option<&str>,
 ) -> Result<(), SyncError> {
     let tx = dst.transaction().await.map_err(pgerr)?;
-    tx.batch_execute("SET LOCAL switchyard.applying = 'on'")
+    tx.batch_execute("SET LOCAL switchyard.applying = 'on'; SET LOCAL synchronous_commit = on")
         .await
         .map_err(pgerr)?;
+    if let Some(owner) = fence {
+        let done = tx
+            .simple_query(&super::record::pg_fence_sql(owner))
+            .await
+            .map_err(pgerr)?;
+        if super::record::affected(&done) == 0 {
+            return Err(super::record::fenced(owner));
+        }
+        if let Some(sql) = super::record::pg_touched_sql(&touched_counts(work)) {
+            tx.batch_execute(&sql).await.map_err(pgerr)?;
+        }
+    }
     for w in work {
         let t = &w.table;
         if w.touched.truncated {

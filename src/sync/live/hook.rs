@@ -1,18 +1,18 @@
 //! Live sync inside a switch. Before the pause: refuse while still backfilling, while the
 //! switch goes against the sync's direction, or while the lag is above the bound. Inside
 //! the pause (clients held, in-flight transactions drained): apply every remaining change,
-//! carry sequences over, and reverse the direction so the old side keeps receiving the new
-//! side's writes. Switches between other backends pass through untouched.
+//! carry sequences over, and record the reversed direction in both databases; at the
+//! commit, reverse it in memory too, so the old side keeps receiving the new side's writes.
+//! A switch abandoned after recording puts the record back. [`super::slot`] decides which
+//! switches reach this.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use futures::future::BoxFuture;
-
+use super::record::StoredPhase;
 use super::status::CatchUp;
 use super::{LiveSync, Phase, apply, sequences, side};
 use crate::backend::Backend;
-use crate::router::switch::SwitchHook;
 use crate::sync::SyncError;
 
 /// Rounds a catch-up may take before it gives up (each applies up to `batch` changes).
@@ -22,12 +22,9 @@ const MAX_CATCH_UP_ROUNDS: usize = 1000;
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl LiveSync {
-    fn involves(&self, from: &Backend, to: &Backend) -> bool {
-        let (a, b) = (&self.spec.from_name, &self.spec.to_name);
-        (*from.name == **a && *to.name == **b) || (*from.name == **b && *to.name == **a)
-    }
-
-    async fn check(&self, from: &Backend) -> Result<(), String> {
+    /// Before the pause: the sync must be streaming, in this switch's direction, with a
+    /// small enough lag (which it then mostly applies, before anyone is paused).
+    pub(super) async fn check(&self, from: &Backend) -> Result<(), String> {
         let st = self.status();
         if st.phase != Phase::Streaming {
             return Err(format!(
@@ -80,8 +77,15 @@ impl LiveSync {
             (&s.b, &mut s.a)
         };
         for _ in 0..20 {
-            let (n, last) =
-                apply::apply_round_from(src, dst, &self.tables, self.spec.batch, s.cursor).await?;
+            let (n, last) = apply::apply_round_from(
+                src,
+                dst,
+                &self.tables,
+                self.spec.batch,
+                s.cursor,
+                Some(&self.owner),
+            )
+            .await?;
             s.cursor = s.cursor.max(last);
             self.metrics.sync_applied.inc_by(n as u64);
             self.update(|st| st.applied_total += n as u64);
@@ -92,7 +96,8 @@ impl LiveSync {
         Ok(())
     }
 
-    /// Applies everything pending, carries sequences, and reverses the direction.
+    /// Applies everything pending and carries sequences; the direction is reversed by
+    /// [`Self::commit_flip`] once the switch commits.
     async fn catch_up(&self) -> Result<CatchUp, SyncError> {
         let started = Instant::now();
         let mut guard = self.sides.lock().await;
@@ -111,9 +116,15 @@ impl LiveSync {
         let mut clean = false;
         for _ in 0..MAX_CATCH_UP_ROUNDS {
             let after = if full { 0 } else { s.cursor };
-            let (n, last) =
-                apply::apply_round_from(src, dst, &self.tables, self.spec.batch.max(10_000), after)
-                    .await?;
+            let (n, last) = apply::apply_round_from(
+                src,
+                dst,
+                &self.tables,
+                self.spec.batch.max(10_000),
+                after,
+                Some(&self.owner),
+            )
+            .await?;
             s.cursor = s.cursor.max(last);
             entries += n as u64;
             if n == 0 && full {
@@ -129,62 +140,80 @@ impl LiveSync {
             ));
         }
         let seqs = sequences::carry(src, dst, &self.tables).await?;
-        self.forward.store(!forward, Ordering::SeqCst);
-        // The other side's changelog has ids of its own.
-        s.cursor = 0;
-        self.metrics.sync_applied.inc_by(entries);
+        drop(guard);
         let (source, target) = self.direction();
+        self.metrics.sync_applied.inc_by(entries);
         Ok(CatchUp {
-            from: target.to_string(),
-            to: source.to_string(),
+            from: source.to_string(),
+            to: target.to_string(),
             entries,
             apply_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             sequences: seqs,
         })
     }
-}
 
-impl SwitchHook for LiveSync {
-    fn preflight<'a>(
-        &'a self,
-        from: &'a Backend,
-        to: &'a Backend,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            if !self.involves(from, to) {
-                return Ok(());
-            }
-            self.check(from).await
-        })
+    /// Inside the pause: catch up, then record the reversed direction in both databases.
+    pub(super) async fn prepare_switch(&self, epoch: u64) -> Result<(), String> {
+        let done = self.catch_up().await.map_err(|e| e.to_string())?;
+        let reversed = !self.forward.load(Ordering::SeqCst);
+        self.flip_recorded.store(true, Ordering::SeqCst);
+        let held = self
+            .persist(StoredPhase::Streaming, reversed, epoch, Some(&self.owner))
+            .await
+            .map_err(|e| format!("recording the reversed direction: {e}"))?;
+        if !held {
+            return Err(SyncError::Fenced(self.owner.clone()).to_string());
+        }
+        tracing::info!(from = %done.from, to = %done.to, entries = done.entries, apply_ms = done.apply_ms, sequences = done.sequences, "live sync caught up inside the pause");
+        self.update(|s| {
+            s.applied_total += done.entries;
+            s.pending_changes = 0;
+            s.inactive_side_writes = 0;
+            s.last_catch_up = Some(done);
+        });
+        Ok(())
     }
 
-    fn before_swap<'a>(
-        &'a self,
-        from: &'a Backend,
-        to: &'a Backend,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            if !self.involves(from, to) {
-                return Ok(());
-            }
-            let done = self.catch_up().await.map_err(|e| e.to_string())?;
-            self.quiet.store(false, Ordering::SeqCst);
-            tracing::info!(from = %done.from, to = %done.to, entries = done.entries, apply_ms = done.apply_ms, sequences = done.sequences, "live sync caught up inside the pause; direction reversed");
-            let (source, target) = self.direction();
-            let (source, target) = (source.to_string(), target.to_string());
-            self.update(|s| {
-                s.applied_total += done.entries;
-                s.pending_changes = 0;
-                s.source = source;
-                s.target = target;
-                s.inactive_side_writes = 0;
-                s.last_catch_up = Some(done);
-            });
-            Ok(())
-        })
+    /// The switch committed: changes flow the other way from now on.
+    pub(super) fn commit_flip(&self, epoch: u64) {
+        let forward = !self.forward.load(Ordering::SeqCst);
+        self.forward.store(forward, Ordering::SeqCst);
+        self.epoch.store(epoch, Ordering::SeqCst);
+        self.flip_recorded.store(false, Ordering::SeqCst);
+        // The other side's changelog has ids of its own.
+        if let Ok(mut s) = self.sides.try_lock() {
+            s.cursor = 0;
+        } else {
+            self.reset_cursor.store(true, Ordering::SeqCst);
+        }
+        let (source, target) = self.direction();
+        let (source, target) = (source.to_string(), target.to_string());
+        tracing::info!(%source, %target, epoch, "live sync direction reversed");
+        self.update(|s| {
+            s.source = source;
+            s.target = target;
+        });
     }
 
-    fn finished(&self) {
+    /// The switch is over: let the apply loop go on; a direction recorded for a switch
+    /// that did not commit is put back.
+    pub(super) fn switch_finished(self: &std::sync::Arc<Self>, committed: bool) {
         self.quiet.store(false, Ordering::SeqCst);
+        if committed || !self.flip_recorded.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let (fwd, epoch) = (me.forward.load(Ordering::SeqCst), me.epoch());
+            match me
+                .persist(StoredPhase::Streaming, fwd, epoch, Some(&me.owner))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!("switch abandoned: live sync's recorded direction put back")
+                }
+                Err(e) => me.note_error(&e),
+            }
+        });
     }
 }

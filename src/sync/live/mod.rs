@@ -1,31 +1,41 @@
 //! Live sync: keep a second database in step with the one the app writes to, so a switch
 //! loses nothing. Capture triggers go on the source ([`capture`]), the tables are backfilled
-//! (`sync::plan`), capture goes on the target too, and a background loop applies the
-//! changelog ([`apply`]) until stopped. As a [`SwitchHook`] it refuses a switch while the
-//! lag is too large and, inside the pause, applies the rest, carries sequences over
-//! ([`sequences`]) and reverses the direction, so after a cutover the old side keeps
-//! receiving the new side's writes and a rollback carries them back.
+//! (`sync::plan`, one snapshot), capture goes on the target too, and a background loop
+//! applies the changelog ([`apply`], [`stream`]) until stopped. Inside a switch ([`hook`])
+//! it applies the rest, carries sequences over ([`sequences`]) and reverses the direction,
+//! so after a cutover the old side keeps receiving the new side's writes and a rollback
+//! carries them back.
+//!
+//! Its state lives in the databases ([`record`]), not in the process: a restarted proxy
+//! finds it and carries on ([`resume`]); while it cannot, switches between those backends
+//! are refused ([`slot`]).
 
 pub mod apply;
 pub mod capture;
 mod cascade;
 mod hook;
+pub mod record;
+pub mod resume;
 pub mod sequences;
 pub mod side;
+pub mod slot;
 mod snapshot;
 mod sqlite_apply;
 mod status;
+mod stream;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use self::record::{Found, Record, StoredPhase};
 use self::side::Side;
+pub use self::slot::LiveSlot;
 pub use self::status::{LiveStatus, Phase};
 use super::schema::Table;
-use super::{SyncError, SyncOptions, checkpoint, pgconn, plan};
+use super::{SyncError, pgconn, plan};
 use crate::backend::url::BackendUrl;
 use crate::metrics::Metrics;
 
@@ -36,7 +46,7 @@ pub struct LiveSpec {
     pub from_url: String,
     pub to_name: String,
     pub to_url: String,
-    /// Empty non-empty target tables before the backfill.
+    /// Empty non-empty target tables (and copy again) before streaming.
     pub force: bool,
     /// A switch is refused while more changes than this are pending.
     pub max_lag_rows: u64,
@@ -44,6 +54,15 @@ pub struct LiveSpec {
     pub batch: usize,
     /// Tables copied at once during the backfill.
     pub parallel: usize,
+}
+
+/// How a live sync starts.
+#[derive(Debug, Clone)]
+pub enum StartMode {
+    /// Asked for (`ctl sync`, `sync --live`): `from` is where the app writes now.
+    Fresh,
+    /// Found in the databases at start-up: carry on in the recorded direction and phase.
+    Resume(Record),
 }
 
 /// Both sides, connected; `a` is where the sync started from.
@@ -55,10 +74,18 @@ struct Sides {
     rounds: u64,
 }
 
-/// Every this many rounds, one reads the changelog from its start: an id is taken when a
-/// change is captured but becomes visible at commit, so a slow transaction's entries can
-/// appear below the cursor.
-const FULL_SCAN_EVERY: u64 = 16;
+/// Foreign keys the copy left NOT VALID, validated once the changes captured during the
+/// copy have been applied.
+#[derive(Default)]
+struct Deferred {
+    keys: Vec<super::foreign_keys::Pending>,
+    /// The source's highest changelog id when the copy ended.
+    after_id: i64,
+    next_try: Option<std::time::Instant>,
+}
+
+/// Whether another owner still holds the sync: its heartbeat is this recent.
+const OWNER_FRESH_SECS: f64 = 30.0;
 
 /// A running live sync.
 pub struct LiveSync {
@@ -74,6 +101,20 @@ pub struct LiveSync {
     status: Mutex<LiveStatus>,
     stop: watch::Sender<bool>,
     metrics: Metrics,
+    /// This process, as the record's owner (and fence).
+    owner: String,
+    /// Database identities of `a` and `b`.
+    dbs: (String, String),
+    /// The switch epoch of the last change of direction.
+    epoch: AtomicU64,
+    /// The phase the record had when this process took the sync.
+    start_phase: StoredPhase,
+    /// A switch recorded a reversed direction it has not committed yet.
+    flip_recorded: AtomicBool,
+    /// The direction changed while a round held the sides: start over from id 0.
+    reset_cursor: AtomicBool,
+    deferred: Mutex<Deferred>,
+    copied: Arc<AtomicU64>,
 }
 
 async fn open_side(url: &str, what: &str) -> Result<Side, SyncError> {
@@ -90,11 +131,72 @@ async fn open_side(url: &str, what: &str) -> Result<Side, SyncError> {
     }
 }
 
+/// The newer of two records (by epoch, then by the fresher heartbeat).
+fn newer(a: Option<Record>, b: Option<Record>) -> Option<Record> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(
+            if (y.epoch, -y.heartbeat_age) > (x.epoch, -x.heartbeat_age) {
+                y
+            } else {
+                x
+            },
+        ),
+        (x, y) => x.or(y),
+    }
+}
+
+/// What a fresh start must respect in what the databases already hold. Returns the
+/// epoch to carry on with.
+fn check_fresh(
+    spec: &LiveSpec,
+    owner: &str,
+    ids: (&str, &str),
+    prior: Option<&Record>,
+    found_b: &Found,
+) -> Result<u64, SyncError> {
+    let Some(p) = prior else {
+        if found_b.pending > 0 {
+            return Err(SyncError::Refused(format!(
+                "{} holds {} captured change(s) from an earlier live sync that were never applied to {}; starting {} -> {} would overwrite them. Remove that capture first (switchyard sync --finish) if those writes are not needed",
+                spec.to_name, found_b.pending, spec.from_name, spec.from_name, spec.to_name
+            )));
+        }
+        return Ok(0);
+    };
+    let mine = record::owner_instance(&p.owner) == record::owner_instance(owner);
+    if p.phase.active() && !mine && p.heartbeat_age < OWNER_FRESH_SECS {
+        return Err(SyncError::Refused(format!(
+            "live sync {} -> {} is being applied by another process ({}, last seen {:.0} s ago); stop it there first",
+            p.from_name, p.to_name, p.owner, p.heartbeat_age
+        )));
+    }
+    let source = if p.forward { &p.from_db } else { &p.to_db };
+    if source != ids.0 && found_b.pending > 0 {
+        return Err(SyncError::Refused(format!(
+            "the recorded live sync carries changes from {} to {}, and {} captured change(s) there are not applied to {} yet; starting {} -> {} would overwrite them. Switch back to {} (ctl cutover) or let that sync finish first",
+            spec.to_name,
+            spec.from_name,
+            found_b.pending,
+            spec.from_name,
+            spec.from_name,
+            spec.to_name,
+            spec.to_name
+        )));
+    }
+    Ok(p.epoch)
+}
+
 impl LiveSync {
-    /// Checks and connects both sides, then starts capture, backfill and streaming in the
-    /// background. Errors here (no primary key, unreachable side, SQLite target) are
-    /// returned before anything is installed.
-    pub async fn start(spec: LiveSpec, metrics: Metrics) -> Result<Arc<LiveSync>, SyncError> {
+    /// Checks and connects both sides, records the sync in both databases, then starts
+    /// capture, backfill and streaming in the background (or, resuming, carries on from
+    /// the recorded phase). Errors here (no primary key, unreachable side, SQLite target,
+    /// captured changes that would be overwritten) are returned before anything changes.
+    pub async fn start(
+        spec: LiveSpec,
+        metrics: Metrics,
+        owner: String,
+        mode: StartMode,
+    ) -> Result<Arc<LiveSync>, SyncError> {
         if matches!(BackendUrl::parse(&spec.to_url), Ok(BackendUrl::Sqlite(_))) {
             return Err(SyncError::Usage(format!(
                 "live sync copies into PostgreSQL; {:?} is SQLite (it can be the source, and receives changes back after a cutover)",
@@ -107,6 +209,22 @@ impl LiveSync {
         super::schema::fk_order(&mut tables);
         let a = open_side(&spec.from_url, "from").await?;
         let b = open_side(&spec.to_url, "to").await?;
+        let ids = (record::identity(&a).await?, record::identity(&b).await?);
+        let (fa, fb) = (record::find(&a).await?, record::find(&b).await?);
+        let mine = |r: &Record| {
+            (r.from_db == ids.0 && r.to_db == ids.1) || (r.from_db == ids.1 && r.to_db == ids.0)
+        };
+        let prior = newer(
+            fa.record.clone().filter(mine),
+            fb.record.clone().filter(mine),
+        );
+        let (forward, phase, epoch) = match &mode {
+            StartMode::Fresh => {
+                let epoch = check_fresh(&spec, &owner, (&ids.0, &ids.1), prior.as_ref(), &fb)?;
+                (true, StoredPhase::Backfilling, epoch)
+            }
+            StartMode::Resume(r) => (r.forward, r.phase, r.epoch),
+        };
         let (stop, _) = watch::channel(false);
         let live = Arc::new(LiveSync {
             status: Mutex::new(LiveStatus::new(&spec, tables.len())),
@@ -119,14 +237,59 @@ impl LiveSync {
                 cursor: 0,
                 rounds: 0,
             }),
-            forward: AtomicBool::new(true),
+            forward: AtomicBool::new(forward),
             quiet: AtomicBool::new(false),
             stop,
             metrics,
+            owner,
+            dbs: ids,
+            epoch: AtomicU64::new(epoch),
+            start_phase: phase,
+            flip_recorded: AtomicBool::new(false),
+            reset_cursor: AtomicBool::new(false),
+            deferred: Mutex::default(),
+            copied: Arc::default(),
         });
-        tracing::info!(from = %live.spec.from_name, to = %live.spec.to_name, tables = live.tables.len(), "live sync starting");
+        live.persist(phase, forward, epoch, None).await?;
+        live.update(|s| {
+            s.resumed = matches!(mode, StartMode::Resume(_));
+            s.owner = live.owner.clone();
+        });
+        let (source, target) = live.direction();
+        let (source, target) = (source.to_string(), target.to_string());
+        live.update(|s| {
+            s.source = source;
+            s.target = target;
+        });
+        tracing::info!(from = %live.spec.from_name, to = %live.spec.to_name, tables = live.tables.len(), phase = ?phase, resumed = matches!(mode, StartMode::Resume(_)), "live sync starting");
         tokio::spawn(live.clone().run());
         Ok(live)
+    }
+
+    /// Writes the record on both sides (the target of the apply first: it is the fence).
+    /// With `expect`, only while that owner holds it; false otherwise.
+    async fn persist(
+        &self,
+        phase: StoredPhase,
+        forward: bool,
+        epoch: u64,
+        expect: Option<&str>,
+    ) -> Result<bool, SyncError> {
+        let rec = Record {
+            from_name: self.spec.from_name.clone(),
+            to_name: self.spec.to_name.clone(),
+            from_db: self.dbs.0.clone(),
+            to_db: self.dbs.1.clone(),
+            forward,
+            phase,
+            epoch,
+            owner: self.owner.clone(),
+            heartbeat_age: 0.0,
+        };
+        let s = self.sides.lock().await;
+        let (first, second) = if forward { (&s.b, &s.a) } else { (&s.a, &s.b) };
+        let ok = record::store(first, &rec, expect).await?;
+        Ok(ok && record::store(second, &rec, expect).await?)
     }
 
     /// A copy of the current status.
@@ -152,7 +315,8 @@ impl LiveSync {
         let _ = self.stop.send(true);
     }
 
-    /// Stops after applying what is pending; true once the loop has ended within `limit`.
+    /// Stops after applying what is pending and records the sync as stopped; true once
+    /// the loop has ended within `limit`.
     pub async fn stop_and_wait(&self, limit: Duration) -> bool {
         self.stop();
         let deadline = std::time::Instant::now() + limit;
@@ -174,196 +338,26 @@ impl LiveSync {
         }
     }
 
-    async fn run(self: Arc<Self>) {
-        if let Err(e) = self.prepare().await {
-            tracing::error!(error = %e, "live sync failed before streaming");
-            self.update(|s| s.last_error = Some(e.to_string()));
-            self.set_phase(Phase::Failed);
-            return;
-        }
-        self.set_phase(Phase::Streaming);
-        self.stream().await;
-        self.set_phase(Phase::Stopped);
+    /// Whether this sync is between the backends `x` and `y` (either way).
+    pub fn between(&self, x: &str, y: &str) -> bool {
+        let (a, b) = (&self.spec.from_name, &self.spec.to_name);
+        (x == a && y == b) || (x == b && y == a)
     }
 
-    /// Capture on the source, backfill, capture on the target.
-    async fn prepare(&self) -> Result<(), SyncError> {
-        let resumed = {
-            let s = self.sides.lock().await;
-            let resumed = side::capture_installed(&s.a).await?;
-            self.set_phase(Phase::Capturing);
-            side::install(&s.a, &self.tables).await?;
-            resumed
-        };
-        self.set_phase(Phase::Backfilling);
-        if !resumed {
-            // Fresh capture: rows changed since any earlier sync were not captured, so
-            // an earlier checkpoint cannot be trusted; copy again (into empty tables).
-            let target = pgconn::pg_target(&self.spec.to_url, "to")?;
-            let c = pgconn::connect(&target).await?;
-            checkpoint::setup(&c).await?;
-            checkpoint::reset(&c, &self.source_id).await?;
-        }
-        let summary = plan::run(SyncOptions {
-            from: self.spec.from_url.clone(),
-            to: self.spec.to_url.clone(),
-            tables: self.tables.iter().map(|t| t.name.clone()).collect(),
-            batch_rows: 20_000,
-            parallel: self.spec.parallel,
-            dry_run: false,
-            schema_only: false,
-            force: self.spec.force && !resumed,
-            resume: resumed,
-            skip_bad_rows: None,
-        })
-        .await?;
-        let rows: u64 = summary.tables.iter().map(|t| t.rows.max(0) as u64).sum();
-        self.update(|s| s.backfilled_rows = rows);
-        let s = self.sides.lock().await;
-        side::install(&s.b, &self.tables).await
-    }
-
-    /// Applies rounds until stopped; idle rounds refresh the lag figures.
-    async fn stream(&self) {
-        let mut stop = self.stop.subscribe();
-        let mut refreshed = std::time::Instant::now();
-        while !*stop.borrow() {
-            if self.quiet.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
-            match self.round(false).await {
-                Ok(n) if n > 0 => {
-                    self.metrics.sync_applied.inc_by(n as u64);
-                    self.update(|s| s.applied_total += n as u64);
-                    // While catching up, refresh the lag figures twice a second; when
-                    // the last figure was small (cheap to count), after every round, so
-                    // the status never shows a stale zero while rounds still apply.
-                    let small = self.status().pending_changes <= self.spec.batch as u64;
-                    if small || refreshed.elapsed() > Duration::from_millis(500) {
-                        refreshed = std::time::Instant::now();
-                        if let Err(e) = self.refresh_lag().await {
-                            self.note_error(&e);
-                        }
-                    }
-                    continue;
-                }
-                Ok(_) => {
-                    if let Err(e) = self.refresh_lag().await {
-                        self.note_error(&e);
-                    }
-                }
-                Err(e) => {
-                    self.note_error(&e);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = stop.changed() => {}
-            }
-        }
-        self.final_rounds().await;
-    }
-
-    /// On stop: apply what was captured up to now, so that the target holds every write
-    /// made before the stop (bounded: at most 100 rounds).
-    async fn final_rounds(&self) {
-        for _ in 0..100 {
-            match self.round(true).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    self.metrics.sync_applied.inc_by(n as u64);
-                    self.update(|s| s.applied_total += n as u64);
-                }
-                Err(e) => {
-                    self.note_error(&e);
-                    break;
-                }
-            }
-        }
-        if let Err(e) = self.refresh_lag().await {
-            self.note_error(&e);
-        }
-    }
-
-    fn note_error(&self, e: &SyncError) {
-        tracing::warn!(error = %e, "live sync round failed; retrying");
-        self.metrics.sync_errors.inc();
-        self.update(|s| s.last_error = Some(e.to_string()));
-    }
-
-    /// One apply round in the current direction, reconnecting lost PostgreSQL sides.
-    /// `full` reads from the start of the changelog instead of the cursor.
-    async fn round(&self, full: bool) -> Result<usize, SyncError> {
-        let mut guard = self.sides.lock().await;
-        self.reconnect(&mut guard).await?;
-        let s = &mut *guard;
-        s.rounds += 1;
-        let after = if full || s.rounds.is_multiple_of(FULL_SCAN_EVERY) {
-            0
-        } else {
-            s.cursor
-        };
-        let (src, dst) = if self.forward.load(Ordering::SeqCst) {
-            (&s.a, &mut s.b)
-        } else {
-            (&s.b, &mut s.a)
-        };
-        let (n, last) =
-            apply::apply_round_from(src, dst, &self.tables, self.spec.batch, after).await?;
-        s.cursor = s.cursor.max(last);
-        Ok(n)
-    }
-
-    async fn reconnect(&self, s: &mut Sides) -> Result<(), SyncError> {
-        if matches!(&s.a, Side::Postgres(c) if c.is_closed()) {
-            s.a = open_side(&self.spec.from_url, "from").await?;
-        }
-        if matches!(&s.b, Side::Postgres(c) if c.is_closed()) {
-            s.b = open_side(&self.spec.to_url, "to").await?;
-        }
-        Ok(())
-    }
-
-    /// Pending changes on the source, and writes that reached the inactive side.
-    async fn refresh_lag(&self) -> Result<(), SyncError> {
-        let s = self.sides.lock().await;
-        let (src, dst) = if self.forward.load(Ordering::SeqCst) {
-            (&s.a, &s.b)
-        } else {
-            (&s.b, &s.a)
-        };
-        let (pending, age) = side::backlog(src).await?;
-        let (stray, _) = side::backlog(dst).await?;
-        drop(s);
-        let before = self.status().inactive_side_writes;
-        if stray > before {
-            tracing::warn!(
-                writes = stray,
-                side = self.direction().1,
-                "writes reached the inactive side directly; they are kept and carried over at the next switch"
-            );
-        }
-        self.metrics.sync_pending.set(pending as i64);
-        self.metrics.sync_lag_seconds.set(age);
-        self.metrics.sync_inactive_writes.set(stray as i64);
-        self.update(|st| {
-            st.pending_changes = pending;
-            st.oldest_change_seconds = age;
-            st.inactive_side_writes = stray;
-            st.last_error = None;
-        });
-        Ok(())
+    /// Still running (not stopped, not failed).
+    pub fn running(&self) -> bool {
+        !matches!(self.status().phase, Phase::Stopped | Phase::Failed)
     }
 }
 
-/// Removes capture (triggers and changelogs) from both sides. Returns the table count.
+/// Removes capture (triggers, changelogs and the record) from both sides. Returns the
+/// table count.
 pub async fn finish(from_url: &str, to_url: &str) -> Result<usize, SyncError> {
     let tables = plan::open_source(from_url).await?.tables;
     for (url, what) in [(from_url, "from"), (to_url, "to")] {
         let side = open_side(url, what).await?;
         side::remove(&side, &tables).await?;
+        record::remove(&side).await?;
     }
     tracing::info!(
         tables = tables.len(),

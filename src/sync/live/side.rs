@@ -153,6 +153,34 @@ pub async fn backlog(side: &Side) -> Result<(u64, f64), SyncError> {
     }
 }
 
+/// The highest changelog id on a side (0 for an empty changelog).
+pub async fn max_id(side: &Side) -> Result<i64, SyncError> {
+    match side {
+        Side::Postgres(c) => Ok(rows_of(
+            c.simple_query("SELECT coalesce(max(id), 0)::text FROM switchyard.changelog")
+                .await
+                .map_err(pgerr)?,
+        )
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)),
+        Side::Sqlite(path) => {
+            let path = path.clone();
+            blocking(move || {
+                open_sqlite(&path)?
+                    .query_row(
+                        "SELECT coalesce(max(id), 0) FROM _switchyard_changelog",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(sqlerr)
+            })
+            .await
+        }
+    }
+}
+
 /// Removes exactly the entries that were applied.
 pub async fn delete_entries(side: &Side, ids: &[i64]) -> Result<(), SyncError> {
     if ids.is_empty() {

@@ -128,12 +128,24 @@ fn write_err(e: rusqlite::Error) -> SyncError {
 /// (see [`super::cascade`]), and would be refused at commit until one batch held every
 /// pending entry. Left unchecked, the stale children stay until their pending entries are
 /// applied — before any switch back, whose catch-up applies everything.
-pub(super) fn sqlite_write(c: &mut rusqlite::Connection, work: &[Work]) -> Result<(), SyncError> {
+pub(super) fn sqlite_write(
+    c: &mut rusqlite::Connection,
+    work: &[Work],
+    fence: Option<&str>,
+) -> Result<(), SyncError> {
     c.execute_batch("PRAGMA foreign_keys = OFF")
         .map_err(write_err)?;
     let tx = c
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(write_err)?;
+    if let Some(owner) = fence
+        && !super::record::sqlite_fence(&tx, owner)?
+    {
+        return Err(super::record::fenced(owner));
+    }
+    if fence.is_some() {
+        super::record::sqlite_touched(&tx, &super::apply::touched_counts(work))?;
+    }
     let mark: i64 = tx
         .query_row(
             "SELECT coalesce(max(id), 0) FROM _switchyard_changelog",

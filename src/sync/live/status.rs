@@ -49,6 +49,13 @@ pub struct LiveStatus {
     pub inactive_side_writes: u64,
     pub last_catch_up: Option<CatchUp>,
     pub last_error: Option<String>,
+    /// Taken over from the record in the databases (after a restart or a crash).
+    pub resumed: bool,
+    /// The process applying changes (instance/host/pid).
+    pub owner: String,
+    /// Foreign keys the copy left NOT VALID, validated once the changes captured during
+    /// the copy are applied.
+    pub unvalidated_foreign_keys: Vec<String>,
 }
 
 impl LiveStatus {
@@ -67,6 +74,9 @@ impl LiveStatus {
             inactive_side_writes: 0,
             last_catch_up: None,
             last_error: None,
+            resumed: false,
+            owner: String::new(),
+            unvalidated_foreign_keys: Vec::new(),
         }
     }
 }
