@@ -305,10 +305,14 @@ fn render(args: &InitArgs, local: &Backend, remote: Option<&Backend>) -> String 
         ),
     }
     s.push_str(
-        "[routing]\n# The backend new transactions go to; `switchyard ctl cutover NAME` changes it.\n\
+        "[routing]\n# The backend new transactions go to until the first switch; `switchyard ctl cutover NAME`\n\
+         # changes it, and the route is then kept in NAME.state.json beside this file\n\
+         # (routing.state_file), so a restart comes up where the last switch left it.\n\
          active = \"local\"\n\n\
-         [switch]\n# In-flight transactions get this long to finish before a switch gives up.\n\
-         drain_timeout = \"5s\"\n# Refuse a cutover while live sync has more pending changes than this.\n\
+         [switch]\n# In-flight transactions get this long to finish before a switch gives up; one open\n\
+         # longer than this makes a cutover refuse to start, naming it.\n\
+         drain_timeout = \"1s\"\n# The longest a switch holds clients; past it, it gives up and resumes them.\n\
+         max_pause = \"2s\"\n# Refuse a cutover while live sync has more pending changes than this.\n\
          max_lag_rows = 10000\n",
     );
     s

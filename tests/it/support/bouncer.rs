@@ -65,8 +65,19 @@ impl Bouncer {
     }
 }
 
+impl Bouncer {
+    /// Sends a signal to PgBouncer (`STOP` freezes it, `CONT` thaws it).
+    pub fn signal(&self, sig: &str) {
+        std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+}
+
 impl Drop for Bouncer {
     fn drop(&mut self) {
+        self.signal("CONT");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

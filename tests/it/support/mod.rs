@@ -8,6 +8,9 @@ pub mod cluster;
 pub mod faulty;
 pub mod proxy;
 pub mod raw;
+pub mod sidecar;
+pub mod workload;
+pub mod writers;
 
 use std::process::Command;
 

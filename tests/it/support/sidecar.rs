@@ -1,0 +1,181 @@
+//! switchyard as a real process (`switchyard serve`) in front of a local PostgreSQL and a
+//! remote one behind PgBouncer in transaction mode (the hosted pooler's stand-in), with
+//! the live-sync workload's schema and seed on the local side; and the admin calls the
+//! fault tests make.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard::ctl::{Target, call};
+
+use super::bouncer::Bouncer;
+use super::cluster::{free_port, scratch_dir, wait_until};
+use super::workload::{SCHEMA, SEED_SQL, Side, changelog_len};
+use super::{KillOnDrop, PgCluster, rt};
+
+/// A local PostgreSQL, a remote one behind PgBouncer, and switchyard's config for both.
+pub struct Fixture {
+    pub local: PgCluster,
+    pub remote: PgCluster,
+    pub bouncer: Bouncer,
+    pub dir: tempfile::TempDir,
+    pub cfg: PathBuf,
+    pub port: u16,
+    pub admin: u16,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Fixture {
+    pub fn new(switch: &str) -> Fixture {
+        let local = PgCluster::start();
+        let remote = PgCluster::start();
+        let bouncer = Bouncer::start(&remote, "transaction", 10);
+        local.psql_db("app", &format!("SET ROLE app; {SCHEMA} {SEED_SQL}"));
+        let dir = scratch_dir("sy-faults-");
+        let (port, admin) = (free_port(), free_port());
+        let cfg = dir.path().join("switchyard.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[proxy]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"3s\"\n\
+                 [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+                 [[users]]\nname = \"app\"\npassword = \"secret\"\n\
+                 [backends.local]\nurl = \"{}\"\npool_size = 10\npooler = \"none\"\n\
+                 [backends.remote]\nurl = \"{}\"\npool_size = 10\npooler = \"transaction\"\n\
+                 [routing]\nactive = \"local\"\n[switch]\n{switch}\n",
+                local.url("app"),
+                bouncer.url()
+            ),
+        )
+        .unwrap();
+        Fixture {
+            local,
+            remote,
+            bouncer,
+            dir,
+            cfg,
+            port,
+            admin,
+            rt: rt(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://app:secret@127.0.0.1:{}/app?sslmode=disable",
+            self.port
+        )
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    /// `switchyard serve`, logging to serve.log, once its admin API answers.
+    pub fn serve(&self) -> KillOnDrop {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
+        let child = KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_switchyard"))
+                .args(["serve", "--config", self.cfg.to_str().unwrap()])
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                std::net::TcpStream::connect(("127.0.0.1", self.admin)).is_ok()
+            }),
+            "switchyard did not start:\n{}",
+            self.log_text()
+        );
+        child
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
+    }
+
+    pub fn target(&self) -> Target {
+        Target {
+            base: format!("http://127.0.0.1:{}", self.admin),
+            token: None,
+        }
+    }
+
+    pub fn status(&self) -> Value {
+        self.rt
+            .block_on(call(&self.target(), hyper::Method::GET, "/status", None))
+            .map(|(_, v)| v)
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.rt
+            .block_on(call(&self.target(), hyper::Method::POST, path, body))
+            .unwrap()
+    }
+
+    /// A switch, tried again while refused only for lag (the writers keep writing).
+    pub fn switch(&self, path: &str, body: Option<Value>) -> Value {
+        for _ in 0..100 {
+            let (_, answer) = self.post(path, body.clone());
+            let lagging = answer["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("max_lag_rows") || e.contains("try again"));
+            if !lagging {
+                return answer;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!("{path} refused for lag 100 times");
+    }
+
+    pub fn wait_streaming(&self, resumed: bool) {
+        assert!(
+            wait_until(Duration::from_secs(90), || {
+                let l = &self.status()["live_sync"];
+                l["phase"] == "streaming" && l["resumed"] == resumed
+            }),
+            "live sync not streaming (resumed: {resumed}): {}\n{}",
+            self.status(),
+            self.log_text()
+        );
+    }
+
+    /// Waits until `source` has no captured change left (the writers have stopped).
+    pub fn wait_caught_up(&self, source: &Side<'_>) {
+        assert!(
+            wait_until(Duration::from_secs(60), || self
+                .rt
+                .block_on(changelog_len(source))
+                == 0),
+            "live sync did not catch up: {}",
+            self.status()
+        );
+    }
+}
+
+/// Stops the proxy with `signal` (TERM: a clean shutdown; KILL: a crash) and waits for it.
+pub fn stop(child: &mut KillOnDrop, signal: &str) {
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "switchyard did not exit on {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
