@@ -16,6 +16,7 @@ mod memory;
 mod pgbench;
 mod proxy_basic;
 mod proxy_session;
+mod route;
 mod runbook;
 mod security;
 mod sqlite;
