@@ -9,6 +9,7 @@ mod faults;
 mod hostile;
 mod lifecycle;
 mod live;
+mod live_copy;
 mod live_faults;
 mod live_race;
 mod live_standalone;
