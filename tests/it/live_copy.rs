@@ -109,12 +109,19 @@ fn live_copy_from_postgres_under_writers_never_fails_on_a_foreign_key() {
             "run {run}: {}",
             live(&proxy)
         );
-        assert_eq!(live(&proxy)["phase"], "streaming", "run {run}: {}", live(&proxy));
+        assert_eq!(
+            live(&proxy)["phase"],
+            "streaming",
+            "run {run}: {}",
+            live(&proxy)
+        );
         // The keys the copy left NOT VALID are validated while the writers go on.
         assert!(
-            wait_until(Duration::from_secs(60), || live(&proxy)["unvalidated_foreign_keys"]
-                .as_array()
-                .is_some_and(|a| a.is_empty())),
+            wait_until(Duration::from_secs(60), || {
+                live(&proxy)["unvalidated_foreign_keys"]
+                    .as_array()
+                    .is_some_and(|a| a.is_empty())
+            }),
             "run {run}: {}",
             live(&proxy)
         );
@@ -122,7 +129,10 @@ fn live_copy_from_postgres_under_writers_never_fails_on_a_foreign_key() {
         stop.store(true, Ordering::SeqCst);
         let mut steps = 0;
         for w in writers {
-            steps += rt.block_on(w).unwrap().unwrap_or_else(|e| panic!("run {run}: {e}"));
+            steps += rt
+                .block_on(w)
+                .unwrap()
+                .unwrap_or_else(|e| panic!("run {run}: {e}"));
         }
         assert!(steps > 20, "run {run}: the writers barely ran ({steps})");
         let (code, answer) = rt
@@ -147,7 +157,14 @@ fn live_copy_from_postgres_under_writers_never_fails_on_a_foreign_key() {
         );
         // Start over from an empty target.
         let finished = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["sync", "--finish", "--from", &local.url("app"), "--to", &remote.url("app")])
+            .args([
+                "sync",
+                "--finish",
+                "--from",
+                &local.url("app"),
+                "--to",
+                &remote.url("app"),
+            ])
             .output()
             .unwrap();
         assert!(finished.status.success(), "{finished:?}");

@@ -117,3 +117,41 @@ fn sigkill_during_live_sync_then_restart_loses_nothing() {
 fn sigterm_during_live_sync_then_restart_loses_nothing() {
     restart_resilience("TERM");
 }
+
+/// A target that acknowledges commits before they are durable (`synchronous_commit =
+/// off`, here with the WAL writer waking only every 5 s) crashes while live sync applies
+/// to it. Changelog entries are removed only once the target's commit is durable, so after
+/// its restart nothing is missing.
+#[test]
+fn a_target_crash_under_synchronous_commit_off_loses_nothing() {
+    let fx = Fixture::new("max_lag_rows = 20000");
+    fx.remote.psql("ALTER SYSTEM SET wal_writer_delay = '5s'");
+    fx.remote.psql("ALTER SYSTEM SET synchronous_commit = off");
+    fx.remote.psql("SELECT pg_reload_conf()");
+    let _proxy = fx.serve();
+    let (code, answer) = fx.post(
+        "/sync/start",
+        Some(json!({"from": "local", "to": "remote"})),
+    );
+    assert_eq!(code, 200, "{answer}");
+    fx.wait_streaming(false);
+    let rt = rt();
+    let writers = rt.block_on(async { Writers::start(&fx.url(), 8) });
+    std::thread::sleep(Duration::from_secs(3));
+    fx.remote.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    fx.remote.restart();
+    std::thread::sleep(Duration::from_secs(2));
+    let out = rt.block_on(writers.finish());
+    assert!(out.errors.is_empty(), "{:#?}", out.errors);
+    assert_eq!(out.cut, 0, "the app's side did not go away");
+    let mut want = seed_model(300);
+    want.merge(&out.model);
+    fx.wait_caught_up(&Side::Pg(&fx.local));
+    assert_same(
+        "remote after its crash",
+        &rt.block_on(snapshot(&Side::Pg(&fx.remote))),
+        &want,
+        0,
+    );
+}
