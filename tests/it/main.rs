@@ -21,6 +21,7 @@ mod route;
 mod runbook;
 mod security;
 mod sqlite;
+mod sqlite_isolation;
 mod switch_bounds;
 mod switching;
 mod sync;

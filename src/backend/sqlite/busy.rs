@@ -4,6 +4,9 @@
 //! here: a changelog trim against an unthrottled writer waited 0.2–10 s and once gave up).
 //! [`wait`] tries again every 100 µs at first, then every 500 µs, until its limit: the
 //! same trim then waited at most 27 ms.
+//!
+//! The proxy's connections each run on a thread of their own, and their limit is that
+//! thread's (set from the session's `lock_timeout` before each statement, [`set_limit`]).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -13,10 +16,26 @@ use rusqlite::Connection;
 thread_local! {
     /// When the current wait began (the handler runs on the thread running the statement).
     static STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The limit of [`wait_session`] on this thread.
+    static LIMIT: Cell<Duration> = const { Cell::new(Duration::from_secs(30)) };
 }
 
 /// A busy handler that gives up after `LIMIT_MS` milliseconds of waiting.
 fn wait<const LIMIT_MS: u64>(tries: i32) -> bool {
+    wait_for(tries, Duration::from_millis(LIMIT_MS))
+}
+
+/// A busy handler that gives up after this thread's [`set_limit`].
+fn wait_session(tries: i32) -> bool {
+    wait_for(tries, LIMIT.with(Cell::get))
+}
+
+/// Sets how long statements on this thread wait for the lock (a session's `lock_timeout`).
+pub fn set_limit(limit: Duration) {
+    LIMIT.with(|l| l.set(limit));
+}
+
+fn wait_for(tries: i32, limit: Duration) -> bool {
     let now = Instant::now();
     // SQLite counts the tries of each wait from 0.
     let started = STARTED.with(|s| {
@@ -25,7 +44,7 @@ fn wait<const LIMIT_MS: u64>(tries: i32) -> bool {
         }
         s.get().unwrap_or(now)
     });
-    if now.duration_since(started) >= Duration::from_millis(LIMIT_MS) {
+    if now.duration_since(started) >= limit {
         return false;
     }
     let pause = if tries < 20 { 100 } else { 500 };
@@ -33,12 +52,10 @@ fn wait<const LIMIT_MS: u64>(tries: i32) -> bool {
     true
 }
 
-/// The proxy's connections wait this long for the lock before the statement fails.
-pub const PROXY_LIMIT_MS: u64 = 5_000;
-
-/// Installs the polling busy handler with the proxy's limit.
-pub fn wait_5s(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.busy_handler(Some(wait::<PROXY_LIMIT_MS>))
+/// Installs the polling busy handler whose limit is the thread's [`set_limit`] (the
+/// proxy's connections).
+pub fn wait_per_session(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_handler(Some(wait_session))
 }
 
 /// Installs the polling busy handler with a limit of 10 s (sync and live sync).
@@ -78,7 +95,7 @@ mod tests {
         let (p, s) = (path.clone(), stop.clone());
         let writer = std::thread::spawn(move || {
             let mut c = Connection::open(p).unwrap();
-            wait_5s(&mut c).unwrap();
+            wait_per_session(&mut c).unwrap();
             while !s.load(std::sync::atomic::Ordering::Relaxed) {
                 c.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1); COMMIT;")
                     .unwrap();
@@ -86,7 +103,7 @@ mod tests {
         });
         std::thread::sleep(Duration::from_millis(50));
         let mut other = Connection::open(&path).unwrap();
-        wait_5s(&mut other).unwrap();
+        wait_per_session(&mut other).unwrap();
         let result = other.execute_batch("BEGIN IMMEDIATE; DELETE FROM t; COMMIT;");
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         writer.join().unwrap();

@@ -93,7 +93,9 @@ pub fn from_sqlite(e: &rusqlite::Error) -> PgError {
             )
             .with_hint("retry the transaction"),
             rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
-                PgError::new("55P03", format!("could not obtain the SQLite write lock: {msg}")).with_hint("retry the transaction")
+                PgError::new("55P03", format!("could not obtain the SQLite write lock: {msg}")).with_hint(
+                    "another connection held it for longer than lock_timeout (30 s when unset); retry the transaction",
+                )
             }
             rusqlite::ErrorCode::OperationInterrupted => PgError::new(sqlstate::QUERY_CANCELED, "canceling statement due to user request"),
             rusqlite::ErrorCode::ReadOnly => PgError::new("25006", msg),

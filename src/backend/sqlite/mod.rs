@@ -7,7 +7,8 @@
 //! Nothing SQLite does ever runs on the async runtime's threads.
 //!
 //! - [`translate`], [`ddl`], [`infer`]: PostgreSQL SQL → SQLite SQL and types.
-//! - [`session`], [`extended`], [`exec`], [`wire`]: the protocol and transactions.
+//! - [`session`], [`extended`], [`exec`], [`wire`]: the protocol and transactions;
+//!   [`isolation`]: PostgreSQL's isolation levels and lock waits on SQLite.
 //! - [`types`], [`setvar`], [`functions`], [`catalog`], [`error`].
 
 pub mod busy;
@@ -19,6 +20,7 @@ pub mod exec;
 pub mod extended;
 pub mod functions;
 pub mod infer;
+pub mod isolation;
 pub mod numeric;
 pub mod rewrite;
 pub mod session;
@@ -31,7 +33,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rusqlite::{Connection, InterruptHandle};
 
@@ -40,9 +41,6 @@ use super::error::BackendError;
 use crate::stream::ServerStream;
 use session::Session;
 use setvar::Settings;
-
-/// How long a statement waits for SQLite's write lock before giving up (see [`busy`]).
-pub const BUSY_TIMEOUT: Duration = Duration::from_millis(busy::PROXY_LIMIT_MS);
 
 /// One SQLite database file.
 pub struct SqliteEngine {
@@ -58,7 +56,7 @@ fn engine_err(path: &Path, e: impl std::fmt::Display) -> BackendError {
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(path)?;
-    busy::wait_5s(&mut conn)?;
+    busy::wait_per_session(&mut conn)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )?;

@@ -1,7 +1,8 @@
 //! One SQLite connection's session: settings, PostgreSQL transaction semantics on top of
 //! SQLite's (a BEGIN becomes `BEGIN IMMEDIATE` when the first statement writes or locks,
-//! `BEGIN DEFERRED` otherwise; an error aborts the transaction until ROLLBACK), and the
-//! simple query protocol.
+//! `BEGIN DEFERRED` otherwise; in READ COMMITTED a transaction that has only read starts
+//! again as the writer when it first writes, see [`super::isolation`]; an error aborts the
+//! transaction until ROLLBACK), and the simple query protocol.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use rusqlite::types::Value;
 use super::error::{PgError, from_sqlite};
 use super::exec::{self, Column, Output};
 use super::extended::{Portal, Prepared};
+use super::isolation::{self, Isolation};
 use super::setvar::Settings;
 use super::translate::{Kind, Translated, translate};
 use crate::protocol::build::{self, ErrorFields};
@@ -39,6 +41,13 @@ pub struct Session {
     pub stmts: HashMap<String, Arc<Prepared>>,
     pub portals: HashMap<String, Portal>,
     pub skip_until_sync: bool,
+    /// The open transaction's isolation level.
+    isolation: Isolation,
+    /// The open SQLite transaction holds the write lock (or has written).
+    writer: bool,
+    /// Savepoints of the open transaction, oldest first (re-made when a READ COMMITTED
+    /// transaction starts again as the writer).
+    savepoints: Vec<String>,
 }
 
 impl Session {
@@ -51,6 +60,9 @@ impl Session {
             stmts: HashMap::new(),
             portals: HashMap::new(),
             skip_until_sync: false,
+            isolation: Isolation::default(),
+            writer: false,
+            savepoints: Vec::new(),
         }
     }
 
@@ -80,6 +92,7 @@ impl Session {
         if stmts.len() > 1 && self.tx == Tx::Idle && !controls {
             self.tx = Tx::Pending;
             self.implicit = true;
+            self.start_transaction(self.begin_isolation(None));
         }
         for t in stmts {
             let o = Output {
@@ -104,7 +117,7 @@ impl Session {
             if self.tx == Tx::Active || self.tx == Tx::Failed {
                 let _ = self.conn.execute_batch(end);
             }
-            self.tx = Tx::Idle;
+            self.end();
         }
     }
 
@@ -126,17 +139,62 @@ impl Session {
         self.conn.execute_batch(sql).map_err(|e| from_sqlite(&e))
     }
 
-    /// Starts SQLite's transaction for a pending BEGIN, locking for writes if needed.
+    /// Starts SQLite's transaction for a pending BEGIN, locking for writes if needed; in
+    /// READ COMMITTED, a transaction that has only read starts again as the writer.
     fn ensure_started(&mut self, writes: bool) -> Result<(), PgError> {
-        if self.tx == Tx::Pending {
-            self.sqlite(if writes {
-                "BEGIN IMMEDIATE"
-            } else {
-                "BEGIN DEFERRED"
-            })?;
-            self.tx = Tx::Active;
+        let lock_timeout = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get("lock_timeout")
+            .map(str::to_string);
+        super::busy::set_limit(isolation::lock_wait(lock_timeout.as_deref()));
+        match self.tx {
+            Tx::Pending => {
+                self.sqlite(if writes {
+                    "BEGIN IMMEDIATE"
+                } else {
+                    "BEGIN DEFERRED"
+                })?;
+                self.tx = Tx::Active;
+                self.writer = writes;
+            }
+            Tx::Active if writes && !self.writer => {
+                if self.isolation.restart_to_write() {
+                    self.restart_as_writer()?;
+                }
+                self.writer = true;
+            }
+            _ => {}
         }
         Ok(())
+    }
+
+    /// Ends the read-only SQLite transaction (nothing to commit) and begins again holding
+    /// the write lock, with the same savepoints.
+    fn restart_as_writer(&mut self) -> Result<(), PgError> {
+        if !self.conn.is_autocommit() {
+            self.sqlite("COMMIT")?;
+        }
+        self.sqlite("BEGIN IMMEDIATE")?;
+        for sp in &self.savepoints {
+            self.conn
+                .execute_batch(&format!("SAVEPOINT \"{sp}\""))
+                .map_err(|e| from_sqlite(&e))?;
+        }
+        Ok(())
+    }
+
+    /// The isolation level a transaction starting now gets.
+    fn begin_isolation(&self, asked: Option<Isolation>) -> Isolation {
+        asked.unwrap_or_else(|| {
+            self.settings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get("default_transaction_isolation")
+                .and_then(Isolation::parse)
+                .unwrap_or_default()
+        })
     }
 
     /// Runs one statement (session-level ones are answered here).
@@ -152,12 +210,13 @@ impl Session {
             return Err(PgError::aborted());
         }
         match &t.kind {
-            Kind::Begin { .. } => {
+            Kind::Begin { isolation, .. } => {
                 if self.tx == Tx::Idle || self.implicit {
                     self.implicit = false;
                     if self.tx == Tx::Idle {
                         self.tx = Tx::Pending;
                     }
+                    self.start_transaction(self.begin_isolation(*isolation));
                 } else {
                     Self::notice(o.out, "there is already a transaction in progress");
                 }
@@ -173,18 +232,28 @@ impl Session {
                 }
                 self.ensure_started(false)?;
                 self.sqlite(&format!("SAVEPOINT \"{name}\""))?;
+                self.savepoints.push(name.clone());
                 build::command_complete(o.out, "SAVEPOINT");
             }
             Kind::Release(name) => {
                 self.sqlite(&format!("RELEASE SAVEPOINT \"{name}\""))?;
+                if let Some(i) = self.savepoints.iter().rposition(|s| s == name) {
+                    self.savepoints.truncate(i);
+                }
                 build::command_complete(o.out, "RELEASE");
             }
             Kind::RollbackTo(name) => {
                 self.sqlite(&format!("ROLLBACK TO SAVEPOINT \"{name}\""))?;
+                if let Some(i) = self.savepoints.iter().rposition(|s| s == name) {
+                    self.savepoints.truncate(i + 1);
+                }
                 if self.tx == Tx::Failed {
                     self.tx = Tx::Active;
                 }
                 build::command_complete(o.out, "ROLLBACK");
+            }
+            Kind::Set { name, value, .. } if name == "transaction_isolation" => {
+                self.set_isolation(value.as_deref(), o.out)?
             }
             Kind::Set { name, value, .. } => self.set(name, value.as_deref(), o.out),
             Kind::Show(name) => self.show(name, o.out, o.describe)?,
@@ -208,7 +277,7 @@ impl Session {
             (Tx::Active, Kind::Commit) => {
                 if let Err(e) = self.sqlite("COMMIT") {
                     let _ = self.sqlite("ROLLBACK");
-                    self.tx = Tx::Idle;
+                    self.end();
                     return Err(e);
                 }
                 "COMMIT"
@@ -220,8 +289,60 @@ impl Session {
                 "ROLLBACK"
             }
         };
-        self.tx = Tx::Idle;
+        self.end();
         build::command_complete(out, tag);
+        Ok(())
+    }
+
+    /// Bookkeeping of a transaction that begins (BEGIN, or an implicit one).
+    fn start_transaction(&mut self, level: Isolation) {
+        self.isolation = level;
+        self.writer = false;
+        self.savepoints.clear();
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set("transaction_isolation", level.as_str());
+    }
+
+    /// Back to no transaction: `transaction_isolation` shows the session default again.
+    fn end(&mut self) {
+        self.tx = Tx::Idle;
+        self.writer = false;
+        self.savepoints.clear();
+        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let default = s
+            .get("default_transaction_isolation")
+            .unwrap_or("read committed")
+            .to_string();
+        s.set("transaction_isolation", &default);
+    }
+
+    /// `SET TRANSACTION ISOLATION LEVEL …`: this transaction's level, before it reads.
+    fn set_isolation(&mut self, value: Option<&str>, out: &mut BytesMut) -> Result<(), PgError> {
+        let Some(level) = value.and_then(Isolation::parse) else {
+            return Err(PgError::new(
+                "22023",
+                format!(
+                    "invalid value for parameter \"transaction_isolation\": \"{}\"",
+                    value.unwrap_or("")
+                ),
+            ));
+        };
+        if self.tx == Tx::Idle {
+            Self::notice(
+                out,
+                "SET TRANSACTION can only be used in transaction blocks",
+            );
+        } else if self.tx == Tx::Active && level != self.isolation {
+            return Err(PgError::new(
+                "25001",
+                "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+            ));
+        } else {
+            self.start_transaction(level);
+        }
+        build::command_complete(out, "SET");
         Ok(())
     }
 
@@ -277,7 +398,31 @@ impl Session {
             build::command_complete(o.out, tag);
             return Ok(());
         }
+        // A REPEATABLE READ or SERIALIZABLE transaction that read keeps its snapshot; if
+        // another connection holds the write lock when it first writes, SQLite refuses at
+        // once, and that is the serialization failure PostgreSQL would report.
+        let keeps_snapshot = t.kind.writes()
+            && self.tx == Tx::Active
+            && !self.writer
+            && !self.isolation.restart_to_write();
         self.ensure_started(t.kind.writes())?;
+        let result = self.run_prepared(t, params, o);
+        match result {
+            Err(e) if keeps_snapshot && e.code == "55P03" => Err(PgError::new(
+                "40001",
+                "could not serialize access due to concurrent update",
+            )
+            .with_hint("retry the transaction")),
+            other => other,
+        }
+    }
+
+    fn run_prepared(
+        &mut self,
+        t: &Translated,
+        params: &[Value],
+        o: Output<'_>,
+    ) -> Result<(), PgError> {
         let mut stmt = self
             .conn
             .prepare_cached(&t.sql)

@@ -49,8 +49,8 @@ impl Default for Settings {
             ("session_authorization", "postgres"),
             ("standard_conforming_strings", "on"),
             ("search_path", "\"$user\", public"),
-            ("transaction_isolation", "serializable"),
-            ("default_transaction_isolation", "serializable"),
+            ("transaction_isolation", "read committed"),
+            ("default_transaction_isolation", "read committed"),
             ("max_identifier_length", "63"),
             ("statement_timeout", "0"),
             ("lock_timeout", "0"),
@@ -153,6 +153,28 @@ pub fn classify_set(set: &Set) -> Kind {
             name: "role".into(),
             value: role_name.as_ref().map(|r| r.value.clone()),
             local: false,
+        },
+        // SET TRANSACTION ISOLATION LEVEL … (this transaction) and SET SESSION
+        // CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL … (the session's default).
+        Set::SetTransaction { modes, session, .. } => match modes.iter().find_map(|m| match m {
+            sqlparser::ast::TransactionMode::IsolationLevel(l) => {
+                Some(super::isolation::Isolation::from_sql(l))
+            }
+            _ => None,
+        }) {
+            Some(level) => Kind::Set {
+                name: if *session {
+                    "default_transaction_isolation".into()
+                } else {
+                    "transaction_isolation".into()
+                },
+                value: Some(level.as_str().into()),
+                local: !*session,
+            },
+            None => Kind::Other {
+                tag: "SET".into(),
+                writes: false,
+            },
         },
         _ => Kind::Other {
             tag: "SET".into(),

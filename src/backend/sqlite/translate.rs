@@ -38,6 +38,8 @@ pub enum Kind {
     Delete,
     Begin {
         read_only: bool,
+        /// `BEGIN ISOLATION LEVEL …`; none: the session's default.
+        isolation: Option<super::isolation::Isolation>,
     },
     Commit,
     Rollback,
@@ -160,6 +162,12 @@ fn classify(stmt: &Statement) -> Result<Kind, TranslateError> {
             read_only: modes
                 .iter()
                 .any(|m| m.to_string().eq_ignore_ascii_case("READ ONLY")),
+            isolation: modes.iter().find_map(|m| match m {
+                sqlparser::ast::TransactionMode::IsolationLevel(l) => {
+                    Some(super::isolation::Isolation::from_sql(l))
+                }
+                _ => None,
+            }),
         },
         S::Commit { .. } => Kind::Commit,
         S::Rollback {
@@ -311,10 +319,26 @@ mod tests {
 
     #[test]
     fn transaction_control_is_classified() {
-        assert_eq!(one("BEGIN").kind, Kind::Begin { read_only: false });
+        assert_eq!(
+            one("BEGIN").kind,
+            Kind::Begin {
+                read_only: false,
+                isolation: None
+            }
+        );
+        assert_eq!(
+            one("BEGIN ISOLATION LEVEL REPEATABLE READ").kind,
+            Kind::Begin {
+                read_only: false,
+                isolation: Some(super::super::isolation::Isolation::RepeatableRead)
+            }
+        );
         assert_eq!(
             one("START TRANSACTION READ ONLY").kind,
-            Kind::Begin { read_only: true }
+            Kind::Begin {
+                read_only: true,
+                isolation: None
+            }
         );
         assert_eq!(one("COMMIT").kind, Kind::Commit);
         assert_eq!(
