@@ -42,7 +42,7 @@ async fn writer(url: String, stop: Arc<AtomicBool>) -> Result<u64, String> {
             mine.push_back(id);
         }
         n += 1;
-        if n % 4 == 0
+        if n.is_multiple_of(4)
             && let Some(id) = mine.pop_front()
         {
             c.batch_execute(&format!(
