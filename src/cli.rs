@@ -80,6 +80,10 @@ pub enum Command {
         to: String,
         #[arg(long, value_delimiter = ',')]
         tables: Vec<String>,
+        /// Only the tables live sync changed since then: a duration (10m, 2h) or a UTC
+        /// time (2026-12-01T10:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -190,8 +194,20 @@ pub async fn run(cli: Cli) -> Result<()> {
             from,
             to,
             tables,
+            since,
             json,
         } => {
+            let tables = match since {
+                None => tables,
+                Some(s) => match verify_since(&from, &to, &s, tables).await {
+                    Ok(Some(t)) => t,
+                    Ok(None) => std::process::exit(0),
+                    Err(e) => {
+                        eprintln!("switchyard verify: {e}");
+                        std::process::exit(2);
+                    }
+                },
+            };
             let report = match crate::sync::verify::run(&from, &to, &tables).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -225,6 +241,32 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::ctl::run(&crate::ctl::Target { base, token }, command, json).await
         }
     }
+}
+
+/// The tables `verify --since` compares; `None` (after saying so) when live sync changed
+/// none of them since then.
+async fn verify_since(
+    from: &str,
+    to: &str,
+    since: &str,
+    asked: Vec<String>,
+) -> Result<Option<Vec<String>>> {
+    use crate::sync::live::touched::{Since, tables_since};
+    let since_at = Since::parse(since).map_err(|e| anyhow::anyhow!(e))?;
+    let mut tables = tables_since(from, to, &since_at).await?;
+    if !asked.is_empty() {
+        tables.retain(|t| asked.contains(t));
+    }
+    if tables.is_empty() {
+        println!("verify: live sync changed no table since {since}; nothing to compare");
+        return Ok(None);
+    }
+    println!(
+        "verify: {} table(s) changed by live sync since {since}: {}",
+        tables.len(),
+        tables.join(", ")
+    );
+    Ok(Some(tables))
 }
 
 async fn finish_live(from: &str, to: &str) -> Result<()> {

@@ -154,4 +154,31 @@ fn a_target_crash_under_synchronous_commit_off_loses_nothing() {
         &want,
         0,
     );
+    // verify can check just the tables live sync changed since a point (the crash).
+    let verify = |since: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args([
+                "verify",
+                "--from",
+                &fx.local.url("app"),
+                "--to",
+                &fx.remote.url("app"),
+            ])
+            .args(["--since", since])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = verify("5m");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("2 table(s) changed by live sync since 5m: accounts, orders"),
+        "{out}"
+    );
+    let (code, out) = verify("2099-01-01T00:00:00Z");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("changed no table"), "{out}");
 }

@@ -151,7 +151,7 @@ async fn apply_to_pg(
         if super::record::affected(&done) == 0 {
             return Err(super::record::fenced(owner));
         }
-        if let Some(sql) = super::record::pg_touched_sql(&touched_counts(work)) {
+        if let Some(sql) = super::touched::pg_touched_sql(&touched_counts(work)) {
             tx.batch_execute(&sql).await.map_err(pgerr)?;
         }
     }

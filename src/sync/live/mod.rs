@@ -23,6 +23,7 @@ mod snapshot;
 mod sqlite_apply;
 mod status;
 mod stream;
+pub mod touched;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -117,7 +118,7 @@ pub struct LiveSync {
     copied: Arc<AtomicU64>,
 }
 
-async fn open_side(url: &str, what: &str) -> Result<Side, SyncError> {
+pub(super) async fn open_side(url: &str, what: &str) -> Result<Side, SyncError> {
     match BackendUrl::parse(url).map_err(|e| SyncError::Usage(format!("{what}: {e}")))? {
         BackendUrl::Sqlite(path) => Ok(Side::Sqlite(path)),
         BackendUrl::Postgres(t) => {

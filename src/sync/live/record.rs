@@ -133,7 +133,7 @@ pub async fn identity(side: &Side) -> Result<String, SyncError> {
     }
 }
 
-async fn first_text(c: &Client, sql: &str) -> Result<Option<String>, SyncError> {
+pub(super) async fn first_text(c: &Client, sql: &str) -> Result<Option<String>, SyncError> {
     Ok(rows_of(c.simple_query(sql).await.map_err(pgerr)?)
         .into_iter()
         .next()
@@ -215,7 +215,7 @@ async fn find_pg(c: &Client) -> Result<Found, SyncError> {
     Ok(found)
 }
 
-fn sqlite_has(c: &rusqlite::Connection, table: &str) -> Result<bool, SyncError> {
+pub(super) fn sqlite_has(c: &rusqlite::Connection, table: &str) -> Result<bool, SyncError> {
     c.query_row(
         "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
         [table],
@@ -368,40 +368,6 @@ pub fn sqlite_fence(tx: &rusqlite::Connection, owner: &str) -> Result<bool, Sync
         )
         .map_err(sqlerr)?;
     Ok(n > 0)
-}
-
-/// Records, inside a PostgreSQL apply round, which tables it changed and when (what
-/// `verify --since` reads): (table, changes) pairs.
-pub fn pg_touched_sql(tables: &[(&str, usize)]) -> Option<String> {
-    if tables.is_empty() {
-        return None;
-    }
-    let values: Vec<String> = tables
-        .iter()
-        .map(|(t, n)| format!("({}, now(), {n})", lit(t)))
-        .collect();
-    Some(format!(
-        "INSERT INTO switchyard.touched AS t (tbl, at, changes) VALUES {} \
-         ON CONFLICT (tbl) DO UPDATE SET at = now(), changes = t.changes + EXCLUDED.changes",
-        values.join(", ")
-    ))
-}
-
-/// [`pg_touched_sql`] for a SQLite target (timestamps in UTC, as the SQLite backend
-/// stores them).
-pub fn sqlite_touched(
-    tx: &rusqlite::Connection,
-    tables: &[(&str, usize)],
-) -> Result<(), SyncError> {
-    for (t, n) in tables {
-        tx.execute(
-            "INSERT INTO _switchyard_touched (tbl, at, changes) VALUES (?1, strftime('%Y-%m-%d %H:%M:%f', 'now'), ?2) \
-             ON CONFLICT (tbl) DO UPDATE SET at = excluded.at, changes = changes + excluded.changes",
-            rusqlite::params![t, *n as i64],
-        )
-        .map_err(sqlerr)?;
-    }
-    Ok(())
 }
 
 /// The error when the fence finds another owner.

@@ -144,7 +144,7 @@ pub(super) fn sqlite_write(
         return Err(super::record::fenced(owner));
     }
     if fence.is_some() {
-        super::record::sqlite_touched(&tx, &super::apply::touched_counts(work))?;
+        super::touched::sqlite_touched(&tx, &super::apply::touched_counts(work))?;
     }
     let mark: i64 = tx
         .query_row(
