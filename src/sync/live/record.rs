@@ -268,7 +268,8 @@ fn find_sqlite(c: &rusqlite::Connection) -> Result<Found, SyncError> {
     Ok(found)
 }
 
-/// Writes `rec` on `side`, replacing what was there. With `expect_owner`, only if the
+/// Writes `rec` on `side`, replacing what was there (the tables are made by
+/// [`identity`], which a sync asks each side first). With `expect_owner`, only if the
 /// stored owner is that one (or there is no record): false when another owner holds it.
 pub async fn store(
     side: &Side,
@@ -277,7 +278,6 @@ pub async fn store(
 ) -> Result<bool, SyncError> {
     match side {
         Side::Postgres(c) => {
-            c.batch_execute(PG_SETUP).await.map_err(pgerr)?;
             let guard = expect_owner
                 .map(|o| format!(" WHERE l.owner = {}", lit(o)))
                 .unwrap_or_default();
@@ -302,7 +302,6 @@ pub async fn store(
             let (path, rec, expect) = (path.clone(), rec.clone(), expect_owner.map(str::to_string));
             blocking(move || {
                 let c = open_sqlite(&path)?;
-                c.execute_batch(SQLITE_SETUP).map_err(sqlerr)?;
                 let guard = if expect.is_some() {
                     " WHERE _switchyard_live_sync.owner = ?9"
                 } else {
