@@ -182,3 +182,71 @@ fn a_target_crash_under_synchronous_commit_off_loses_nothing() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("changed no table"), "{out}");
 }
+
+/// After a cutover the operator stops live sync, and the app writes on the new side:
+/// those writes are captured there and wait. A rollback is refused (it would leave them
+/// behind); a restart that lost its route file still comes up on the new side (the
+/// stopped sync's record says where the last switch left the app); starting live sync
+/// again carries them back, and the rollback then keeps them.
+#[test]
+fn writes_waiting_on_the_serving_side_are_never_overwritten() {
+    let fx = Fixture::new("max_lag_rows = 20000");
+    let mut proxy = fx.serve();
+    let (code, answer) = fx.post(
+        "/sync/start",
+        Some(json!({"from": "local", "to": "remote"})),
+    );
+    assert_eq!(code, 200, "{answer}");
+    fx.wait_streaming(false);
+    let rec = fx.switch("/cutover", Some(json!({"to": "remote"})));
+    assert_eq!(rec["ok"], true, "{rec}");
+    let (code, answer) = fx.post("/sync/stop", None);
+    assert_eq!(code, 200, "{answer}");
+    let rt = rt();
+    rt.block_on(async {
+        let c = crate::support::connect(&fx.url()).await.unwrap();
+        c.batch_execute("UPDATE accounts SET name = 'newer' WHERE id = 1")
+            .await
+            .unwrap();
+    });
+    let (_, rec) = fx.post("/rollback", None);
+    assert_eq!(rec["ok"], false, "{rec}");
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap()
+            .contains("holds 1 captured change"),
+        "{rec}"
+    );
+
+    stop(&mut proxy, "KILL");
+    std::fs::remove_file(fx.dir.path().join("switchyard.state.json")).unwrap();
+    let _proxy = fx.serve();
+    let st = fx.status();
+    assert_eq!(st["active"], "remote", "{st}\n{}", fx.log_text());
+    assert!(
+        st["live_sync"].is_null(),
+        "a stopped sync is not resumed: {st}"
+    );
+
+    let (code, answer) = fx.post(
+        "/sync/start",
+        Some(json!({"from": "remote", "to": "local"})),
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert!(
+        crate::support::cluster::wait_until(
+            Duration::from_secs(60),
+            || fx.status()["live_sync"]["phase"] == "streaming"
+        ),
+        "{}",
+        fx.status()
+    );
+    let rec = fx.switch("/rollback", None);
+    assert_eq!(rec["ok"], true, "{rec}\n{}", fx.log_text());
+    assert_eq!(
+        fx.local
+            .psql_db("app", "SELECT name FROM accounts WHERE id = 1"),
+        "newer"
+    );
+}

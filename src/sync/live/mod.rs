@@ -110,12 +110,14 @@ pub struct LiveSync {
     epoch: AtomicU64,
     /// The phase the record had when this process took the sync.
     start_phase: StoredPhase,
+    /// The copy is done (recorded, so a later start needs none).
+    copied: AtomicBool,
     /// A switch recorded a reversed direction it has not committed yet.
     flip_recorded: AtomicBool,
     /// The direction changed while a round held the sides: start over from id 0.
     reset_cursor: AtomicBool,
     deferred: Mutex<Deferred>,
-    copied: Arc<AtomicU64>,
+    rows_copied: Arc<AtomicU64>,
 }
 
 pub(super) async fn open_side(url: &str, what: &str) -> Result<Side, SyncError> {
@@ -130,6 +132,12 @@ pub(super) async fn open_side(url: &str, what: &str) -> Result<Side, SyncError> 
             Ok(Side::Postgres(c))
         }
     }
+}
+
+fn sqlite_target(name: &str) -> SyncError {
+    SyncError::Usage(format!(
+        "live sync copies into PostgreSQL; {name:?} is SQLite (it can be the source, and receives changes back after a cutover)"
+    ))
 }
 
 /// The newer of two records (by epoch, then by the fresher heartbeat).
@@ -147,14 +155,16 @@ fn newer(a: Option<Record>, b: Option<Record>) -> Option<Record> {
 }
 
 /// What a fresh start must respect in what the databases already hold. Returns the
-/// epoch to carry on with.
+/// epoch to carry on with, and whether it can stream at once: the copy was done once and
+/// capture has been on both sides since, so the changelogs hold every change after it.
 fn check_fresh(
     spec: &LiveSpec,
     owner: &str,
     ids: (&str, &str),
     prior: Option<&Record>,
-    found_b: &Found,
-) -> Result<u64, SyncError> {
+    found: (&Found, &Found),
+) -> Result<(u64, bool), SyncError> {
+    let found_b = found.1;
     let Some(p) = prior else {
         if found_b.pending > 0 {
             return Err(SyncError::Refused(format!(
@@ -162,7 +172,7 @@ fn check_fresh(
                 spec.to_name, found_b.pending, spec.from_name, spec.from_name, spec.to_name
             )));
         }
-        return Ok(0);
+        return Ok((0, false));
     };
     let mine = record::owner_instance(&p.owner) == record::owner_instance(owner);
     if p.phase.active() && !mine && p.heartbeat_age < OWNER_FRESH_SECS {
@@ -184,7 +194,10 @@ fn check_fresh(
             spec.to_name
         )));
     }
-    Ok(p.epoch)
+    Ok((
+        p.epoch,
+        p.copied && found.0.changelog && found.1.changelog && !spec.force,
+    ))
 }
 
 impl LiveSync {
@@ -198,11 +211,12 @@ impl LiveSync {
         owner: String,
         mode: StartMode,
     ) -> Result<Arc<LiveSync>, SyncError> {
-        if matches!(BackendUrl::parse(&spec.to_url), Ok(BackendUrl::Sqlite(_))) {
-            return Err(SyncError::Usage(format!(
-                "live sync copies into PostgreSQL; {:?} is SQLite (it can be the source, and receives changes back after a cutover)",
-                spec.to_name
-            )));
+        if let Ok(BackendUrl::Sqlite(path)) = BackendUrl::parse(&spec.to_url) {
+            // Only a sync copied before (whose record is there) may stream into SQLite.
+            let side = Side::Sqlite(path);
+            if record::find(&side).await?.record.is_none() {
+                return Err(sqlite_target(&spec.to_name));
+            }
         }
         let opened = plan::open_source(&spec.from_url).await?;
         let mut tables = opened.tables;
@@ -221,11 +235,30 @@ impl LiveSync {
         );
         let (forward, phase, epoch) = match &mode {
             StartMode::Fresh => {
-                let epoch = check_fresh(&spec, &owner, (&ids.0, &ids.1), prior.as_ref(), &fb)?;
-                (true, StoredPhase::Backfilling, epoch)
+                let (epoch, stream) =
+                    check_fresh(&spec, &owner, (&ids.0, &ids.1), prior.as_ref(), (&fa, &fb))?;
+                let phase = if stream {
+                    StoredPhase::Streaming
+                } else {
+                    StoredPhase::Backfilling
+                };
+                (true, phase, epoch)
             }
-            StartMode::Resume(r) => (r.forward, r.phase, r.epoch),
+            StartMode::Resume(r) if r.copied || r.phase == StoredPhase::Streaming => {
+                (r.forward, StoredPhase::Streaming, r.epoch)
+            }
+            StartMode::Resume(r) => (r.forward, StoredPhase::Backfilling, r.epoch),
         };
+        let copy_target = if phase == StoredPhase::Backfilling {
+            Some(&spec.to_url)
+        } else {
+            None
+        };
+        if let Some(url) = copy_target
+            && matches!(BackendUrl::parse(url), Ok(BackendUrl::Sqlite(_)))
+        {
+            return Err(sqlite_target(&spec.to_name));
+        }
         let (stop, _) = watch::channel(false);
         let live = Arc::new(LiveSync {
             status: Mutex::new(LiveStatus::new(&spec, tables.len())),
@@ -246,10 +279,11 @@ impl LiveSync {
             dbs: ids,
             epoch: AtomicU64::new(epoch),
             start_phase: phase,
+            copied: AtomicBool::new(phase == StoredPhase::Streaming),
             flip_recorded: AtomicBool::new(false),
             reset_cursor: AtomicBool::new(false),
             deferred: Mutex::default(),
-            copied: Arc::default(),
+            rows_copied: Arc::default(),
         });
         live.persist(phase, forward, epoch, None).await?;
         live.update(|s| {
@@ -283,6 +317,7 @@ impl LiveSync {
             to_db: self.dbs.1.clone(),
             forward,
             phase,
+            copied: self.copied.load(Ordering::SeqCst) || phase == StoredPhase::Streaming,
             epoch,
             owner: self.owner.clone(),
             heartbeat_age: 0.0,
@@ -365,4 +400,74 @@ pub async fn finish(from_url: &str, to_url: &str) -> Result<usize, SyncError> {
         "live sync capture removed from both sides"
     );
     Ok(tables.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> LiveSpec {
+        LiveSpec {
+            from_name: "local".into(),
+            from_url: String::new(),
+            to_name: "remote".into(),
+            to_url: String::new(),
+            force: false,
+            max_lag_rows: 0,
+            batch: 0,
+            parallel: 0,
+        }
+    }
+
+    fn found(pending: u64) -> Found {
+        Found {
+            changelog: true,
+            pending,
+            ..Found::default()
+        }
+    }
+
+    fn prior(forward: bool, owner: &str, age: f64) -> Record {
+        Record {
+            from_name: "local".into(),
+            to_name: "remote".into(),
+            from_db: "A".into(),
+            to_db: "B".into(),
+            forward,
+            phase: StoredPhase::Streaming,
+            copied: true,
+            epoch: 4,
+            owner: owner.into(),
+            heartbeat_age: age,
+        }
+    }
+
+    #[test]
+    fn a_fresh_start_never_overwrites_changes_waiting_on_the_other_side() {
+        let ids = ("A", "B");
+        let s = spec();
+        // No record, but the target holds captured changes of its own.
+        let e = check_fresh(&s, "me/h/1", ids, None, (&found(0), &found(3))).unwrap_err();
+        assert!(e.to_string().contains("3 captured change(s)"), "{e}");
+        assert_eq!(
+            check_fresh(&s, "me/h/1", ids, None, (&found(0), &found(0))).unwrap(),
+            (0, false)
+        );
+        // The record carries changes from remote to local, and some wait there.
+        let back = prior(false, "me/h/1", 100.0);
+        let e = check_fresh(&s, "me/h/2", ids, Some(&back), (&found(0), &found(2))).unwrap_err();
+        assert!(e.to_string().contains("would overwrite them"), "{e}");
+        // Nothing waits: the same sync goes on without a copy, at its epoch.
+        assert_eq!(
+            check_fresh(&s, "me/h/2", ids, Some(&back), (&found(0), &found(0))).unwrap(),
+            (4, true)
+        );
+        // Another process applies it right now.
+        let busy = prior(true, "other/h/9", 2.0);
+        let e = check_fresh(&s, "me/h/2", ids, Some(&busy), (&found(0), &found(0))).unwrap_err();
+        assert!(e.to_string().contains("another process"), "{e}");
+        // Its heartbeat is old: taken over.
+        let gone = prior(true, "other/h/9", 300.0);
+        assert!(check_fresh(&s, "me/h/2", ids, Some(&gone), (&found(0), &found(0))).is_ok());
+    }
 }

@@ -66,6 +66,9 @@ pub struct Record {
     /// True while changes flow from `from` to `to`.
     pub forward: bool,
     pub phase: StoredPhase,
+    /// The copy finished once (capture has been on both sides since): starting again
+    /// needs no copy.
+    pub copied: bool,
     /// The switch epoch of the last change of direction (0: never switched).
     pub epoch: u64,
     /// The process that applies changes.
@@ -82,7 +85,7 @@ CREATE TABLE IF NOT EXISTS switchyard.db_identity (
 CREATE TABLE IF NOT EXISTS switchyard.live_sync (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   from_name text NOT NULL, to_name text NOT NULL, from_db text NOT NULL, to_db text NOT NULL,
-  forward boolean NOT NULL, phase text NOT NULL, epoch bigint NOT NULL, owner text NOT NULL,
+  forward boolean NOT NULL, phase text NOT NULL, copied boolean NOT NULL, epoch bigint NOT NULL, owner text NOT NULL,
   heartbeat timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS switchyard.touched (
   tbl text PRIMARY KEY, at timestamptz NOT NULL, changes bigint NOT NULL)";
@@ -92,7 +95,7 @@ const SQLITE_SETUP: &str = "CREATE TABLE IF NOT EXISTS _switchyard_identity (
 CREATE TABLE IF NOT EXISTS _switchyard_live_sync (
   singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
   from_name TEXT NOT NULL, to_name TEXT NOT NULL, from_db TEXT NOT NULL, to_db TEXT NOT NULL,
-  forward INTEGER NOT NULL, phase TEXT NOT NULL, epoch INTEGER NOT NULL, owner TEXT NOT NULL,
+  forward INTEGER NOT NULL, phase TEXT NOT NULL, copied INTEGER NOT NULL, epoch INTEGER NOT NULL, owner TEXT NOT NULL,
   heartbeat REAL NOT NULL DEFAULT (julianday('now')), updated_at REAL NOT NULL DEFAULT (julianday('now')));
 CREATE TABLE IF NOT EXISTS _switchyard_touched (
   tbl TEXT PRIMARY KEY, at TEXT NOT NULL, changes INTEGER NOT NULL)";
@@ -154,7 +157,7 @@ pub struct Found {
 
 const PG_FIND: &str = "SELECT (SELECT id FROM switchyard.db_identity), \
     l.from_name, l.to_name, l.from_db, l.to_db, l.forward::text, l.phase, l.epoch::text, l.owner, \
-    extract(epoch FROM now() - l.heartbeat)::text \
+    extract(epoch FROM now() - l.heartbeat)::text, l.copied::text \
     FROM (SELECT 1) one LEFT JOIN switchyard.live_sync l ON true";
 
 /// Reads what `side` holds.
@@ -210,6 +213,7 @@ async fn find_pg(c: &Client) -> Result<Found, SyncError> {
             epoch: get(7).and_then(|e| e.parse().ok()).unwrap_or(0),
             owner: get(8).unwrap_or_default(),
             heartbeat_age: get(9).and_then(|a| a.parse().ok()).unwrap_or(f64::MAX),
+            copied: get(10).as_deref() == Some("true"),
         });
     }
     Ok(found)
@@ -246,7 +250,7 @@ fn find_sqlite(c: &rusqlite::Connection) -> Result<Found, SyncError> {
         found.record = c
             .query_row(
                 "SELECT from_name, to_name, from_db, to_db, forward, phase, epoch, owner, \
-                 (julianday('now') - heartbeat) * 86400.0 FROM _switchyard_live_sync",
+                 (julianday('now') - heartbeat) * 86400.0, copied FROM _switchyard_live_sync",
                 [],
                 |r| {
                     Ok(Record {
@@ -259,6 +263,7 @@ fn find_sqlite(c: &rusqlite::Connection) -> Result<Found, SyncError> {
                         epoch: r.get::<_, i64>(6)? as u64,
                         owner: r.get(7)?,
                         heartbeat_age: r.get(8)?,
+                        copied: r.get::<_, i64>(9)? != 0,
                     })
                 },
             )
@@ -282,10 +287,10 @@ pub async fn store(
                 .map(|o| format!(" WHERE l.owner = {}", lit(o)))
                 .unwrap_or_default();
             let sql = format!(
-                "INSERT INTO switchyard.live_sync AS l (from_name, to_name, from_db, to_db, forward, phase, epoch, owner) \
-                 VALUES ({}, {}, {}, {}, {}, {}, {}, {}) ON CONFLICT (singleton) DO UPDATE SET \
+                "INSERT INTO switchyard.live_sync AS l (from_name, to_name, from_db, to_db, forward, phase, copied, epoch, owner) \
+                 VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) ON CONFLICT (singleton) DO UPDATE SET \
                  from_name = EXCLUDED.from_name, to_name = EXCLUDED.to_name, from_db = EXCLUDED.from_db, \
-                 to_db = EXCLUDED.to_db, forward = EXCLUDED.forward, phase = EXCLUDED.phase, \
+                 to_db = EXCLUDED.to_db, forward = EXCLUDED.forward, phase = EXCLUDED.phase, copied = EXCLUDED.copied, \
                  epoch = EXCLUDED.epoch, owner = EXCLUDED.owner, heartbeat = now(), updated_at = now(){guard}",
                 lit(&rec.from_name),
                 lit(&rec.to_name),
@@ -293,6 +298,7 @@ pub async fn store(
                 lit(&rec.to_db),
                 rec.forward,
                 lit(rec.phase.as_str()),
+                rec.copied,
                 rec.epoch,
                 lit(&rec.owner),
             );
@@ -303,17 +309,17 @@ pub async fn store(
             blocking(move || {
                 let c = open_sqlite(&path)?;
                 let guard = if expect.is_some() {
-                    " WHERE _switchyard_live_sync.owner = ?9"
+                    " WHERE _switchyard_live_sync.owner = ?10"
                 } else {
                     ""
                 };
                 let sql = format!(
-                    "INSERT INTO _switchyard_live_sync (singleton, from_name, to_name, from_db, to_db, forward, phase, epoch, owner) \
-                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (singleton) DO UPDATE SET \
+                    "INSERT INTO _switchyard_live_sync (singleton, from_name, to_name, from_db, to_db, forward, phase, epoch, owner, copied) \
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (singleton) DO UPDATE SET \
                      from_name = excluded.from_name, to_name = excluded.to_name, from_db = excluded.from_db, \
                      to_db = excluded.to_db, forward = excluded.forward, phase = excluded.phase, \
-                     epoch = excluded.epoch, owner = excluded.owner, heartbeat = julianday('now'), \
-                     updated_at = julianday('now'){guard}"
+                     epoch = excluded.epoch, owner = excluded.owner, copied = excluded.copied, \
+                     heartbeat = julianday('now'), updated_at = julianday('now'){guard}"
                 );
                 let mut params: Vec<rusqlite::types::Value> = vec![
                     rec.from_name.into(),
@@ -324,6 +330,7 @@ pub async fn store(
                     rec.phase.as_str().to_string().into(),
                     (rec.epoch as i64).into(),
                     rec.owner.into(),
+                    (rec.copied as i64).into(),
                 ];
                 if let Some(o) = expect {
                     params.push(o.into());

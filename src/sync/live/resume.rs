@@ -84,8 +84,8 @@ impl Plan {
     }
 }
 
-/// The newest active record among the answers, matched to backends; `None` when there is
-/// nothing to resume.
+/// The newest record among the answers, matched to backends; `None` when there is none
+/// (or a stopped one whose databases are not all configured).
 fn plan(answers: &[Answer]) -> Option<Result<Plan, Blocked>> {
     let record = answers
         .iter()
@@ -95,9 +95,7 @@ fn plan(answers: &[Answer]) -> Option<Result<Plan, Blocked>> {
                 .partial_cmp(&(y.epoch, -y.heartbeat_age))
                 .unwrap_or(std::cmp::Ordering::Equal)
         })?;
-    if !record.phase.active() {
-        return None;
-    }
+    let stopped = !record.phase.active();
     let name_of = |db: &str| {
         answers.iter().find_map(|(n, f)| {
             (f.as_ref().ok()?.identity.as_deref() == Some(db)).then(|| n.clone())
@@ -109,6 +107,9 @@ fn plan(answers: &[Answer]) -> Option<Result<Plan, Blocked>> {
         .collect();
     match (name_of(&record.from_db), name_of(&record.to_db)) {
         (Some(from), Some(to)) => Some(Ok(Plan { record, from, to })),
+        // A stopped sync is not resumed; its record only tells where the last switch
+        // left the app, which needs both sides.
+        _ if stopped => None,
         (from, _) => {
             let missing = if from.is_none() {
                 &record.from_name
@@ -174,6 +175,12 @@ async fn attempt(ctx: &Context, starting: bool) -> Result<(), Blocked> {
         reason,
     };
     reconcile_route(ctx, &mut plan, starting).map_err(blocked)?;
+    if !plan.record.phase.active() {
+        // Stopped by the operator: not resumed (its capture, if still installed, keeps
+        // any switch from leaving captured changes behind).
+        ctx.slot.unblock();
+        return Ok(());
+    }
     let route = ctx.switcher.route();
     let owner = record::owner_name(&route.instance);
     let r = &plan.record;
@@ -278,6 +285,7 @@ mod tests {
             epoch,
             owner: "i/h/1".into(),
             heartbeat_age: 1.0,
+            copied: true,
         }
     }
 
@@ -303,9 +311,14 @@ mod tests {
     }
 
     #[test]
-    fn a_stopped_sync_is_not_resumed_and_a_missing_side_blocks() {
-        let mut stopped = rec(1, true);
+    fn a_stopped_sync_still_places_the_route_and_a_missing_side_blocks() {
+        let mut stopped = rec(1, false);
         stopped.phase = StoredPhase::Stopped;
+        let both = [
+            ("a".to_string(), found("A", Some(stopped.clone()))),
+            ("b".to_string(), found("B", None)),
+        ];
+        assert_eq!(plan(&both).unwrap().unwrap().source(), "b");
         assert!(plan(&[("a".to_string(), found("A", Some(stopped)))]).is_none());
         let b = plan(&[("a".to_string(), found("A", Some(rec(1, true))))])
             .unwrap()

@@ -30,7 +30,10 @@ impl LiveSync {
     pub(super) async fn run(self: std::sync::Arc<Self>) {
         let ready = match self.start_phase {
             StoredPhase::Backfilling => self.prepare_watched().await,
-            _ => self.ensure_capture().await,
+            _ => {
+                self.set_phase(Phase::Capturing);
+                self.ensure_capture().await
+            }
         };
         let ready = match ready {
             Ok(()) => {
@@ -87,7 +90,7 @@ impl LiveSync {
             tokio::select! {
                 r = &mut prepare => return r,
                 _ = tick.tick() => {
-                    let copied = self.copied.load(Ordering::Relaxed);
+                    let copied = self.rows_copied.load(Ordering::Relaxed);
                     self.update(|s| s.backfilled_rows = copied);
                     // Not `lock().await`: `prepare` is not polled while this branch runs,
                     // and it may hold the lock.
@@ -135,7 +138,7 @@ impl LiveSync {
             resume: resumed && !force,
             skip_bad_rows: None,
             defer_foreign_keys: true,
-            rows_copied: Some(self.copied.clone()),
+            rows_copied: Some(self.rows_copied.clone()),
         })
         .await?;
         let rows: u64 = summary.tables.iter().map(|t| t.rows.max(0) as u64).sum();
@@ -143,7 +146,9 @@ impl LiveSync {
         let s = self.sides.lock().await;
         let after_id = side::max_id(&s.a).await?;
         self.defer(summary.unvalidated, after_id);
-        side::install(&s.b, &self.tables).await
+        side::install(&s.b, &self.tables).await?;
+        self.copied.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     fn defer(&self, keys: Vec<foreign_keys::Pending>, after_id: i64) {
