@@ -250,3 +250,153 @@ fn writes_waiting_on_the_serving_side_are_never_overwritten() {
         "newer"
     );
 }
+
+/// The remote database is down when the proxy restarts: the live sync recorded in the
+/// databases cannot be resumed yet. /status, /readyz and the metrics say so, a switch to
+/// the remote side is refused with the reason, and once the remote is back the sync
+/// resumes by itself.
+#[test]
+fn a_sync_that_cannot_resume_blocks_switches_and_resumes_when_it_can() {
+    let fx = Fixture::new("max_lag_rows = 20000");
+    let mut proxy = fx.serve();
+    let (code, answer) = fx.post(
+        "/sync/start",
+        Some(json!({"from": "local", "to": "remote"})),
+    );
+    assert_eq!(code, 200, "{answer}");
+    fx.wait_streaming(false);
+    stop(&mut proxy, "TERM");
+    fx.remote.stop();
+    let _proxy = fx.serve();
+    let st = fx.status();
+    assert!(st["live_sync"].is_null(), "{st}");
+    let reason = st["live_sync_blocked"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("did not answer"), "{st}");
+    let rt = rt();
+    let get = |path: &str| {
+        rt.block_on(switchyard::ctl::call(
+            &fx.target(),
+            hyper::Method::GET,
+            path,
+            None,
+        ))
+        .unwrap()
+    };
+    let (code, ready) = get("/readyz");
+    assert_eq!(code, 503, "{ready}");
+    assert!(
+        ready["reason"].as_str().unwrap().contains("not running"),
+        "{ready}"
+    );
+    assert!(
+        get("/metrics")
+            .1
+            .as_str()
+            .unwrap()
+            .contains("switchyard_sync_blocked 1")
+    );
+    let (_, rec) = fx.post("/cutover", Some(json!({"to": "remote"})));
+    assert_eq!(rec["ok"], false, "{rec}");
+    // The app is served meanwhile, and its writes are captured.
+    rt.block_on(async {
+        let c = crate::support::connect(&fx.url()).await.unwrap();
+        c.batch_execute("UPDATE accounts SET name = 'while blocked' WHERE id = 2")
+            .await
+            .unwrap();
+    });
+    fx.remote.restart();
+    fx.wait_streaming(true);
+    assert_eq!(get("/readyz").0, 200);
+    assert!(
+        get("/metrics")
+            .1
+            .as_str()
+            .unwrap()
+            .contains("switchyard_sync_blocked 0")
+    );
+    fx.wait_caught_up(&Side::Pg(&fx.local));
+    assert_eq!(
+        fx.remote
+            .psql_db("app", "SELECT name FROM accounts WHERE id = 2"),
+        "while blocked"
+    );
+}
+
+/// A live sync run by another process (`switchyard sync --live`) is not taken from it:
+/// the proxy reports it as run elsewhere and refuses switches between its backends, with
+/// that reason; once the other process stops, the proxy can start it again without a
+/// copy and cut over.
+#[test]
+fn a_sync_run_by_another_process_is_left_to_it_and_blocks_switches() {
+    let fx = Fixture::new("max_lag_rows = 20000");
+    let cli = crate::support::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args([
+                "sync",
+                "--live",
+                "--from",
+                &fx.local.url("app"),
+                "--to",
+                &fx.bouncer.url(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        crate::support::cluster::wait_until(Duration::from_secs(60), || {
+            let q = |sql: &str| fx.remote.psql_db("app", sql);
+            q("SELECT to_regclass('switchyard.live_sync') IS NOT NULL") == "t"
+                && q("SELECT phase FROM switchyard.live_sync") == "streaming"
+        }),
+        "the other process never streamed"
+    );
+    let _proxy = fx.serve();
+    let st = fx.status();
+    let reason = st["live_sync_blocked"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("another process"), "{st}");
+    let (_, rec) = fx.post("/cutover", Some(json!({"to": "remote"})));
+    assert_eq!(rec["ok"], false, "{rec}");
+    let err = rec["error"].as_str().unwrap();
+    assert!(
+        err.contains("not running in this proxy") && err.contains("another process"),
+        "{rec}"
+    );
+    assert_eq!(rec["pause_ms"].as_f64(), Some(0.0));
+
+    // Ctrl-C: the other process applies what it has and records the sync as stopped.
+    std::process::Command::new("kill")
+        .args(["-INT", &cli.id().to_string()])
+        .status()
+        .unwrap();
+    let mut cli = cli;
+    assert!(crate::support::cluster::wait_until(
+        Duration::from_secs(30),
+        || cli.try_wait().unwrap().is_some()
+    ));
+    assert!(
+        crate::support::cluster::wait_until(Duration::from_secs(30), || {
+            fx.status()["live_sync_blocked"].is_null()
+        }),
+        "{}",
+        fx.status()
+    );
+    let (code, answer) = fx.post(
+        "/sync/start",
+        Some(json!({"from": "local", "to": "remote"})),
+    );
+    assert_eq!(code, 200, "{answer}");
+    fx.wait_streaming(false);
+    assert_eq!(
+        fx.status()["live_sync"]["backfilled_rows"],
+        0,
+        "no copy again"
+    );
+    let rec = fx.switch("/cutover", Some(json!({"to": "remote"})));
+    assert_eq!(rec["ok"], true, "{rec}\n{}", fx.log_text());
+}
