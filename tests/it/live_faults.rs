@@ -9,26 +9,43 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::support::rt;
 use crate::support::sidecar::{Fixture, stop};
 use crate::support::workload::{Model, Side, assert_same, seed_model, snapshot};
 use crate::support::writers::Writers;
-use crate::support::{PgCluster, rt};
 
 /// Writes made straight to the local database while the proxy is down (a cron job, a
 /// second service): captured by the triggers, and recorded here.
-fn direct_writes(local: &PgCluster, n: i64, tag: &str) -> Model {
-    local.psql_db(
-        "app",
-        &format!(
-            "INSERT INTO accounts (name, balance) SELECT '{tag}' || i, i FROM generate_series(1, {n}) i"
-        ),
+fn direct_writes(fx: &Fixture, n: i64, tag: &str) -> Model {
+    let select = format!(
+        "SELECT id || ':' || name || ':' || balance FROM accounts WHERE name LIKE '{tag}%'"
     );
-    let rows = local.psql_db(
-        "app",
-        &format!(
-            "SELECT id || ':' || name || ':' || balance FROM accounts WHERE name LIKE '{tag}%'"
-        ),
-    );
+    let rows = match &fx.sqlite {
+        None => {
+            fx.local.psql_db(
+                "app",
+                &format!(
+                    "INSERT INTO accounts (name, balance) SELECT '{tag}' || i, i FROM generate_series(1, {n}) i"
+                ),
+            );
+            fx.local.psql_db("app", &select)
+        }
+        Some(p) => {
+            let c = rusqlite::Connection::open(p).unwrap();
+            c.busy_timeout(Duration::from_secs(10)).unwrap();
+            c.execute_batch(&format!(
+                "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) \
+                 INSERT INTO accounts (name, balance) SELECT '{tag}' || i, i FROM s"
+            ))
+            .unwrap();
+            let mut st = c.prepare(&select).unwrap();
+            st.query_map([], |r| r.get::<_, String>(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
     let mut m = Model::default();
     for line in rows.lines() {
         let f: Vec<&str> = line.split(':').collect();
@@ -40,8 +57,7 @@ fn direct_writes(local: &PgCluster, n: i64, tag: &str) -> Model {
     m
 }
 
-fn restart_resilience(signal: &str) {
-    let fx = Fixture::new("max_lag_rows = 20000\ndrain_timeout = \"2s\"\nmax_pause = \"10s\"");
+fn restart_resilience(fx: Fixture, signal: &str) {
     let mut proxy = fx.serve();
     let (code, answer) = fx.post(
         "/sync/start",
@@ -57,7 +73,7 @@ fn restart_resilience(signal: &str) {
     // 1. Down during live sync; writes go on straight to the database meanwhile.
     pause(2.0);
     stop(&mut proxy, signal);
-    extra.merge(&direct_writes(&fx.local, 50, &format!("direct-{signal}-")));
+    extra.merge(&direct_writes(&fx, 50, &format!("direct-{signal}-")));
     pause(1.0);
     proxy = fx.serve();
     fx.wait_streaming(true);
@@ -101,21 +117,28 @@ fn restart_resilience(signal: &str) {
     let mut want = seed_model(300);
     want.merge(&out.model);
     want.merge(&extra);
-    let (local, remote) = (Side::Pg(&fx.local), Side::Pg(&fx.remote));
+    let (local, remote) = (fx.local_side(), Side::Pg(&fx.remote));
     assert_same("local (active)", &rt.block_on(snapshot(&local)), &want, 0);
     fx.wait_caught_up(&local);
     assert_same("remote", &rt.block_on(snapshot(&remote)), &want, 0);
     drop(proxy);
 }
 
+const SWITCH: &str = "max_lag_rows = 20000\ndrain_timeout = \"2s\"\nmax_pause = \"10s\"";
+
 #[test]
 fn sigkill_during_live_sync_then_restart_loses_nothing() {
-    restart_resilience("KILL");
+    restart_resilience(Fixture::new(SWITCH), "KILL");
 }
 
 #[test]
 fn sigterm_during_live_sync_then_restart_loses_nothing() {
-    restart_resilience("TERM");
+    restart_resilience(Fixture::new(SWITCH), "TERM");
+}
+
+#[test]
+fn sigkill_during_live_sync_from_sqlite_then_restart_loses_nothing() {
+    restart_resilience(Fixture::sqlite(SWITCH), "KILL");
 }
 
 /// A target that acknowledges commits before they are durable (`synchronous_commit =

@@ -15,9 +15,12 @@ use super::cluster::{free_port, scratch_dir, wait_until};
 use super::workload::{SCHEMA, SEED_SQL, Side, changelog_len};
 use super::{KillOnDrop, PgCluster, rt};
 
-/// A local PostgreSQL, a remote one behind PgBouncer, and switchyard's config for both.
+/// A local PostgreSQL (or SQLite file), a remote PostgreSQL behind PgBouncer, and
+/// switchyard's config for both.
 pub struct Fixture {
     pub local: PgCluster,
+    /// With [`Fixture::sqlite`]: the app's SQLite file, serving as `local` instead.
+    pub sqlite: Option<PathBuf>,
     pub remote: PgCluster,
     pub bouncer: Bouncer,
     pub dir: tempfile::TempDir,
@@ -29,11 +32,35 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(switch: &str) -> Fixture {
+        Fixture::build(switch, false)
+    }
+
+    /// `local` is a SQLite file, given the schema and seed through switchyard itself.
+    pub fn sqlite(switch: &str) -> Fixture {
+        let fx = Fixture::build(switch, true);
+        let proxy = fx.serve();
+        fx.rt.block_on(async {
+            let c = super::connect(&fx.url()).await.unwrap();
+            c.batch_execute(SCHEMA).await.unwrap();
+            c.batch_execute(SQLITE_SEED).await.unwrap();
+        });
+        drop(proxy);
+        fx
+    }
+
+    fn build(switch: &str, sqlite: bool) -> Fixture {
         let local = PgCluster::start();
         let remote = PgCluster::start();
         let bouncer = Bouncer::start(&remote, "transaction", 10);
-        local.psql_db("app", &format!("SET ROLE app; {SCHEMA} {SEED_SQL}"));
         let dir = scratch_dir("sy-faults-");
+        let sqlite = sqlite.then(|| dir.path().join("app.db"));
+        let local_url = match &sqlite {
+            Some(p) => format!("sqlite://{}", p.display()),
+            None => {
+                local.psql_db("app", &format!("SET ROLE app; {SCHEMA} {SEED_SQL}"));
+                local.url("app")
+            }
+        };
         let (port, admin) = (free_port(), free_port());
         let cfg = dir.path().join("switchyard.toml");
         std::fs::write(
@@ -45,13 +72,14 @@ impl Fixture {
                  [backends.local]\nurl = \"{}\"\npool_size = 10\npooler = \"none\"\n\
                  [backends.remote]\nurl = \"{}\"\npool_size = 10\npooler = \"transaction\"\n\
                  [routing]\nactive = \"local\"\n[switch]\n{switch}\n",
-                local.url("app"),
+                local_url,
                 bouncer.url()
             ),
         )
         .unwrap();
         Fixture {
             local,
+            sqlite,
             remote,
             bouncer,
             dir,
@@ -59,6 +87,14 @@ impl Fixture {
             port,
             admin,
             rt: rt(),
+        }
+    }
+
+    /// The app's side, read directly.
+    pub fn local_side(&self) -> Side<'_> {
+        match &self.sqlite {
+            Some(p) => Side::Sqlite(p.clone()),
+            None => Side::Pg(&self.local),
         }
     }
 
@@ -162,6 +198,11 @@ impl Fixture {
         );
     }
 }
+
+/// The seed of [`SEED_SQL`], as the app would write it through switchyard on SQLite.
+const SQLITE_SEED: &str = "INSERT INTO accounts (name, balance) SELECT 'seed' || i, i * 10 FROM generate_series(1, 300) i;
+INSERT INTO orders (account_id, amount) SELECT id, id FROM accounts;
+INSERT INTO tags (account_id, tag) SELECT id, 'seed' FROM accounts;";
 
 /// Stops the proxy with `signal` (TERM: a clean shutdown; KILL: a crash) and waits for it.
 pub fn stop(child: &mut KillOnDrop, signal: &str) {
