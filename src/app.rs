@@ -1,7 +1,7 @@
-//! The application value built once from a validated config and handed down: backends,
-//! router, users, TLS, metrics, cancel keys. No globals, so tests can run many proxies in
-//! one process. [`App::run`] is the library entry point: it serves on the listeners it is
-//! given until the shutdown signal.
+//! The composition root: [`App::build`] makes a proxy's [`ProxyState`] from a validated
+//! config (backends, route, switcher, users, TLS, metrics, lifecycle), and [`App::run`] —
+//! the library entry point — serves on the listeners it is given until its lifecycle is
+//! shut down, then drains. No globals, so tests can run many proxies in one process.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,17 +9,18 @@ use std::sync::atomic::AtomicU64;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::backend::{Backend, BackendError, monitor};
-use crate::config::{ProxyConfig, Resolved};
+use crate::config::Resolved;
 use crate::frontend::cancel::CancelRegistry;
 use crate::frontend::listener;
 use crate::frontend::users::UserStore;
+use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::router::route_file::{RouteFile, RouteFileError, RouteState, new_instance_id};
 use crate::router::switch::{RouteMemory, Switcher};
+use crate::state::ProxyState;
 use crate::sync::live::LiveSlot;
 use crate::tls;
 
@@ -47,40 +48,29 @@ pub enum AppError {
     },
 }
 
-/// State shared by every task of one proxy.
-pub struct Shared {
-    pub router: Arc<Router>,
-    pub switcher: Arc<Switcher>,
-    pub metrics: Metrics,
-    pub users: UserStore,
-    pub cancels: Arc<CancelRegistry>,
-    pub tls: Option<tls::ServerTls>,
-    pub proxy: ProxyConfig,
-    pub next_session: AtomicU64,
-    pub resolved: Resolved,
-    /// Live sync: the one running here, or why one recorded in the databases is not.
-    pub live: Arc<LiveSlot>,
-    /// Recent login failures per client address.
-    pub auth_throttle: crate::frontend::throttle::AuthThrottle,
-    /// The file the config came from, for reloads (unset for the embedded default).
-    pub config_path: std::sync::OnceLock<std::path::PathBuf>,
-    /// The shutdown signal, for tasks started after start-up (monitors of new backends).
-    pub shutdown: std::sync::OnceLock<watch::Receiver<bool>>,
-}
-
 /// A built proxy, not yet listening.
 pub struct App {
-    pub shared: Arc<Shared>,
+    pub state: Arc<ProxyState>,
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Every transaction in flight finished within the grace period.
+    pub transactions: bool,
+    /// Every task (sessions included) ended within it.
+    pub tasks: bool,
 }
 
 impl App {
     /// Builds backends (pools are lazy: nothing connects yet), users and TLS.
     pub fn build(resolved: Resolved, metrics: Metrics) -> Result<App, AppError> {
         let cfg = &resolved.config;
+        let lifecycle = Lifecycle::new();
         let wait = cfg.proxy.pool_wait_timeout.get();
         let mut backends = BTreeMap::new();
         for (name, b) in &cfg.backends {
-            let backend = Backend::new(name, b, wait, &metrics)?;
+            let backend = Backend::new(name, b, wait, &metrics, lifecycle.child())?;
             backends.insert(name.clone(), Arc::new(backend));
         }
         let route = route_memory(&resolved)?;
@@ -88,13 +78,7 @@ impl App {
             metrics.route_config_mismatch.set(1);
         }
         metrics.route_epoch.set(route.state.epoch as i64);
-        for name in cfg.backends.keys() {
-            metrics
-                .active_backend
-                .with_label_values(&[name])
-                .set((*name == route.state.active) as i64);
-        }
-        let router = Router::new(backends, &route.state.active).ok_or_else(|| {
+        let router = Router::new(backends, &route.state.active, &metrics).ok_or_else(|| {
             BackendError::Engine(format!(
                 "routing.active names unknown backend {}",
                 route.state.active
@@ -104,12 +88,12 @@ impl App {
             (Some(c), Some(k)) => Some(tls::server_tls(c, k)?),
             _ => None,
         };
-        let switcher = Arc::new(Switcher::new(cfg.switch.clone(), route));
-        let live = Arc::new(LiveSlot::new(metrics.clone()));
+        let switcher = Arc::new(Switcher::new(cfg.switch.clone(), route, lifecycle.clone()));
+        let live = Arc::new(LiveSlot::new(metrics.clone(), lifecycle.clone()));
         switcher.set_hook(Some(live.clone()));
         let cancels = Arc::new(CancelRegistry::default());
         switcher.set_inflight(cancels.clone());
-        let shared = Shared {
+        let state = ProxyState {
             router: Arc::new(router),
             switcher,
             users: UserStore::from_config(&cfg.proxy, &cfg.users),
@@ -122,16 +106,19 @@ impl App {
             live,
             auth_throttle: Default::default(),
             config_path: Default::default(),
-            shutdown: Default::default(),
+            client_slots: Arc::new(tokio::sync::Semaphore::new(
+                cfg.proxy.max_client_connections,
+            )),
+            lifecycle,
         };
         Ok(App {
-            shared: Arc::new(shared),
+            state: Arc::new(state),
         })
     }
 
     /// Binds the proxy listener at its configured address.
     pub async fn bind_proxy(&self) -> Result<TcpListener, AppError> {
-        let addr = self.shared.resolved.proxy_addr;
+        let addr = self.state.resolved.proxy_addr;
         TcpListener::bind(addr)
             .await
             .map_err(|source| AppError::Listen {
@@ -143,7 +130,7 @@ impl App {
 
     /// Binds the admin API at its configured address.
     pub async fn bind_admin(&self) -> Result<TcpListener, AppError> {
-        let addr = self.shared.resolved.admin_addr;
+        let addr = self.state.resolved.admin_addr;
         TcpListener::bind(addr)
             .await
             .map_err(|source| AppError::Listen {
@@ -153,39 +140,68 @@ impl App {
             })
     }
 
-    /// Serves clients on `proxy` and the admin API on `admin` until `shutdown` turns
-    /// true, with a health monitor per backend. A live sync recorded in the databases is
-    /// found and resumed first (the route may follow it), before anyone is served.
-    pub async fn run(
-        self,
-        proxy: TcpListener,
-        admin: Option<TcpListener>,
-        shutdown: watch::Receiver<bool>,
-    ) {
-        let _ = self.shared.shutdown.set(shutdown.clone());
-        let s = &self.shared;
+    /// The lifecycle to shut this app down with (`lifecycle().shutdown()`).
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.state.lifecycle.clone()
+    }
+
+    /// Serves clients on `proxy` and the admin API on `admin`, with a health monitor per
+    /// backend, until shutdown is asked for; then drains (see [`App::drain`]). A live sync
+    /// recorded in the databases is found and resumed first (the route may follow it),
+    /// before anyone is served.
+    pub async fn run(self, proxy: TcpListener, admin: Option<TcpListener>) -> Drained {
+        let s = &self.state;
         crate::sync::live::resume::at_start(crate::sync::live::resume::Context {
             router: s.router.clone(),
             switcher: s.switcher.clone(),
             slot: s.live.clone(),
             metrics: s.metrics.clone(),
+            lifecycle: s.lifecycle.clone(),
         })
         .await;
-        for b in self.shared.router.backends() {
-            tokio::spawn(monitor::run(
-                b.clone(),
-                self.shared.metrics.clone(),
-                shutdown.clone(),
-            ));
+        for b in s.router.backends() {
+            s.lifecycle
+                .spawn(monitor::run(b.clone(), s.metrics.clone()));
         }
         if let Some(admin) = admin {
-            tokio::spawn(crate::admin::serve(
-                admin,
-                self.shared.clone(),
-                shutdown.clone(),
-            ));
+            s.lifecycle
+                .spawn(crate::admin::serve(admin, self.state.clone()));
         }
-        listener::serve(self.shared.clone(), proxy, shutdown).await;
+        listener::serve(self.state.clone(), proxy).await;
+        self.drain().await
+    }
+
+    /// After shutdown is asked for: new transactions are held, those in flight get
+    /// `proxy.shutdown_grace` to finish; each client gets `57P01` (admin_shutdown) and a
+    /// clean close as soon as it has no transaction open; then every task ends.
+    async fn drain(&self) -> Drained {
+        let s = &self.state;
+        s.router.gate.pause();
+        let grace = s.proxy.shutdown_grace.get();
+        let started = std::time::Instant::now();
+        tracing::info!(
+            inflight = s.router.gate.inflight(),
+            grace_ms = grace.as_millis() as u64,
+            "shutting down: waiting for transactions in flight"
+        );
+        let transactions = s.router.gate.wait_drained(grace).await;
+        let tasks = s
+            .lifecycle
+            .wait(grace.saturating_sub(started.elapsed()))
+            .await;
+        if transactions && tasks {
+            tracing::info!("shut down cleanly: no transaction was cut");
+        } else {
+            tracing::warn!(
+                transactions_left = s.router.gate.inflight(),
+                tasks_left = s.lifecycle.running(),
+                "shutdown grace period over; closing with work in flight"
+            );
+        }
+        Drained {
+            transactions,
+            tasks,
+        }
     }
 }
 
@@ -226,26 +242,4 @@ fn route_memory(resolved: &Resolved) -> Result<RouteMemory, AppError> {
         file: Some(file),
         state,
     })
-}
-
-impl Shared {
-    /// Brings the gauges that are read from pools up to date (called before a scrape).
-    pub fn refresh_gauges(&self) {
-        for b in self.router.backends() {
-            let s = b.pool.state();
-            let m = &self.metrics;
-            m.server_connections
-                .with_label_values(&[&b.name, "idle"])
-                .set(s.idle_connections as i64);
-            m.server_connections
-                .with_label_values(&[&b.name, "active"])
-                .set((s.connections - s.idle_connections) as i64);
-            m.pool_waiting
-                .with_label_values(&[&b.name])
-                .set(s.statistics.pending_gets() as i64);
-            m.backend_up
-                .with_label_values(&[&b.name])
-                .set(b.health().up as i64);
-        }
-    }
 }

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tokio::sync::watch;
 
 use crate::app::App;
 use crate::backend::url::BackendUrl;
@@ -305,11 +304,13 @@ async fn run_live(from: String, to: String, force: bool, parallel: usize) -> Res
         )
     );
     let owner = crate::sync::live::record::owner_name(&instance);
+    let lifecycle = crate::lifecycle::Lifecycle::new();
     let live = crate::sync::live::LiveSync::start(
         spec,
         metrics,
         owner,
         crate::sync::live::StartMode::Fresh,
+        &lifecycle,
     )
     .await?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -358,8 +359,8 @@ async fn serve(config: Option<PathBuf>) -> Result<()> {
     let listener = app.bind_proxy().await?;
     let admin = app.bind_admin().await?;
     let addr = resolved.proxy_addr;
-    let route = app.shared.switcher.route();
-    let active = &*app.shared.router.active().name;
+    let route = app.state.switcher.route();
+    let active = &*app.state.router.active().name;
     if *active != *resolved.active {
         eprintln!(
             "switchyard: WARNING: the config says routing.active = {:?}, but the last switch (#{}) left the app on {active:?}, as recorded in {}; serving {active:?}. Edit routing.active to match, or switch with `switchyard ctl cutover`.",
@@ -381,35 +382,22 @@ async fn serve(config: Option<PathBuf>) -> Result<()> {
         "  connect with: psql \"postgres://{}@{addr}/postgres\"",
         first_user(&resolved)
     );
-    let (tx, rx) = watch::channel(false);
-    let shared = app.shared.clone();
+    let state = app.state.clone();
     if let Some(p) = &config {
-        let _ = shared.config_path.set(p.clone());
+        let _ = state.config_path.set(p.clone());
     }
-    let run = tokio::spawn(app.run(listener, Some(admin), rx));
-    tokio::spawn(reload_on_sighup(shared.clone()));
-    shutdown_signal().await;
-    // Stop accepting, hold new transactions, let those in flight finish (bounded).
-    let _ = tx.send(true);
-    let _ = run.await;
-    shared.router.gate.pause();
-    let grace = resolved.config.proxy.shutdown_grace.0;
-    let inflight = shared.router.gate.inflight();
-    tracing::info!(
-        inflight,
-        grace_ms = grace.as_millis() as u64,
-        "shutting down: waiting for transactions in flight"
-    );
-    let drained = shared.router.gate.wait_drained(grace).await;
-    let left = shared.router.gate.inflight();
-    if drained {
-        tracing::info!("shut down cleanly: no transaction was cut");
-    } else {
-        tracing::warn!(
-            left,
-            "shutdown grace period over; closing with transactions in flight"
-        );
-    }
+    let lifecycle = app.lifecycle();
+    state.lifecycle.spawn(reload_on_sighup(state.clone()));
+    let stop = lifecycle.clone();
+    lifecycle.spawn(async move {
+        tokio::select! {
+            _ = shutdown_signal() => stop.shutdown(),
+            _ = stop.stopped() => {}
+        }
+    });
+    // Stops accepting at the signal, holds new transactions, lets those in flight finish
+    // (bounded by proxy.shutdown_grace) and tells every client why it is closed.
+    app.run(listener, Some(admin)).await;
     Ok(())
 }
 
@@ -422,14 +410,18 @@ fn first_user(r: &Resolved) -> String {
 }
 
 /// SIGHUP re-reads the config (like `POST /reload`); a bad file is reported and ignored.
-async fn reload_on_sighup(shared: std::sync::Arc<crate::app::Shared>) {
+async fn reload_on_sighup(shared: std::sync::Arc<crate::state::ProxyState>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
             return;
         };
-        while hup.recv().await.is_some() {
+        loop {
+            tokio::select! {
+                got = hup.recv() => if got.is_none() { return },
+                _ = shared.lifecycle.stopped() => return,
+            }
             match crate::reload::reload(&shared) {
                 Ok(r) => {
                     tracing::info!(added = ?r.added, changed = ?r.changed, removed = ?r.removed, "SIGHUP: config reloaded")

@@ -3,7 +3,9 @@
 //!
 //! Module map:
 //! - [`config`]: TOML config, `${VAR}` expansion, validation.
-//! - [`app`]: the shared application state and the library entry point.
+//! - [`app`]: builds a proxy from its config and runs it (the library entry point).
+//! - [`state`]: the state every layer of a running proxy shares.
+//! - [`lifecycle`]: the owner of every task, and shutdown.
 //! - [`frontend`]: client connections (startup, TLS, auth, cancel, session loop).
 //! - [`relay`]: protocol state between a client and a server connection.
 //! - [`backend`]: backends, their pools and server connections.
@@ -23,11 +25,13 @@ pub mod config;
 pub mod ctl;
 pub mod frontend;
 pub mod init;
+pub mod lifecycle;
 pub mod metrics;
 pub mod protocol;
 pub mod relay;
 pub mod reload;
 pub mod router;
+pub mod state;
 pub mod stream;
 pub mod sync;
 pub mod tls;

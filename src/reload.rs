@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::app::Shared;
 use crate::backend::{Backend, monitor};
 use crate::config::Config;
+use crate::state::ProxyState;
 
 /// What a reload did.
 #[derive(Debug, Default, Serialize)]
@@ -22,7 +22,7 @@ pub struct ReloadReport {
 }
 
 /// Reads the config file again and applies its backends.
-pub fn reload(shared: &Arc<Shared>) -> Result<ReloadReport, String> {
+pub fn reload(shared: &Arc<ProxyState>) -> Result<ReloadReport, String> {
     let path = shared
         .config_path
         .get()
@@ -48,8 +48,8 @@ pub fn reload(shared: &Arc<Shared>) -> Result<ReloadReport, String> {
                 map.insert(name.clone(), b.clone());
             }
             prev => {
-                let b =
-                    Backend::new(name, cfg, wait, &shared.metrics).map_err(|e| e.to_string())?;
+                let b = Backend::new(name, cfg, wait, &shared.metrics, shared.lifecycle.child())
+                    .map_err(|e| e.to_string())?;
                 let b = Arc::new(b);
                 if prev.is_some() {
                     report.changed.push(name.clone());
@@ -72,21 +72,15 @@ pub fn reload(shared: &Arc<Shared>) -> Result<ReloadReport, String> {
         old[name].retire();
     }
     for b in fresh {
-        let active = *b.name == *shared.router.active().name;
         shared
-            .metrics
-            .active_backend
-            .with_label_values(&[&b.name])
-            .set(active as i64);
-        if let Some(rx) = shared.shutdown.get() {
-            tokio::spawn(monitor::run(b, shared.metrics.clone(), rx.clone()));
-        }
+            .lifecycle
+            .spawn(monitor::run(b, shared.metrics.clone()));
     }
     tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed, "config reloaded");
     Ok(report)
 }
 
-fn refuse_live_sync_loss(shared: &Shared, removed: &[String]) -> Result<(), String> {
+fn refuse_live_sync_loss(shared: &ProxyState, removed: &[String]) -> Result<(), String> {
     let live = shared.live.current();
     if let Some(l) = live {
         let s = l.status();

@@ -20,15 +20,14 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
-use crate::app::Shared;
 use crate::router::switch::{SwitchError, SwitchOptions, SwitchRecord};
+use crate::state::ProxyState;
 
-type AppState = State<Arc<Shared>>;
+type AppState = State<Arc<ProxyState>>;
 
 /// The admin router.
-pub fn router(shared: Arc<Shared>) -> axum::Router {
+pub fn router(shared: Arc<ProxyState>) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -44,14 +43,10 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .with_state(shared)
 }
 
-/// Serves the admin API until `shutdown` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Serves the admin API until the proxy shuts down.
+pub async fn serve(listener: TcpListener, shared: Arc<ProxyState>) {
+    let stop = shared.lifecycle.token().cancelled_owned();
     let app = router(shared);
-    let stop = async move { crate::frontend::listener::stopped(&mut shutdown).await };
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(stop)
         .await
@@ -66,7 +61,7 @@ fn error(code: StatusCode, msg: impl Into<String>) -> Response {
 
 /// Checks the bearer token of a mutating request.
 #[allow(clippy::result_large_err)]
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(shared: &ProxyState, headers: &HeaderMap) -> Result<(), Response> {
     let Some(token) = shared
         .resolved
         .config
@@ -204,12 +199,14 @@ async fn cutover(
 /// Runs a switch on its own task: if the admin client hangs up mid-switch (Ctrl-C on
 /// `ctl cutover`, an HTTP timeout), hyper drops this handler, and a switch dropped inside
 /// its pause would leave every client held. On its own task it always runs to its end.
-async fn detached<F, Fut>(shared: Arc<Shared>, f: F) -> Result<SwitchRecord, SwitchError>
+async fn detached<F, Fut>(shared: Arc<ProxyState>, f: F) -> Result<SwitchRecord, SwitchError>
 where
-    F: FnOnce(Arc<Shared>) -> Fut,
+    F: FnOnce(Arc<ProxyState>) -> Fut,
     Fut: std::future::Future<Output = Result<SwitchRecord, SwitchError>> + Send + 'static,
 {
-    tokio::spawn(f(shared))
+    let lifecycle = shared.lifecycle.clone();
+    lifecycle
+        .spawn(f(shared))
         .await
         .unwrap_or_else(|e| Err(SwitchError::Failed(format!("the switch task failed: {e}"))))
 }

@@ -8,10 +8,10 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 
-use crate::app::Shared;
 use crate::backend::Backend;
 use crate::backend::monitor::BackoffView;
 use crate::router::switch::{SwitchRecord, SwitchState};
+use crate::state::ProxyState;
 
 #[derive(Serialize)]
 pub struct PoolView {
@@ -69,7 +69,7 @@ pub struct RouteView {
     pub config_disagrees: bool,
 }
 
-fn route_view(shared: &Shared) -> RouteView {
+fn route_view(shared: &ProxyState) -> RouteView {
     let route = shared.switcher.route();
     let config_active = shared.resolved.active.clone();
     RouteView {
@@ -105,7 +105,7 @@ pub fn backend_view(b: &Backend) -> BackendView {
 }
 
 /// The whole status document.
-pub fn view(shared: &Shared) -> StatusView {
+pub fn view(shared: &ProxyState) -> StatusView {
     let sw = &shared.switcher;
     StatusView {
         active: shared.router.active().name.to_string(),
@@ -131,6 +131,6 @@ pub fn view(shared: &Shared) -> StatusView {
     }
 }
 
-pub async fn status(State(shared): State<Arc<Shared>>) -> Json<StatusView> {
+pub async fn status(State(shared): State<Arc<ProxyState>>) -> Json<StatusView> {
     Json(view(&shared))
 }

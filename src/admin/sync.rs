@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{AppState, authorize, error};
-use crate::app::Shared;
+use crate::state::ProxyState;
 use crate::sync::SyncError;
 use crate::sync::live::{LiveSpec, LiveSync, Phase, StartMode, record};
 
@@ -23,7 +23,7 @@ pub struct StartReq {
     force: bool,
 }
 
-fn spec(shared: &Shared, req: &StartReq) -> Result<LiveSpec, String> {
+fn spec(shared: &ProxyState, req: &StartReq) -> Result<LiveSpec, String> {
     let url = |name: &str| {
         shared
             .router
@@ -83,7 +83,15 @@ pub async fn start(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let owner = record::owner_name(&shared.switcher.route().instance);
-    match LiveSync::start(spec, shared.metrics.clone(), owner, StartMode::Fresh).await {
+    match LiveSync::start(
+        spec,
+        shared.metrics.clone(),
+        owner,
+        StartMode::Fresh,
+        &shared.lifecycle,
+    )
+    .await
+    {
         Ok(live) => {
             let status = live.status();
             shared.live.set_running(live);

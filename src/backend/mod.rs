@@ -67,9 +67,9 @@ pub struct Backend {
     /// Set by every checkout, cleared by the health monitor when it looks: a backend in
     /// use proves its health without probes.
     used: std::sync::atomic::AtomicBool,
-    /// Set when a reload removed or replaced this backend: its monitor stops, and it only
-    /// serves the transactions that were already on it.
-    retired: std::sync::atomic::AtomicBool,
+    /// Cancelled when a reload removed or replaced this backend, or when the app shuts
+    /// down: its monitor stops, and it only serves the transactions already on it.
+    retired: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for Backend {
@@ -80,20 +80,26 @@ impl std::fmt::Debug for Backend {
 
 impl Backend {
     pub fn retire(&self) {
-        self.retired
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.retired.cancel();
     }
 
     pub fn is_retired(&self) -> bool {
-        self.retired.load(std::sync::atomic::Ordering::SeqCst)
+        self.retired.is_cancelled()
     }
 
-    /// Builds a backend and its (lazy) pool. Nothing is connected yet.
+    /// Resolves once the backend is retired (or the app shuts down).
+    pub async fn retired(&self) {
+        self.retired.cancelled().await
+    }
+
+    /// Builds a backend and its (lazy) pool. Nothing is connected yet. `lifetime` ends it
+    /// (a child of the app's shutdown token).
     pub fn new(
         name: &str,
         cfg: &BackendConfig,
         pool_wait: Duration,
         metrics: &Metrics,
+        lifetime: tokio_util::sync::CancellationToken,
     ) -> Result<Backend, BackendError> {
         let url = BackendUrl::parse(&cfg.url)
             .map_err(|e| BackendError::Engine(format!("backends.{name}.url: {e}")))?;
@@ -154,7 +160,7 @@ impl Backend {
             shared,
             backoff: Default::default(),
             used: Default::default(),
-            retired: Default::default(),
+            retired: lifetime,
         })
     }
 

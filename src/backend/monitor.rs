@@ -6,8 +6,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::watch;
-
 use super::Backend;
 use super::health::{self, backoff_ceiling, full_jitter};
 use crate::metrics::Metrics;
@@ -55,8 +53,8 @@ impl Backend {
     }
 }
 
-/// Watches `backend` until `shutdown` turns true.
-pub async fn run(backend: Arc<Backend>, metrics: Metrics, mut shutdown: watch::Receiver<bool>) {
+/// Watches `backend` until it is retired (a reload, or the app's shutdown).
+pub async fn run(backend: Arc<Backend>, metrics: Metrics) {
     let base = backend.config.backoff_base.get();
     let cap = backend.config.backoff_cap.get();
     let interval = backend.config.health_interval.get();
@@ -87,7 +85,7 @@ pub async fn run(backend: Arc<Backend>, metrics: Metrics, mut shutdown: watch::R
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = health::wait_down(&mut health), if state.up => continue,
-            _ = crate::frontend::listener::stopped(&mut shutdown) => return,
+            _ = backend.retired() => return,
         }
         if state.up && backend.recently_used() {
             last_probe = Instant::now();

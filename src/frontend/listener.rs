@@ -1,30 +1,29 @@
-//! The accept loop: one task per client connection, a cap on concurrent clients, and a
-//! shutdown signal that stops accepting.
+//! The accept loop: one tracked task per client connection, a cap on concurrent clients
+//! (a semaphore permit held by each connection), and the proxy's shutdown, which stops
+//! accepting.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::startup::{self, Startup};
 use super::{login, wire};
-use crate::app::Shared;
 use crate::protocol::build::ErrorFields;
 use crate::protocol::sqlstate;
+use crate::state::ProxyState;
 
-/// Accepts clients until `shutdown` turns true.
-pub async fn serve(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Accepts clients until the proxy shuts down.
+pub async fn serve(shared: Arc<ProxyState>, listener: TcpListener) {
+    let lifecycle = shared.lifecycle.clone();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    tokio::spawn(handle(shared.clone(), tcp, peer));
+                    let permit = shared.client_slots.clone().try_acquire_owned().ok();
+                    lifecycle.spawn(handle(shared.clone(), tcp, peer, permit));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -32,18 +31,13 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = stopped(&mut shutdown) => break,
+            _ = lifecycle.stopped() => break,
         }
     }
 }
 
-/// Resolves when the shutdown flag turns true (or its sender is gone).
-pub async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
 /// Decrements the client gauge when a connection ends, however it ends.
-struct ClientCount(Arc<Shared>);
+struct ClientCount(Arc<ProxyState>);
 
 impl Drop for ClientCount {
     fn drop(&mut self) {
@@ -51,12 +45,19 @@ impl Drop for ClientCount {
     }
 }
 
-async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+/// One client connection; `permit` is its slot under `proxy.max_client_connections`
+/// (none left: it is refused).
+async fn handle(
+    shared: Arc<ProxyState>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    permit: Option<OwnedSemaphorePermit>,
+) {
     let _ = tcp.set_nodelay(true);
     shared.metrics.clients_total.inc();
     shared.metrics.clients_current.inc();
     let _count = ClientCount(shared.clone());
-    if shared.metrics.clients_current.get() as usize > shared.proxy.max_client_connections {
+    let Some(_permit) = permit else {
         let mut tcp = tcp;
         let err = ErrorFields::fatal(
             sqlstate::TOO_MANY_CONNECTIONS,
@@ -65,7 +66,7 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
         .with_hint("raise proxy.max_client_connections");
         wire::send_error(&mut tcp, &err).await;
         return;
-    }
+    };
     let (client, msg) = match startup::handshake(&shared, tcp).await {
         Ok(Startup::Session(client, msg)) => (client, msg),
         Ok(Startup::Cancelled) => return,

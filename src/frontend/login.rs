@@ -11,12 +11,12 @@ use thiserror::Error;
 use super::auth::{self, AuthError};
 use super::session::Session;
 use super::wire;
-use crate::app::Shared;
 use crate::protocol::build::{self, ErrorFields};
 use crate::protocol::startup::StartupMessage;
 use crate::protocol::{TxStatus, sqlstate};
 use crate::relay::Relay;
 use crate::relay::params::{self, SessionParams};
+use crate::state::ProxyState;
 use crate::stream::ClientStream;
 
 #[derive(Debug, Error)]
@@ -52,7 +52,7 @@ impl LoginError {
 
 /// Authenticates and greets the client; returns its session ready to run.
 pub async fn login(
-    shared: &Arc<Shared>,
+    shared: &Arc<ProxyState>,
     mut client: ClientStream,
     startup: StartupMessage,
     peer: std::net::IpAddr,
@@ -139,7 +139,10 @@ pub async fn login(
 
 /// Takes a server connection, applies the client's startup settings to it, and returns
 /// the ParameterStatus messages a server would send at login.
-async fn server_parameters(shared: &Arc<Shared>, relay: &Relay) -> Result<BytesMut, LoginError> {
+async fn server_parameters(
+    shared: &Arc<ProxyState>,
+    relay: &Relay,
+) -> Result<BytesMut, LoginError> {
     let mut held = shared
         .router
         .acquire()

@@ -8,7 +8,6 @@ use bytes::{Buf, BytesMut};
 use thiserror::Error;
 
 use super::cancel::{CancelHandle, CancelTarget};
-use crate::app::Shared;
 use crate::config::PoolerMode;
 use crate::protocol::build::ErrorFields;
 use crate::protocol::{TxStatus, fe, framing, sqlstate};
@@ -16,6 +15,7 @@ use crate::relay::expect::Expect;
 use crate::relay::pump::{self, Event, Out, PumpError, Sides};
 use crate::relay::{Relay, RelayError, Step, params};
 use crate::router::Held;
+use crate::state::ProxyState;
 use crate::stream::ClientStream;
 
 #[derive(Debug, Error)]
@@ -28,7 +28,7 @@ pub enum SessionError {
 
 /// A logged-in client.
 pub struct Session {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<ProxyState>,
     pub client: ClientStream,
     pub client_in: BytesMut,
     pub relay: Relay,
@@ -39,11 +39,28 @@ pub struct Session {
     server_dirty: bool,
     /// This user's connection slot (`[[users]] max_connections`), held until the end.
     pub user_slot: Option<super::throttle::UserSlot>,
+    /// Resolves when the proxy shuts down; watched while the client has no transaction.
+    shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+/// Why a client got no server connection.
+enum Refused {
+    /// An error to answer the client's statement with.
+    Client(ErrorFields),
+    /// The proxy is shutting down.
+    Shutdown,
+}
+
+/// What the session loop waited for.
+enum Waited {
+    Event(Result<Event, PumpError>),
+    Timeout(std::time::Duration, Timeout),
+    Shutdown,
 }
 
 impl Session {
     pub fn new(
-        shared: Arc<Shared>,
+        shared: Arc<ProxyState>,
         client: ClientStream,
         client_in: BytesMut,
         relay: Relay,
@@ -51,7 +68,6 @@ impl Session {
         id: u64,
     ) -> Self {
         Session {
-            shared,
             client,
             client_in,
             relay,
@@ -61,6 +77,8 @@ impl Session {
             client_dirty: false,
             server_dirty: false,
             user_slot: None,
+            shutdown: Box::pin(shared.lifecycle.token().cancelled_owned()),
+            shared,
         }
     }
 
@@ -83,6 +101,7 @@ impl Session {
             self.maybe_release();
             let has_pending = self.has_complete_message();
             let limit = self.timeout_now();
+            let idle = self.held.is_none();
             let step = {
                 let server = self.held.as_mut().map(|h| {
                     let conn = &mut *h.conn;
@@ -107,18 +126,36 @@ impl Session {
                     wake_on_drain: has_pending,
                 })
             };
-            let event = match limit {
-                None => step.await,
-                Some((limit, kind)) => match tokio::time::timeout(limit, step).await {
-                    Ok(e) => e,
-                    Err(_) => match kind {
-                        Timeout::Query => {
-                            self.query_timed_out(limit);
-                            continue;
-                        }
-                        Timeout::IdleTransaction => return self.idle_timed_out(limit).await,
+            let stepped = async {
+                match limit {
+                    None => Waited::Event(step.await),
+                    Some((limit, kind)) => match tokio::time::timeout(limit, step).await {
+                        Ok(e) => Waited::Event(e),
+                        Err(_) => Waited::Timeout(limit, kind),
                     },
-                },
+                }
+            };
+            // Without a transaction open, a shutdown ends the session at once; inside one,
+            // the transaction finishes first.
+            let waited = if idle {
+                tokio::select! {
+                    biased;
+                    w = stepped => w,
+                    () = self.shutdown.as_mut() => Waited::Shutdown,
+                }
+            } else {
+                stepped.await
+            };
+            let event = match waited {
+                Waited::Event(e) => e,
+                Waited::Timeout(limit, Timeout::Query) => {
+                    self.query_timed_out(limit);
+                    continue;
+                }
+                Waited::Timeout(limit, Timeout::IdleTransaction) => {
+                    return self.idle_timed_out(limit).await;
+                }
+                Waited::Shutdown => return self.shut_down().await,
             };
             match event {
                 Ok(Event::ClientData) | Ok(Event::Idle) => {}
@@ -247,7 +284,15 @@ impl Session {
                 Step::Terminate => return Ok(Step::Terminate),
                 Step::NeedServer => {
                     let first = super::cancel::first_statement(h.tag, &self.client_in[..h.total]);
-                    if let Err(err) = self.acquire(first).await {
+                    let acquired = match self.acquire(first).await {
+                        Err(Refused::Shutdown) => {
+                            self.shut_down().await?;
+                            return Ok(Step::Terminate);
+                        }
+                        Err(Refused::Client(err)) => Err(err),
+                        Ok(()) => Ok(()),
+                    };
+                    if let Err(err) = acquired {
                         self.client_in.advance(h.total);
                         if h.tag == fe::QUERY || h.tag == fe::FUNCTION_CALL {
                             self.relay.query_error(&err);
@@ -260,15 +305,36 @@ impl Session {
         }
     }
 
+    /// The proxy shuts down and this client has no transaction open: tell it why, as
+    /// PostgreSQL does (FATAL 57P01), and close.
+    async fn shut_down(&mut self) -> Result<(), SessionError> {
+        let err = ErrorFields::fatal(
+            sqlstate::ADMIN_SHUTDOWN,
+            "terminating connection due to administrator command",
+        )
+        .with_hint("switchyard is shutting down; reconnect");
+        self.relay.fatal(&err);
+        self.flush_client().await.map_err(SessionError::Client)?;
+        tracing::debug!(session = self.id, "closed at shutdown");
+        Ok(())
+    }
+
     /// Takes a server connection for a new transaction and brings it up to the client's
     /// session settings. The error is for the client when none could be had.
     async fn acquire(
         &mut self,
         first: crate::router::inflight::FirstStatement,
-    ) -> Result<(), ErrorFields> {
+    ) -> Result<(), Refused> {
         self.shared.metrics.clients_waiting.inc();
-        let result = self.shared.router.acquire().await;
+        // A client held at the gate (a pause) when the proxy shuts down gets no server.
+        let result = tokio::select! {
+            r = self.shared.router.acquire() => Some(r),
+            () = self.shutdown.as_mut() => None,
+        };
         self.shared.metrics.clients_waiting.dec();
+        let Some(result) = result else {
+            return Err(Refused::Shutdown);
+        };
         let mut held = match result {
             Ok(h) => h,
             Err(e) => {
@@ -278,10 +344,10 @@ impl Session {
                     .errors
                     .with_label_values(&["pool_timeout"])
                     .inc();
-                return Err(ErrorFields::error(
+                return Err(Refused::Client(ErrorFields::error(
                     sqlstate::CONNECTION_FAILURE,
                     e.to_string(),
-                ));
+                )));
             }
         };
         self.relay.pooler = held.backend.pooler;
@@ -290,7 +356,9 @@ impl Session {
                 // A transaction pooler unlinks its server at the ReadyForQuery that ends
                 // the SET: answers to client messages pipelined behind it would be lost.
                 // So behind a pooler the settings are a round trip of their own.
-                apply_settings_alone(&mut held, &sql).await?;
+                apply_settings_alone(&mut held, &sql)
+                    .await
+                    .map_err(Refused::Client)?;
             } else {
                 crate::protocol::build::query(&mut self.relay.server_out, &sql);
                 self.relay.queue.push(Expect::Query {

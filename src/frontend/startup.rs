@@ -10,10 +10,10 @@ use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::wire;
-use crate::app::Shared;
 use crate::protocol::build::{self, ErrorFields};
 use crate::protocol::sqlstate;
 use crate::protocol::startup::{self, StartupError, StartupMessage, StartupPacket};
+use crate::state::ProxyState;
 use crate::stream::ClientStream;
 
 /// How long a client may take to send its startup packets.
@@ -77,7 +77,7 @@ async fn read_packet(s: &mut ClientStream) -> Result<StartupPacket, HandshakeErr
 
 /// Runs the startup phase within [`STARTUP_TIMEOUT`].
 pub async fn handshake(
-    shared: &Arc<Shared>,
+    shared: &Arc<ProxyState>,
     tcp: tokio::net::TcpStream,
 ) -> Result<Startup, (Option<ClientStream>, HandshakeError)> {
     let mut stream = Some(ClientStream::Tcp(tcp));
@@ -89,7 +89,7 @@ pub async fn handshake(
 }
 
 async fn negotiate(
-    shared: &Arc<Shared>,
+    shared: &Arc<ProxyState>,
     slot: &mut Option<ClientStream>,
 ) -> Result<Startup, HandshakeError> {
     let mut ssl_done = false;
@@ -141,7 +141,7 @@ async fn negotiate(
 
 /// Answers an SSLRequest: TLS when configured, 'N' otherwise.
 async fn upgrade(
-    shared: &Arc<Shared>,
+    shared: &Arc<ProxyState>,
     slot: &mut Option<ClientStream>,
 ) -> Result<(), HandshakeError> {
     let Some(acceptor) = shared.tls.as_ref().map(|t| t.acceptor.clone()) else {

@@ -36,16 +36,35 @@ pub struct Router {
     backends: ArcSwap<BTreeMap<String, Arc<Backend>>>,
     active: ArcSwap<Backend>,
     pub gate: Arc<Gate>,
+    /// `switchyard_active_backend`: set here, and only here, whenever the route changes.
+    active_gauge: prometheus::IntGaugeVec,
 }
 
 impl Router {
-    pub fn new(backends: BTreeMap<String, Arc<Backend>>, active: &str) -> Option<Router> {
+    pub fn new(
+        backends: BTreeMap<String, Arc<Backend>>,
+        active: &str,
+        metrics: &crate::metrics::Metrics,
+    ) -> Option<Router> {
         let first = backends.get(active)?.clone();
-        Some(Router {
+        let router = Router {
             backends: ArcSwap::from_pointee(backends),
             active: ArcSwap::new(first),
             gate: Arc::new(Gate::default()),
-        })
+            active_gauge: metrics.active_backend.clone(),
+        };
+        router.show_active();
+        Some(router)
+    }
+
+    /// 1 for the active backend, 0 for the others.
+    fn show_active(&self) {
+        let active = self.active();
+        for name in self.backends.load().keys() {
+            self.active_gauge
+                .with_label_values(&[name])
+                .set((**name == *active.name) as i64);
+        }
     }
 
     /// The backend new transactions go to.
@@ -64,7 +83,9 @@ impl Router {
     /// Makes `name` the active backend. Returns the previous one.
     pub fn swap_to(&self, name: &str) -> Option<Arc<Backend>> {
         let next = self.get(name)?;
-        Some(self.active.swap(next))
+        let previous = self.active.swap(next);
+        self.show_active();
+        Some(previous)
     }
 
     /// Installs a new set of backends (a config reload). The active backend keeps its name;
@@ -78,10 +99,19 @@ impl Router {
                 active.name
             ));
         };
+        for gone in self
+            .backends
+            .load()
+            .keys()
+            .filter(|n| !map.contains_key(*n))
+        {
+            let _ = self.active_gauge.remove_label_values(&[gone]);
+        }
         self.backends.store(Arc::new(map));
         if !Arc::ptr_eq(&next, &active) {
             self.active.store(next);
         }
+        self.show_active();
         Ok(())
     }
 

@@ -104,6 +104,8 @@ pub struct Switcher {
     inflight: Mutex<Option<Arc<dyn InflightView>>>,
     manual_pause: Mutex<Option<(u64, Instant)>>,
     pub config: SwitchConfig,
+    /// Where the manual pause's timer runs.
+    lifecycle: crate::lifecycle::Lifecycle,
 }
 
 fn unix_ms() -> u64 {
@@ -122,7 +124,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Switcher {
-    pub fn new(config: SwitchConfig, route: RouteMemory) -> Self {
+    pub fn new(
+        config: SwitchConfig,
+        route: RouteMemory,
+        lifecycle: crate::lifecycle::Lifecycle,
+    ) -> Self {
         Switcher {
             lock: tokio::sync::Mutex::new(()),
             state: Mutex::new(SwitchState::Serving),
@@ -133,6 +139,7 @@ impl Switcher {
             inflight: Mutex::new(None),
             manual_pause: Mutex::new(None),
             config,
+            lifecycle,
         }
     }
 
@@ -279,6 +286,8 @@ impl Switcher {
     ) -> Result<(), String> {
         self.set_state(SwitchState::Preflight, metrics);
         let t = Instant::now();
+        // First, as it costs nothing: a transaction already open too long refuses it.
+        self.no_old_transactions(from, opts.wait).await?;
         let pre = tokio::time::timeout(
             self.config.preflight_timeout.get(),
             preflight(to, self.config.prewarm),
@@ -295,7 +304,6 @@ impl Switcher {
                 ));
             }
         }
-        self.no_old_transactions(from, opts.wait).await?;
         let hook = lock(&self.hook).clone();
         if let Some(hook) = &hook {
             hook.preflight(from, to).await?;
@@ -390,11 +398,6 @@ impl Switcher {
             hook.commit(from, to);
         }
         router.swap_to(&to.name);
-        metrics
-            .active_backend
-            .with_label_values(&[&from.name])
-            .set(0);
-        metrics.active_backend.with_label_values(&[&to.name]).set(1);
         metrics.route_epoch.set(epoch as i64);
         self.set_state(SwitchState::Swapped, metrics);
         tracing::debug!(held_ms = ms(paused_at.elapsed()), "swapped; resuming");
@@ -498,8 +501,13 @@ impl Switcher {
         );
         if let Some(t) = timeout {
             let (me, router, metrics) = (self.clone(), router.clone(), metrics.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(t).await;
+            let stop = self.lifecycle.token();
+            self.lifecycle.spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(t) => {}
+                    // Shutting down: the drain resumes nobody; it ends the sessions.
+                    _ = stop.cancelled() => return,
+                }
                 if me.manual_generation() == Some(generation) {
                     tracing::info!("manual pause timed out; resuming");
                     let _ = me.resume(&router, &metrics);

@@ -161,3 +161,68 @@ fn reload_applies_backends_without_dropping_clients() {
         .status();
     let _ = child.wait();
 }
+
+/// At shutdown each client learns what happens to it: one with no transaction open gets
+/// `FATAL 57P01` (admin_shutdown) at once, as PostgreSQL and PgBouncer do; one held at the
+/// gate (a pause) gets the same without ever reaching a server; one inside a transaction
+/// finishes it — its COMMIT is answered and lands — and then gets 57P01.
+#[test]
+fn shutdown_tells_each_client_what_happens_to_it() {
+    use crate::support::raw::{Raw, query};
+    let pg = PgCluster::start();
+    pg.psql_db("app", "CREATE TABLE t (v int); ALTER TABLE t OWNER TO app");
+    let proxy = crate::support::Proxy::start(&format!(
+        "[proxy]\nshutdown_grace = \"10s\"\n[[users]]\nname = \"app\"\npassword = \"secret\"\n\
+         [backends.pg]\nurl = \"{}\"\npooler = \"none\"\n",
+        pg.url("app")
+    ));
+    let admin = switchyard::ctl::Target {
+        base: format!("http://127.0.0.1:{}", proxy.admin_port),
+        token: None,
+    };
+    let fatal_57p01 = |m: Option<(u8, bytes::Bytes)>| {
+        let (tag, body) = m.expect("a message before the close");
+        let text = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(tag, b'E', "{text}");
+        assert!(text.contains("SFATAL") && text.contains("C57P01"), "{text}");
+    };
+    rt().block_on(async {
+        let mut idle = Raw::login(proxy.port, "app", "secret").await;
+        idle.send(&query("SELECT 1")).await;
+        idle.until_ready().await;
+        let mut in_tx = Raw::login(proxy.port, "app", "secret").await;
+        in_tx.send(&query("BEGIN; INSERT INTO t VALUES (1)")).await;
+        let (tags, _) = in_tx.until_ready().await;
+        assert!(tags.ends_with("ZT"), "{tags}");
+        let mut waiter = Raw::login(proxy.port, "app", "secret").await;
+        let (code, _) = switchyard::ctl::call(&admin, hyper::Method::POST, "/pause", None)
+            .await
+            .unwrap();
+        assert_eq!(code, 200);
+        waiter.send(&query("SELECT 2")).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        proxy.shared.lifecycle.shutdown();
+        fatal_57p01(idle.read().await);
+        assert!(idle.read().await.is_none(), "closed after 57P01");
+        fatal_57p01(waiter.read().await);
+        assert!(waiter.read().await.is_none());
+        // The one in a transaction is left to finish it.
+        in_tx.send(&query("COMMIT")).await;
+        let (tags, errors) = in_tx.until_ready().await;
+        assert!(
+            errors.is_empty() && tags.ends_with("ZI"),
+            "{tags} {errors:?}"
+        );
+        fatal_57p01(in_tx.read().await);
+        assert!(in_tx.read().await.is_none());
+    });
+    assert_eq!(pg.psql_db("app", "SELECT count(*) FROM t"), "1");
+    let started = Instant::now();
+    drop(proxy);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

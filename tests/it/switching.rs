@@ -141,13 +141,15 @@ fn drain_timeout_cancels_the_switch() {
     let t = admin(&proxy, None);
     rt().block_on(async {
         let holder = connect(&proxy.url("app", "secret")).await.unwrap();
+        let other = connect(&proxy.url("app", "secret")).await.unwrap();
+        // Opened just before the cutover: younger than drain_timeout, so the switch
+        // pauses and then waits for it.
         holder
             .batch_execute(
                 "CREATE TABLE IF NOT EXISTS held (x int); BEGIN; INSERT INTO held VALUES (1)",
             )
             .await
             .unwrap();
-        let other = connect(&proxy.url("app", "secret")).await.unwrap();
         let (status, rec) = post(&t, "/cutover", Some(json!({ "to": "b" }))).await;
         assert_eq!(status, 503, "{rec}");
         assert_eq!(rec["ok"], false);

@@ -203,7 +203,7 @@ impl LiveSync {
             return;
         }
         let me = self.clone();
-        tokio::spawn(async move {
+        self.lifecycle.spawn(async move {
             let (fwd, epoch) = (me.forward.load(Ordering::SeqCst), me.epoch());
             match me
                 .persist(StoredPhase::Streaming, fwd, epoch, Some(&me.owner))

@@ -118,6 +118,9 @@ pub struct LiveSync {
     reset_cursor: AtomicBool,
     deferred: Mutex<Deferred>,
     rows_copied: Arc<AtomicU64>,
+    /// Where its tasks run; its shutdown ends the apply loop (the record stays, so the
+    /// next start resumes).
+    lifecycle: crate::lifecycle::Lifecycle,
 }
 
 pub(super) async fn open_side(url: &str, what: &str) -> Result<Side, SyncError> {
@@ -210,6 +213,7 @@ impl LiveSync {
         metrics: Metrics,
         owner: String,
         mode: StartMode,
+        lifecycle: &crate::lifecycle::Lifecycle,
     ) -> Result<Arc<LiveSync>, SyncError> {
         if let Ok(BackendUrl::Sqlite(path)) = BackendUrl::parse(&spec.to_url) {
             // Only a sync copied before (whose record is there) may stream into SQLite.
@@ -284,6 +288,7 @@ impl LiveSync {
             reset_cursor: AtomicBool::new(false),
             deferred: Mutex::default(),
             rows_copied: Arc::default(),
+            lifecycle: lifecycle.clone(),
         });
         live.persist(phase, forward, epoch, None).await?;
         live.update(|s| {
@@ -297,7 +302,7 @@ impl LiveSync {
             s.target = target;
         });
         tracing::info!(from = %live.spec.from_name, to = %live.spec.to_name, tables = live.tables.len(), phase = ?phase, resumed = matches!(mode, StartMode::Resume(_)), "live sync starting");
-        tokio::spawn(live.clone().run());
+        lifecycle.spawn(live.clone().run());
         Ok(live)
     }
 

@@ -34,6 +34,7 @@ pub struct Context {
     pub switcher: Arc<Switcher>,
     pub slot: Arc<LiveSlot>,
     pub metrics: Metrics,
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 /// What one backend answered.
@@ -142,14 +143,18 @@ pub async fn at_start(ctx: Context) {
         Ok(()) => {}
         Err(blocked) => {
             ctx.slot.block(blocked);
-            tokio::spawn(keep_trying(ctx));
+            let lifecycle = ctx.lifecycle.clone();
+            lifecycle.spawn(keep_trying(ctx));
         }
     }
 }
 
 async fn keep_trying(ctx: Context) {
     loop {
-        tokio::time::sleep(RETRY_EVERY).await;
+        tokio::select! {
+            _ = tokio::time::sleep(RETRY_EVERY) => {}
+            _ = ctx.lifecycle.stopped() => return,
+        }
         if ctx.slot.current().is_some() || ctx.slot.blocked().is_none() {
             return;
         }
@@ -212,6 +217,7 @@ async fn attempt(ctx: &Context, starting: bool) -> Result<(), Blocked> {
         ctx.metrics.clone(),
         owner,
         StartMode::Resume(plan.record.clone()),
+        &ctx.lifecycle,
     )
     .await
     .map_err(|e| blocked(format!("resuming it failed: {e}")))?;
@@ -243,14 +249,6 @@ fn reconcile_route(ctx: &Context, plan: &mut Plan, starting: bool) -> Result<(),
             ));
         }
         ctx.router.swap_to(&source);
-        ctx.metrics
-            .active_backend
-            .with_label_values(&[&active])
-            .set(0);
-        ctx.metrics
-            .active_backend
-            .with_label_values(&[&source])
-            .set(1);
         ctx.switcher.adopt_route(&source, plan.record.epoch)?;
         ctx.metrics.route_epoch.set(plan.record.epoch as i64);
         tracing::warn!(

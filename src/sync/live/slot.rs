@@ -36,6 +36,8 @@ pub struct LiveSlot {
     /// The sync taking part in the switch in progress, and that switch's epoch.
     engaged: Mutex<Option<(Arc<LiveSync>, u64)>>,
     metrics: Metrics,
+    /// Where a live sync started here runs.
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -43,12 +45,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl LiveSlot {
-    pub fn new(metrics: Metrics) -> Self {
+    pub fn new(metrics: Metrics, lifecycle: crate::lifecycle::Lifecycle) -> Self {
         LiveSlot {
             running: Mutex::default(),
             blocked: Mutex::default(),
             engaged: Mutex::default(),
             metrics,
+            lifecycle,
         }
     }
 

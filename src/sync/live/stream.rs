@@ -28,12 +28,20 @@ const FK_RETRY: Duration = Duration::from_secs(10);
 
 impl LiveSync {
     pub(super) async fn run(self: std::sync::Arc<Self>) {
-        let ready = match self.start_phase {
-            StoredPhase::Backfilling => self.prepare_watched().await,
-            _ => {
-                self.set_phase(Phase::Capturing);
-                self.ensure_capture().await
+        let ready = async {
+            match self.start_phase {
+                StoredPhase::Backfilling => self.prepare_watched().await,
+                _ => {
+                    self.set_phase(Phase::Capturing);
+                    self.ensure_capture().await
+                }
             }
+        };
+        // At shutdown the copy stops where it is; its checkpoints and the record (still
+        // backfilling) let the next start carry on.
+        let ready = tokio::select! {
+            r = ready => r,
+            _ = self.lifecycle.stopped() => return,
         };
         let ready = match ready {
             Ok(()) => {
@@ -54,10 +62,11 @@ impl LiveSync {
             return;
         }
         self.set_phase(Phase::Streaming);
-        let fenced = self.stream().await;
-        if fenced {
-            self.set_phase(Phase::Failed);
-            return;
+        match self.stream().await {
+            Ended::Stopped => {}
+            Ended::Fenced => return self.set_phase(Phase::Failed),
+            // The record stays streaming: the next start resumes it.
+            Ended::ShuttingDown => return,
         }
         let (fwd, epoch) = (self.forward.load(Ordering::SeqCst), self.epoch());
         if let Err(e) = self
@@ -165,13 +174,16 @@ impl LiveSync {
         };
     }
 
-    /// Applies rounds until stopped; idle rounds refresh the lag figures. True when the
-    /// sync was taken over by another process (it must not go on).
-    async fn stream(&self) -> bool {
+    /// Applies rounds until stopped (or the process shuts down, or another process took
+    /// the sync over); idle rounds refresh the lag figures.
+    async fn stream(&self) -> Ended {
         let mut stop = self.stop.subscribe();
         let mut refreshed = Instant::now();
         let mut beat = Instant::now();
         while !*stop.borrow() {
+            if self.lifecycle.is_shutting_down() {
+                return Ended::ShuttingDown;
+            }
             if self.quiet.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 continue;
@@ -217,17 +229,18 @@ impl LiveSync {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 _ = stop.changed() => {}
+                _ = self.lifecycle.stopped() => {}
             }
         }
         self.final_rounds().await;
-        false
+        Ended::Stopped
     }
 
-    fn taken_over(&self) -> bool {
+    fn taken_over(&self) -> Ended {
         let e = record::fenced(&self.owner);
         tracing::error!(error = %e, "live sync stops here");
         self.update(|s| s.last_error = Some(e.to_string()));
-        true
+        Ended::Fenced
     }
 
     /// Touches the record on the apply target while this process still owns it.
@@ -414,6 +427,16 @@ impl LiveSync {
         self.metrics.sync_unvalidated_fks.set(names.len() as i64);
         self.update(|s| s.unvalidated_foreign_keys = names);
     }
+}
+
+/// Why the apply loop ended.
+enum Ended {
+    /// Asked to stop (`sync-stop`): the rest was applied, the record says stopped.
+    Stopped,
+    /// Another process took the sync over.
+    Fenced,
+    /// The process is shutting down; the record stays as it was.
+    ShuttingDown,
 }
 
 fn is_fenced(e: &SyncError) -> bool {

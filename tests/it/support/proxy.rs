@@ -5,16 +5,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use switchyard::app::{App, Shared};
+use switchyard::app::App;
 use switchyard::config::Config;
+use switchyard::lifecycle::Lifecycle;
 use switchyard::metrics::Metrics;
-use tokio::sync::watch;
+use switchyard::state::ProxyState;
 
 pub struct Proxy {
     pub port: u16,
     pub admin_port: u16,
-    pub shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
+    pub shared: Arc<ProxyState>,
+    stop: Lifecycle,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -37,7 +38,7 @@ impl Proxy {
         let app = rt
             .block_on(async { App::build(resolved, Metrics::new(prometheus::Registry::new())) })
             .expect("app builds");
-        let shared = app.shared.clone();
+        let shared = app.state.clone();
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
@@ -46,9 +47,9 @@ impl Proxy {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let admin_port = admin.local_addr().unwrap().port();
-        let (stop, rx) = watch::channel(false);
+        let stop = app.lifecycle();
         let thread = std::thread::spawn(move || {
-            rt.block_on(app.run(listener, Some(admin), rx));
+            rt.block_on(app.run(listener, Some(admin)));
             rt.shutdown_timeout(std::time::Duration::from_secs(2));
         });
         Proxy {
@@ -87,7 +88,7 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.shutdown();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
