@@ -176,7 +176,10 @@ impl App {
     /// clean close as soon as it has no transaction open; then every task ends.
     async fn drain(&self) -> Drained {
         let s = &self.state;
-        s.router.gate.pause();
+        // No transaction starts any more (those waiting are turned away); sessions with
+        // no transaction open close now (they see the shutdown when woken).
+        s.router.gate.close();
+        s.cancels.wake_all();
         let grace = s.proxy.shutdown_grace.get();
         let started = std::time::Instant::now();
         tracing::info!(

@@ -8,6 +8,8 @@
 //! connection driver ends when its client is dropped.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -19,6 +21,9 @@ use tokio_util::task::TaskTracker;
 pub struct Lifecycle {
     token: CancellationToken,
     tracker: TaskTracker,
+    /// Set before the token is cancelled: a load costs nothing on a hot path (client
+    /// sessions check it while idle instead of polling the token).
+    stopping: Arc<AtomicBool>,
 }
 
 impl Lifecycle {
@@ -37,11 +42,17 @@ impl Lifecycle {
 
     /// Asks every task to stop.
     pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
         self.token.cancel();
     }
 
     pub fn is_shutting_down(&self) -> bool {
-        self.token.is_cancelled()
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// The flag behind [`Lifecycle::is_shutting_down`], for a poll loop to check.
+    pub fn stopping_flag(&self) -> &AtomicBool {
+        &self.stopping
     }
 
     /// Resolves once shutdown has been asked for.

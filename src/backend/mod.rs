@@ -48,6 +48,9 @@ pub enum AcquireError {
     },
     #[error("backend \"{backend}\" is down: {reason}")]
     Down { backend: String, reason: String },
+    /// The proxy is shutting down: no new transaction starts.
+    #[error("switchyard is shutting down")]
+    ShuttingDown,
 }
 
 /// One configured backend.

@@ -21,11 +21,14 @@ pub struct CancelTarget {
 }
 
 /// How a transaction began, from the client message that needed a server connection:
-/// the SQL of a Query or Parse, the statement name of a Bind.
+/// the start of the SQL of a Query or Parse, the statement name of a Bind. Looks at no
+/// more than the first bytes it keeps (statement names are short).
 pub fn first_statement(tag: u8, msg: &[u8]) -> FirstStatement {
+    const LOOK: usize = 64;
     let body = msg.get(5..).unwrap_or_default();
+    // A NUL-terminated string at the start of `b`, and where the next one starts.
     let cstr = |b: &[u8]| -> (usize, usize) {
-        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        let end = memchr::memchr(0, &b[..b.len().min(LOOK)]).unwrap_or(b.len().min(LOOK));
         (end, (end + 1).min(b.len()))
     };
     match tag {
@@ -39,12 +42,11 @@ pub fn first_statement(tag: u8, msg: &[u8]) -> FirstStatement {
             let (_, rest) = cstr(body);
             let name = &body[rest..];
             let name = &name[..cstr(name).0];
-            let mut text = [0u8; 64];
-            let prefix = b"(prepared statement) ";
-            let n = name.len().min(text.len() - prefix.len());
+            let prefix = b"(prepared) ";
+            let mut text = [0u8; LOOK + 11];
             text[..prefix.len()].copy_from_slice(prefix);
-            text[prefix.len()..prefix.len() + n].copy_from_slice(&name[..n]);
-            FirstStatement::new(&text[..prefix.len() + n])
+            text[prefix.len()..prefix.len() + name.len()].copy_from_slice(name);
+            FirstStatement::new(&text[..prefix.len() + name.len()])
         }
         _ => FirstStatement::EMPTY,
     }
@@ -54,6 +56,9 @@ pub fn first_statement(tag: u8, msg: &[u8]) -> FirstStatement {
 pub struct CancelSlot {
     pub secret: u32,
     target: Mutex<Option<CancelTarget>>,
+    /// The session's waker while it waits with no transaction open, so that a shutdown
+    /// can wake it ([`CancelRegistry::wake_all`]).
+    pub wake: futures::task::AtomicWaker,
 }
 
 impl CancelSlot {
@@ -120,6 +125,7 @@ impl CancelRegistry {
         let slot = Arc::new(CancelSlot {
             secret: rand::random(),
             target: Mutex::new(None),
+            wake: futures::task::AtomicWaker::new(),
         });
         slots.insert(pid, slot.clone());
         CancelHandle {
@@ -144,6 +150,19 @@ impl CancelRegistry {
                 tracing::warn!(backend = %target.backend.name, error = %e, "forwarding a cancel request failed");
                 CancelOutcome::Unknown
             }
+        }
+    }
+
+    /// Wakes every session (the proxy is shutting down: those with no transaction open
+    /// see it and close).
+    pub fn wake_all(&self) {
+        let slots: Vec<Arc<CancelSlot>> = self
+            .slots
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for s in slots {
+            s.wake.wake();
         }
     }
 

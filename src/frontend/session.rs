@@ -8,6 +8,7 @@ use bytes::{Buf, BytesMut};
 use thiserror::Error;
 
 use super::cancel::{CancelHandle, CancelTarget};
+use crate::backend::AcquireError;
 use crate::config::PoolerMode;
 use crate::protocol::build::ErrorFields;
 use crate::protocol::{TxStatus, fe, framing, sqlstate};
@@ -39,8 +40,6 @@ pub struct Session {
     server_dirty: bool,
     /// This user's connection slot (`[[users]] max_connections`), held until the end.
     pub user_slot: Option<super::throttle::UserSlot>,
-    /// Resolves when the proxy shuts down; watched while the client has no transaction.
-    shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
 }
 
 /// Why a client got no server connection.
@@ -48,13 +47,6 @@ enum Refused {
     /// An error to answer the client's statement with.
     Client(ErrorFields),
     /// The proxy is shutting down.
-    Shutdown,
-}
-
-/// What the session loop waited for.
-enum Waited {
-    Event(Result<Event, PumpError>),
-    Timeout(std::time::Duration, Timeout),
     Shutdown,
 }
 
@@ -77,7 +69,6 @@ impl Session {
             client_dirty: false,
             server_dirty: false,
             user_slot: None,
-            shutdown: Box::pin(shared.lifecycle.token().cancelled_owned()),
             shared,
         }
     }
@@ -124,38 +115,28 @@ impl Session {
                     server,
                     read_client: true,
                     wake_on_drain: has_pending,
+                    // Without a transaction open, a shutdown ends the session at once;
+                    // inside one, the transaction finishes first.
+                    stop: idle.then(|| {
+                        (
+                            &self.cancel.slot.wake,
+                            self.shared.lifecycle.stopping_flag(),
+                        )
+                    }),
                 })
             };
-            let stepped = async {
-                match limit {
-                    None => Waited::Event(step.await),
-                    Some((limit, kind)) => match tokio::time::timeout(limit, step).await {
-                        Ok(e) => Waited::Event(e),
-                        Err(_) => Waited::Timeout(limit, kind),
+            let event = match limit {
+                None => step.await,
+                Some((limit, kind)) => match tokio::time::timeout(limit, step).await {
+                    Ok(e) => e,
+                    Err(_) => match kind {
+                        Timeout::Query => {
+                            self.query_timed_out(limit);
+                            continue;
+                        }
+                        Timeout::IdleTransaction => return self.idle_timed_out(limit).await,
                     },
-                }
-            };
-            // Without a transaction open, a shutdown ends the session at once; inside one,
-            // the transaction finishes first.
-            let waited = if idle {
-                tokio::select! {
-                    biased;
-                    w = stepped => w,
-                    () = self.shutdown.as_mut() => Waited::Shutdown,
-                }
-            } else {
-                stepped.await
-            };
-            let event = match waited {
-                Waited::Event(e) => e,
-                Waited::Timeout(limit, Timeout::Query) => {
-                    self.query_timed_out(limit);
-                    continue;
-                }
-                Waited::Timeout(limit, Timeout::IdleTransaction) => {
-                    return self.idle_timed_out(limit).await;
-                }
-                Waited::Shutdown => return self.shut_down().await,
+                },
             };
             match event {
                 Ok(Event::ClientData) | Ok(Event::Idle) => {}
@@ -171,6 +152,7 @@ impl Session {
                     }
                 }
                 Ok(Event::ClientClosed) => return Ok(()),
+                Ok(Event::Stop) => return self.shut_down().await,
                 Err(PumpError::Client(e)) => return Err(SessionError::Client(e)),
                 Ok(Event::ServerClosed) => self.server_lost("the server closed the connection"),
                 Err(PumpError::Server(e)) => self.server_lost(&e.to_string()),
@@ -283,8 +265,7 @@ impl Session {
                 Step::Done => self.client_in.advance(h.total),
                 Step::Terminate => return Ok(Step::Terminate),
                 Step::NeedServer => {
-                    let first = super::cancel::first_statement(h.tag, &self.client_in[..h.total]);
-                    let acquired = match self.acquire(first).await {
+                    let acquired = match self.acquire(h.tag, h.total).await {
                         Err(Refused::Shutdown) => {
                             self.shut_down().await?;
                             return Ok(Step::Terminate);
@@ -321,20 +302,15 @@ impl Session {
 
     /// Takes a server connection for a new transaction and brings it up to the client's
     /// session settings. The error is for the client when none could be had.
-    async fn acquire(
-        &mut self,
-        first: crate::router::inflight::FirstStatement,
-    ) -> Result<(), Refused> {
+    /// `tag` and `len`: the client message (at the start of `client_in`) that needs it.
+    async fn acquire(&mut self, tag: u8, len: usize) -> Result<(), Refused> {
         self.shared.metrics.clients_waiting.inc();
-        // A client held at the gate (a pause) when the proxy shuts down gets no server.
-        let result = tokio::select! {
-            r = self.shared.router.acquire() => Some(r),
-            () = self.shutdown.as_mut() => None,
-        };
+        let result = self.shared.router.acquire().await;
         self.shared.metrics.clients_waiting.dec();
-        let Some(result) = result else {
+        // A client held at the gate (a pause) when the proxy shuts down gets no server.
+        if let Err(AcquireError::ShuttingDown) = result {
             return Err(Refused::Shutdown);
-        };
+        }
         let mut held = match result {
             Ok(h) => h,
             Err(e) => {
@@ -373,7 +349,7 @@ impl Session {
                 backend: held.backend.clone(),
                 key,
                 since: held.since,
-                first,
+                first: super::cancel::first_statement(tag, &self.client_in[..len]),
             }));
         }
         self.held = Some(held);

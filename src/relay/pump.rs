@@ -7,7 +7,10 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::{Buf, BytesMut};
+use futures::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Stop reading a side while this much output for the other side is pending.
@@ -22,6 +25,8 @@ pub enum Event {
     ServerClosed,
     /// All output written and nothing else to wait for.
     Idle,
+    /// `Sides::stop` was raised while waiting.
+    Stop,
 }
 
 /// I/O failure on one side.
@@ -94,6 +99,9 @@ pub struct Sides<'a, C, S> {
     /// Client messages are waiting for room in the server output: return as soon as
     /// that output is below the high-water mark.
     pub wake_on_drain: bool,
+    /// When set, a wait ends with [`Event::Stop`] once the flag is raised; whoever raises
+    /// it wakes the waker (costs a waker registration per wait, nothing per byte).
+    pub stop: Option<(&'a AtomicWaker, &'a AtomicBool)>,
 }
 
 /// Writes what is pending and waits until there is something new to process.
@@ -149,11 +157,16 @@ where
             Poll::Pending => waiting = true,
         }
     }
-    if waiting {
-        Poll::Pending
-    } else {
-        Poll::Ready(Ok(Event::Idle))
+    if !waiting {
+        return Poll::Ready(Ok(Event::Idle));
     }
+    if let Some((waker, flag)) = sides.stop {
+        waker.register(cx.waker());
+        if flag.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(Event::Stop));
+        }
+    }
+    Poll::Pending
 }
 
 #[cfg(test)]
@@ -188,6 +201,7 @@ mod tests {
             )),
             read_client: true,
             wake_on_drain: false,
+            stop: None,
         })
         .await
         .unwrap();

@@ -2,6 +2,7 @@
 //! new transactions wait; transactions already inside are counted so a switch can wait
 //! for them to drain. Entering increments the count before checking the pause flag, and
 //! pausing sets the flag before reading the count, so neither side can miss the other.
+//! At shutdown the gate closes: those waiting at it are turned away.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,6 +14,7 @@ use tokio::sync::{Notify, watch};
 #[derive(Debug)]
 pub struct Gate {
     paused: AtomicBool,
+    closed: AtomicBool,
     inflight: AtomicUsize,
     drained: Notify,
     resumed: watch::Sender<u64>,
@@ -22,12 +24,17 @@ impl Default for Gate {
     fn default() -> Self {
         Gate {
             paused: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
             drained: Notify::new(),
             resumed: watch::channel(0).0,
         }
     }
 }
+
+/// The gate was closed (shutdown) while a transaction waited to enter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
 
 /// Held by a transaction while it runs; dropping it leaves the gate.
 #[derive(Debug)]
@@ -44,16 +51,19 @@ impl Drop for InFlight {
 }
 
 impl Gate {
-    /// Waits while paused, then enters.
-    pub async fn enter(self: &Arc<Gate>) -> InFlight {
+    /// Waits while paused, then enters; turned away if the gate closes meanwhile.
+    pub async fn enter(self: &Arc<Gate>) -> Result<InFlight, Closed> {
         loop {
             self.inflight.fetch_add(1, Ordering::SeqCst);
             if !self.paused.load(Ordering::SeqCst) {
-                return InFlight { gate: self.clone() };
+                return Ok(InFlight { gate: self.clone() });
             }
             let mut rx = self.resumed.subscribe();
             drop(InFlight { gate: self.clone() });
             while self.paused.load(Ordering::SeqCst) {
+                if self.closed.load(Ordering::SeqCst) {
+                    return Err(Closed);
+                }
                 if rx.changed().await.is_err() {
                     break;
                 }
@@ -61,13 +71,23 @@ impl Gate {
         }
     }
 
+    /// Shutdown: pauses for good and turns away every transaction waiting to enter.
+    pub fn close(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+        self.closed.store(true, Ordering::SeqCst);
+        self.resumed.send_modify(|g| *g += 1);
+    }
+
     /// Stops new transactions from entering.
     pub fn pause(&self) {
         self.paused.store(true, Ordering::SeqCst);
     }
 
-    /// Lets waiting transactions in.
+    /// Lets waiting transactions in (not after [`Gate::close`]).
     pub fn resume(&self) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
         self.paused.store(false, Ordering::SeqCst);
         self.resumed.send_modify(|g| *g += 1);
     }
@@ -102,7 +122,7 @@ mod tests {
     #[tokio::test]
     async fn pause_holds_and_drain_waits() {
         let gate = Arc::new(Gate::default());
-        let held = gate.enter().await;
+        let held = gate.enter().await.unwrap();
         gate.pause();
         assert!(!gate.wait_drained(Duration::from_millis(20)).await);
         let g2 = gate.clone();
@@ -112,9 +132,23 @@ mod tests {
         drop(held);
         assert!(gate.wait_drained(Duration::from_millis(100)).await);
         gate.resume();
-        let inside = waiter.await.unwrap();
+        let inside = waiter.await.unwrap().unwrap();
         assert_eq!(gate.inflight(), 1);
         drop(inside);
+        assert_eq!(gate.inflight(), 0);
+    }
+
+    #[tokio::test]
+    async fn closing_turns_away_those_waiting_and_stays_closed() {
+        let gate = Arc::new(Gate::default());
+        gate.pause();
+        let g2 = gate.clone();
+        let waiter = tokio::spawn(async move { g2.enter().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        gate.close();
+        assert_eq!(waiter.await.unwrap().err(), Some(Closed));
+        gate.resume();
+        assert!(gate.is_paused());
         assert_eq!(gate.inflight(), 0);
     }
 }

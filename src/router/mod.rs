@@ -117,7 +117,11 @@ impl Router {
 
     /// Waits at the gate, then takes a connection from the active backend.
     pub async fn acquire(&self) -> Result<Held, AcquireError> {
-        let inflight = self.gate.enter().await;
+        let inflight = self
+            .gate
+            .enter()
+            .await
+            .map_err(|_| AcquireError::ShuttingDown)?;
         let backend = self.active();
         let (conn, since) = backend.acquire().await?;
         Ok(Held {
