@@ -221,10 +221,11 @@ mod first_statement_tests {
         let p = msg(fe::PARSE, b"s1\0SELECT $1\0\0\0");
         assert_eq!(first_statement(fe::PARSE, &p).text(), "SELECT $1");
         let b = msg(fe::BIND, b"\0s1\0\0\0");
-        assert_eq!(
-            first_statement(fe::BIND, &b).text(),
-            "(prepared statement) s1"
-        );
+        assert_eq!(first_statement(fe::BIND, &b).text(), "(prepared) s1");
         assert_eq!(first_statement(fe::SYNC, &msg(fe::SYNC, b"")).text(), "");
+        // A long statement is only looked at as far as it is kept.
+        let long = format!("SELECT {}\0", "x, ".repeat(10_000));
+        let f = first_statement(fe::QUERY, &msg(fe::QUERY, long.as_bytes()));
+        assert!(f.text().starts_with("SELECT x, x,") && f.text().ends_with('…'));
     }
 }
