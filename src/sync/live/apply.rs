@@ -76,12 +76,14 @@ pub async fn apply_round(
 ) -> Result<(usize, i64), SyncError> {
     let started = std::time::Instant::now();
     let to_pg = matches!(to, Side::Postgres(_));
+    tracing::trace!(after, limit, "round: reading the source snapshot");
     let snapshot::Batch { entries, work } =
         snapshot::read(from, to_pg, tables, limit, after).await?;
     let Some(last) = entries.last().map(|e| e.id) else {
         return Ok((0, after));
     };
     let read_ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::trace!(entries = entries.len(), "round: applying to the target");
     match to {
         Side::Postgres(dst) => apply_to_pg(dst, &work, cascade.then_some(tables), fence).await?,
         Side::Sqlite(path) => {
@@ -92,6 +94,7 @@ pub async fn apply_round(
     }
     let applied_ms = started.elapsed().as_secs_f64() * 1e3;
     let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
+    tracing::trace!("round: removing the applied entries");
     delete_entries(from, &ids).await?;
     tracing::debug!(
         after,
@@ -139,7 +142,27 @@ async fn apply_to_pg(
     cascade: Option<&[Table]>,
     fence: Option<&str>,
 ) -> Result<(), SyncError> {
+    tracing::trace!("apply: begin");
     let tx = dst.transaction().await.map_err(pgerr)?;
+    match apply_in_tx(&tx, work, cascade, fence).await {
+        Ok(()) => tx.commit().await.map_err(pgerr),
+        Err(e) => {
+            // Rolled back here, answered, before anything else is sent: left to the
+            // transaction's drop, the ROLLBACK went out unanswered and the next round's
+            // BEGIN behind it through PgBouncer (transaction mode) sometimes got no answer.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+async fn apply_in_tx(
+    tx: &tokio_postgres::Transaction<'_>,
+    work: &[Work],
+    cascade: Option<&[Table]>,
+    fence: Option<&str>,
+) -> Result<(), SyncError> {
+    tracing::trace!("apply: settings");
     tx.batch_execute("SET LOCAL switchyard.applying = 'on'; SET LOCAL synchronous_commit = on")
         .await
         .map_err(pgerr)?;
@@ -173,6 +196,7 @@ async fn apply_to_pg(
         }
         let tmp = super::cascade::snapshot_table(t);
         let names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+        tracing::trace!(table = %t.name, "apply: temp table");
         tx.batch_execute(&format!(
             "CREATE TEMP TABLE {tmp} (LIKE public.{}) ON COMMIT DROP",
             q(&t.name)
@@ -187,6 +211,7 @@ async fn apply_to_pg(
             .await
             .map_err(ctx(&t.name))?;
         futures::pin_mut!(sink);
+        tracing::trace!(table = %t.name, "apply: copy");
         sink.send(data.clone()).await.map_err(ctx(&t.name))?;
         sink.finish().await.map_err(ctx(&t.name))?;
         let updates: Vec<String> = names
@@ -200,6 +225,7 @@ async fn apply_to_pg(
             format!("DO UPDATE SET {}", updates.join(", "))
         };
         let cols = column_list(&names);
+        tracing::trace!(table = %t.name, "apply: upsert");
         tx.batch_execute(&format!(
             "INSERT INTO public.{tbl} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {tmp} ON CONFLICT ({pk}) {conflict}",
             tbl = q(&t.name),
@@ -209,8 +235,7 @@ async fn apply_to_pg(
         .map_err(ctx(&t.name))?;
     }
     if let Some(tables) = cascade {
-        super::cascade::delete_gone(&tx, work, tables).await?;
-        return tx.commit().await.map_err(pgerr);
+        return super::cascade::delete_gone(tx, work, tables).await;
     }
     for w in work.iter().rev() {
         let t = &w.table;
@@ -227,5 +252,5 @@ async fn apply_to_pg(
         .await
         .map_err(ctx(&t.name))?;
     }
-    tx.commit().await.map_err(pgerr)
+    Ok(())
 }

@@ -119,7 +119,10 @@ impl Fixture {
         let child = KillOnDrop(
             Command::new(env!("CARGO_BIN_EXE_switchyard"))
                 .args(["serve", "--config", self.cfg.to_str().unwrap()])
-                .env("RUST_LOG", "info")
+                .env(
+                    "RUST_LOG",
+                    std::env::var("SY_SERVE_LOG").unwrap_or_else(|_| "info".into()),
+                )
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
@@ -193,8 +196,11 @@ impl Fixture {
                 .rt
                 .block_on(changelog_len(source))
                 == 0),
-            "live sync did not catch up: {}",
-            self.status()
+            "live sync did not catch up: {}\n{}\nremote: {}\nlocal: {}",
+            self.status(),
+            self.log_text(),
+            self.remote.psql_db("app", ACTIVITY),
+            self.local.psql_db("app", ACTIVITY)
         );
     }
 }
@@ -203,6 +209,9 @@ impl Fixture {
 const SQLITE_SEED: &str = "INSERT INTO accounts (name, balance) SELECT 'seed' || i, i * 10 FROM generate_series(1, 300) i;
 INSERT INTO orders (account_id, amount) SELECT id, id FROM accounts;
 INSERT INTO tags (account_id, tag) SELECT id, 'seed' FROM accounts;";
+
+/// What each server process is doing (for a failure message).
+const ACTIVITY: &str = "SELECT pid, state, wait_event_type, wait_event, backend_xid, left(query, 80) FROM pg_stat_activity WHERE datname = 'app'";
 
 /// Stops the proxy with `signal` (TERM: a clean shutdown; KILL: a crash) and waits for it.
 pub fn stop(child: &mut KillOnDrop, signal: &str) {
