@@ -18,6 +18,10 @@ use crate::metrics::Metrics;
     about = "PostgreSQL wire-protocol sidecar that moves apps between databases without downtime"
 )]
 pub struct Cli {
+    /// Log lines as text (coloured on a terminal only) or one JSON object per line
+    /// (default: `[log] format` of the config, else text).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<crate::logging::LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -110,14 +114,18 @@ pub enum Command {
 /// serving) and runs the command. Returns the process exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let workers = match &cli.command {
-        // Only the thread count here; `serve` loads (and reports on) the file itself.
-        Command::Serve { config: Some(p) } => Config::load(p)
-            .map(|r| r.config.proxy.workers())
-            .unwrap_or(1),
-        Command::Serve { config: None } => 1,
-        _ => 1,
+    // Only the thread count and log format here; `serve` loads (and reports on) the file
+    // itself.
+    let file = match &cli.command {
+        Command::Serve { config: Some(p) } => Config::load(p).ok(),
+        _ => None,
     };
+    crate::logging::init(
+        cli.log_format
+            .or(file.as_ref().map(|r| r.config.log.format))
+            .unwrap_or_default(),
+    );
+    let workers = file.map(|r| r.config.proxy.workers()).unwrap_or(1);
     // One worker: a current-thread runtime has no work-stealing overhead at all.
     let rt = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()

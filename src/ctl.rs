@@ -82,7 +82,7 @@ pub async fn call(
         .with_context(|| format!("cannot reach the admin API at {}", target.base))?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
+    crate::lifecycle::spawn_owned(conn);
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let mut req = Request::builder()
         .method(method)

@@ -15,7 +15,7 @@
 //! - [`sync`]: `switchyard sync` and `switchyard verify`.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`stream`], [`tls`]: byte streams and TLS configuration.
-//! - [`cli`], [`ctl`]: the command line and the admin API client.
+//! - [`cli`], [`ctl`]: the command line and the admin API client; [`logging`]: log format.
 
 pub mod admin;
 pub mod app;
@@ -26,6 +26,7 @@ pub mod ctl;
 pub mod frontend;
 pub mod init;
 pub mod lifecycle;
+pub mod logging;
 pub mod metrics;
 pub mod protocol;
 pub mod relay;

@@ -85,6 +85,18 @@ impl Lifecycle {
     }
 }
 
+/// Spawns a task bound to an owner rather than to the app: a database or HTTP client's
+/// connection driver (it ends when its client is dropped), a reader feeding a channel (it
+/// ends when the receiver is dropped). Its owner is itself tracked, or belongs to a
+/// one-shot command. The only spawn outside [`Lifecycle`].
+pub fn spawn_owned<F>(task: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(task)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -305,6 +305,16 @@ pub struct Config {
     pub routing: RoutingConfig,
     #[serde(default)]
     pub switch: SwitchConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[log]`: the form of log lines (`format = "text"` or `"json"`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: crate::logging::LogFormat,
 }
 
 /// A validated configuration with its resolved addresses and active backend.

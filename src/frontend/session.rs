@@ -189,7 +189,7 @@ impl Session {
         tracing::warn!(session = self.id, backend = %held.backend.name, timeout_ms = limit.as_millis() as u64, "query timed out; cancelling it and discarding its server connection");
         if let Some(key) = held.conn.key {
             let backend = held.backend.clone();
-            tokio::spawn(async move {
+            self.shared.lifecycle.spawn(async move {
                 let _ = backend.cancel(key).await;
             });
         }

@@ -39,7 +39,7 @@ pub async fn connect(target: &PgTarget) -> Result<Client, SyncError> {
     {
         cfg.ssl_mode(PgSslMode::Disable);
         let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(err)?;
-        tokio::spawn(async move {
+        crate::lifecycle::spawn_owned(async move {
             let _ = conn.await;
         });
         client
@@ -60,7 +60,7 @@ pub async fn connect(target: &PgTarget) -> Result<Client, SyncError> {
         });
         let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*tls_cfg).clone());
         let (client, conn) = cfg.connect(connector).await.map_err(err)?;
-        tokio::spawn(async move {
+        crate::lifecycle::spawn_owned(async move {
             let _ = conn.await;
         });
         client

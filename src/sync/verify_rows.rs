@@ -508,7 +508,7 @@ pub(super) async fn open_rows(
     let reader = CopyReader::start(pt, &sql).await?;
     let raw = raw.is_some();
     let target = target.is_some();
-    tokio::spawn(pg_rows(reader, t.clone(), wires, raw, tx, spare, target));
+    crate::lifecycle::spawn_owned(pg_rows(reader, t.clone(), wires, raw, tx, spare, target));
     Ok(Rows::new(rx, back, unordered))
 }
 

@@ -174,3 +174,59 @@ fn init_interactive_writes_a_config_check_config_accepts() {
     let (ok, text) = run("\n\n", &[]);
     assert!(!ok && text.contains("--force"), "{text}");
 }
+
+/// Logs to a file or a pipe carry no colour codes; `--log-format json` (or `[log] format`)
+/// writes one JSON object per line.
+#[test]
+fn logs_to_a_file_have_no_escape_bytes_and_json_lines_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra_cfg: &str, args: &[&str]| -> String {
+        let (port, admin) = (
+            crate::support::cluster::free_port(),
+            crate::support::cluster::free_port(),
+        );
+        let cfg = write(
+            &dir,
+            "log.toml",
+            &format!(
+                "[proxy]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+                 [backends.local]\nurl = \"sqlite://{}\"\n{extra_cfg}",
+                dir.path().join("app.db").display()
+            ),
+        );
+        let log = dir.path().join("serve.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--config", &cfg])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut child = crate::support::KillOnDrop(child);
+        assert!(crate::support::cluster::wait_until(
+            std::time::Duration::from_secs(10),
+            || std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("switchyard is listening")
+        ));
+        let _ = child.kill();
+        let _ = child.wait();
+        std::fs::read_to_string(&log).unwrap()
+    };
+    let text = run("", &[]);
+    assert!(!text.contains('\x1b'), "{text:?}");
+    for (cfg, args) in [
+        ("", &["--log-format", "json"][..]),
+        ("[log]\nformat = \"json\"\n", &[][..]),
+    ] {
+        let json = run(cfg, args);
+        let line = json
+            .lines()
+            .find(|l| l.contains("switchyard is listening"))
+            .unwrap_or_else(|| panic!("{json}"));
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["level"], "INFO", "{v}");
+        assert_eq!(v["fields"]["message"], "switchyard is listening", "{v}");
+    }
+}
