@@ -26,13 +26,10 @@ use crate::state::ProxyState;
 
 type AppState = State<Arc<ProxyState>>;
 
-/// The admin router.
+/// The admin router. Every mutating route sits behind [`require_token`], which runs
+/// before anything of the request (body, content type) is read.
 pub fn router(shared: Arc<ProxyState>) -> axum::Router {
-    axum::Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/status", get(status::status))
-        .route("/metrics", get(metrics))
+    let mutating = axum::Router::new()
         .route("/cutover", post(cutover))
         .route("/rollback", post(rollback))
         .route("/pause", post(pause))
@@ -40,7 +37,29 @@ pub fn router(shared: Arc<ProxyState>) -> axum::Router {
         .route("/sync/start", post(sync::start))
         .route("/sync/stop", post(sync::stop))
         .route("/reload", post(reload))
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            require_token,
+        ));
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status::status))
+        .route("/metrics", get(metrics))
+        .merge(mutating)
         .with_state(shared)
+}
+
+/// Answers 401 unless the request carries the admin token (when one is configured).
+async fn require_token(
+    State(shared): AppState,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match authorize(&shared, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(r) => r,
+    }
 }
 
 /// Serves the admin API until the proxy shuts down.
@@ -168,14 +187,7 @@ fn switch_options(wait: Option<&str>) -> Result<SwitchOptions, Response> {
     Ok(SwitchOptions { wait })
 }
 
-async fn cutover(
-    State(shared): AppState,
-    headers: HeaderMap,
-    body: Option<Json<CutoverReq>>,
-) -> Response {
-    if let Err(r) = authorize(&shared, &headers) {
-        return r;
-    }
+async fn cutover(State(shared): AppState, body: Option<Json<CutoverReq>>) -> Response {
     let Some(Json(req)) = body else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -211,14 +223,7 @@ where
         .unwrap_or_else(|e| Err(SwitchError::Failed(format!("the switch task failed: {e}"))))
 }
 
-async fn rollback(
-    State(shared): AppState,
-    headers: HeaderMap,
-    body: Option<Json<RollbackReq>>,
-) -> Response {
-    if let Err(r) = authorize(&shared, &headers) {
-        return r;
-    }
+async fn rollback(State(shared): AppState, body: Option<Json<RollbackReq>>) -> Response {
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let opts = match switch_options(req.wait.as_deref()) {
         Ok(o) => o,
@@ -237,14 +242,7 @@ struct PauseReq {
     timeout_ms: Option<u64>,
 }
 
-async fn pause(
-    State(shared): AppState,
-    headers: HeaderMap,
-    body: Option<Json<PauseReq>>,
-) -> Response {
-    if let Err(r) = authorize(&shared, &headers) {
-        return r;
-    }
+async fn pause(State(shared): AppState, body: Option<Json<PauseReq>>) -> Response {
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let timeout = req.timeout_ms.map(Duration::from_millis);
     match shared
@@ -257,20 +255,14 @@ async fn pause(
     }
 }
 
-async fn reload(State(shared): AppState, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&shared, &headers) {
-        return r;
-    }
+async fn reload(State(shared): AppState) -> Response {
     match crate::reload::reload(&shared) {
         Ok(report) => Json(json!({ "ok": true, "reload": report })).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
 
-async fn resume(State(shared): AppState, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&shared, &headers) {
-        return r;
-    }
+async fn resume(State(shared): AppState) -> Response {
     match shared.switcher.resume(&shared.router, &shared.metrics) {
         Ok(held) => {
             Json(json!({ "ok": true, "paused": false, "held_ms": held.as_millis() as u64 }))
