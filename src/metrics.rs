@@ -7,6 +7,42 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// What `switchyard_errors_total{kind}` counts; the label values are these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Accepting a client connection failed.
+    Accept,
+    /// A client's startup (TLS, protocol) failed.
+    Startup,
+    /// A wrong admin token.
+    AdminAuth,
+    /// A client got no server connection in time.
+    PoolTimeout,
+    /// A query outlived `proxy.query_timeout`.
+    QueryTimeout,
+    /// A client idled in a transaction past `proxy.idle_transaction_timeout`.
+    IdleTransactionTimeout,
+    /// A server connection died under a client.
+    ServerLost,
+    /// Opening a server connection failed (by the backend error's kind).
+    Backend(&'static str),
+}
+
+impl ErrorKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Accept => "accept",
+            ErrorKind::Startup => "startup",
+            ErrorKind::AdminAuth => "admin_auth",
+            ErrorKind::PoolTimeout => "pool_timeout",
+            ErrorKind::QueryTimeout => "query_timeout",
+            ErrorKind::IdleTransactionTimeout => "idle_transaction_timeout",
+            ErrorKind::ServerLost => "server_lost",
+            ErrorKind::Backend(kind) => kind,
+        }
+    }
+}
+
 /// All of the proxy's metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -29,7 +65,8 @@ pub struct Metrics {
     pub switches: IntCounterVec,
     pub pause_seconds: Histogram,
     pub paused: IntGauge,
-    pub errors: IntCounterVec,
+    /// Use [`Metrics::count_error`].
+    errors: IntCounterVec,
     pub cancel_requests: IntCounterVec,
     pub sync_phase: IntGauge,
     pub sync_pending: IntGauge,
@@ -276,6 +313,11 @@ impl Metrics {
             ),
             registry,
         }
+    }
+
+    /// Counts an error under `switchyard_errors_total{kind}`.
+    pub fn count_error(&self, kind: ErrorKind) {
+        self.errors.with_label_values(&[kind.label()]).inc();
     }
 
     /// Per-backend handles for the hot path.

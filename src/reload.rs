@@ -6,9 +6,27 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
+use thiserror::Error;
 
-use crate::backend::{Backend, monitor};
-use crate::config::Config;
+use crate::backend::{Backend, BackendError, monitor};
+use crate::config::{Config, ConfigError};
+
+/// Why a reload changed nothing.
+#[derive(Debug, Error)]
+pub enum ReloadError {
+    #[error("switchyard was started without --config: there is nothing to reload")]
+    NoConfigFile,
+    #[error("invalid config {path}: {source}")]
+    Invalid { path: String, source: ConfigError },
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(
+        "backend {0:?} is part of the running live sync; stop it (ctl sync-stop) before removing the backend"
+    )]
+    LiveSyncBackend(String),
+    #[error("the active backend {0:?} is not in the new config; cut over to another backend first")]
+    ActiveRemoved(String),
+}
 use crate::state::ProxyState;
 
 /// What a reload did.
@@ -22,12 +40,12 @@ pub struct ReloadReport {
 }
 
 /// Reads the config file again and applies its backends.
-pub fn reload(shared: &Arc<ProxyState>) -> Result<ReloadReport, String> {
-    let path = shared
-        .config_path
-        .get()
-        .ok_or("switchyard was started without --config: there is nothing to reload")?;
-    let r = Config::load(path).map_err(|e| format!("invalid config {}: {e}", path.display()))?;
+pub fn reload(shared: &Arc<ProxyState>) -> Result<ReloadReport, ReloadError> {
+    let path = shared.config_path.get().ok_or(ReloadError::NoConfigFile)?;
+    let r = Config::load(path).map_err(|source| ReloadError::Invalid {
+        path: path.display().to_string(),
+        source,
+    })?;
     let wait = r.config.proxy.pool_wait_timeout.get();
     let old: BTreeMap<String, Arc<Backend>> = shared
         .router
@@ -48,8 +66,7 @@ pub fn reload(shared: &Arc<ProxyState>) -> Result<ReloadReport, String> {
                 map.insert(name.clone(), b.clone());
             }
             prev => {
-                let b = Backend::new(name, cfg, wait, &shared.metrics, shared.lifecycle.child())
-                    .map_err(|e| e.to_string())?;
+                let b = Backend::new(name, cfg, wait, &shared.metrics, shared.lifecycle.child())?;
                 let b = Arc::new(b);
                 if prev.is_some() {
                     report.changed.push(name.clone());
@@ -67,7 +84,10 @@ pub fn reload(shared: &Arc<ProxyState>) -> Result<ReloadReport, String> {
         .cloned()
         .collect();
     refuse_live_sync_loss(shared, &report.removed)?;
-    shared.router.replace_backends(map)?;
+    shared
+        .router
+        .replace_backends(map)
+        .map_err(ReloadError::ActiveRemoved)?;
     for name in report.changed.iter().chain(&report.removed) {
         old[name].retire();
     }
@@ -80,15 +100,13 @@ pub fn reload(shared: &Arc<ProxyState>) -> Result<ReloadReport, String> {
     Ok(report)
 }
 
-fn refuse_live_sync_loss(shared: &ProxyState, removed: &[String]) -> Result<(), String> {
+fn refuse_live_sync_loss(shared: &ProxyState, removed: &[String]) -> Result<(), ReloadError> {
     let live = shared.live.current();
     if let Some(l) = live {
         let s = l.status();
         for name in removed {
             if (*name == s.from || *name == s.to) && s.phase != crate::sync::live::Phase::Stopped {
-                return Err(format!(
-                    "backend {name:?} is part of the running live sync; stop it (ctl sync-stop) before removing the backend"
-                ));
+                return Err(ReloadError::LiveSyncBackend(name.clone()));
             }
         }
     }

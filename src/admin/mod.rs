@@ -4,7 +4,9 @@
 //!
 //! - [`status`]: the `/status` document.
 //! - [`sync`]: starting and stopping live sync.
+//! - [`errors`]: every error it answers with, and its status code.
 
+pub mod errors;
 pub mod status;
 pub mod sync;
 
@@ -23,6 +25,7 @@ use tokio::net::TcpListener;
 
 use crate::router::switch::{SwitchError, SwitchOptions, SwitchRecord};
 use crate::state::ProxyState;
+use errors::ApiError;
 
 type AppState = State<Arc<ProxyState>>;
 
@@ -74,10 +77,6 @@ pub async fn serve(listener: TcpListener, shared: Arc<ProxyState>) {
     }
 }
 
-fn error(code: StatusCode, msg: impl Into<String>) -> Response {
-    (code, Json(json!({ "ok": false, "error": msg.into() }))).into_response()
-}
-
 /// Checks the bearer token of a mutating request.
 #[allow(clippy::result_large_err)]
 fn authorize(shared: &ProxyState, headers: &HeaderMap) -> Result<(), Response> {
@@ -101,13 +100,8 @@ fn authorize(shared: &ProxyState, headers: &HeaderMap) -> Result<(), Response> {
     } else {
         shared
             .metrics
-            .errors
-            .with_label_values(&["admin_auth"])
-            .inc();
-        Err(error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-        ))
+            .count_error(crate::metrics::ErrorKind::AdminAuth);
+        Err(ApiError::Unauthorized.into_response())
     }
 }
 
@@ -154,15 +148,16 @@ async fn metrics(State(shared): AppState) -> Response {
         .into_response()
 }
 
-fn switch_response(r: Result<SwitchRecord, SwitchError>) -> Response {
-    match r {
-        Ok(rec) if rec.ok => Json(rec).into_response(),
-        Ok(rec) => (StatusCode::SERVICE_UNAVAILABLE, Json(rec)).into_response(),
-        Err(e @ SwitchError::Busy) => error(StatusCode::CONFLICT, e.to_string()),
-        Err(e @ SwitchError::Unknown(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
-        Err(e @ SwitchError::Failed(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
-    }
+/// A switch's answer: its record (200 when it happened, 503 when it was abandoned and the
+/// app stayed where it was), or why it could not start.
+fn switch_response(r: Result<SwitchRecord, SwitchError>) -> Result<Response, ApiError> {
+    let rec = r?;
+    let status = if rec.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((status, Json(rec)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -178,26 +173,24 @@ struct RollbackReq {
     wait: Option<String>,
 }
 
-#[allow(clippy::result_large_err)]
-fn switch_options(wait: Option<&str>) -> Result<SwitchOptions, Response> {
+fn switch_options(wait: Option<&str>) -> Result<SwitchOptions, ApiError> {
     let wait = wait
         .map(crate::config::parse_duration)
         .transpose()
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("wait: {e}")))?;
+        .map_err(|e| ApiError::BadRequest(format!("wait: {e}")))?;
     Ok(SwitchOptions { wait })
 }
 
-async fn cutover(State(shared): AppState, body: Option<Json<CutoverReq>>) -> Response {
+async fn cutover(
+    State(shared): AppState,
+    body: Option<Json<CutoverReq>>,
+) -> Result<Response, ApiError> {
     let Some(Json(req)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "body must be JSON: {\"to\": \"BACKEND\"} (optionally \"wait\": \"30s\")",
-        );
+        return Err(ApiError::BadRequest(
+            "body must be JSON: {\"to\": \"BACKEND\"} (optionally \"wait\": \"30s\")".into(),
+        ));
     };
-    let opts = match switch_options(req.wait.as_deref()) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let opts = switch_options(req.wait.as_deref())?;
     switch_response(
         detached(shared, move |s| async move {
             s.switcher
@@ -220,15 +213,15 @@ where
     lifecycle
         .spawn(f(shared))
         .await
-        .unwrap_or_else(|e| Err(SwitchError::Failed(format!("the switch task failed: {e}"))))
+        .unwrap_or_else(|e| Err(SwitchError::Task(e.to_string())))
 }
 
-async fn rollback(State(shared): AppState, body: Option<Json<RollbackReq>>) -> Response {
+async fn rollback(
+    State(shared): AppState,
+    body: Option<Json<RollbackReq>>,
+) -> Result<Response, ApiError> {
     let req = body.map(|Json(b)| b).unwrap_or_default();
-    let opts = match switch_options(req.wait.as_deref()) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let opts = switch_options(req.wait.as_deref())?;
     switch_response(
         detached(shared, move |s| async move {
             s.switcher.rollback(&s.router, &s.metrics, opts).await
@@ -242,32 +235,27 @@ struct PauseReq {
     timeout_ms: Option<u64>,
 }
 
-async fn pause(State(shared): AppState, body: Option<Json<PauseReq>>) -> Response {
+async fn pause(
+    State(shared): AppState,
+    body: Option<Json<PauseReq>>,
+) -> Result<Response, ApiError> {
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let timeout = req.timeout_ms.map(Duration::from_millis);
-    match shared
+    shared
         .switcher
-        .pause(&shared.router, &shared.metrics, timeout)
-    {
-        Ok(_) => Json(json!({ "ok": true, "paused": true, "timeout_ms": req.timeout_ms }))
+        .pause(&shared.router, &shared.metrics, timeout)?;
+    Ok(Json(json!({ "ok": true, "paused": true, "timeout_ms": req.timeout_ms })).into_response())
+}
+
+async fn reload(State(shared): AppState) -> Result<Response, ApiError> {
+    let report = crate::reload::reload(&shared)?;
+    Ok(Json(json!({ "ok": true, "reload": report })).into_response())
+}
+
+async fn resume(State(shared): AppState) -> Result<Response, ApiError> {
+    let held = shared.switcher.resume(&shared.router, &shared.metrics)?;
+    Ok(
+        Json(json!({ "ok": true, "paused": false, "held_ms": held.as_millis() as u64 }))
             .into_response(),
-        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
-    }
-}
-
-async fn reload(State(shared): AppState) -> Response {
-    match crate::reload::reload(&shared) {
-        Ok(report) => Json(json!({ "ok": true, "reload": report })).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
-}
-
-async fn resume(State(shared): AppState) -> Response {
-    match shared.switcher.resume(&shared.router, &shared.metrics) {
-        Ok(held) => {
-            Json(json!({ "ok": true, "paused": false, "held_ms": held.as_millis() as u64 }))
-                .into_response()
-        }
-        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
-    }
+    )
 }

@@ -51,6 +51,10 @@ impl Backend {
                 .last_error
                 .clone()
                 .unwrap_or_else(|| "unknown error".into()),
+            client_reason: state
+                .client_reason
+                .clone()
+                .unwrap_or_else(|| "unknown error".into()),
         }
     }
 

@@ -38,6 +38,32 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// What a client may be told: the reason without the server's address.
+    pub fn client_reason(&self) -> String {
+        match self {
+            BackendError::Connect { source, .. } => format!("cannot connect: {source}"),
+            BackendError::Timeout { ms, .. } => format!("connecting timed out after {ms} ms"),
+            BackendError::TlsRefused { .. } => {
+                "the server refused TLS (sslmode requires it)".into()
+            }
+            BackendError::TlsHandshake { detail, .. } => format!("TLS handshake failed: {detail}"),
+            BackendError::NoPassword { .. } => {
+                "the server asked for a password but the backend URL has none".into()
+            }
+            BackendError::UnsupportedAuth { code, .. } => {
+                format!("the server asked for an unsupported authentication method (code {code})")
+            }
+            BackendError::Scram { detail, .. } => format!("SCRAM authentication failed: {detail}"),
+            BackendError::Server { code, message, .. } => {
+                format!("the server said: {message} (SQLSTATE {code})")
+            }
+            BackendError::Protocol { .. } => "the server broke the protocol".into(),
+            BackendError::Closed { .. } => "the server closed the connection".into(),
+            BackendError::Io { source, .. } => format!("I/O error: {source}"),
+            BackendError::Engine(_) => "the embedded engine failed".into(),
+        }
+    }
+
     /// A short label for metrics (`errors_total{kind=…}`).
     pub fn kind(&self) -> &'static str {
         match self {

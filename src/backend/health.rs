@@ -14,6 +14,8 @@ use super::error::BackendError;
 pub struct HealthState {
     pub up: bool,
     pub last_error: Option<String>,
+    /// The last error as a client may see it (no server address).
+    pub client_reason: Option<String>,
     /// The last error needs an operator (authentication, missing database, TLS trust).
     pub permanent: bool,
     /// Consecutive failed connection attempts.
@@ -35,6 +37,7 @@ impl Default for Health {
             tx: watch::channel(HealthState {
                 up: true,
                 last_error: None,
+                client_reason: None,
                 permanent: false,
                 failures: 0,
                 since: Instant::now(),
@@ -109,6 +112,7 @@ impl Health {
             *s = HealthState {
                 up: true,
                 last_error: s.last_error.take(),
+                client_reason: s.client_reason.take(),
                 permanent: false,
                 failures: 0,
                 since: if s.up { s.since } else { Instant::now() },
@@ -126,6 +130,7 @@ impl Health {
             was_up = s.up;
             s.failures = s.failures.saturating_add(1);
             s.last_error = Some(e.to_string());
+            s.client_reason = Some(e.client_reason());
             s.permanent = is_permanent(e);
             s.checked = true;
             if s.up {

@@ -35,11 +35,12 @@ pub type Pooled = bb8::PooledConnection<'static, Manager>;
 /// Why a client could not get a server connection.
 #[derive(Debug, Error)]
 pub enum AcquireError {
-    #[error("no server connection to backend \"{backend}\" within {waited_ms} ms{}", last.as_ref().map(|l| format!(": {l}")).unwrap_or_default())]
+    #[error("no server connection to backend \"{backend}\" within {waited_ms} ms{}", last.as_ref().map(|l| format!(": {}", l.0)).unwrap_or_default())]
     Timeout {
         backend: String,
         waited_ms: u128,
-        last: Option<String>,
+        /// The last connect error: (for the log, as a client may see it).
+        last: Option<(String, String)>,
     },
     #[error("backend \"{backend}\": {source}")]
     Connect {
@@ -47,7 +48,12 @@ pub enum AcquireError {
         source: BackendError,
     },
     #[error("backend \"{backend}\" is down: {reason}")]
-    Down { backend: String, reason: String },
+    Down {
+        backend: String,
+        reason: String,
+        /// `reason` as a client may see it.
+        client_reason: String,
+    },
     /// The proxy is shutting down: no new transaction starts.
     #[error("switchyard is shutting down")]
     ShuttingDown,

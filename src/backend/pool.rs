@@ -28,17 +28,18 @@ pub enum Connector {
 /// (to explain a pool timeout to a client) and connection ids.
 #[derive(Default)]
 pub struct PoolShared {
-    pub last_error: Mutex<Option<String>>,
+    /// The last connect error: for the log, and as a client may see it.
+    pub last_error: Mutex<Option<(String, String)>>,
     next_id: AtomicU64,
     pub health: Health,
 }
 
 impl PoolShared {
-    pub fn last_error(&self) -> Option<String> {
+    pub fn last_error(&self) -> Option<(String, String)> {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
-    fn set_error(&self, e: Option<String>) {
+    fn set_error(&self, e: Option<(String, String)>) {
         if let Ok(mut g) = self.last_error.lock() {
             *g = e;
         }
@@ -82,12 +83,14 @@ impl bb8::ManageConnection for Manager {
                 tracing::debug!(backend = %self.backend, id, server = %conn.addr, "server connection opened");
             }
             Err(e) => {
-                self.shared.set_error(Some(e.to_string()));
+                self.shared
+                    .set_error(Some((e.to_string(), e.client_reason())));
                 self.metrics
                     .connect_failures
                     .with_label_values(&[&self.backend, e.kind()])
                     .inc();
-                self.metrics.errors.with_label_values(&[e.kind()]).inc();
+                self.metrics
+                    .count_error(crate::metrics::ErrorKind::Backend(e.kind()));
                 if self.shared.health.mark_down(e) {
                     tracing::warn!(backend = %self.backend, error = %e, "backend is down");
                 }

@@ -11,8 +11,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::startup::{self, Startup};
 use super::{login, wire};
-use crate::protocol::build::ErrorFields;
-use crate::protocol::sqlstate;
+use crate::metrics::ErrorKind;
 use crate::state::ProxyState;
 
 /// Accepts clients until the proxy shuts down.
@@ -27,7 +26,7 @@ pub async fn serve(shared: Arc<ProxyState>, listener: TcpListener) {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
-                    shared.metrics.errors.with_label_values(&["accept"]).inc();
+                    shared.metrics.count_error(ErrorKind::Accept);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -59,12 +58,7 @@ async fn handle(
     let _count = ClientCount(shared.clone());
     let Some(_permit) = permit else {
         let mut tcp = tcp;
-        let err = ErrorFields::fatal(
-            sqlstate::TOO_MANY_CONNECTIONS,
-            "sorry, too many clients already",
-        )
-        .with_hint("raise proxy.max_client_connections");
-        wire::send_error(&mut tcp, &err).await;
+        wire::send_error(&mut tcp, &super::errors::too_many_clients()).await;
         return;
     };
     let (client, msg) = match startup::handshake(&shared, tcp).await {
@@ -72,7 +66,7 @@ async fn handle(
         Ok(Startup::Cancelled) => return,
         Err((stream, e)) => {
             tracing::debug!(%peer, error = %e, "startup failed");
-            shared.metrics.errors.with_label_values(&["startup"]).inc();
+            shared.metrics.count_error(ErrorKind::Startup);
             if let (Some(mut s), Some(err)) = (stream, e.to_client()) {
                 wire::send_error(&mut s, &err).await;
             }

@@ -25,6 +25,8 @@ pub enum LoginError {
     Auth(#[from] AuthError),
     #[error("{0}")]
     Backend(String),
+    #[error(transparent)]
+    NoServer(#[from] crate::backend::AcquireError),
     #[error("invalid startup setting: {message}")]
     Setting { code: String, message: String },
     #[error("client I/O: {0}")]
@@ -41,6 +43,11 @@ impl LoginError {
                 ErrorFields::fatal(sqlstate::PROTOCOL_VIOLATION, self.to_string())
             }
             LoginError::Backend(m) => ErrorFields::fatal(sqlstate::CONNECTION_FAILURE, m.clone()),
+            LoginError::NoServer(e) => {
+                let mut f = super::errors::no_server(e);
+                f.severity = crate::protocol::build::Severity::Fatal;
+                f
+            }
             LoginError::Setting { message, .. } => ErrorFields::fatal(
                 sqlstate::INVALID_PARAMETER_VALUE,
                 format!("invalid startup setting: {message}"),
@@ -143,11 +150,7 @@ async fn server_parameters(
     shared: &Arc<ProxyState>,
     relay: &Relay,
 ) -> Result<BytesMut, LoginError> {
-    let mut held = shared
-        .router
-        .acquire()
-        .await
-        .map_err(|e| LoginError::Backend(e.to_string()))?;
+    let mut held = shared.router.acquire().await?;
     let conn = &mut *held.conn;
     if let Some(sql) = params::diff(&relay.params.desired, &conn.applied) {
         let res = conn.own_query(&sql).await.map_err(|e| {

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod cancel;
 pub mod channel_binding;
+pub mod errors;
 pub mod listener;
 pub mod login;
 pub mod reset;

@@ -10,6 +10,7 @@ use thiserror::Error;
 use super::cancel::{CancelHandle, CancelTarget};
 use crate::backend::AcquireError;
 use crate::config::PoolerMode;
+use crate::metrics::ErrorKind;
 use crate::protocol::build::ErrorFields;
 use crate::protocol::{TxStatus, fe, framing, sqlstate};
 use crate::relay::expect::Expect;
@@ -183,7 +184,7 @@ impl Session {
     /// The server said nothing for `proxy.query_timeout`: cancel the query, discard the
     /// connection, and answer the client with 57014.
     fn query_timed_out(&mut self, limit: std::time::Duration) {
-        let Some(held) = self.discard_held("query_timeout") else {
+        let Some(held) = self.discard_held(ErrorKind::QueryTimeout) else {
             return;
         };
         tracing::warn!(session = self.id, backend = %held.backend.name, timeout_ms = limit.as_millis() as u64, "query timed out; cancelling it and discarding its server connection");
@@ -193,23 +194,17 @@ impl Session {
                 let _ = backend.cancel(key).await;
             });
         }
-        let err = ErrorFields::error(
-            sqlstate::QUERY_CANCELED,
-            format!(
-                "canceling statement: the server sent nothing for {} ms (proxy.query_timeout)",
-                limit.as_millis()
-            ),
-        );
-        self.relay.abandon_server(err);
+        self.relay
+            .abandon_server(super::errors::query_timeout(limit.as_millis()));
         self.relay.server_out.clear();
     }
 
     /// Gives up the server connection in use (it will be closed, not pooled), counting
     /// why under `switchyard_errors_total{kind}`.
-    fn discard_held(&mut self, kind: &'static str) -> Option<Held> {
+    fn discard_held(&mut self, kind: ErrorKind) -> Option<Held> {
         let mut held = self.held.take()?;
         held.conn.broken = true;
-        self.shared.metrics.errors.with_label_values(&[kind]).inc();
+        self.shared.metrics.count_error(kind);
         self.cancel.slot.set(None);
         Some(held)
     }
@@ -219,21 +214,13 @@ impl Session {
     async fn idle_timed_out(&mut self, limit: std::time::Duration) -> Result<(), SessionError> {
         self.shared
             .metrics
-            .errors
-            .with_label_values(&["idle_transaction_timeout"])
-            .inc();
+            .count_error(ErrorKind::IdleTransactionTimeout);
         tracing::info!(
             session = self.id,
             "idle-in-transaction timeout; closing the client"
         );
-        let err = ErrorFields::fatal(
-            sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
-            format!(
-                "terminating connection: idle in transaction for {} ms (proxy.idle_transaction_timeout)",
-                limit.as_millis()
-            ),
-        );
-        self.relay.fatal(&err);
+        self.relay
+            .fatal(&super::errors::idle_in_transaction(limit.as_millis()));
         let _ = self.flush_client().await;
         Ok(())
     }
@@ -289,12 +276,7 @@ impl Session {
     /// The proxy shuts down and this client has no transaction open: tell it why, as
     /// PostgreSQL does (FATAL 57P01), and close.
     async fn shut_down(&mut self) -> Result<(), SessionError> {
-        let err = ErrorFields::fatal(
-            sqlstate::ADMIN_SHUTDOWN,
-            "terminating connection due to administrator command",
-        )
-        .with_hint("switchyard is shutting down; reconnect");
-        self.relay.fatal(&err);
+        self.relay.fatal(&super::errors::admin_shutdown());
         self.flush_client().await.map_err(SessionError::Client)?;
         tracing::debug!(session = self.id, "closed at shutdown");
         Ok(())
@@ -315,15 +297,8 @@ impl Session {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(session = self.id, error = %e, "no server connection for client");
-                self.shared
-                    .metrics
-                    .errors
-                    .with_label_values(&["pool_timeout"])
-                    .inc();
-                return Err(Refused::Client(ErrorFields::error(
-                    sqlstate::CONNECTION_FAILURE,
-                    e.to_string(),
-                )));
+                self.shared.metrics.count_error(ErrorKind::PoolTimeout);
+                return Err(Refused::Client(super::errors::no_server(&e)));
             }
         };
         self.relay.pooler = held.backend.pooler;
@@ -377,7 +352,7 @@ impl Session {
 
     /// The server connection died: tell the client and drop the connection.
     fn server_lost(&mut self, reason: &str) {
-        if let Some(held) = self.discard_held("server_lost") {
+        if let Some(held) = self.discard_held(ErrorKind::ServerLost) {
             tracing::warn!(session = self.id, backend = %held.backend.name, reason, "server connection lost");
             self.relay.server_lost(&held.backend.name, reason);
             self.relay.server_out.clear();

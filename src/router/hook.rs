@@ -5,6 +5,7 @@
 
 use futures::future::BoxFuture;
 
+pub use super::error::HookError;
 use crate::backend::Backend;
 
 /// What a switch asks of the data layer. The switch's order is: `preflight` (nothing
@@ -17,7 +18,7 @@ pub trait SwitchHook: Send + Sync {
         &'a self,
         _from: &'a Backend,
         _to: &'a Backend,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), HookError>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -30,7 +31,7 @@ pub trait SwitchHook: Send + Sync {
         from: &'a Backend,
         to: &'a Backend,
         epoch: u64,
-    ) -> BoxFuture<'a, Result<(), String>>;
+    ) -> BoxFuture<'a, Result<(), HookError>>;
 
     /// The switch is committed (the route file says `to`): the swap follows at once.
     /// Synchronous and infallible.

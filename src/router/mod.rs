@@ -3,10 +3,12 @@
 //! starts and finishes there, whatever happens to the route meanwhile.
 //!
 //! - [`gate`]: pause and drain.
-//! - [`switch`]: the cutover/rollback state machine; [`hook`]: the data step it runs.
+//! - [`switch`]: the cutover/rollback state machine; [`hook`]: the data step it runs;
+//!   [`error`]: what can go wrong with one.
 //! - [`inflight`]: the open transactions a switch checks before pausing.
 //! - [`route_file`]: the route kept across restarts.
 
+pub mod error;
 pub mod gate;
 pub mod hook;
 pub mod inflight;
@@ -90,14 +92,12 @@ impl Router {
 
     /// Installs a new set of backends (a config reload). The active backend keeps its name;
     /// if its entry was rebuilt, new transactions use the new one at once, while those in
-    /// flight finish on the old one.
+    /// flight finish on the old one. Refused (with the active backend's name) when the new
+    /// set lacks the active backend.
     pub fn replace_backends(&self, map: BTreeMap<String, Arc<Backend>>) -> Result<(), String> {
         let active = self.active();
         let Some(next) = map.get(&*active.name).cloned() else {
-            return Err(format!(
-                "the active backend {:?} is not in the new config; cut over to another backend first",
-                active.name
-            ));
+            return Err(active.name.to_string());
         };
         for gone in self
             .backends

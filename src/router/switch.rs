@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use thiserror::Error;
 
 use super::Router;
+pub use super::error::{StepError, SwitchError};
 pub use super::hook::SwitchHook;
 use super::inflight::{InflightView, older_than};
 use super::route_file::{RouteFile, RouteState};
@@ -52,22 +52,9 @@ pub struct SwitchRecord {
     pub started_at_unix_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-#[derive(Debug, Error)]
-pub enum SwitchError {
-    #[error("a switch or a manual pause is already in progress")]
-    Busy,
-    #[error("no backend named {0:?}")]
-    Unknown(String),
-    #[error("backend {0:?} is already active")]
-    AlreadyActive(String),
-    #[error("nothing to roll back to: no switch has happened yet")]
-    NoPrevious,
-    #[error("not paused")]
-    NotPaused,
-    #[error("{0}")]
-    Failed(String),
+    /// A stable name for why it failed (`drain_timeout`, `max_pause`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<&'static str>,
 }
 
 /// Lets held transactions in when dropped.
@@ -258,6 +245,7 @@ impl Switcher {
             preflight_ms: 0.0,
             started_at_unix_ms: unix_ms(),
             error: None,
+            failure: None,
         };
         tracing::info!(kind, from = %rec.from, to = %rec.to, "switch starting");
         let result = self
@@ -268,7 +256,10 @@ impl Switcher {
         }
         self.set_state(SwitchState::Serving, metrics);
         match result {
-            Err(e) => rec.error = Some(e),
+            Err(e) => {
+                rec.failure = Some(e.kind());
+                rec.error = Some(e.to_string());
+            }
             Ok(()) => rec.ok = true,
         }
         self.finish(&rec, metrics);
@@ -283,7 +274,7 @@ impl Switcher {
         to: &Arc<Backend>,
         rec: &mut SwitchRecord,
         opts: SwitchOptions,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         self.set_state(SwitchState::Preflight, metrics);
         let t = Instant::now();
         // First, as it costs nothing: a transaction already open too long refuses it.
@@ -296,17 +287,22 @@ impl Switcher {
         rec.preflight_ms = ms(t.elapsed());
         match pre {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("preflight of {:?} failed: {e}", to.name)),
+            Ok(Err(reason)) => {
+                return Err(StepError::Preflight {
+                    backend: to.name.to_string(),
+                    reason,
+                });
+            }
             Err(_) => {
-                return Err(format!(
-                    "preflight of {:?} timed out after {}",
-                    to.name, self.config.preflight_timeout
-                ));
+                return Err(StepError::PreflightTimeout {
+                    backend: to.name.to_string(),
+                    after: self.config.preflight_timeout,
+                });
             }
         }
         let hook = lock(&self.hook).clone();
         if let Some(hook) = &hook {
-            hook.preflight(from, to).await?;
+            hook.preflight(from, to).await.map_err(StepError::from)?;
         }
         rec.preflight_ms = ms(t.elapsed());
         self.set_state(SwitchState::Pausing, metrics);
@@ -331,7 +327,7 @@ impl Switcher {
         &self,
         from: &Backend,
         wait: Option<Duration>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let Some(view) = lock(&self.inflight).clone() else {
             return Ok(());
         };
@@ -346,16 +342,15 @@ impl Switcher {
                 return Ok(());
             };
             if Instant::now() >= deadline {
-                let waited = wait
-                    .map(|w| format!(" (waited {:.1} s)", w.as_secs_f64()))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "{} transaction(s) on {:?} open longer than switch.drain_timeout ({}){waited}; nobody was paused. Oldest: {}. Retry when it is done, or ask to wait for it (ctl cutover --wait 30s)",
-                    old.len(),
-                    from.name,
-                    self.config.drain_timeout,
-                    oldest.describe()
-                ));
+                return Err(StepError::OldTransactions {
+                    backend: from.name.to_string(),
+                    count: old.len(),
+                    bound: self.config.drain_timeout,
+                    waited: wait
+                        .map(|w| format!(" (waited {:.1} s)", w.as_secs_f64()))
+                        .unwrap_or_default(),
+                    oldest: oldest.describe(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -369,7 +364,7 @@ impl Switcher {
         to: &Arc<Backend>,
         rec: &mut SwitchRecord,
         hook: Option<&dyn SwitchHook>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let bound = self.config.max_pause.get();
         let paused_at = Instant::now();
         let epoch = self.route().epoch + 1;
@@ -381,15 +376,14 @@ impl Switcher {
         match prepared {
             Ok(r) => r?,
             Err(_) => {
-                return Err(format!(
-                    "the switch took longer than switch.max_pause ({}) while {}; it was abandoned before the swap and clients resumed on {:?}",
-                    self.config.max_pause,
-                    match self.state() {
+                return Err(StepError::MaxPause {
+                    backend: from.name.to_string(),
+                    bound: self.config.max_pause,
+                    during: match self.state() {
                         SwitchState::Draining => "draining transactions in flight",
                         _ => "applying the last changes to the target",
                     },
-                    from.name
-                ));
+                });
             }
         }
         // The commit point: once the route file says `to`, a restart comes up there.
@@ -414,7 +408,7 @@ impl Switcher {
         rec: &mut SwitchRecord,
         hook: Option<&dyn SwitchHook>,
         epoch: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         self.set_state(SwitchState::Draining, metrics);
         let t = Instant::now();
         let drained = router
@@ -423,26 +417,24 @@ impl Switcher {
             .await;
         rec.drain_ms = ms(t.elapsed());
         if !drained {
-            return Err(format!(
-                "{} transaction(s) still running on {:?} after drain_timeout {}; staying on {:?}",
-                router.gate.inflight(),
-                from.name,
-                self.config.drain_timeout,
-                from.name
-            ));
+            return Err(StepError::DrainTimeout {
+                backend: from.name.to_string(),
+                in_flight: router.gate.inflight(),
+                bound: self.config.drain_timeout,
+            });
         }
         self.set_state(SwitchState::Syncing, metrics);
         if let Some(hook) = hook {
             hook.prepare(from, to, epoch)
                 .await
-                .map_err(|e| format!("data sync before the swap failed: {e}"))?;
+                .map_err(|e| StepError::Hook(e.to_string()))?;
         }
         Ok(())
     }
 
     /// Writes the new route (file first, then memory). Runs to its end even if the
     /// caller is dropped, so the file never says what memory does not.
-    async fn persist_route(&self, to: &str, epoch: u64) -> Result<(), String> {
+    async fn persist_route(&self, to: &str, epoch: u64) -> Result<(), StepError> {
         let (file, mut next) = {
             let r = lock(&self.route);
             (r.file.clone(), r.state.clone())
@@ -455,10 +447,8 @@ impl Switcher {
             let state = next.clone();
             tokio::task::spawn_blocking(move || file.store(&state))
                 .await
-                .map_err(|e| format!("writing the route file failed: {e}"))?
-                .map_err(|e| {
-                    format!("cannot record the new route, so the switch is abandoned: {e}")
-                })?;
+                .map_err(|e| StepError::RouteFile(e.to_string()))?
+                .map_err(|e| StepError::RouteFile(e.to_string()))?;
         }
         lock(&self.route).state = next;
         Ok(())

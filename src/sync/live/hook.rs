@@ -13,6 +13,7 @@ use super::record::StoredPhase;
 use super::status::CatchUp;
 use super::{LiveSync, Phase, apply, sequences, side};
 use crate::backend::Backend;
+use crate::router::hook::HookError;
 use crate::sync::SyncError;
 
 /// Rounds a catch-up may take before it gives up (each applies up to `batch` changes).
@@ -24,36 +25,37 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 impl LiveSync {
     /// Before the pause: the sync must be streaming, in this switch's direction, with a
     /// small enough lag (which it then mostly applies, before anyone is paused).
-    pub(super) async fn check(&self, from: &Backend) -> Result<(), String> {
+    pub(super) async fn check(&self, from: &Backend) -> Result<(), HookError> {
         let st = self.status();
         if st.phase != Phase::Streaming {
-            return Err(format!(
+            return Err(HookError::Refused(format!(
                 "live sync {} -> {} is {:?}, not streaming yet; switch once /status shows live_sync.phase = streaming",
                 st.from, st.to, st.phase
-            ));
+            )));
         }
         let (source, target) = self.direction();
         if *from.name != *source {
-            return Err(format!(
+            return Err(HookError::Refused(format!(
                 "live sync carries changes from {source} to {target}, but {} is not the source",
                 from.name
-            ));
+            )));
         }
         let mut s = tokio::time::timeout(LOCK_WAIT, self.sides.lock())
             .await
             .map_err(|_| {
-                "live sync is busy applying a large batch; try again in a moment".to_string()
+                HookError::Refused(
+                    "live sync is busy applying a large batch; try again in a moment".into(),
+                )
             })?;
         let forward = self.forward.load(Ordering::SeqCst);
         let src = if forward { &s.a } else { &s.b };
-        let (pending, age) = side::backlog(src).await.map_err(|e| e.to_string())?;
+        let failed = |e: SyncError| HookError::Failed(e.to_string());
+        let (pending, age) = side::backlog(src).await.map_err(failed)?;
         if pending <= self.spec.max_lag_rows {
             // Hold the apply loop until the switch is over, and drain the backlog now,
             // before the pause, so that only the last moments' changes are left for it.
             self.quiet.store(true, Ordering::SeqCst);
-            self.pre_catch_up(&mut s, forward)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.pre_catch_up(&mut s, forward).await.map_err(failed)?;
         }
         drop(s);
         self.update(|st| {
@@ -61,10 +63,10 @@ impl LiveSync {
             st.oldest_change_seconds = age;
         });
         if pending > self.spec.max_lag_rows {
-            return Err(format!(
+            return Err(HookError::Refused(format!(
                 "live sync lag is {pending} changes (oldest {age:.1} s), above switch.max_lag_rows = {}; wait for it to catch up so the pause stays short",
                 self.spec.max_lag_rows
-            ));
+            )));
         }
         Ok(())
     }
@@ -153,16 +155,21 @@ impl LiveSync {
     }
 
     /// Inside the pause: catch up, then record the reversed direction in both databases.
-    pub(super) async fn prepare_switch(&self, epoch: u64) -> Result<(), String> {
-        let done = self.catch_up().await.map_err(|e| e.to_string())?;
+    pub(super) async fn prepare_switch(&self, epoch: u64) -> Result<(), HookError> {
+        let done = self
+            .catch_up()
+            .await
+            .map_err(|e| HookError::Failed(e.to_string()))?;
         let reversed = !self.forward.load(Ordering::SeqCst);
         self.flip_recorded.store(true, Ordering::SeqCst);
         let held = self
             .persist(StoredPhase::Streaming, reversed, epoch, Some(&self.owner))
             .await
-            .map_err(|e| format!("recording the reversed direction: {e}"))?;
+            .map_err(|e| HookError::Failed(format!("recording the reversed direction: {e}")))?;
         if !held {
-            return Err(SyncError::Fenced(self.owner.clone()).to_string());
+            return Err(HookError::Failed(
+                SyncError::Fenced(self.owner.clone()).to_string(),
+            ));
         }
         tracing::info!(from = %done.from, to = %done.to, entries = done.entries, apply_ms = done.apply_ms, sequences = done.sequences, "live sync caught up inside the pause");
         self.update(|s| {

@@ -15,7 +15,7 @@ use super::side::Side;
 use super::{LiveSync, record};
 use crate::backend::Backend;
 use crate::metrics::Metrics;
-use crate::router::hook::SwitchHook;
+use crate::router::hook::{HookError, SwitchHook};
 
 /// A live sync recorded in the databases that is not running in this process.
 #[derive(Debug, Clone, Serialize)]
@@ -81,16 +81,16 @@ impl LiveSlot {
         lock(&self.blocked).clone()
     }
 
-    async fn check(&self, from: &Backend, to: &Backend) -> Result<(), String> {
+    async fn check(&self, from: &Backend, to: &Backend) -> Result<(), HookError> {
         if let Some(b) = self.blocked()
             && [&*from.name, &*to.name]
                 .iter()
                 .any(|n| *n == b.from || *n == b.to)
         {
-            return Err(format!(
+            return Err(HookError::Refused(format!(
                 "live sync {} -> {} recorded in the databases is not running in this proxy ({}); switches involving them are refused until it runs again (see /status)",
                 b.from, b.to, b.reason
-            ));
+            )));
         }
         if let Some(live) = self.current()
             && live.running()
@@ -113,10 +113,10 @@ impl LiveSlot {
             }
         };
         if pending > 0 {
-            return Err(format!(
+            return Err(HookError::Refused(format!(
                 "{:?} holds {pending} captured change(s) that no live sync running here has applied to {:?}; switching now would leave them behind. Resume live sync first (ctl sync {} {}), or remove the capture (sync --finish) if they are not needed",
                 from.name, to.name, from.name, to.name
-            ));
+            )));
         }
         Ok(())
     }
@@ -145,7 +145,7 @@ impl SwitchHook for LiveSlot {
         &'a self,
         from: &'a Backend,
         to: &'a Backend,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), HookError>> {
         Box::pin(self.check(from, to))
     }
 
@@ -154,7 +154,7 @@ impl SwitchHook for LiveSlot {
         _from: &'a Backend,
         _to: &'a Backend,
         epoch: u64,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), HookError>> {
         Box::pin(async move {
             let live = {
                 let mut e = lock(&self.engaged);
