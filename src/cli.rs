@@ -191,9 +191,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 defer_foreign_keys: false,
                 rows_copied: None,
             };
-            let summary = crate::sync::plan::run(opts.clone()).await?;
+            let summary = crate::sync::copy::plan::run(opts.clone()).await?;
             if !opts.dry_run && !opts.schema_only {
-                print!("{}", crate::sync::plan::render_summary(&summary));
+                print!("{}", crate::sync::copy::plan::render_summary(&summary));
             }
             Ok(())
         }

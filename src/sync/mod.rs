@@ -1,35 +1,21 @@
-//! Moving data: `switchyard sync` (schema, backfill, checkpoints, sequences) and
-//! `switchyard verify` (row-by-row comparison with a documented normalisation).
+//! Moving data, grouped by what a user runs:
 //!
-//! - [`schema`]: the table model and PostgreSQL DDL; [`sqlite_schema`], [`pg_source`]:
-//!   reading a source's schema (and, for PostgreSQL, its rows).
-//! - [`cast`], [`sqlite_read`]: SQLite rows into binary COPY.
-//! - [`backfill`], [`checkpoint`], [`sequences`]: writing the target.
-//! - [`plan`]: the whole run; [`verify`], [`normalize`]: comparing.
-//! - [`pgconn`], [`progress`]: connections and progress display; `copy_stream`: the
-//!   verify's COPY reader.
+//! - [`schema`]: the table model and PostgreSQL DDL, and reading a source's schema
+//!   (SQLite, PostgreSQL).
+//! - [`source`]: reading a source's rows.
+//! - [`copy`]: `switchyard sync` (plan, backfill, checkpoints, foreign keys, sequences).
+//! - [`verify`]: `switchyard verify` (row-by-row comparison with a documented
+//!   normalisation).
 //! - [`live`]: change capture and continuous apply for a cutover without lost writes.
+//! - [`pgconn`], [`progress`]: connections and progress display, shared by all of them.
 
-pub mod backfill;
-pub mod cast;
-pub mod checkpoint;
-mod copy_binary;
-mod copy_stream;
-pub mod foreign_keys;
+pub mod copy;
 pub mod live;
-pub mod normalize;
-pub mod pg_source;
 pub mod pgconn;
-pub mod plan;
 pub mod progress;
 pub mod schema;
-pub mod sequences;
-pub mod sqlite_read;
-mod sqlite_scan;
-pub mod sqlite_schema;
+pub mod source;
 pub mod verify;
-mod verify_raw;
-mod verify_rows;
 
 use std::path::PathBuf;
 
@@ -98,7 +84,7 @@ pub struct SyncOptions {
     pub force: bool,
     pub resume: bool,
     pub skip_bad_rows: Option<PathBuf>,
-    /// Leave new foreign keys NOT VALID and return them in [`plan::Summary::unvalidated`]
+    /// Leave new foreign keys NOT VALID and return them in [`copy::plan::Summary::unvalidated`]
     /// (live sync validates them once the changes captured during the copy are applied).
     pub defer_foreign_keys: bool,
     /// Counts rows as they are copied (live sync's progress in `/status`).

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use switchyard::sync::copy::plan;
 use switchyard::sync::live::{apply, side};
-use switchyard::sync::{plan, schema};
+use switchyard::sync::schema;
 
 use crate::support::cluster::scratch_dir;
 use crate::support::{PgCluster, connect, rt};

@@ -1,6 +1,6 @@
 //! Live sync: keep a second database in step with the one the app writes to, so a switch
 //! loses nothing. Capture triggers go on the source ([`capture`]), the tables are backfilled
-//! (`sync::plan`, one snapshot), capture goes on the target too, and a background loop
+//! (`sync::copy::plan`, one snapshot), capture goes on the target too, and a background loop
 //! applies the changelog ([`apply`], [`stream`]) until stopped. Inside a switch ([`hook`])
 //! it applies the rest, carries sequences over ([`sequences`]) and reverses the direction,
 //! so after a cutover the old side keeps receiving the new side's writes and a rollback
@@ -35,8 +35,9 @@ use self::record::{Found, Record, StoredPhase};
 use self::side::Side;
 pub use self::slot::LiveSlot;
 pub use self::status::{LiveStatus, Phase};
+use super::copy::plan;
 use super::schema::Table;
-use super::{SyncError, pgconn, plan};
+use super::{SyncError, pgconn};
 use crate::backend::url::BackendUrl;
 use crate::metrics::Metrics;
 
@@ -79,7 +80,7 @@ struct Sides {
 /// copy have been applied.
 #[derive(Default)]
 struct Deferred {
-    keys: Vec<super::foreign_keys::Pending>,
+    keys: Vec<super::copy::foreign_keys::Pending>,
     /// The source's highest changelog id when the copy ended.
     after_id: i64,
     next_try: Option<std::time::Instant>,

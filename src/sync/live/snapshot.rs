@@ -17,7 +17,8 @@ use super::side::{
 };
 use super::sqlite_apply::{pg_text_to_sqlite, sqlite_fetch};
 use crate::sync::schema::{Table, column_list, lit, q};
-use crate::sync::{SyncError, cast, pg_error};
+use crate::sync::source::cast;
+use crate::sync::{SyncError, pg_error};
 
 /// The keys of one table touched by a batch, deduplicated; and whether it was truncated.
 #[derive(Default)]

@@ -194,7 +194,7 @@ pub(super) fn sqlite_write(
             present.insert(key_text(&Json::Array(
                 pk_pos
                     .iter()
-                    .map(|&i| crate::sync::sqlite_read::key_json(&r[i]))
+                    .map(|&i| crate::sync::source::sqlite::key_json(&r[i]))
                     .collect(),
             )));
         }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use super::record::{self, StoredPhase};
 use super::side::{self, Side};
 use super::{LiveSync, Phase, Sides, apply};
-use crate::sync::{SyncError, SyncOptions, checkpoint, foreign_keys, pgconn, plan};
+use crate::sync::copy::{checkpoint, foreign_keys, plan};
+use crate::sync::{SyncError, SyncOptions, pgconn};
 
 /// Every this many rounds, one reads the changelog from its start: an id is taken when a
 /// change is captured but becomes visible at commit, so a slow transaction's entries can

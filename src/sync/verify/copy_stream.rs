@@ -6,11 +6,11 @@
 use bytes::Buf;
 use tokio::io::AsyncReadExt;
 
-use super::SyncError;
 use crate::backend::conn::ServerConn;
 use crate::backend::postgres::connect;
 use crate::backend::url::PgTarget;
 use crate::protocol::{be, build, framing, parse};
+use crate::sync::SyncError;
 use crate::tls;
 
 /// Largest message accepted (a COPY row of a wide table can be large).

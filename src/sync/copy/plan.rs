@@ -8,15 +8,15 @@ use std::time::Instant;
 use futures::StreamExt;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::backfill::{self, CopyOptions, Source, TableOutcome};
-use super::checkpoint::{self, Progress as Checkpoint};
-use super::progress::Progress;
-use super::schema::{self, Table, lit, q};
-use super::{
-    SyncError, SyncOptions, foreign_keys, pg_error, pg_source, pgconn, sequences, sqlite_read,
-    sqlite_schema,
-};
+use super::checkpoint::{self, Checkpoint};
+use super::{foreign_keys, sequences};
 use crate::backend::url::BackendUrl;
+use crate::sync::copy::backfill::{self, CopyOptions, TableOutcome};
+use crate::sync::progress::Progress;
+use crate::sync::schema::{self, Table, lit, q};
+use crate::sync::schema::{postgres as pg_schema, sqlite as sqlite_schema};
+use crate::sync::source::sqlite as sqlite_read;
+use crate::sync::{SyncError, SyncOptions, pg_error, pgconn};
 
 /// The result of a run.
 #[derive(Debug, Default, serde::Serialize)]
@@ -41,7 +41,7 @@ pub enum Action {
 
 /// A source, opened.
 pub struct Opened {
-    pub source: Source,
+    pub source: BackendUrl,
     pub id: String,
     pub tables: Vec<Table>,
 }
@@ -58,7 +58,7 @@ pub async fn open_source(url: &str) -> Result<Opened, SyncError> {
             }
             let p = path.clone();
             let tables = tokio::task::spawn_blocking(move || {
-                sqlite_read::open(&p).and_then(|c| sqlite_schema::read_tables(&c))
+                sqlite_read::open(&p).and_then(|c| sqlite_schema::read_schema(&c))
             })
             .await
             .map_err(|e| SyncError::Source(e.to_string()))??;
@@ -69,17 +69,17 @@ pub async fn open_source(url: &str) -> Result<Opened, SyncError> {
                     .display()
             );
             Ok(Opened {
-                source: Source::Sqlite(path),
+                source: BackendUrl::Sqlite(path),
                 id,
                 tables,
             })
         }
         BackendUrl::Postgres(t) => {
             let c = pgconn::connect(&t).await?;
-            let tables = pg_source::read_tables(&c).await?;
+            let tables = pg_schema::read_schema(&c).await?;
             Ok(Opened {
                 id: t.to_string(),
-                source: Source::Postgres(t),
+                source: BackendUrl::Postgres(t),
                 tables,
             })
         }
@@ -87,9 +87,9 @@ pub async fn open_source(url: &str) -> Result<Opened, SyncError> {
 }
 
 /// Row count of a source table.
-pub async fn source_count(source: &Source, table: &str) -> Result<i64, SyncError> {
+pub async fn source_count(source: &BackendUrl, table: &str) -> Result<i64, SyncError> {
     match source {
-        Source::Sqlite(path) => {
+        BackendUrl::Sqlite(path) => {
             let (p, t) = (path.clone(), table.to_string());
             tokio::task::spawn_blocking(move || {
                 sqlite_read::open(&p).and_then(|c| sqlite_read::count(&c, &t))
@@ -97,7 +97,7 @@ pub async fn source_count(source: &Source, table: &str) -> Result<i64, SyncError
             .await
             .map_err(|e| SyncError::Source(e.to_string()))?
         }
-        Source::Postgres(pt) => {
+        BackendUrl::Postgres(pt) => {
             let c = pgconn::connect(pt).await?;
             scalar(&c, &format!("SELECT count(*) FROM public.{}", q(table)))
                 .await
@@ -410,8 +410,8 @@ async fn copy_all(
 /// copy connection imports, so all tables are copied as of one moment (a child row never
 /// refers to a parent the copy of the parent table did not see). The connection must stay
 /// open, in its transaction, until the copy is done.
-async fn export_snapshot(source: &Source) -> Result<Option<(Client, String)>, SyncError> {
-    let Source::Postgres(pt) = source else {
+async fn export_snapshot(source: &BackendUrl) -> Result<Option<(Client, String)>, SyncError> {
+    let BackendUrl::Postgres(pt) = source else {
         return Ok(None);
     };
     let c = pgconn::connect(pt).await?;

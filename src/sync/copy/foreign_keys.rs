@@ -9,9 +9,9 @@
 use futures::StreamExt;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::schema::{self, Table, lit, q};
-use super::{SyncError, pg_error, pgconn};
 use crate::backend::url::PgTarget;
+use crate::sync::schema::{self, Table, lit, q};
+use crate::sync::{SyncError, pg_error, pgconn};
 
 /// A foreign key that still has to be validated.
 #[derive(Debug, Clone)]

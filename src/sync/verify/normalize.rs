@@ -16,8 +16,8 @@ use std::fmt::Write;
 
 use rusqlite::types::ValueRef;
 
-use super::cast;
 use crate::backend::sqlite::types::{civil_from_days, parse_timestamp_micros};
+use crate::sync::source::cast;
 
 /// The marker for NULL (cannot collide with any text value).
 pub const NULL: &str = "\u{0}NULL";

@@ -11,9 +11,9 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
-use super::SyncError;
-use super::cast;
-use super::schema::{Table, column_list, q};
+use crate::sync::SyncError;
+use crate::sync::schema::{Table, column_list, q};
+use crate::sync::source::cast;
 
 /// A row that could not be converted.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -96,7 +96,7 @@ fn batch_sql(t: &Table, has_start: bool) -> String {
 }
 
 /// Reads `t` after `start` in batches of `batch_rows`, sending each into `tx`.
-pub fn read_table(
+pub fn read_rows(
     path: &Path,
     t: &Table,
     start: Option<Json>,

@@ -21,8 +21,8 @@
 
 use rusqlite::Connection;
 
-use super::SyncError;
-use super::schema::{Column, ForeignKey, Index, Table};
+use crate::sync::SyncError;
+use crate::sync::schema::{Column, ForeignKey, Index, Table};
 
 /// The PostgreSQL type for a SQLite declared type; the bool says "unknown, fell back to text".
 pub fn pg_type_for(decl: &str) -> (String, bool) {
@@ -112,7 +112,7 @@ fn is_rowid_alias(decl: &str, pk_cols: usize) -> bool {
 }
 
 /// Reads every application table of a SQLite database.
-pub fn read_tables(conn: &Connection) -> Result<Vec<Table>, SyncError> {
+pub fn read_schema(conn: &Connection) -> Result<Vec<Table>, SyncError> {
     let sql_err = |e: rusqlite::Error| SyncError::Source(e.to_string());
     let mut stmt = conn
         .prepare(
@@ -127,7 +127,7 @@ pub fn read_tables(conn: &Connection) -> Result<Vec<Table>, SyncError> {
         .map_err(sql_err)?;
     tables
         .into_iter()
-        .map(|(name, sql)| read_table(conn, &name, &sql))
+        .map(|(name, sql)| read_table_schema(conn, &name, &sql))
         .collect()
 }
 
@@ -140,7 +140,7 @@ fn overrides(conn: &Connection, table: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn read_table(conn: &Connection, name: &str, create_sql: &str) -> Result<Table, SyncError> {
+fn read_table_schema(conn: &Connection, name: &str, create_sql: &str) -> Result<Table, SyncError> {
     let sql_err = |e: rusqlite::Error| SyncError::Source(format!("table {name}: {e}"));
     let mut stmt = conn.prepare("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1) ORDER BY cid").map_err(sql_err)?;
     let raw: Vec<(String, String, bool, Option<String>, i64)> = stmt
@@ -356,7 +356,7 @@ mod tests {
              INSERT INTO posts (user_id) VALUES (NULL); DELETE FROM posts;",
         )
         .unwrap();
-        let ts = read_tables(&c).unwrap();
+        let ts = read_schema(&c).unwrap();
         let users = ts.iter().find(|t| t.name == "users").unwrap();
         assert!(
             users.columns[0].identity,

@@ -5,15 +5,16 @@
 
 use tokio::sync::mpsc;
 
-use super::backfill::Source;
-use super::copy_binary::{self, Tuples, Wire};
-use super::copy_stream::CopyReader;
-use super::normalize::{self, Norm};
-use super::schema::{Table, column_list, q};
-use super::sqlite_scan::Scan;
-use super::verify::{CHUNK, SEP};
-use super::verify_raw::{self, Enc};
-use super::{SyncError, sqlite_read};
+use crate::backend::url::BackendUrl;
+use crate::sync::SyncError;
+use crate::sync::schema::{Table, column_list, q};
+use crate::sync::source::sqlite as sqlite_read;
+use crate::sync::source::sqlite_scan::Scan;
+use crate::sync::verify::copy_binary::{self, Tuples, Wire};
+use crate::sync::verify::copy_stream::CopyReader;
+use crate::sync::verify::normalize::{self, Norm};
+use crate::sync::verify::raw::Enc;
+use crate::sync::verify::{CHUNK, SEP};
 
 /// Chunks the merge has emptied, going back to their reader to be filled again: reusing
 /// buffers spares a page fault per 4 KB of rows read (a verify of 1.2 M rows: 20 000 page
@@ -21,7 +22,7 @@ use super::{SyncError, sqlite_read};
 pub(super) type Spare = std::sync::mpsc::Receiver<Chunk>;
 
 /// One row inside a chunk's buffers: its key (canonical), and its cheap form or its raw
-/// binary tuple (see [`verify_raw`]; an empty range when the row has none).
+/// binary tuple (see [`super::raw`]; an empty range when the row has none).
 #[derive(Clone, Copy)]
 pub(super) struct RowRef {
     pub(super) key: (u32, u32),
@@ -88,7 +89,7 @@ impl Chunk {
             return self.text(r).into();
         };
         let mut out = String::new();
-        for (i, (f, w)) in verify_raw::fields(raw)
+        for (i, (f, w)) in crate::sync::verify::raw::fields(raw)
             .unwrap_or_default()
             .into_iter()
             .zip(wires)
@@ -192,9 +193,9 @@ pub(super) fn sqlite_rows(
         let mut chunk = Chunk::default();
         let mut starts = Vec::with_capacity(norms.len());
         while rows.step().map_err(SyncError::Source)? {
-            let raw = encs
-                .as_ref()
-                .is_some_and(|encs| verify_raw::raw_row(&mut chunk, &rows, encs, pk[0]));
+            let raw = encs.as_ref().is_some_and(|encs| {
+                crate::sync::verify::raw::raw_row(&mut chunk, &rows, encs, pk[0])
+            });
             if !raw {
                 starts.clear();
                 for (i, norm) in norms.iter().enumerate() {
@@ -365,7 +366,14 @@ impl BinaryRows {
         let raw = self.raw;
         let fed = self.tuples.feed(data, |tuple, fields| {
             if raw {
-                return verify_raw::raw_tuple(chunk, tuple, fields, wires.len(), pk[0], bad);
+                return crate::sync::verify::raw::raw_tuple(
+                    chunk,
+                    tuple,
+                    fields,
+                    wires.len(),
+                    pk[0],
+                    bad,
+                );
             }
             starts.clear();
             for (i, (f, w)) in fields.iter().zip(wires).enumerate() {
@@ -480,7 +488,7 @@ impl Rows {
 /// PostgreSQL side with a single integer key is read without ORDER BY, in storage order,
 /// which is key order after a sync; the caller must check `disordered`.
 pub(super) async fn open_rows(
-    source: &Source,
+    source: &BackendUrl,
     t: &Table,
     target: Option<(&crate::backend::url::PgTarget, &[String])>,
     fast: bool,
@@ -490,8 +498,10 @@ pub(super) async fn open_rows(
     let (back, spare) = std::sync::mpsc::channel();
     let (pt, types): (_, Vec<String>) = match (target, source) {
         (Some((pt, types)), _) => (pt, types.to_vec()),
-        (None, Source::Postgres(pt)) => (pt, t.columns.iter().map(|c| c.pg_type.clone()).collect()),
-        (None, Source::Sqlite(path)) => {
+        (None, BackendUrl::Postgres(pt)) => {
+            (pt, t.columns.iter().map(|c| c.pg_type.clone()).collect())
+        }
+        (None, BackendUrl::Sqlite(path)) => {
             let (p, tt, encs) = (path.clone(), t.clone(), raw.map(<[Enc]>::to_vec));
             tokio::task::spawn_blocking(move || sqlite_rows(p, tt, encs, tx, spare));
             return Ok(Rows::new(rx, back, false));
@@ -515,7 +525,7 @@ pub(super) async fn open_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::normalize::NULL;
+    use crate::sync::verify::normalize::NULL;
 
     /// A binary COPY stream: header, the given tuples, trailer.
     fn stream(tuples: &[&[Option<&[u8]>]]) -> Vec<u8> {

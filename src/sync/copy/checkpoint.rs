@@ -5,12 +5,12 @@
 use serde_json::Value as Json;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::SyncError;
-use super::schema::lit;
+use crate::sync::SyncError;
+use crate::sync::schema::lit;
 
 /// What the target remembers about one table.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Progress {
+pub struct Checkpoint {
     pub last_key: Option<Json>,
     pub rows: i64,
     pub done: bool,
@@ -23,7 +23,7 @@ pub const SETUP: &str = "CREATE SCHEMA IF NOT EXISTS switchyard; \
       PRIMARY KEY (source, table_name))";
 
 fn db(e: tokio_postgres::Error) -> SyncError {
-    SyncError::Target(super::pg_error(&e))
+    SyncError::Target(crate::sync::pg_error(&e))
 }
 
 pub async fn setup(c: &Client) -> Result<(), SyncError> {
@@ -31,7 +31,7 @@ pub async fn setup(c: &Client) -> Result<(), SyncError> {
 }
 
 /// Reads the progress of `table` for `source`.
-pub async fn read(c: &Client, source: &str, table: &str) -> Result<Option<Progress>, SyncError> {
+pub async fn read(c: &Client, source: &str, table: &str) -> Result<Option<Checkpoint>, SyncError> {
     let sql = format!(
         "SELECT last_key::text, rows_copied, done FROM switchyard.sync_progress WHERE source = {} AND table_name = {}",
         lit(source),
@@ -42,7 +42,7 @@ pub async fn read(c: &Client, source: &str, table: &str) -> Result<Option<Progre
             let last_key = r.get(0).and_then(|k| serde_json::from_str(k).ok());
             let rows = r.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
             let done = r.get(2) == Some("t");
-            return Ok(Some(Progress {
+            return Ok(Some(Checkpoint {
                 last_key,
                 rows,
                 done,
@@ -53,7 +53,7 @@ pub async fn read(c: &Client, source: &str, table: &str) -> Result<Option<Progre
 }
 
 /// The statement that records progress (run inside the batch's transaction).
-pub fn record_sql(source: &str, table: &str, p: &Progress) -> String {
+pub fn record_sql(source: &str, table: &str, p: &Checkpoint) -> String {
     let key = p
         .last_key
         .as_ref()

@@ -4,16 +4,16 @@
 //! Used for tables keyed by one integer column whose columns all have an encoding here.
 //! A value without an exact encoding (a REAL with more decimals than the column keeps,
 //! text in an integer column, a timestamp that does not parse, …) sends its row down the
-//! text path of [`super::normalize`], and rows whose bytes differ are decoded and compared
+//! text path of [`crate::sync::verify::normalize`], and rows whose bytes differ are decoded and compared
 //! in text form, so every verdict is the text comparison's.
 
 use rusqlite::types::ValueRef;
 
-use super::cast;
-use super::copy_binary::{EPOCH_MICROS, Wire};
-use super::sqlite_scan::Scan;
-use super::verify_rows::Chunk;
 use crate::backend::sqlite::types::parse_timestamp_bytes;
+use crate::sync::source::cast;
+use crate::sync::source::sqlite_scan::Scan;
+use crate::sync::verify::copy_binary::{EPOCH_MICROS, Wire};
+use crate::sync::verify::rows::Chunk;
 
 /// How a column's SQLite values are encoded, from the target column's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

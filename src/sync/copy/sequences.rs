@@ -4,8 +4,8 @@
 
 use tokio_postgres::Client;
 
-use super::schema::{Table, lit, q};
-use super::{SyncError, pg_error};
+use crate::sync::schema::{Table, lit, q};
+use crate::sync::{SyncError, pg_error};
 
 /// The statement that advances the sequence of `t.col`, or None if it has none.
 pub fn advance_sql(t: &Table, col: &str) -> String {

@@ -5,6 +5,9 @@
 
 use serde::Serialize;
 
+pub mod postgres;
+pub mod sqlite;
+
 /// One column, with its PostgreSQL type on the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Column {

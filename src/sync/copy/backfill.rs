@@ -1,25 +1,19 @@
 //! Copying one table into the target: batches of binary COPY, each committed together
 //! with its checkpoint. Tables without a primary key are copied whole in one transaction.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use futures::SinkExt;
 use tokio_postgres::Client;
 
-use super::checkpoint::{self, Progress as Checkpoint};
-use super::progress::TableProgress;
-use super::schema::{Table, column_list, q};
-use super::sqlite_read::{self, Reject};
-use super::{SyncError, cast, pg_error, pg_source};
-
-/// Where rows come from.
-#[derive(Clone)]
-pub enum Source {
-    Sqlite(PathBuf),
-    Postgres(crate::backend::url::PgTarget),
-}
+use super::checkpoint::{self, Checkpoint};
+use crate::backend::url::BackendUrl;
+use crate::sync::progress::TableProgress;
+use crate::sync::schema::{Table, column_list, q};
+use crate::sync::source::sqlite::{self, Reject};
+use crate::sync::source::{cast, postgres as pg_rows};
+use crate::sync::{SyncError, pg_error};
 
 /// How a table's copy went.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -78,7 +72,7 @@ fn framed(rows: BytesMut) -> bytes::Bytes {
 /// Copies `t` from `source` into `target`, continuing from `start` if given.
 pub async fn copy_table(
     target: &mut Client,
-    source: &Source,
+    source: &BackendUrl,
     t: &Table,
     start: Option<Checkpoint>,
     opts: &CopyOptions,
@@ -92,10 +86,10 @@ pub async fn copy_table(
     } else {
         let after = start.and_then(|p| p.last_key);
         rows = match source {
-            Source::Sqlite(path) => {
+            BackendUrl::Sqlite(path) => {
                 copy_sqlite_batches(target, path, t, after, rows, opts, progress).await?
             }
-            Source::Postgres(pt) => {
+            BackendUrl::Postgres(pt) => {
                 copy_pg_batches(target, pt, t, after, rows, opts, progress).await?
             }
         };
@@ -127,7 +121,7 @@ async fn copy_sqlite_batches(
         opts.skip_bad_rows,
     );
     let reader = tokio::task::spawn_blocking(move || {
-        sqlite_read::read_table(&path, &table, after, batch_rows, skip, tx_batches)
+        sqlite::read_rows(&path, &table, after, batch_rows, skip, tx_batches)
     });
     while let Some(batch) = rx.recv().await {
         let batch = batch?;
@@ -167,10 +161,10 @@ async fn copy_pg_batches(
     opts: &CopyOptions,
     progress: &mut TableProgress,
 ) -> Result<i64, SyncError> {
-    let src = super::pgconn::connect(pt).await?;
+    let src = crate::sync::pgconn::connect(pt).await?;
     let in_tx = begin_snapshot(&src, opts.snapshot.as_deref()).await?;
     loop {
-        let b = pg_source::next_batch(&src, t, after.as_ref(), opts.batch_rows, in_tx).await?;
+        let b = pg_rows::next_batch(&src, t, after.as_ref(), opts.batch_rows, in_tx).await?;
         rows += b.rows as i64;
         let cp = Checkpoint {
             last_key: b.last_key.clone(),
@@ -204,7 +198,7 @@ async fn begin_snapshot(src: &Client, snapshot: Option<&str>) -> Result<bool, Sy
     };
     src.batch_execute(&format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
-        super::schema::lit(id)
+        crate::sync::schema::lit(id)
     ))
     .await
     .map_err(|e| SyncError::Source(format!("importing the copy's snapshot: {}", pg_error(&e))))?;
@@ -223,7 +217,7 @@ async fn end_snapshot(src: &Client, in_tx: bool) -> Result<(), SyncError> {
 /// A table without a primary key: everything in one transaction, after emptying it.
 async fn copy_whole(
     target: &mut Client,
-    source: &Source,
+    source: &BackendUrl,
     t: &Table,
     opts: &CopyOptions,
     progress: &mut TableProgress,
@@ -234,12 +228,12 @@ async fn copy_whole(
         .map_err(tgt)?;
     let mut rows = 0i64;
     match source {
-        Source::Sqlite(path) => {
+        BackendUrl::Sqlite(path) => {
             let (tx_batches, mut rx) = tokio::sync::mpsc::channel(2);
             let (path, table, batch_rows, skip) =
                 (path.clone(), t.clone(), opts.batch_rows, opts.skip_bad_rows);
             let reader = tokio::task::spawn_blocking(move || {
-                sqlite_read::read_table(&path, &table, None, batch_rows, skip, tx_batches)
+                sqlite::read_rows(&path, &table, None, batch_rows, skip, tx_batches)
             });
             while let Some(batch) = rx.recv().await {
                 let batch = batch?;
@@ -254,10 +248,10 @@ async fn copy_whole(
                 .await
                 .map_err(|e| SyncError::Source(format!("reader of {} failed: {e}", t.name)))?;
         }
-        Source::Postgres(pt) => {
-            let src = super::pgconn::connect(pt).await?;
+        BackendUrl::Postgres(pt) => {
+            let src = crate::sync::pgconn::connect(pt).await?;
             let in_tx = begin_snapshot(&src, opts.snapshot.as_deref()).await?;
-            let b = pg_source::next_batch(&src, t, None, usize::MAX, in_tx).await?;
+            let b = pg_rows::next_batch(&src, t, None, usize::MAX, in_tx).await?;
             end_snapshot(&src, in_tx).await?;
             rows = b.rows as i64;
             progress.inc(b.rows as u64);

@@ -2,7 +2,7 @@
 //! primary-key order (integer key columns by value, the others by their bytes: the "C"
 //! collation on PostgreSQL, BINARY on SQLite; a PostgreSQL table with one integer key is
 //! read in storage order first, which is key order after a sync, and again in key order
-//! if it is not), normalised (see [`super::normalize`]) and merged, so every differing
+//! if it is not), normalised (see [`crate::sync::verify::normalize`]) and merged, so every differing
 //! row is named with its key, column and both values; rows are grouped in ranges of
 //! 10,000 keys to say where the differences are. Tables without a primary key are
 //! compared as multisets.
@@ -13,16 +13,22 @@ use std::time::Instant;
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::backfill::Source;
-use super::copy_binary::Wire;
-use super::normalize::{self, NULL, Norm};
-use super::plan::{self, Opened};
-use super::progress::{Progress, TableProgress};
-use super::schema::{Table, q};
-use super::verify_raw;
-use super::verify_rows::{Chunk, RowRef, Rows, is_integer, key_shape, open_rows};
-use super::{SyncError, pg_error, pgconn, sqlite_read};
+use crate::backend::url::BackendUrl;
 use crate::backend::url::PgTarget;
+use crate::sync::copy::plan::{self, Opened};
+use crate::sync::progress::{Progress, TableProgress};
+use crate::sync::schema::{Table, q};
+use crate::sync::source::sqlite as sqlite_read;
+use crate::sync::{SyncError, pg_error, pgconn};
+use copy_binary::Wire;
+use normalize::{NULL, Norm};
+use rows::{Chunk, RowRef, Rows, is_integer, key_shape, open_rows};
+
+mod copy_binary;
+mod copy_stream;
+pub mod normalize;
+mod raw;
+mod rows;
 
 pub(super) const CHUNK: usize = 10_000;
 /// Tables compared at once (each runs a source reader, a target reader and a merge).
@@ -268,7 +274,7 @@ async fn target_types(
 /// allowed, and again in key order if storage order turns out not to be key order.
 async fn compare_table(
     t: &Table,
-    source: &Source,
+    source: &BackendUrl,
     target: &PgTarget,
     types: &[String],
     progress: &Progress,
@@ -290,9 +296,9 @@ async fn compare_table(
         .zip(types)
         .map(|(c, ty)| Wire::of(Norm::of(&c.pg_type), ty))
         .collect();
-    // Raw tuples from SQLite (see verify_raw) where every column has an encoding.
+    // Raw tuples from SQLite (see `raw`) where every column has an encoding.
     let encs = match source {
-        Source::Sqlite(_) if key_shape(t).1 => verify_raw::encodings(types, &wires),
+        BackendUrl::Sqlite(_) if key_shape(t).1 => raw::encodings(types, &wires),
         _ => None,
     };
     let raw = encs.as_deref();
@@ -316,8 +322,8 @@ async fn compare_table(
 /// Rows `t` is expected to hold, for progress only: SQLite's largest rowid (see
 /// [`sqlite_read::estimate`]), or the target's planner estimate for a PostgreSQL source
 /// (0 when never analysed).
-async fn expected_rows(source: &Source, probe: &tokio_postgres::Client, t: &Table) -> u64 {
-    if let Source::Sqlite(path) = source {
+async fn expected_rows(source: &BackendUrl, probe: &tokio_postgres::Client, t: &Table) -> u64 {
+    if let BackendUrl::Sqlite(path) = source {
         let (p, name) = (path.clone(), t.name.clone());
         let guess = tokio::task::spawn_blocking(move || {
             sqlite_read::open(&p).and_then(|c| sqlite_read::estimate(&c, &name))

@@ -1,11 +1,11 @@
 //! PostgreSQL's binary COPY format as verify reads it: which columns are sent in binary
 //! (decided per column from its PostgreSQL type and how it is compared; anything else is
 //! cast to text on the server), the tuple framing, and the decoding of each binary value
-//! straight into the cheap form [`super::normalize`] compares (integers in decimal,
+//! straight into the cheap form [`crate::sync::verify::normalize`] compares (integers in decimal,
 //! timestamps as microseconds since 1970, numerics without trailing zeros, floats in
 //! shortest form, bytea in hex), with no text output or escaping on either side.
 
-use super::normalize::{NULL, Norm, date, hex, push_float, push_int};
+use crate::sync::verify::normalize::{NULL, Norm, date, hex, push_float, push_int};
 
 /// The binary COPY signature, flags and header-extension length come first.
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
