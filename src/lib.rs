@@ -16,23 +16,28 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`stream`], [`tls`]: byte streams and TLS configuration.
 //! - [`cli`], [`ctl`]: the command line and the admin API client; [`logging`]: log format.
+//!
+//! Outside the crate only [`cli`] (the binary's entry point) and [`testing`] (what the
+//! integration tests and fuzz targets drive, named explicitly) are visible.
 
-pub mod admin;
-pub mod app;
-pub mod backend;
+pub(crate) mod admin;
+pub(crate) mod app;
+pub(crate) mod backend;
 pub mod cli;
-pub mod config;
-pub mod ctl;
-pub mod frontend;
-pub mod init;
-pub mod lifecycle;
-pub mod logging;
-pub mod metrics;
-pub mod protocol;
-pub mod relay;
-pub mod reload;
-pub mod router;
-pub mod state;
-pub mod stream;
-pub mod sync;
-pub mod tls;
+pub(crate) mod config;
+pub(crate) mod ctl;
+pub(crate) mod frontend;
+pub(crate) mod init;
+pub(crate) mod lifecycle;
+pub(crate) mod logging;
+pub(crate) mod metrics;
+pub(crate) mod protocol;
+pub(crate) mod relay;
+pub(crate) mod reload;
+pub(crate) mod router;
+pub(crate) mod state;
+pub(crate) mod stream;
+pub(crate) mod sync;
+pub(crate) mod tls;
+
+pub mod testing;

@@ -49,12 +49,6 @@ pub enum ClientStream {
 
 delegate_io!(ClientStream { Tcp, Tls });
 
-impl ClientStream {
-    pub fn is_tls(&self) -> bool {
-        matches!(self, ClientStream::Tls(_))
-    }
-}
-
 /// A connection to a database server (or to the embedded engine).
 pub enum ServerStream {
     Tcp(TcpStream),

@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use switchyard::backend::sqlite::translate::translate;
-use switchyard::config::Config;
-use switchyard::protocol::{framing, parse, startup};
+use switchyard::testing::Config;
+use switchyard::testing::protocol::{framing, parse, startup};
+use switchyard::testing::sql::translate;
 
 /// xorshift64*: small, deterministic, good enough to spread mutations.
 struct Rng(u64);

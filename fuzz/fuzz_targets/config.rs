@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
-use switchyard::config::Config;
+use switchyard::testing::Config;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchyard::protocol::{framing, parse, startup};
+use switchyard::testing::protocol::{framing, parse, startup};
 
 fuzz_target!(|data: &[u8]| {
     let _ = startup::decode(data);

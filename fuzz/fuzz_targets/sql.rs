@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchyard::backend::sqlite::translate::translate;
-use switchyard::relay::sqlscan;
+use switchyard::testing::sql::translate;
+use switchyard::testing::sql::sqlscan;
 
 fuzz_target!(|data: &[u8]| {
     let _ = sqlscan::classify(data);

@@ -26,7 +26,6 @@ pub fn cstr(buf: &mut BytesMut, s: &[u8]) {
 pub enum Severity {
     Error,
     Fatal,
-    Notice,
     Warning,
 }
 
@@ -35,7 +34,6 @@ impl Severity {
         match self {
             Severity::Error => "ERROR",
             Severity::Fatal => "FATAL",
-            Severity::Notice => "NOTICE",
             Severity::Warning => "WARNING",
         }
     }

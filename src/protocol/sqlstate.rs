@@ -2,7 +2,6 @@
 
 pub const PROTOCOL_VIOLATION: &str = "08P01";
 pub const CONNECTION_FAILURE: &str = "08006";
-pub const CANNOT_CONNECT_NOW: &str = "57P03";
 pub const INVALID_PASSWORD: &str = "28P01";
 pub const INVALID_AUTHORIZATION: &str = "28000";
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";

@@ -256,9 +256,4 @@ impl Relay {
     pub fn fatal(&mut self, err: &ErrorFields) {
         build::error_response(&mut self.client_out, err);
     }
-
-    /// Appends a notice.
-    pub fn notice(&mut self, err: &ErrorFields) {
-        build::notice_response(&mut self.client_out, err);
-    }
 }

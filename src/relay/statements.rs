@@ -147,14 +147,6 @@ impl ClientStatements {
         self.named.clear();
         self.unnamed.present = false;
     }
-
-    pub fn len(&self) -> usize {
-        self.named.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.named.is_empty()
-    }
 }
 
 /// The most statements kept prepared on one direct server connection.

@@ -68,7 +68,7 @@ fn sigterm_lets_the_open_transaction_finish() {
 /// refused with the key named while the old config stays.
 #[test]
 fn reload_applies_backends_without_dropping_clients() {
-    use switchyard::ctl::{Target, call};
+    use switchyard::testing::{Target, call};
     let (a, b) = (PgCluster::start(), PgCluster::start());
     let dir = tempfile::tempdir().unwrap();
     let (port, admin) = (free_port(), free_port());
@@ -176,7 +176,7 @@ fn shutdown_tells_each_client_what_happens_to_it() {
          [backends.pg]\nurl = \"{}\"\npooler = \"none\"\n",
         pg.url("app")
     ));
-    let admin = switchyard::ctl::Target {
+    let admin = switchyard::testing::Target {
         base: format!("http://127.0.0.1:{}", proxy.admin_port),
         token: None,
     };
@@ -195,7 +195,7 @@ fn shutdown_tells_each_client_what_happens_to_it() {
         let (tags, _) = in_tx.until_ready().await;
         assert!(tags.ends_with("ZT"), "{tags}");
         let mut waiter = Raw::login(proxy.port, "app", "secret").await;
-        let (code, _) = switchyard::ctl::call(&admin, hyper::Method::POST, "/pause", None)
+        let (code, _) = switchyard::testing::call(&admin, hyper::Method::POST, "/pause", None)
             .await
             .unwrap();
         assert_eq!(code, 200);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard::ctl::{Target, call};
+use switchyard::testing::{Target, call};
 
 use crate::support::cluster::{scratch_dir, wait_until};
 use crate::support::workload::{

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard::ctl::{Target, call};
+use switchyard::testing::{Target, call};
 
 use crate::support::cluster::wait_until;
 use crate::support::{PgCluster, Proxy, connect, rt};

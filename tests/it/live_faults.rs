@@ -299,7 +299,7 @@ fn a_sync_that_cannot_resume_blocks_switches_and_resumes_when_it_can() {
     assert!(reason.contains("did not answer"), "{st}");
     let rt = rt();
     let get = |path: &str| {
-        rt.block_on(switchyard::ctl::call(
+        rt.block_on(switchyard::testing::call(
             &fx.target(),
             hyper::Method::GET,
             path,

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use switchyard::sync::copy::plan;
-use switchyard::sync::live::{apply, side};
-use switchyard::sync::schema;
+use switchyard::testing::sync::plan;
+use switchyard::testing::sync::schema;
+use switchyard::testing::sync::{apply, side};
 
 use crate::support::cluster::scratch_dir;
 use crate::support::{PgCluster, connect, rt};
@@ -267,7 +267,7 @@ fn a_round_that_sees_a_parent_gone_deletes_its_stale_children_with_it() {
         // One entry: the rename of parent 1, which the snapshot shows deleted.
         let refused = apply::apply_round(&from, &mut to, &tables, 1, 0, false, None).await;
         assert!(
-            matches!(&refused, Err(switchyard::sync::SyncError::Constraint(e)) if e.contains("still referenced")),
+            matches!(&refused, Err(switchyard::testing::sync::SyncError::Constraint(e)) if e.contains("still referenced")),
             "{refused:?}"
         );
         let (n, _) = apply::apply_round(&from, &mut to, &tables, 1, 0, true, None)

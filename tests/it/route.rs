@@ -45,7 +45,7 @@ fn a_restart_comes_up_where_the_last_switch_left_it() {
             .contains("WARNING: the config says routing.active = \"local\"")
     );
     let metrics = crate::support::rt()
-        .block_on(switchyard::ctl::call(
+        .block_on(switchyard::testing::call(
             &fx.target(),
             hyper::Method::GET,
             "/metrics",

@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use switchyard::ctl::{Target, call};
+use switchyard::testing::{Target, call};
 
 use crate::support::cluster::{free_port, wait_until};
 use crate::support::{PgCluster, Proxy, connect, psql, rt};

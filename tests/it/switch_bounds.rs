@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchyard::ctl::{Target, call};
+use switchyard::testing::{Target, call};
 
 use crate::support::sidecar::Fixture;
 use crate::support::workload::{Side, assert_same, seed_model, snapshot};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchyard::ctl::{Target, call};
+use switchyard::testing::{Target, call};
 
 use crate::support::cluster::wait_until;
 use crate::support::{PgCluster, Proxy, connect, pgbench, rt};

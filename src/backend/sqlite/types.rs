@@ -9,9 +9,10 @@
 use bytes::{BufMut, BytesMut};
 use rusqlite::types::Value;
 
+#[cfg(test)]
+use super::datetime::days_from_civil;
 pub use super::datetime::{
-    civil_from_days, days_from_civil, format_timestamp_micros, parse_timestamp_bytes,
-    parse_timestamp_micros,
+    civil_from_days, format_timestamp_micros, parse_timestamp_bytes, parse_timestamp_micros,
 };
 
 pub const BOOL: u32 = 16;
@@ -24,7 +25,6 @@ pub const OID: u32 = 26;
 pub const JSON: u32 = 114;
 pub const FLOAT4: u32 = 700;
 pub const FLOAT8: u32 = 701;
-pub const UNKNOWN: u32 = 705;
 pub const BPCHAR: u32 = 1042;
 pub const VARCHAR: u32 = 1043;
 pub const DATE: u32 = 1082;
@@ -36,13 +36,6 @@ pub const UUID: u32 = 2950;
 pub const JSONB: u32 = 3802;
 pub const NAME: u32 = 19;
 pub const CHAR: u32 = 18;
-pub const REGPROC: u32 = 24;
-pub const INT2VECTOR: u32 = 22;
-pub const OIDVECTOR: u32 = 30;
-pub const TEXT_ARRAY: u32 = 1009;
-pub const INT8_ARRAY: u32 = 1016;
-pub const INT4_ARRAY: u32 = 1007;
-pub const INT2_ARRAY: u32 = 1005;
 
 /// The PostgreSQL type of a column declared as `decl` in SQLite (as our DDL writes it).
 pub fn oid_for_decltype(decl: &str) -> u32 {

@@ -9,7 +9,7 @@
 use bytes::{BufMut, BytesMut};
 use rusqlite::types::Value;
 
-use crate::backend::sqlite::types::{days_from_civil, parse_timestamp_micros};
+use crate::backend::sqlite::types::parse_timestamp_micros;
 
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
@@ -289,11 +289,6 @@ pub fn copy_header(out: &mut BytesMut) {
 /// The binary COPY trailer.
 pub fn copy_trailer(out: &mut BytesMut) {
     out.put_i16(-1);
-}
-
-/// Days since 2000-01-01 for a calendar date (exposed for tests and verify).
-pub fn pg_days(y: i64, m: u32, d: u32) -> i64 {
-    days_from_civil(y, m, d) - 10_957
 }
 
 #[cfg(test)]

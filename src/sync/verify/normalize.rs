@@ -335,7 +335,8 @@ pub fn canonical(cheap: &str, norm: Norm) -> String {
     out
 }
 
-/// A SQLite value in canonical form (convenience for tests and details).
+/// A SQLite value in canonical form.
+#[cfg(test)]
 pub fn from_sqlite(v: &rusqlite::types::Value, pg_type: &str) -> String {
     let mut s = String::new();
     write_sqlite(&mut s, v.into(), Norm::of(pg_type));
@@ -343,6 +344,7 @@ pub fn from_sqlite(v: &rusqlite::types::Value, pg_type: &str) -> String {
 }
 
 /// A PostgreSQL text value in canonical form.
+#[cfg(test)]
 pub fn from_pg_text(v: Option<&str>, pg_type: &str) -> String {
     let mut s = String::new();
     write_pg(&mut s, v, Norm::of(pg_type));

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use switchyard::app::App;
-use switchyard::config::Config;
-use switchyard::lifecycle::Lifecycle;
-use switchyard::metrics::Metrics;
-use switchyard::state::ProxyState;
+use switchyard::testing::App;
+use switchyard::testing::Config;
+use switchyard::testing::Lifecycle;
+use switchyard::testing::Metrics;
+use switchyard::testing::ProxyState;
 
 pub struct Proxy {
     pub port: u16,

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard::ctl::{Target, call};
+use switchyard::testing::{Target, call};
 
 use super::bouncer::Bouncer;
 use super::cluster::{free_port, scratch_dir, wait_until};
