@@ -28,6 +28,15 @@ pub struct ServerConn {
     pub key: Option<(u32, u32)>,
     /// ParameterStatus values as last reported by the server.
     pub reported: BTreeMap<String, String>,
+    /// ParameterStatus values when the connection was new: what `DISCARD ALL` returns to.
+    pub baseline: BTreeMap<String, String>,
+    /// The session may hold state the proxy does not track (a temporary table,
+    /// `set_config(…, false)`): it is cleaned before anyone but `owner` uses it.
+    pub dirty: bool,
+    /// The client session that used the connection last.
+    pub owner: u64,
+    /// The server understands `DISCARD ALL` (PostgreSQL, not the SQLite backend).
+    pub discards: bool,
     /// Session settings the proxy has applied (name → statement).
     pub applied: ParamMap,
     pub statements: ServerStatements,
@@ -56,6 +65,10 @@ impl ServerConn {
             addr,
             key: None,
             reported: BTreeMap::new(),
+            baseline: BTreeMap::new(),
+            dirty: false,
+            owner: 0,
+            discards: false,
             applied: ParamMap::new(),
             statements: ServerStatements::default(),
             broken: false,
@@ -162,8 +175,36 @@ impl ServerConn {
     /// Records a ParameterStatus body.
     pub fn note_parameter(&mut self, body: &[u8]) {
         if let Ok((k, v)) = parse::parameter_status(body) {
-            self.reported.insert(k.to_string(), v.to_string());
+            match self.reported.get_mut(k) {
+                Some(old) if old == v => {}
+                Some(old) => v.clone_into(old),
+                None => {
+                    self.reported.insert(k.to_string(), v.to_string());
+                }
+            }
         }
+    }
+
+    /// The connection is ready for its first client: what it reports now is its baseline.
+    pub fn set_baseline(&mut self) {
+        self.baseline = self.reported.clone();
+    }
+
+    /// Cleans a session another client left state on: `DISCARD ALL` drops its temporary
+    /// tables, prepared statements, listens, advisory locks and settings, so the proxy's
+    /// records of them are cleared too. Returns the statement to send (on its own: it
+    /// cannot run inside a transaction block) or None when nothing needs cleaning.
+    pub fn discard_for(&mut self, client: u64) -> Option<&'static str> {
+        let needed = self.dirty && self.owner != client && self.discards;
+        self.owner = client;
+        if !needed {
+            return None;
+        }
+        self.dirty = false;
+        self.applied.clear();
+        self.statements = ServerStatements::default();
+        self.reported.clone_from(&self.baseline);
+        Some("DISCARD ALL")
     }
 
     /// Says goodbye politely; errors do not matter at this point.

@@ -16,6 +16,7 @@ use crate::protocol::startup::StartupMessage;
 use crate::protocol::{TxStatus, sqlstate};
 use crate::relay::Relay;
 use crate::relay::params::{self, SessionParams};
+use crate::relay::reported::Reported;
 use crate::state::ProxyState;
 use crate::stream::ClientStream;
 
@@ -122,8 +123,8 @@ pub async fn login(
     };
     let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
     let settings = SessionParams::new(params::startup_settings(&startup.params));
-    let relay = Relay::new(id, settings, shared.proxy.max_message_size);
-    let status = match server_parameters(shared, &relay).await {
+    let mut relay = Relay::new(id, settings, shared.proxy.max_message_size);
+    let status = match server_parameters(shared, &mut relay, id).await {
         Ok(s) => s,
         Err(e) => {
             if let Some(err) = e.to_client() {
@@ -144,16 +145,33 @@ pub async fn login(
     Ok(session)
 }
 
-/// Takes a server connection, applies the client's startup settings to it, and returns
-/// the ParameterStatus messages a server would send at login.
+/// Takes a server connection, makes it the session PostgreSQL would start for this
+/// client (no other client's state, the proxy's own startup settings, then the client's),
+/// and returns the ParameterStatus messages a server would send at login. The relay
+/// learns them as what the client was told.
 async fn server_parameters(
     shared: &Arc<ProxyState>,
-    relay: &Relay,
+    relay: &mut Relay,
+    session: u64,
 ) -> Result<BytesMut, LoginError> {
     let mut held = shared.router.acquire().await?;
     let conn = &mut *held.conn;
-    if let Some(sql) = params::diff(&relay.params.desired, &conn.applied) {
-        let res = conn.own_query(&sql).await.map_err(|e| {
+    if held.backend.pooler == crate::config::PoolerMode::Transaction {
+        conn.dirty = false;
+    }
+    let mut statements: Vec<String> = conn
+        .discard_for(session)
+        .map(String::from)
+        .into_iter()
+        .collect();
+    let mut sql = String::new();
+    Reported(conn.baseline.clone()).sync_statements(&conn.reported, &conn.baseline, &mut sql);
+    params::diff_into(&relay.params.desired, &conn.applied, |_| false, &mut sql);
+    if !sql.is_empty() {
+        statements.push(sql);
+    }
+    for sql in &statements {
+        let res = conn.own_query(sql).await.map_err(|e| {
             conn.broken = true;
             LoginError::Backend(e.to_string())
         })?;
@@ -161,8 +179,10 @@ async fn server_parameters(
             conn.broken = true;
             return Err(LoginError::Setting { code, message });
         }
-        conn.applied = relay.params.desired.clone();
     }
+    relay.seen = Reported(conn.reported.clone());
+    conn.applied = relay.params.desired.clone();
+    conn.applied.retain(|name, _| !relay.seen.follows(name));
     let mut out = BytesMut::new();
     for (k, v) in &conn.reported {
         build::parameter_status(&mut out, k, v);

@@ -15,7 +15,7 @@ use crate::protocol::build::ErrorFields;
 use crate::protocol::{TxStatus, fe, framing, sqlstate};
 use crate::relay::expect::Expect;
 use crate::relay::pump::{self, Event, Out, PumpError, Sides};
-use crate::relay::{Relay, RelayError, Step, params};
+use crate::relay::{Relay, RelayError, Step};
 use crate::router::Held;
 use crate::state::ProxyState;
 use crate::stream::ClientStream;
@@ -302,22 +302,24 @@ impl Session {
             }
         };
         self.relay.pooler = held.backend.pooler;
-        if let Some(sql) = params::diff(&self.relay.params.desired, &held.conn.applied) {
-            if held.backend.pooler == PoolerMode::Transaction {
-                // A transaction pooler unlinks its server at the ReadyForQuery that ends
-                // the SET: answers to client messages pipelined behind it would be lost.
-                // So behind a pooler the settings are a round trip of their own.
-                apply_settings_alone(&mut held, &sql)
+        let handover = self.relay.handover(&mut held.conn, self.id);
+        if held.backend.pooler == PoolerMode::Transaction {
+            // A transaction pooler unlinks its server at the ReadyForQuery that ends the
+            // handover: answers to client messages pipelined behind it would be lost. So
+            // behind a pooler each statement is a round trip of its own.
+            for sql in handover.statements() {
+                apply_settings_alone(&mut held, sql)
                     .await
                     .map_err(Refused::Client)?;
-            } else {
-                crate::protocol::build::query(&mut self.relay.server_out, &sql);
+            }
+        } else {
+            for sql in handover.statements() {
+                crate::protocol::build::query(&mut self.relay.server_out, sql);
                 self.relay.queue.push(Expect::Query {
                     forward: false,
                     effects: Vec::new(),
                 });
             }
-            held.conn.applied = self.relay.params.desired.clone();
         }
         if let Some(key) = held.conn.key {
             self.cancel.slot.set(Some(CancelTarget {
@@ -339,8 +341,16 @@ impl Session {
     }
 
     fn release(&mut self) {
-        let Some(held) = self.held.take() else { return };
+        let Some(mut held) = self.held.take() else {
+            return;
+        };
         self.cancel.slot.set(None);
+        if held.conn.dirty && held.backend.pooler == PoolerMode::Transaction {
+            // Behind a transaction pooler nothing may be sent to clean a session (the
+            // next statement can land on another one), so a connection with state the
+            // proxy does not track is closed rather than handed to the next client.
+            held.conn.broken = true;
+        }
         let m = &held.backend.metrics;
         m.transactions.inc();
         m.queries.inc_by(std::mem::take(&mut self.relay.queries));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::expect::{Expect, Synth, Undo, UndoParts};
-use super::sqlscan::{self, Special};
+use super::sqlscan::{self, Kept, Special};
 use super::statements::StmtDef;
 use super::{Relay, RelayError, Step};
 use crate::backend::conn::ServerConn;
@@ -116,6 +116,12 @@ impl Relay {
         Ok(step)
     }
 
+    /// The error for a statement whose session state cannot be kept for this client.
+    fn refusal(&self, kept: Kept) -> Option<ErrorFields> {
+        let (what, hint) = kept.refusal()?;
+        Some(ErrorFields::error(sqlstate::FEATURE_NOT_SUPPORTED, what).with_hint(hint))
+    }
+
     fn forward(&mut self, msg: &[u8], expect: Expect) {
         self.server_out.extend_from_slice(msg);
         self.queue.push(expect);
@@ -128,12 +134,11 @@ impl Relay {
     ) -> Result<Step, RelayError> {
         let text = parse::query_text(&msg[5..])?;
         let class = sqlscan::classify(text);
+        if let Some(err) = class.kept.and_then(|k| self.refusal(k)) {
+            self.query_error(&err);
+            return Ok(Step::Done);
+        }
         match class.special {
-            Special::Refuse { what, hint } => {
-                let err = ErrorFields::error(sqlstate::FEATURE_NOT_SUPPORTED, what).with_hint(hint);
-                self.query_error(&err);
-                return Ok(Step::Done);
-            }
             Special::DiscardAll if self.status == TxStatus::Idle => {
                 self.stmts.clear();
                 self.params.reset_all();
@@ -149,6 +154,7 @@ impl Relay {
         let Some(server) = server else {
             return Ok(Step::NeedServer);
         };
+        server.dirty |= class.kept.is_some();
         self.forward(
             msg,
             Expect::Query {
@@ -200,8 +206,7 @@ impl Relay {
             None
         } else {
             let class = sqlscan::classify(p.query);
-            if let Special::Refuse { what, hint } = class.special {
-                let err = ErrorFields::error(sqlstate::FEATURE_NOT_SUPPORTED, what).with_hint(hint);
+            if let Some(err) = class.kept.and_then(|k| self.refusal(k)) {
                 self.extended_error(&err);
                 return Step::Done;
             }
@@ -236,8 +241,7 @@ impl Relay {
             return Ok(self.on_parse_unnamed(msg, &p, server));
         }
         let class = sqlscan::classify(p.query);
-        if let Special::Refuse { what, hint } = class.special {
-            let err = ErrorFields::error(sqlstate::FEATURE_NOT_SUPPORTED, what).with_hint(hint);
+        if let Some(err) = class.kept.and_then(|k| self.refusal(k)) {
             self.extended_error(&err);
             return Ok(Step::Done);
         }
@@ -353,7 +357,9 @@ impl Relay {
         let Some(server) = server else {
             return Ok(Step::NeedServer);
         };
-        match self.stmts.effect_of(b.statement) {
+        let (effect, kept) = self.stmts.effect_of(b.statement);
+        server.dirty |= kept.is_some();
+        match effect {
             Some(e) => {
                 self.portal_effects
                     .insert(Bytes::copy_from_slice(b.portal), e);

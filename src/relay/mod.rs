@@ -7,15 +7,18 @@
 //! - [`client`]: client → server messages.
 //! - [`server`]: server → client messages.
 //! - [`expect`]: the queue of expected responses.
-//! - [`statements`], [`params`]: what must follow the client across servers.
+//! - [`statements`], [`params`], [`reported`]: what must follow the client across servers;
+//!   [`handover`]: what a server connection needs before it serves this client.
 //! - [`lexer`], [`sqlscan`]: SQL tokens and statement classification.
 //! - [`pump`]: non-blocking I/O in both directions with backpressure.
 
 pub mod client;
 pub mod expect;
+pub mod handover;
 pub mod lexer;
 pub mod params;
 pub mod pump;
+pub mod reported;
 pub mod server;
 pub mod sqlscan;
 pub mod statements;
@@ -86,6 +89,8 @@ pub struct Relay {
     pub queue: ExpectQueue,
     pub stmts: ClientStatements,
     pub params: SessionParams,
+    /// The reported settings as this client was told them.
+    pub seen: reported::Reported,
     /// Transaction status as the client last learned it (or will, from queued responses).
     pub status: TxStatus,
     /// Extended-protocol messages were sent since the last Sync.
@@ -126,6 +131,7 @@ impl Relay {
             queue: ExpectQueue::default(),
             stmts: ClientStatements::new(session_id),
             params,
+            seen: reported::Reported::default(),
             status: TxStatus::Idle,
             unsynced: false,
             skip_to_sync: false,

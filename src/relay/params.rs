@@ -96,26 +96,29 @@ pub fn apply(map: &mut ParamMap, effect: &Effect) {
     }
 }
 
-/// The query that turns a server's `applied` settings into the client's `desired` ones,
-/// or None when they already match.
-pub fn diff(desired: &ParamMap, applied: &ParamMap) -> Option<String> {
+/// Appends to `sql` the statements that turn `applied` into `desired`, leaving out the
+/// settings `skip` names (those followed another way).
+pub fn diff_into(
+    desired: &ParamMap,
+    applied: &ParamMap,
+    skip: impl Fn(&str) -> bool,
+    sql: &mut String,
+) {
     if desired == applied {
-        return None;
+        return;
     }
-    let mut sql = String::new();
     for name in applied.keys() {
-        if !desired.contains_key(name) {
+        if !desired.contains_key(name) && !skip(name) {
             sql.push_str(&reset_statement(name));
             sql.push_str("; ");
         }
     }
     for (name, stmt) in desired {
-        if applied.get(name) != Some(stmt) {
+        if applied.get(name) != Some(stmt) && !skip(name) {
             sql.push_str(stmt);
             sql.push_str("; ");
         }
     }
-    Some(sql)
 }
 
 fn reset_statement(name: &str) -> String {
@@ -187,6 +190,12 @@ mod tests {
         assert_eq!(m["search_path"], "SET \"search_path\" TO 'a,b'");
         assert_eq!(m["statement_timeout"], "SET \"statement_timeout\" TO '5s'");
         assert!(!m.contains_key("user"));
+    }
+
+    fn diff(desired: &ParamMap, applied: &ParamMap) -> Option<String> {
+        let mut sql = String::new();
+        diff_into(desired, applied, |_| false, &mut sql);
+        (!sql.is_empty()).then_some(sql)
     }
 
     #[test]

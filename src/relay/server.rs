@@ -4,6 +4,7 @@
 
 use super::expect::{Expect, Undo};
 use super::params;
+use super::sqlscan::Effect;
 use super::{Relay, RelayError};
 use crate::backend::conn::ServerConn;
 use crate::protocol::{TxStatus, be, framing, parse};
@@ -143,7 +144,12 @@ impl Relay {
         match tag {
             be::PARAMETER_STATUS => {
                 server.note_parameter(body);
-                Ok(Action::Forward)
+                // Caused by the proxy's own statements (a handover): not the client's news.
+                let action = self.head_forwards();
+                if action == Action::Forward {
+                    self.seen.note(body);
+                }
+                Ok(action)
             }
             be::NOTICE_RESPONSE => Ok(self.head_forwards()),
             be::NOTIFICATION => Ok(Action::Forward),
@@ -284,7 +290,13 @@ impl Relay {
         }
         if status == TxStatus::Idle && self.params.has_pending() {
             for e in self.params.finish_transaction(self.saw_rollback) {
-                params::apply(&mut server.applied, &e);
+                let followed = match &e {
+                    Effect::Set { name, .. } | Effect::Reset { name } => self.seen.follows(name),
+                    Effect::ResetAll => false,
+                };
+                if !followed {
+                    params::apply(&mut server.applied, &e);
+                }
             }
         }
         self.saw_rollback = false;

@@ -1,9 +1,10 @@
-//! The statement classifier the relay needs: which statements change
-//! session state (`SET`, `RESET`, `DISCARD ALL`, `DEALLOCATE`) and which cannot work under
-//! transaction pooling (`LISTEN`, SQL `PREPARE`/`EXECUTE`, `WITH HOLD` cursors, session
-//! advisory locks). It reads [`super::lexer`] tokens, so a word inside a string literal,
-//! quoted identifier, dollar quote or comment never matches. It does not parse SQL; it
-//! looks at statement heads.
+//! The statement classifier the relay needs: which statements change session settings
+//! (`SET`, `RESET`, `DISCARD ALL`, `DEALLOCATE`) and which leave state on the server
+//! session that the proxy does not replay ([`Kept`]: `LISTEN`, SQL `PREPARE`/`EXECUTE`,
+//! `WITH HOLD` cursors, session advisory locks, temporary tables, `set_config(…, false)`).
+//! It reads [`super::lexer`] tokens, so a word inside a string literal, quoted identifier,
+//! dollar quote or comment never matches. It does not parse SQL; it looks at statement
+//! heads and a few function calls.
 
 pub use super::lexer::{Kind, Lexer, Tok, tokens};
 
@@ -30,11 +31,46 @@ pub enum Special {
     DiscardAll,
     /// `DEALLOCATE [PREPARE] name` or `DEALLOCATE ALL` (None) alone.
     Deallocate(Option<String>),
-    /// Cannot work under transaction pooling: refuse with this explanation.
-    Refuse {
-        what: &'static str,
-        hint: &'static str,
-    },
+}
+
+/// Session state a statement leaves on the server connection that the proxy does not
+/// carry to another one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    Listen,
+    /// SQL `PREPARE` (and `EXECUTE`, which needs one).
+    Prepare,
+    HoldCursor,
+    AdvisoryLock,
+    TempTable,
+    /// `set_config(name, value, false)`: a setting changed without `SET`.
+    SetConfig,
+}
+
+impl Kept {
+    /// Why it cannot work when each transaction may run on another server session, and
+    /// what to do instead; None for state that is only cleaned up, never refused.
+    pub fn refusal(self) -> Option<(&'static str, &'static str)> {
+        Some(match self {
+            Kept::Listen => (
+                "LISTEN is not supported through switchyard's transaction pooling",
+                "LISTEN needs a dedicated session: connect to the database directly for notifications",
+            ),
+            Kept::Prepare => (
+                "SQL PREPARE and EXECUTE are not supported through switchyard's transaction pooling",
+                "use your driver's protocol-level prepared statements, which switchyard keeps working",
+            ),
+            Kept::HoldCursor => (
+                "cursors WITH HOLD are not supported through switchyard's transaction pooling",
+                "use a cursor without HOLD inside a transaction",
+            ),
+            Kept::AdvisoryLock => (
+                "session-level advisory locks are not supported through switchyard's transaction pooling",
+                "use pg_advisory_xact_lock, which is released at the end of the transaction",
+            ),
+            Kept::TempTable | Kept::SetConfig => return None,
+        })
+    }
 }
 
 /// The classification of one Query or Parse text.
@@ -42,6 +78,16 @@ pub enum Special {
 pub struct Classified {
     pub special: Special,
     pub effects: Vec<Effect>,
+    /// The first statement that leaves state the proxy does not replay.
+    pub kept: Option<Kept>,
+}
+
+impl Classified {
+    const PLAIN: Classified = Classified {
+        special: Special::None,
+        effects: Vec::new(),
+        kept: None,
+    };
 }
 
 fn word<'a>(sql: &'a [u8], t: &Tok) -> &'a [u8] {
@@ -72,6 +118,61 @@ struct Stmt {
     prev_with: bool,
     with_hold: bool,
     advisory: bool,
+    config: ConfigCall,
+}
+
+/// Where the scan is in a `set_config(…)` call: its third argument decides whether the
+/// change is local to the transaction (`true`) or lasts for the session.
+#[derive(Clone, Copy, Default)]
+struct ConfigCall {
+    /// The word `set_config` was just seen.
+    named: bool,
+    /// Parenthesis depth inside the call's arguments (0: not in one).
+    depth: u8,
+    /// The last token at depth 1 was `true`.
+    last_true: bool,
+    /// A call that changes the setting for the session was seen.
+    session: bool,
+}
+
+impl ConfigCall {
+    fn push(&mut self, sql: &[u8], t: &Tok) {
+        let text = t.text(sql);
+        let punct = |c: u8| t.kind == Kind::Punct && text == [c];
+        if self.depth > 0 {
+            if punct(b'(') {
+                self.depth = self.depth.saturating_add(1);
+                self.last_true = false;
+            } else if punct(b')') {
+                self.depth -= 1;
+                if self.depth == 0 && !self.last_true {
+                    self.session = true;
+                }
+                self.last_true = false;
+            } else if self.depth == 1 {
+                self.last_true = is_true(text);
+            }
+            return;
+        }
+        if self.named && punct(b'(') {
+            self.depth = 1;
+            self.last_true = false;
+        }
+        self.named = t.kind == Kind::Word && text.eq_ignore_ascii_case(b"set_config");
+    }
+
+    /// True when the statement changed a setting for the session (an unfinished call
+    /// counts: the server would reject it, but nothing is lost by assuming the worst).
+    fn session(&self) -> bool {
+        self.session || self.depth > 0
+    }
+}
+
+fn is_true(text: &[u8]) -> bool {
+    text.eq_ignore_ascii_case(b"true")
+        || text.eq_ignore_ascii_case(b"'true'")
+        || text.eq_ignore_ascii_case(b"'t'")
+        || text.eq_ignore_ascii_case(b"'on'")
 }
 
 const NO_TOK: Tok = Tok {
@@ -90,6 +191,12 @@ impl Stmt {
             prev_with: false,
             with_hold: false,
             advisory: false,
+            config: ConfigCall {
+                named: false,
+                depth: 0,
+                last_true: false,
+                session: false,
+            },
         }
     }
 
@@ -100,6 +207,7 @@ impl Stmt {
         }
         self.total += 1;
         self.end = t.end;
+        self.config.push(sql, &t);
         if t.kind == Kind::Word {
             let w = word(sql, &t);
             self.with_hold |= self.prev_with && w.eq_ignore_ascii_case(b"hold");
@@ -119,7 +227,8 @@ impl Stmt {
 }
 
 /// Statement heads the classifier cares about.
-const INTERESTING: [&str; 8] = [
+const INTERESTING: [&str; 9] = [
+    "create",
     "set",
     "reset",
     "listen",
@@ -131,8 +240,8 @@ const INTERESTING: [&str; 8] = [
 ];
 
 /// A fast check for the common case: a single statement whose first word is not one the
-/// classifier cares about and that calls no advisory-lock function. False means "look
-/// closer", never "interesting".
+/// classifier cares about and that calls no advisory-lock function and no `set_config`.
+/// False means "look closer", never "interesting".
 fn obviously_plain(sql: &[u8]) -> bool {
     let mut end = sql.len();
     while end > 0 && (sql[end - 1].is_ascii_whitespace() || sql[end - 1] == b';') {
@@ -161,6 +270,11 @@ fn obviously_plain(sql: &[u8]) -> bool {
     !memchr::memchr_iter(b'_', rest).any(|i| {
         rest.get(i + 1..i + 10)
             .is_some_and(|w| w.eq_ignore_ascii_case(b"advisory_"))
+            || (i >= 3
+                && rest[i - 3..i].eq_ignore_ascii_case(b"set")
+                && rest
+                    .get(i + 1..i + 7)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"config")))
     })
 }
 
@@ -168,12 +282,10 @@ fn obviously_plain(sql: &[u8]) -> bool {
 /// unless the text changes session state.
 pub fn classify(sql: &[u8]) -> Classified {
     if obviously_plain(sql) {
-        return Classified {
-            special: Special::None,
-            effects: Vec::new(),
-        };
+        return Classified::PLAIN;
     }
     let mut effects = Vec::new();
+    let mut kept = None;
     let mut stmts = 0;
     let mut first = Stmt::new();
     let mut cur = Stmt::new();
@@ -188,12 +300,7 @@ pub fn classify(sql: &[u8]) -> Classified {
             _ => {}
         }
         if cur.total > 0 {
-            if let Some(refusal) = refusal(sql, &cur) {
-                return Classified {
-                    special: refusal,
-                    effects: Vec::new(),
-                };
-            }
+            kept = kept.or_else(|| kept_state(sql, &cur));
             if let Some(e) = set_effect(sql, &cur) {
                 effects.push(e);
             }
@@ -212,39 +319,44 @@ pub fn classify(sql: &[u8]) -> Classified {
     } else {
         Special::None
     };
-    Classified { special, effects }
+    Classified {
+        special,
+        effects,
+        kept,
+    }
 }
 
-fn refusal(sql: &[u8], st: &Stmt) -> Option<Special> {
+/// The session state a statement leaves behind that the proxy does not replay.
+fn kept_state(sql: &[u8], st: &Stmt) -> Option<Kept> {
     let s = st.toks();
-    if is(sql, s.first(), "listen") {
-        return Some(Special::Refuse {
-            what: "LISTEN is not supported through switchyard's transaction pooling",
-            hint: "LISTEN needs a dedicated session: connect to the database directly for notifications",
-        });
+    let head = s.first();
+    if is(sql, head, "listen") {
+        return Some(Kept::Listen);
     }
-    if is(sql, s.first(), "prepare") && !is(sql, s.get(1), "transaction") {
-        return Some(Special::Refuse {
-            what: "SQL PREPARE is not supported through switchyard's transaction pooling",
-            hint: "use your driver's protocol-level prepared statements, which switchyard keeps working",
-        });
+    if (is(sql, head, "prepare") && !is(sql, s.get(1), "transaction")) || is(sql, head, "execute") {
+        return Some(Kept::Prepare);
     }
-    if is(sql, s.first(), "execute") {
-        return Some(Special::Refuse {
-            what: "SQL EXECUTE of a prepared statement is not supported through switchyard's transaction pooling",
-            hint: "use your driver's protocol-level prepared statements, which switchyard keeps working",
-        });
+    if is(sql, head, "declare") && st.with_hold {
+        return Some(Kept::HoldCursor);
     }
-    if is(sql, s.first(), "declare") && st.with_hold {
-        return Some(Special::Refuse {
-            what: "cursors WITH HOLD are not supported through switchyard's transaction pooling",
-            hint: "use a cursor without HOLD inside a transaction",
-        });
+    if st.advisory {
+        return Some(Kept::AdvisoryLock);
     }
-    st.advisory.then_some(Special::Refuse {
-        what: "session-level advisory locks are not supported through switchyard's transaction pooling",
-        hint: "use pg_advisory_xact_lock, which is released at the end of the transaction",
-    })
+    if is(sql, head, "create") {
+        // CREATE [OR REPLACE] [GLOBAL | LOCAL] {TEMP | TEMPORARY} {TABLE | VIEW | SEQUENCE}
+        for t in s[1..].iter().take(4) {
+            if is(sql, Some(t), "temp") || is(sql, Some(t), "temporary") {
+                return Some(Kept::TempTable);
+            }
+            if ["table", "view", "sequence", "unlogged"]
+                .iter()
+                .any(|w| is(sql, Some(t), w))
+            {
+                break;
+            }
+        }
+    }
+    st.config.session().then_some(Kept::SetConfig)
 }
 
 fn single_special(sql: &[u8], st: &Stmt) -> Special {
@@ -348,149 +460,5 @@ fn param_name(sql: &[u8], rest: &[Tok]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn c(sql: &str) -> Classified {
-        classify(sql.as_bytes())
-    }
-
-    #[test]
-    fn set_statements_are_tracked() {
-        let e = c("SET search_path TO app, public;").effects;
-        assert_eq!(
-            e,
-            vec![Effect::Set {
-                name: "search_path".into(),
-                stmt: "SET search_path TO app, public".into()
-            }]
-        );
-        assert!(
-            matches!(&c("set session TimeZone = 'UTC'").effects[0], Effect::Set { name, .. } if name == "timezone")
-        );
-        assert!(
-            matches!(&c("SET TIME ZONE 'UTC'").effects[0], Effect::Set { name, .. } if name == "timezone")
-        );
-        assert!(
-            matches!(&c("SET myapp.tenant = '7'").effects[0], Effect::Set { name, .. } if name == "myapp.tenant")
-        );
-        assert!(c("SET LOCAL search_path TO x").effects.is_empty());
-        assert!(
-            c("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-                .effects
-                .is_empty()
-        );
-        assert_eq!(c("RESET ALL").effects, vec![Effect::ResetAll]);
-        assert_eq!(
-            c("reset statement_timeout").effects,
-            vec![Effect::Reset {
-                name: "statement_timeout".into()
-            }]
-        );
-        assert!(c("SELECT 'SET x = 1'").effects.is_empty());
-    }
-
-    #[test]
-    fn refusals() {
-        assert!(matches!(c("LISTEN chan").special, Special::Refuse { .. }));
-        assert!(matches!(
-            c("select 1; listen x").special,
-            Special::Refuse { .. }
-        ));
-        assert!(matches!(
-            c("PREPARE p AS SELECT 1").special,
-            Special::Refuse { .. }
-        ));
-        assert!(matches!(c("EXECUTE p").special, Special::Refuse { .. }));
-        assert!(matches!(
-            c("DECLARE c CURSOR WITH HOLD FOR SELECT 1").special,
-            Special::Refuse { .. }
-        ));
-        assert!(matches!(
-            c("SELECT pg_advisory_lock(1)").special,
-            Special::Refuse { .. }
-        ));
-        assert_eq!(c("SELECT pg_advisory_xact_lock(1)").special, Special::None);
-        assert_eq!(
-            c("SELECT 'listen' , $$ pg_advisory_lock $$").special,
-            Special::None
-        );
-        assert_eq!(c("-- LISTEN x\nSELECT 1").special, Special::None);
-        assert_eq!(
-            c("/* LISTEN /* nested */ x */ SELECT 1").special,
-            Special::None
-        );
-        assert_eq!(c("UNLISTEN *").special, Special::None);
-        assert_eq!(c("PREPARE TRANSACTION 'x'").special, Special::None);
-    }
-
-    #[test]
-    fn discard_and_deallocate() {
-        assert_eq!(c("DISCARD ALL").special, Special::DiscardAll);
-        assert_eq!(c("discard all;").special, Special::DiscardAll);
-        assert_eq!(c("DEALLOCATE ALL").special, Special::Deallocate(None));
-        assert_eq!(
-            c("DEALLOCATE PREPARE s1").special,
-            Special::Deallocate(Some("s1".into()))
-        );
-        assert_eq!(
-            c("DEALLOCATE \"S1\"").special,
-            Special::Deallocate(Some("S1".into()))
-        );
-        assert_eq!(c("DISCARD ALL; SELECT 1").special, Special::None);
-    }
-
-    #[test]
-    fn fast_path_agrees_with_the_lexer() {
-        assert!(obviously_plain(
-            b"SELECT abalance FROM pgbench_accounts WHERE aid = $1;"
-        ));
-        assert!(obviously_plain(b"  insert into t values (1) ;\n"));
-        for s in [
-            "SET x = 1",
-            "select pg_advisory_lock(1)",
-            "SELECT PG_TRY_ADVISORY_LOCK(1)",
-            "select 1; select 2",
-            "/* c */ LISTEN x",
-            "-- c\nLISTEN x",
-            "(select 1)",
-            "listen x",
-            "Deallocate all",
-            "",
-        ] {
-            assert!(!obviously_plain(s.as_bytes()), "{s}");
-        }
-        for s in [
-            "SELECT 1",
-            "update t set a = 1",
-            "WITH x AS (SELECT 1) SELECT * FROM x",
-            "COMMIT",
-        ] {
-            assert!(obviously_plain(s.as_bytes()), "{s}");
-            assert_eq!(
-                classify(s.as_bytes()),
-                Classified {
-                    special: Special::None,
-                    effects: vec![]
-                }
-            );
-        }
-    }
-
-    #[test]
-    fn lexer_survives_garbage() {
-        for s in [
-            "'",
-            "\"",
-            "$a$",
-            "/*",
-            "--",
-            "$$ x",
-            "'it''s'",
-            "\u{1F600};;",
-        ] {
-            let _ = c(s);
-        }
-        assert_eq!(tokens(b"a'b''c'd").len(), 3);
-    }
-}
+#[path = "sqlscan_tests.rs"]
+mod tests;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::FastMap;
-use super::sqlscan::{Classified, Effect};
+use super::sqlscan::{Classified, Effect, Kept};
 
 /// One prepared statement as the client defined it.
 #[derive(Debug)]
@@ -23,6 +23,8 @@ pub struct StmtDef {
     pub body: Bytes,
     /// Session-state change made when it runs (a prepared `SET`).
     pub effect: Option<Effect>,
+    /// State it leaves on the server session that the proxy does not replay.
+    pub kept: Option<Kept>,
 }
 
 /// The client's unnamed statement. Replaced on almost every extended-protocol query, so its
@@ -32,6 +34,7 @@ pub struct Unnamed {
     pub id: (u64, u64),
     pub body: Vec<u8>,
     pub effect: Option<Effect>,
+    pub kept: Option<Kept>,
     present: bool,
 }
 
@@ -63,6 +66,7 @@ impl ClientStatements {
             id: (self.session, self.next),
             body: Bytes::copy_from_slice(rest),
             effect,
+            kept: class.kept,
         })
     }
 
@@ -77,6 +81,7 @@ impl ClientStatements {
             [one] => Some(one.clone()),
             _ => None,
         };
+        u.kept = class.kept;
         u.present = true;
         u.id
     }
@@ -104,12 +109,16 @@ impl ClientStatements {
         self.named.get(name)
     }
 
-    /// The session-state change a statement makes when executed, if any.
-    pub fn effect_of(&self, name: &[u8]) -> Option<Effect> {
+    /// The session-state change a statement makes when executed, and the state it
+    /// leaves that the proxy does not replay.
+    pub fn effect_of(&self, name: &[u8]) -> (Option<Effect>, Option<Kept>) {
         if name.is_empty() {
-            self.unnamed().and_then(|u| u.effect.clone())
+            self.unnamed()
+                .map_or((None, None), |u| (u.effect.clone(), u.kept))
         } else {
-            self.named.get(name).and_then(|d| d.effect.clone())
+            self.named
+                .get(name)
+                .map_or((None, None), |d| (d.effect.clone(), d.kept))
         }
     }
 
@@ -249,7 +258,7 @@ mod tests {
         assert_ne!(first, again);
         assert_eq!(c.unnamed().map(|u| u.id), Some(again));
         assert!(
-            matches!(c.effect_of(b""), Some(Effect::Set { name, .. }) if name == "search_path")
+            matches!(c.effect_of(b"").0, Some(Effect::Set { name, .. }) if name == "search_path")
         );
         c.forget_unnamed();
         assert!(!c.repeats_unnamed(body));

@@ -25,3 +25,4 @@ mod sqlite_isolation;
 mod switch_bounds;
 mod switching;
 mod sync;
+mod transparency;

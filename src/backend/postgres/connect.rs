@@ -54,6 +54,8 @@ async fn connect_inner(
     conn.send(&out).await?;
     authenticate(&mut conn, target).await?;
     finish_startup(&mut conn).await?;
+    conn.set_baseline();
+    conn.discards = true;
     Ok(conn)
 }
 

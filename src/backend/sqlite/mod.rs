@@ -138,6 +138,7 @@ impl SqliteEngine {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
+        conn.set_baseline();
         Ok(conn)
     }
 

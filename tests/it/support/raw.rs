@@ -11,6 +11,8 @@ use tokio::net::TcpStream;
 pub struct Raw {
     pub s: TcpStream,
     buf: BytesMut,
+    /// ParameterStatus values received at login.
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 pub fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
@@ -47,14 +49,21 @@ impl Raw {
         Raw {
             s,
             buf: BytesMut::new(),
+            params: Default::default(),
         }
     }
 
     /// Connects and logs in (SCRAM, md5, cleartext or trust), reading up to ReadyForQuery.
     pub async fn login(port: u16, user: &str, password: &str) -> Raw {
+        Raw::login_with(port, user, password, &[]).await
+    }
+
+    /// Logs in with extra startup parameters.
+    pub async fn login_with(port: u16, user: &str, password: &str, extra: &[(&str, &str)]) -> Raw {
         let mut r = Raw::open(port).await;
-        r.send(&startup(&[("user", user), ("database", "app")]))
-            .await;
+        let mut params = vec![("user", user), ("database", "app")];
+        params.extend_from_slice(extra);
+        r.send(&startup(&params)).await;
         let mut scram: Option<sasl::ScramSha256> = None;
         loop {
             let (tag, body) = r.read().await.expect("server answers login");
@@ -102,6 +111,12 @@ impl Raw {
                     }
                 }
                 b'E' => panic!("login failed: {}", String::from_utf8_lossy(&body)),
+                b'S' => {
+                    let mut parts = body.split(|&b| b == 0);
+                    let k = String::from_utf8_lossy(parts.next().unwrap_or_default());
+                    let v = String::from_utf8_lossy(parts.next().unwrap_or_default());
+                    r.params.insert(k.into_owned(), v.into_owned());
+                }
                 b'Z' => return r,
                 _ => {}
             }
@@ -149,5 +164,31 @@ impl Raw {
             }
         }
         (tags, errors)
+    }
+}
+
+impl Raw {
+    /// Runs a simple query and returns the first column of its first row (None for NULL
+    /// or no row); panics on an error.
+    pub async fn scalar(&mut self, sql: &str) -> Option<String> {
+        self.send(&query(sql)).await;
+        let mut value = None;
+        let mut first = true;
+        while let Some((tag, body)) = self.read().await {
+            match tag {
+                b'D' if first => {
+                    first = false;
+                    let len = i32::from_be_bytes([body[2], body[3], body[4], body[5]]);
+                    if len >= 0 {
+                        value =
+                            Some(String::from_utf8_lossy(&body[6..6 + len as usize]).into_owned());
+                    }
+                }
+                b'E' => panic!("{sql}: {}", String::from_utf8_lossy(&body)),
+                b'Z' => break,
+                _ => {}
+            }
+        }
+        value
     }
 }

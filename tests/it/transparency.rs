@@ -1,0 +1,93 @@
+//! What a client must not notice about the proxy: another client's session state, the
+//! parameters it is told at login. Each test is the smallest reproduction of a difference
+//! found by running a real client's own test suite through switchyard
+//! (`bench/psycopg_suite.sh`).
+
+use crate::support::raw::Raw;
+use crate::support::{PgCluster, Proxy, rt};
+
+/// One server connection shared by two clients: what the first leaves behind with
+/// `set_config` and a temporary table never reaches the second, and the first keeps the
+/// reported settings it made.
+#[test]
+fn session_state_does_not_cross_clients() {
+    let pg = PgCluster::start();
+    for pooler in ["none", "transaction"] {
+        let proxy = Proxy::simple(
+            &pg.url("app"),
+            &format!("pool_size = 1\npooler = \"{pooler}\""),
+        );
+        rt().block_on(async {
+            let mut a = Raw::login(proxy.port, "app", "secret").await;
+            for sql in [
+                "create temp table leak (a int)",
+                "select set_config('client_encoding', 'sql_ascii', false)",
+                "select set_config('work_mem', '7MB', false)",
+                "select set_config('default_transaction_read_only', 'on', false)",
+            ] {
+                a.send(&crate::support::raw::query(sql)).await;
+                let (_, errors) = a.until_ready().await;
+                assert!(errors.is_empty(), "{pooler}: {sql}: {errors:?}");
+            }
+            let mut b = Raw::login(proxy.port, "app", "secret").await;
+            assert_eq!(b.params["client_encoding"], "UTF8", "{pooler}: at login");
+            assert_eq!(b.params["default_transaction_read_only"], "off", "{pooler}");
+            for (sql, want) in [
+                ("show client_encoding", Some("UTF8")),
+                ("show default_transaction_read_only", Some("off")),
+                ("show work_mem", Some("4MB")),
+                ("select to_regclass('pg_temp.leak')::text", None),
+            ] {
+                assert_eq!(b.scalar(sql).await.as_deref(), want, "{pooler}: {sql}");
+            }
+            // The first client still has what the server reported to it.
+            assert_eq!(
+                a.scalar("show client_encoding").await.as_deref(),
+                Some("SQL_ASCII"),
+                "{pooler}"
+            );
+            assert_eq!(
+                a.scalar("show default_transaction_read_only")
+                    .await
+                    .as_deref(),
+                Some("on"),
+                "{pooler}"
+            );
+        });
+    }
+}
+
+/// A client's login is answered with the parameters a fresh session with its startup
+/// settings reports, whatever the server connection it was given went through before.
+#[test]
+fn login_reports_a_fresh_sessions_parameters() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(&pg.url("app"), "pool_size = 1\npooler = \"none\"");
+    rt().block_on(async {
+        let mut a = Raw::login_with(
+            proxy.port,
+            "app",
+            "secret",
+            &[("application_name", "first"), ("DateStyle", "German")],
+        )
+        .await;
+        assert_eq!(a.params["application_name"], "first");
+        assert_eq!(a.params["DateStyle"], "German, DMY");
+        a.scalar("set timezone = 'Asia/Tokyo'").await;
+        let b = Raw::login_with(
+            proxy.port,
+            "app",
+            "secret",
+            &[("IntervalStyle", "iso_8601")],
+        )
+        .await;
+        assert_eq!(b.params["application_name"], "");
+        assert_eq!(b.params["DateStyle"], "ISO, MDY");
+        assert_eq!(b.params["IntervalStyle"], "iso_8601");
+        assert_ne!(b.params["TimeZone"], "Asia/Tokyo");
+        assert_eq!(
+            a.scalar("show timezone").await.as_deref(),
+            Some("Asia/Tokyo")
+        );
+    });
+}
