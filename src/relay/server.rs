@@ -245,6 +245,11 @@ impl Relay {
         for undo in self.queue.void_until_sync() {
             self.undo(server, undo);
         }
+        if self.queue.is_empty() {
+            // No Sync has been sent yet: the server ignores what the client sends until
+            // its Sync, so the relay must expect nothing for it either.
+            self.skip_to_sync = true;
+        }
         Action::Forward
     }
 

@@ -91,3 +91,49 @@ fn login_reports_a_fresh_sessions_parameters() {
         );
     });
 }
+
+/// Parse, Bind, Execute of the unnamed statement.
+fn extended(sql: &str) -> Vec<u8> {
+    use crate::support::raw::msg;
+    let mut parse = vec![0u8];
+    parse.extend_from_slice(sql.as_bytes());
+    parse.extend_from_slice(&[0, 0, 0]);
+    let mut out = msg(b'P', &parse);
+    out.extend(msg(b'B', &[0, 0, 0, 0, 0, 0, 0]));
+    out.extend(msg(b'E', &[0, 0, 0, 0, 0]));
+    out
+}
+
+/// A pipeline whose first statement fails before the client has sent its Sync: the
+/// server ignores everything up to the Sync, and the client gets the error, then one
+/// ReadyForQuery, and a usable session.
+#[test]
+fn pipeline_error_before_sync() {
+    use crate::support::raw::msg;
+    let pg = PgCluster::start();
+    for pooler in ["none", "transaction"] {
+        let proxy = Proxy::simple(&pg.url("app"), &format!("pooler = \"{pooler}\""));
+        rt().block_on(async {
+            let mut c = Raw::login(proxy.port, "app", "secret").await;
+            let mut first = extended("select 1/0");
+            first.extend(msg(b'H', &[]));
+            c.send(&first).await;
+            // PostgreSQL folds 1/0 at Bind: ParseComplete, then the error.
+            let mut tags = String::new();
+            while let Some((tag, _)) = c.read().await {
+                tags.push(tag as char);
+                if tag == b'E' {
+                    break;
+                }
+            }
+            assert_eq!(tags, "1E", "{pooler}");
+            let mut rest = extended("select 2");
+            rest.extend(msg(b'C', b"Sx\0"));
+            rest.extend(msg(b'S', &[]));
+            c.send(&rest).await;
+            let (tags, errors) = c.until_ready().await;
+            assert_eq!(tags, "ZI", "{pooler}: {errors:?}");
+            assert_eq!(c.scalar("select 3").await.as_deref(), Some("3"), "{pooler}");
+        });
+    }
+}
