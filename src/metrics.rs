@@ -18,6 +18,8 @@ pub enum ErrorKind {
     AdminAuth,
     /// A client got no server connection in time.
     PoolTimeout,
+    /// A client did not log in within `proxy.login_timeout`.
+    LoginTimeout,
     /// A query outlived `proxy.query_timeout`.
     QueryTimeout,
     /// A client idled in a transaction past `proxy.idle_transaction_timeout`.
@@ -35,6 +37,7 @@ impl ErrorKind {
             ErrorKind::Startup => "startup",
             ErrorKind::AdminAuth => "admin_auth",
             ErrorKind::PoolTimeout => "pool_timeout",
+            ErrorKind::LoginTimeout => "login_timeout",
             ErrorKind::QueryTimeout => "query_timeout",
             ErrorKind::IdleTransactionTimeout => "idle_transaction_timeout",
             ErrorKind::ServerLost => "server_lost",

@@ -123,6 +123,9 @@ pub struct ProxyConfig {
     /// A client that keeps a transaction open without sending anything for this long is
     /// disconnected (25P03) and its transaction rolled back. Off when unset.
     pub idle_transaction_timeout: Option<Dur>,
+    /// A client must finish its startup and authentication within this long, or its
+    /// connection is closed (PostgreSQL's `authentication_timeout`).
+    pub login_timeout: Dur,
 }
 
 impl Default for ProxyConfig {
@@ -139,6 +142,7 @@ impl Default for ProxyConfig {
             shutdown_grace: Dur::secs(30),
             query_timeout: None,
             idle_transaction_timeout: None,
+            login_timeout: Dur::secs(60),
         }
     }
 }

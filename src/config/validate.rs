@@ -98,6 +98,12 @@ impl Config {
                 "must be at least 1024 bytes",
             ));
         }
+        if p.login_timeout.get().is_zero() {
+            return Err(ConfigError::invalid(
+                "proxy.login_timeout",
+                "must be more than 0 (a client needs time to log in)",
+            ));
+        }
         if self.users.is_empty() && !proxy_addr.ip().is_loopback() {
             return Err(ConfigError::invalid(
                 "users",

@@ -44,6 +44,28 @@ impl Drop for ClientCount {
     }
 }
 
+/// Logs and counts a startup that failed. A connection closed before its first byte is
+/// not worth a line (health checks and port scanners do it); one that timed out or sent
+/// something that is not the protocol is.
+fn startup_failed(shared: &ProxyState, peer: SocketAddr, e: &startup::HandshakeError) {
+    use startup::HandshakeError as H;
+    match e {
+        H::Timeout => {
+            let timeout = shared.proxy.login_timeout.get();
+            tracing::info!(%peer, ?timeout, "client did not log in within proxy.login_timeout; connection closed");
+            shared.metrics.count_error(ErrorKind::LoginTimeout);
+        }
+        H::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            tracing::debug!(%peer, "client closed before its startup packet");
+            shared.metrics.count_error(ErrorKind::Startup);
+        }
+        _ => {
+            tracing::info!(%peer, error = %e, "client startup refused");
+            shared.metrics.count_error(ErrorKind::Startup);
+        }
+    }
+}
+
 /// One client connection; `permit` is its slot under `proxy.max_client_connections`
 /// (none left: it is refused).
 async fn handle(
@@ -61,19 +83,19 @@ async fn handle(
         wire::send_error(&mut tcp, &super::errors::too_many_clients()).await;
         return;
     };
-    let (client, msg) = match startup::handshake(&shared, tcp).await {
+    let deadline = tokio::time::Instant::now() + shared.proxy.login_timeout.get();
+    let (client, msg) = match startup::handshake(&shared, tcp, deadline).await {
         Ok(Startup::Session(client, msg)) => (client, msg),
         Ok(Startup::Cancelled) => return,
         Err((stream, e)) => {
-            tracing::debug!(%peer, error = %e, "startup failed");
-            shared.metrics.count_error(ErrorKind::Startup);
+            startup_failed(&shared, peer, &e);
             if let (Some(mut s), Some(err)) = (stream, e.to_client()) {
                 wire::send_error(&mut s, &err).await;
             }
             return;
         }
     };
-    let session = match login::login(&shared, client, msg, peer.ip()).await {
+    let session = match login::login(&shared, client, msg, peer.ip(), deadline).await {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(%peer, error = %e, "login failed");

@@ -32,6 +32,8 @@ pub enum LoginError {
     Setting { code: String, message: String },
     #[error("client I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("login timed out")]
+    Timeout,
 }
 
 impl LoginError {
@@ -64,6 +66,7 @@ pub async fn login(
     mut client: ClientStream,
     startup: StartupMessage,
     peer: std::net::IpAddr,
+    deadline: tokio::time::Instant,
 ) -> Result<Session, LoginError> {
     let mut buf = BytesMut::new();
     let user = startup.get("user").unwrap_or_default().to_string();
@@ -71,16 +74,26 @@ pub async fn login(
         ClientStream::Tls(_) => shared.tls.as_ref().and_then(|t| t.end_point.clone()),
         ClientStream::Tcp(_) => None,
     };
-    match auth::authenticate(
-        &mut client,
-        &mut buf,
-        &shared.users,
-        &user,
-        shared.proxy.auth,
-        channel_binding.as_deref(),
+    let authenticated = tokio::time::timeout_at(
+        deadline,
+        auth::authenticate(
+            &mut client,
+            &mut buf,
+            &shared.users,
+            &user,
+            shared.proxy.auth,
+            channel_binding.as_deref(),
+        ),
     )
-    .await
-    {
+    .await;
+    let Ok(authenticated) = authenticated else {
+        // As PostgreSQL at authentication_timeout: closed without an answer, logged.
+        let timeout = shared.proxy.login_timeout.get();
+        tracing::info!(user = %user, %peer, ?timeout, "client did not authenticate within proxy.login_timeout; connection closed");
+        shared.metrics.count_error(crate::metrics::ErrorKind::LoginTimeout);
+        return Err(LoginError::Timeout);
+    };
+    match authenticated {
         Ok(_) => {}
         Err(e) => {
             let method = shared

@@ -3,7 +3,6 @@
 //! refusal of garbage with the error PostgreSQL would send.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use thiserror::Error;
@@ -15,9 +14,6 @@ use crate::protocol::sqlstate;
 use crate::protocol::startup::{self, StartupError, StartupMessage, StartupPacket};
 use crate::state::ProxyState;
 use crate::stream::ClientStream;
-
-/// How long a client may take to send its startup packets.
-pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Error)]
 pub enum HandshakeError {
@@ -38,9 +34,12 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
-    /// The error to send before closing, if the client can still read one.
+    /// The error to send before closing, if the client can still read one. A packet
+    /// whose length is impossible is not answered (as PostgreSQL, which only logs it):
+    /// whatever sent it is not speaking the protocol.
     pub fn to_client(&self) -> Option<ErrorFields> {
         Some(match self {
+            HandshakeError::Startup(StartupError::BadLength(_)) => return None,
             HandshakeError::Startup(StartupError::Unsupported { .. }) => {
                 ErrorFields::fatal(sqlstate::FEATURE_NOT_SUPPORTED, self.to_string())
             }
@@ -75,13 +74,14 @@ async fn read_packet(s: &mut ClientStream) -> Result<StartupPacket, HandshakeErr
     Ok(startup::decode(&body)?)
 }
 
-/// Runs the startup phase within [`STARTUP_TIMEOUT`].
+/// Runs the startup phase, which must end by `deadline` (the client's login deadline).
 pub async fn handshake(
     shared: &Arc<ProxyState>,
     tcp: tokio::net::TcpStream,
+    deadline: tokio::time::Instant,
 ) -> Result<Startup, (Option<ClientStream>, HandshakeError)> {
     let mut stream = Some(ClientStream::Tcp(tcp));
-    match tokio::time::timeout(STARTUP_TIMEOUT, negotiate(shared, &mut stream)).await {
+    match tokio::time::timeout_at(deadline, negotiate(shared, &mut stream)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err((stream, e)),
         Err(_) => Err((stream, HandshakeError::Timeout)),

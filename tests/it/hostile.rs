@@ -30,30 +30,26 @@ fn garbage_and_lies_before_login() {
     let pg = PgCluster::start();
     let proxy = Proxy::simple(&pg.url("app"), "");
     rt().block_on(async {
-        // Something that is not PostgreSQL at all.
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
-            .await
-            .unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let reply = read_to_close(&mut s).await;
-        assert!(
-            reply.contains("08P01") && reply.contains("invalid length of startup packet"),
-            "{reply:?}"
-        );
-        // A startup packet that claims to be 1 GB is refused at once.
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
-            .await
-            .unwrap();
-        let started = Instant::now();
-        s.write_all(&0x4000_0000i32.to_be_bytes()).await.unwrap();
-        let reply = read_to_close(&mut s).await;
-        assert!(
-            reply.contains("invalid length of startup packet"),
-            "{reply:?}"
-        );
-        assert!(started.elapsed() < Duration::from_secs(2));
+        // What is not the protocol at all (an HTTP request, a 1 GB length, a Terminate
+        // before any startup packet) is closed without an answer, at once, as PostgreSQL
+        // does: some drivers raise an unexpected ErrorResponse as an unhandled error.
+        let garbage: [&[u8]; 3] = [
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            &0x4000_0000i32.to_be_bytes(),
+            b"X\0\0\0\x04",
+        ];
+        for bytes in garbage {
+            for port in [pg.port, proxy.port] {
+                let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                let started = Instant::now();
+                s.write_all(bytes).await.unwrap();
+                let reply = read_to_close(&mut s).await;
+                assert_eq!(reply, "", "port {port} answered {bytes:?}");
+                assert!(started.elapsed() < Duration::from_secs(2));
+            }
+        }
         // A protocol version nobody speaks.
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
             .await
@@ -80,6 +76,47 @@ fn garbage_and_lies_before_login() {
             .unwrap();
         let reply = read_to_close(&mut s).await;
         assert!(reply.contains("replication"), "{reply:?}");
+        bystander_ok(proxy.port).await;
+    });
+}
+
+/// A client that starts logging in and goes silent is closed at `proxy.login_timeout`
+/// (PostgreSQL's authentication_timeout), without an answer, and counted.
+#[test]
+fn silent_clients_are_closed_at_the_login_deadline() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::start(&format!(
+        "[proxy]\nlogin_timeout = \"1s\"\n[[users]]\nname = \"app\"\npassword = \"secret\"\n\
+         [backends.main]\nurl = \"{}\"\n",
+        pg.url("app")
+    ));
+    rt().block_on(async {
+        // Connected, nothing sent.
+        let mut quiet = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+            .await
+            .unwrap();
+        // Startup sent, the SASL request received, then silence.
+        let mut stuck = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+            .await
+            .unwrap();
+        stuck
+            .write_all(&startup(&[("user", "app"), ("database", "app")]))
+            .await
+            .unwrap();
+        let mut first = [0u8; 1];
+        stuck.read_exact(&mut first).await.unwrap();
+        assert_eq!(first[0], b'R', "an authentication request");
+        let started = Instant::now();
+        let (a, b) = tokio::join!(read_to_close(&mut quiet), read_to_close(&mut stuck));
+        let waited = started.elapsed();
+        assert_eq!(a, "");
+        assert!(!b.contains('E'), "closed without an error: {b:?}");
+        assert!(waited < Duration::from_secs(3), "{waited:?}");
+        let metrics = proxy.metrics();
+        assert!(
+            metrics.contains("switchyard_errors_total{kind=\"login_timeout\"} 2"),
+            "{metrics}"
+        );
         bystander_ok(proxy.port).await;
     });
 }
