@@ -39,7 +39,7 @@ run_suite() {
         --ignore=tests/pool --ignore=tests/crdb --ignore=tests/test_typing.py \
         --ignore=tests/test_dns_srv.py --ignore=tests/test_gevent.py \
         --ignore=tests/test_free_threading.py --ignore=tests/test_windows.py \
-        --test-dsn "$dsn" -rfE -o junit_family=xunit1 --junit-xml="$out.xml" >"$out.log" 2>&1) || true
+        -o cache_dir="$out.cache" --test-dsn "$dsn" -rfE -o junit_family=xunit1 --junit-xml="$out.xml" >"$out.log" 2>&1) || true
     [ -f "$out.xml" ] || { echo "pytest did not run for $name:" >&2; tail -20 "$out.log" >&2; return 1; }
     "$VENV/bin/python" - "$out.xml" "$out.failed" <<'PY'
 import sys, xml.etree.ElementTree as ET

@@ -14,7 +14,7 @@ cargo build --release --quiet
 cargo build --release --quiet --example sqlite_direct
 DIRECT="$ROOT/target/release/examples/sqlite_direct"
 
-DB="$BENCH_DIR/bench.db"
+DB="$BENCH_DIR/app.db"  # the file name is the database name clients ask for
 python3 - "$DB" "$ROWS" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])

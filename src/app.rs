@@ -110,6 +110,7 @@ impl App {
                 cfg.proxy.max_client_connections,
             )),
             lifecycle,
+            databases: resolved.database_names(),
         };
         Ok(App {
             state: Arc::new(state),

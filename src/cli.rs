@@ -386,8 +386,10 @@ async fn serve(config: Option<PathBuf>) -> Result<()> {
         "switchyard: serving backend \"{active}\" on {addr}, admin API on http://{}",
         resolved.admin_addr
     );
+    let databases = resolved.database_names();
+    let database = databases.iter().find(|d| *d != "*").map_or("app", String::as_str);
     println!(
-        "  connect with: psql \"postgres://{}@{addr}/postgres\"",
+        "  connect with: psql \"postgres://{}@{addr}/{database}\"",
         first_user(&resolved)
     );
     let state = app.state.clone();

@@ -39,6 +39,8 @@ pub struct ProxyState {
     /// One permit per client connection (`proxy.max_client_connections`), held for the
     /// connection's life.
     pub client_slots: Arc<tokio::sync::Semaphore>,
+    /// The database names a client may ask for (`Resolved::database_names`).
+    pub databases: Vec<String>,
 }
 
 impl ProxyState {

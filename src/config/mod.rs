@@ -126,6 +126,11 @@ pub struct ProxyConfig {
     /// A client must finish its startup and authentication within this long, or its
     /// connection is closed (PostgreSQL's `authentication_timeout`).
     pub login_timeout: Dur,
+    /// The database names clients may ask for. Unset: the database of every backend (a
+    /// PostgreSQL URL's database, a SQLite file's name without its extension), so the
+    /// name an app uses keeps working after a switch to another backend. `"*"` accepts
+    /// any name (the embedded default does: it is a local playground).
+    pub databases: Vec<String>,
 }
 
 impl Default for ProxyConfig {
@@ -143,6 +148,7 @@ impl Default for ProxyConfig {
             query_timeout: None,
             idle_transaction_timeout: None,
             login_timeout: Dur::secs(60),
+            databases: Vec::new(),
         }
     }
 }
@@ -334,6 +340,37 @@ pub struct Resolved {
     pub state_file: Option<PathBuf>,
 }
 
+impl Resolved {
+    /// The database names clients may ask for (see `proxy.databases`), in config order
+    /// and without repeats.
+    pub fn database_names(&self) -> Vec<String> {
+        let proxy = &self.config.proxy;
+        let names: Vec<String> = if proxy.databases.is_empty() {
+            let urls = self.config.backends.values();
+            urls.filter_map(|b| backend_database(&b.url)).collect()
+        } else {
+            proxy.databases.clone()
+        };
+        let mut unique = Vec::with_capacity(names.len());
+        for name in names {
+            if !unique.contains(&name) {
+                unique.push(name);
+            }
+        }
+        unique
+    }
+}
+
+/// The database a backend URL serves: a PostgreSQL URL's database, a SQLite file's name
+/// without its extension.
+fn backend_database(url: &str) -> Option<String> {
+    use crate::backend::url::BackendUrl;
+    match BackendUrl::parse(url).ok()? {
+        BackendUrl::Postgres(t) => Some(t.database),
+        BackendUrl::Sqlite(path) => Some(path.file_stem()?.to_string_lossy().into_owned()),
+    }
+}
+
 impl ProxyConfig {
     /// The number of runtime worker threads to use.
     pub fn workers(&self) -> usize {
@@ -443,6 +480,7 @@ impl Config {
             },
         );
         config.routing.active = Some("local".into());
+        config.proxy.databases = vec!["*".into()];
         let mut r = config
             .validate()
             .expect("the embedded default config is valid");

@@ -98,6 +98,12 @@ impl Config {
                 "must be at least 1024 bytes",
             ));
         }
+        if p.databases.iter().any(|d| d.is_empty()) {
+            return Err(ConfigError::invalid(
+                "proxy.databases",
+                "a database name cannot be empty",
+            ));
+        }
         if p.login_timeout.get().is_zero() {
             return Err(ConfigError::invalid(
                 "proxy.login_timeout",

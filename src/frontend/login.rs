@@ -117,6 +117,13 @@ pub async fn login(
         }
     }
     shared.auth_throttle.succeeded(peer);
+    let database = startup.get("database").filter(|d| !d.is_empty());
+    let database = database.unwrap_or(&user);
+    if !shared.databases.iter().any(|d| d == database || d == "*") {
+        let err = unknown_database(database, &shared.databases);
+        wire::send_error(&mut client, &err).await;
+        return Err(LoginError::Backend(err.message));
+    }
     let slot = match shared.users.get(&user) {
         Some(u) => match u.open.take(u.max_connections) {
             Some(slot) => Some(slot),
@@ -156,6 +163,23 @@ pub async fn login(
     let mut session = Session::new(shared.clone(), client, buf, relay, cancel, id);
     session.user_slot = slot;
     Ok(session)
+}
+
+/// What PostgreSQL answers a login to a database it does not have, with the names this
+/// proxy serves.
+fn unknown_database(name: &str, served: &[String]) -> ErrorFields {
+    ErrorFields::fatal(
+        sqlstate::INVALID_CATALOG_NAME,
+        format!("database \"{name}\" does not exist"),
+    )
+    .with_hint(format!(
+        "switchyard serves {}; connect to one of them or list more in proxy.databases",
+        served
+            .iter()
+            .map(|d| format!("\"{d}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// Takes a server connection, makes it the session PostgreSQL would start for this

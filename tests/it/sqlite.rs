@@ -131,9 +131,9 @@ fn serve_without_config_serves_a_local_sqlite_file() {
     let port = free_port();
     let admin = free_port();
     // The embedded default listens on 6432/9640; the test points it elsewhere through a
-    // config that keeps every other default.
+    // config that keeps every other default (any database name, as the embedded default).
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, format!("[proxy]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[backends.local]\nurl = \"sqlite://./switchyard.db\"\n")).unwrap();
+    std::fs::write(&cfg, format!("[proxy]\nlisten = \"127.0.0.1:{port}\"\ndatabases = [\"*\"]\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[backends.local]\nurl = \"sqlite://./switchyard.db\"\n")).unwrap();
     let mut child = crate::support::KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["serve", "--config", cfg.to_str().unwrap()])

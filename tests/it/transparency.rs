@@ -137,3 +137,43 @@ fn pipeline_error_before_sync() {
         });
     }
 }
+
+/// A database the proxy does not serve is refused as PostgreSQL refuses it (3D000, the
+/// same message); a login without a database name asks for the user's name, as libpq's.
+#[test]
+fn unknown_database_is_refused_like_postgres() {
+    let pg = PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let shop = dir.path().join("shop.db");
+    let proxy = Proxy::start(&format!(
+        "[[users]]\nname = \"app\"\npassword = \"secret\"\n[routing]\nactive = \"main\"\n\
+         [backends.main]\nurl = \"{}\"\n[backends.local]\nurl = \"sqlite://{}\"\n",
+        pg.url("app"),
+        shop.display()
+    ));
+    rt().block_on(async {
+        let refusal = |port: u16| async move {
+            let url = format!("postgres://app:secret@127.0.0.1:{port}/nosuchdb?sslmode=disable");
+            let e = crate::support::connect(&url).await.err().expect("refused");
+            let db = e.as_db_error().expect("an ErrorResponse").clone();
+            (db.code().code().to_string(), db.message().to_string())
+        };
+        let direct = refusal(pg.port).await;
+        let proxied = refusal(proxy.port).await;
+        assert_eq!(direct, proxied);
+        assert_eq!(proxied.0, "3D000");
+        // Every backend's database is served: the app's name survives a switch.
+        for db in ["app", "shop"] {
+            let url = format!(
+                "postgres://app:secret@127.0.0.1:{}/{db}?sslmode=disable",
+                proxy.port
+            );
+            let c = crate::support::connect(&url).await.unwrap();
+            c.simple_query("select 1").await.unwrap();
+        }
+        // No database name: the user's, here "app".
+        let url = format!("postgres://app:secret@127.0.0.1:{}?sslmode=disable", proxy.port);
+        let c = crate::support::connect(&url).await.unwrap();
+        c.simple_query("select 1").await.unwrap();
+    });
+}
