@@ -71,6 +71,7 @@ pub struct Metrics {
     /// Use [`Metrics::count_error`].
     errors: IntCounterVec,
     pub cancel_requests: IntCounterVec,
+    pub dead_idle_connections: IntCounterVec,
     pub sync_phase: IntGauge,
     pub sync_pending: IntGauge,
     pub sync_lag_seconds: prometheus::Gauge,
@@ -261,6 +262,12 @@ impl Metrics {
             pause_seconds,
             paused: gauge(r, "paused", "1 while new transactions are held"),
             errors: counter_vec(r, "errors_total", "Errors by kind", &["kind"]),
+            dead_idle_connections: counter_vec(
+                r,
+                "server_connections_found_closed_total",
+                "Idle server connections the server had closed, dropped at checkout",
+                &["backend"],
+            ),
             cancel_requests: counter_vec(
                 r,
                 "cancel_requests_total",

@@ -63,3 +63,25 @@ delegate_io!(ServerStream {
     Tls,
     Local
 });
+
+impl ServerStream {
+    /// Whether an idle server connection can be handed out: nothing has arrived on it
+    /// since its last answer and the server has not closed it. One non-blocking peek at
+    /// the socket, no round trip: a server that ended the session while it sat in the
+    /// pool (`pg_terminate_backend`, `idle_session_timeout`, a restart) left its FATAL
+    /// or its end of stream there.
+    pub fn idle_and_open(&self) -> bool {
+        let sock = match self {
+            ServerStream::Tcp(s) => socket2::SockRef::from(s),
+            ServerStream::Unix(s) => socket2::SockRef::from(s),
+            ServerStream::Tls(s) => socket2::SockRef::from(s.get_ref().0),
+            ServerStream::Local(_) => return true,
+        };
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        // The socket is non-blocking (tokio's): nothing to read is WouldBlock.
+        match sock.peek(&mut byte) {
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+            Ok(_) => false,
+        }
+    }
+}

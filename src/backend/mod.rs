@@ -147,7 +147,7 @@ impl Backend {
             // idle_timeout (FIFO, bb8's default, cycles through every connection).
             .queue_strategy(bb8::QueueStrategy::Lifo)
             .min_idle(Some(cfg.min_idle).filter(|&n| n > 0))
-            .test_on_check_out(false)
+            .test_on_check_out(true)
             .connection_timeout(pool_wait)
             .retry_connection(false)
             .idle_timeout(Some(cfg.idle_timeout.get()))

@@ -103,8 +103,20 @@ impl bb8::ManageConnection for Manager {
         result.map(Box::new)
     }
 
-    async fn is_valid(&self, _conn: &mut Box<ServerConn>) -> Result<(), BackendError> {
-        Ok(())
+    /// Called at every checkout of an idle connection: a connection the server closed
+    /// or spoke on while it was idle is dropped and another one taken.
+    async fn is_valid(&self, conn: &mut Box<ServerConn>) -> Result<(), BackendError> {
+        if conn.stream.idle_and_open() {
+            return Ok(());
+        }
+        tracing::debug!(backend = %self.backend, server = %conn.addr, "idle server connection was closed by the server; dropped at checkout");
+        self.metrics
+            .dead_idle_connections
+            .with_label_values(&[&self.backend])
+            .inc();
+        Err(BackendError::Closed {
+            addr: conn.addr.to_string(),
+        })
     }
 
     fn has_broken(&self, conn: &mut Box<ServerConn>) -> bool {

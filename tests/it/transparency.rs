@@ -177,3 +177,42 @@ fn unknown_database_is_refused_like_postgres() {
         c.simple_query("select 1").await.unwrap();
     });
 }
+
+/// Server sessions ended while idle in the pool (`pg_terminate_backend`, as an
+/// `idle_session_timeout` or a restart would) are never handed to a client: each next
+/// client gets a live connection, and the dropped ones are counted.
+#[test]
+fn dead_idle_server_connections_are_not_handed_out() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(&pg.url("app"), "pool_size = 4");
+    rt().block_on(async {
+        // Four server connections, all idle in the pool afterwards.
+        let mut warm = Vec::new();
+        for _ in 0..4 {
+            let mut c = Raw::login(proxy.port, "app", "secret").await;
+            c.send(&crate::support::raw::query("begin; select 1")).await;
+            c.until_ready().await;
+            warm.push(c);
+        }
+        for c in &mut warm {
+            c.send(&crate::support::raw::query("commit")).await;
+            c.until_ready().await;
+        }
+        drop(warm);
+        let killed = pg.psql(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity \
+             where usename = 'app' and state = 'idle' and pid <> pg_backend_pid()",
+        );
+        assert_eq!(killed.trim(), "4", "four idle server sessions ended");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        for i in 0..5 {
+            let mut c = Raw::login(proxy.port, "app", "secret").await;
+            assert_eq!(c.scalar("select 40 + 2").await.as_deref(), Some("42"), "client {i}");
+        }
+    });
+    let metrics = proxy.metrics();
+    assert!(
+        metrics.contains("switchyard_server_connections_found_closed_total{backend=\"main\"} 4"),
+        "{metrics}"
+    );
+}
