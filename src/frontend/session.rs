@@ -147,8 +147,8 @@ impl Session {
                             h.conn.broken = true;
                             return Err(e.into());
                         }
-                        if let Some(reason) = self.relay.server_fatal.take() {
-                            self.server_lost(&reason);
+                        if let Some(fatal) = self.relay.server_fatal.take() {
+                            return self.server_ended(fatal).await;
                         }
                     }
                 }
@@ -367,6 +367,19 @@ impl Session {
             self.relay.server_lost(&held.backend.name, reason);
             self.relay.server_out.clear();
         }
+    }
+
+    /// The server ended the session with a FATAL error (`pg_terminate_backend`, a
+    /// shutdown, `idle_in_transaction_session_timeout`) while this client used it: the
+    /// client gets that error as the server sent it, after what came before it, and is
+    /// closed, as it would have been without the proxy.
+    async fn server_ended(&mut self, fatal: crate::relay::ServerFatal) -> Result<(), SessionError> {
+        if let Some(held) = self.discard_held(ErrorKind::ServerLost) {
+            tracing::warn!(session = self.id, backend = %held.backend.name, reason = %fatal.reason, "the server ended the session in use; closing the client with its error");
+        }
+        self.relay.server_out.clear();
+        self.relay.client_out.extend_from_slice(&fatal.message);
+        self.flush_client().await.map_err(SessionError::Client)
     }
 
     async fn flush_client(&mut self) -> std::io::Result<()> {

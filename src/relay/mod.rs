@@ -83,6 +83,15 @@ pub enum Step {
 }
 
 /// Protocol state of one client session.
+/// A FATAL ErrorResponse from the server, which then closes the session.
+#[derive(Debug)]
+pub struct ServerFatal {
+    /// For logs: message and SQLSTATE.
+    pub reason: String,
+    /// The whole ErrorResponse, as the client should get it.
+    pub message: Vec<u8>,
+}
+
 pub struct Relay {
     pub client_out: BytesMut,
     pub server_out: BytesMut,
@@ -115,8 +124,8 @@ pub struct Relay {
     pub max_message: usize,
     /// Queries and executes sent since the last count was taken.
     pub queries: u64,
-    /// The server sent a FATAL error and is closing: why.
-    pub server_fatal: Option<String>,
+    /// The server sent a FATAL error and is closing: the message, to pass on.
+    pub server_fatal: Option<ServerFatal>,
     /// Why the transaction was lost, to report at the client's next message.
     pub(crate) lost_reason: Option<ErrorFields>,
 }
@@ -233,10 +242,14 @@ impl Relay {
         let readies = self.queue.readies_pending();
         self.queue.clear();
         self.portal_effects.clear();
-        let err = err.with_detail(if in_tx {
-            "The transaction was rolled back by the server."
-        } else {
-            "The statement may or may not have completed."
+        // Only an open transaction with nothing asked of the server is certainly rolled
+        // back; anything in flight (a COMMIT among it) may have been done.
+        let err = err.with_detail(match (in_tx, outstanding) {
+            (true, false) => "The transaction was rolled back by the server.",
+            (true, true) => {
+                "The outcome is unknown: the server may have committed the transaction before the connection was lost."
+            }
+            (false, _) => "The statement may or may not have completed.",
         });
         if in_tx {
             self.lost_tx = true;

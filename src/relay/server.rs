@@ -224,10 +224,17 @@ impl Relay {
 
     fn on_error(&mut self, server: &mut ServerConn, body: &[u8]) -> Action {
         if parse::is_fatal(body) {
-            // The server is about to close this connection: that is the session's business
-            // (the client keeps its own connection), not an error to relay verbatim.
+            // The server is about to close this connection: the session passes the error
+            // on and closes the client, as the server would have.
             let (code, message) = parse::error_fields(body);
-            self.server_fatal = Some(format!("{message} (SQLSTATE {code})"));
+            let mut whole = Vec::with_capacity(body.len() + 5);
+            whole.push(be::ERROR_RESPONSE);
+            whole.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+            whole.extend_from_slice(body);
+            self.server_fatal = Some(super::ServerFatal {
+                reason: format!("{message} (SQLSTATE {code})"),
+                message: whole,
+            });
             server.broken = true;
             return Action::Drop;
         }

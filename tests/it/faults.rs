@@ -1,12 +1,14 @@
 //! Backends that misbehave, through the fault-injecting relay: a reset in the middle of a
 //! query, a stalled server and the query timeout, a client idle in a transaction, a host
-//! that does not resolve, an exhausted pool. Each time the client gets a clear error,
-//! nothing leaks, and the next transaction works.
+//! that does not resolve, an exhausted pool, a server that ends the session in use, a
+//! COMMIT whose answer is lost. Each time the client gets a clear error (the server's own
+//! when it sent one), nothing leaks, and the next transaction works.
 
 use std::time::{Duration, Instant};
 
 use crate::support::cluster::wait_until;
 use crate::support::faulty::{Fault, Faulty};
+use crate::support::raw::{Raw, query};
 use crate::support::{PgCluster, Proxy, connect, rt};
 
 fn through(faulty: &Faulty, extra_proxy: &str, extra_backend: &str) -> Proxy {
@@ -186,4 +188,102 @@ fn exhausted_pool_queues_then_errors_and_recovers() {
         1,
         "no connection leaked beyond the pool size"
     );
+}
+
+/// Reads until the connection closes (5 s at most): the ErrorResponses seen, as text.
+async fn errors_until_closed(c: &mut Raw) -> Vec<String> {
+    let mut errors = Vec::new();
+    let read = async {
+        while let Some((tag, body)) = c.read().await {
+            if tag == b'E' {
+                errors.push(String::from_utf8_lossy(&body).into_owned());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("the connection is closed");
+    errors
+}
+
+/// The server ends the session a client is using (`pg_terminate_backend`, from the client
+/// itself or from outside while it idles in a transaction): the client gets the server's
+/// own FATAL 57P01 and its connection closes, as it does connected directly.
+#[test]
+fn server_fatal_reaches_the_client_which_is_then_closed() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(&pg.url("app"), "");
+    rt().block_on(async {
+        for (port, via) in [(pg.port, "direct"), (proxy.port, "switchyard")] {
+            let mut c = Raw::login(port, "app", "secret").await;
+            c.send(&query("select pg_terminate_backend(pg_backend_pid())"))
+                .await;
+            let errors = errors_until_closed(&mut c).await;
+            assert_eq!(errors.len(), 1, "{via}: {errors:?}");
+            assert!(
+                errors[0].contains("SFATAL\0") && errors[0].contains("C57P01\0"),
+                "{via}: {errors:?}"
+            );
+
+            let mut c = Raw::login(port, "app", "secret").await;
+            c.send(&query("begin; select 1")).await;
+            c.until_ready().await;
+            let killed = pg.psql(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity \
+                 where usename = 'app' and state = 'idle in transaction'",
+            );
+            assert_eq!(killed.trim(), "1", "{via}");
+            let errors = errors_until_closed(&mut c).await;
+            assert!(
+                errors.len() == 1 && errors[0].contains("C57P01\0"),
+                "{via}: {errors:?}"
+            );
+        }
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.simple_query("select 1").await.expect("others go on");
+    });
+    let m = proxy.metrics();
+    assert!(m.contains("switchyard_errors_total{kind=\"server_lost\"} 2"), "{m}");
+}
+
+/// The server connection dies while a COMMIT is outstanding (here the COMMIT runs a slow
+/// deferred trigger, and the network breaks meanwhile). The server commits anyway; the
+/// client is told the outcome is unknown (08006), never that it was rolled back: an app
+/// that retries on "rolled back" would write twice.
+#[test]
+fn a_commit_whose_answer_is_lost_has_an_unknown_outcome() {
+    let pg = PgCluster::start();
+    let faulty = Faulty::start(pg.port);
+    let proxy = through(&faulty, "", "");
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute(
+            "create table lost_commit (v int);
+             create function slow_commit() returns trigger language plpgsql as
+               $$ begin perform pg_sleep(1.5); return null; end $$;
+             create constraint trigger slow after insert on lost_commit
+               deferrable initially deferred for each row execute function slow_commit();",
+        )
+        .await
+        .unwrap();
+        c.batch_execute("begin; insert into lost_commit values (1)")
+            .await
+            .unwrap();
+        let commit = c.batch_execute("commit");
+        let cut = async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            faulty.reset_all();
+        };
+        let (res, ()) = tokio::join!(commit, cut);
+        let err = res.unwrap_err();
+        let db = err.as_db_error().expect("an ErrorResponse");
+        assert_eq!(db.code().code(), "08006");
+        let detail = db.detail().unwrap_or_default();
+        assert!(detail.contains("unknown"), "{detail}");
+        assert!(!detail.contains("rolled back"), "{detail}");
+    });
+    // The server did commit.
+    assert!(wait_until(Duration::from_secs(5), || {
+        pg.psql_db("app", "select count(*) from lost_commit").trim() == "1"
+    }));
 }
