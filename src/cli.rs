@@ -387,7 +387,10 @@ async fn serve(config: Option<PathBuf>) -> Result<()> {
         resolved.admin_addr
     );
     let databases = resolved.database_names();
-    let database = databases.iter().find(|d| *d != "*").map_or("app", String::as_str);
+    let database = databases
+        .iter()
+        .find(|d| *d != "*")
+        .map_or("app", String::as_str);
     println!(
         "  connect with: psql \"postgres://{}@{addr}/{database}\"",
         first_user(&resolved)

@@ -90,7 +90,9 @@ pub async fn login(
         // As PostgreSQL at authentication_timeout: closed without an answer, logged.
         let timeout = shared.proxy.login_timeout.get();
         tracing::info!(user = %user, %peer, ?timeout, "client did not authenticate within proxy.login_timeout; connection closed");
-        shared.metrics.count_error(crate::metrics::ErrorKind::LoginTimeout);
+        shared
+            .metrics
+            .count_error(crate::metrics::ErrorKind::LoginTimeout);
         return Err(LoginError::Timeout);
     };
     match authenticated {

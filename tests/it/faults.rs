@@ -243,7 +243,10 @@ fn server_fatal_reaches_the_client_which_is_then_closed() {
         c.simple_query("select 1").await.expect("others go on");
     });
     let m = proxy.metrics();
-    assert!(m.contains("switchyard_errors_total{kind=\"server_lost\"} 2"), "{m}");
+    assert!(
+        m.contains("switchyard_errors_total{kind=\"server_lost\"} 2"),
+        "{m}"
+    );
 }
 
 /// The server connection dies while a COMMIT is outstanding (here the COMMIT runs a slow

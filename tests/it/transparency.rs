@@ -154,7 +154,9 @@ fn unknown_database_is_refused_like_postgres() {
     rt().block_on(async {
         let refusal = |port: u16| async move {
             let url = format!("postgres://app:secret@127.0.0.1:{port}/nosuchdb?sslmode=disable");
-            let e = crate::support::connect(&url).await.err().expect("refused");
+            let Err(e) = crate::support::connect(&url).await else {
+                panic!("{url}: a database that does not exist is refused");
+            };
             let db = e.as_db_error().expect("an ErrorResponse").clone();
             (db.code().code().to_string(), db.message().to_string())
         };
@@ -172,7 +174,10 @@ fn unknown_database_is_refused_like_postgres() {
             c.simple_query("select 1").await.unwrap();
         }
         // No database name: the user's, here "app".
-        let url = format!("postgres://app:secret@127.0.0.1:{}?sslmode=disable", proxy.port);
+        let url = format!(
+            "postgres://app:secret@127.0.0.1:{}?sslmode=disable",
+            proxy.port
+        );
         let c = crate::support::connect(&url).await.unwrap();
         c.simple_query("select 1").await.unwrap();
     });
@@ -207,7 +212,11 @@ fn dead_idle_server_connections_are_not_handed_out() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         for i in 0..5 {
             let mut c = Raw::login(proxy.port, "app", "secret").await;
-            assert_eq!(c.scalar("select 40 + 2").await.as_deref(), Some("42"), "client {i}");
+            assert_eq!(
+                c.scalar("select 40 + 2").await.as_deref(),
+                Some("42"),
+                "client {i}"
+            );
         }
     });
     let metrics = proxy.metrics();
