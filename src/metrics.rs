@@ -72,6 +72,7 @@ pub struct Metrics {
     errors: IntCounterVec,
     pub cancel_requests: IntCounterVec,
     pub dead_idle_connections: IntCounterVec,
+    pub pinned_clients: IntGaugeVec,
     pub sync_phase: IntGauge,
     pub sync_pending: IntGauge,
     pub sync_lag_seconds: prometheus::Gauge,
@@ -262,6 +263,12 @@ impl Metrics {
             pause_seconds,
             paused: gauge(r, "paused", "1 while new transactions are held"),
             errors: counter_vec(r, "errors_total", "Errors by kind", &["kind"]),
+            pinned_clients: gauge_vec(
+                r,
+                "pinned_clients",
+                "Clients keeping a server connection between transactions for session state",
+                &["backend"],
+            ),
             dead_idle_connections: counter_vec(
                 r,
                 "server_connections_found_closed_total",

@@ -76,6 +76,8 @@ pub struct Backend {
     /// Set by every checkout, cleared by the health monitor when it looks: a backend in
     /// use proves its health without probes.
     used: std::sync::atomic::AtomicBool,
+    /// Pins left for clients with session state (None where sessions are not kept).
+    pub pins: Option<Arc<crate::relay::pin::PinBudget>>,
     /// Cancelled when a reload removed or replaced this backend, or when the app shuts
     /// down: its monitor stops, and it only serves the transactions already on it.
     retired: tokio_util::sync::CancellationToken,
@@ -156,7 +158,14 @@ impl Backend {
                 backend: name.clone(),
             }))
             .build_unchecked(manager);
+        let keeps_sessions =
+            pooler == PoolerMode::None && matches!(*connector, Connector::Postgres { .. });
+        let pins = (keeps_sessions && cfg.pin_limit() > 0).then(|| {
+            let gauge = metrics.pinned_clients.with_label_values(&[&name]);
+            crate::relay::pin::PinBudget::new(cfg.pin_limit() as usize, gauge)
+        });
         Ok(Backend {
+            pins,
             metrics: metrics.for_backend(&name),
             name,
             display,

@@ -210,9 +210,19 @@ pub struct BackendConfig {
     /// How often an idle, healthy backend is checked.
     #[serde(default = "default_health_interval")]
     pub health_interval: Dur,
+    /// At most this many clients keep a server connection of their own between
+    /// transactions, for session state (named prepared statements, LISTEN, temporary
+    /// tables, session advisory locks, cursors WITH HOLD). Default: half of pool_size.
+    /// Only on a backend that keeps sessions (`pooler = "none"`); 0 turns pinning off.
+    pub max_pinned: Option<u32>,
 }
 
 impl BackendConfig {
+    /// `max_pinned`, with its default.
+    pub fn pin_limit(&self) -> u32 {
+        self.max_pinned.unwrap_or(self.pool_size / 2)
+    }
+
     /// The URL with this backend's `sslmode` and `ca_file` overrides folded in, for the
     /// proxy's own connections (live sync) that take a URL.
     pub fn effective_url(&self) -> String {
@@ -477,6 +487,7 @@ impl Config {
                 backoff_base: default_backoff_base(),
                 backoff_cap: default_backoff_cap(),
                 health_interval: default_health_interval(),
+                max_pinned: None,
             },
         );
         config.routing.active = Some("local".into());

@@ -199,6 +199,12 @@ impl Config {
                     "must be between 1 and 10000",
                 ));
             }
+            if b.max_pinned.is_some_and(|m| m >= b.pool_size) {
+                return Err(ConfigError::invalid(
+                    key("max_pinned"),
+                    "must be less than pool_size (pinned clients would leave no connection for the others)",
+                ));
+            }
             if b.min_idle > b.pool_size {
                 return Err(ConfigError::invalid(
                     key("min_idle"),

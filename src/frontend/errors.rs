@@ -16,6 +16,18 @@ pub fn admin_shutdown() -> ErrorFields {
     .with_hint("switchyard is shutting down; reconnect")
 }
 
+/// A switch moved the database under a pinned client whose session state cannot move.
+pub fn session_state_moved(to: &str) -> ErrorFields {
+    ErrorFields::fatal(
+        sqlstate::ADMIN_SHUTDOWN,
+        "terminating connection due to administrator command",
+    )
+    .with_detail(format!(
+        "The database moved to backend \"{to}\"; this session's LISTEN, temporary tables, advisory locks or cursors WITH HOLD cannot move with it."
+    ))
+    .with_hint("reconnect: the new session is served by the new backend")
+}
+
 /// `proxy.max_client_connections` reached (FATAL).
 pub fn too_many_clients() -> ErrorFields {
     ErrorFields::fatal(

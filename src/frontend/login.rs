@@ -194,6 +194,7 @@ async fn server_parameters(
     session: u64,
 ) -> Result<BytesMut, LoginError> {
     let mut held = shared.router.acquire().await?;
+    relay.offer_pin(held.backend.pins.as_ref());
     let conn = &mut *held.conn;
     if held.backend.pooler == crate::config::PoolerMode::Transaction {
         conn.dirty = false;

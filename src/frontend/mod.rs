@@ -5,7 +5,8 @@
 //! - [`startup`]: SSLRequest, CancelRequest, StartupMessage.
 //! - [`auth`], [`users`]: SCRAM-SHA-256, md5, trust.
 //! - [`login`]: greeting with the server's parameters.
-//! - [`session`]: the relay loop; [`reset`]: cleanup after a vanished client.
+//! - [`session`]: the relay loop; [`reset`]: cleanup after a vanished client;
+//!   [`pinned`]: clients that keep their server connection between transactions.
 //! - [`cancel`]: proxy-issued cancel keys.
 //! - [`throttle`]: slowing repeated login failures; per-user connection counts.
 
@@ -15,6 +16,7 @@ pub mod channel_binding;
 pub mod errors;
 pub mod listener;
 pub mod login;
+pub mod pinned;
 pub mod reset;
 pub mod session;
 pub mod startup;

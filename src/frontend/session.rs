@@ -44,11 +44,13 @@ pub struct Session {
 }
 
 /// Why a client got no server connection.
-enum Refused {
+pub(super) enum Refused {
     /// An error to answer the client's statement with.
     Client(ErrorFields),
     /// The proxy is shutting down.
     Shutdown,
+    /// The session cannot go on: tell the client (FATAL) and close.
+    End(ErrorFields),
 }
 
 impl Session {
@@ -93,7 +95,7 @@ impl Session {
             self.maybe_release();
             let has_pending = self.has_complete_message();
             let limit = self.timeout_now();
-            let idle = self.held.is_none();
+            let idle = self.held.is_none() || self.parked();
             let step = {
                 let server = self.held.as_mut().map(|h| {
                     let conn = &mut *h.conn;
@@ -204,6 +206,7 @@ impl Session {
     fn discard_held(&mut self, kind: ErrorKind) -> Option<Held> {
         let mut held = self.held.take()?;
         held.conn.broken = true;
+        self.relay.unpin();
         self.shared.metrics.count_error(kind);
         self.cancel.slot.set(None);
         Some(held)
@@ -243,6 +246,13 @@ impl Session {
             else {
                 return Ok(Step::Done);
             };
+            if self.parked() {
+                let resumed = self.resume(h.tag, h.total).await;
+                if let Some(step) = self.refused(resumed, h.tag, h.total).await? {
+                    return Ok(step);
+                }
+                continue;
+            }
             let step = {
                 let msg = &self.client_in[..h.total];
                 let server = self.held.as_mut().map(|h| &mut **h.conn);
@@ -252,25 +262,43 @@ impl Session {
                 Step::Done => self.client_in.advance(h.total),
                 Step::Terminate => return Ok(Step::Terminate),
                 Step::NeedServer => {
-                    let acquired = match self.acquire(h.tag, h.total).await {
-                        Err(Refused::Shutdown) => {
-                            self.shut_down().await?;
-                            return Ok(Step::Terminate);
-                        }
-                        Err(Refused::Client(err)) => Err(err),
-                        Ok(()) => Ok(()),
-                    };
-                    if let Err(err) = acquired {
-                        self.client_in.advance(h.total);
-                        if h.tag == fe::QUERY || h.tag == fe::FUNCTION_CALL {
-                            self.relay.query_error(&err);
-                        } else {
-                            self.relay.extended_error(&err);
-                        }
+                    let acquired = self.acquire(h.tag, h.total).await;
+                    if let Some(step) = self.refused(acquired, h.tag, h.total).await? {
+                        return Ok(step);
                     }
                 }
             }
         }
+    }
+
+    /// Handles a failure to get a server for the message at the start of `client_in`:
+    /// the client's error for it, or the end of the session (the step to return).
+    async fn refused(
+        &mut self,
+        result: Result<(), Refused>,
+        tag: u8,
+        len: usize,
+    ) -> Result<Option<Step>, SessionError> {
+        let err = match result {
+            Ok(()) => return Ok(None),
+            Err(Refused::Shutdown) => {
+                self.shut_down().await?;
+                return Ok(Some(Step::Terminate));
+            }
+            Err(Refused::End(err)) => {
+                self.relay.fatal(&err);
+                self.flush_client().await.map_err(SessionError::Client)?;
+                return Ok(Some(Step::Terminate));
+            }
+            Err(Refused::Client(err)) => err,
+        };
+        self.client_in.advance(len);
+        if tag == fe::QUERY || tag == fe::FUNCTION_CALL {
+            self.relay.query_error(&err);
+        } else {
+            self.relay.extended_error(&err);
+        }
+        Ok(None)
     }
 
     /// The proxy shuts down and this client has no transaction open: tell it why, as
@@ -285,7 +313,7 @@ impl Session {
     /// Takes a server connection for a new transaction and brings it up to the client's
     /// session settings. The error is for the client when none could be had.
     /// `tag` and `len`: the client message (at the start of `client_in`) that needs it.
-    async fn acquire(&mut self, tag: u8, len: usize) -> Result<(), Refused> {
+    pub(super) async fn acquire(&mut self, tag: u8, len: usize) -> Result<(), Refused> {
         self.shared.metrics.clients_waiting.inc();
         let result = self.shared.router.acquire().await;
         self.shared.metrics.clients_waiting.dec();
@@ -302,6 +330,7 @@ impl Session {
             }
         };
         self.relay.pooler = held.backend.pooler;
+        self.relay.offer_pin(held.backend.pins.as_ref());
         let handover = self.relay.handover(&mut held.conn, self.id);
         if held.backend.pooler == PoolerMode::Transaction {
             // A transaction pooler unlinks its server at the ReadyForQuery that ends the
@@ -321,6 +350,17 @@ impl Session {
                 });
             }
         }
+        self.held = Some(held);
+        self.watch_for_cancel(tag, len);
+        Ok(())
+    }
+
+    /// A transaction starts on the held connection: cancel requests reach it, and a
+    /// switch's preflight sees it (with `tag`/`len`, the client message that began it).
+    pub(super) fn watch_for_cancel(&mut self, tag: u8, len: usize) {
+        let Some(held) = self.held.as_ref() else {
+            return;
+        };
         if let Some(key) = held.conn.key {
             self.cancel.slot.set(Some(CancelTarget {
                 backend: held.backend.clone(),
@@ -329,15 +369,28 @@ impl Session {
                 first: super::cancel::first_statement(tag, &self.client_in[..len]),
             }));
         }
-        self.held = Some(held);
-        Ok(())
     }
 
     /// Gives the server connection back when the transaction is over.
     fn maybe_release(&mut self) {
-        if self.held.is_some() && self.relay.can_release() {
-            self.release();
+        if self.held.as_ref().is_some_and(|h| h.in_gate()) && self.relay.can_release() {
+            self.count_transaction();
+            if !self.park() {
+                self.release();
+            }
         }
+    }
+
+    /// The transaction on the held connection is over: its figures.
+    fn count_transaction(&mut self) {
+        let Some(held) = self.held.as_ref() else {
+            return;
+        };
+        let m = &held.backend.metrics;
+        m.transactions.inc();
+        m.queries.inc_by(std::mem::take(&mut self.relay.queries));
+        m.transaction_seconds
+            .observe(held.since.elapsed().as_secs_f64());
     }
 
     fn release(&mut self) {
@@ -351,11 +404,6 @@ impl Session {
             // proxy does not track is closed rather than handed to the next client.
             held.conn.broken = true;
         }
-        let m = &held.backend.metrics;
-        m.transactions.inc();
-        m.queries.inc_by(std::mem::take(&mut self.relay.queries));
-        m.transaction_seconds
-            .observe(held.since.elapsed().as_secs_f64());
         self.server_dirty = false;
         drop(held);
     }

@@ -118,7 +118,17 @@ impl Relay {
 
     /// The error for a statement whose session state cannot be kept for this client.
     fn refusal(&self, kept: Kept) -> Option<ErrorFields> {
+        if self.pin.can_keep() {
+            return None;
+        }
         let (what, hint) = kept.refusal()?;
+        let hint = match &self.pin {
+            crate::relay::pin::Pin::Open(budget) => format!(
+                "{hint}; or raise the backend's max_pinned (all {} clients that may keep a session of their own are connected)",
+                budget.max()
+            ),
+            _ => hint.to_string(),
+        };
         Some(ErrorFields::error(sqlstate::FEATURE_NOT_SUPPORTED, what).with_hint(hint))
     }
 
@@ -138,14 +148,15 @@ impl Relay {
             self.query_error(&err);
             return Ok(Step::Done);
         }
+        let pinned = self.pin.is_pinned();
         match class.special {
-            Special::DiscardAll if self.status == TxStatus::Idle => {
+            Special::DiscardAll if self.status == TxStatus::Idle && !pinned => {
                 self.stmts.clear();
                 self.params.reset_all();
                 self.query_done("DISCARD ALL");
                 return Ok(Step::Done);
             }
-            Special::Deallocate(name) => {
+            Special::Deallocate(name) if !pinned => {
                 self.deallocate(name);
                 return Ok(Step::Done);
             }
@@ -154,7 +165,14 @@ impl Relay {
         let Some(server) = server else {
             return Ok(Step::NeedServer);
         };
-        server.dirty |= class.kept.is_some();
+        if class.kept.is_some() {
+            self.kept_state |= self.pin_to(server);
+            server.dirty = true;
+        }
+        if pinned {
+            // The statements are the server's own: it deallocates them itself.
+            self.forget_deallocated(&class.special);
+        }
         self.forward(
             msg,
             Expect::Query {
@@ -172,6 +190,19 @@ impl Relay {
     fn query_done(&mut self, tag: &str) {
         self.synth_msgs(|b| build::command_complete(b, tag));
         self.synth(Synth::ReadyForQuery, Undo::default());
+    }
+
+    /// A pinned client's `DEALLOCATE` or `DISCARD ALL` goes to the server; the list of
+    /// its statements follows (before the answer: a failed one changes nothing a pinned
+    /// client relies on, since its statements are looked up on the server by name).
+    fn forget_deallocated(&mut self, special: &Special) {
+        match special {
+            Special::DiscardAll | Special::Deallocate(None) => self.stmts.clear(),
+            Special::Deallocate(Some(name)) => {
+                self.stmts.remove(name.as_bytes());
+            }
+            _ => {}
+        }
     }
 
     fn deallocate(&mut self, name: Option<String>) {
@@ -217,7 +248,12 @@ impl Relay {
         };
         let id = match class {
             None => self.stmts.renew_unnamed(),
-            Some(class) => self.stmts.set_unnamed(p.rest, &class),
+            Some(class) => {
+                if self.pin.is_pinned() {
+                    self.forget_deallocated(&class.special);
+                }
+                self.stmts.set_unnamed(p.rest, &class)
+            }
         };
         self.unsynced = true;
         server.statements.unnamed = Some(id);
@@ -245,7 +281,7 @@ impl Relay {
             self.extended_error(&err);
             return Ok(Step::Done);
         }
-        if !p.name.is_empty() && self.stmts.contains(p.name) {
+        if !self.pin.is_pinned() && self.stmts.contains(p.name) {
             let err = ErrorFields::error(
                 sqlstate::DUPLICATE_PREPARED_STATEMENT,
                 format!(
@@ -260,10 +296,24 @@ impl Relay {
             return Ok(Step::NeedServer);
         };
         self.unsynced = true;
+        let pinned = self.pooler != PoolerMode::Transaction && self.pin_for_statement(server);
         let def = self.stmts.define(p.rest, &class);
         self.stmts.insert(p.name, def.clone());
         let client_added = Some((Bytes::copy_from_slice(p.name), def.id));
-        if self.pooler == PoolerMode::Transaction {
+        if pinned {
+            // Under its own name, as the client made it.
+            let undo = Undo::new(UndoParts {
+                client_added,
+                ..Default::default()
+            });
+            self.forward(
+                msg,
+                Expect::Parse {
+                    forward: true,
+                    undo,
+                },
+            );
+        } else if self.pooler == PoolerMode::Transaction {
             server.statements.unnamed = Some(def.id);
             build::parse(&mut self.server_out, b"", p.rest);
             let undo = Undo::new(UndoParts {
@@ -324,6 +374,9 @@ impl Relay {
             }
             return None;
         }
+        if self.pin.is_pinned() {
+            return None;
+        }
         let def: Arc<StmtDef> = self.stmts.get(name)?.clone();
         if self.pooler == PoolerMode::Transaction {
             if server.statements.unnamed != Some(def.id) {
@@ -358,7 +411,10 @@ impl Relay {
             return Ok(Step::NeedServer);
         };
         let (effect, kept) = self.stmts.effect_of(b.statement);
-        server.dirty |= kept.is_some();
+        if kept.is_some() {
+            self.kept_state |= self.pin_to(server);
+            server.dirty = true;
+        }
         match effect {
             Some(e) => {
                 self.portal_effects
@@ -412,6 +468,16 @@ impl Relay {
         server: Option<&mut ServerConn>,
     ) -> Result<Step, RelayError> {
         let t = parse::target_msg(&msg[5..], "Close")?;
+        if t.kind == b'S' && self.pin.is_pinned() {
+            // The server holds the statement under the client's name.
+            if server.is_none() {
+                return Ok(Step::NeedServer);
+            }
+            self.stmts.remove(t.name);
+            self.forward(msg, Expect::Close { forward: true });
+            self.unsynced = true;
+            return Ok(Step::Done);
+        }
         if t.kind == b'P' && server.is_some() {
             self.forward(msg, Expect::Close { forward: true });
             self.unsynced = true;

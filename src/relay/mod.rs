@@ -17,6 +17,7 @@ pub mod expect;
 pub mod handover;
 pub mod lexer;
 pub mod params;
+pub mod pin;
 pub mod pump;
 pub mod reported;
 pub mod server;
@@ -128,6 +129,11 @@ pub struct Relay {
     pub server_fatal: Option<ServerFatal>,
     /// Why the transaction was lost, to report at the client's next message.
     pub(crate) lost_reason: Option<ErrorFields>,
+    /// Whether the client keeps its server connection between transactions.
+    pub pin: pin::Pin,
+    /// The client made session state other than prepared statements (LISTEN, a
+    /// temporary table, …) while pinned: it cannot follow a switch.
+    pub kept_state: bool,
 }
 
 impl Relay {
@@ -157,6 +163,8 @@ impl Relay {
             queries: 0,
             server_fatal: None,
             lost_reason: None,
+            pin: pin::Pin::Off,
+            kept_state: false,
         }
     }
 

@@ -156,6 +156,11 @@ impl ClientStatements {
         self.named.clear();
         self.unnamed.present = false;
     }
+
+    /// Whether the client has named statements.
+    pub fn has_named(&self) -> bool {
+        !self.named.is_empty()
+    }
 }
 
 /// The most statements kept prepared on one direct server connection.
@@ -203,6 +208,12 @@ impl ServerStatements {
 
     pub fn len(&self) -> usize {
         self.cached.len()
+    }
+
+    /// Forgets every cached statement, returning their server-side names (to Close).
+    pub fn take_all(&mut self) -> Vec<Bytes> {
+        self.order.clear();
+        self.cached.drain().map(|(_, name)| name).collect()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -24,12 +24,26 @@ use arc_swap::ArcSwap;
 use crate::backend::{AcquireError, Backend, Pooled};
 use gate::{Gate, InFlight};
 
-/// A server connection held for one transaction.
+/// A server connection held for one transaction (or, by a pinned client, between them).
 pub struct Held {
     pub conn: Pooled,
     pub backend: Arc<Backend>,
     pub since: Instant,
-    _inflight: InFlight,
+    /// Counted in the gate while a transaction runs; a pinned client between
+    /// transactions is not, so a switch's drain does not wait for it.
+    inflight: Option<InFlight>,
+}
+
+impl Held {
+    /// A pinned client's transaction ended: it keeps the connection, outside the gate.
+    pub fn leave_gate(&mut self) {
+        self.inflight = None;
+    }
+
+    /// Whether a transaction runs on it (false: a pinned client between transactions).
+    pub fn in_gate(&self) -> bool {
+        self.inflight.is_some()
+    }
 }
 
 /// The set of backends and the active route.
@@ -128,7 +142,24 @@ impl Router {
             conn,
             backend,
             since,
-            _inflight: inflight,
+            inflight: Some(inflight),
         })
+    }
+
+    /// A pinned client starts a transaction on its own connection: it waits at the gate
+    /// like any other. False when the route has moved to another backend meanwhile (the
+    /// client cannot go on with this connection).
+    pub async fn reenter(&self, held: &mut Held) -> Result<bool, AcquireError> {
+        let inflight = self
+            .gate
+            .enter()
+            .await
+            .map_err(|_| AcquireError::ShuttingDown)?;
+        if !Arc::ptr_eq(&held.backend, &self.active()) {
+            return Ok(false);
+        }
+        held.inflight = Some(inflight);
+        held.since = Instant::now();
+        Ok(true)
     }
 }

@@ -15,6 +15,7 @@ mod live_race;
 mod live_standalone;
 mod memory;
 mod pgbench;
+mod pinning;
 mod proxy_basic;
 mod proxy_session;
 mod route;

@@ -398,7 +398,10 @@ fn backend_outage_backoff_and_recovery() {
     assert!(ceilings.first().copied().unwrap_or(0) < 800, "{ceilings:?}");
     let (code, body) = rt.block_on(get(&t, "/readyz"));
     assert_eq!(code, 503, "{body}");
-    assert!(errors.load(Ordering::Relaxed) > 0);
+    // A client waits up to pool_wait_timeout for the backend before its error.
+    assert!(wait_until(Duration::from_secs(5), || errors
+        .load(Ordering::Relaxed)
+        > 0));
     a.restart();
     let before = oks.load(Ordering::Relaxed);
     assert!(

@@ -1,0 +1,205 @@
+//! Session features on a backend that keeps sessions (`pooler = "none"`): a client that
+//! makes session state keeps its server connection between transactions (pinning), so
+//! its named statements keep their names on the server, notifications reach it while it
+//! idles, and its temporary tables last; bounded by `max_pinned`, counted, and ended
+//! cleanly by a switch when the state cannot move.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchyard::testing::{Target, call};
+
+use crate::support::raw::{Raw, msg, query};
+use crate::support::{PgCluster, Proxy, rt};
+
+/// Parse of a named statement, then Sync.
+fn parse(name: &str, sql: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(name.as_bytes());
+    body.push(0);
+    body.extend_from_slice(sql.as_bytes());
+    body.extend_from_slice(&[0, 0, 0]);
+    let mut m = msg(b'P', &body);
+    m.extend(msg(b'S', b""));
+    m
+}
+
+/// Bind of a named statement without parameters, Execute, Sync.
+fn execute(name: &str) -> Vec<u8> {
+    let mut bind = vec![0];
+    bind.extend_from_slice(name.as_bytes());
+    bind.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0]);
+    let mut m = msg(b'B', &bind);
+    m.extend(msg(b'E', &[0, 0, 0, 0, 0]));
+    m.extend(msg(b'S', b""));
+    m
+}
+
+async fn ok(c: &mut Raw, bytes: &[u8]) -> String {
+    c.send(bytes).await;
+    let (tags, errors) = c.until_ready().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    tags
+}
+
+/// Waits (2 s at most) for a NotificationResponse; its payload.
+async fn notification(c: &mut Raw) -> Option<String> {
+    let wait = async {
+        while let Some((tag, body)) = c.read().await {
+            if tag == b'A' {
+                let text = String::from_utf8_lossy(&body[4..]).into_owned();
+                return text.split('\0').nth(1).map(str::to_string);
+            }
+        }
+        None
+    };
+    tokio::time::timeout(Duration::from_secs(2), wait)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// What a client sees of its own session is what it sees directly: its statements under
+/// its names in pg_prepared_statements and nothing else, DEALLOCATE reaching the server,
+/// a temporary table across transactions, and notifications while it idles.
+#[test]
+fn a_client_with_session_state_keeps_its_session() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(&pg.url("app"), "pooler = \"none\"\npool_size = 4");
+    rt().block_on(async {
+        // Another client leaves statements of its own on the pooled connections.
+        let mut other = Raw::login(proxy.port, "app", "secret").await;
+        ok(&mut other, &parse("theirs", "select 2")).await;
+        ok(&mut other, &execute("theirs")).await;
+        drop(other);
+
+        for (port, via) in [(pg.port, "direct"), (proxy.port, "switchyard")] {
+            let mut c = Raw::login(port, "app", "secret").await;
+            ok(&mut c, &parse("mine", "select 1")).await;
+            ok(&mut c, &execute("mine")).await;
+            let names = c
+                .scalar("select string_agg(name, ',' order by name) from pg_prepared_statements")
+                .await;
+            assert_eq!(names.as_deref(), Some("mine"), "{via}");
+            ok(&mut c, &query("deallocate mine")).await;
+            let left = c
+                .scalar("select count(*) from pg_prepared_statements")
+                .await;
+            assert_eq!(left.as_deref(), Some("0"), "{via}");
+
+            ok(&mut c, &query("create temp table scratch (v int)")).await;
+            ok(&mut c, &query("insert into scratch values (1)")).await;
+            let n = c.scalar("select count(*) from scratch").await;
+            assert_eq!(n.as_deref(), Some("1"), "{via}: the temp table lasts");
+
+            ok(&mut c, &query("listen pings")).await;
+            let mut sender = Raw::login(port, "app", "secret").await;
+            ok(&mut sender, &query("notify pings, 'hello'")).await;
+            assert_eq!(
+                notification(&mut c).await.as_deref(),
+                Some("hello"),
+                "{via}"
+            );
+        }
+        assert!(
+            proxy
+                .metrics()
+                .contains("switchyard_pinned_clients{backend=\"main\"} 1")
+        );
+    });
+    // The session is over: its pin is given back.
+    std::thread::sleep(Duration::from_millis(300));
+    let m = proxy.metrics();
+    assert!(
+        m.contains("switchyard_pinned_clients{backend=\"main\"} 0"),
+        "{m}"
+    );
+}
+
+/// Beyond `max_pinned`, session features get 0A000 naming the bound, and prepared
+/// statements still work (under proxy names); the next client after a pinned one gets a
+/// clean session.
+#[test]
+fn pins_are_bounded_and_sessions_are_cleaned_after_them() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(
+        &pg.url("app"),
+        "pooler = \"none\"\npool_size = 2\nmax_pinned = 1",
+    );
+    rt().block_on(async {
+        let mut a = Raw::login(proxy.port, "app", "secret").await;
+        ok(&mut a, &query("listen a")).await;
+        let mut b = Raw::login(proxy.port, "app", "secret").await;
+        b.send(&query("listen b")).await;
+        let (_, errors) = b.until_ready().await;
+        assert!(
+            errors.len() == 1 && errors[0].contains("C0A000\0"),
+            "{errors:?}"
+        );
+        ok(&mut b, &parse("s", "select 7")).await;
+        ok(&mut b, &execute("s")).await;
+        drop(a);
+        drop(b);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..3 {
+            let mut c = Raw::login(proxy.port, "app", "secret").await;
+            let listening = c
+                .scalar("select count(*) from pg_listening_channels()")
+                .await;
+            assert_eq!(listening.as_deref(), Some("0"));
+        }
+    });
+}
+
+/// A switch with pinned clients: one with only prepared statements follows it (they are
+/// made again on the new backend); one listening is ended with 57P01, since LISTEN
+/// cannot move. Neither holds the switch up.
+#[test]
+fn a_switch_moves_statement_clients_and_ends_listeners() {
+    let a = PgCluster::start();
+    let b = PgCluster::start();
+    let proxy = Proxy::start(&format!(
+        "[[users]]\nname = \"app\"\npassword = \"secret\"\n\
+         [backends.a]\nurl = \"{}\"\npool_size = 8\npooler = \"none\"\n\
+         [backends.b]\nurl = \"{}\"\npool_size = 8\npooler = \"none\"\n\
+         [routing]\nactive = \"a\"\n",
+        a.url("app"),
+        b.url("app")
+    ));
+    let admin = Target {
+        base: format!("http://127.0.0.1:{}", proxy.admin_port),
+        token: None,
+    };
+    rt().block_on(async {
+        let mut stmts = Raw::login(proxy.port, "app", "secret").await;
+        ok(&mut stmts, &parse("q", "select current_setting('port')")).await;
+        let mut listener = Raw::login(proxy.port, "app", "secret").await;
+        ok(&mut listener, &query("listen news")).await;
+        let (status, body) = call(
+            &admin,
+            hyper::Method::POST,
+            "/cutover",
+            Some(json!({ "to": "b" })),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        stmts.send(&execute("q")).await;
+        let (tags, errors) = stmts.until_ready().await;
+        assert!(errors.is_empty() && tags.contains('D'), "{tags} {errors:?}");
+        let port = stmts.scalar("select current_setting('port')").await;
+        assert_eq!(port, Some(b.port.to_string()), "now served by b");
+
+        listener.send(&query("select 1")).await;
+        let mut fatal = Vec::new();
+        while let Some((tag, body)) = listener.read().await {
+            if tag == b'E' {
+                fatal.push(String::from_utf8_lossy(&body).into_owned());
+            }
+        }
+        assert!(
+            fatal.len() == 1 && fatal[0].contains("SFATAL\0") && fatal[0].contains("C57P01\0"),
+            "{fatal:?}"
+        );
+    });
+}
