@@ -160,6 +160,7 @@ impl App {
             lifecycle: s.lifecycle.clone(),
         })
         .await;
+        detect_poolers(&s.router.backends()).await;
         for b in s.router.backends() {
             s.lifecycle
                 .spawn(monitor::run(b.clone(), s.metrics.clone()));
@@ -246,4 +247,19 @@ fn route_memory(resolved: &Resolved) -> Result<RouteMemory, AppError> {
         file: Some(file),
         state,
     })
+}
+
+/// `pooler = "auto"` backends are looked at before anyone is served (5 s at most each, in
+/// parallel), so clients get the mode that fits from their first transaction; one that
+/// cannot be reached now runs as "transaction" until its monitor finds out.
+async fn detect_poolers(backends: &[Arc<crate::backend::Backend>]) {
+    let pending = backends.iter().filter(|b| b.pooler_unknown()).map(|b| async move {
+        let bound = std::time::Duration::from_secs(5);
+        match tokio::time::timeout(bound, b.detect_pooler()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(backend = %b.name, error = %e, "pooler = \"auto\": cannot find out yet; running as \"transaction\" until it can"),
+            Err(_) => tracing::warn!(backend = %b.name, "pooler = \"auto\": no answer within 5 s; running as \"transaction\" until it can"),
+        }
+    });
+    futures::future::join_all(pending).await;
 }

@@ -229,21 +229,40 @@ async fn check_connection(name: &str, url: &str) -> Result<()> {
                 .await
                 .with_context(|| format!("{name}: cannot connect"))?;
             let rows = c
-                .simple_query("SELECT current_setting('server_version')")
+                .simple_query("SELECT current_setting('server_version'), current_setting('port')")
                 .await
                 .with_context(|| format!("{name}: connected but cannot query"))?;
-            let version = rows.iter().find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            let row = rows.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some((
+                    r.get(0).unwrap_or_default().to_string(),
+                    r.get(1).unwrap_or_default().to_string(),
+                )),
                 _ => None,
             });
-            println!(
-                "{name}: connected to PostgreSQL {} as {}",
-                version.unwrap_or_default(),
-                t.user
-            );
+            let (version, server_port) = row.unwrap_or_default();
+            println!("{name}: connected to PostgreSQL {version} as {}", t.user);
+            println!("{name}: {}", pooler_guess(&t, &server_port));
         }
     }
     Ok(())
+}
+
+/// What `pooler = "auto"` will find, as far as one connection can tell: a server whose
+/// own port is not the one connected to sits behind something (a pooler).
+fn pooler_guess(t: &crate::backend::url::PgTarget, server_port: &str) -> String {
+    let port = match &t.host {
+        crate::backend::url::PgHost::Tcp { port, .. } => *port,
+        crate::backend::url::PgHost::Unix { port, .. } => *port,
+    };
+    if server_port == port.to_string() {
+        format!(
+            "the server listens on {port} itself: pooler \"auto\" will check it keeps sessions and then run it as \"none\""
+        )
+    } else {
+        format!(
+            "the server's own port is {server_port}, not {port}: a pooler is in between, so pooler \"auto\" will run it as \"transaction\""
+        )
+    }
 }
 
 /// Checks the text as `check-config` would, with the given secrets in the environment.
@@ -323,10 +342,10 @@ fn backend_section(b: &Backend, what: &str) -> String {
     if !b.url.starts_with("sqlite://") {
         let pooler = match b.pooler {
             PoolerMode::Transaction => {
-                "\"transaction\"   # safe behind a pooler (Supabase: 6543): statements re-prepared per use"
+                "\"auto\"   # found out at start; expect \"transaction\" (a pooler's port: statements re-prepared per use)"
             }
-            PoolerMode::None => {
-                "\"none\"   # a server itself (5432): statements cached per server connection"
+            _ => {
+                "\"auto\"   # found out at start; expect \"none\" (a server itself: statements cached, session features kept)"
             }
         };
         s.push_str(&format!("pooler = {pooler}\npool_size = 20\n"));

@@ -4,7 +4,7 @@
 //! of live sync the race tests drive directly.
 
 pub use crate::app::App;
-pub use crate::config::Config;
+pub use crate::config::{Config, PoolerMode};
 pub use crate::ctl::{Target, call};
 pub use crate::lifecycle::Lifecycle;
 pub use crate::metrics::Metrics;

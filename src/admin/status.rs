@@ -28,7 +28,10 @@ pub struct BackendView {
     pub checked: bool,
     pub last_error: Option<String>,
     pub down_for_ms: Option<u64>,
+    /// The mode in force (`auto` resolved).
     pub pooler: crate::config::PoolerMode,
+    /// For `pooler = "auto"`: what was found and why (null until known).
+    pub pooler_detected: Option<String>,
     pub pool: PoolView,
     pub backoff: BackoffView,
 }
@@ -93,7 +96,8 @@ pub fn backend_view(b: &Backend) -> BackendView {
         checked: h.checked,
         last_error: h.last_error.clone(),
         down_for_ms: (!h.up).then(|| h.since.elapsed().as_millis() as u64),
-        pooler: b.pooler,
+        pooler: b.pooler(),
+        pooler_detected: b.pooler_detection().1,
         pool: PoolView {
             size: b.pool_size,
             idle: s.idle_connections,

@@ -9,6 +9,7 @@
 
 mod checkout;
 pub mod conn;
+pub mod detect;
 pub mod error;
 pub mod health;
 pub mod monitor;
@@ -64,7 +65,8 @@ pub struct Backend {
     pub name: Arc<str>,
     /// The URL without its password.
     pub display: String,
-    pub pooler: PoolerMode,
+    /// The pooler mode in force (see [`Backend::pooler`]).
+    pooler: detect::PoolerState,
     pub pool: bb8::Pool<Manager>,
     pub metrics: BackendMetrics,
     pub pool_size: u32,
@@ -158,18 +160,18 @@ impl Backend {
                 backend: name.clone(),
             }))
             .build_unchecked(manager);
-        let keeps_sessions =
-            pooler == PoolerMode::None && matches!(*connector, Connector::Postgres { .. });
-        let pins = (keeps_sessions && cfg.pin_limit() > 0).then(|| {
-            let gauge = metrics.pinned_clients.with_label_values(&[&name]);
-            crate::relay::pin::PinBudget::new(cfg.pin_limit() as usize, gauge)
-        });
+        let postgres = matches!(*connector, Connector::Postgres { .. });
+        let pins =
+            (postgres && pooler != PoolerMode::Transaction && cfg.pin_limit() > 0).then(|| {
+                let gauge = metrics.pinned_clients.with_label_values(&[&name]);
+                crate::relay::pin::PinBudget::new(cfg.pin_limit() as usize, gauge)
+            });
         Ok(Backend {
             pins,
+            pooler: detect::PoolerState::new(pooler),
             metrics: metrics.for_backend(&name),
             name,
             display,
-            pooler,
             pool,
             pool_size: cfg.pool_size,
             pool_wait,
@@ -215,6 +217,16 @@ impl Backend {
     }
 
     /// Opens a connection outside the pool (health checks, preflight).
+    /// The port a PostgreSQL backend is reached on (None for an embedded engine).
+    pub fn postgres_port(&self) -> Option<u16> {
+        match &*self.connector {
+            Connector::Postgres { target, .. } => Some(match &target.host {
+                url::PgHost::Tcp { port, .. } | url::PgHost::Unix { port, .. } => *port,
+            }),
+            Connector::Sqlite(_) => None,
+        }
+    }
+
     pub async fn dedicated(&self) -> Result<conn::ServerConn, BackendError> {
         self.pool.dedicated_connection().await.map(|c| *c)
     }

@@ -57,11 +57,15 @@ pub enum AuthMethod {
 #[serde(rename_all = "kebab-case")]
 pub enum PoolerMode {
     /// Behind a transaction-mode pooler (Supabase 6543, PgBouncer): nothing named survives
-    /// a transaction, so prepared statements are re-parsed unnamed. The safe default.
-    #[default]
+    /// a transaction, so prepared statements are re-parsed unnamed.
     Transaction,
-    /// A direct server (or a session-mode pooler): statements are cached server-side.
+    /// A direct server (or a session-mode pooler): statements are cached server-side and
+    /// clients with session state may keep their server connection (pinning).
     None,
+    /// Found out at the first connection (`backend::detect`): `none` for a server that
+    /// keeps sessions, `transaction` otherwise; `transaction` until then.
+    #[default]
+    Auto,
 }
 
 /// TLS mode toward a backend, as libpq names them.

@@ -194,9 +194,9 @@ async fn server_parameters(
     session: u64,
 ) -> Result<BytesMut, LoginError> {
     let mut held = shared.router.acquire().await?;
-    relay.offer_pin(held.backend.pins.as_ref());
+    relay.offer_pin(held.backend.session_pins());
     let conn = &mut *held.conn;
-    if held.backend.pooler == crate::config::PoolerMode::Transaction {
+    if held.backend.pooler() == crate::config::PoolerMode::Transaction {
         conn.dirty = false;
     }
     let mut statements: Vec<String> = conn

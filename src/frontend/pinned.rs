@@ -9,7 +9,6 @@
 use super::errors;
 use super::session::{Refused, Session};
 use crate::backend::AcquireError;
-use crate::protocol::fe;
 
 impl Session {
     /// Whether the client keeps its connection between transactions and is between
@@ -36,12 +35,9 @@ impl Session {
         true
     }
 
-    /// A parked client sends something: its transaction enters the gate (waiting out a
-    /// pause), on its own connection if the route has not moved.
+    /// A parked client sends something (not Terminate): its transaction enters the gate
+    /// (waiting out a pause), on its own connection if the route has not moved.
     pub(super) async fn resume(&mut self, tag: u8, len: usize) -> Result<(), Refused> {
-        if tag == fe::TERMINATE {
-            return Ok(());
-        }
         let Some(held) = self.held.as_mut() else {
             return Ok(());
         };

@@ -246,7 +246,7 @@ impl Session {
             else {
                 return Ok(Step::Done);
             };
-            if self.parked() {
+            if self.parked() && h.tag != fe::TERMINATE {
                 let resumed = self.resume(h.tag, h.total).await;
                 if let Some(step) = self.refused(resumed, h.tag, h.total).await? {
                     return Ok(step);
@@ -329,10 +329,10 @@ impl Session {
                 return Err(Refused::Client(super::errors::no_server(&e)));
             }
         };
-        self.relay.pooler = held.backend.pooler;
-        self.relay.offer_pin(held.backend.pins.as_ref());
+        self.relay.pooler = held.backend.pooler();
+        self.relay.offer_pin(held.backend.session_pins());
         let handover = self.relay.handover(&mut held.conn, self.id);
-        if held.backend.pooler == PoolerMode::Transaction {
+        if held.backend.pooler() == PoolerMode::Transaction {
             // A transaction pooler unlinks its server at the ReadyForQuery that ends the
             // handover: answers to client messages pipelined behind it would be lost. So
             // behind a pooler each statement is a round trip of its own.
@@ -398,7 +398,7 @@ impl Session {
             return;
         };
         self.cancel.slot.set(None);
-        if held.conn.dirty && held.backend.pooler == PoolerMode::Transaction {
+        if held.conn.dirty && held.backend.pooler() == PoolerMode::Transaction {
             // Behind a transaction pooler nothing may be sent to clean a session (the
             // next statement can land on another one), so a connection with state the
             // proxy does not track is closed rather than handed to the next client.

@@ -203,3 +203,38 @@ fn a_switch_moves_statement_clients_and_ends_listeners() {
         );
     });
 }
+
+/// `pooler = "auto"` (the default) finds a PostgreSQL server to keep sessions and PgBouncer
+/// in transaction mode not to, before clients are served, and says why in /status.
+#[test]
+fn auto_detects_a_server_and_a_transaction_pooler() {
+    let pg = PgCluster::start();
+    let bouncer = crate::support::Bouncer::start(&pg, "transaction", 4);
+    let proxy = Proxy::start(&format!(
+        "[[users]]\nname = \"app\"\npassword = \"secret\"\n\
+         [backends.direct]\nurl = \"{}\"\n[backends.pooled]\nurl = \"{}\"\n\
+         [routing]\nactive = \"direct\"\n",
+        pg.url("app"),
+        bouncer.url()
+    ));
+    let router = &proxy.shared.router;
+    let (direct, pooled) = (router.get("direct").unwrap(), router.get("pooled").unwrap());
+    assert!(crate::support::cluster::wait_until(
+        Duration::from_secs(10),
+        || !direct.pooler_unknown() && !pooled.pooler_unknown()
+    ));
+    use switchyard::testing::PoolerMode;
+    assert_eq!(direct.pooler(), PoolerMode::None);
+    assert_eq!(pooled.pooler(), PoolerMode::Transaction);
+    let why = pooled.pooler_detection().1.unwrap_or_default();
+    assert!(why.contains("port"), "{why}");
+    // Served as a direct server: a named statement keeps its name there.
+    rt().block_on(async {
+        let mut c = Raw::login(proxy.port, "app", "secret").await;
+        ok(&mut c, &parse("mine", "select 1")).await;
+        let names = c
+            .scalar("select string_agg(name, ',') from pg_prepared_statements")
+            .await;
+        assert_eq!(names.as_deref(), Some("mine"));
+    });
+}
