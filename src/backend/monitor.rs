@@ -65,10 +65,10 @@ pub async fn run(backend: Arc<Backend>, metrics: Metrics) {
             return;
         }
         let state = health.borrow_and_update().clone();
-        if backend.pooler_unknown() {
-            if let Err(e) = backend.detect_pooler().await {
-                tracing::debug!(backend = %backend.name, error = %e, "pooler detection failed; running as \"transaction\" until it succeeds");
-            }
+        if backend.pooler_unknown()
+            && let Err(e) = backend.detect_pooler().await
+        {
+            tracing::debug!(backend = %backend.name, error = %e, "pooler detection failed; running as \"transaction\" until it succeeds");
         }
         let wait = if state.up {
             backend.set_backoff(BackoffView::default(), &metrics);
