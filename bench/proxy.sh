@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proxy overhead: pgbench select-only, 16 clients, against PostgreSQL directly, PgBouncer
 # (transaction mode) and switchyard, in extended and prepared modes, in one run on one
-# machine. Prints the median TPS and latency of ROUNDS runs, each proxy's own CPU time
+# machine, switchyard with its default config. Prints the median TPS and latency of ROUNDS runs, each proxy's own CPU time
 # per transaction (user and system, from /proc), and the ratios switchyard/direct and
 # switchyard/PgBouncer. Also runs examples/bare_relay.rs, a tokio relay that only copies
 # bytes (one server connection per client), as the floor of any proxy on that runtime.
@@ -26,7 +26,8 @@ declare -A PID=([pgbouncer]=$BOUNCER_PID)
 start_bouncer "$PG_PORT" session $((CLIENTS + 4))
 BOUNCER_SESSION=$BOUNCER_PORT
 PID[pgbouncer-session]=$BOUNCER_PID
-start_switchyard "postgres://app:secret@127.0.0.1:$PG_PORT/app?sslmode=disable" "$POOL" 'pooler = "none"'
+# The default config (pooler = "auto" finds a direct server here).
+start_switchyard "postgres://app:secret@127.0.0.1:$PG_PORT/app?sslmode=disable" "$POOL"
 SY_DIRECT=$SY_PORT
 PID[switchyard]=$SY_PID
 start_switchyard "postgres://app:secret@127.0.0.1:$BOUNCER/app?sslmode=disable" "$POOL"
@@ -78,6 +79,8 @@ for mode in extended prepared; do
         'BEGIN { printf "  -M %-9s switchyard/direct %.2f   switchyard/pgbouncer(transaction) %s   switchyard/pgbouncer(session) %s\n",
                  m, s/d, (b > 0 ? sprintf("%.2f", s/b) : "n/a (pgbouncer failed)"), (bs > 0 ? sprintf("%.2f", s/bs) : "n/a (pgbouncer failed)") }'
 done
+awk -v p="${TPS[switchyard-prepared]}" -v e="${TPS[switchyard-extended]}" \
+    'BEGIN { printf "  switchyard -M prepared / -M extended %.2f (prepared statements should pay off)\n", p/e }'
 for mode in extended prepared; do
     awk -v r="${TPS[tokio-bare-relay-$mode]}" -v bs="${TPS[pgbouncer-session-$mode]}" -v m="$mode" \
         'BEGIN { printf "  -M %-9s floor: tokio-bare-relay/pgbouncer(session) %.2f (bytes only, no pooling)\n", m, r/bs }'

@@ -190,10 +190,12 @@ fn session_settings_follow_the_client() {
     settings_follow_clients(&proxy);
 }
 
+/// Behind a transaction pooler (where no server session outlives a transaction) session
+/// features are refused with 0A000 saying what to do instead.
 #[test]
 fn session_features_get_clear_errors() {
     let pg = PgCluster::start();
-    let proxy = Proxy::simple(&pg.url("app"), "");
+    let proxy = Proxy::simple(&pg.url("app"), "pooler = \"transaction\"");
     rt().block_on(async {
         let c = connect(&proxy.url("app", "secret")).await.unwrap();
         for sql in [
