@@ -599,8 +599,9 @@ async fn check_config(file: &std::path::Path) -> Result<()> {
             println!("  backend:  {name} = {url}{active}");
         } else {
             println!(
-                "  backend:  {name} = {url} (pool {}, pooler {:?}){active}",
-                b.pool_size, b.pooler
+                "  backend:  {name} = {url} (pool {}, pooler {}){active}",
+                b.pool_size,
+                b.pooler.as_str()
             );
         }
     }

@@ -303,6 +303,13 @@ fn render_status(b: &Value) -> String {
                 v["pool"]["waiting"],
                 v["url"].as_str().unwrap_or("")
             ));
+            if let Some(why) = v["pooler_detected"].as_str() {
+                out.push_str(&format!(
+                    "  {:<12} pooler {}: {why}\n",
+                    "",
+                    v["pooler"].as_str().unwrap_or("?")
+                ));
+            }
         }
     }
     if let Some(l) = b.get("live_sync").filter(|s| !s.is_null()) {

@@ -68,6 +68,17 @@ pub enum PoolerMode {
     Auto,
 }
 
+impl PoolerMode {
+    /// The name as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolerMode::Transaction => "transaction",
+            PoolerMode::None => "none",
+            PoolerMode::Auto => "auto",
+        }
+    }
+}
+
 /// TLS mode toward a backend, as libpq names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
