@@ -41,29 +41,7 @@ run_suite() {
         --ignore=tests/test_free_threading.py --ignore=tests/test_windows.py \
         -o cache_dir="$out.cache" --test-dsn "$dsn" -rfE -o junit_family=xunit1 --junit-xml="$out.xml" >"$out.log" 2>&1) || true
     [ -f "$out.xml" ] || { echo "pytest did not run for $name:" >&2; tail -20 "$out.log" >&2; return 1; }
-    "$VENV/bin/python" - "$out.xml" "$out.failed" <<'PY'
-import sys, xml.etree.ElementTree as ET
-root = ET.parse(sys.argv[1]).getroot()
-failed = []
-counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
-for case in root.iter("testcase"):
-    # The node id: file, then any classes of the dotted class name beyond the module.
-    parts = case.get("classname").split(".")
-    module = case.get("file", "").replace("/", ".").removesuffix(".py")
-    classes = parts[len(module.split(".")):] if module else []
-    name = "::".join([case.get("file")] + classes + [case.get("name")])
-    kinds = [c.tag for c in case]
-    if "failure" in kinds:
-        counts["failed"] += 1; failed.append(name)
-    elif "error" in kinds:
-        counts["errors"] += 1; failed.append(name)
-    elif "skipped" in kinds:
-        counts["skipped"] += 1
-    else:
-        counts["passed"] += 1
-open(sys.argv[2], "w").write("\n".join(sorted(set(failed))) + ("\n" if failed else ""))
-print(" ".join(f"{k} {v}" for k, v in counts.items()))
-PY
+    "$VENV/bin/python" "$ROOT/bench/junit_summary.py" "$out.xml" "$out.failed"
 }
 
 declare -A SUMMARY

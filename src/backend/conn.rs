@@ -42,6 +42,9 @@ pub struct ServerConn {
     pub statements: ServerStatements,
     /// Set when the connection must not be reused.
     pub broken: bool,
+    /// A statement cached here under a proxy name has a stale plan: the cache is
+    /// dropped (`DEALLOCATE ALL`) at the next handover.
+    pub stale_plans: bool,
     pub created: Instant,
     pub id: u64,
 }
@@ -72,6 +75,7 @@ impl ServerConn {
             applied: ParamMap::new(),
             statements: ServerStatements::default(),
             broken: false,
+            stale_plans: false,
             created: Instant::now(),
             id,
         }

@@ -297,6 +297,9 @@ impl Relay {
         };
         self.unsynced = true;
         let pinned = self.pooler != PoolerMode::Transaction && self.pin_for_statement(server);
+        if !pinned {
+            self.drop_stale_statements(server);
+        }
         let def = self.stmts.define(p.rest, &class);
         self.stmts.insert(p.name, def.clone());
         let client_added = Some((Bytes::copy_from_slice(p.name), def.id));
@@ -349,6 +352,18 @@ impl Relay {
         Ok(Step::Done)
     }
 
+    /// Drops the statements cached on `server` once one of them had a stale plan (see
+    /// `server.stale_plans`): each is made again when next used.
+    fn drop_stale_statements(&mut self, server: &mut ServerConn) {
+        if !std::mem::take(&mut server.stale_plans) {
+            return;
+        }
+        for name in server.statements.take_all() {
+            build::close_statement(&mut self.server_out, &name);
+            self.queue.push(Expect::Close { forward: false });
+        }
+    }
+
     /// Reserves a server-side name for `def` on a direct server, closing an evicted one.
     fn prepare_on_server(&mut self, server: &mut ServerConn, def: &StmtDef) -> Bytes {
         let (name, evicted) = server.statements.add(def.body.clone());
@@ -377,6 +392,7 @@ impl Relay {
         if self.pin.is_pinned() {
             return None;
         }
+        self.drop_stale_statements(server);
         let def: Arc<StmtDef> = self.stmts.get(name)?.clone();
         if self.pooler == PoolerMode::Transaction {
             if server.statements.unnamed != Some(def.id) {

@@ -12,7 +12,8 @@ use crate::config::PoolerMode;
 /// What to send before the client's own messages.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Handover {
-    /// `DISCARD ALL`, on its own (it cannot run inside a transaction block).
+    /// `DISCARD ALL`, on its own (it cannot run inside a transaction block), or
+    /// `DEALLOCATE ALL` when only the cached statements must go.
     pub discard: Option<&'static str>,
     /// The settings, as one simple query.
     pub settings: Option<String>,
@@ -34,7 +35,11 @@ impl Relay {
             // session: there is nothing of this one to clean.
             conn.dirty = false;
         }
-        let discard = conn.discard_for(client);
+        let mut discard = conn.discard_for(client);
+        if std::mem::take(&mut conn.stale_plans) && discard.is_none() {
+            conn.statements.take_all();
+            discard = Some("DEALLOCATE ALL");
+        }
         let mut sql = String::new();
         let seen = &self.seen;
         params::diff_into(

@@ -240,6 +240,11 @@ impl Relay {
         }
         server.statements.unnamed = None;
         self.in_copy = false;
+        if !self.pin.is_pinned() && !server.statements.is_empty() && stale_plan(body) {
+            // A statement cached under a proxy name outlived a change of the tables it
+            // reads: the server refuses it until it is made again.
+            server.stale_plans = true;
+        }
         if let Some(Expect::Query { forward, .. }) = self.queue.head() {
             self.query_failed = true;
             if !*forward {
@@ -259,7 +264,16 @@ impl Relay {
         }
         Action::Forward
     }
+}
 
+/// The server's "cached plan must not change result type" (a prepared statement whose
+/// result columns changed under it).
+fn stale_plan(body: &[u8]) -> bool {
+    let (code, message) = parse::error_fields(body);
+    code == "0A000" && message.starts_with("cached plan must not change result type")
+}
+
+impl Relay {
     fn undo(&mut self, server: &mut ServerConn, undo: Undo) {
         let Some(undo) = undo.into_parts() else {
             return;

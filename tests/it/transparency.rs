@@ -225,3 +225,54 @@ fn dead_idle_server_connections_are_not_handed_out() {
         "{metrics}"
     );
 }
+
+/// A statement prepared again after its table changed (psycopg's way: DEALLOCATE ALL,
+/// then the same text) runs with the new columns, as directly, also for a client served
+/// without a pin (its statements cached on the server under proxy names).
+#[test]
+fn a_statement_prepared_again_after_ddl_sees_the_new_columns() {
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(
+        &pg.url("app"),
+        "pool_size = 1\npooler = \"none\"\nmax_pinned = 0",
+    );
+    rt().block_on(async {
+        for (port, via) in [(pg.port, "direct"), (proxy.port, "switchyard")] {
+            let mut c = Raw::login(port, "app", "secret").await;
+            let run = |name: &str| {
+                let mut m = crate::support::raw::msg(b'B', &[&[0][..], name.as_bytes(), &[0, 0, 0, 0, 0, 0, 0]].concat());
+                m.extend(crate::support::raw::msg(b'E', &[0, 0, 0, 0, 0]));
+                m.extend(crate::support::raw::msg(b'S', b""));
+                m
+            };
+            let parse = |name: &str, sql: &str| {
+                let body = [name.as_bytes(), &[0], sql.as_bytes(), &[0, 0, 0]].concat();
+                let mut m = crate::support::raw::msg(b'P', &body);
+                m.extend(crate::support::raw::msg(b'S', b""));
+                m
+            };
+            c.send(&crate::support::raw::query("drop table if exists ddl_t; create table ddl_t (a int); insert into ddl_t values (1)")).await;
+            c.until_ready().await;
+            c.send(&parse("s", "select * from ddl_t")).await;
+            c.until_ready().await;
+            c.send(&run("s")).await;
+            let (_, errors) = c.until_ready().await;
+            assert!(errors.is_empty(), "{via}: {errors:?}");
+            c.send(&crate::support::raw::query("alter table ddl_t add column b int")).await;
+            c.until_ready().await;
+            c.send(&run("s")).await;
+            let (_, errors) = c.until_ready().await;
+            assert!(
+                errors.len() == 1 && errors[0].contains("cached plan must not change result type"),
+                "{via}: {errors:?}"
+            );
+            c.send(&crate::support::raw::query("deallocate all")).await;
+            c.until_ready().await;
+            c.send(&parse("s", "select * from ddl_t")).await;
+            c.until_ready().await;
+            c.send(&run("s")).await;
+            let (tags, errors) = c.until_ready().await;
+            assert!(errors.is_empty() && tags.contains('D'), "{via}: {tags} {errors:?}");
+        }
+    });
+}
