@@ -162,6 +162,7 @@ pub async fn login(
     build::backend_key_data(&mut out, cancel.pid, cancel.slot.secret);
     build::ready_for_query(&mut out, TxStatus::Idle);
     wire::send(&mut client, &out).await?;
+    relay.client_pid = cancel.pid;
     let mut session = Session::new(shared.clone(), client, buf, relay, cancel, id);
     session.user_slot = slot;
     Ok(session)

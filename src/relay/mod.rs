@@ -134,6 +134,11 @@ pub struct Relay {
     /// The client made session state other than prepared statements (LISTEN, a
     /// temporary table, …) while pinned: it cannot follow a switch.
     pub kept_state: bool,
+    /// The process id this client was given (BackendKeyData), which it sees in place of
+    /// its server's in notifications it sent itself.
+    pub client_pid: u32,
+    /// A server message rewritten for the client, to send in place of the original.
+    rewritten: Option<Vec<u8>>,
 }
 
 impl Relay {
@@ -165,6 +170,8 @@ impl Relay {
             lost_reason: None,
             pin: pin::Pin::Off,
             kept_state: false,
+            client_pid: 0,
+            rewritten: None,
         }
     }
 

@@ -87,6 +87,9 @@ impl Relay {
                 self.on_message(server, h.tag, body)?
             };
             self.take(buf, cur, action, h.total);
+            if let Some(m) = self.rewritten.take() {
+                self.client_out.extend_from_slice(&m);
+            }
             if self.server_fatal.is_some() {
                 return Ok(());
             }
@@ -152,7 +155,7 @@ impl Relay {
                 Ok(action)
             }
             be::NOTICE_RESPONSE => Ok(self.head_forwards()),
-            be::NOTIFICATION => Ok(Action::Forward),
+            be::NOTIFICATION => Ok(self.on_notification(server, body)),
             be::PARSE_COMPLETE => match self.queue.pop() {
                 Some(Expect::Parse { forward, .. }) => Ok(if forward {
                     Action::Forward
@@ -220,6 +223,22 @@ impl Relay {
             Some(Expect::Query { .. }) if tag != be::PORTAL_SUSPENDED => Ok(self.head_forwards()),
             _ => Err(self.desync(tag)),
         }
+    }
+
+    /// A notification this client's own session sent names the server process, which the
+    /// client knows by the id the proxy gave it: that id is put in its place.
+    fn on_notification(&mut self, server: &ServerConn, body: &[u8]) -> Action {
+        let own = server.key.map(|(pid, _)| pid.to_be_bytes());
+        if body.len() < 4 || own.is_none_or(|pid| body[..4] != pid) || self.client_pid == 0 {
+            return Action::Forward;
+        }
+        let mut m = Vec::with_capacity(body.len() + 5);
+        m.push(be::NOTIFICATION);
+        m.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        m.extend_from_slice(&self.client_pid.to_be_bytes());
+        m.extend_from_slice(&body[4..]);
+        self.rewritten = Some(m);
+        Action::Drop
     }
 
     fn on_error(&mut self, server: &mut ServerConn, body: &[u8]) -> Action {

@@ -42,13 +42,14 @@ async fn ok(c: &mut Raw, bytes: &[u8]) -> String {
     tags
 }
 
-/// Waits (2 s at most) for a NotificationResponse; its payload.
-async fn notification(c: &mut Raw) -> Option<String> {
+/// Waits (2 s at most) for a NotificationResponse; its payload and sender's process id.
+async fn notification(c: &mut Raw) -> Option<(String, u32)> {
     let wait = async {
         while let Some((tag, body)) = c.read().await {
             if tag == b'A' {
+                let pid = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
                 let text = String::from_utf8_lossy(&body[4..]).into_owned();
-                return text.split('\0').nth(1).map(str::to_string);
+                return text.split('\0').nth(1).map(|p| (p.to_string(), pid));
             }
         }
         None
@@ -95,11 +96,18 @@ fn a_client_with_session_state_keeps_its_session() {
             ok(&mut c, &query("listen pings")).await;
             let mut sender = Raw::login(port, "app", "secret").await;
             ok(&mut sender, &query("notify pings, 'hello'")).await;
-            assert_eq!(
-                notification(&mut c).await.as_deref(),
-                Some("hello"),
-                "{via}"
-            );
+            let (payload, _) = notification(&mut c).await.expect("notified while idle");
+            assert_eq!(payload, "hello", "{via}");
+            // Its own notification names the process id it was given at login.
+            // (It arrives before the NOTIFY's own ReadyForQuery.)
+            c.send(&query("notify pings, 'me'")).await;
+            let (payload, pid) = notification(&mut c).await.expect("its own notification");
+            assert_eq!((payload.as_str(), pid), ("me", c.pid), "{via}");
+            c.until_ready().await;
+            // A pinned client between transactions leaves with Terminate at once.
+            c.send(&msg(b'X', b"")).await;
+            let closed = tokio::time::timeout(Duration::from_secs(2), c.read()).await;
+            assert!(matches!(closed, Ok(None)), "{via}: closed after Terminate");
         }
         assert!(
             proxy

@@ -13,6 +13,8 @@ pub struct Raw {
     buf: BytesMut,
     /// ParameterStatus values received at login.
     pub params: std::collections::BTreeMap<String, String>,
+    /// The process id from BackendKeyData.
+    pub pid: u32,
 }
 
 pub fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
@@ -50,6 +52,7 @@ impl Raw {
             s,
             buf: BytesMut::new(),
             params: Default::default(),
+            pid: 0,
         }
     }
 
@@ -117,6 +120,7 @@ impl Raw {
                     let v = String::from_utf8_lossy(parts.next().unwrap_or_default());
                     r.params.insert(k.into_owned(), v.into_owned());
                 }
+                b'K' => r.pid = u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
                 b'Z' => return r,
                 _ => {}
             }
