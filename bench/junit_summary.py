@@ -9,10 +9,12 @@ failed = []
 counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
 for case in root.iter("testcase"):
     # The node id: file, then any classes of the dotted class name beyond the module.
-    parts = case.get("classname").split(".")
-    module = case.get("file", "").replace("/", ".").removesuffix(".py")
+    # (A collection error has no class and no file: its name is the module's path.)
+    parts = (case.get("classname") or "").split(".")
+    path = case.get("file") or ""
+    module = path.replace("/", ".").removesuffix(".py")
     classes = parts[len(module.split(".")):] if module else []
-    name = "::".join([case.get("file")] + classes + [case.get("name")])
+    name = "::".join([p for p in [path] + classes + [case.get("name") or ""] if p])
     kinds = [c.tag for c in case]
     if "failure" in kinds:
         counts["failed"] += 1; failed.append(name)
