@@ -28,6 +28,20 @@ pub fn session_state_moved(to: &str) -> ErrorFields {
     .with_hint("reconnect: the new session is served by the new backend")
 }
 
+/// The server session that held a pinned client's session state is gone.
+pub fn session_state_lost(backend: &str) -> ErrorFields {
+    ErrorFields::fatal(
+        sqlstate::CONNECTION_FAILURE,
+        format!(
+            "the server session on backend \"{backend}\" that held this session's state was lost"
+        ),
+    )
+    .with_detail(
+        "Its LISTEN, temporary tables, advisory locks or cursors WITH HOLD are gone with it.",
+    )
+    .with_hint("reconnect")
+}
+
 /// `proxy.max_client_connections` reached (FATAL).
 pub fn too_many_clients() -> ErrorFields {
     ErrorFields::fatal(

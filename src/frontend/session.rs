@@ -41,6 +41,8 @@ pub struct Session {
     server_dirty: bool,
     /// This user's connection slot (`[[users]] max_connections`), held until the end.
     pub user_slot: Option<super::throttle::UserSlot>,
+    /// The session must end (after what is already queued for the client), with this.
+    ending: Option<ErrorFields>,
 }
 
 /// Why a client got no server connection.
@@ -72,6 +74,7 @@ impl Session {
             client_dirty: false,
             server_dirty: false,
             user_slot: None,
+            ending: None,
             shared,
         }
     }
@@ -89,6 +92,10 @@ impl Session {
 
     async fn serve(&mut self) -> Result<(), SessionError> {
         loop {
+            if let Some(err) = self.ending.take() {
+                self.relay.fatal(&err);
+                return self.flush_client().await.map_err(SessionError::Client);
+            }
             if self.process_client().await? == Step::Terminate {
                 return Ok(());
             }
@@ -206,6 +213,11 @@ impl Session {
     fn discard_held(&mut self, kind: ErrorKind) -> Option<Held> {
         let mut held = self.held.take()?;
         held.conn.broken = true;
+        if self.relay.pin.is_pinned() && self.relay.kept_state {
+            // Its LISTEN, temporary tables, … went with that server session: the client
+            // must not go on as if they were there.
+            self.ending = Some(super::errors::session_state_lost(&held.backend.name));
+        }
         self.relay.unpin();
         self.shared.metrics.count_error(kind);
         self.cancel.slot.set(None);

@@ -104,16 +104,18 @@ fn a_client_with_session_state_keeps_its_session() {
             let (payload, pid) = notification(&mut c).await.expect("its own notification");
             assert_eq!((payload.as_str(), pid), ("me", c.pid), "{via}");
             c.until_ready().await;
+            if port == proxy.port {
+                let m = proxy.metrics();
+                assert!(
+                    m.contains("switchyard_pinned_clients{backend=\"main\"} 1"),
+                    "{m}"
+                );
+            }
             // A pinned client between transactions leaves with Terminate at once.
             c.send(&msg(b'X', b"")).await;
             let closed = tokio::time::timeout(Duration::from_secs(2), c.read()).await;
             assert!(matches!(closed, Ok(None)), "{via}: closed after Terminate");
         }
-        assert!(
-            proxy
-                .metrics()
-                .contains("switchyard_pinned_clients{backend=\"main\"} 1")
-        );
     });
     // The session is over: its pin is given back.
     std::thread::sleep(Duration::from_millis(300));
@@ -244,5 +246,40 @@ fn auto_detects_a_server_and_a_transaction_pooler() {
             .scalar("select string_agg(name, ',') from pg_prepared_statements")
             .await;
         assert_eq!(names.as_deref(), Some("mine"));
+    });
+}
+
+/// The server session holding a pinned client's LISTEN goes away (here the network
+/// breaks while the client idles): the client is told at once and closed, not left
+/// believing it still listens.
+#[test]
+fn a_listener_whose_server_session_is_lost_is_closed() {
+    let pg = PgCluster::start();
+    let faulty = crate::support::faulty::Faulty::start(pg.port);
+    let proxy = Proxy::start(&format!(
+        "[[users]]\nname = \"app\"\npassword = \"secret\"\n\
+         [backends.main]\nurl = \"postgres://app:secret@127.0.0.1:{}/app?sslmode=disable\"\n\
+         pooler = \"none\"\npool_size = 4\n",
+        faulty.port
+    ));
+    rt().block_on(async {
+        let mut c = Raw::login(proxy.port, "app", "secret").await;
+        ok(&mut c, &query("listen lost")).await;
+        faulty.reset_all();
+        let mut errors = Vec::new();
+        let read = async {
+            while let Some((tag, body)) = c.read().await {
+                if tag == b'E' {
+                    errors.push(String::from_utf8_lossy(&body).into_owned());
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("closed");
+        assert!(
+            errors.len() == 1 && errors[0].contains("SFATAL\0") && errors[0].contains("LISTEN"),
+            "{errors:?}"
+        );
     });
 }
