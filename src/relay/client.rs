@@ -69,10 +69,13 @@ impl Relay {
             fe::BIND => self.on_bind(msg, server)?,
             fe::DESCRIBE => self.on_describe(msg, server)?,
             fe::EXECUTE => {
+                let (portal, _) = parse::cstr(body, "Execute")?;
+                if self.emulate_execute(portal) {
+                    return Ok(Step::Done);
+                }
                 let Some(_) = server else {
                     return Ok(Step::NeedServer);
                 };
-                let (portal, _) = parse::cstr(body, "Execute")?;
                 let effect = self.portal_effects.get(portal).cloned().map(Box::new);
                 self.forward(msg, Expect::Execute { effect });
                 self.unsynced = true;
@@ -144,6 +147,7 @@ impl Relay {
     ) -> Result<Step, RelayError> {
         let text = parse::query_text(&msg[5..])?;
         let class = sqlscan::classify(text);
+        self.emulated = None;
         if let Some(err) = class.kept.and_then(|k| self.refusal(k)) {
             self.query_error(&err);
             return Ok(Step::Done);
@@ -233,6 +237,7 @@ impl Relay {
         p: &parse::ParseMsg,
         server: Option<&mut ServerConn>,
     ) -> Step {
+        self.emulated = None;
         let class = if self.stmts.repeats_unnamed(p.rest) {
             None
         } else {
@@ -241,11 +246,26 @@ impl Relay {
                 self.extended_error(&err);
                 return Step::Done;
             }
+            if self.emulate_parse(&class) {
+                return Step::Done;
+            }
             Some(class)
         };
         let Some(server) = server else {
             return Step::NeedServer;
         };
+        if class
+            .as_ref()
+            .is_some_and(|c| matches!(c.special, Special::DiscardAll))
+            && !self.pin.is_pinned()
+        {
+            // Through the extended protocol DISCARD ALL goes to the server, which drops
+            // every statement (the ones cached under proxy names too): the proxy's view
+            // of the server and of the client follows.
+            server.statements.take_all();
+            server.applied.clear();
+            self.stmts.clear();
+        }
         let id = match class {
             None => self.stmts.renew_unnamed(),
             Some(class) => {
@@ -423,6 +443,9 @@ impl Relay {
 
     fn on_bind(&mut self, msg: &[u8], server: Option<&mut ServerConn>) -> Result<Step, RelayError> {
         let b = parse::bind_msg(&msg[5..])?;
+        if self.emulate_bind(b.statement, b.portal) {
+            return Ok(Step::Done);
+        }
         let Some(server) = server else {
             return Ok(Step::NeedServer);
         };
@@ -459,6 +482,9 @@ impl Relay {
         server: Option<&mut ServerConn>,
     ) -> Result<Step, RelayError> {
         let t = parse::target_msg(&msg[5..], "Describe")?;
+        if self.emulate_describe(t.kind, t.name) {
+            return Ok(Step::Done);
+        }
         let Some(server) = server else {
             return Ok(Step::NeedServer);
         };

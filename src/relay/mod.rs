@@ -13,6 +13,7 @@
 //! - [`pump`]: non-blocking I/O in both directions with backpressure.
 
 pub mod client;
+mod emulate;
 pub mod expect;
 pub mod handover;
 pub mod lexer;
@@ -139,6 +140,8 @@ pub struct Relay {
     pub client_pid: u32,
     /// A server message rewritten for the client, to send in place of the original.
     rewritten: Option<Vec<u8>>,
+    /// The client's unnamed statement is a DEALLOCATE the proxy answers itself.
+    emulated: Option<emulate::Emulated>,
 }
 
 impl Relay {
@@ -172,6 +175,7 @@ impl Relay {
             kept_state: false,
             client_pid: 0,
             rewritten: None,
+            emulated: None,
         }
     }
 

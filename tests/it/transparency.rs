@@ -276,3 +276,102 @@ fn a_statement_prepared_again_after_ddl_sees_the_new_columns() {
         }
     });
 }
+
+/// DEALLOCATE through the extended protocol (psycopg sends it so in pipeline mode) from a
+/// client whose statements the server knows under proxy names: answered as PostgreSQL
+/// answers it, and the statement is gone for the client.
+#[test]
+fn deallocate_through_the_extended_protocol() {
+    use crate::support::raw::msg;
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(
+        &pg.url("app"),
+        "pool_size = 2\npooler = \"none\"\nmax_pinned = 0",
+    );
+    let parse = |name: &str, sql: &str| {
+        let body = [name.as_bytes(), &[0], sql.as_bytes(), &[0, 0, 0]].concat();
+        msg(b'P', &body)
+    };
+    let bind = |stmt: &str| {
+        msg(
+            b'B',
+            &[&[0][..], stmt.as_bytes(), &[0, 0, 0, 0, 0, 0, 0]].concat(),
+        )
+    };
+    let execute = || msg(b'E', &[0, 0, 0, 0, 0]);
+    let sync = || msg(b'S', b"");
+    rt().block_on(async {
+        let mut seen = Vec::new();
+        for port in [pg.port, proxy.port] {
+            let mut c = Raw::login(port, "app", "secret").await;
+            let mut batch = parse("s1", "select 1");
+            batch.extend(sync());
+            c.send(&batch).await;
+            c.until_ready().await;
+            let mut dealloc = parse("", "deallocate s1");
+            dealloc.extend(bind(""));
+            dealloc.extend(msg(b'D', b"P\0"));
+            dealloc.extend(execute());
+            dealloc.extend(sync());
+            c.send(&dealloc).await;
+            let first = c.until_ready().await;
+            let mut again = bind("s1");
+            again.extend(execute());
+            again.extend(sync());
+            c.send(&again).await;
+            let (tags, errors) = c.until_ready().await;
+            let codes: Vec<bool> = errors.iter().map(|e| e.contains("C26000\0")).collect();
+            seen.push((first.0, first.1.len(), tags, codes));
+        }
+        assert_eq!(seen[0], seen[1], "direct, then switchyard");
+        assert_eq!(seen[1].0, "12nCZI");
+    });
+}
+
+/// DISCARD ALL through the extended protocol reaches the server, which drops every
+/// statement, the ones the proxy cached under its own names too: the next statement with
+/// the same text is prepared again, as it would be directly.
+#[test]
+fn discard_all_through_the_extended_protocol() {
+    use crate::support::raw::msg;
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(
+        &pg.url("app"),
+        "pool_size = 1\npooler = \"none\"\nmax_pinned = 0",
+    );
+    let parse = |name: &str, sql: &str| {
+        let body = [name.as_bytes(), &[0], sql.as_bytes(), &[0, 0, 0]].concat();
+        msg(b'P', &body)
+    };
+    let run = |stmt: &str| {
+        let mut m = msg(
+            b'B',
+            &[&[0][..], stmt.as_bytes(), &[0, 0, 0, 0, 0, 0, 0]].concat(),
+        );
+        m.extend(msg(b'E', &[0, 0, 0, 0, 0]));
+        m.extend(msg(b'S', b""));
+        m
+    };
+    rt().block_on(async {
+        for (port, via) in [(pg.port, "direct"), (proxy.port, "switchyard")] {
+            let mut c = Raw::login(port, "app", "secret").await;
+            let mut m = parse("s1", "select 41");
+            m.extend(run("s1"));
+            c.send(&m).await;
+            assert!(c.until_ready().await.1.is_empty(), "{via}");
+            let mut m = parse("", "discard all");
+            m.extend(run(""));
+            c.send(&m).await;
+            let (_, errors) = c.until_ready().await;
+            assert!(errors.is_empty(), "{via}: {errors:?}");
+            let mut m = parse("s2", "select 41");
+            m.extend(run("s2"));
+            c.send(&m).await;
+            let (tags, errors) = c.until_ready().await;
+            assert!(
+                errors.is_empty() && tags.contains('D'),
+                "{via}: {tags} {errors:?}"
+            );
+        }
+    });
+}
