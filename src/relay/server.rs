@@ -278,8 +278,11 @@ impl Relay {
         }
         if self.queue.is_empty() {
             // No Sync has been sent yet: the server ignores what the client sends until
-            // its Sync, so the relay must expect nothing for it either.
+            // its Sync, so the relay must expect nothing for it either. (A COPY FROM
+            // STDIN that failed before the client ended it is over too: the client's
+            // next Sync is answered, not swallowed.)
             self.skip_to_sync = true;
+            self.queue.swallow_syncs = false;
         }
         Action::Forward
     }

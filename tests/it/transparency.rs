@@ -375,3 +375,50 @@ fn discard_all_through_the_extended_protocol() {
         }
     });
 }
+
+/// COPY FROM STDIN through the extended protocol fails on bad data before the client has
+/// ended it (the server's error overtakes the client's CopyDone): the client's Sync is
+/// answered and the session goes on, as directly.
+#[test]
+fn copy_failing_before_the_client_ends_it() {
+    use crate::support::raw::{msg, query};
+    let pg = PgCluster::start();
+    let proxy = Proxy::simple(&pg.url("app"), "pooler = \"none\"");
+    rt().block_on(async {
+        for (port, via) in [(pg.port, "direct"), (proxy.port, "switchyard")] {
+            let mut c = Raw::login(port, "app", "secret").await;
+            c.send(&query(
+                "drop table if exists cp_fail; create table cp_fail (a int)",
+            ))
+            .await;
+            c.until_ready().await;
+            let mut m = msg(b'P', b"\0copy cp_fail from stdin\0\0\0");
+            m.extend(msg(b'B', b"\0\0\0\0\0\0\0\0"));
+            m.extend(msg(b'E', b"\0\0\0\0\0"));
+            m.extend(msg(b'S', b""));
+            c.send(&m).await;
+            loop {
+                let (tag, _) = c.read().await.expect("CopyInResponse");
+                if tag == b'G' {
+                    break;
+                }
+            }
+            c.send(&msg(b'd', b"not a number\n")).await;
+            loop {
+                let (tag, _) = c.read().await.expect("the server's error");
+                if tag == b'E' {
+                    break;
+                }
+            }
+            let mut end = msg(b'c', b"");
+            end.extend(msg(b'S', b""));
+            c.send(&end).await;
+            let (tags, errors) = c.until_ready().await;
+            assert!(
+                errors.is_empty() && tags == "ZI",
+                "{via}: {tags} {errors:?}"
+            );
+            assert_eq!(c.scalar("select 1").await.as_deref(), Some("1"), "{via}");
+        }
+    });
+}
