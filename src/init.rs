@@ -165,10 +165,7 @@ fn backend(name: &'static str, url: &str, var: &'static str) -> Result<Backend> 
             secret_var: None,
         });
     };
-    let port = match &t.host {
-        crate::backend::url::PgHost::Tcp { port, .. } => *port,
-        crate::backend::url::PgHost::Unix { port, .. } => *port,
-    };
+    let port = t.host.port();
     let host = parsed.redacted();
     if host.contains("pooler.supabase.com") && !t.user.contains('.') {
         bail!(
@@ -250,10 +247,7 @@ async fn check_connection(name: &str, url: &str) -> Result<()> {
 /// What `pooler = "auto"` will find, as far as one connection can tell: a server whose
 /// own port is not the one connected to sits behind something (a pooler).
 fn pooler_guess(t: &crate::backend::url::PgTarget, server_port: &str) -> String {
-    let port = match &t.host {
-        crate::backend::url::PgHost::Tcp { port, .. } => *port,
-        crate::backend::url::PgHost::Unix { port, .. } => *port,
-    };
+    let port = t.host.port();
     if server_port == port.to_string() {
         format!(
             "the server listens on {port} itself: pooler \"auto\" will check it keeps sessions and then run it as \"none\""

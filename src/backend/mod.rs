@@ -216,17 +216,15 @@ impl Backend {
         self.shared.health.get()
     }
 
-    /// Opens a connection outside the pool (health checks, preflight).
     /// The port a PostgreSQL backend is reached on (None for an embedded engine).
     pub fn postgres_port(&self) -> Option<u16> {
         match &*self.connector {
-            Connector::Postgres { target, .. } => Some(match &target.host {
-                url::PgHost::Tcp { port, .. } | url::PgHost::Unix { port, .. } => *port,
-            }),
+            Connector::Postgres { target, .. } => Some(target.host.port()),
             Connector::Sqlite(_) => None,
         }
     }
 
+    /// Opens a connection outside the pool (health checks, preflight).
     pub async fn dedicated(&self) -> Result<conn::ServerConn, BackendError> {
         self.pool.dedicated_connection().await.map(|c| *c)
     }

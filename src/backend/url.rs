@@ -23,6 +23,13 @@ pub enum PgHost {
 }
 
 impl PgHost {
+    /// The port: of the TCP address, or in the Unix socket's name.
+    pub fn port(&self) -> u16 {
+        match self {
+            PgHost::Tcp { port, .. } | PgHost::Unix { port, .. } => *port,
+        }
+    }
+
     /// True for Unix sockets and loopback addresses, where TLS verification is not needed.
     pub fn is_local(&self) -> bool {
         match self {

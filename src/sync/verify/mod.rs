@@ -47,6 +47,19 @@ pub struct Difference {
     pub kind: &'static str,
 }
 
+impl Difference {
+    /// A whole row on one side only.
+    fn row(key: String, kind: &'static str) -> Self {
+        Difference {
+            key,
+            column: None,
+            source: None,
+            target: None,
+            kind,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct TableReport {
     pub table: String,
@@ -177,30 +190,12 @@ async fn compare_keyed(
         match order {
             Ordering::Less => {
                 let k = key_text(&src.chunk.key(&src.row()));
-                tally.add(
-                    range,
-                    Some(Difference {
-                        key: k,
-                        column: None,
-                        source: None,
-                        target: None,
-                        kind: "missing in target",
-                    }),
-                );
+                tally.add(range, Some(Difference::row(k, "missing in target")));
                 more_a = src.advance().await?;
             }
             Ordering::Greater => {
                 let k = key_text(&dst.chunk.key(&dst.row()));
-                tally.add(
-                    range,
-                    Some(Difference {
-                        key: k,
-                        column: None,
-                        source: None,
-                        target: None,
-                        kind: "only in target",
-                    }),
-                );
+                tally.add(range, Some(Difference::row(k, "only in target")));
                 more_b = dst.advance().await?;
             }
             Ordering::Equal => {
@@ -404,26 +399,14 @@ async fn compare_unkeyed(
             Ordering::Less => {
                 tally.add(
                     0,
-                    Some(Difference {
-                        key: key_text(&xs[i]),
-                        column: None,
-                        source: None,
-                        target: None,
-                        kind: "row missing in target",
-                    }),
+                    Some(Difference::row(key_text(&xs[i]), "row missing in target")),
                 );
                 i += 1;
             }
             Ordering::Greater => {
                 tally.add(
                     0,
-                    Some(Difference {
-                        key: key_text(&ys[j]),
-                        column: None,
-                        source: None,
-                        target: None,
-                        kind: "row only in target",
-                    }),
+                    Some(Difference::row(key_text(&ys[j]), "row only in target")),
                 );
                 j += 1;
             }
