@@ -190,22 +190,6 @@ fn exhausted_pool_queues_then_errors_and_recovers() {
     );
 }
 
-/// Reads until the connection closes (5 s at most): the ErrorResponses seen, as text.
-async fn errors_until_closed(c: &mut Raw) -> Vec<String> {
-    let mut errors = Vec::new();
-    let read = async {
-        while let Some((tag, body)) = c.read().await {
-            if tag == b'E' {
-                errors.push(String::from_utf8_lossy(&body).into_owned());
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .expect("the connection is closed");
-    errors
-}
-
 /// The server ends the session a client is using (`pg_terminate_backend`, from the client
 /// itself or from outside while it idles in a transaction): the client gets the server's
 /// own FATAL 57P01 and its connection closes, as it does connected directly.
@@ -218,7 +202,7 @@ fn server_fatal_reaches_the_client_which_is_then_closed() {
             let mut c = Raw::login(port, "app", "secret").await;
             c.send(&query("select pg_terminate_backend(pg_backend_pid())"))
                 .await;
-            let errors = errors_until_closed(&mut c).await;
+            let errors = c.errors_until_closed().await;
             assert_eq!(errors.len(), 1, "{via}: {errors:?}");
             assert!(
                 errors[0].contains("SFATAL\0") && errors[0].contains("C57P01\0"),
@@ -233,7 +217,7 @@ fn server_fatal_reaches_the_client_which_is_then_closed() {
                  where usename = 'app' and state = 'idle in transaction'",
             );
             assert_eq!(killed.trim(), "1", "{via}");
-            let errors = errors_until_closed(&mut c).await;
+            let errors = c.errors_until_closed().await;
             assert!(
                 errors.len() == 1 && errors[0].contains("C57P01\0"),
                 "{via}: {errors:?}"

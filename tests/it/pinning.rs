@@ -9,31 +9,8 @@ use std::time::Duration;
 use serde_json::json;
 use switchyard::testing::{Target, call};
 
-use crate::support::raw::{Raw, msg, query};
+use crate::support::raw::{Raw, msg, prepare, query, run};
 use crate::support::{PgCluster, Proxy, rt};
-
-/// Parse of a named statement, then Sync.
-fn parse(name: &str, sql: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(name.as_bytes());
-    body.push(0);
-    body.extend_from_slice(sql.as_bytes());
-    body.extend_from_slice(&[0, 0, 0]);
-    let mut m = msg(b'P', &body);
-    m.extend(msg(b'S', b""));
-    m
-}
-
-/// Bind of a named statement without parameters, Execute, Sync.
-fn execute(name: &str) -> Vec<u8> {
-    let mut bind = vec![0];
-    bind.extend_from_slice(name.as_bytes());
-    bind.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0]);
-    let mut m = msg(b'B', &bind);
-    m.extend(msg(b'E', &[0, 0, 0, 0, 0]));
-    m.extend(msg(b'S', b""));
-    m
-}
 
 async fn ok(c: &mut Raw, bytes: &[u8]) -> String {
     c.send(bytes).await;
@@ -70,14 +47,14 @@ fn a_client_with_session_state_keeps_its_session() {
     rt().block_on(async {
         // Another client leaves statements of its own on the pooled connections.
         let mut other = Raw::login(proxy.port, "app", "secret").await;
-        ok(&mut other, &parse("theirs", "select 2")).await;
-        ok(&mut other, &execute("theirs")).await;
+        ok(&mut other, &prepare("theirs", "select 2")).await;
+        ok(&mut other, &run("theirs")).await;
         drop(other);
 
         for (port, via) in [(pg.port, "direct"), (proxy.port, "switchyard")] {
             let mut c = Raw::login(port, "app", "secret").await;
-            ok(&mut c, &parse("mine", "select 1")).await;
-            ok(&mut c, &execute("mine")).await;
+            ok(&mut c, &prepare("mine", "select 1")).await;
+            ok(&mut c, &run("mine")).await;
             let names = c
                 .scalar("select string_agg(name, ',' order by name) from pg_prepared_statements")
                 .await;
@@ -146,8 +123,8 @@ fn pins_are_bounded_and_sessions_are_cleaned_after_them() {
             errors.len() == 1 && errors[0].contains("C0A000\0"),
             "{errors:?}"
         );
-        ok(&mut b, &parse("s", "select 7")).await;
-        ok(&mut b, &execute("s")).await;
+        ok(&mut b, &prepare("s", "select 7")).await;
+        ok(&mut b, &run("s")).await;
         drop(a);
         drop(b);
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -182,7 +159,7 @@ fn a_switch_moves_statement_clients_and_ends_listeners() {
     };
     rt().block_on(async {
         let mut stmts = Raw::login(proxy.port, "app", "secret").await;
-        ok(&mut stmts, &parse("q", "select current_setting('port')")).await;
+        ok(&mut stmts, &prepare("q", "select current_setting('port')")).await;
         let mut listener = Raw::login(proxy.port, "app", "secret").await;
         ok(&mut listener, &query("listen news")).await;
         let (status, body) = call(
@@ -194,19 +171,14 @@ fn a_switch_moves_statement_clients_and_ends_listeners() {
         .await
         .unwrap();
         assert_eq!(status, 200, "{body}");
-        stmts.send(&execute("q")).await;
+        stmts.send(&run("q")).await;
         let (tags, errors) = stmts.until_ready().await;
         assert!(errors.is_empty() && tags.contains('D'), "{tags} {errors:?}");
         let port = stmts.scalar("select current_setting('port')").await;
         assert_eq!(port, Some(b.port.to_string()), "now served by b");
 
         listener.send(&query("select 1")).await;
-        let mut fatal = Vec::new();
-        while let Some((tag, body)) = listener.read().await {
-            if tag == b'E' {
-                fatal.push(String::from_utf8_lossy(&body).into_owned());
-            }
-        }
+        let fatal = listener.errors_until_closed().await;
         assert!(
             fatal.len() == 1 && fatal[0].contains("SFATAL\0") && fatal[0].contains("C57P01\0"),
             "{fatal:?}"
@@ -241,7 +213,7 @@ fn auto_detects_a_server_and_a_transaction_pooler() {
     // Served as a direct server: a named statement keeps its name there.
     rt().block_on(async {
         let mut c = Raw::login(proxy.port, "app", "secret").await;
-        ok(&mut c, &parse("mine", "select 1")).await;
+        ok(&mut c, &prepare("mine", "select 1")).await;
         let names = c
             .scalar("select string_agg(name, ',') from pg_prepared_statements")
             .await;
@@ -266,17 +238,7 @@ fn a_listener_whose_server_session_is_lost_is_closed() {
         let mut c = Raw::login(proxy.port, "app", "secret").await;
         ok(&mut c, &query("listen lost")).await;
         faulty.reset_all();
-        let mut errors = Vec::new();
-        let read = async {
-            while let Some((tag, body)) = c.read().await {
-                if tag == b'E' {
-                    errors.push(String::from_utf8_lossy(&body).into_owned());
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(5), read)
-            .await
-            .expect("closed");
+        let errors = c.errors_until_closed().await;
         assert!(
             errors.len() == 1 && errors[0].contains("SFATAL\0") && errors[0].contains("LISTEN"),
             "{errors:?}"

@@ -3,7 +3,7 @@
 //! found by running a real client's own test suite through switchyard
 //! (`bench/psycopg_suite.sh`).
 
-use crate::support::raw::Raw;
+use crate::support::raw::{Raw, bind, execute, msg, parse, prepare, query, run, sync};
 use crate::support::{PgCluster, Proxy, rt};
 
 /// One server connection shared by two clients: what the first leaves behind with
@@ -25,7 +25,7 @@ fn session_state_does_not_cross_clients() {
                 "select set_config('work_mem', '7MB', false)",
                 "select set_config('default_transaction_read_only', 'on', false)",
             ] {
-                a.send(&crate::support::raw::query(sql)).await;
+                a.send(&query(sql)).await;
                 let (_, errors) = a.until_ready().await;
                 assert!(errors.is_empty(), "{pooler}: {sql}: {errors:?}");
             }
@@ -94,14 +94,7 @@ fn login_reports_a_fresh_sessions_parameters() {
 
 /// Parse, Bind, Execute of the unnamed statement.
 fn extended(sql: &str) -> Vec<u8> {
-    use crate::support::raw::msg;
-    let mut parse = vec![0u8];
-    parse.extend_from_slice(sql.as_bytes());
-    parse.extend_from_slice(&[0, 0, 0]);
-    let mut out = msg(b'P', &parse);
-    out.extend(msg(b'B', &[0, 0, 0, 0, 0, 0, 0]));
-    out.extend(msg(b'E', &[0, 0, 0, 0, 0]));
-    out
+    [parse("", sql), bind(""), execute()].concat()
 }
 
 /// A pipeline whose first statement fails before the client has sent its Sync: the
@@ -109,7 +102,6 @@ fn extended(sql: &str) -> Vec<u8> {
 /// ReadyForQuery, and a usable session.
 #[test]
 fn pipeline_error_before_sync() {
-    use crate::support::raw::msg;
     let pg = PgCluster::start();
     for pooler in ["none", "transaction"] {
         let proxy = Proxy::simple(&pg.url("app"), &format!("pooler = \"{pooler}\""));
@@ -195,12 +187,12 @@ fn dead_idle_server_connections_are_not_handed_out() {
         let mut warm = Vec::new();
         for _ in 0..4 {
             let mut c = Raw::login(proxy.port, "app", "secret").await;
-            c.send(&crate::support::raw::query("begin; select 1")).await;
+            c.send(&query("begin; select 1")).await;
             c.until_ready().await;
             warm.push(c);
         }
         for c in &mut warm {
-            c.send(&crate::support::raw::query("commit")).await;
+            c.send(&query("commit")).await;
             c.until_ready().await;
         }
         drop(warm);
@@ -239,26 +231,14 @@ fn a_statement_prepared_again_after_ddl_sees_the_new_columns() {
     rt().block_on(async {
         for (port, via) in [(pg.port, "direct"), (proxy.port, "switchyard")] {
             let mut c = Raw::login(port, "app", "secret").await;
-            let run = |name: &str| {
-                let mut m = crate::support::raw::msg(b'B', &[&[0][..], name.as_bytes(), &[0, 0, 0, 0, 0, 0, 0]].concat());
-                m.extend(crate::support::raw::msg(b'E', &[0, 0, 0, 0, 0]));
-                m.extend(crate::support::raw::msg(b'S', b""));
-                m
-            };
-            let parse = |name: &str, sql: &str| {
-                let body = [name.as_bytes(), &[0], sql.as_bytes(), &[0, 0, 0]].concat();
-                let mut m = crate::support::raw::msg(b'P', &body);
-                m.extend(crate::support::raw::msg(b'S', b""));
-                m
-            };
-            c.send(&crate::support::raw::query("drop table if exists ddl_t; create table ddl_t (a int); insert into ddl_t values (1)")).await;
+            c.send(&query("drop table if exists ddl_t; create table ddl_t (a int); insert into ddl_t values (1)")).await;
             c.until_ready().await;
-            c.send(&parse("s", "select * from ddl_t")).await;
+            c.send(&prepare("s", "select * from ddl_t")).await;
             c.until_ready().await;
             c.send(&run("s")).await;
             let (_, errors) = c.until_ready().await;
             assert!(errors.is_empty(), "{via}: {errors:?}");
-            c.send(&crate::support::raw::query("alter table ddl_t add column b int")).await;
+            c.send(&query("alter table ddl_t add column b int")).await;
             c.until_ready().await;
             c.send(&run("s")).await;
             let (_, errors) = c.until_ready().await;
@@ -266,9 +246,9 @@ fn a_statement_prepared_again_after_ddl_sees_the_new_columns() {
                 errors.len() == 1 && errors[0].contains("cached plan must not change result type"),
                 "{via}: {errors:?}"
             );
-            c.send(&crate::support::raw::query("deallocate all")).await;
+            c.send(&query("deallocate all")).await;
             c.until_ready().await;
-            c.send(&parse("s", "select * from ddl_t")).await;
+            c.send(&prepare("s", "select * from ddl_t")).await;
             c.until_ready().await;
             c.send(&run("s")).await;
             let (tags, errors) = c.until_ready().await;
@@ -282,31 +262,16 @@ fn a_statement_prepared_again_after_ddl_sees_the_new_columns() {
 /// answers it, and the statement is gone for the client.
 #[test]
 fn deallocate_through_the_extended_protocol() {
-    use crate::support::raw::msg;
     let pg = PgCluster::start();
     let proxy = Proxy::simple(
         &pg.url("app"),
         "pool_size = 2\npooler = \"none\"\nmax_pinned = 0",
     );
-    let parse = |name: &str, sql: &str| {
-        let body = [name.as_bytes(), &[0], sql.as_bytes(), &[0, 0, 0]].concat();
-        msg(b'P', &body)
-    };
-    let bind = |stmt: &str| {
-        msg(
-            b'B',
-            &[&[0][..], stmt.as_bytes(), &[0, 0, 0, 0, 0, 0, 0]].concat(),
-        )
-    };
-    let execute = || msg(b'E', &[0, 0, 0, 0, 0]);
-    let sync = || msg(b'S', b"");
     rt().block_on(async {
         let mut seen = Vec::new();
         for port in [pg.port, proxy.port] {
             let mut c = Raw::login(port, "app", "secret").await;
-            let mut batch = parse("s1", "select 1");
-            batch.extend(sync());
-            c.send(&batch).await;
+            c.send(&prepare("s1", "select 1")).await;
             c.until_ready().await;
             let mut dealloc = parse("", "deallocate s1");
             dealloc.extend(bind(""));
@@ -315,10 +280,7 @@ fn deallocate_through_the_extended_protocol() {
             dealloc.extend(sync());
             c.send(&dealloc).await;
             let first = c.until_ready().await;
-            let mut again = bind("s1");
-            again.extend(execute());
-            again.extend(sync());
-            c.send(&again).await;
+            c.send(&run("s1")).await;
             let (tags, errors) = c.until_ready().await;
             let codes: Vec<bool> = errors.iter().map(|e| e.contains("C26000\0")).collect();
             seen.push((first.0, first.1.len(), tags, codes));
@@ -333,25 +295,11 @@ fn deallocate_through_the_extended_protocol() {
 /// the same text is prepared again, as it would be directly.
 #[test]
 fn discard_all_through_the_extended_protocol() {
-    use crate::support::raw::msg;
     let pg = PgCluster::start();
     let proxy = Proxy::simple(
         &pg.url("app"),
         "pool_size = 1\npooler = \"none\"\nmax_pinned = 0",
     );
-    let parse = |name: &str, sql: &str| {
-        let body = [name.as_bytes(), &[0], sql.as_bytes(), &[0, 0, 0]].concat();
-        msg(b'P', &body)
-    };
-    let run = |stmt: &str| {
-        let mut m = msg(
-            b'B',
-            &[&[0][..], stmt.as_bytes(), &[0, 0, 0, 0, 0, 0, 0]].concat(),
-        );
-        m.extend(msg(b'E', &[0, 0, 0, 0, 0]));
-        m.extend(msg(b'S', b""));
-        m
-    };
     rt().block_on(async {
         for (port, via) in [(pg.port, "direct"), (proxy.port, "switchyard")] {
             let mut c = Raw::login(port, "app", "secret").await;
@@ -381,7 +329,6 @@ fn discard_all_through_the_extended_protocol() {
 /// answered and the session goes on, as directly.
 #[test]
 fn copy_failing_before_the_client_ends_it() {
-    use crate::support::raw::{msg, query};
     let pg = PgCluster::start();
     let proxy = Proxy::simple(&pg.url("app"), "pooler = \"none\"");
     rt().block_on(async {
@@ -392,11 +339,8 @@ fn copy_failing_before_the_client_ends_it() {
             ))
             .await;
             c.until_ready().await;
-            let mut m = msg(b'P', b"\0copy cp_fail from stdin\0\0\0");
-            m.extend(msg(b'B', b"\0\0\0\0\0\0\0\0"));
-            m.extend(msg(b'E', b"\0\0\0\0\0"));
-            m.extend(msg(b'S', b""));
-            c.send(&m).await;
+            c.send(&[parse("", "copy cp_fail from stdin"), run("")].concat())
+                .await;
             loop {
                 let (tag, _) = c.read().await.expect("CopyInResponse");
                 if tag == b'G' {
@@ -410,9 +354,7 @@ fn copy_failing_before_the_client_ends_it() {
                     break;
                 }
             }
-            let mut end = msg(b'c', b"");
-            end.extend(msg(b'S', b""));
-            c.send(&end).await;
+            c.send(&[msg(b'c', b""), sync()].concat()).await;
             let (tags, errors) = c.until_ready().await;
             assert!(
                 errors.is_empty() && tags == "ZI",

@@ -24,6 +24,41 @@ pub fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Parse of statement `name` (empty: the unnamed one), no parameter types.
+pub fn parse(name: &str, sql: &str) -> Vec<u8> {
+    msg(
+        b'P',
+        &[name.as_bytes(), &[0], sql.as_bytes(), &[0, 0, 0]].concat(),
+    )
+}
+
+/// Bind of statement `stmt` to the unnamed portal, without parameters.
+pub fn bind(stmt: &str) -> Vec<u8> {
+    msg(
+        b'B',
+        &[&[0][..], stmt.as_bytes(), &[0, 0, 0, 0, 0, 0, 0]].concat(),
+    )
+}
+
+/// Execute of the unnamed portal, every row.
+pub fn execute() -> Vec<u8> {
+    msg(b'E', &[0, 0, 0, 0, 0])
+}
+
+pub fn sync() -> Vec<u8> {
+    msg(b'S', b"")
+}
+
+/// Parse, then Sync.
+pub fn prepare(name: &str, sql: &str) -> Vec<u8> {
+    [parse(name, sql), sync()].concat()
+}
+
+/// Bind, Execute, Sync of statement `stmt`.
+pub fn run(stmt: &str) -> Vec<u8> {
+    [bind(stmt), execute(), sync()].concat()
+}
+
 pub fn query(sql: &str) -> Vec<u8> {
     let mut b = sql.as_bytes().to_vec();
     b.push(0);
@@ -151,6 +186,22 @@ impl Raw {
                 return None;
             }
         }
+    }
+
+    /// Reads until the connection closes (5 s at most): the ErrorResponses seen, as text.
+    pub async fn errors_until_closed(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let read = async {
+            while let Some((tag, body)) = self.read().await {
+                if tag == b'E' {
+                    errors.push(String::from_utf8_lossy(&body).into_owned());
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), read)
+            .await
+            .expect("the connection is closed");
+        errors
     }
 
     /// Reads through the next ReadyForQuery; returns the tags seen and the error messages.
