@@ -155,7 +155,7 @@ pub fn main() -> std::process::ExitCode {
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { config } => serve(config).await,
-        Command::CheckConfig { file } => check_config(&file).await,
+        Command::CheckConfig { file } => crate::check_config::run(&file).await,
         Command::Init(args) => crate::init::run(args).await,
         Command::Sync {
             from,
@@ -353,7 +353,7 @@ async fn run_live(from: String, to: String, force: bool, parallel: usize) -> Res
 fn load(path: Option<&PathBuf>) -> Result<Resolved> {
     match path {
         Some(p) => {
-            warn_if_exposed(p);
+            crate::check_config::warn_if_exposed(p);
             Config::load(p).with_context(|| format!("invalid config {}", p.display()))
         }
         None => Ok(Config::embedded_default("./switchyard.db")),
@@ -462,148 +462,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-/// Where the route comes from, as check-config prints it; an error when the route file
-/// cannot be read or its directory written.
-fn describe_route(r: &Resolved) -> Result<String> {
-    use crate::router::route_file::RouteFile;
-    let Some(path) = &r.state_file else {
-        return Ok(format!(
-            "routing.active = {:?} (kept in memory only)",
-            r.active
-        ));
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let probe = dir.join(format!(".switchyard-check-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .and_then(|()| std::fs::remove_file(&probe))
-        .with_context(|| {
-            format!(
-                "routing.state_file {}: its directory is not writable (set routing.state_file to a writable path)",
-                path.display()
-            )
-        })?;
-    Ok(match RouteFile::new(path).load()? {
-        Some(s) if s.epoch > 0 && s.active != r.active => format!(
-            "{:?} after {} switch(es), from {} — the config's routing.active = {:?} DISAGREES (a restart serves {:?})",
-            s.active,
-            s.epoch,
-            path.display(),
-            r.active,
-            s.active
-        ),
-        Some(s) if s.epoch > 0 => format!(
-            "{:?} after {} switch(es), from {}",
-            s.active,
-            s.epoch,
-            path.display()
-        ),
-        _ => format!(
-            "routing.active = {:?} (no switch yet; after one the route is kept in {})",
-            r.active,
-            path.display()
-        ),
-    })
-}
-
-/// Warns when the config file holds a written-out secret and others may read it.
-fn warn_if_exposed(path: &std::path::Path) {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    if let Some(w) = crate::config::secret_exposure(path, &text) {
-        tracing::warn!("{w}");
-        eprintln!("warning: {w}");
-    }
-}
-
-async fn check_config(file: &std::path::Path) -> Result<()> {
-    warn_if_exposed(file);
-    let r = Config::load(file).with_context(|| format!("invalid config {}", file.display()))?;
-    let metrics = Metrics::new(prometheus::Registry::new());
-    // Checking creates nothing: the route file is read, not made.
-    let mut unfiled = r.clone();
-    unfiled.state_file = None;
-    App::build(unfiled, metrics).context("config is valid but switchyard could not use it")?;
-    let route = describe_route(&r)?;
-    for (key, addr) in [
-        ("proxy.listen", r.proxy_addr),
-        ("admin.listen", r.admin_addr),
-    ] {
-        match std::net::TcpListener::bind(addr) {
-            Ok(_) => {}
-            // A running switchyard holds its own ports: checking an edited config while
-            // it serves must work.
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => println!(
-                "note: {key} {addr} is in use now (by a running switchyard, or by something else that would stop `serve`)"
-            ),
-            Err(e) => anyhow::bail!("{key}: cannot listen on {addr}: {e}"),
-        }
-    }
-    let c = &r.config;
-    println!("config {} is valid", file.display());
-    println!(
-        "  proxy:    listen {} (TLS {})",
-        r.proxy_addr,
-        if c.proxy.tls_cert.is_some() {
-            "on"
-        } else {
-            "off"
-        }
-    );
-    if c.users.is_empty() {
-        println!("  users:    none: clients on loopback are trusted");
-    } else {
-        for u in &c.users {
-            println!(
-                "  user:     {} ({:?})",
-                u.name,
-                u.auth.unwrap_or(c.proxy.auth)
-            );
-        }
-    }
-    println!(
-        "  admin:    listen {} (token {})",
-        r.admin_addr,
-        if c.admin.token.is_some() {
-            "set"
-        } else {
-            "not set"
-        }
-    );
-    println!("  route:    {route}");
-    let active_now = r
-        .state_file
-        .as_ref()
-        .and_then(|p| {
-            crate::router::route_file::RouteFile::new(p)
-                .load()
-                .ok()
-                .flatten()
-        })
-        .filter(|s| s.epoch > 0)
-        .map(|s| s.active)
-        .unwrap_or_else(|| r.active.clone());
-    for (name, b) in &c.backends {
-        let url = BackendUrl::parse(&b.url)
-            .map(|u| u.redacted())
-            .unwrap_or_default();
-        let active = if *name == active_now {
-            "  <- active"
-        } else {
-            ""
-        };
-        if b.url.starts_with("sqlite://") {
-            println!("  backend:  {name} = {url}{active}");
-        } else {
-            println!(
-                "  backend:  {name} = {url} (pool {}, pooler {}){active}",
-                b.pool_size,
-                b.pooler.as_str()
-            );
-        }
-    }
-    Ok(())
 }

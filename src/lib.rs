@@ -15,7 +15,8 @@
 //! - [`sync`]: `switchyard sync` and `switchyard verify`.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`stream`], [`tls`]: byte streams and TLS configuration.
-//! - [`cli`], [`ctl`]: the command line and the admin API client; [`logging`]: log format.
+//! - [`cli`], [`ctl`]: the command line and the admin API client; [`check_config`]:
+//!   `switchyard check-config`; [`logging`]: log format.
 //!
 //! Outside the crate only [`cli`] (the binary's entry point) and [`testing`] (what the
 //! integration tests and fuzz targets drive, named explicitly) are visible.
@@ -23,6 +24,7 @@
 pub(crate) mod admin;
 pub(crate) mod app;
 pub(crate) mod backend;
+pub(crate) mod check_config;
 pub mod cli;
 pub(crate) mod config;
 pub(crate) mod ctl;

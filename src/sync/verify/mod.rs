@@ -27,6 +27,7 @@ use rows::{Chunk, RowRef, Rows, is_integer, key_shape, open_rows};
 mod copy_binary;
 mod copy_stream;
 pub mod normalize;
+mod pg_rows;
 mod raw;
 mod rows;
 
