@@ -461,7 +461,12 @@ impl Session {
     }
 
     fn release_held(&mut self, held: Held) {
+        let in_transaction = held.in_gate();
         self.held = Some(held);
+        if in_transaction {
+            // The transaction the vanished client left open is counted, as any other.
+            self.count_transaction();
+        }
         self.release();
     }
 }

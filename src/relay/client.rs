@@ -170,8 +170,7 @@ impl Relay {
             return Ok(Step::NeedServer);
         };
         if class.kept.is_some() {
-            self.kept_state |= self.pin_to(server);
-            server.dirty = true;
+            self.keep_state(server);
         }
         if pinned {
             // The statements are the server's own: it deallocates them itself.
@@ -375,9 +374,13 @@ impl Relay {
     /// Drops the statements cached on `server` once one of them had a stale plan (see
     /// `server.stale_plans`): each is made again when next used.
     fn drop_stale_statements(&mut self, server: &mut ServerConn) {
-        if !std::mem::take(&mut server.stale_plans) {
-            return;
+        if std::mem::take(&mut server.stale_plans) {
+            self.close_cached(server);
         }
+    }
+
+    /// Closes every statement cached on `server` under a proxy name, and forgets them.
+    pub(super) fn close_cached(&mut self, server: &mut ServerConn) {
         for name in server.statements.take_all() {
             build::close_statement(&mut self.server_out, &name);
             self.queue.push(Expect::Close { forward: false });
@@ -451,8 +454,7 @@ impl Relay {
         };
         let (effect, kept) = self.stmts.effect_of(b.statement);
         if kept.is_some() {
-            self.kept_state |= self.pin_to(server);
-            server.dirty = true;
+            self.keep_state(server);
         }
         match effect {
             Some(e) => {

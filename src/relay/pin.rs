@@ -16,10 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::backend::conn::ServerConn;
-use crate::protocol::build;
 
 use super::Relay;
-use super::expect::Expect;
 
 /// How many clients of one backend may be pinned at once.
 #[derive(Debug)]
@@ -131,14 +129,19 @@ impl Relay {
             tracing::debug!("no pin left on this backend (max_pinned); the client stays pooled");
             return false;
         };
-        for name in server.statements.take_all() {
-            build::close_statement(&mut self.server_out, &name);
-            self.queue.push(Expect::Close { forward: false });
-        }
+        self.close_cached(server);
         server.statements.unnamed = None;
         server.dirty = true;
         self.pin = Pin::Pinned { _slot: slot };
         true
+    }
+
+    /// The client makes session state the proxy does not carry (LISTEN, a temporary
+    /// table, …): pinned if it may be, and the connection is cleaned before anyone else
+    /// uses it.
+    pub fn keep_state(&mut self, server: &mut ServerConn) {
+        self.kept_state |= self.pin_to(server);
+        server.dirty = true;
     }
 
     /// A named statement is being made: pinned, or never to be.
