@@ -72,6 +72,7 @@ pub struct Metrics {
     errors: IntCounterVec,
     pub cancel_requests: IntCounterVec,
     pub dead_idle_connections: IntCounterVec,
+    pub requests_retried: IntCounterVec,
     pub pinned_clients: IntGaugeVec,
     pub sync_phase: IntGauge,
     pub sync_pending: IntGauge,
@@ -273,6 +274,12 @@ impl Metrics {
                 r,
                 "server_connections_found_closed_total",
                 "Idle server connections the server had closed, dropped at checkout",
+                &["backend"],
+            ),
+            requests_retried: counter_vec(
+                r,
+                "requests_retried_total",
+                "Client requests sent again on a fresh server connection because the one taken from the pool had been closed by the server before it answered",
                 &["backend"],
             ),
             cancel_requests: counter_vec(

@@ -46,6 +46,8 @@ pub struct ServerConn {
     /// dropped (`DEALLOCATE ALL`) at the next handover.
     pub stale_plans: bool,
     pub created: Instant,
+    /// When a client last took it from the pool (when it was made, before that).
+    pub taken: Instant,
     pub id: u64,
 }
 
@@ -77,6 +79,7 @@ impl ServerConn {
             broken: false,
             stale_plans: false,
             created: Instant::now(),
+            taken: Instant::now(),
             id,
         }
     }

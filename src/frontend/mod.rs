@@ -5,7 +5,8 @@
 //! - [`startup`]: SSLRequest, CancelRequest, StartupMessage.
 //! - [`auth`], [`users`]: SCRAM-SHA-256, md5, trust.
 //! - [`login`]: greeting with the server's parameters.
-//! - [`session`]: the relay loop; [`reset`]: cleanup after a vanished client;
+//! - [`session`]: the relay loop; [`checkout`]: taking a server connection (and a
+//!   fresh one when it was closed in the pool); [`reset`]: cleanup after a vanished client;
 //!   [`pinned`]: clients that keep their server connection between transactions.
 //! - [`cancel`]: proxy-issued cancel keys.
 //! - [`throttle`]: slowing repeated login failures; per-user connection counts.
@@ -13,6 +14,7 @@
 pub mod auth;
 pub mod cancel;
 pub mod channel_binding;
+pub mod checkout;
 pub mod errors;
 pub mod listener;
 pub mod login;

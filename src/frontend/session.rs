@@ -8,12 +8,10 @@ use bytes::{Buf, BytesMut};
 use thiserror::Error;
 
 use super::cancel::{CancelHandle, CancelTarget};
-use crate::backend::AcquireError;
 use crate::config::PoolerMode;
 use crate::metrics::ErrorKind;
 use crate::protocol::build::ErrorFields;
-use crate::protocol::{TxStatus, fe, framing, sqlstate};
-use crate::relay::expect::Expect;
+use crate::protocol::{TxStatus, fe, framing};
 use crate::relay::pump::{self, Event, Out, PumpError, Sides};
 use crate::relay::{Relay, RelayError, Step};
 use crate::router::Held;
@@ -38,11 +36,13 @@ pub struct Session {
     pub cancel: CancelHandle,
     pub id: u64,
     client_dirty: bool,
-    server_dirty: bool,
+    pub(super) server_dirty: bool,
     /// This user's connection slot (`[[users]] max_connections`), held until the end.
     pub user_slot: Option<super::throttle::UserSlot>,
     /// The session must end (after what is already queued for the client), with this.
     ending: Option<ErrorFields>,
+    /// What a fresh server connection was sent, until it answers.
+    pub(super) replay: super::checkout::Replay,
 }
 
 /// Why a client got no server connection.
@@ -75,6 +75,7 @@ impl Session {
             server_dirty: false,
             user_slot: None,
             ending: None,
+            replay: Default::default(),
             shared,
         }
     }
@@ -151,6 +152,9 @@ impl Session {
             match event {
                 Ok(Event::ClientData) | Ok(Event::Idle) => {}
                 Ok(Event::ServerData) => {
+                    if !self.first_answer_ok() {
+                        continue;
+                    }
                     if let Some(h) = self.held.as_mut() {
                         if let Err(e) = self.relay.on_server_input(&mut h.conn) {
                             h.conn.broken = true;
@@ -213,6 +217,7 @@ impl Session {
     fn discard_held(&mut self, kind: ErrorKind) -> Option<Held> {
         let mut held = self.held.take()?;
         held.conn.broken = true;
+        self.replay.disarm();
         if self.relay.pin.is_pinned() && self.relay.kept_state {
             // Its LISTEN, temporary tables, … went with that server session: the client
             // must not go on as if they were there.
@@ -271,7 +276,10 @@ impl Session {
                 self.relay.on_client(h.tag, msg, server)?
             };
             match step {
-                Step::Done => self.client_in.advance(h.total),
+                Step::Done => {
+                    self.replay.keep(&self.client_in[..h.total]);
+                    self.client_in.advance(h.total);
+                }
                 Step::Terminate => return Ok(Step::Terminate),
                 Step::NeedServer => {
                     let acquired = self.acquire(h.tag, h.total).await;
@@ -319,51 +327,6 @@ impl Session {
         self.relay.fatal(&super::errors::admin_shutdown());
         self.flush_client().await.map_err(SessionError::Client)?;
         tracing::debug!(session = self.id, "closed at shutdown");
-        Ok(())
-    }
-
-    /// Takes a server connection for a new transaction and brings it up to the client's
-    /// session settings. The error is for the client when none could be had.
-    /// `tag` and `len`: the client message (at the start of `client_in`) that needs it.
-    pub(super) async fn acquire(&mut self, tag: u8, len: usize) -> Result<(), Refused> {
-        self.shared.metrics.clients_waiting.inc();
-        let result = self.shared.router.acquire().await;
-        self.shared.metrics.clients_waiting.dec();
-        // A client held at the gate (a pause) when the proxy shuts down gets no server.
-        if let Err(AcquireError::ShuttingDown) = result {
-            return Err(Refused::Shutdown);
-        }
-        let mut held = match result {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::warn!(session = self.id, error = %e, "no server connection for client");
-                self.shared.metrics.count_error(ErrorKind::PoolTimeout);
-                return Err(Refused::Client(super::errors::no_server(&e)));
-            }
-        };
-        self.relay.pooler = held.backend.pooler();
-        self.relay.offer_pin(held.backend.session_pins());
-        let handover = self.relay.handover(&mut held.conn, self.id);
-        if held.backend.pooler() == PoolerMode::Transaction {
-            // A transaction pooler unlinks its server at the ReadyForQuery that ends the
-            // handover: answers to client messages pipelined behind it would be lost. So
-            // behind a pooler each statement is a round trip of its own.
-            for sql in handover.statements() {
-                apply_settings_alone(&mut held, sql)
-                    .await
-                    .map_err(Refused::Client)?;
-            }
-        } else {
-            for sql in handover.statements() {
-                crate::protocol::build::query(&mut self.relay.server_out, sql);
-                self.relay.queue.push(Expect::Query {
-                    forward: false,
-                    effects: Vec::new(),
-                });
-            }
-        }
-        self.held = Some(held);
-        self.watch_for_cancel(tag, len);
         Ok(())
     }
 
@@ -468,31 +431,6 @@ impl Session {
             self.count_transaction();
         }
         self.release();
-    }
-}
-
-/// Runs the session-settings statement on `held` and waits for its answer.
-async fn apply_settings_alone(held: &mut Held, sql: &str) -> Result<(), ErrorFields> {
-    match held.conn.own_query(sql).await {
-        Ok(res) => match res.error {
-            None => Ok(()),
-            Some((code, message)) => {
-                held.conn.broken = true;
-                Err(ErrorFields::error(
-                    sqlstate::CONNECTION_FAILURE,
-                    format!(
-                        "cannot apply this session's settings on the server: {message} ({code})"
-                    ),
-                ))
-            }
-        },
-        Err(e) => {
-            held.conn.broken = true;
-            Err(ErrorFields::error(
-                sqlstate::CONNECTION_FAILURE,
-                e.to_string(),
-            ))
-        }
     }
 }
 

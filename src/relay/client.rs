@@ -155,6 +155,7 @@ impl Relay {
         let pinned = self.pin.is_pinned();
         match class.special {
             Special::DiscardAll if self.status == TxStatus::Idle && !pinned => {
+                self.local_changes += 1;
                 self.stmts.clear();
                 self.params.reset_all();
                 self.query_done("DISCARD ALL");
@@ -209,6 +210,7 @@ impl Relay {
     }
 
     fn deallocate(&mut self, name: Option<String>) {
+        self.local_changes += 1;
         match name {
             None => {
                 self.stmts.clear();
@@ -264,6 +266,7 @@ impl Relay {
             server.statements.take_all();
             server.applied.clear();
             self.stmts.clear();
+            self.local_changes += 1;
         }
         let id = match class {
             None => self.stmts.renew_unnamed(),

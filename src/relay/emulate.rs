@@ -29,6 +29,7 @@ impl Relay {
         if self.pin.is_pinned() {
             return false;
         }
+        self.local_changes += 1;
         self.emulated = Some(Emulated {
             name: name.clone(),
             portal: None,
@@ -81,6 +82,7 @@ impl Relay {
         if e.portal.as_deref() != Some(portal) {
             return false;
         }
+        self.local_changes += 1;
         match e.name.clone() {
             None => {
                 self.stmts.clear();

@@ -190,6 +190,21 @@ impl ExpectQueue {
         self.q.clear();
         self.swallow_syncs = false;
     }
+
+    /// Empties the queue because its requests will be made again on another connection;
+    /// returns the undo records of every entry, the last entry's first.
+    pub fn unwind(&mut self) -> Vec<Undo> {
+        let mut undos = Vec::new();
+        while let Some(e) = self.q.pop_back() {
+            if let Expect::Parse { undo, .. } | Expect::Synthetic { undo, .. } = e
+                && !undo.is_empty()
+            {
+                undos.push(undo);
+            }
+        }
+        self.swallow_syncs = false;
+        undos
+    }
 }
 
 #[cfg(test)]

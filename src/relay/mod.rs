@@ -21,6 +21,7 @@ pub mod params;
 pub mod pin;
 pub mod pump;
 pub mod reported;
+pub mod rewind;
 pub mod server;
 pub mod sqlscan;
 pub mod statements;
@@ -142,6 +143,11 @@ pub struct Relay {
     rewritten: Option<Vec<u8>>,
     /// The client's unnamed statement is a DEALLOCATE the proxy answers itself.
     emulated: Option<emulate::Emulated>,
+    /// Proxy-made responses written to the client so far.
+    emitted: u64,
+    /// Changes to the client's statements made without the server and without an undo
+    /// record (DEALLOCATE and DISCARD ALL answered by the proxy).
+    local_changes: u64,
 }
 
 impl Relay {
@@ -176,6 +182,8 @@ impl Relay {
             client_pid: 0,
             rewritten: None,
             emulated: None,
+            emitted: 0,
+            local_changes: 0,
         }
     }
 
@@ -224,6 +232,7 @@ impl Relay {
             let Some(Expect::Synthetic { synth, .. }) = self.queue.pop() else {
                 break;
             };
+            self.emitted += 1;
             match synth {
                 Synth::Empty(tag) => build::empty(&mut self.client_out, tag),
                 Synth::Bytes(b) => self.client_out.extend_from_slice(&b),

@@ -296,7 +296,7 @@ fn stale_plan(body: &[u8]) -> bool {
 }
 
 impl Relay {
-    fn undo(&mut self, server: &mut ServerConn, undo: Undo) {
+    pub(super) fn undo(&mut self, server: &mut ServerConn, undo: Undo) {
         let Some(undo) = undo.into_parts() else {
             return;
         };

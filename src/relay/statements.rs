@@ -29,7 +29,7 @@ pub struct StmtDef {
 
 /// The client's unnamed statement. Replaced on almost every extended-protocol query, so its
 /// buffer is reused instead of allocated each time.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Unnamed {
     pub id: (u64, u64),
     pub body: Vec<u8>,
@@ -144,6 +144,19 @@ impl ClientStatements {
     pub fn remove_if(&mut self, name: &[u8], id: (u64, u64)) {
         if self.get(name).is_some_and(|d| d.id == id) {
             self.remove(name);
+        }
+    }
+
+    /// A copy of the unnamed statement, to put back with [`Self::restore_unnamed`].
+    pub fn save_unnamed(&self) -> Option<Unnamed> {
+        self.unnamed.present.then(|| self.unnamed.clone())
+    }
+
+    /// Puts back the unnamed statement saved by [`Self::save_unnamed`].
+    pub fn restore_unnamed(&mut self, saved: Option<Unnamed>) {
+        match saved {
+            Some(u) => self.unnamed = u,
+            None => self.unnamed.present = false,
         }
     }
 

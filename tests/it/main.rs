@@ -16,6 +16,7 @@ mod live_standalone;
 mod memory;
 mod pgbench;
 mod pinning;
+mod pool_retry;
 mod proxy_basic;
 mod proxy_session;
 mod route;
