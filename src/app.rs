@@ -93,6 +93,7 @@ impl App {
         switcher.set_hook(Some(live.clone()));
         let cancels = Arc::new(CancelRegistry::default());
         switcher.set_inflight(cancels.clone());
+        let notify = crate::notify::Hub::new(metrics.listening_clients.clone());
         let state = ProxyState {
             router: Arc::new(router),
             switcher,
@@ -111,6 +112,7 @@ impl App {
             )),
             lifecycle,
             databases: resolved.database_names(),
+            notify,
         };
         Ok(App {
             state: Arc::new(state),
@@ -161,6 +163,7 @@ impl App {
         })
         .await;
         detect_poolers(&s.router.backends()).await;
+        crate::notify::listener::spawn(s);
         for b in s.router.backends() {
             s.lifecycle
                 .spawn(monitor::run(b.clone(), s.metrics.clone()));

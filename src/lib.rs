@@ -9,6 +9,7 @@
 //! - [`frontend`]: client connections (startup, TLS, auth, cancel, session loop).
 //! - [`relay`]: protocol state between a client and a server connection.
 //! - [`backend`]: backends, their pools and server connections.
+//! - [`notify`]: LISTEN/NOTIFY served from the proxy's own listening connections.
 //! - [`router`]: the active route and the pause/drain gate.
 //! - [`protocol`]: wire-protocol framing, builders and parsers.
 //! - [`admin`]: the admin HTTP API.
@@ -33,6 +34,7 @@ pub(crate) mod init;
 pub(crate) mod lifecycle;
 pub(crate) mod logging;
 pub(crate) mod metrics;
+pub(crate) mod notify;
 pub(crate) mod protocol;
 pub(crate) mod relay;
 pub(crate) mod reload;

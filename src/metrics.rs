@@ -73,6 +73,8 @@ pub struct Metrics {
     pub cancel_requests: IntCounterVec,
     pub dead_idle_connections: IntCounterVec,
     pub requests_retried: IntCounterVec,
+    pub listen_connection_lost: IntCounterVec,
+    pub listening_clients: IntGauge,
     pub pinned_clients: IntGaugeVec,
     pub sync_phase: IntGauge,
     pub sync_pending: IntGauge,
@@ -275,6 +277,17 @@ impl Metrics {
                 "server_connections_found_closed_total",
                 "Idle server connections the server had closed, dropped at checkout",
                 &["backend"],
+            ),
+            listen_connection_lost: counter_vec(
+                r,
+                "listen_connection_lost_total",
+                "Listening connections (LISTEN served by the proxy) lost and made again; notifications sent meanwhile were missed",
+                &["backend"],
+            ),
+            listening_clients: gauge(
+                r,
+                "listening_clients",
+                "Clients listening on at least one channel through the proxy's listening connections",
             ),
             requests_retried: counter_vec(
                 r,

@@ -41,6 +41,8 @@ pub struct ProxyState {
     pub client_slots: Arc<tokio::sync::Semaphore>,
     /// The database names a client may ask for (`Resolved::database_names`).
     pub databases: Vec<String>,
+    /// Clients' LISTEN subscriptions and notification mailboxes.
+    pub notify: crate::notify::Hub,
 }
 
 impl ProxyState {

@@ -28,6 +28,18 @@ pub fn session_state_moved(to: &str) -> ErrorFields {
     .with_hint("reconnect: the new session is served by the new backend")
 }
 
+/// The route moved to a backend the proxy cannot listen on while this client listened.
+pub fn listen_moved(to: &str) -> ErrorFields {
+    ErrorFields::fatal(
+        sqlstate::ADMIN_SHUTDOWN,
+        "terminating connection due to administrator command",
+    )
+    .with_detail(format!(
+        "The database moved to backend \"{to}\", where switchyard cannot serve LISTEN (it is a transaction pooler or an embedded database)."
+    ))
+    .with_hint("reconnect; to keep LISTEN, move to a backend that keeps sessions (pooler = \"none\")")
+}
+
 /// The server session that held a pinned client's session state is gone.
 pub fn session_state_lost(backend: &str) -> ErrorFields {
     ErrorFields::fatal(
@@ -37,7 +49,7 @@ pub fn session_state_lost(backend: &str) -> ErrorFields {
         ),
     )
     .with_detail(
-        "Its LISTEN, temporary tables, advisory locks or cursors WITH HOLD are gone with it.",
+        "Its temporary tables, advisory locks, cursors WITH HOLD or LISTEN are gone with it.",
     )
     .with_hint("reconnect")
 }

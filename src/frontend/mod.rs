@@ -7,7 +7,8 @@
 //! - [`login`]: greeting with the server's parameters.
 //! - [`session`]: the relay loop; [`checkout`]: taking a server connection (and a
 //!   fresh one when it was closed in the pool); [`reset`]: cleanup after a vanished client;
-//!   [`pinned`]: clients that keep their server connection between transactions.
+//!   [`pinned`]: clients that keep their server connection between transactions;
+//!   [`listening`]: LISTEN/NOTIFY served by the proxy.
 //! - [`cancel`]: proxy-issued cancel keys.
 //! - [`throttle`]: slowing repeated login failures; per-user connection counts.
 
@@ -17,6 +18,7 @@ pub mod channel_binding;
 pub mod checkout;
 pub mod errors;
 pub mod listener;
+pub mod listening;
 pub mod login;
 pub mod pinned;
 pub mod reset;

@@ -40,9 +40,11 @@ pub struct Session {
     /// This user's connection slot (`[[users]] max_connections`), held until the end.
     pub user_slot: Option<super::throttle::UserSlot>,
     /// The session must end (after what is already queued for the client), with this.
-    ending: Option<ErrorFields>,
+    pub(super) ending: Option<ErrorFields>,
     /// What a fresh server connection was sent, until it answers.
     pub(super) replay: super::checkout::Replay,
+    /// Notifications for the client, while it listens through the proxy.
+    pub(super) mailbox: Option<Arc<crate::notify::Mailbox>>,
 }
 
 /// Why a client got no server connection.
@@ -76,6 +78,7 @@ impl Session {
             user_slot: None,
             ending: None,
             replay: Default::default(),
+            mailbox: None,
             shared,
         }
     }
@@ -87,6 +90,7 @@ impl Session {
             self.relay.fatal(&e.to_client());
             let _ = self.flush_client().await;
         }
+        self.stop_listening();
         self.cleanup().await;
         result
     }
@@ -100,10 +104,18 @@ impl Session {
             if self.process_client().await? == Step::Terminate {
                 return Ok(());
             }
+            self.apply_listens().await;
+            self.note_notifier();
             self.maybe_release();
             let has_pending = self.has_complete_message();
             let limit = self.timeout_now();
             let idle = self.held.is_none() || self.parked();
+            if idle {
+                self.deliver_mail();
+                if self.ending.is_some() {
+                    continue;
+                }
+            }
             let step = {
                 let server = self.held.as_mut().map(|h| {
                     let conn = &mut *h.conn;
@@ -134,6 +146,7 @@ impl Session {
                             self.shared.lifecycle.stopping_flag(),
                         )
                     }),
+                    mail: self.mailbox.as_ref().map(|m| m.flag()),
                 })
             };
             let event = match limit {
@@ -155,13 +168,18 @@ impl Session {
                     if !self.first_answer_ok() {
                         continue;
                     }
-                    if let Some(h) = self.held.as_mut() {
-                        if let Err(e) = self.relay.on_server_input(&mut h.conn) {
-                            h.conn.broken = true;
-                            return Err(e.into());
+                    loop {
+                        if let Some(h) = self.held.as_mut() {
+                            if let Err(e) = self.relay.on_server_input(&mut h.conn) {
+                                h.conn.broken = true;
+                                return Err(e.into());
+                            }
+                            if let Some(fatal) = self.relay.server_fatal.take() {
+                                return self.server_ended(fatal).await;
+                            }
                         }
-                        if let Some(fatal) = self.relay.server_fatal.take() {
-                            return self.server_ended(fatal).await;
+                        if !self.own_notifications_first().await {
+                            break;
                         }
                     }
                 }
@@ -270,6 +288,7 @@ impl Session {
                 }
                 continue;
             }
+            self.relay.listen_hub = self.shared.notify.available();
             let step = {
                 let msg = &self.client_in[..h.total];
                 let server = self.held.as_mut().map(|h| &mut **h.conn);

@@ -128,6 +128,25 @@ pub fn parameter_status(body: &[u8]) -> Result<(&str, &str), Malformed> {
     Ok((name, value))
 }
 
+/// A NotificationResponse: the sending server process and the channel.
+pub struct Notification<'a> {
+    pub pid: u32,
+    pub channel: &'a str,
+}
+
+pub fn notification(body: &[u8]) -> Result<Notification<'_>, Malformed> {
+    let Some((pid, rest)) = body.split_first_chunk::<4>() else {
+        return Err(malformed("NotificationResponse", "too short"));
+    };
+    let (channel, _) = cstr(rest, "NotificationResponse")?;
+    let channel =
+        std::str::from_utf8(channel).map_err(|_| malformed("NotificationResponse", "not UTF-8"))?;
+    Ok(Notification {
+        pid: u32::from_be_bytes(*pid),
+        channel,
+    })
+}
+
 /// Command tag of a CommandComplete.
 pub fn command_tag(body: &[u8]) -> &[u8] {
     match nul_at(body) {

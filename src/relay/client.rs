@@ -148,11 +148,19 @@ impl Relay {
         let text = parse::query_text(&msg[5..])?;
         let class = sqlscan::classify(text);
         self.emulated = None;
+        if let Some(op) = self.hub_listen(&class) {
+            self.query_done(op.tag());
+            self.listen(op);
+            return Ok(Step::Done);
+        }
         if let Some(err) = class.kept.and_then(|k| self.refusal(k)) {
             self.query_error(&err);
             return Ok(Step::Done);
         }
         let pinned = self.pin.is_pinned();
+        if matches!(class.special, Special::DiscardAll) && self.status == TxStatus::Idle {
+            self.listens.push(sqlscan::ListenOp::UnlistenAll);
+        }
         match class.special {
             Special::DiscardAll if self.status == TxStatus::Idle && !pinned => {
                 self.local_changes += 1;
@@ -173,6 +181,8 @@ impl Relay {
         if class.kept.is_some() {
             self.keep_state(server);
         }
+        self.notified |= class.notifies;
+        self.notified_tx |= class.notifies;
         if pinned {
             // The statements are the server's own: it deallocates them itself.
             self.forget_deallocated(&class.special);
@@ -243,11 +253,11 @@ impl Relay {
             None
         } else {
             let class = sqlscan::classify(p.query);
-            if let Some(err) = class.kept.and_then(|k| self.refusal(k)) {
-                self.extended_error(&err);
+            if self.emulate_parse(&class) {
                 return Step::Done;
             }
-            if self.emulate_parse(&class) {
+            if let Some(err) = class.kept.and_then(|k| self.refusal(k)) {
+                self.extended_error(&err);
                 return Step::Done;
             }
             Some(class)
@@ -267,10 +277,13 @@ impl Relay {
             server.applied.clear();
             self.stmts.clear();
             self.local_changes += 1;
+            self.listens.push(sqlscan::ListenOp::UnlistenAll);
         }
         let id = match class {
             None => self.stmts.renew_unnamed(),
             Some(class) => {
+                self.notified |= class.notifies;
+                self.notified_tx |= class.notifies;
                 if self.pin.is_pinned() {
                     self.forget_deallocated(&class.special);
                 }

@@ -1,39 +1,46 @@
-//! `DEALLOCATE` sent through the extended protocol by a client whose statements live on
-//! the server under proxy names (a client that is not pinned): the server does not know
-//! the client's names, so the proxy answers that Parse/Bind/Describe/Execute itself and
-//! forgets the statements in the client's list, as it does for the simple protocol.
+//! Statements the proxy answers itself, sent through the extended protocol: `DEALLOCATE`
+//! from a client whose statements live on the server under proxy names (a client that is
+//! not pinned; the server does not know the client's names), and `LISTEN`/`UNLISTEN`
+//! served by the proxy's listening connections. The proxy answers that
+//! Parse/Bind/Describe/Execute itself and makes the change, as it does for the simple
+//! protocol.
 
 use bytes::Bytes;
 
 use super::Relay;
 use super::expect::{Synth, Undo};
-use super::sqlscan::{Classified, Special};
+use super::sqlscan::{Classified, ListenOp, Special};
 use crate::protocol::build::{self, ErrorFields};
 use crate::protocol::{be, sqlstate};
 
-/// The client's unnamed statement is a DEALLOCATE the proxy answers.
+/// The client's unnamed statement is one the proxy answers.
 #[derive(Debug)]
 pub struct Emulated {
-    name: Option<String>,
+    what: Emulation,
     /// The portal bound to it, once bound.
     portal: Option<Bytes>,
+}
+
+#[derive(Debug, Clone)]
+enum Emulation {
+    /// `DEALLOCATE name`, or `DEALLOCATE ALL` (None).
+    Deallocate(Option<String>),
+    Listen(ListenOp),
 }
 
 impl Relay {
     /// Parse of the unnamed statement: true when the proxy answers it (then nothing goes
     /// to the server).
     pub(super) fn emulate_parse(&mut self, class: &Classified) -> bool {
-        let Special::Deallocate(name) = &class.special else {
-            return false;
+        let what = match (&class.special, self.hub_listen(class)) {
+            (_, Some(op)) => Emulation::Listen(op),
+            (Special::Deallocate(name), _) if !self.pin.is_pinned() => {
+                Emulation::Deallocate(name.clone())
+            }
+            _ => return false,
         };
-        if self.pin.is_pinned() {
-            return false;
-        }
         self.local_changes += 1;
-        self.emulated = Some(Emulated {
-            name: name.clone(),
-            portal: None,
-        });
+        self.emulated = Some(Emulated { what, portal: None });
         self.synth(Synth::Empty(be::PARSE_COMPLETE), Undo::default());
         true
     }
@@ -83,7 +90,15 @@ impl Relay {
             return false;
         }
         self.local_changes += 1;
-        match e.name.clone() {
+        let name = match e.what.clone() {
+            Emulation::Listen(op) => {
+                self.synth_msgs(|b| build::command_complete(b, op.tag()));
+                self.listen(op);
+                return true;
+            }
+            Emulation::Deallocate(name) => name,
+        };
+        match name {
             None => {
                 self.stmts.clear();
                 self.synth_msgs(|b| build::command_complete(b, "DEALLOCATE ALL"));

@@ -17,6 +17,7 @@ mod emulate;
 pub mod expect;
 pub mod handover;
 pub mod lexer;
+mod listen;
 pub mod params;
 pub mod pin;
 pub mod pump;
@@ -148,6 +149,21 @@ pub struct Relay {
     /// Changes to the client's statements made without the server and without an undo
     /// record (DEALLOCATE and DISCARD ALL answered by the proxy).
     local_changes: u64,
+    /// LISTEN/UNLISTEN is served by the proxy's listening connections now.
+    pub listen_hub: bool,
+    /// LISTEN/UNLISTEN changes for the session to apply.
+    pub listens: Vec<sqlscan::ListenOp>,
+    /// Those made in the open transaction, applied if it commits.
+    pending_listens: Vec<sqlscan::ListenOp>,
+    /// A statement that sends a notification went to the held server.
+    pub notified: bool,
+    /// The same, in the transaction in progress (cleared when it ends).
+    notified_tx: bool,
+    /// The client listens through the proxy's listening connections.
+    pub listening: bool,
+    /// The ReadyForQuery that ends a transaction in which a listening client notified,
+    /// held back until its own notifications are passed on (PostgreSQL sends them first).
+    pub held_ready: Option<TxStatus>,
 }
 
 impl Relay {
@@ -184,6 +200,13 @@ impl Relay {
             emulated: None,
             emitted: 0,
             local_changes: 0,
+            listen_hub: false,
+            listens: Vec::new(),
+            pending_listens: Vec::new(),
+            notified: false,
+            notified_tx: false,
+            listening: false,
+            held_ready: None,
         }
     }
 
@@ -282,6 +305,7 @@ impl Relay {
         if in_tx {
             self.lost_tx = true;
             self.status = TxStatus::Failed;
+            self.pending_listens.clear();
         }
         if !outstanding {
             // Nothing was asked: tell the client at its next message, not unsolicited.

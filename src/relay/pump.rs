@@ -102,6 +102,9 @@ pub struct Sides<'a, C, S> {
     /// When set, a wait ends with [`Event::Stop`] once the flag is raised; whoever raises
     /// it wakes the waker (costs a waker registration per wait, nothing per byte).
     pub stop: Option<(&'a AtomicWaker, &'a AtomicBool)>,
+    /// With `stop`: a wait also ends (with [`Event::Idle`]) once this flag is raised
+    /// (notifications for the client arrived; the raiser wakes the same waker).
+    pub mail: Option<&'a AtomicBool>,
 }
 
 /// Writes what is pending and waits until there is something new to process.
@@ -165,6 +168,9 @@ where
         if flag.load(Ordering::SeqCst) {
             return Poll::Ready(Ok(Event::Stop));
         }
+        if sides.mail.is_some_and(|m| m.load(Ordering::Acquire)) {
+            return Poll::Ready(Ok(Event::Idle));
+        }
     }
     Poll::Pending
 }
@@ -202,6 +208,7 @@ mod tests {
             read_client: true,
             wake_on_drain: false,
             stop: None,
+            mail: None,
         })
         .await
         .unwrap();

@@ -90,7 +90,7 @@ impl Relay {
             if let Some(m) = self.rewritten.take() {
                 self.client_out.extend_from_slice(&m);
             }
-            if self.server_fatal.is_some() {
+            if self.server_fatal.is_some() || self.held_ready.is_some() {
                 return Ok(());
             }
             if matches!(self.queue.head(), Some(Expect::Synthetic { .. })) {
@@ -345,6 +345,15 @@ impl Relay {
                 if !followed {
                     params::apply(&mut server.applied, &e);
                 }
+            }
+        }
+        if status == TxStatus::Idle {
+            self.finish_listens(self.saw_rollback);
+            if std::mem::take(&mut self.notified_tx) && self.listening && action == Action::Forward
+            {
+                self.held_ready = Some(status);
+                self.saw_rollback = false;
+                return Ok(Action::Drop);
             }
         }
         self.saw_rollback = false;

@@ -31,6 +31,26 @@ pub enum Special {
     DiscardAll,
     /// `DEALLOCATE [PREPARE] name` or `DEALLOCATE ALL` (None) alone.
     Deallocate(Option<String>),
+    /// `LISTEN channel`, `UNLISTEN channel` or `UNLISTEN *` alone.
+    Listen(ListenOp),
+}
+
+/// A change to the channels a client listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenOp {
+    Listen(String),
+    Unlisten(String),
+    UnlistenAll,
+}
+
+impl ListenOp {
+    /// The command tag PostgreSQL answers it with.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            ListenOp::Listen(_) => "LISTEN",
+            ListenOp::Unlisten(_) | ListenOp::UnlistenAll => "UNLISTEN",
+        }
+    }
 }
 
 /// Session state a statement leaves on the server connection that the proxy does not
@@ -80,6 +100,8 @@ pub struct Classified {
     pub effects: Vec<Effect>,
     /// The first statement that leaves state the proxy does not replay.
     pub kept: Option<Kept>,
+    /// It sends a notification (`NOTIFY`, `pg_notify`).
+    pub notifies: bool,
 }
 
 impl Classified {
@@ -87,6 +109,7 @@ impl Classified {
         special: Special::None,
         effects: Vec::new(),
         kept: None,
+        notifies: false,
     };
 }
 
@@ -118,6 +141,7 @@ struct Stmt {
     prev_with: bool,
     with_hold: bool,
     advisory: bool,
+    notifies: bool,
     config: ConfigCall,
 }
 
@@ -191,6 +215,7 @@ impl Stmt {
             prev_with: false,
             with_hold: false,
             advisory: false,
+            notifies: false,
             config: ConfigCall {
                 named: false,
                 depth: 0,
@@ -216,6 +241,8 @@ impl Stmt {
                 && ADVISORY
                     .iter()
                     .any(|a| w.eq_ignore_ascii_case(a.as_bytes()));
+            self.notifies |= w.eq_ignore_ascii_case(b"pg_notify")
+                || (self.n == 1 && w.eq_ignore_ascii_case(b"notify"));
         } else {
             self.prev_with = false;
         }
@@ -227,11 +254,13 @@ impl Stmt {
 }
 
 /// Statement heads the classifier cares about.
-const INTERESTING: [&str; 9] = [
+const INTERESTING: [&str; 11] = [
     "create",
     "set",
     "reset",
     "listen",
+    "unlisten",
+    "notify",
     "prepare",
     "execute",
     "declare",
@@ -275,6 +304,11 @@ fn obviously_plain(sql: &[u8]) -> bool {
                 && rest
                     .get(i + 1..i + 7)
                     .is_some_and(|w| w.eq_ignore_ascii_case(b"config")))
+            || (i >= 2
+                && rest[i - 2..i].eq_ignore_ascii_case(b"pg")
+                && rest
+                    .get(i + 1..i + 7)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"notify")))
     })
 }
 
@@ -286,6 +320,7 @@ pub fn classify(sql: &[u8]) -> Classified {
     }
     let mut effects = Vec::new();
     let mut kept = None;
+    let mut notifies = false;
     let mut stmts = 0;
     let mut first = Stmt::new();
     let mut cur = Stmt::new();
@@ -301,6 +336,7 @@ pub fn classify(sql: &[u8]) -> Classified {
         }
         if cur.total > 0 {
             kept = kept.or_else(|| kept_state(sql, &cur));
+            notifies |= cur.notifies;
             if let Some(e) = set_effect(sql, &cur) {
                 effects.push(e);
             }
@@ -323,6 +359,7 @@ pub fn classify(sql: &[u8]) -> Classified {
         special,
         effects,
         kept,
+        notifies,
     }
 }
 
@@ -375,20 +412,45 @@ fn single_special(sql: &[u8], st: &Stmt) -> Special {
         }
         match rest {
             [t] if is(sql, Some(t), "all") => return Special::Deallocate(None),
-            [t] if t.kind == Kind::Word => {
-                return Special::Deallocate(Some(
-                    String::from_utf8_lossy(word(sql, t)).to_lowercase(),
-                ));
-            }
-            [t] if t.kind == Kind::Quoted => {
-                let q = word(sql, t);
-                let inner = String::from_utf8_lossy(&q[1..q.len().saturating_sub(1)]);
-                return Special::Deallocate(Some(inner.replace("\"\"", "\"")));
+            [t] => {
+                if let Some(name) = ident(sql, t) {
+                    return Special::Deallocate(Some(name));
+                }
             }
             _ => {}
         }
     }
-    Special::None
+    let (Some(head), [t]) = (s.first(), s.get(1..).unwrap_or_default()) else {
+        return Special::None;
+    };
+    if st.total != 2 {
+        return Special::None;
+    }
+    if is(sql, Some(head), "unlisten") && t.kind == Kind::Punct && word(sql, t) == b"*" {
+        return Special::Listen(ListenOp::UnlistenAll);
+    }
+    match ident(sql, t) {
+        Some(channel) if is(sql, Some(head), "listen") => {
+            Special::Listen(ListenOp::Listen(channel))
+        }
+        Some(channel) if is(sql, Some(head), "unlisten") => {
+            Special::Listen(ListenOp::Unlisten(channel))
+        }
+        _ => Special::None,
+    }
+}
+
+/// An identifier as the server names it: folded to lower case unless quoted.
+fn ident(sql: &[u8], t: &Tok) -> Option<String> {
+    match t.kind {
+        Kind::Word => Some(String::from_utf8_lossy(word(sql, t)).to_lowercase()),
+        Kind::Quoted => {
+            let q = word(sql, t);
+            let inner = String::from_utf8_lossy(&q[1..q.len().saturating_sub(1)]);
+            Some(inner.replace("\"\"", "\""))
+        }
+        _ => None,
+    }
 }
 
 fn text(sql: &[u8], st: &Stmt) -> String {

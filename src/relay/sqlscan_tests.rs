@@ -156,3 +156,36 @@ fn lexer_survives_garbage() {
     }
     assert_eq!(tokens(b"a'b''c'd").len(), 3);
 }
+
+#[test]
+fn listen_alone_is_special_with_the_channel_as_the_server_names_it() {
+    let listen = |s: &str| match c(s).special {
+        Special::Listen(op) => Some(op),
+        _ => None,
+    };
+    assert_eq!(listen("LISTEN Jobs"), Some(ListenOp::Listen("jobs".into())));
+    assert_eq!(
+        listen("listen \"Odd \"\"x\"\"\";"),
+        Some(ListenOp::Listen("Odd \"x\"".into()))
+    );
+    assert_eq!(
+        listen("UNLISTEN jobs"),
+        Some(ListenOp::Unlisten("jobs".into()))
+    );
+    assert_eq!(listen("unlisten *"), Some(ListenOp::UnlistenAll));
+    // Not alone, or not a plain channel: left to the server (and pinning).
+    assert_eq!(listen("begin; listen jobs; commit"), None);
+    assert_eq!(c("begin; listen jobs; commit").kept, Some(Kept::Listen));
+    assert_eq!(listen("listen"), None);
+    assert_eq!(listen("listen a b"), None);
+}
+
+#[test]
+fn notifications_are_noticed() {
+    assert!(c("NOTIFY jobs, 'x'").notifies);
+    assert!(c("select pg_notify('jobs', 'x')").notifies);
+    assert!(c("insert into t values (1); notify jobs").notifies);
+    assert!(!c("select 'notify'").notifies);
+    assert!(!c("select notify_count from t").notifies);
+    assert!(!c("select pg_notify_x()").notifies);
+}

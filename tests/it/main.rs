@@ -8,6 +8,7 @@ mod drivers;
 mod faults;
 mod hostile;
 mod lifecycle;
+mod listen;
 mod live;
 mod live_copy;
 mod live_faults;

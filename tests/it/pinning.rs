@@ -19,24 +19,6 @@ async fn ok(c: &mut Raw, bytes: &[u8]) -> String {
     tags
 }
 
-/// Waits (2 s at most) for a NotificationResponse; its payload and sender's process id.
-async fn notification(c: &mut Raw) -> Option<(String, u32)> {
-    let wait = async {
-        while let Some((tag, body)) = c.read().await {
-            if tag == b'A' {
-                let pid = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                let text = String::from_utf8_lossy(&body[4..]).into_owned();
-                return text.split('\0').nth(1).map(|p| (p.to_string(), pid));
-            }
-        }
-        None
-    };
-    tokio::time::timeout(Duration::from_secs(2), wait)
-        .await
-        .ok()
-        .flatten()
-}
-
 /// What a client sees of its own session is what it sees directly: its statements under
 /// its names in pg_prepared_statements and nothing else, DEALLOCATE reaching the server,
 /// a temporary table across transactions, and notifications while it idles.
@@ -73,12 +55,18 @@ fn a_client_with_session_state_keeps_its_session() {
             ok(&mut c, &query("listen pings")).await;
             let mut sender = Raw::login(port, "app", "secret").await;
             ok(&mut sender, &query("notify pings, 'hello'")).await;
-            let (payload, _) = notification(&mut c).await.expect("notified while idle");
+            let (payload, _) = c
+                .notification(Duration::from_secs(2))
+                .await
+                .expect("notified while idle");
             assert_eq!(payload, "hello", "{via}");
             // Its own notification names the process id it was given at login.
             // (It arrives before the NOTIFY's own ReadyForQuery.)
             c.send(&query("notify pings, 'me'")).await;
-            let (payload, pid) = notification(&mut c).await.expect("its own notification");
+            let (payload, pid) = c
+                .notification(Duration::from_secs(2))
+                .await
+                .expect("its own notification");
             assert_eq!((payload.as_str(), pid), ("me", c.pid), "{via}");
             c.until_ready().await;
             if port == proxy.port {
@@ -115,9 +103,9 @@ fn pins_are_bounded_and_sessions_are_cleaned_after_them() {
     );
     rt().block_on(async {
         let mut a = Raw::login(proxy.port, "app", "secret").await;
-        ok(&mut a, &query("listen a")).await;
+        ok(&mut a, &query("select pg_advisory_lock(1)")).await;
         let mut b = Raw::login(proxy.port, "app", "secret").await;
-        b.send(&query("listen b")).await;
+        b.send(&query("select pg_advisory_lock(2)")).await;
         let (_, errors) = b.until_ready().await;
         assert!(
             errors.len() == 1 && errors[0].contains("C0A000\0"),
@@ -130,19 +118,20 @@ fn pins_are_bounded_and_sessions_are_cleaned_after_them() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         for _ in 0..3 {
             let mut c = Raw::login(proxy.port, "app", "secret").await;
-            let listening = c
-                .scalar("select count(*) from pg_listening_channels()")
+            let locks = c
+                .scalar("select count(*) from pg_locks where locktype = 'advisory'")
                 .await;
-            assert_eq!(listening.as_deref(), Some("0"));
+            assert_eq!(locks.as_deref(), Some("0"));
         }
     });
 }
 
 /// A switch with pinned clients: one with only prepared statements follows it (they are
-/// made again on the new backend); one listening is ended with 57P01, since LISTEN
-/// cannot move. Neither holds the switch up.
+/// made again on the new backend); one with a temporary table is ended with 57P01, since
+/// that cannot move. Neither holds the switch up. (A listening client is not pinned: it
+/// follows too, see `listen::listeners_follow_a_switch`.)
 #[test]
-fn a_switch_moves_statement_clients_and_ends_listeners() {
+fn a_switch_moves_statement_clients_and_ends_other_session_state() {
     let a = PgCluster::start();
     let b = PgCluster::start();
     let proxy = Proxy::start(&format!(
@@ -160,8 +149,8 @@ fn a_switch_moves_statement_clients_and_ends_listeners() {
     rt().block_on(async {
         let mut stmts = Raw::login(proxy.port, "app", "secret").await;
         ok(&mut stmts, &prepare("q", "select current_setting('port')")).await;
-        let mut listener = Raw::login(proxy.port, "app", "secret").await;
-        ok(&mut listener, &query("listen news")).await;
+        let mut holder = Raw::login(proxy.port, "app", "secret").await;
+        ok(&mut holder, &query("create temp table mine (v int)")).await;
         let (status, body) = call(
             &admin,
             hyper::Method::POST,
@@ -177,8 +166,8 @@ fn a_switch_moves_statement_clients_and_ends_listeners() {
         let port = stmts.scalar("select current_setting('port')").await;
         assert_eq!(port, Some(b.port.to_string()), "now served by b");
 
-        listener.send(&query("select 1")).await;
-        let fatal = listener.errors_until_closed().await;
+        holder.send(&query("select 1")).await;
+        let fatal = holder.errors_until_closed().await;
         assert!(
             fatal.len() == 1 && fatal[0].contains("SFATAL\0") && fatal[0].contains("C57P01\0"),
             "{fatal:?}"
@@ -221,11 +210,11 @@ fn auto_detects_a_server_and_a_transaction_pooler() {
     });
 }
 
-/// The server session holding a pinned client's LISTEN goes away (here the network
-/// breaks while the client idles): the client is told at once and closed, not left
-/// believing it still listens.
+/// The server session holding a pinned client's temporary table goes away (here the
+/// network breaks while the client idles): the client is told at once and closed, not
+/// left believing its table is still there.
 #[test]
-fn a_listener_whose_server_session_is_lost_is_closed() {
+fn a_pinned_client_whose_server_session_is_lost_is_closed() {
     let pg = PgCluster::start();
     let faulty = crate::support::faulty::Faulty::start(pg.port);
     let proxy = Proxy::start(&format!(
@@ -236,11 +225,13 @@ fn a_listener_whose_server_session_is_lost_is_closed() {
     ));
     rt().block_on(async {
         let mut c = Raw::login(proxy.port, "app", "secret").await;
-        ok(&mut c, &query("listen lost")).await;
+        ok(&mut c, &query("create temp table lost (v int)")).await;
         faulty.reset_all();
         let errors = c.errors_until_closed().await;
         assert!(
-            errors.len() == 1 && errors[0].contains("SFATAL\0") && errors[0].contains("LISTEN"),
+            errors.len() == 1
+                && errors[0].contains("SFATAL\0")
+                && errors[0].contains("temporary tables"),
             "{errors:?}"
         );
     });

@@ -352,7 +352,8 @@ async fn completed(r: &mut Raw) -> String {
 #[test]
 fn repeated_unnamed_statements_keep_their_effects_and_refusals() {
     let pg = PgCluster::start();
-    // No pins: LISTEN is refused (with pins left, it would pin the client instead).
+    // No pins: a session advisory lock is refused (with pins left, it would pin the
+    // client instead).
     let proxy = Proxy::simple(
         &pg.url("app"),
         "pool_size = 2\npooler = \"none\"\nmax_pinned = 0",
@@ -393,7 +394,7 @@ fn repeated_unnamed_statements_keep_their_effects_and_refusals() {
         b.batch_execute("COMMIT").await.unwrap();
         // A refused unnamed text is refused every time, and the session goes on.
         for _ in 0..2 {
-            a.send(&unnamed_execute("LISTEN repeated")).await;
+            a.send(&unnamed_execute("SELECT pg_advisory_lock(7)")).await;
             let (tags, errors) = a.until_ready().await;
             assert_eq!(tags, "EZI");
             assert!(errors[0].contains("0A000"), "{errors:?}");

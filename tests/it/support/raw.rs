@@ -204,6 +204,20 @@ impl Raw {
         errors
     }
 
+    /// Waits (`within` at most) for a NotificationResponse: its payload and the sender's
+    /// process id.
+    pub async fn notification(&mut self, within: Duration) -> Option<(String, u32)> {
+        let wait = async {
+            while let Some((tag, body)) = self.read().await {
+                if tag == b'A' {
+                    return Some(note(&body));
+                }
+            }
+            None
+        };
+        tokio::time::timeout(within, wait).await.ok().flatten()
+    }
+
     /// Reads through the next ReadyForQuery; returns the tags seen and the error messages.
     pub async fn until_ready(&mut self) -> (String, Vec<String>) {
         let mut tags = String::new();
@@ -246,4 +260,12 @@ impl Raw {
         }
         value
     }
+}
+
+/// A NotificationResponse body: its payload and the sender's process id.
+pub fn note(body: &[u8]) -> (String, u32) {
+    let pid = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+    let text = String::from_utf8_lossy(&body[4..]).into_owned();
+    let payload = text.split('\0').nth(1).unwrap_or_default().to_string();
+    (payload, pid)
 }
