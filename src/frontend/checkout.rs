@@ -21,7 +21,6 @@ use crate::config::PoolerMode;
 use crate::metrics::ErrorKind;
 use crate::protocol::build::ErrorFields;
 use crate::protocol::{be, build, framing, parse, sqlstate};
-use crate::relay::expect::Expect;
 use crate::relay::rewind::Mark;
 use crate::router::Held;
 
@@ -164,18 +163,10 @@ impl Session {
         }
         let leads = !own.is_empty() || idle;
         for sql in &own {
-            build::query(&mut self.relay.server_out, sql);
-            self.relay.queue.push(Expect::Query {
-                forward: false,
-                effects: Vec::new(),
-            });
+            self.relay.own_request(|b| build::query(b, sql));
         }
         if own.is_empty() && idle {
-            build::sync(&mut self.relay.server_out);
-            self.relay.queue.push(Expect::Query {
-                forward: false,
-                effects: Vec::new(),
-            });
+            self.relay.own_request(build::sync);
         }
         Ok(Ok((held, leads)))
     }

@@ -195,6 +195,7 @@ async fn server_parameters(
     session: u64,
 ) -> Result<BytesMut, LoginError> {
     let mut held = shared.router.acquire().await?;
+    relay.pooler = held.backend.pooler();
     relay.offer_pin(held.backend.session_pins());
     let conn = &mut *held.conn;
     if held.backend.pooler() == crate::config::PoolerMode::Transaction {

@@ -99,6 +99,7 @@ impl Relay {
                     Expect::Query {
                         forward: true,
                         effects: Vec::new(),
+                        undo: Undo::default(),
                     },
                 );
                 Step::Done
@@ -153,6 +154,10 @@ impl Relay {
             self.listen(op);
             return Ok(Step::Done);
         }
+        let mut server = server;
+        if let Some(step) = self.sql_prepared(text, &class, server.as_deref_mut()) {
+            return Ok(step);
+        }
         if let Some(err) = class.kept.and_then(|k| self.refusal(k)) {
             self.query_error(&err);
             return Ok(Step::Done);
@@ -192,6 +197,7 @@ impl Relay {
             Expect::Query {
                 forward: true,
                 effects: class.effects,
+                undo: Undo::default(),
             },
         );
         self.stmts.forget_unnamed();
@@ -201,7 +207,7 @@ impl Relay {
     }
 
     /// A proxy-answered simple query: CommandComplete and ReadyForQuery.
-    fn query_done(&mut self, tag: &str) {
+    pub(super) fn query_done(&mut self, tag: &str) {
         self.synth_msgs(|b| build::command_complete(b, tag));
         self.synth(Synth::ReadyForQuery, Undo::default());
     }
@@ -415,7 +421,11 @@ impl Relay {
 
     /// Makes sure the client's statement `name` exists on `server`; returns the name to
     /// use on the server when it differs from the client's.
-    fn ensure_statement(&mut self, server: &mut ServerConn, name: &[u8]) -> Option<Bytes> {
+    pub(super) fn ensure_statement(
+        &mut self,
+        server: &mut ServerConn,
+        name: &[u8],
+    ) -> Option<Bytes> {
         if name.is_empty() {
             let u = self.stmts.unnamed()?;
             if server.statements.unnamed != Some(u.id) {

@@ -71,8 +71,12 @@ pub enum Expect {
     /// ReadyForQuery.
     Sync,
     /// A simple Query or FunctionCall: everything up to and including ReadyForQuery.
-    /// `effects` apply if it completes without error.
-    Query { forward: bool, effects: Vec<Effect> },
+    /// `effects` apply if it completes without error; `undo` if it fails.
+    Query {
+        forward: bool,
+        effects: Vec<Effect>,
+        undo: Undo,
+    },
     /// The client ended a COPY (CopyDone/CopyFail): a marker, no response of its own.
     CopyEnd,
     /// A proxy-made response, written when it reaches the head.

@@ -24,6 +24,7 @@ pub mod pump;
 pub mod reported;
 pub mod rewind;
 pub mod server;
+mod sql_prepare;
 pub mod sqlscan;
 pub mod statements;
 
@@ -228,6 +229,17 @@ impl Relay {
     pub fn synth(&mut self, synth: Synth, undo: Undo) {
         self.queue.push(Expect::Synthetic { synth, undo });
         self.emit_ready();
+    }
+
+    /// Sends a request of the proxy's own (built by `f`: a Query, or a Sync) whose answer,
+    /// up to its ReadyForQuery, is not for the client.
+    pub fn own_request(&mut self, f: impl FnOnce(&mut BytesMut)) {
+        f(&mut self.server_out);
+        self.queue.push(Expect::Query {
+            forward: false,
+            effects: Vec::new(),
+            undo: Undo::default(),
+        });
     }
 
     /// Queues prebuilt messages.

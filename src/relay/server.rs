@@ -318,8 +318,14 @@ impl Relay {
             .ok_or_else(|| self.desync(be::READY_FOR_QUERY))?;
         let action = match self.queue.pop() {
             Some(Expect::Sync) => Action::Forward,
-            Some(Expect::Query { forward, effects }) => {
-                if !std::mem::take(&mut self.query_failed) {
+            Some(Expect::Query {
+                forward,
+                effects,
+                undo,
+            }) => {
+                if std::mem::take(&mut self.query_failed) {
+                    self.undo(server, undo);
+                } else {
                     for e in effects {
                         self.params.record(e);
                     }

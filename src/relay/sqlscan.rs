@@ -33,6 +33,11 @@ pub enum Special {
     Deallocate(Option<String>),
     /// `LISTEN channel`, `UNLISTEN channel` or `UNLISTEN *` alone.
     Listen(ListenOp),
+    /// SQL `PREPARE name rest` alone; `rest` is what follows the name
+    /// (`[(types)] AS statement`).
+    SqlPrepare { name: String, rest: String },
+    /// SQL `EXECUTE name [(args)]` alone; `at` is where the name is in the text.
+    SqlExecute { name: String, at: (usize, usize) },
 }
 
 /// A change to the channels a client listens on.
@@ -420,6 +425,9 @@ fn single_special(sql: &[u8], st: &Stmt) -> Special {
             _ => {}
         }
     }
+    if let Some(special) = sql_prepared(sql, st) {
+        return special;
+    }
     let (Some(head), [t]) = (s.first(), s.get(1..).unwrap_or_default()) else {
         return Special::None;
     };
@@ -438,6 +446,28 @@ fn single_special(sql: &[u8], st: &Stmt) -> Special {
         }
         _ => Special::None,
     }
+}
+
+/// SQL `PREPARE name … AS …` and `EXECUTE name …`.
+fn sql_prepared(sql: &[u8], st: &Stmt) -> Option<Special> {
+    let s = st.toks();
+    let name_tok = s.get(1)?;
+    let name = ident(sql, name_tok)?;
+    if is(sql, s.first(), "prepare") && !is(sql, Some(name_tok), "transaction") {
+        let rest = s.get(2)?;
+        let text = &sql[rest.start as usize..st.end as usize];
+        return Some(Special::SqlPrepare {
+            name,
+            rest: String::from_utf8_lossy(text).into_owned(),
+        });
+    }
+    if is(sql, s.first(), "execute") {
+        return Some(Special::SqlExecute {
+            name,
+            at: (name_tok.start as usize, name_tok.end as usize),
+        });
+    }
+    None
 }
 
 /// An identifier as the server names it: folded to lower case unless quoted.

@@ -189,3 +189,25 @@ fn notifications_are_noticed() {
     assert!(!c("select notify_count from t").notifies);
     assert!(!c("select pg_notify_x()").notifies);
 }
+
+#[test]
+fn sql_prepare_and_execute_alone_are_special() {
+    assert_eq!(
+        c("PREPARE Q (int, text) AS select $1, $2;").special,
+        Special::SqlPrepare {
+            name: "q".into(),
+            rest: "(int, text) AS select $1, $2".into()
+        }
+    );
+    let sql = "execute \"Q\" (1, 'a')";
+    match c(sql).special {
+        Special::SqlExecute { name, at } => {
+            assert_eq!(name, "Q");
+            assert_eq!(&sql[at.0..at.1], "\"Q\"");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c("PREPARE TRANSACTION 'x'").special, Special::None);
+    assert_eq!(c("prepare q as select 1; execute q").special, Special::None);
+    assert_eq!(c("prepare q as select 1; execute q").kept, Some(Kept::Prepare));
+}

@@ -27,6 +27,18 @@ pub struct StmtDef {
     pub kept: Option<Kept>,
 }
 
+/// How the body of a statement made by SQL `PREPARE` starts (a Parse body starts with
+/// its query text, which has no NUL).
+pub const SQL_KEY: &[u8] = b"\0sql\0";
+
+impl StmtDef {
+    /// For a statement made by SQL `PREPARE`: what followed its name.
+    pub fn sql_rest(&self) -> Option<&str> {
+        let rest = self.body.strip_prefix(SQL_KEY)?;
+        std::str::from_utf8(rest).ok()
+    }
+}
+
 /// The client's unnamed statement. Replaced on almost every extended-protocol query, so its
 /// buffer is reused instead of allocated each time.
 #[derive(Debug, Default, Clone)]
@@ -67,6 +79,21 @@ impl ClientStatements {
             body: Bytes::copy_from_slice(rest),
             effect,
             kept: class.kept,
+        })
+    }
+
+    /// Builds a definition for SQL `PREPARE name rest`, kept apart from Parse bodies by
+    /// [`SQL_KEY`].
+    pub fn define_sql(&mut self, rest: &str) -> Arc<StmtDef> {
+        self.next += 1;
+        let mut body = Vec::with_capacity(SQL_KEY.len() + rest.len());
+        body.extend_from_slice(SQL_KEY);
+        body.extend_from_slice(rest.as_bytes());
+        Arc::new(StmtDef {
+            id: (self.session, self.next),
+            body: Bytes::from(body),
+            effect: None,
+            kept: None,
         })
     }
 

@@ -23,6 +23,7 @@ mod proxy_session;
 mod route;
 mod runbook;
 mod security;
+mod sql_prepare;
 mod sqlite;
 mod sqlite_isolation;
 mod switch_bounds;
