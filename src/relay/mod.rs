@@ -18,6 +18,7 @@ pub mod expect;
 pub mod handover;
 pub mod lexer;
 mod listen;
+mod lost;
 pub mod params;
 pub mod pin;
 pub mod pump;

@@ -209,5 +209,8 @@ fn sql_prepare_and_execute_alone_are_special() {
     }
     assert_eq!(c("PREPARE TRANSACTION 'x'").special, Special::None);
     assert_eq!(c("prepare q as select 1; execute q").special, Special::None);
-    assert_eq!(c("prepare q as select 1; execute q").kept, Some(Kept::Prepare));
+    assert_eq!(
+        c("prepare q as select 1; execute q").kept,
+        Some(Kept::Prepare)
+    );
 }
