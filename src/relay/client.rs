@@ -128,7 +128,7 @@ impl Relay {
     ) -> Result<Step, RelayError> {
         let text = parse::query_text(&msg[5..])?;
         let class = sqlscan::classify(text);
-        self.emulated = None;
+        self.emulated.forget_unnamed();
         if let Some(op) = self.hub_listen(&class) {
             self.query_done(op.tag());
             self.listen(op);
@@ -145,6 +145,7 @@ impl Relay {
         let pinned = self.pin.is_pinned();
         if matches!(class.special, Special::DiscardAll) && self.status == TxStatus::Idle {
             self.listens.push(sqlscan::ListenOp::UnlistenAll);
+            self.emulated = Default::default();
         }
         match class.special {
             Special::DiscardAll if self.status == TxStatus::Idle && !pinned => {
@@ -207,6 +208,10 @@ impl Relay {
 
     fn deallocate(&mut self, name: Option<String>) {
         self.local_changes += 1;
+        if self.emulated.forget(name.as_deref()) {
+            self.query_done("DEALLOCATE");
+            return;
+        }
         match name {
             None => {
                 self.stmts.clear();
@@ -234,12 +239,12 @@ impl Relay {
         p: &parse::ParseMsg,
         server: Option<&mut ServerConn>,
     ) -> Step {
-        self.emulated = None;
+        self.emulated.forget_unnamed();
         let class = if self.stmts.repeats_unnamed(p.rest) {
             None
         } else {
             let class = sqlscan::classify(p.query);
-            if self.emulate_parse(&class) {
+            if self.emulate_parse(b"", &class) {
                 return Step::Done;
             }
             if let Some(err) = class.kept.and_then(|k| self.refusal(k)) {
@@ -298,11 +303,9 @@ impl Relay {
             return Ok(self.on_parse_unnamed(msg, &p, server));
         }
         let class = sqlscan::classify(p.query);
-        if let Some(err) = class.kept.and_then(|k| self.refusal(k)) {
-            self.extended_error(&err);
-            return Ok(Step::Done);
-        }
-        if !self.pin.is_pinned() && self.stmts.contains(p.name) {
+        if (!self.pin.is_pinned() && self.stmts.contains(p.name))
+            || self.emulated.has_statement(p.name)
+        {
             let err = ErrorFields::error(
                 sqlstate::DUPLICATE_PREPARED_STATEMENT,
                 format!(
@@ -310,6 +313,13 @@ impl Relay {
                     String::from_utf8_lossy(p.name)
                 ),
             );
+            self.extended_error(&err);
+            return Ok(Step::Done);
+        }
+        if self.emulate_parse(p.name, &class) {
+            return Ok(Step::Done);
+        }
+        if let Some(err) = class.kept.and_then(|k| self.refusal(k)) {
             self.extended_error(&err);
             return Ok(Step::Done);
         }
@@ -518,6 +528,9 @@ impl Relay {
         server: Option<&mut ServerConn>,
     ) -> Result<Step, RelayError> {
         let t = parse::target_msg(&msg[5..], "Close")?;
+        if self.emulate_close(t.kind, t.name) {
+            return Ok(Step::Done);
+        }
         if t.kind == b'S' && self.pin.is_pinned() {
             // The server holds the statement under the client's name.
             if server.is_none() {

@@ -2,9 +2,9 @@
 //! transaction, the proxy answers as PostgreSQL answers in an aborted one (the reason
 //! first, then 25P02), and the ROLLBACK/COMMIT that ends it, in either protocol.
 
-use super::{Relay, RelayError};
 use super::expect::{Synth, Undo};
 use super::sqlscan;
+use super::{Relay, RelayError};
 use crate::protocol::build::{self, ErrorFields};
 use crate::protocol::{TxStatus, be, fe, parse, sqlstate};
 

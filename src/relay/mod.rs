@@ -144,8 +144,8 @@ pub struct Relay {
     pub client_pid: u32,
     /// A server message rewritten for the client, to send in place of the original.
     rewritten: Option<Vec<u8>>,
-    /// The client's unnamed statement is a DEALLOCATE the proxy answers itself.
-    emulated: Option<emulate::Emulated>,
+    /// The client's statements the proxy answers itself (DEALLOCATE, LISTEN).
+    emulated: emulate::Emulated,
     /// Proxy-made responses written to the client so far.
     emitted: u64,
     /// Changes to the client's statements made without the server and without an undo
@@ -199,7 +199,7 @@ impl Relay {
             kept_state: false,
             client_pid: 0,
             rewritten: None,
-            emulated: None,
+            emulated: Default::default(),
             emitted: 0,
             local_changes: 0,
             listen_hub: false,

@@ -61,7 +61,6 @@ impl Relay {
         self.query_failed = false;
         self.saw_rollback = false;
         self.portal_effects.clear();
-        self.emulated = None;
         self.queries = 0;
         true
     }

@@ -11,7 +11,7 @@ use switchyard::testing::{Target, call};
 
 use crate::support::cluster::wait_until;
 use crate::support::faulty::Faulty;
-use crate::support::raw::{Raw, bind, execute, note, parse, query, sync};
+use crate::support::raw::{Raw, bind, execute, msg, note, parse, query, sync};
 use crate::support::{PgCluster, Proxy, rt};
 
 async fn ok(c: &mut Raw, bytes: &[u8]) {
@@ -70,6 +70,22 @@ fn listeners_get_what_postgres_sends_them_without_holding_a_server_connection() 
                 Some("two".into()),
                 "{via}"
             );
+
+            // Under a name, as asyncpg sends every statement; then closed.
+            let mut named = parse("l1", "LISTEN named");
+            named.extend(bind("l1"));
+            named.extend(execute());
+            named.extend(sync());
+            ok(&mut a, &named).await;
+            ok(&mut b, &query("notify named, 'three'")).await;
+            assert_eq!(
+                a.notification(SOON).await.map(|n| n.0),
+                Some("three".into()),
+                "{via}"
+            );
+            let mut close = msg(b'C', b"Sl1\0");
+            close.extend(sync());
+            ok(&mut a, &close).await;
 
             // Its own notification comes before its ReadyForQuery, with its own pid.
             let (tags, notes) = with_notes(&mut a, &query("notify jobs, 'me'")).await;
