@@ -140,7 +140,9 @@ impl Session {
         self.relay.pooler = held.backend.pooler();
         self.relay.offer_pin(held.backend.session_pins());
         let handover = self.relay.handover(&mut held.conn, self.id);
-        let idle = held.conn.taken.elapsed() >= PROBE_AFTER;
+        // (An embedded database's connections are never closed under the proxy.)
+        let idle =
+            held.backend.postgres_port().is_some() && held.conn.taken.elapsed() >= PROBE_AFTER;
         held.conn.taken = std::time::Instant::now();
         let mut own: Vec<&str> = handover.statements().collect();
         if held.backend.pooler() == PoolerMode::Transaction {
