@@ -356,7 +356,17 @@ fn load(path: Option<&PathBuf>) -> Result<Resolved> {
             crate::check_config::warn_if_exposed(p);
             Config::load(p).with_context(|| format!("invalid config {}", p.display()))
         }
-        None => Ok(Config::embedded_default("./switchyard.db")),
+        None => {
+            let path = "./switchyard.db";
+            if !std::path::Path::new(path).exists() {
+                let here = std::env::current_dir().unwrap_or_default();
+                println!(
+                    "no config given: {path} (in {}) does not exist; it is made now, an empty SQLite database (WAL mode: keep its -wal and -shm files with it)",
+                    here.display()
+                );
+            }
+            Ok(Config::embedded_default(path))
+        }
     }
 }
 

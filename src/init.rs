@@ -72,7 +72,10 @@ pub async fn run(mut args: InitArgs) -> Result<()> {
         .local
         .clone()
         .unwrap_or_else(|| "sqlite://./switchyard.db".into());
-    let local = backend("local", &local, "LOCAL_DB_PASSWORD")?;
+    let mut local = backend("local", &local, "LOCAL_DB_PASSWORD")?;
+    if let Some(path) = local.url.strip_prefix("sqlite://") {
+        local.url = sqlite_url(Path::new(path), &args.output)?;
+    }
     let remote = match &args.remote {
         Some(u) if !u.trim().is_empty() => {
             Some(backend("supabase", u.trim(), "SUPABASE_PASSWORD")?)
@@ -196,6 +199,31 @@ fn backend(name: &'static str, url: &str, var: &'static str) -> Result<Backend> 
     })
 }
 
+/// The URL to write for the app's SQLite file: the file must exist (switchyard does not
+/// make an empty one for a configured backend), and a relative path is written relative to
+/// the config file's directory, which is where `serve` will look for it.
+fn sqlite_url(path: &Path, output: &Path) -> Result<String> {
+    let full = std::fs::canonicalize(path).map_err(|_| {
+        anyhow::anyhow!(
+            "local: SQLite file {} does not exist (full path {}); give the path of your app's \
+             database file (switchyard does not make an empty one for a configured backend)",
+            path.display(),
+            std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .display()
+        )
+    })?;
+    let dir = output
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    Ok(match full.strip_prefix(&dir) {
+        Ok(rel) => format!("sqlite://./{}", rel.display()),
+        Err(_) => format!("sqlite://{}", full.display()),
+    })
+}
+
 /// The password part of a postgres URL, exactly as written (still percent-encoded).
 fn password_of(url: &str) -> Option<String> {
     let u = url::Url::parse(url).ok()?;
@@ -214,11 +242,6 @@ async fn check_connection(name: &str, url: &str) -> Result<()> {
                     })
                     .with_context(|| format!("{name}: cannot read {}", path.display()))?;
                 println!("{name}: SQLite file {} opened", path.display());
-            } else {
-                println!(
-                    "{name}: {} does not exist yet; switchyard will create it",
-                    path.display()
-                );
             }
         }
         BackendUrl::Postgres(t) => {

@@ -131,7 +131,10 @@ impl Backend {
                 (Connector::Postgres { target, tls }, cfg.pooler)
             }
             BackendUrl::Sqlite(path) => (
-                Connector::Sqlite(sqlite::SqliteEngine::new(&path)?),
+                Connector::Sqlite(
+                    sqlite::SqliteEngine::new(&path, cfg.sqlite_open)
+                        .map_err(|e| BackendError::Engine(format!("backends.{name}.url: {e}")))?,
+                ),
                 PoolerMode::None,
             ),
         };

@@ -108,6 +108,22 @@ impl BackendUrl {
         Err("URL must start with postgres://, postgresql:// or sqlite://".into())
     }
 
+    /// A URL as written, options included, with its password replaced by `***`.
+    pub fn masked(raw: &str) -> String {
+        if raw.starts_with("sqlite://") {
+            return raw.to_string();
+        }
+        match url::Url::parse(raw) {
+            Ok(mut u) => {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("***"));
+                }
+                u.to_string()
+            }
+            Err(_) => "(not a valid URL)".to_string(),
+        }
+    }
+
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> String {
         match self {

@@ -230,6 +230,22 @@ pub struct BackendConfig {
     /// tables, session advisory locks, cursors WITH HOLD). Default: half of pool_size.
     /// Only on a backend that keeps sessions (`pooler = "none"`); 0 turns pinning off.
     pub max_pinned: Option<u32>,
+    /// How a SQLite file is opened: not a config key (the embedded default creates its
+    /// file; check-config only reads).
+    #[serde(skip)]
+    pub sqlite_open: SqliteOpen,
+}
+
+/// How a SQLite backend's file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteOpen {
+    /// It must exist: a configured path that is wrong must not serve an empty database.
+    #[default]
+    Existing,
+    /// Made if missing (the embedded default only).
+    Create,
+    /// Read only, changing nothing (check-config).
+    Check,
 }
 
 impl BackendConfig {
@@ -459,6 +475,9 @@ impl Config {
         })?;
         let mut r = Self::from_toml(&text, &env::ProcessEnv)?;
         let dir = path.parent().unwrap_or(Path::new(""));
+        for b in r.config.backends.values_mut() {
+            b.url = relative_to(dir, &b.url);
+        }
         r.state_file = Some(match &r.config.routing.state_file {
             Some(p) => dir.join(p),
             None => crate::router::route_file::default_path(
@@ -484,7 +503,8 @@ impl Config {
         config.validate()
     }
 
-    /// The embedded default: a local SQLite file, proxy and admin on loopback.
+    /// The embedded default: a local SQLite file (made if missing), proxy and admin on
+    /// loopback.
     pub fn embedded_default(db_path: &str) -> Resolved {
         let mut config = Config::default();
         config.backends.insert(
@@ -503,6 +523,7 @@ impl Config {
                 backoff_cap: default_backoff_cap(),
                 health_interval: default_health_interval(),
                 max_pinned: None,
+                sqlite_open: SqliteOpen::Create,
             },
         );
         config.routing.active = Some("local".into());
@@ -513,5 +534,16 @@ impl Config {
         let dir = Path::new(db_path).parent().unwrap_or(Path::new("."));
         r.state_file = Some(dir.join("switchyard.state.json"));
         r
+    }
+}
+
+/// A SQLite URL's relative path is taken from the config file's directory (as the route
+/// file's is), not from wherever `serve` was started; other URLs are returned as they are.
+fn relative_to(dir: &Path, url: &str) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(p) if !p.is_empty() && Path::new(p).is_relative() && !dir.as_os_str().is_empty() => {
+            format!("sqlite://{}", dir.join(p).display())
+        }
+        _ => url.to_string(),
     }
 }

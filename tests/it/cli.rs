@@ -155,6 +155,8 @@ fn init_interactive_writes_a_config_check_config_accepts() {
             + &String::from_utf8_lossy(&out.stderr);
         (out.status.success(), text)
     };
+    // The app's SQLite file (an empty file is an empty database).
+    std::fs::write(dir.path().join("app.db"), b"").unwrap();
     // A Supabase pooler URL without the project ref in the user name.
     let (ok, text) = run(
         "sqlite://./app.db\npostgres://postgres:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres\n",
@@ -169,7 +171,9 @@ fn init_interactive_writes_a_config_check_config_accepts() {
     let cfg = dir.path().join("switchyard.toml");
     let (ok, checked) = switchyard(&["check-config", cfg.to_str().unwrap()]);
     assert!(ok, "{checked}");
-    assert!(checked.contains("local = sqlite://./app.db"), "{checked}");
+    // The relative path is shown as serve takes it: from the config file's directory.
+    let shown = format!("local = sqlite://{}/./app.db", dir.path().display());
+    assert!(checked.contains(&shown), "{checked}");
     // Not overwritten without --force.
     let (ok, text) = run("\n\n", &[]);
     assert!(!ok && text.contains("--force"), "{text}");
@@ -190,8 +194,8 @@ fn logs_to_a_file_have_no_escape_bytes_and_json_lines_parse() {
             "log.toml",
             &format!(
                 "[proxy]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
-                 [backends.local]\nurl = \"sqlite://{}\"\n{extra_cfg}",
-                dir.path().join("app.db").display()
+                 [backends.local]\nurl = \"{}\"\n{extra_cfg}",
+                crate::support::sqlite_url(&dir.path().join("app.db"))
             ),
         );
         let log = dir.path().join("serve.log");
@@ -229,4 +233,103 @@ fn logs_to_a_file_have_no_escape_bytes_and_json_lines_parse() {
         assert_eq!(v["level"], "INFO", "{v}");
         assert_eq!(v["fields"]["message"], "switchyard is listening", "{v}");
     }
+}
+
+fn in_dir(cwd: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .current_dir(cwd)
+        .env("SY_PW", "pw")
+        .env("SWITCHYARD_LISTEN", "127.0.0.1:0")
+        .env("SWITCHYARD_ADMIN_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+const SQLITE: &str = "[proxy]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+    [backends.local]\nurl = \"sqlite://./FILE\"\n";
+
+/// A configured SQLite file that is not there is refused by init, check-config and serve,
+/// naming the full path, and none of them makes an empty one.
+#[test]
+fn a_missing_sqlite_file_is_refused_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(&dir, "c.toml", &SQLITE.replace("FILE", "nope.db"));
+    let missing = dir.path().join("./nope.db");
+    for args in [vec!["check-config", &cfg], vec!["serve", "--config", &cfg]] {
+        let (ok, out) = in_dir(dir.path(), &args);
+        assert!(!ok, "{args:?}: {out}");
+        assert!(
+            out.contains("does not exist") && out.contains(&missing.display().to_string()),
+            "{args:?}: {out}"
+        );
+        assert!(out.contains("backends.local.url"), "{args:?}: {out}");
+    }
+    let (ok, out) = in_dir(
+        dir.path(),
+        &[
+            "init",
+            "--non-interactive",
+            "--local",
+            "sqlite://./nope.db",
+            "-o",
+            "new.toml",
+        ],
+    );
+    assert!(!ok && out.contains("does not exist"), "{out}");
+    assert!(
+        !dir.path().join("nope.db").exists(),
+        "no empty database was made"
+    );
+    assert!(!dir.path().join("new.toml").exists());
+}
+
+/// A relative SQLite path is taken from the config file's directory wherever switchyard
+/// is started, and check-config leaves the file as it was (no WAL switch, no -wal/-shm
+/// files, no catalog tables) and binds no port.
+#[test]
+fn relative_sqlite_paths_follow_the_config_file_and_check_config_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data.db");
+    std::fs::write(&db, b"").unwrap();
+    let cfg = write(&dir, "c.toml", &SQLITE.replace("FILE", "data.db"));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (ok, out) = in_dir(elsewhere.path(), &["check-config", &cfg]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("sqlite://{}/./data.db", dir.path().display())),
+        "{out}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["c.toml", "data.db"], "check-config made files");
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().len(),
+        0,
+        "check-config wrote to the file"
+    );
+    assert!(!elsewhere.path().join("data.db").exists());
+}
+
+/// check-config shows each URL with its options, the password masked.
+#[test]
+fn check_config_shows_url_options_with_the_password_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = GOOD.replace(
+        "5432/app\"",
+        "5432/app?sslmode=require&application_name=shop\"",
+    );
+    let (ok, out) = switchyard(&["check-config", &write(&dir, "c.toml", &cfg)]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("postgres://app:***@127.0.0.1:5432/app?sslmode=require&application_name=shop"),
+        "{out}"
+    );
+    assert!(!out.contains("topsecret"), "{out}");
 }

@@ -278,7 +278,7 @@ fn live_cutover_and_rollback_from_sqlite() {
     let remote = PgCluster::start();
     let dir = scratch_dir("sy-live-");
     let db = dir.path().join("app.db");
-    let proxy = proxy_for(&format!("sqlite://{}", db.display()), &remote);
+    let proxy = proxy_for(&crate::support::sqlite_url(&db), &remote);
     rt().block_on(async {
         let c = connect(&proxy.url("app", "secret")).await.unwrap();
         c.batch_execute(SCHEMA).await.unwrap();

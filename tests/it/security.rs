@@ -159,8 +159,8 @@ fn unauthenticated_mutating_requests_get_401_whatever_they_carry() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let proxy = Proxy::start(&format!(
-        "[admin]\ntoken = \"s3cret-token\"\n[backends.local]\nurl = \"sqlite://{}\"\n",
-        dir.path().join("a.db").display()
+        "[admin]\ntoken = \"s3cret-token\"\n[backends.local]\nurl = \"{}\"\n",
+        crate::support::sqlite_url(&dir.path().join("a.db"))
     ));
     let raw = |path: &str, auth: Option<&str>, ctype: Option<&str>, body: &str| -> String {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", proxy.admin_port)).unwrap();

@@ -12,8 +12,8 @@ use crate::support::{Proxy, connect, psql, rt};
 
 fn sqlite_proxy(dir: &tempfile::TempDir) -> Proxy {
     Proxy::start(&format!(
-        "[[users]]\nname = \"app\"\npassword = \"secret\"\n[backends.local]\nurl = \"sqlite://{}\"\npool_size = 4\n",
-        dir.path().join("app.db").display()
+        "[[users]]\nname = \"app\"\npassword = \"secret\"\n[backends.local]\nurl = \"{}\"\npool_size = 4\n",
+        crate::support::sqlite_url(&dir.path().join("app.db"))
     ))
 }
 
@@ -133,6 +133,7 @@ fn serve_without_config_serves_a_local_sqlite_file() {
     // The embedded default listens on 6432/9640; the test points it elsewhere through a
     // config that keeps every other default (any database name, as the embedded default).
     let cfg = dir.path().join("c.toml");
+    std::fs::write(dir.path().join("switchyard.db"), b"").unwrap();
     std::fs::write(&cfg, format!("[proxy]\nlisten = \"127.0.0.1:{port}\"\ndatabases = [\"*\"]\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[backends.local]\nurl = \"sqlite://./switchyard.db\"\n")).unwrap();
     let mut child = crate::support::KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_switchyard"))

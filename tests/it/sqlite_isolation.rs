@@ -14,8 +14,8 @@ use crate::support::{Proxy, connect, rt};
 fn sqlite_proxy(dir: &tempfile::TempDir) -> Proxy {
     Proxy::start(&format!(
         "[[users]]\nname = \"app\"\npassword = \"secret\"\n\
-         [backends.local]\nurl = \"sqlite://{}\"\npool_size = 8\n",
-        dir.path().join("app.db").display()
+         [backends.local]\nurl = \"{}\"\npool_size = 8\n",
+        crate::support::sqlite_url(&dir.path().join("app.db"))
     ))
 }
 

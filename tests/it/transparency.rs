@@ -139,9 +139,9 @@ fn unknown_database_is_refused_like_postgres() {
     let shop = dir.path().join("shop.db");
     let proxy = Proxy::start(&format!(
         "[[users]]\nname = \"app\"\npassword = \"secret\"\n[routing]\nactive = \"main\"\n\
-         [backends.main]\nurl = \"{}\"\n[backends.local]\nurl = \"sqlite://{}\"\n",
+         [backends.main]\nurl = \"{}\"\n[backends.local]\nurl = \"{}\"\n",
         pg.url("app"),
-        shop.display()
+        crate::support::sqlite_url(&shop)
     ));
     rt().block_on(async {
         let refusal = |port: u16| async move {

@@ -38,6 +38,7 @@ use rusqlite::{Connection, InterruptHandle};
 
 use super::conn::ServerConn;
 use super::error::BackendError;
+use crate::config::SqliteOpen;
 use crate::stream::ServerStream;
 use session::Session;
 use setvar::Settings;
@@ -65,14 +66,37 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// The error for a configured SQLite file that is not there.
+fn missing(path: &Path) -> String {
+    let full = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    format!(
+        "SQLite database {} does not exist (full path {}); switchyard does not make an empty \
+         one for a configured backend. Check the path (a relative one is taken from the config \
+         file's directory), or create the file first (sqlite3 FILE 'vacuum')",
+        path.display(),
+        full.display()
+    )
+}
+
 impl SqliteEngine {
-    /// Opens (creating if missing) the database file once to check it is usable.
-    pub fn new(path: &Path) -> Result<Arc<SqliteEngine>, BackendError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| engine_err(path, e))?;
+    /// Opens the database file once to check it is usable (see [`SqliteOpen`] for a file
+    /// that does not exist, and for a check that changes nothing).
+    pub fn new(path: &Path, mode: SqliteOpen) -> Result<Arc<SqliteEngine>, String> {
+        let err = |e: &dyn std::fmt::Display| format!("SQLite database {}: {e}", path.display());
+        if mode != SqliteOpen::Create && !path.exists() {
+            return Err(missing(path));
         }
-        let conn = open(path).map_err(|e| engine_err(path, e))?;
-        catalog::install(&conn).map_err(|e| engine_err(path, e))?;
+        if mode == SqliteOpen::Check {
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .and_then(|c| c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())))
+                .map_err(|e| err(&e))?;
+        } else {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+            }
+            let conn = open(path).map_err(|e| err(&e))?;
+            catalog::install(&conn).map_err(|e| err(&e))?;
+        }
         let db_name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

@@ -147,3 +147,12 @@ pub fn serve(cfg: &std::path::Path, port: u16) -> KillOnDrop {
     ));
     child
 }
+
+/// A SQLite backend URL for a database file at `path`, made (empty) if it is not there:
+/// switchyard serves only files that exist.
+pub fn sqlite_url(path: &std::path::Path) -> String {
+    if !path.exists() {
+        std::fs::write(path, b"").unwrap();
+    }
+    format!("sqlite://{}", path.display())
+}

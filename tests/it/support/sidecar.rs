@@ -55,7 +55,7 @@ impl Fixture {
         let dir = scratch_dir("sy-faults-");
         let sqlite = sqlite.then(|| dir.path().join("app.db"));
         let local_url = match &sqlite {
-            Some(p) => format!("sqlite://{}", p.display()),
+            Some(p) => super::sqlite_url(p),
             None => {
                 local.psql_db("app", &format!("SET ROLE app; {SCHEMA} {SEED_SQL}"));
                 local.url("app")
