@@ -401,8 +401,9 @@ async fn serve(config: Option<PathBuf>) -> Result<()> {
         .iter()
         .find(|d| *d != "*")
         .map_or("app", String::as_str);
+    // postgresql://, which every driver and ORM takes (SQLAlchemy refuses postgres://).
     println!(
-        "  connect with: psql \"postgres://{}@{addr}/{database}\"",
+        "  connect with: psql \"postgresql://{}@{addr}/{database}\"",
         first_user(&resolved)
     );
     let state = app.state.clone();
