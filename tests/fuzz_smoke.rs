@@ -10,6 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use switchyard::testing::Config;
 use switchyard::testing::protocol::{framing, parse, startup};
+use switchyard::testing::sql::sqlscan;
 use switchyard::testing::sql::translate;
 
 /// xorshift64*: small, deterministic, good enough to spread mutations.
@@ -170,6 +171,16 @@ fn sql_translator_survives_mutated_statements() {
         }
         no_panic("translate", s.as_bytes(), || {
             let _ = translate(&s);
+        });
+        no_panic("classify", s.as_bytes(), || {
+            let _ = sqlscan::classify(s.as_bytes());
+        });
+    }
+    // Inputs the fuzz target found: a lone or unterminated quoted name after a statement
+    // head the classifier reads names from.
+    for input in [&b"/\""[..], b"listen \"", b"execute \"x", b"prepare \""] {
+        no_panic("classify", input, || {
+            let _ = sqlscan::classify(input);
         });
     }
 }

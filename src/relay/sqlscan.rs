@@ -451,9 +451,13 @@ fn single_special(sql: &[u8], st: &Stmt) -> Special {
 /// SQL `PREPARE name … AS …` and `EXECUTE name …`.
 fn sql_prepared(sql: &[u8], st: &Stmt) -> Option<Special> {
     let s = st.toks();
+    let (prepare, execute) = (is(sql, s.first(), "prepare"), is(sql, s.first(), "execute"));
+    if !prepare && !execute {
+        return None;
+    }
     let name_tok = s.get(1)?;
     let name = ident(sql, name_tok)?;
-    if is(sql, s.first(), "prepare") && !is(sql, Some(name_tok), "transaction") {
+    if prepare && !is(sql, Some(name_tok), "transaction") {
         let rest = s.get(2)?;
         let text = &sql[rest.start as usize..st.end as usize];
         return Some(Special::SqlPrepare {
@@ -461,7 +465,7 @@ fn sql_prepared(sql: &[u8], st: &Stmt) -> Option<Special> {
             rest: String::from_utf8_lossy(text).into_owned(),
         });
     }
-    if is(sql, s.first(), "execute") {
+    if execute {
         return Some(Special::SqlExecute {
             name,
             at: (name_tok.start as usize, name_tok.end as usize),
@@ -475,9 +479,11 @@ fn ident(sql: &[u8], t: &Tok) -> Option<String> {
     match t.kind {
         Kind::Word => Some(String::from_utf8_lossy(word(sql, t)).to_lowercase()),
         Kind::Quoted => {
+            // (An unterminated quote runs to the end of the text: no closing quote.)
             let q = word(sql, t);
-            let inner = String::from_utf8_lossy(&q[1..q.len().saturating_sub(1)]);
-            Some(inner.replace("\"\"", "\""))
+            let q = q.strip_prefix(b"\"").unwrap_or(q);
+            let q = q.strip_suffix(b"\"").unwrap_or(q);
+            Some(String::from_utf8_lossy(q).replace("\"\"", "\""))
         }
         _ => None,
     }

@@ -214,3 +214,22 @@ fn sql_prepare_and_execute_alone_are_special() {
         Some(Kept::Prepare)
     );
 }
+
+#[test]
+fn an_unterminated_quoted_name_does_not_panic() {
+    // `/"` was found by the fuzz target.
+    for sql in [
+        "/\"",
+        "listen \"",
+        "execute \"",
+        "prepare \"",
+        "deallocate \"",
+        "unlisten \"ab",
+    ] {
+        let _ = c(sql);
+    }
+    assert_eq!(
+        c("unlisten \"ab").special,
+        Special::Listen(ListenOp::Unlisten("ab".into()))
+    );
+}
