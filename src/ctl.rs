@@ -79,7 +79,12 @@ pub async fn call(
     let port = uri.port_u16().unwrap_or(80);
     let stream = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
-        .with_context(|| format!("cannot reach the admin API at {}", target.base))?;
+        .with_context(|| {
+            format!(
+                "cannot reach the admin API at {}: is `switchyard serve` running, with admin.listen at that address? (ctl takes it from --admin or -c CONFIG)",
+                target.base
+            )
+        })?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     crate::lifecycle::spawn_owned(conn);

@@ -21,7 +21,10 @@ pub enum BackendError {
     UnsupportedAuth { addr: String, code: i32 },
     #[error("SCRAM authentication with {addr} failed: {detail}")]
     Scram { addr: String, detail: String },
-    #[error("server {addr} said: {message} (SQLSTATE {code})")]
+    #[error(
+        "server {addr} said: {message} (SQLSTATE {code}){}",
+        login_hint(code, message)
+    )]
     Server {
         addr: String,
         code: String,
@@ -35,6 +38,24 @@ pub enum BackendError {
     Io { addr: String, source: io::Error },
     #[error("embedded engine: {0}")]
     Engine(String),
+}
+
+/// A server's refusal of the proxy's login: a wrong user or password (PostgreSQL and
+/// PgBouncer say 28P01 or 28000; Supabase's pooler says "SASL authentication failed" with
+/// 08P01).
+fn is_login_refusal(code: &str, message: &str) -> bool {
+    code.starts_with("28") || (code == "08P01" && message.contains("authentication failed"))
+}
+
+/// What to do about a refused login, appended to the error.
+fn login_hint(code: &str, message: &str) -> &'static str {
+    if is_login_refusal(code, message) {
+        "; check the user and password in this backend's url (or the ${VAR} it names): \
+         percent-encode @ : / # ? % in the password, and on Supabase's pooler the user is \
+         postgres.PROJECTREF"
+    } else {
+        ""
+    }
 }
 
 impl BackendError {
@@ -73,11 +94,39 @@ impl BackendError {
             BackendError::NoPassword { .. }
             | BackendError::UnsupportedAuth { .. }
             | BackendError::Scram { .. } => "auth",
-            BackendError::Server { code, .. } if code.starts_with("28") => "auth",
+            BackendError::Server { code, message, .. } if is_login_refusal(code, message) => "auth",
             BackendError::Server { .. } => "server",
             BackendError::Protocol { .. } => "protocol",
             BackendError::Closed { .. } | BackendError::Io { .. } => "io",
             BackendError::Engine(_) => "engine",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_login_says_where_the_password_is() {
+        for (code, message) in [
+            ("08P01", "SASL authentication failed"),
+            ("28P01", "password authentication failed for user \"app\""),
+        ] {
+            let e = BackendError::Server {
+                addr: "db:6543".into(),
+                code: code.into(),
+                message: message.into(),
+            };
+            assert_eq!(e.kind(), "auth", "{code}");
+            assert!(e.to_string().contains("check the user and password"), "{e}");
+        }
+        let other = BackendError::Server {
+            addr: "db".into(),
+            code: "53300".into(),
+            message: "too many connections".into(),
+        };
+        assert_eq!(other.kind(), "server");
+        assert!(!other.to_string().contains("password"));
     }
 }
