@@ -59,7 +59,7 @@ impl ProxyState {
                 .set((s.connections - s.idle_connections) as i64);
             m.pool_waiting
                 .with_label_values(&[&b.name])
-                .set(s.statistics.pending_gets() as i64);
+                .set(b.waiting() as i64);
             m.backend_up
                 .with_label_values(&[&b.name])
                 .set(b.health().up as i64);

@@ -102,7 +102,7 @@ pub fn backend_view(b: &Backend) -> BackendView {
             size: b.pool_size,
             idle: s.idle_connections,
             active: s.connections - s.idle_connections,
-            waiting: s.statistics.pending_gets(),
+            waiting: b.waiting(),
         },
         backoff: b.backoff(),
     }

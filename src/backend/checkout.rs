@@ -2,6 +2,7 @@
 //! backend is up; while it is down, wait (bounded) for the monitor to see it recover,
 //! and fail at once when the error needs an operator.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures::FutureExt;
@@ -25,6 +26,7 @@ impl Backend {
             return Ok((conn, Instant::now()));
         }
         let start = Instant::now();
+        let _waiting = Waiting::enter(&self.waiting);
         let result = self.acquire_until(start + self.pool_wait).await;
         let now = Instant::now();
         self.metrics
@@ -87,5 +89,22 @@ impl Backend {
                 _ = health::wait_down(&mut watch) => {}
             }
         }
+    }
+}
+
+/// Counts one checkout as waiting for as long as it lives (a dropped, cancelled checkout
+/// stops counting too).
+struct Waiting<'a>(&'a AtomicU64);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicU64) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -78,6 +78,8 @@ pub struct Backend {
     /// Set by every checkout, cleared by the health monitor when it looks: a backend in
     /// use proves its health without probes.
     used: std::sync::atomic::AtomicBool,
+    /// Checkouts waiting now (bb8's own count keeps every abandoned `get`).
+    waiting: std::sync::atomic::AtomicU64,
     /// Pins left for clients with session state (None where sessions are not kept).
     pub pins: Option<Arc<crate::relay::pin::PinBudget>>,
     /// Cancelled when a reload removed or replaced this backend, or when the app shuts
@@ -183,6 +185,7 @@ impl Backend {
             shared,
             backoff: Default::default(),
             used: Default::default(),
+            waiting: Default::default(),
             retired: lifetime,
         })
     }
@@ -204,6 +207,11 @@ impl Backend {
     pub fn pool_counts(&self) -> (u32, u32) {
         let s = self.pool.state();
         (s.idle_connections, s.connections - s.idle_connections)
+    }
+
+    /// Checkouts waiting for a connection now.
+    pub fn waiting(&self) -> u64 {
+        self.waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn note_checkout(&self) {

@@ -132,6 +132,14 @@ fn cutover_and_rollback_under_pgbench_load() {
         "{m}"
     );
     assert!(m.contains("switchyard_pause_seconds_count"), "{m}");
+    // Nothing waits once the load is gone, however many switches there were: the
+    // `waiting` figures count checkouts waiting now, not abandoned ones.
+    assert_eq!(st["clients"]["waiting"], 0, "{st}");
+    for name in ["a", "b"] {
+        assert_eq!(st["backends"][name]["pool"]["waiting"], 0, "{st}");
+        let series = format!("switchyard_pool_waiting{{backend=\"{name}\"}} 0");
+        assert!(m.contains(&series), "{m}");
+    }
 }
 
 #[test]

@@ -77,6 +77,8 @@ impl Proxy {
 
     /// Metrics text.
     pub fn metrics(&self) -> String {
+        // As GET /metrics does: the gauges read from pools first.
+        self.shared.refresh_gauges();
         self.shared.metrics.render()
     }
 
