@@ -38,10 +38,14 @@ pub enum Command {
     /// Guided first run: ask for the local and the hosted database, test both, write a
     /// commented config file.
     Init(crate::init::InitArgs),
-    /// Copy schema and data from a source (sqlite://PATH or postgres://…) into PostgreSQL.
+    /// Copy schema and data once from a source (sqlite://PATH or postgres://…) into
+    /// PostgreSQL, standalone (no proxy involved). Inside a running proxy, live sync is
+    /// `switchyard ctl sync A B`; `--finish` here removes what live sync installed.
     Sync {
+        /// The source: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB.
         #[arg(long)]
         from: String,
+        /// The target, a PostgreSQL URL.
         #[arg(long)]
         to: String,
         /// Only these tables (comma separated).
@@ -71,7 +75,8 @@ pub enum Command {
         /// until Ctrl-C (inside a proxy, use `switchyard ctl sync A B` instead).
         #[arg(long, conflicts_with_all = ["dry_run", "schema_only", "finish"])]
         live: bool,
-        /// Remove live sync's triggers and changelogs from both sides.
+        /// The end of a move, after `ctl sync-stop`: remove live sync's triggers and
+        /// changelogs from both sides (says what it leaves and how to remove that).
         #[arg(long, conflicts_with_all = ["dry_run", "schema_only"])]
         finish: bool,
     },
@@ -189,7 +194,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 resume,
                 skip_bad_rows,
                 defer_foreign_keys: false,
-                rows_copied: None,
+                tally: None,
             };
             let summary = crate::sync::copy::plan::run(opts.clone()).await?;
             if !opts.dry_run && !opts.schema_only {
@@ -215,7 +220,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     }
                 },
             };
-            let report = match crate::sync::verify::run(&from, &to, &tables).await {
+            let report = match crate::sync::verify::run_settled(&from, &to, &tables).await {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("switchyard verify: {e}");
@@ -277,10 +282,14 @@ async fn verify_since(
 }
 
 async fn finish_live(from: &str, to: &str) -> Result<()> {
-    let tables = crate::sync::live::finish(from, to).await?;
+    let done = crate::sync::live::finish(from, to).await?;
     println!(
-        "live sync finished: capture triggers and changelogs removed from both sides ({tables} tables)"
+        "live sync finished: capture triggers and changelogs removed from both sides ({} tables)",
+        done.tables
     );
+    for (what, left) in done.left {
+        println!("  left on the {what} database: {left}");
+    }
     Ok(())
 }
 
@@ -329,11 +338,7 @@ async fn run_live(from: String, to: String, force: bool, parallel: usize) -> Res
             _ = &mut stop => break,
             _ = tick.tick() => {
                 let s = live.status();
-                println!(
-                    "live sync: {:?}, pending {} (oldest {:.1} s), applied {}, backfilled {} rows{}",
-                    s.phase, s.pending_changes, s.oldest_change_seconds, s.applied_total, s.backfilled_rows,
-                    s.last_error.map(|e| format!(", last error: {e}")).unwrap_or_default()
-                );
+                print!("{}", crate::ctl::render::render_live(&serde_json::to_value(&s)?));
                 if s.phase == crate::sync::live::Phase::Failed {
                     anyhow::bail!("live sync failed");
                 }

@@ -85,6 +85,9 @@ pub struct Metrics {
     pub sync_blocked: IntGauge,
     pub sync_resumes: IntCounter,
     pub sync_unvalidated_fks: IntGauge,
+    pub sync_copy_rows: IntGaugeVec,
+    pub sync_copy_tables: IntGaugeVec,
+    pub sync_copy_eta_seconds: prometheus::Gauge,
     pub route_epoch: IntGauge,
     pub route_config_mismatch: IntGauge,
 }
@@ -337,6 +340,23 @@ impl Metrics {
                 r,
                 "sync_unvalidated_foreign_keys",
                 "Foreign keys on the target still NOT VALID, waiting for the changes captured during the copy",
+            ),
+            sync_copy_rows: gauge_vec(
+                r,
+                "sync_copy_rows",
+                "Live sync's initial copy: rows copied so far (state=copied) and counted on the source at the start (state=planned)",
+                &["state"],
+            ),
+            sync_copy_tables: gauge_vec(
+                r,
+                "sync_copy_tables",
+                "Live sync's initial copy: tables copied (state=copied) of all (state=planned)",
+                &["state"],
+            ),
+            sync_copy_eta_seconds: float_gauge(
+                r,
+                "sync_copy_eta_seconds",
+                "Live sync's initial copy: time left at the rate so far (0 once copied)",
             ),
             route_epoch: gauge(
                 r,

@@ -87,6 +87,6 @@ pub struct SyncOptions {
     /// Leave new foreign keys NOT VALID and return them in [`copy::plan::Summary::unvalidated`]
     /// (live sync validates them once the changes captured during the copy are applied).
     pub defer_foreign_keys: bool,
-    /// Counts rows as they are copied (live sync's progress in `/status`).
-    pub rows_copied: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Counts tables and rows as they are copied (live sync's progress in `/status`).
+    pub tally: Option<std::sync::Arc<progress::CopyTally>>,
 }

@@ -1,10 +1,14 @@
 //! Progress of long operations: a bar per table (rows, rows/s, ETA) when stderr is a
-//! terminal, a log line per table every few seconds otherwise.
+//! terminal, a log line per table every few seconds otherwise; and the running totals of
+//! a whole copy ([`CopyTally`]) that live sync reports.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
 
 /// Progress display for a whole run.
 pub struct Progress {
@@ -40,7 +44,7 @@ impl Progress {
             started: Instant::now(),
             last_log: Instant::now(),
             bar,
-            counter: None,
+            tally: None,
         }
     }
 }
@@ -60,19 +64,19 @@ pub struct TableProgress {
     started: Instant,
     last_log: Instant,
     bar: Option<ProgressBar>,
-    counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    tally: Option<Arc<CopyTally>>,
 }
 
 impl TableProgress {
-    /// Also adds every increment to `counter` (a caller's running total).
-    pub fn count_into(&mut self, counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>) {
-        self.counter = counter;
+    /// Also counts rows and the finished table into `tally` (a whole copy's totals).
+    pub fn count_into(&mut self, tally: Option<Arc<CopyTally>>) {
+        self.tally = tally;
     }
 
     pub fn inc(&mut self, rows: u64) {
         self.done += rows;
-        if let Some(c) = &self.counter {
-            c.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = &self.tally {
+            t.rows_done.fetch_add(rows, Ordering::Relaxed);
         }
         if let Some(b) = &self.bar {
             b.set_position(self.done);
@@ -91,9 +95,79 @@ impl TableProgress {
     }
 
     pub fn finish(&self) {
+        if let Some(t) = &self.tally {
+            t.tables_done.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(b) = &self.bar {
             b.finish();
         }
         tracing::info!(table = %self.name, rows = self.done, seconds = self.started.elapsed().as_secs_f64(), "{} done", self.verb);
+    }
+}
+
+/// Running totals of a whole copy, shared with whoever reports on it (live sync's
+/// `/status` and metrics). Row totals are the source's counts when each table's copy was
+/// planned; rows written meanwhile make the copy a little longer than said.
+#[derive(Debug, Default)]
+pub struct CopyTally {
+    pub tables_total: AtomicU64,
+    pub tables_done: AtomicU64,
+    pub rows_total: AtomicU64,
+    pub rows_done: AtomicU64,
+}
+
+/// A copy's progress at one moment, as `/status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CopyProgress {
+    pub tables_done: u64,
+    pub tables_total: u64,
+    pub rows_done: u64,
+    pub rows_total: u64,
+    pub elapsed_seconds: f64,
+    pub rows_per_second: f64,
+    /// Time left at the rate so far (None until rows have been copied).
+    pub eta_seconds: Option<f64>,
+}
+
+impl CopyTally {
+    /// The progress now, `elapsed` after the copy began.
+    pub fn snapshot(&self, elapsed: Duration) -> CopyProgress {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (rows_done, rows_total) = (get(&self.rows_done), get(&self.rows_total));
+        let secs = elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            rows_done as f64 / secs
+        } else {
+            0.0
+        };
+        CopyProgress {
+            tables_done: get(&self.tables_done),
+            tables_total: get(&self.tables_total),
+            rows_done,
+            rows_total,
+            elapsed_seconds: secs,
+            rows_per_second: rate,
+            eta_seconds: (rate > 0.0).then(|| rows_total.saturating_sub(rows_done) as f64 / rate),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_estimate_is_the_rows_left_at_the_rate_so_far() {
+        let t = CopyTally::default();
+        t.tables_total.store(4, Ordering::Relaxed);
+        t.rows_total.store(1000, Ordering::Relaxed);
+        assert_eq!(t.snapshot(Duration::from_secs(2)).eta_seconds, None);
+        t.rows_done.store(250, Ordering::Relaxed);
+        let p = t.snapshot(Duration::from_secs(5));
+        assert_eq!(p.rows_per_second, 50.0);
+        assert_eq!(p.eta_seconds, Some(15.0));
+        // More rows than counted (written during the copy): nothing left, not negative.
+        t.rows_done.store(1200, Ordering::Relaxed);
+        assert_eq!(t.snapshot(Duration::from_secs(5)).eta_seconds, Some(0.0));
     }
 }

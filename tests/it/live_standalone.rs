@@ -177,3 +177,74 @@ fn many_composite_keys_in_one_round_from_postgres() {
     let rows = count("SELECT count(*) FROM tags");
     stop_caught_up(&mut child, caught_up, &rows, &from, &to);
 }
+
+/// verify while the app writes and live sync runs: rows changed while verify reads them
+/// are not differences (exit 0, no quiet moment); a row changed on the target behind live
+/// sync's back is, and is named with its key, column and both values as PostgreSQL prints
+/// them, even with the writes going on.
+#[test]
+fn verify_under_running_writers_names_only_real_differences() {
+    let pg = PgCluster::start();
+    let dir = scratch_dir("sy-verify-live-");
+    let db = dir.path().join("app.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, seen DATETIME NOT NULL);
+         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 2000)
+           INSERT INTO users (id, n, seen) SELECT i, 0, '2026-01-01 00:00:00' FROM s;",
+    )
+    .unwrap();
+    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
+    let _child = live_sync(&from, &to);
+    let count = |sql: &str| pg.psql_db("app", sql);
+    assert!(wait_until(Duration::from_secs(30), || count(
+        "SELECT to_regclass('public.users') IS NOT NULL"
+    ) == "t"
+        && count("SELECT count(*) FROM users") == "2000"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let c = rusqlite::Connection::open(&db).unwrap();
+            c.busy_timeout(Duration::from_secs(10)).unwrap();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                i += 1;
+                let sql = format!(
+                    "UPDATE users SET n = n + 1, seen = datetime('now') WHERE id = {}; \
+                     INSERT INTO users (id, n, seen) VALUES ({}, 1, datetime('now'))",
+                    1 + (i * 7919) % 1000,
+                    10_000 + i
+                );
+                c.execute_batch(&sql).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            i
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let verify = || {
+        let o = cli(&["verify", "--from", &from, "--to", &to]);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (code, out) = verify();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("verify: 1 table(s) identical"), "{out}");
+    // Behind live sync's back: a write on the target (captured there, as a write on the
+    // inactive side, and never applied to the source), on a row the writer leaves alone.
+    count("UPDATE users SET seen = '2030-05-06 07:08:09.5' WHERE id = 1999");
+    let (code, out) = verify();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let writes = writer.join().unwrap();
+    assert!(writes > 50, "the writer barely ran ({writes})");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("key [\"1999\"] column \"seen\": source ")
+            && out.contains(" target \"2030-05-06 07:08:09.5\""),
+        "{out}"
+    );
+    assert!(out.contains("1 difference(s)"), "{out}");
+}

@@ -2,10 +2,11 @@
 //! empty table, resume, skip, refuse), copy with bounded parallelism, then add indexes,
 //! constraints and foreign keys, advance sequences, and print a summary.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::checkpoint::{self, Checkpoint};
@@ -354,12 +355,14 @@ async fn copy_all(
     // Held until every table is read: the copy connections import its snapshot.
     let exported = export_snapshot(&opened.source).await?;
     let snapshot = exported.as_ref().map(|(_, id)| id.clone());
+    let totals = count_all(opened, actions, opts).await?;
     let jobs = opened
         .tables
         .iter()
         .zip(actions.iter())
         .filter(|(_, a)| **a != Action::Done)
-        .map(|(t, a)| {
+        .zip(totals)
+        .map(|((t, a), total)| {
             let copy_opts = CopyOptions {
                 batch_rows: opts.batch_rows,
                 snapshot: snapshot.clone(),
@@ -372,11 +375,10 @@ async fn copy_all(
                 _ => None,
             };
             let (progress, source) = (progress.clone(), opened.source.clone());
-            let counter = opts.rows_copied.clone();
+            let tally = opts.tally.clone();
             async move {
-                let total = source_count(&source, &t.name).await?;
-                let mut tp = progress.table("copy", &t.name, total.max(0) as u64);
-                tp.count_into(counter);
+                let mut tp = progress.table("copy", &t.name, total);
+                tp.count_into(tally);
                 let mut client = pgconn::connect(target).await?;
                 let outcome =
                     backfill::copy_table(&mut client, &source, t, start, &copy_opts, &mut tp)
@@ -404,6 +406,46 @@ async fn copy_all(
         let _ = c.batch_execute("COMMIT").await;
     }
     results.into_iter().collect()
+}
+
+/// The source's row count of each table still to copy (in plan order), counted before
+/// any copying so that the totals (and the estimate of time left) hold from the start.
+async fn count_all(
+    opened: &Opened,
+    actions: &[Action],
+    opts: &SyncOptions,
+) -> Result<Vec<u64>, SyncError> {
+    let todo: Vec<&Table> = opened
+        .tables
+        .iter()
+        .zip(actions)
+        .filter(|(_, a)| **a != Action::Done)
+        .map(|(t, _)| t)
+        .collect();
+    // Owned futures, collected: the stream's type then holds no closure lifetimes (the
+    // run is spawned).
+    let counts: Vec<_> = todo
+        .iter()
+        .map(|t| {
+            let (source, name) = (opened.source.clone(), t.name.clone());
+            async move { source_count(&source, &name).await.map(|n| n.max(0) as u64) }
+        })
+        .collect();
+    let counts: Vec<u64> = futures::stream::iter(counts)
+        .buffered(opts.parallel.max(1))
+        .try_collect()
+        .await?;
+    if let Some(tally) = &opts.tally {
+        tally
+            .tables_total
+            .store(opened.tables.len() as u64, Ordering::Relaxed);
+        let done = (opened.tables.len() - todo.len()) as u64;
+        tally.tables_done.store(done, Ordering::Relaxed);
+        tally
+            .rows_total
+            .store(counts.iter().sum(), Ordering::Relaxed);
+    }
+    Ok(counts)
 }
 
 /// For a PostgreSQL source: a read-only REPEATABLE READ transaction whose snapshot every

@@ -118,13 +118,15 @@ pub struct LiveSync {
     /// The direction changed while a round held the sides: start over from id 0.
     reset_cursor: AtomicBool,
     deferred: Mutex<Deferred>,
-    rows_copied: Arc<AtomicU64>,
+    /// The initial copy's running totals.
+    tally: Arc<crate::sync::progress::CopyTally>,
     /// Where its tasks run; its shutdown ends the apply loop (the record stays, so the
     /// next start resumes).
     lifecycle: crate::lifecycle::Lifecycle,
 }
 
-pub(super) async fn open_side(url: &str, what: &str) -> Result<Side, SyncError> {
+/// Connects to one side of a live sync (`what` names the option it came from).
+pub async fn open_side(url: &str, what: &str) -> Result<Side, SyncError> {
     match BackendUrl::parse(url).map_err(|e| SyncError::Usage(format!("{what}: {e}")))? {
         BackendUrl::Sqlite(path) => Ok(Side::Sqlite(path)),
         BackendUrl::Postgres(t) => {
@@ -288,7 +290,7 @@ impl LiveSync {
             flip_recorded: AtomicBool::new(false),
             reset_cursor: AtomicBool::new(false),
             deferred: Mutex::default(),
-            rows_copied: Arc::default(),
+            tally: Arc::default(),
             lifecycle: lifecycle.clone(),
         });
         live.persist(phase, forward, epoch, None).await?;
@@ -392,20 +394,33 @@ impl LiveSync {
     }
 }
 
-/// Removes capture (triggers, changelogs and the record) from both sides. Returns the
-/// table count.
-pub async fn finish(from_url: &str, to_url: &str) -> Result<usize, SyncError> {
+/// What `finish` did and what it left.
+pub struct Finished {
+    pub tables: usize,
+    /// (`--from` or `--to`, what switchyard still keeps there and how to remove it).
+    pub left: Vec<(&'static str, String)>,
+}
+
+/// Removes capture (triggers, changelogs and the record) from both sides.
+pub async fn finish(from_url: &str, to_url: &str) -> Result<Finished, SyncError> {
     let tables = plan::open_source(from_url).await?.tables;
-    for (url, what) in [(from_url, "from"), (to_url, "to")] {
+    let mut left = Vec::new();
+    for (url, what) in [(from_url, "--from"), (to_url, "--to")] {
         let side = open_side(url, what).await?;
         side::remove(&side, &tables).await?;
         record::remove(&side).await?;
+        if let Some(l) = side::leftovers(&side).await? {
+            left.push((what, l));
+        }
     }
     tracing::info!(
         tables = tables.len(),
         "live sync capture removed from both sides"
     );
-    Ok(tables.len())
+    Ok(Finished {
+        tables: tables.len(),
+        left,
+    })
 }
 
 #[cfg(test)]

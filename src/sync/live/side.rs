@@ -181,6 +181,38 @@ pub async fn max_id(side: &Side) -> Result<i64, SyncError> {
     }
 }
 
+/// Entries with an id up to `id` still waiting in a side's changelog (0 once live sync
+/// has applied everything captured up to then).
+pub async fn pending_up_to(side: &Side, id: i64) -> Result<u64, SyncError> {
+    match side {
+        Side::Postgres(c) => Ok(rows_of(
+            c.simple_query(&format!(
+                "SELECT count(*)::text FROM switchyard.changelog WHERE id <= {id}"
+            ))
+            .await
+            .map_err(pgerr)?,
+        )
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)),
+        Side::Sqlite(path) => {
+            let path = path.clone();
+            blocking(move || {
+                open_sqlite(&path)?
+                    .query_row(
+                        "SELECT count(*) FROM _switchyard_changelog WHERE id <= ?1",
+                        [id],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .map(|n| n as u64)
+                    .map_err(sqlerr)
+            })
+            .await
+        }
+    }
+}
+
 /// Removes exactly the entries that were applied.
 pub async fn delete_entries(side: &Side, ids: &[i64]) -> Result<(), SyncError> {
     if ids.is_empty() {
@@ -261,4 +293,31 @@ pub async fn capture_installed(side: &Side) -> Result<bool, SyncError> {
             .await
         }
     }
+}
+
+/// What switchyard still keeps on a side once live sync is finished, and how to remove
+/// it (None: nothing). PostgreSQL keeps the schema `switchyard` (the copy's checkpoints,
+/// the database identity, `verify --since`'s log); SQLite keeps `_switchyard_columns`,
+/// the SQLite backend's record of column types, needed while switchyard serves the file.
+pub async fn leftovers(side: &Side) -> Result<Option<String>, SyncError> {
+    let Side::Postgres(c) = side else {
+        return Ok(None);
+    };
+    let names = rows_of(
+        c.simple_query(
+            "SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'switchyard' AND c.relkind IN ('r', 'p')",
+        )
+        .await
+        .map_err(pgerr)?,
+    )
+    .first()
+    .and_then(|r| r.first().cloned().flatten());
+    Ok(names.map(|n| {
+        format!(
+            "schema \"switchyard\" ({n}): the copy's checkpoints, this database's identity and the log `verify --since` reads. \
+             Nothing needs them once you will not resume a copy or run `verify --since` again; to remove them: DROP SCHEMA switchyard CASCADE;"
+        )
+    }))
 }

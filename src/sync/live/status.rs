@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::LiveSpec;
+use crate::sync::progress::CopyProgress;
 
 /// Where a live sync is. The number is the `switchyard_sync_phase` metric value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,6 +40,8 @@ pub struct LiveStatus {
     pub phase: Phase,
     pub tables: usize,
     pub backfilled_rows: u64,
+    /// The initial copy's progress (kept once done; None when a resumed sync needed none).
+    pub copy: Option<CopyProgress>,
     /// Changelog entries on the source not yet applied.
     pub pending_changes: u64,
     /// Age of the oldest pending change.
@@ -68,6 +71,7 @@ impl LiveStatus {
             phase: Phase::Starting,
             tables,
             backfilled_rows: 0,
+            copy: None,
             pending_changes: 0,
             oldest_change_seconds: 0.0,
             applied_total: 0,

@@ -90,18 +90,26 @@ impl LiveSync {
         side::install(&s.b, &self.tables).await
     }
 
-    /// [`Self::prepare`], with the source's backlog and the rows copied so far in the
-    /// status every two seconds.
+    /// [`Self::prepare`], with the copy's progress (every half second) and the source's
+    /// backlog (every two seconds) in the status and the metrics.
     async fn prepare_watched(&self) -> Result<(), SyncError> {
         let prepare = self.prepare();
         tokio::pin!(prepare);
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
-                r = &mut prepare => return r,
+                r = &mut prepare => {
+                    self.note_copy(started.elapsed(), r.is_ok());
+                    return r;
+                }
                 _ = tick.tick() => {
-                    let copied = self.rows_copied.load(Ordering::Relaxed);
-                    self.update(|s| s.backfilled_rows = copied);
+                    self.note_copy(started.elapsed(), false);
+                    ticks += 1;
+                    if !ticks.is_multiple_of(4) {
+                        continue;
+                    }
                     // Not `lock().await`: `prepare` is not polled while this branch runs,
                     // and it may hold the lock.
                     let Ok(s) = self.sides.try_lock() else { continue };
@@ -115,6 +123,32 @@ impl LiveSync {
                 }
             }
         }
+    }
+
+    /// The copy's progress into the status and the metrics (`done`: the copy finished).
+    fn note_copy(&self, elapsed: Duration, done: bool) {
+        let mut p = self.tally.snapshot(elapsed);
+        if done {
+            p.eta_seconds = Some(0.0);
+        }
+        let m = &self.metrics;
+        m.sync_copy_rows
+            .with_label_values(&["copied"])
+            .set(p.rows_done as i64);
+        m.sync_copy_rows
+            .with_label_values(&["planned"])
+            .set(p.rows_total as i64);
+        m.sync_copy_tables
+            .with_label_values(&["copied"])
+            .set(p.tables_done as i64);
+        m.sync_copy_tables
+            .with_label_values(&["planned"])
+            .set(p.tables_total as i64);
+        m.sync_copy_eta_seconds.set(p.eta_seconds.unwrap_or(0.0));
+        self.update(|s| {
+            s.backfilled_rows = p.rows_done;
+            s.copy = Some(p);
+        });
     }
 
     /// Capture on the source, backfill in one source snapshot, capture on the target.
@@ -148,7 +182,7 @@ impl LiveSync {
             resume: resumed && !force,
             skip_bad_rows: None,
             defer_foreign_keys: true,
-            rows_copied: Some(self.rows_copied.clone()),
+            tally: Some(self.tally.clone()),
         })
         .await?;
         let rows: u64 = summary.tables.iter().map(|t| t.rows.max(0) as u64).sum();

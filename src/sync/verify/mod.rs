@@ -30,12 +30,17 @@ pub mod normalize;
 mod pg_rows;
 mod raw;
 mod rows;
+mod settle;
+
+pub use settle::run as run_settled;
 
 pub(super) const CHUNK: usize = 10_000;
 /// Tables compared at once (each runs a source reader, a target reader and a merge).
 const PARALLEL_TABLES: usize = 2;
 /// Differences listed per table (all are counted).
 const MAX_LISTED: usize = 100;
+/// Differing keys kept per table for a second look (more: the first look stands).
+pub(super) const MAX_KEYS: usize = 100_000;
 /// Separates columns in a normalised row.
 pub(super) const SEP: char = '\u{1f}';
 
@@ -71,6 +76,13 @@ pub struct TableReport {
     pub differences: u64,
     pub listed: Vec<Difference>,
     pub error: Option<String>,
+    /// The key of every differing row (up to [`MAX_KEYS`]), to compare again once live
+    /// sync has applied what it captured.
+    #[serde(skip)]
+    pub keys: Vec<String>,
+    /// Rows that differed at this look but not at the one before: changes live sync had
+    /// captured and not yet applied (they make the row counts differ).
+    pub in_flight: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -78,6 +90,9 @@ pub struct Report {
     pub identical: bool,
     pub tables: Vec<TableReport>,
     pub seconds: f64,
+    /// Why the differences could not be looked at again (see [`settle`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn shown(v: &str) -> Option<String> {
@@ -94,8 +109,11 @@ struct Tally<'a> {
 }
 
 impl Tally<'_> {
-    fn add(&mut self, range: u64, d: Option<Difference>) {
+    fn add(&mut self, range: u64, key: String, d: Option<Difference>) {
         self.rep.differences += 1;
+        if self.rep.keys.len() < MAX_KEYS {
+            self.rep.keys.push(key);
+        }
         if self.last_bad_range != Some(range) {
             self.rep.ranges_with_differences += 1;
             self.last_bad_range = Some(range);
@@ -118,8 +136,8 @@ fn column_diffs(t: &Table, key: &str, a: &str, b: &str, out: &mut Vec<Difference
             out.push(Difference {
                 key: key_text(key),
                 column: Some(c.name.clone()),
-                source: shown(x),
-                target: shown(y),
+                source: shown(&normalize::display(&cx, &c.pg_type)),
+                target: shown(&normalize::display(&cy, &c.pg_type)),
                 kind: "value differs",
             });
         }
@@ -191,12 +209,16 @@ async fn compare_keyed(
         match order {
             Ordering::Less => {
                 let k = key_text(&src.chunk.key(&src.row()));
-                tally.add(range, Some(Difference::row(k, "missing in target")));
+                tally.add(
+                    range,
+                    k.clone(),
+                    Some(Difference::row(k, "missing in target")),
+                );
                 more_a = src.advance().await?;
             }
             Ordering::Greater => {
                 let k = key_text(&dst.chunk.key(&dst.row()));
-                tally.add(range, Some(Difference::row(k, "only in target")));
+                tally.add(range, k.clone(), Some(Difference::row(k, "only in target")));
                 more_b = dst.advance().await?;
             }
             Ordering::Equal => {
@@ -209,7 +231,7 @@ async fn compare_keyed(
                     let mut diffs = Vec::new();
                     column_diffs(t, &src.chunk.key(&ra), &a, &b, &mut diffs);
                     if !diffs.is_empty() {
-                        tally.add(range, None);
+                        tally.add(range, diffs[0].key.clone(), None);
                         for d in diffs {
                             if tally.rep.listed.len() < MAX_LISTED {
                                 tally.rep.listed.push(d);
@@ -222,6 +244,7 @@ async fn compare_keyed(
             }
         }
     }
+    progress.inc(seen % CHUNK as u64);
     rep.source_rows = src.count;
     rep.target_rows = dst.count;
     if src.disordered || dst.disordered {
@@ -304,8 +327,8 @@ async fn compare_table(
         tp.finish();
         return Ok(rep);
     }
-    tracing::info!(table = %t.name, "rows are not stored in key order; reading them again in key order");
-    let mut tp = progress.table("verify in key order", &t.name, expected);
+    tracing::debug!(table = %t.name, "rows are not stored in key order; reading them again in key order");
+    let mut tp = progress.table("verify", &t.name, expected);
     let src = open_rows(source, t, None, false, raw).await?;
     let dst = open_rows(source, t, target, false, raw).await?;
     let rep = compare_keyed(t, src, dst, &wires, &mut tp)
@@ -398,17 +421,17 @@ async fn compare_unkeyed(
                 j += 1;
             }
             Ordering::Less => {
+                let k = key_text(&xs[i]);
                 tally.add(
                     0,
-                    Some(Difference::row(key_text(&xs[i]), "row missing in target")),
+                    k.clone(),
+                    Some(Difference::row(k, "row missing in target")),
                 );
                 i += 1;
             }
             Ordering::Greater => {
-                tally.add(
-                    0,
-                    Some(Difference::row(key_text(&ys[j]), "row only in target")),
-                );
+                let k = key_text(&ys[j]);
+                tally.add(0, k.clone(), Some(Difference::row(k, "row only in target")));
                 j += 1;
             }
         }
@@ -473,7 +496,12 @@ pub fn render(r: &Report) -> String {
             out.push_str(&format!("table {}: {e}\n", t.table));
             continue;
         }
-        let verdict = if t.differences == 0 {
+        let verdict = if t.differences == 0 && t.in_flight > 0 {
+            format!(
+                "identical ({} row(s) were changing while read: equal once live sync applied the change)",
+                t.in_flight
+            )
+        } else if t.differences == 0 {
             "identical".to_string()
         } else {
             format!(
@@ -508,6 +536,9 @@ pub fn render(r: &Report) -> String {
                 t.differences as usize - t.listed.len()
             ));
         }
+    }
+    if let Some(n) = &r.note {
+        out.push_str(&format!("note: {n}\n"));
     }
     let bad = r.tables.iter().filter(|t| t.differences > 0).count();
     out.push_str(&if r.identical {

@@ -335,6 +335,35 @@ pub fn canonical(cheap: &str, norm: Norm) -> String {
     out
 }
 
+/// A canonical value as PostgreSQL prints a value of `pg_type` (what a report shows):
+/// timestamps as text (`+00` for timestamptz: the canonical form is the UTC instant),
+/// bytea with its `\\x`, floats' infinities spelled out. NULL stays the marker.
+pub fn display(canonical: &str, pg_type: &str) -> String {
+    if canonical == NULL {
+        return canonical.to_string();
+    }
+    match Norm::of(pg_type) {
+        Norm::Timestamp => match canonical.parse::<i64>() {
+            Ok(us) => {
+                let text = crate::backend::sqlite::datetime::format_timestamp_micros(us);
+                if pg_type.contains("with time zone") || pg_type.starts_with("timestamptz") {
+                    format!("{text}+00")
+                } else {
+                    text
+                }
+            }
+            Err(_) => canonical.to_string(),
+        },
+        Norm::Bytea => format!("\\x{canonical}"),
+        Norm::Float => match canonical {
+            "inf" => "Infinity".into(),
+            "-inf" => "-Infinity".into(),
+            _ => canonical.to_string(),
+        },
+        _ => canonical.to_string(),
+    }
+}
+
 /// A SQLite value in canonical form.
 #[cfg(test)]
 pub fn from_sqlite(v: &rusqlite::types::Value, pg_type: &str) -> String {
@@ -355,6 +384,22 @@ pub fn from_pg_text(v: Option<&str>, pg_type: &str) -> String {
 mod tests {
     use super::*;
     use rusqlite::types::Value;
+
+    #[test]
+    fn reports_show_values_as_postgresql_prints_them() {
+        assert_eq!(
+            display("1796155365213310", "timestamp with time zone"),
+            "2026-12-01 20:02:45.21331+00"
+        );
+        assert_eq!(
+            display("1796155365000000", "timestamp without time zone"),
+            "2026-12-01 20:02:45"
+        );
+        assert_eq!(display("00ff", "bytea"), "\\x00ff");
+        assert_eq!(display("-inf", "double precision"), "-Infinity");
+        assert_eq!(display("12.5", "numeric(10,2)"), "12.5");
+        assert_eq!(display(NULL, "timestamp"), NULL);
+    }
 
     #[test]
     fn sqlite_and_postgres_forms_meet() {

@@ -8,6 +8,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use serde_json::Value;
 
+mod follow;
+pub mod render;
+
+pub use render::render;
+
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
     /// Active backend, switch state, health and pools.
@@ -33,15 +38,23 @@ pub enum CtlCommand {
     },
     /// Let held transactions continue.
     Resume,
-    /// Start live sync from backend FROM (the active one) to backend TO.
+    /// Start live sync inside the running proxy: copy backend FROM (the active one) to
+    /// backend TO, then keep applying every change until the cutover and after it. With
+    /// --wait alone, follow the running one.
     Sync {
-        from: String,
-        to: String,
+        #[arg(requires = "to", required_unless_present = "wait")]
+        from: Option<String>,
+        to: Option<String>,
         /// Empty TO's tables if they already hold rows.
         #[arg(long)]
         force: bool,
+        /// Follow the copy (tables, rows, rate, time left) until the sync streams and has
+        /// caught up; exit 1 if it fails. Ctrl-C stops following, not the sync.
+        #[arg(long)]
+        wait: bool,
     },
-    /// Stop the live sync apply loop (capture stays until `switchyard sync --finish`).
+    /// Stop the proxy's live sync after applying what it captured. Its triggers and
+    /// changelogs stay (a later `ctl sync` resumes); `switchyard sync --finish` removes them.
     SyncStop,
     /// Re-read the config file: backends added, changed or removed without dropping
     /// clients (the same as sending SIGHUP).
@@ -147,9 +160,26 @@ pub async fn run(target: &Target, cmd: CtlCommand, json: bool) -> Result<()> {
             .await?
         }
         CtlCommand::Resume => call(target, Method::POST, "/resume", None).await?,
-        CtlCommand::Sync { from, to, force } => {
-            let body = serde_json::json!({ "from": from, "to": to, "force": force });
-            call(target, Method::POST, "/sync/start", Some(body)).await?
+        CtlCommand::Sync {
+            from,
+            to,
+            force,
+            wait,
+        } => {
+            if let (Some(from), Some(to)) = (from, to) {
+                let body = serde_json::json!({ "from": from, "to": to, "force": force });
+                let (status, body) = call(target, Method::POST, "/sync/start", Some(body)).await?;
+                if !*wait || status != 200 {
+                    (status, body)
+                } else {
+                    if !json {
+                        print!("{}", render(&cmd, &body));
+                    }
+                    follow::follow(target, json).await?
+                }
+            } else {
+                follow::follow(target, json).await?
+            }
         }
         CtlCommand::SyncStop => call(target, Method::POST, "/sync/stop", None).await?,
         CtlCommand::Reload => call(target, Method::POST, "/reload", None).await?,
@@ -209,186 +239,4 @@ async fn drain(target: &Target, timeout: &str) -> Result<(u16, Value)> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-}
-
-fn render(cmd: &CtlCommand, b: &Value) -> String {
-    match cmd {
-        CtlCommand::Health => "alive\n".into(),
-        CtlCommand::Reload if b["ok"].as_bool() == Some(true) => {
-            let r = &b["reload"];
-            let list = |k: &str| {
-                r[k].as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .unwrap_or_default()
-            };
-            format!(
-                "reloaded: added [{}], changed [{}], removed [{}], unchanged [{}]\n  {}\n",
-                list("added"),
-                list("changed"),
-                list("removed"),
-                list("unchanged"),
-                r["note"].as_str().unwrap_or("")
-            )
-        }
-        CtlCommand::Ready if b["ready"].as_bool() == Some(true) => {
-            format!(
-                "ready: backend \"{}\" is reachable\n",
-                b["active"].as_str().unwrap_or("?")
-            )
-        }
-        CtlCommand::Ready => format!(
-            "NOT ready: backend \"{}\": {}\n",
-            b["active"].as_str().unwrap_or("?"),
-            b["reason"].as_str().unwrap_or("")
-        ),
-        CtlCommand::Drain { .. } if b["ok"].as_bool() == Some(true) => {
-            format!(
-                "drained: no clients connected (waited {} ms)\n",
-                b["waited_ms"]
-            )
-        }
-        CtlCommand::Status => render_status(b),
-        CtlCommand::Cutover { .. } | CtlCommand::Rollback { .. } if b.get("from").is_some() => {
-            let verdict = if b["ok"].as_bool() == Some(true) {
-                "done".to_string()
-            } else {
-                format!("FAILED: {}", b["error"].as_str().unwrap_or(""))
-            };
-            format!(
-                "{} {} -> {}: {verdict}\n  paused {} ms (drain {} ms, preflight {} ms)\n",
-                b["kind"].as_str().unwrap_or("switch"),
-                b["from"].as_str().unwrap_or("?"),
-                b["to"].as_str().unwrap_or("?"),
-                b["pause_ms"],
-                b["drain_ms"],
-                b["preflight_ms"]
-            )
-        }
-        CtlCommand::Pause { .. } if b["ok"].as_bool() == Some(true) => {
-            "paused: new transactions are held\n".into()
-        }
-        CtlCommand::Resume if b["ok"].as_bool() == Some(true) => {
-            format!("resumed after {} ms\n", b["held_ms"])
-        }
-        CtlCommand::Sync { .. } | CtlCommand::SyncStop if b["ok"].as_bool() == Some(true) => {
-            render_live(&b["live_sync"])
-        }
-        _ => String::new(),
-    }
-}
-
-fn render_status(b: &Value) -> String {
-    let mut out = format!(
-        "active: {}   state: {}   paused: {}   switches: {}\nclients: {} connected, {} waiting, {} in a transaction\n",
-        b["active"].as_str().unwrap_or("?"),
-        b["state"].as_str().unwrap_or("?"),
-        b["paused"],
-        b["switches"],
-        b["clients"]["connected"],
-        b["clients"]["waiting"],
-        b["clients"]["in_transaction"]
-    );
-    if let Some(backends) = b["backends"].as_object() {
-        for (name, v) in backends {
-            let health = if v["up"].as_bool() == Some(true) {
-                "up".to_string()
-            } else {
-                format!("DOWN ({})", v["last_error"].as_str().unwrap_or(""))
-            };
-            out.push_str(&format!(
-                "  {name:<12} {health:<6} pool {}/{} active, {} idle, {} waiting   {}\n",
-                v["pool"]["active"],
-                v["pool"]["size"],
-                v["pool"]["idle"],
-                v["pool"]["waiting"],
-                v["url"].as_str().unwrap_or("")
-            ));
-            if let Some(why) = v["pooler_detected"].as_str() {
-                out.push_str(&format!(
-                    "  {:<12} pooler {}: {why}\n",
-                    "",
-                    v["pooler"].as_str().unwrap_or("?")
-                ));
-            }
-        }
-    }
-    if let Some(l) = b.get("live_sync").filter(|s| !s.is_null()) {
-        out.push_str(&render_live(l));
-    }
-    if let Some(x) = b.get("live_sync_blocked").filter(|s| !s.is_null()) {
-        out.push_str(&format!(
-            "live sync {} -> {}: NOT RUNNING HERE: {}
-  switches between them are refused until it runs
-",
-            x["from"].as_str().unwrap_or("?"),
-            x["to"].as_str().unwrap_or("?"),
-            x["reason"].as_str().unwrap_or("")
-        ));
-    }
-    let r = &b["route"];
-    if r["config_disagrees"].as_bool() == Some(true) {
-        out.push_str(&format!(
-            "route: {} after {} switch(es), kept in {}; the config's routing.active says {}
-",
-            b["active"].as_str().unwrap_or("?"),
-            r["epoch"],
-            r["state_file"].as_str().unwrap_or("memory only"),
-            r["config_active"].as_str().unwrap_or("?")
-        ));
-    }
-    if let Some(s) = b.get("last_switch").filter(|s| !s.is_null()) {
-        let result = if s["ok"].as_bool() == Some(true) {
-            "ok".to_string()
-        } else {
-            format!("failed: {}", s["error"].as_str().unwrap_or(""))
-        };
-        out.push_str(&format!(
-            "last switch: {} {} -> {} {result}, paused {} ms\n",
-            s["kind"].as_str().unwrap_or(""),
-            s["from"].as_str().unwrap_or(""),
-            s["to"].as_str().unwrap_or(""),
-            s["pause_ms"]
-        ));
-    }
-    out
-}
-
-fn render_live(l: &Value) -> String {
-    let mut out = format!(
-        "live sync {} -> {}: {}   changes flow {} -> {}\n  pending {} (oldest {:.1} s), applied {}, backfilled {} rows, writes on the inactive side {}\n",
-        l["from"].as_str().unwrap_or("?"),
-        l["to"].as_str().unwrap_or("?"),
-        l["phase"].as_str().unwrap_or("?"),
-        l["source"].as_str().unwrap_or("?"),
-        l["target"].as_str().unwrap_or("?"),
-        l["pending_changes"],
-        l["oldest_change_seconds"].as_f64().unwrap_or(0.0),
-        l["applied_total"],
-        l["backfilled_rows"],
-        l["inactive_side_writes"],
-    );
-    if l["resumed"].as_bool() == Some(true) {
-        out.push_str("  resumed from its record in the databases after a restart\n");
-    }
-    if let Some(fks) = l["unvalidated_foreign_keys"]
-        .as_array()
-        .filter(|a| !a.is_empty())
-    {
-        out.push_str(&format!(
-            "  foreign keys waiting for the changes captured during the copy: {}\n",
-            fks.iter()
-                .filter_map(|v| v.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if let Some(e) = l["last_error"].as_str() {
-        out.push_str(&format!("  last error: {e}\n"));
-    }
-    out
 }
