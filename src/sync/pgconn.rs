@@ -2,8 +2,10 @@
 //! same URLs and TLS modes as backends. Statements are run with `simple_query` or
 //! `query_typed` only: named prepared statements would collide behind a transaction pooler.
 
-use tokio_postgres::Client;
+use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::config::{Config, Host, SslMode as PgSslMode};
+use tokio_postgres::{AsyncMessage, Client};
 
 use crate::backend::url::{BackendUrl, PgHost, PgTarget};
 use crate::config::SslMode;
@@ -39,9 +41,7 @@ pub async fn connect(target: &PgTarget) -> Result<Client, SyncError> {
     {
         cfg.ssl_mode(PgSslMode::Disable);
         let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(err)?;
-        crate::lifecycle::spawn_owned(async move {
-            let _ = conn.await;
-        });
+        crate::lifecycle::spawn_owned(drive(conn));
         client
     } else {
         let tls_cfg = tls::client_config(target.sslmode, target.ca_file.as_deref())
@@ -60,12 +60,38 @@ pub async fn connect(target: &PgTarget) -> Result<Client, SyncError> {
         });
         let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*tls_cfg).clone());
         let (client, conn) = cfg.connect(connector).await.map_err(err)?;
-        crate::lifecycle::spawn_owned(async move {
-            let _ = conn.await;
-        });
+        crate::lifecycle::spawn_owned(drive(conn));
         client
     };
     Ok(client)
+}
+
+/// Runs a connection until it ends. The server's notices (`schema "switchyard" already
+/// exists, skipping`) are logged at debug: they are for whoever looks into switchyard's
+/// own statements, not for the operator.
+async fn drive<S, T>(mut conn: tokio_postgres::Connection<S, T>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+    while let Some(m) = messages.next().await {
+        match m {
+            Ok(AsyncMessage::Notice(n)) => {
+                tracing::debug!(
+                    severity = n.severity(),
+                    code = n.code().code(),
+                    "database notice: {}",
+                    n.message()
+                )
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "connection ended");
+                return;
+            }
+        }
+    }
 }
 
 /// Parses a URL that must be PostgreSQL.
@@ -98,7 +124,6 @@ pub async fn copy_out_in_tx(
     c: &Client,
     sql: &str,
 ) -> Result<bytes::BytesMut, tokio_postgres::Error> {
-    use futures::StreamExt;
     let stream = c.copy_out(sql).await?;
     futures::pin_mut!(stream);
     let mut data = bytes::BytesMut::new();
