@@ -241,15 +241,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
             command,
         } => {
-            let resolved = config.as_ref().map(|p| load(Some(p))).transpose()?;
-            let base = admin
-                .or_else(|| {
-                    resolved
-                        .as_ref()
-                        .map(|r| format!("http://{}", r.admin_addr))
+            // Only [admin] is read: ctl needs no backend password.
+            let section = config
+                .as_ref()
+                .map(|p| {
+                    crate::config::ctl::admin_of(p)
+                        .with_context(|| format!("invalid config {}", p.display()))
                 })
+                .transpose()?;
+            let base = admin
+                .or_else(|| section.as_ref().map(|a| format!("http://{}", a.listen)))
                 .unwrap_or_else(|| "http://127.0.0.1:9640".into());
-            let token = token.or_else(|| resolved.and_then(|r| r.config.admin.token));
+            let token = token.or_else(|| section.and_then(|a| a.token));
             crate::ctl::run(&crate::ctl::Target { base, token }, command, json).await
         }
     }

@@ -47,6 +47,10 @@ pub struct InitArgs {
     /// Ask nothing: take everything from the flags (for scripts).
     #[arg(long)]
     pub non_interactive: bool,
+    /// Write no env file beside the config: the passwords must then be set in the
+    /// environment switchyard runs in (the variables are listed).
+    #[arg(long)]
+    pub no_env_file: bool,
 }
 
 /// One backend as it goes into the file.
@@ -97,21 +101,60 @@ pub async fn run(mut args: InitArgs) -> Result<()> {
             secrets.push((var, pw));
         }
     }
-    let text = render(&args, &local, remote.as_ref());
+    let env_file = (!secrets.is_empty() && !args.no_env_file).then(|| env_path(&args.output));
+    if let Some(p) = env_file.as_ref().filter(|p| p.exists() && !args.force) {
+        bail!("{} already exists (use --force to replace it)", p.display());
+    }
+    let env_name = env_file
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    let text = render(&args, &local, remote.as_ref(), env_name.as_deref());
     validate(&text, &secrets, &args)?;
     write_private(&args.output, &text)?;
     println!("wrote {}", args.output.display());
-    if !secrets.is_empty() || args.app_user.is_some() {
+    if let Some(p) = &env_file {
+        write_private(p, &env_text(&secrets))?;
+        let vars: Vec<&str> = secrets.iter().map(|(v, _)| *v).collect();
+        println!(
+            "wrote {} (mode 0600): {}, the password from the URL you gave, which the config reads through env_file; nothing to export",
+            p.display(),
+            vars.join(", ")
+        );
+    } else if !secrets.is_empty() {
         println!("passwords are read from the environment; before `switchyard serve`, export:");
         for (var, _) in &secrets {
-            println!("  export {var}='…'   # the password from the URL you gave, as written there");
+            println!(
+                "  export {var}='…'   # the password from the URL you gave, as written there (percent-encoded)"
+            );
         }
-        if args.app_user.is_some() {
-            println!("  export SWITCHYARD_APP_PASSWORD='…'   # what your app will log in with");
-        }
+    }
+    if args.app_user.is_some() {
+        println!(
+            "before `switchyard serve`, export SWITCHYARD_APP_PASSWORD='…'   # what your app will log in with"
+        );
     }
     println!("next: switchyard check-config {}", args.output.display());
     Ok(())
+}
+
+/// The env file beside the config: `switchyard.toml` → `switchyard.env`.
+fn env_path(config: &Path) -> PathBuf {
+    config.with_extension("env")
+}
+
+/// `NAME='value'` lines (systemd's EnvironmentFile form, which `env_file` reads too). The
+/// value is the password as written in the URL (percent-encoded), as the URL in the config
+/// takes it back.
+fn env_text(secrets: &[(&str, String)]) -> String {
+    let mut s = String::from(
+        "# Passwords for the ${VAR} references of the config, written by `switchyard init`.\n\
+         # As written in the database URL (percent-encoded: %40 for @). Keep this file 0600.\n",
+    );
+    for (var, pw) in secrets {
+        s.push_str(&format!("{var}='{}'\n", pw.replace('\'', "%27")));
+    }
+    s
 }
 
 fn ask_missing(args: &mut InitArgs) -> Result<()> {
@@ -307,11 +350,22 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn render(args: &InitArgs, local: &Backend, remote: Option<&Backend>) -> String {
+fn render(
+    args: &InitArgs,
+    local: &Backend,
+    remote: Option<&Backend>,
+    env_file: Option<&str>,
+) -> String {
     let mut s = String::from(
         "# switchyard config written by `switchyard init`.\n\
          # Check it with: switchyard check-config FILE. Every value may use ${VAR}.\n\n",
     );
+    if let Some(name) = env_file {
+        s.push_str(&format!(
+            "# ${{VAR}} values missing from the environment are read from this file (beside\n\
+             # this one, mode 0600): the passwords init was given.\nenv_file = {name:?}\n\n"
+        ));
+    }
     s.push_str(&format!(
         "[proxy]\n# Where your app connects (any PostgreSQL driver).\nlisten = {:?}\n\n",
         args.listen

@@ -4,6 +4,7 @@
 //! Loading is `parse → expand env → deserialize (unknown keys refused) → validate`.
 //! The embedded default (no file) serves a local SQLite file.
 
+pub mod ctl;
 mod duration;
 pub mod env;
 mod validate;
@@ -344,6 +345,11 @@ pub struct RoutingConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// A file of `NAME=value` lines (systemd's EnvironmentFile form) that `${NAME}`
+    /// references are taken from when the environment lacks them; relative to the
+    /// config file. `init` writes the passwords there.
+    #[serde(default)]
+    pub env_file: Option<PathBuf>,
     #[serde(default)]
     pub proxy: ProxyConfig,
     #[serde(default)]
@@ -473,8 +479,9 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut r = Self::from_toml(&text, &env::ProcessEnv)?;
         let dir = path.parent().unwrap_or(Path::new(""));
+        let file_vars = env::env_file_of(&text, dir)?;
+        let mut r = Self::from_toml(&text, &env::Layered(&env::ProcessEnv, file_vars))?;
         for b in r.config.backends.values_mut() {
             b.url = relative_to(dir, &b.url);
         }

@@ -333,3 +333,71 @@ fn check_config_shows_url_options_with_the_password_masked() {
     );
     assert!(!out.contains("topsecret"), "{out}");
 }
+
+/// `ctl -c FILE` reads the admin address and token only: it works in a shell where the
+/// backends' passwords are not set, and `serve` reads those from the config's env_file.
+#[test]
+fn ctl_needs_only_the_admin_section_and_serve_reads_the_env_file() {
+    use crate::support::cluster::free_port;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let db = crate::support::sqlite_url(&dir.path().join("app.db"));
+    write(
+        &dir,
+        "sy.env",
+        "# from init\nSY_ADMIN_TOKEN='t0ken'\nSY_HOSTED_PW='p%40ss'\n",
+    );
+    let cfg = write(
+        &dir,
+        "sy.toml",
+        &format!(
+            "env_file = \"sy.env\"\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"${{SY_ADMIN_TOKEN}}\"\n\
+             [backends.local]\nurl = \"{db}\"\n\
+             [backends.hosted]\nurl = \"postgres://u:${{SY_HOSTED_PW}}@127.0.0.1:1/db\"\npooler = \"none\"\n\
+             [routing]\nactive = \"local\"\n"
+        ),
+    );
+    let _server = crate::support::serve(std::path::Path::new(&cfg), port);
+    let ctl = |args: &[&str], cfg: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["ctl", "-c", cfg])
+            .args(args)
+            .env_remove("SWITCHYARD_ADMIN_URL")
+            .env_remove("SWITCHYARD_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, out) = ctl(&["status"], &cfg);
+    assert!(ok, "{out}");
+    assert!(out.contains("active: local"), "{out}");
+    // Without the env file, the hosted password is missing: serve and check-config
+    // refuse, ctl does not care (its token is written out here).
+    let bare = write(
+        &dir,
+        "bare.toml",
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"t0ken\"\n\
+             [backends.local]\nurl = \"{db}\"\n\
+             [backends.hosted]\nurl = \"postgres://u:${{SY_NOT_SET_ANYWHERE}}@127.0.0.1:1/db\"\n\
+             [routing]\nactive = \"local\"\n"
+        ),
+    );
+    let (ok, out) = switchyard(&["check-config", &bare]);
+    assert!(
+        !ok && out.contains("SY_NOT_SET_ANYWHERE is not set"),
+        "{out}"
+    );
+    let (ok, out) = ctl(&["status"], &bare);
+    assert!(ok, "{out}");
+    // A missing env file is named, with what it is for.
+    let lost = write(&dir, "lost.toml", "env_file = \"gone.env\"\n");
+    let (ok, out) = switchyard(&["check-config", &lost]);
+    assert!(
+        !ok && out.contains("gone.env") && out.contains("passwords"),
+        "{out}"
+    );
+}

@@ -180,7 +180,8 @@ fn sqlite_to_hosted_postgres_as_the_runbook_says() {
         "PATH".to_string(),
         format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
     );
-    // What the reader exports in steps 1 and 2 (the pooler's URL, with its password).
+    // What the reader exports in step 1 (the pooler's URL, with its password). The
+    // password is given once: serve reads it from the env file init writes.
     env.insert(
         "SUPABASE_URL".into(),
         format!(
@@ -188,7 +189,6 @@ fn sqlite_to_hosted_postgres_as_the_runbook_says() {
             pooler.port
         ),
     );
-    env.insert("SUPABASE_PASSWORD".into(), "secret".into());
     // Free ports instead of 6432/9640, so the test runs beside anything else.
     env.insert("SWITCHYARD_LISTEN".into(), format!("127.0.0.1:{port}"));
     env.insert(
@@ -260,6 +260,10 @@ fn sqlite_to_hosted_postgres_as_the_runbook_says() {
         let out = shell.run(b);
         match b.name.as_str() {
             "ready" => app = Some(App::start(app_url.clone())),
+            "init" => {
+                assert!(out.contains("wrote switchyard.env (mode 0600)"), "{out}");
+                assert!(out.contains("nothing to export"), "{out}");
+            }
             "verify" | "final-verify" => assert!(out.contains("table(s) identical"), "{out}"),
             "sync" => {
                 // --wait followed the copy to the end: the last lines say so.
@@ -307,6 +311,17 @@ fn sqlite_to_hosted_postgres_as_the_runbook_says() {
         !config.contains("secret"),
         "a password was written to the config"
     );
+    // It is in the env file instead, readable by its owner only.
+    let env_file = dir.path().join("switchyard.env");
+    assert!(
+        std::fs::read_to_string(&env_file)
+            .unwrap()
+            .contains("SUPABASE_PASSWORD='secret'")
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&env_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
     // The route is kept beside the config, not by editing it.
     let route = std::fs::read_to_string(dir.path().join("switchyard.state.json")).unwrap();
     assert!(route.contains("\"active\": \"supabase\""), "{route}");
