@@ -148,6 +148,13 @@ fn sqlite_app_database_to_postgres() {
         "{plan}"
     );
     assert!(plan.contains("audit_log: no primary key"), "{plan}");
+    // Every type that changes on the way is listed with the reason.
+    assert!(
+        plan.contains("-- type: users.id INTEGER -> bigint: SQLite stores every integer in 64 bits"),
+        "{plan}"
+    );
+    assert!(plan.contains("-- type: users.created_at DATETIME -> timestamp: "), "{plan}");
+    assert!(plan.contains("CONSTRAINT \"posts_user_id_fkey\" FOREIGN KEY"), "{plan}");
     assert_eq!(
         pg.psql_db(
             "app",
@@ -180,6 +187,9 @@ fn sqlite_app_database_to_postgres() {
         assert_eq!(one(&c, "INSERT INTO posts (user_id, title) VALUES (1, 'new') RETURNING id").await.as_deref(), Some("2001"));
         // Constraints and indexes came along.
         assert_eq!(one(&c, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'posts'::regclass").await.as_deref(), Some("1"));
+        // Named as PostgreSQL (and the ORMs after it) would name them.
+        assert_eq!(one(&c, "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid IN ('posts'::regclass, 'users'::regclass)").await.as_deref(), Some("posts_pkey,posts_user_id_fkey,users_pkey"));
+        assert_eq!(one(&c, "SELECT indexname FROM pg_indexes WHERE tablename = 'users' AND indexdef LIKE 'CREATE UNIQUE%email%'").await.as_deref(), Some("users_email_key"));
         assert_eq!(one(&c, "SELECT count(*) FROM pg_indexes WHERE tablename = 'users' AND indexdef LIKE 'CREATE UNIQUE%email%'").await.as_deref(), Some("1"));
         assert_eq!(one(&c, "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_posts_user'").await.as_deref(), Some("1"));
         c.batch_execute("DELETE FROM posts WHERE id = 2001; DELETE FROM users WHERE id = 501").await.unwrap();
@@ -424,7 +434,7 @@ fn orphan_rows_leave_the_foreign_key_not_valid() {
         let out = text(&o);
         assert!(!o.status.success(), "{out}");
         assert!(
-            out.contains(r#"foreign key "posts_fk0" on "posts" does not hold"#)
+            out.contains(r#"foreign key "posts_user_id_fkey" on "posts" does not hold"#)
                 && out.contains("Key (user_id)=(42) is not present"),
             "{out}"
         );
@@ -432,7 +442,7 @@ fn orphan_rows_leave_the_foreign_key_not_valid() {
     assert_eq!(
         pg.psql_db(
             "app",
-            "SELECT convalidated FROM pg_constraint WHERE conname = 'posts_fk0'"
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'posts_user_id_fkey'"
         ),
         "f"
     );
@@ -455,7 +465,7 @@ fn orphan_rows_leave_the_foreign_key_not_valid() {
             "INSERT INTO posts (user_id, body) VALUES (99, 'bad')",
         ],
     );
-    assert!(!ok && err.contains("posts_fk0"), "{err}");
+    assert!(!ok && err.contains("posts_user_id_fkey"), "{err}");
     // A parent rejected for a bad value orphans its children: the reject file is written
     // all the same, and the key is reported.
     let db2 = sqlite_db(
@@ -492,7 +502,7 @@ fn orphan_rows_leave_the_foreign_key_not_valid() {
     assert_eq!(
         pg.psql_db(
             "app",
-            "SELECT convalidated FROM pg_constraint WHERE conname = 'posts_fk0'"
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'posts_user_id_fkey'"
         ),
         "t"
     );

@@ -4,6 +4,7 @@
 
 pub mod backfill;
 pub mod checkpoint;
+pub mod dry_run;
 pub mod foreign_keys;
 pub mod plan;
 pub mod sequences;

@@ -266,7 +266,7 @@ pub async fn run(opts: SyncOptions) -> Result<Summary, SyncError> {
         actions.push(decide(&client, &opts, &opened.id, t).await?);
     }
     if opts.dry_run {
-        print_plan(&opened, &actions).await?;
+        super::dry_run::print_plan(&opened, &actions).await?;
         return Ok(Summary {
             warnings,
             ..Default::default()
@@ -519,37 +519,6 @@ fn write_rejects(
         std::fs::write(path, text)?;
     }
     Ok(list.len())
-}
-
-async fn print_plan(opened: &Opened, actions: &[Action]) -> Result<(), SyncError> {
-    println!(
-        "sync plan from {} ({} tables, dry run: nothing is written)",
-        opened.id,
-        opened.tables.len()
-    );
-    for (t, a) in opened.tables.iter().zip(actions) {
-        let rows = source_count(&opened.source, &t.name).await?;
-        let what = match a {
-            Action::Create => "create and copy".to_string(),
-            Action::ReuseEmpty => "copy into the existing empty table".to_string(),
-            Action::Resume(p) => format!("resume after {} rows", p.rows),
-            Action::Done => "already copied".to_string(),
-        };
-        println!("\n-- {}: {rows} rows, {what}", t.name);
-        for w in &t.warnings {
-            println!("-- warning: {w}");
-        }
-        if *a == Action::Create {
-            println!("{};", schema::create_table(t));
-        }
-        for s in schema::create_indexes(t)
-            .into_iter()
-            .chain(schema::add_foreign_keys(t))
-        {
-            println!("{s};");
-        }
-    }
-    Ok(())
 }
 
 /// The summary table printed at the end of a sync.

@@ -99,6 +99,25 @@ pub fn derived_name(prefix: &str, name: &str) -> String {
     format!("{prefix}{}_{tag}", &name[..cut])
 }
 
+/// The name PostgreSQL gives a constraint or index it names itself:
+/// `{table}_{col1}_{col2}_{suffix}` (`orders_user_id_fkey`, `users_email_key`), the longer
+/// of the table and column parts shortened in turn until it fits 63 bytes, as the
+/// server's own `makeObjectName` does.
+pub fn pg_default_name(table: &str, columns: &[String], suffix: &str) -> String {
+    const MAX: usize = 63;
+    let (mut a, mut b) = (table.to_string(), columns.join("_"));
+    let overhead = suffix.len() + 1 + usize::from(!b.is_empty());
+    while a.len() + b.len() + overhead > MAX {
+        let longer = if a.len() >= b.len() { &mut a } else { &mut b };
+        longer.pop();
+    }
+    if b.is_empty() {
+        format!("{a}_{suffix}")
+    } else {
+        format!("{a}_{b}_{suffix}")
+    }
+}
+
 /// Quotes a string literal.
 pub fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -203,6 +222,25 @@ pub fn fk_order(tables: &mut Vec<Table>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_names_are_postgresql_s() {
+        let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            pg_default_name("tasks", &cols(&["user_id"]), "fkey"),
+            "tasks_user_id_fkey"
+        );
+        assert_eq!(
+            pg_default_name("memberships", &cols(&["org_id", "user_id"]), "key"),
+            "memberships_org_id_user_id_key"
+        );
+        // What PostgreSQL 15 names it (checked with CREATE TABLE … REFERENCES): the longer
+        // part gives way first.
+        let long = "a".repeat(50);
+        let name = pg_default_name(&long, &cols(&["some_reference_id"]), "fkey");
+        assert_eq!(name.len(), 63);
+        assert_eq!(name, format!("{}_some_reference_id_fkey", "a".repeat(40)));
+    }
 
     #[test]
     fn derived_names_fit_and_stay_apart() {

@@ -250,8 +250,8 @@ fn read_indexes(
             continue;
         }
         let name = if iname.starts_with("sqlite_autoindex_") {
-            let cols: Vec<&str> = cols.iter().flatten().map(String::as_str).collect();
-            format!("{table}_{}_key", cols.join("_"))
+            let cols: Vec<String> = cols.iter().flatten().cloned().collect();
+            super::pg_default_name(table, &cols, "key")
         } else {
             iname
         };
@@ -279,25 +279,40 @@ fn read_fks(conn: &Connection, table: &str) -> rusqlite::Result<Vec<ForeignKey>>
             ))
         })?
         .collect::<Result<_, _>>()?;
-    let mut fks: Vec<ForeignKey> = Vec::new();
+    // (SQLite's id of each key, its columns in order.)
+    let mut fks: Vec<(i64, ForeignKey)> = Vec::new();
     for (id, ref_table, from, to, on_update, on_delete) in rows {
-        if let Some(fk) = fks
-            .last_mut()
-            .filter(|f| f.name.ends_with(&format!("_fk{id}")))
-        {
+        if let Some((_, fk)) = fks.last_mut().filter(|(last, _)| *last == id) {
             fk.columns.push(from);
             fk.ref_columns.extend(to);
             continue;
         }
-        fks.push(ForeignKey {
-            name: format!("{table}_fk{id}"),
-            columns: vec![from],
-            ref_columns: to.into_iter().collect(),
-            ref_table,
-            on_delete,
-            on_update,
-            definition: None,
-        });
+        fks.push((
+            id,
+            ForeignKey {
+                name: String::new(),
+                columns: vec![from],
+                ref_columns: to.into_iter().collect(),
+                ref_table,
+                on_delete,
+                on_update,
+                definition: None,
+            },
+        ));
+    }
+    // SQLite's keys have no names: PostgreSQL's own default (`posts_user_id_fkey`), with a
+    // number after a repeat, as the server adds one.
+    let mut fks: Vec<ForeignKey> = fks.into_iter().map(|(_, f)| f).collect();
+    let mut taken = std::collections::HashSet::new();
+    for fk in &mut fks {
+        let base = super::pg_default_name(table, &fk.columns, "fkey");
+        let mut name = base.clone();
+        let mut n = 0;
+        while !taken.insert(name.clone()) {
+            n += 1;
+            name = format!("{base}{n}");
+        }
+        fk.name = name;
     }
     // A reference without columns means the referenced table's primary key.
     for fk in &mut fks {
