@@ -401,3 +401,48 @@ fn ctl_needs_only_the_admin_section_and_serve_reads_the_env_file() {
         "{out}"
     );
 }
+
+/// The connection URL `serve` prints works as printed, with psql (and is postgresql://,
+/// which SQLAlchemy also takes).
+#[test]
+fn the_url_serve_prints_works_as_printed() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (
+        crate::support::cluster::free_port(),
+        crate::support::cluster::free_port(),
+    );
+    let db = crate::support::sqlite_url(&dir.path().join("app.db"));
+    let cfg = write(
+        &dir,
+        "sy.toml",
+        &format!(
+            "[proxy]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+             [backends.local]\nurl = \"{db}\"\n"
+        ),
+    );
+    let mut child = crate::support::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "-c", &cfg])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.stdout.take().unwrap();
+    let line = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("connect with:"))
+        .expect("serve prints how to connect");
+    let url = line.split('"').nth(1).unwrap_or_else(|| panic!("{line}"));
+    assert!(url.starts_with("postgresql://"), "{line}");
+    let out = Command::new("psql")
+        .args(["-X", "-A", "-t", url, "-c", "SELECT 40 + 2"])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{line}: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+}

@@ -150,11 +150,19 @@ fn sqlite_app_database_to_postgres() {
     assert!(plan.contains("audit_log: no primary key"), "{plan}");
     // Every type that changes on the way is listed with the reason.
     assert!(
-        plan.contains("-- type: users.id INTEGER -> bigint: SQLite stores every integer in 64 bits"),
+        plan.contains(
+            "-- type: users.id INTEGER -> bigint: SQLite stores every integer in 64 bits"
+        ),
         "{plan}"
     );
-    assert!(plan.contains("-- type: users.created_at DATETIME -> timestamp: "), "{plan}");
-    assert!(plan.contains("CONSTRAINT \"posts_user_id_fkey\" FOREIGN KEY"), "{plan}");
+    assert!(
+        plan.contains("-- type: users.created_at DATETIME -> timestamp: "),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("CONSTRAINT \"posts_user_id_fkey\" FOREIGN KEY"),
+        "{plan}"
+    );
     assert_eq!(
         pg.psql_db(
             "app",
