@@ -71,6 +71,10 @@ pub enum Command {
         /// Write rows that cannot be converted to this file (JSON lines) and go on.
         #[arg(long, value_name = "FILE")]
         skip_bad_rows: Option<PathBuf>,
+        /// Leave out this source column (TABLE.COLUMN, repeatable): for a column the
+        /// existing target table does not have.
+        #[arg(long, value_name = "TABLE.COLUMN")]
+        exclude_column: Vec<String>,
         /// Keep going after the copy: capture changes on --from and apply them to --to
         /// until Ctrl-C (inside a proxy, use `switchyard ctl sync A B` instead).
         #[arg(long, conflicts_with_all = ["dry_run", "schema_only", "finish"])]
@@ -173,6 +177,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             force,
             resume,
             skip_bad_rows,
+            exclude_column,
             live,
             finish,
         } => {
@@ -193,6 +198,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 force,
                 resume,
                 skip_bad_rows,
+                exclude_columns: exclude_column,
                 defer_foreign_keys: false,
                 tally: None,
             };

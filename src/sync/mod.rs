@@ -84,6 +84,9 @@ pub struct SyncOptions {
     pub force: bool,
     pub resume: bool,
     pub skip_bad_rows: Option<PathBuf>,
+    /// Source columns left out (`TABLE.COLUMN`): the user's choice for a column the
+    /// existing target table does not have.
+    pub exclude_columns: Vec<String>,
     /// Leave new foreign keys NOT VALID and return them in [`copy::plan::Summary::unvalidated`]
     /// (live sync validates them once the changes captured during the copy are applied).
     pub defer_foreign_keys: bool,

@@ -22,6 +22,7 @@ mod proxy_basic;
 mod proxy_session;
 mod route;
 mod runbook;
+mod schema_first;
 mod security;
 mod sql_prepare;
 mod sqlite;

@@ -1,21 +1,35 @@
 //! `switchyard sync --dry-run`: per table, its row count, what the run would do, the
-//! warnings, every column whose type changes on the way (and why), and the DDL.
+//! warnings, every column whose type changes on the way (and why), and the DDL. Into an
+//! existing table: each column's target type, and everything the real run would refuse
+//! (missing columns, values that do not fit), each named with an example key.
 
 use super::plan::{Action, Opened, source_count};
+use crate::backend::url::BackendUrl;
 use crate::sync::SyncError;
-use crate::sync::schema;
+use crate::sync::schema::{self, Table};
+use crate::sync::source::sqlite as sqlite_read;
 
-pub async fn print_plan(opened: &Opened, actions: &[Action]) -> Result<(), SyncError> {
+/// Prints the plan; returns an error (after printing everything) when the real run
+/// would refuse: `problems` with the existing target tables, or source values that do
+/// not fit the target's types.
+pub async fn print_plan(
+    opened: &Opened,
+    actions: &[Action],
+    problems: &[String],
+) -> Result<(), SyncError> {
     println!(
         "sync plan from {} ({} tables, dry run: nothing is written)",
         opened.id,
         opened.tables.len()
     );
+    let mut refused = problems.len();
     for (t, a) in opened.tables.iter().zip(actions) {
         let rows = source_count(&opened.source, &t.name).await?;
         let what = match a {
             Action::Create => "create and copy".to_string(),
-            Action::ReuseEmpty => "copy into the existing empty table".to_string(),
+            Action::ReuseEmpty => {
+                "copy into the existing empty table, as its columns are".to_string()
+            }
             Action::Resume(p) => format!("resume after {} rows", p.rows),
             Action::Done => "already copied".to_string(),
         };
@@ -23,13 +37,30 @@ pub async fn print_plan(opened: &Opened, actions: &[Action]) -> Result<(), SyncE
         for w in &t.warnings {
             println!("-- warning: {w}");
         }
+        let existing = *a != Action::Create;
         for c in &t.columns {
-            if let Some(why) = type_change(&c.source_type, &c.pg_type) {
+            if existing {
+                if !c.source_type.eq_ignore_ascii_case(&c.pg_type) {
+                    println!(
+                        "-- column: {}.{} {} -> {} (the target's type)",
+                        t.name, c.name, c.source_type, c.pg_type
+                    );
+                }
+            } else if let Some(why) = type_change(&c.source_type, &c.pg_type) {
                 println!(
                     "-- type: {}.{} {} -> {}: {why}",
                     t.name, c.name, c.source_type, c.pg_type
                 );
             }
+        }
+        for p in problems
+            .iter()
+            .filter(|p| p.starts_with(&format!("{}.", t.name)))
+        {
+            println!("-- REFUSED: {p}");
+        }
+        if existing && let BackendUrl::Sqlite(path) = &opened.source {
+            refused += print_misfits(path, t).await?;
         }
         if *a == Action::Create {
             println!("{};", schema::create_table(t));
@@ -41,7 +72,42 @@ pub async fn print_plan(opened: &Opened, actions: &[Action]) -> Result<(), SyncE
             println!("{s};");
         }
     }
+    if refused > 0 {
+        return Err(SyncError::Refused(format!(
+            "{refused} problem(s) above (-- REFUSED); the real run would stop on them before writing a row"
+        )));
+    }
     Ok(())
+}
+
+/// Reads every row of a SQLite table as the copy would, into the target's types, and
+/// prints per column the first value that does not fit (with its key) and how many do
+/// not. Returns the number of columns with such values.
+async fn print_misfits(path: &std::path::Path, t: &Table) -> Result<usize, SyncError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let (p, table) = (path.to_path_buf(), t.clone());
+    let reader = tokio::task::spawn_blocking(move || {
+        sqlite_read::read_rows(&p, &table, None, 20_000, true, tx)
+    });
+    let mut per_column: Vec<(String, sqlite_read::Reject, u64)> = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        for r in batch?.rejects {
+            match per_column.iter_mut().find(|(c, _, _)| *c == r.column) {
+                Some((_, _, n)) => *n += 1,
+                None => per_column.push((r.column.clone(), r, 1)),
+            }
+        }
+    }
+    reader
+        .await
+        .map_err(|e| SyncError::Source(format!("reading {}: {e}", t.name)))?;
+    for (column, first, n) in &per_column {
+        println!(
+            "-- REFUSED: {}.{column}: {} row(s) do not fit, first at key {}: {} (fix them in the source, change the target column, or pass --skip-bad-rows FILE to copy the others)",
+            t.name, n, first.key, first.reason
+        );
+    }
+    Ok(per_column.len())
 }
 
 /// Why a SQLite declared type becomes the PostgreSQL type it does (None: the same type,

@@ -2,6 +2,7 @@
 //! parallelism in one source snapshot), one table's copy ([`backfill`]) with its
 //! [`checkpoint`]s, then [`foreign_keys`] and [`sequences`].
 
+pub mod adopt;
 pub mod backfill;
 pub mod checkpoint;
 pub mod dry_run;

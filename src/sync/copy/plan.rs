@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::checkpoint::{self, Checkpoint};
-use super::{foreign_keys, sequences};
+use super::{adopt, foreign_keys, sequences};
 use crate::backend::url::BackendUrl;
 use crate::sync::copy::backfill::{self, CopyOptions, TableOutcome};
 use crate::sync::progress::Progress;
@@ -169,22 +169,10 @@ async fn decide(
     } else {
         checkpoint::read(c, source_id, &t.name).await?
     };
-    let Some(cols) = target_columns(c, &t.name).await? else {
+    if target_columns(c, &t.name).await?.is_none() {
         return Ok(Action::Create);
-    };
-    let missing: Vec<&str> = t
-        .columns
-        .iter()
-        .filter(|sc| !cols.iter().any(|(n, _)| *n == sc.name))
-        .map(|c| c.name.as_str())
-        .collect();
-    if !missing.is_empty() {
-        return Err(SyncError::Refused(format!(
-            "target table {} exists but has no column(s) {}; it is not compatible",
-            t.name,
-            missing.join(", ")
-        )));
     }
+    // (Its columns are matched to the source's by `adopt`.)
     if opts.force {
         return Ok(Action::ReuseEmpty);
     }
@@ -215,6 +203,47 @@ async fn decide(
     Ok(Action::ReuseEmpty)
 }
 
+/// What [`adopt_existing`] found.
+struct Adopted {
+    /// What cannot be copied into the existing tables, one line each.
+    problems: Vec<String>,
+    /// An existing table has foreign keys of its own: parents must be copied first.
+    ordered: bool,
+}
+
+/// Points every table that exists on the target at the target's columns (see
+/// [`adopt`]). Where the target table has indexes or keys of its own, switchyard adds
+/// none of the source's (the app's migrations made the schema), keeping only those it
+/// made itself earlier (same names), so a NOT VALID key of an earlier run is checked
+/// again.
+async fn adopt_existing(
+    c: &Client,
+    opened: &mut Opened,
+    actions: &[Action],
+) -> Result<Adopted, SyncError> {
+    let any_case = matches!(opened.source, BackendUrl::Sqlite(_));
+    let mut out = Adopted {
+        problems: Vec::new(),
+        ordered: false,
+    };
+    for (t, a) in opened.tables.iter_mut().zip(actions) {
+        if *a == Action::Create {
+            continue;
+        }
+        let Some(cols) = adopt::target_table(c, &t.name).await? else {
+            continue;
+        };
+        out.problems.extend(adopt::adopt(t, &cols, any_case));
+        let own = adopt::own_schema(c, &t.name).await?;
+        if !own.is_empty() {
+            t.indexes.retain(|i| own.contains(&i.name));
+            t.fks.retain(|f| own.contains(&f.name));
+            out.ordered |= *a == Action::ReuseEmpty && adopt::has_foreign_keys(c, &t.name).await?;
+        }
+    }
+    Ok(out)
+}
+
 async fn checkpoint_table_exists(c: &Client) -> Result<bool, SyncError> {
     Ok(scalar(
         c,
@@ -229,7 +258,7 @@ fn tgt(e: tokio_postgres::Error) -> SyncError {
 }
 
 /// Runs a sync. Prints the plan (and DDL) for a dry run.
-pub async fn run(opts: SyncOptions) -> Result<Summary, SyncError> {
+pub async fn run(mut opts: SyncOptions) -> Result<Summary, SyncError> {
     let started = Instant::now();
     let target = pgconn::pg_target(&opts.to, "--to")?;
     let mut opened = open_source(&opts.from).await?;
@@ -244,6 +273,13 @@ pub async fn run(opts: SyncOptions) -> Result<Summary, SyncError> {
             )));
         }
         opened.tables.retain(|t| opts.tables.contains(&t.name));
+    }
+    let unknown = adopt::exclude(&mut opened.tables, &opts.exclude_columns);
+    if !unknown.is_empty() {
+        return Err(SyncError::Usage(format!(
+            "--exclude-column: no such source column (TABLE.COLUMN, not a key column): {}",
+            unknown.join(", ")
+        )));
     }
     schema::fk_order(&mut opened.tables);
     let mut client = pgconn::connect(&target).await?;
@@ -265,12 +301,25 @@ pub async fn run(opts: SyncOptions) -> Result<Summary, SyncError> {
     for t in &opened.tables {
         actions.push(decide(&client, &opts, &opened.id, t).await?);
     }
+    let adopted = adopt_existing(&client, &mut opened, &actions).await?;
+    if adopted.ordered && opts.parallel > 1 {
+        tracing::info!(
+            "the target's own foreign keys hold during the copy: tables are copied one at a time, parents first"
+        );
+        opts.parallel = 1;
+    }
     if opts.dry_run {
-        super::dry_run::print_plan(&opened, &actions).await?;
+        super::dry_run::print_plan(&opened, &actions, &adopted.problems).await?;
         return Ok(Summary {
             warnings,
             ..Default::default()
         });
+    }
+    if !adopted.problems.is_empty() {
+        return Err(SyncError::Refused(format!(
+            "the target's existing tables cannot take the source's rows as they are (nothing was written):\n  {}",
+            adopted.problems.join("\n  ")
+        )));
     }
     prepare_tables(&client, &opened.tables, &actions, opts.force).await?;
     if opts.schema_only {

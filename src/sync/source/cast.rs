@@ -122,7 +122,7 @@ fn encode(out: &mut BytesMut, v: &Value, pg_type: &str) -> Result<(), String> {
         "boolean" => out.put_u8(as_bool(v)? as u8),
         "double precision" => out.put_f64(as_f64(v)?),
         "real" => out.put_f32(as_f64(v)? as f32),
-        "timestamp" | "timestamp with time zone" => {
+        "timestamp" | "timestamp with time zone" | "timestamp without time zone" => {
             out.put_i64(timestamp_micros(v)? - PG_EPOCH_MICROS)
         }
         "date" => {
@@ -132,7 +132,7 @@ fn encode(out: &mut BytesMut, v: &Value, pg_type: &str) -> Result<(), String> {
             };
             out.put_i32(((us - PG_EPOCH_MICROS).div_euclid(86_400_000_000)) as i32);
         }
-        "time" => out.put_i64(time_micros(&as_text(v)?)?),
+        "time" | "time without time zone" => out.put_i64(time_micros(&as_text(v)?)?),
         "numeric" => put_numeric(out, &numeric_text(v)?, &args)?,
         "bytea" => match v {
             Value::Blob(b) => out.put_slice(b),

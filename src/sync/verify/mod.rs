@@ -254,13 +254,13 @@ async fn compare_keyed(
     Ok(Some(rep))
 }
 
-/// The target's type (as `format_type` names it) for each of `t`'s columns, `text` for
-/// one it lacks (reading it then fails with the server's message); None if the table
-/// does not exist.
+/// The target's name and type (as `format_type` names it) for each of `t`'s columns,
+/// `text` for one it lacks (reading it then fails with the server's message); None if
+/// the table does not exist.
 async fn target_types(
     probe: &tokio_postgres::Client,
     t: &Table,
-) -> Result<Option<Vec<String>>, SyncError> {
+) -> Result<Option<Vec<(String, String)>>, SyncError> {
     let sql = format!(
         "SELECT to_regclass('public.{0}') IS NOT NULL, a.attname, format_type(a.atttypid, a.atttypmod) \
          FROM (SELECT 1) one LEFT JOIN pg_attribute a ON a.attrelid = to_regclass('public.{0}') \
@@ -284,9 +284,46 @@ async fn target_types(
     Ok(exists.then(|| {
         t.columns
             .iter()
-            .map(|c| found.remove(&c.name).unwrap_or_else(|| "text".into()))
+            .map(|c| {
+                found
+                    .remove(&c.name)
+                    .map(|ty| (c.name.clone(), ty))
+                    .or_else(|| same_but_case(&mut found, &c.name))
+                    .unwrap_or_else(|| (c.name.clone(), "text".into()))
+            })
             .collect()
     }))
+}
+
+/// The one target column whose name differs from `name` only in case (a SQLite source's
+/// names ignore case; an app's migrations may have folded them).
+fn same_but_case(
+    found: &mut std::collections::HashMap<String, String>,
+    name: &str,
+) -> Option<(String, String)> {
+    let mut same = found.keys().filter(|k| k.eq_ignore_ascii_case(name));
+    let key = same.next()?.clone();
+    if same.next().is_some() {
+        return None;
+    }
+    found.remove(&key).map(|ty| (key, ty))
+}
+
+/// `t` as the target has it: each column under the target's name and compared by the
+/// target's type (a `timestamptz` holds the UTC instant of a naive SQLite text; `20.00`
+/// and `20` are one `numeric(10,2)`).
+fn as_target(t: &Table, target: &[(String, String)]) -> (Table, Vec<String>) {
+    let mut t = t.clone();
+    for (c, (name, ty)) in t.columns.iter_mut().zip(target) {
+        for k in &mut t.pk {
+            if *k == c.name {
+                k.clone_from(name);
+            }
+        }
+        c.name.clone_from(name);
+        c.pg_type.clone_from(ty);
+    }
+    (t, target.iter().map(|(_, ty)| ty.clone()).collect())
 }
 
 /// Compares one table: a keyed table is first read in storage order where that is
@@ -456,7 +493,7 @@ pub async fn run(from: &str, to: &str, tables: &[String]) -> Result<Report, Sync
     let jobs = all.iter().enumerate().map(|(i, t)| {
         let (probe, source, target, progress) = (&probe, &source, &target, &progress);
         let job = async move {
-            let Some(types) = target_types(probe, t).await? else {
+            let Some(target_cols) = target_types(probe, t).await? else {
                 return Ok(TableReport {
                     table: t.name.clone(),
                     error: Some("missing in target".into()),
@@ -464,8 +501,9 @@ pub async fn run(from: &str, to: &str, tables: &[String]) -> Result<Report, Sync
                     ..Default::default()
                 });
             };
-            let expected = expected_rows(source, probe, t).await;
-            compare_table(t, source, target, &types, progress, expected).await
+            let (t, types) = as_target(t, &target_cols);
+            let expected = expected_rows(source, probe, &t).await;
+            compare_table(&t, source, target, &types, progress, expected).await
         };
         async move { (i, job.await) }
     });

@@ -1,0 +1,143 @@
+//! `switchyard sync` into a schema the app's own migrations made on PostgreSQL (the path
+//! people take with Alembic or Django): each column is written as the target's type,
+//! folded names match, the target's defaults and sequences work, verify compares by the
+//! target's types, and what cannot be copied is found by the dry run, named, before
+//! anything is written.
+
+use std::process::{Command, Output};
+
+use crate::support::PgCluster;
+
+fn switchyard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The SQLite app database: what an ORM on SQLite leaves (DATETIME as text, DECIMAL as
+/// a float, a camelCase column).
+const SQLITE: &str = "
+    CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at DATETIME NOT NULL,
+      amount DECIMAL(10,2), label VARCHAR(20), \"userId\" INTEGER);
+    INSERT INTO events VALUES (1, '2011-12-22 00:00:00', 20, 'a', 5),
+      (2, '2024-05-06 07:08:09.123', 2328.6, 'b', 6);
+    CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, label VARCHAR(30));
+    INSERT INTO notes VALUES (1, 'kept', 'short'), (2, 'gone', 'twenty-five characters!!!');";
+
+/// The same tables as the app's ORM makes them on PostgreSQL (names folded, its own types,
+/// a column the SQLite side never had, a foreign key of its own).
+const POSTGRES: &str = "
+    CREATE TABLE events (id serial PRIMARY KEY, at timestamptz NOT NULL, amount numeric(10,2),
+      label varchar(20), userid integer, extra text DEFAULT 'x');
+    CREATE INDEX ix_events_at ON events (at);
+    CREATE TABLE notes (id serial PRIMARY KEY, label varchar(20),
+      event_id integer REFERENCES events (id));";
+
+#[test]
+fn sync_into_the_schema_the_app_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(SQLITE)
+        .unwrap();
+    let pg = PgCluster::start();
+    pg.psql_db("app", &format!("SET ROLE app; {POSTGRES}"));
+    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
+    let count = |sql: &str| pg.psql_db("app", sql);
+
+    // The dry run names everything the real run would refuse, and writes nothing.
+    let o = switchyard(&["sync", "--dry-run", "--from", &from, "--to", &to]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("-- events: 2 rows, copy into the existing empty table"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "-- column: events.at DATETIME -> timestamp with time zone (the target's type)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("-- REFUSED: notes.body (TEXT): the target table has no such column"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-- REFUSED: notes.label: 1 row(s) do not fit, first at key [2]: value \"twenty-five characters!!!\" does not fit character varying(20): longer than 20 characters"),
+        "{out}"
+    );
+    // No CREATE for the app's tables, nor the source's indexes next to the app's.
+    assert!(!out.contains("CREATE TABLE"), "{out}");
+    // The real run refuses before writing a row, naming the same problems.
+    let o = switchyard(&["sync", "--from", &from, "--to", &to]);
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("notes.body (TEXT): the target table has no such column"),
+        "{out}"
+    );
+    assert_eq!(count("SELECT count(*) FROM events"), "0");
+
+    // The user's explicit choices: leave the column out, set the bad row aside.
+    let rejects = dir.path().join("rejects.jsonl");
+    let o = switchyard(&[
+        "sync",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--exclude-column",
+        "notes.body",
+        "--skip-bad-rows",
+        rejects.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        std::fs::read_to_string(&rejects)
+            .unwrap()
+            .contains("twenty-five")
+    );
+    // Values as the target's types hold them: the naive text as the UTC instant, the
+    // numeric with its scale, the folded column filled, the target's own default.
+    assert_eq!(
+        count(
+            "SELECT at || '|' || amount || '|' || userid || '|' || extra FROM events ORDER BY id"
+        ),
+        "2011-12-22 00:00:00+00|20.00|5|x\n2024-05-06 07:08:09.123+00|2328.60|6|x"
+    );
+    assert_eq!(count("SELECT count(*) FROM notes"), "1");
+    // The app's schema is as the app made it: no index or key of the source's added.
+    assert_eq!(
+        count("SELECT count(*) FROM pg_indexes WHERE tablename = 'events'"),
+        "2"
+    );
+    // The target's sequence is past the copied ids: the app's next INSERT works.
+    assert_eq!(
+        count("INSERT INTO events (at) VALUES (now()) RETURNING id"),
+        "3"
+    );
+    count("DELETE FROM events WHERE id = 3");
+    // verify compares by the target's types (and the folded name).
+    let o = switchyard(&["verify", "--from", &from, "--to", &to, "--tables", "events"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    count("UPDATE events SET amount = 20.01 WHERE id = 1");
+    let o = switchyard(&["verify", "--from", &from, "--to", &to, "--tables", "events"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("key [\"1\"] column \"amount\": source \"20\" target \"20.01\""),
+        "{out}"
+    );
+}
