@@ -48,8 +48,8 @@ pub enum CtlCommand {
         /// Empty TO's tables if they already hold rows.
         #[arg(long)]
         force: bool,
-        /// Follow the copy (tables, rows, rate, time left) until the sync streams and has
-        /// caught up; exit 1 if it fails. Ctrl-C stops following, not the sync.
+        /// Follow the copy (tables, rows, rate, time left) until the sync streams, its
+        /// foreign keys validated; exit 1 if it fails. Ctrl-C stops following, not the sync.
         #[arg(long)]
         wait: bool,
     },

@@ -300,3 +300,63 @@ fn live_cutover_and_rollback_from_sqlite() {
         },
     );
 }
+
+/// The schema the app's ORM made on the remote before the move (its own types: serial
+/// and integer ids, varchar, a column SQLite never had; its own index and key names).
+const ORM_SCHEMA: &str = "CREATE TABLE accounts (id serial PRIMARY KEY, name varchar(100) NOT NULL,
+  balance bigint NOT NULL DEFAULT 0, created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE orders (id serial PRIMARY KEY, account_id integer NOT NULL
+  CONSTRAINT fk_orders_account REFERENCES accounts (id), amount bigint NOT NULL);
+CREATE INDEX ix_orders_account_id ON orders (account_id);
+CREATE TABLE tags (account_id integer NOT NULL REFERENCES accounts (id), tag varchar(50) NOT NULL,
+  PRIMARY KEY (account_id, tag));
+CREATE TABLE events (id integer PRIMARY KEY, payload text);";
+
+#[test]
+fn live_cutover_and_rollback_from_sqlite_into_an_orm_made_schema() {
+    let remote = PgCluster::start();
+    remote.psql_db("app", &format!("SET ROLE app; {ORM_SCHEMA}"));
+    let dir = scratch_dir("sy-live-orm-");
+    let db = dir.path().join("app.db");
+    let proxy = proxy_for(&crate::support::sqlite_url(&db), &remote);
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute(SCHEMA).await.unwrap();
+        c.batch_execute("INSERT INTO accounts (name, balance) SELECT 'seed' || i, i * 10 FROM generate_series(1, 300) i").await.unwrap();
+        c.batch_execute("INSERT INTO orders (account_id, amount) SELECT id, id FROM accounts; INSERT INTO tags (account_id, tag) SELECT id, 'seed' FROM accounts").await.unwrap();
+    });
+    let path = db.clone();
+    scenario(
+        &proxy,
+        Side::Sqlite(db),
+        &remote,
+        seed_model(300),
+        move || {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.busy_timeout(Duration::from_secs(10)).unwrap();
+            c.execute_batch("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 60000) INSERT INTO events (id, payload) SELECT i, 'event ' || i FROM s").unwrap();
+        },
+    );
+    // The app's schema is as it made it: its types, names and defaults.
+    assert_eq!(
+        remote.psql_db(
+            "app",
+            "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint WHERE contype = 'f'"
+        ),
+        "fk_orders_account,tags_account_id_fkey"
+    );
+    assert_eq!(
+        remote.psql_db(
+            "app",
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'accounts'::regclass AND attname = 'name'"
+        ),
+        "character varying(100)"
+    );
+    assert_eq!(
+        remote.psql_db(
+            "app",
+            "SELECT count(*) FROM accounts WHERE created_at IS NULL"
+        ),
+        "0"
+    );
+}

@@ -197,8 +197,10 @@ async fn apply_in_tx(
         let tmp = super::cascade::snapshot_table(t);
         let names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
         tracing::trace!(table = %t.name, "apply: temp table");
+        // With the defaults: a target column the source lacks (an app's schema) is
+        // NOT NULL with a default, and COPY leaves it out.
         tx.batch_execute(&format!(
-            "CREATE TEMP TABLE {tmp} (LIKE public.{}) ON COMMIT DROP",
+            "CREATE TEMP TABLE {tmp} (LIKE public.{} INCLUDING DEFAULTS) ON COMMIT DROP",
             q(&t.name)
         ))
         .await

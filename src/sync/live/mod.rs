@@ -231,6 +231,7 @@ impl LiveSync {
         super::schema::fk_order(&mut tables);
         let a = open_side(&spec.from_url, "from").await?;
         let b = open_side(&spec.to_url, "to").await?;
+        adopt_target(&b, &mut tables, matches!(a, Side::Sqlite(_))).await?;
         let ids = (record::identity(&a).await?, record::identity(&b).await?);
         let (fa, fb) = (record::find(&a).await?, record::find(&b).await?);
         let mine = |r: &Record| {
@@ -399,6 +400,32 @@ pub struct Finished {
     pub tables: usize,
     /// (`--from` or `--to`, what switchyard still keeps there and how to remove it).
     pub left: Vec<(&'static str, String)>,
+}
+
+/// Points the tables that already exist on a PostgreSQL target (made by the app's
+/// migrations, or by the copy of an earlier start) at the target's column names and
+/// types, as the copy does; refuses, naming each, what cannot be copied into them.
+async fn adopt_target(
+    target: &Side,
+    tables: &mut [Table],
+    any_case: bool,
+) -> Result<(), SyncError> {
+    let Side::Postgres(c) = target else {
+        return Ok(());
+    };
+    let mut problems = Vec::new();
+    for t in tables.iter_mut() {
+        if let Some(cols) = crate::sync::copy::adopt::target_table(c, &t.name).await? {
+            problems.extend(crate::sync::copy::adopt::adopt(t, &cols, any_case));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(SyncError::Refused(format!(
+        "the target's existing tables cannot take the source's rows as they are (nothing was changed); `switchyard sync --dry-run` shows the details:\n  {}",
+        problems.join("\n  ")
+    )))
 }
 
 /// Removes capture (triggers, changelogs and the record) from both sides.

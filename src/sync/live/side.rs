@@ -315,9 +315,18 @@ pub async fn leftovers(side: &Side) -> Result<Option<String>, SyncError> {
     .first()
     .and_then(|r| r.first().cloned().flatten());
     Ok(names.map(|n| {
+        let what: Vec<&str> = n
+            .split(", ")
+            .map(|t| match t {
+                "sync_progress" => "sync_progress: the copy's checkpoints",
+                "db_identity" => "db_identity: this database's identity",
+                "touched" => "touched: the log `verify --since` reads",
+                other => other,
+            })
+            .collect();
         format!(
-            "schema \"switchyard\" ({n}): the copy's checkpoints, this database's identity and the log `verify --since` reads. \
-             Nothing needs them once you will not resume a copy or run `verify --since` again; to remove them: DROP SCHEMA switchyard CASCADE;"
+            "schema \"switchyard\" ({}). Nothing needs it once you will not resume a copy or run `verify --since` again; to remove it: DROP SCHEMA switchyard CASCADE;",
+            what.join("; ")
         )
     }))
 }

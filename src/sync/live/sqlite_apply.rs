@@ -103,7 +103,10 @@ pub(super) fn pg_text_to_sqlite(v: Option<&str>, pg_type: &str) -> Value {
                     .collect(),
             )
         }
-        "timestamp" => Value::Text(s.trim_end_matches("+00").to_string()),
+        // The session is in UTC: a timestamptz's text ends in +00.
+        "timestamp" | "timestamp without time zone" | "timestamp with time zone" => {
+            Value::Text(s.trim_end_matches("+00").to_string())
+        }
         _ => Value::Text(s.to_string()),
     }
 }

@@ -58,14 +58,14 @@ impl Worker {
             let tx = c.transaction().await?;
             let id: i64 = tx
                 .query_one(
-                    "INSERT INTO accounts (name, balance) VALUES ($1::text, $2::int8) RETURNING id",
+                    "INSERT INTO accounts (name, balance) VALUES ($1::text, $2::int8) RETURNING id::int8",
                     &[&name, &100i64],
                 )
                 .await?
                 .get(0);
             let mut orders = Vec::new();
             for amount in [10i64, 20] {
-                let oid: i64 = tx.query_one("INSERT INTO orders (account_id, amount) VALUES ($1::int8, $2::int8) RETURNING id", &[&id, &amount]).await?.get(0);
+                let oid: i64 = tx.query_one("INSERT INTO orders (account_id, amount) VALUES ($1::int8, $2::int8) RETURNING id::int8", &[&id, &amount]).await?.get(0);
                 orders.push((oid, amount));
             }
             tx.execute(
@@ -135,25 +135,32 @@ pub enum Side<'a> {
     Sqlite(PathBuf),
 }
 
+/// (Cast to the model's types: a schema made by an app's ORM may use integer and varchar.)
 pub async fn snapshot_pg(url: &str) -> (Model, i64) {
     let c = connect(url).await.unwrap();
     let mut m = Model::default();
     for r in c
-        .query("SELECT id, name, balance FROM accounts", &[])
+        .query(
+            "SELECT id::int8, name::text, balance::int8 FROM accounts",
+            &[],
+        )
         .await
         .unwrap()
     {
         m.accounts.insert(r.get(0), (r.get(1), r.get(2)));
     }
     for r in c
-        .query("SELECT id, account_id, amount FROM orders", &[])
+        .query(
+            "SELECT id::int8, account_id::int8, amount::int8 FROM orders",
+            &[],
+        )
         .await
         .unwrap()
     {
         m.orders.insert(r.get(0), (r.get(1), r.get(2)));
     }
     for r in c
-        .query("SELECT account_id, tag FROM tags", &[])
+        .query("SELECT account_id::int8, tag::text FROM tags", &[])
         .await
         .unwrap()
     {
