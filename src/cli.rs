@@ -75,6 +75,10 @@ pub enum Command {
         /// existing target table does not have.
         #[arg(long, value_name = "TABLE.COLUMN")]
         exclude_column: Vec<String>,
+        /// The PostgreSQL type of a column switchyard makes (TABLE.COLUMN=TYPE,
+        /// repeatable), e.g. events.at=timestamptz.
+        #[arg(long = "type", value_name = "TABLE.COLUMN=TYPE")]
+        types: Vec<String>,
         /// Keep going after the copy: capture changes on --from and apply them to --to
         /// until Ctrl-C (inside a proxy, use `switchyard ctl sync A B` instead).
         #[arg(long, conflicts_with_all = ["dry_run", "schema_only", "finish"])]
@@ -178,6 +182,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             resume,
             skip_bad_rows,
             exclude_column,
+            types,
             live,
             finish,
         } => {
@@ -199,6 +204,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 resume,
                 skip_bad_rows,
                 exclude_columns: exclude_column,
+                types,
                 defer_foreign_keys: false,
                 tally: None,
             };

@@ -87,6 +87,8 @@ pub struct SyncOptions {
     /// Source columns left out (`TABLE.COLUMN`): the user's choice for a column the
     /// existing target table does not have.
     pub exclude_columns: Vec<String>,
+    /// `TABLE.COLUMN=TYPE`: the user's type for a column of a table switchyard makes.
+    pub types: Vec<String>,
     /// Leave new foreign keys NOT VALID and return them in [`copy::plan::Summary::unvalidated`]
     /// (live sync validates them once the changes captured during the copy are applied).
     pub defer_foreign_keys: bool,

@@ -141,3 +141,105 @@ fn sync_into_the_schema_the_app_made() {
         "{out}"
     );
 }
+
+/// SQLAlchemy 2 models on SQLite, the same models' `create_all()` on PostgreSQL, a sync
+/// into that schema, verify, and the app reading and writing through its ORM.
+#[test]
+fn sqlalchemy_create_all_then_sync_then_the_orm_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let pg = PgCluster::start();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/schema_first.py");
+    let py = |mode: &str, url: &str| {
+        let out = Command::new("timeout")
+            .args(["120", "python3"])
+            .arg(&script)
+            .args([mode, url])
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert!(out.status.success() && t.starts_with("OK"), "{mode}: {t}");
+    };
+    py("seed", &format!("sqlite:///{}", db.display()));
+    py("create", &pg.url("app"));
+    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
+    let o = switchyard(&["sync", "--from", &from, "--to", &to]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    py("check", &pg.url("app"));
+}
+
+/// When switchyard makes the schema: a Django database's date-times, and any column whose
+/// values carry a UTC offset, become timestamp with time zone (naive values as UTC); the
+/// user states a column's type with --type; the dry run says why for each.
+#[test]
+fn the_types_the_app_would_have_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE stamps (id INTEGER PRIMARY KEY, naive DATETIME, aware DATETIME, n INTEGER);
+             INSERT INTO stamps VALUES (1, '2024-05-06 07:08:09', '2024-05-06 09:08:09+02:00', 1),
+                                       (2, '2024-05-06 10:00:00', '2024-05-06 10:00:00', 2);",
+        )
+        .unwrap();
+    let pg = PgCluster::start();
+    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
+    let args = [
+        "sync",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--type",
+        "stamps.n=int",
+    ];
+    let o = switchyard(&[&args[..], &["--dry-run"]].concat());
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("-- type: stamps.aware DATETIME -> timestamp with time zone: its values carry a UTC offset (e.g. \"2024-05-06 09:08:09+02:00\")"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-- type: stamps.naive DATETIME -> timestamp: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("-- type: stamps.n INTEGER -> integer: set by --type"),
+        "{out}"
+    );
+    let o = switchyard(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        pg.psql_db(
+            "app",
+            "SELECT string_agg(aware::text || '/' || pg_typeof(n), ',' ORDER BY id) FROM stamps"
+        ),
+        "2024-05-06 07:08:09+00/integer,2024-05-06 10:00:00+00/integer"
+    );
+    // A Django database: every date-time column, as Django's PostgreSQL backend makes it.
+    let django = dir.path().join("django.db");
+    rusqlite::Connection::open(&django)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE django_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, app VARCHAR(255) NOT NULL, name VARCHAR(255) NOT NULL, applied DATETIME NOT NULL);
+             INSERT INTO django_migrations (app, name, applied) VALUES ('contenttypes', '0001_initial', '2011-12-22 00:00:00');",
+        )
+        .unwrap();
+    let from = format!("sqlite://{}", django.display());
+    let o = switchyard(&["sync", "--from", &from, "--to", &to]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        pg.psql_db(
+            "app",
+            "SELECT applied || ' ' || pg_typeof(applied) FROM django_migrations"
+        ),
+        "2011-12-22 00:00:00+00 timestamp with time zone"
+    );
+    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

@@ -179,6 +179,7 @@ mod tests {
             not_null: false,
             default: None,
             identity: false,
+            why: None,
         }
     }
 

@@ -46,7 +46,11 @@ pub async fn print_plan(
                         t.name, c.name, c.source_type, c.pg_type
                     );
                 }
-            } else if let Some(why) = type_change(&c.source_type, &c.pg_type) {
+            } else if let Some(why) = c
+                .why
+                .as_deref()
+                .or_else(|| type_change(&c.source_type, &c.pg_type))
+            {
                 println!(
                     "-- type: {}.{} {} -> {}: {why}",
                     t.name, c.name, c.source_type, c.pg_type

@@ -59,7 +59,10 @@ pub async fn open_source(url: &str) -> Result<Opened, SyncError> {
             }
             let p = path.clone();
             let tables = tokio::task::spawn_blocking(move || {
-                sqlite_read::open(&p).and_then(|c| sqlite_schema::read_schema(&c))
+                let c = sqlite_read::open(&p)?;
+                let mut tables = sqlite_schema::read_schema(&c)?;
+                schema::choices::refine_timestamps(&c, &mut tables)?;
+                Ok::<_, SyncError>(tables)
             })
             .await
             .map_err(|e| SyncError::Source(e.to_string()))??;
@@ -273,6 +276,13 @@ pub async fn run(mut opts: SyncOptions) -> Result<Summary, SyncError> {
             )));
         }
         opened.tables.retain(|t| opts.tables.contains(&t.name));
+    }
+    let bad = schema::choices::apply_types(&mut opened.tables, &opts.types);
+    if !bad.is_empty() {
+        return Err(SyncError::Usage(format!(
+            "--type: expected TABLE.COLUMN=TYPE naming a source column: {}",
+            bad.join(", ")
+        )));
     }
     let unknown = adopt::exclude(&mut opened.tables, &opts.exclude_columns);
     if !unknown.is_empty() {

@@ -182,6 +182,7 @@ impl LiveSync {
             resume: resumed && !force,
             skip_bad_rows: None,
             exclude_columns: Vec::new(),
+            types: Vec::new(),
             defer_foreign_keys: true,
             tally: Some(self.tally.clone()),
         })

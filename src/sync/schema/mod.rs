@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+pub mod choices;
 pub mod postgres;
 pub mod sqlite;
 
@@ -21,6 +22,9 @@ pub struct Column {
     pub default: Option<String>,
     /// Auto-incrementing (INTEGER PRIMARY KEY, AUTOINCREMENT, SERIAL, IDENTITY).
     pub identity: bool,
+    /// Why `pg_type` is not what the declared type alone gives (see [`choices`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// A secondary index (or a unique constraint, which is an index too).
@@ -265,6 +269,7 @@ mod tests {
             not_null: false,
             default: None,
             identity: false,
+            why: None,
         }
     }
 

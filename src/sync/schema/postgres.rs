@@ -65,6 +65,7 @@ async fn read_table_schema(c: &Client, name: &str) -> Result<Table, SyncError> {
                 not_null: cell(r, 2) == "t",
                 default: default.filter(|_| !identity),
                 identity,
+                why: None,
             }
         })
         .collect();

@@ -197,6 +197,7 @@ fn read_table_schema(conn: &Connection, name: &str, create_sql: &str) -> Result<
             not_null: not_null || pkpos > 0,
             default,
             identity,
+            why: None,
         });
     }
     if pk.is_empty() {
