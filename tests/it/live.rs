@@ -360,3 +360,23 @@ fn live_cutover_and_rollback_from_sqlite_into_an_orm_made_schema() {
         "0"
     );
 }
+
+/// The same from PostgreSQL: the app's schema on the remote has other types (integer ids,
+/// varchar), so rows cross between the two as text in both directions.
+#[test]
+fn live_cutover_and_rollback_from_postgres_into_an_orm_made_schema() {
+    let (local, remote) = (PgCluster::start(), PgCluster::start());
+    local.psql_db("app", &format!("SET ROLE app; {SCHEMA} {SEED_SQL}"));
+    remote.psql_db("app", &format!("SET ROLE app; {ORM_SCHEMA}"));
+    let proxy = proxy_for(&local.url("app"), &remote);
+    scenario(&proxy, Side::Pg(&local), &remote, seed_model(300), || {
+        local.psql_db("app", BULK_SQL);
+    });
+    assert_eq!(
+        remote.psql_db(
+            "app",
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'account_id'"
+        ),
+        "integer"
+    );
+}

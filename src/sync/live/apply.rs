@@ -185,11 +185,15 @@ async fn apply_in_tx(
                 .await
                 .map_err(ctx(&t.name))?;
         }
-        let Rows::Copy(data) = &w.rows else {
-            return Err(SyncError::Target(format!(
-                "applying changes to {}: rows not read as COPY",
-                t.name
-            )));
+        let (data, format) = match &w.rows {
+            Rows::Copy(data) => (data, "binary"),
+            Rows::CopyText(data) => (data, "text"),
+            Rows::Values(_) => {
+                return Err(SyncError::Target(format!(
+                    "applying changes to {}: rows not read as COPY",
+                    t.name
+                )));
+            }
         };
         if w.touched.keys.is_empty() {
             continue;
@@ -207,7 +211,7 @@ async fn apply_in_tx(
         .map_err(ctx(&t.name))?;
         let sink = tx
             .copy_in::<_, bytes::Bytes>(&format!(
-                "COPY {tmp} ({}) FROM STDIN (FORMAT binary)",
+                "COPY {tmp} ({}) FROM STDIN (FORMAT {format})",
                 column_list(&names)
             ))
             .await

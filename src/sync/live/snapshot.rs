@@ -31,6 +31,9 @@ pub(super) struct Touched {
 pub(super) enum Rows {
     /// A complete binary COPY stream, for a PostgreSQL target.
     Copy(Bytes),
+    /// A text COPY stream, between two PostgreSQL sides whose column types differ (an
+    /// app's schema on one of them): each side reads the other's text.
+    CopyText(Bytes),
     /// SQLite values, for a SQLite target.
     Values(Vec<Vec<Value>>),
 }
@@ -205,13 +208,20 @@ async fn read_pg(
             )
         };
         let rows = if to_pg {
+            let text = table.columns.iter().any(|c| c.source_type != c.pg_type);
+            let format = if text { "text" } else { "binary" };
             let data = crate::sync::pgconn::copy_out_in_tx(
                 src,
-                &format!("COPY ({select}) TO STDOUT (FORMAT binary)"),
+                &format!("COPY ({select}) TO STDOUT (FORMAT {format})"),
             )
             .await
-            .map_err(|e| SyncError::Source(pg_error(&e)))?;
-            Rows::Copy(data.freeze())
+            .map_err(|e| SyncError::Source(pg_error(&e)))?
+            .freeze();
+            if text {
+                Rows::CopyText(data)
+            } else {
+                Rows::Copy(data)
+            }
         } else {
             let text = rows_of(
                 src.simple_query(&select)

@@ -59,7 +59,21 @@ pub async fn next_batch(
     batch_rows: usize,
     in_tx: bool,
 ) -> Result<PgBatch, SyncError> {
-    let cols = column_list(&t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+    // A column going into an existing target column of another type (an app's schema) is
+    // read as that type, so the binary COPY fits it (and a value that cannot be converted
+    // is the server's error, naming the type).
+    let cols = t
+        .columns
+        .iter()
+        .map(|c| {
+            if c.source_type == c.pg_type {
+                q(&c.name)
+            } else {
+                format!("{}::{}", q(&c.name), c.pg_type)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let pk = column_list(&t.pk);
     let src = |e: tokio_postgres::Error| SyncError::Source(pg_error(&e));
     let lower = after.map(|k| format!("ROW({pk}) > {}", key_row(t, k)));
