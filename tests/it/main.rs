@@ -4,6 +4,7 @@ mod support;
 
 mod auth_tls;
 mod cli;
+mod django;
 mod drivers;
 mod faults;
 mod hostile;

@@ -62,6 +62,7 @@ pub async fn open_source(url: &str) -> Result<Opened, SyncError> {
                 let c = sqlite_read::open(&p)?;
                 let mut tables = sqlite_schema::read_schema(&c)?;
                 schema::choices::refine_timestamps(&c, &mut tables)?;
+                schema::choices::refine_json(&c, &mut tables)?;
                 Ok::<_, SyncError>(tables)
             })
             .await

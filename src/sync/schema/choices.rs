@@ -1,9 +1,10 @@
 //! The PostgreSQL types switchyard chooses beyond what a SQLite declared type says, when it
 //! makes the schema itself: date-times become `timestamp with time zone` where the app
 //! would have made them so (a Django database: Django's PostgreSQL backend makes every
-//! `DateTimeField` one) or where the values say so (a UTC offset in any of them); and the
-//! user states any column's type with `--type TABLE.COLUMN=TYPE`. Each choice is kept with
-//! its reason, which the dry run prints. Naive values then become the UTC instant.
+//! `DateTimeField` one) or where the values say so (a UTC offset in any of them); a text
+//! column held to JSON by a `CHECK (JSON_VALID(…))` (Django's `JSONField`) becomes `jsonb`;
+//! the user states any column's type with `--type TABLE.COLUMN=TYPE`. Each choice is kept
+//! with its reason, which the dry run prints. Naive date-times become the UTC instant.
 
 use rusqlite::Connection;
 
@@ -28,6 +29,38 @@ pub fn refine_timestamps(conn: &Connection, tables: &mut [Table]) -> Result<(), 
                 c.why = Some(format!(
                     "its values carry a UTC offset (e.g. {v:?}), kept as the instant each names; naive values are taken as UTC"
                 ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes text columns that a `CHECK (JSON_VALID(column))` holds to JSON `jsonb`: that is
+/// how Django declares a `JSONField` on SQLite, and its PostgreSQL backend writes and reads
+/// `jsonb` there.
+pub fn refine_json(conn: &Connection, tables: &mut [Table]) -> Result<(), SyncError> {
+    for t in tables.iter_mut() {
+        let sql: String = conn
+            .query_row(
+                "SELECT coalesce(sql, '') FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [&t.name],
+                |r| r.get(0),
+            )
+            .map_err(|e| SyncError::Source(format!("{}: {e}", t.name)))?;
+        let sql = sql.to_ascii_lowercase().replace(' ', "");
+        for c in t.columns.iter_mut().filter(|c| c.pg_type == "text") {
+            let name = c.name.to_ascii_lowercase();
+            let checked = [
+                format!("json_valid(\"{name}\")"),
+                format!("json_valid({name})"),
+            ]
+            .iter()
+            .any(|f| sql.contains(f.as_str()));
+            if checked {
+                c.pg_type = "jsonb".into();
+                c.why = Some(
+                    "a CHECK (JSON_VALID(…)) holds it to JSON (Django's JSONField on SQLite), and jsonb is what the app's PostgreSQL backend writes and reads".into(),
+                );
             }
         }
     }
@@ -147,6 +180,19 @@ mod tests {
                 .all(|c| c.pg_type != "timestamp")
         );
         assert!(t[0].columns[1].why.as_deref().unwrap().contains("Django"));
+    }
+
+    #[test]
+    fn a_json_valid_check_makes_jsonb() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE o (id INTEGER PRIMARY KEY, data text NOT NULL CHECK ((JSON_VALID(\"data\") OR \"data\" IS NULL)), note text)",
+        )
+        .unwrap();
+        let mut t = tables(&c);
+        refine_json(&c, &mut t).unwrap();
+        assert_eq!(t[0].columns[1].pg_type, "jsonb");
+        assert_eq!(t[0].columns[2].pg_type, "text");
     }
 
     #[test]

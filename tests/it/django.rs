@@ -1,0 +1,102 @@
+//! A Django 5.2 project (tests/clients/django_app) moved from SQLite to PostgreSQL with
+//! switchyard, both ways a user would: into the schema `manage.py migrate` made there, and
+//! with switchyard making the schema. Each time the app's own report, run through
+//! switchyard, must equal byte for byte the report of the same app built natively on
+//! PostgreSQL, and `showmigrations` must show nothing unapplied.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::{PgCluster, Proxy};
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Where the app's database is: Django's own SQLite backend on a file, or PostgreSQL
+/// (directly or through switchyard) on a port.
+enum Db<'a> {
+    Sqlite(&'a Path),
+    Pg(u16),
+}
+
+/// `python manage.py ARGS` against `db`; returns stdout (the command must succeed).
+fn manage(db: &Db, args: &[&str]) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/django_app");
+    let mut c = Command::new("timeout");
+    c.args(["120", "python3", "manage.py"])
+        .args(args)
+        .current_dir(dir);
+    match db {
+        Db::Sqlite(p) => c.env("SY_SQLITE", p),
+        Db::Pg(port) => c.env_remove("SY_SQLITE").env("SY_PORT", port.to_string()),
+    };
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "manage.py {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn switchyard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// Syncs, verifies, then checks the app through switchyard against `want`.
+fn moved(from: &str, pg: &PgCluster, extra: &[&str], want: &str) {
+    let to = pg.url("app");
+    let o = switchyard(&[&["sync", "--from", from, "--to", &to][..], extra].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let o = switchyard(&["verify", "--from", from, "--to", &to]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let proxy = Proxy::simple(&to, "");
+    let db = Db::Pg(proxy.port);
+    let migrations = manage(&db, &["showmigrations"]);
+    assert!(migrations.contains("[X] 0001_initial"), "{migrations}");
+    assert!(!migrations.contains("[ ]"), "{migrations}");
+    let got = manage(&db, &["report"]);
+    assert_eq!(
+        got, want,
+        "the app's output differs from the native PostgreSQL one"
+    );
+}
+
+#[test]
+fn a_django_app_moves_to_postgres_and_shows_what_it_shows_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let sqlite = Db::Sqlite(&db);
+    manage(&sqlite, &["migrate"]);
+    manage(&sqlite, &["seed"]);
+    let from = format!("sqlite://{}", db.display());
+
+    // The same app built natively on PostgreSQL: what it must show.
+    let native = PgCluster::start();
+    manage(&Db::Pg(native.port), &["migrate"]);
+    manage(&Db::Pg(native.port), &["seed"]);
+    let want = manage(&Db::Pg(native.port), &["report"]);
+    assert!(want.contains("+00:00"), "{want}");
+
+    // Schema first: `migrate` on PostgreSQL, then the copy into it (--force: migrate
+    // filled django_migrations, content types and permissions, which the SQLite file's
+    // own rows replace).
+    let first = PgCluster::start();
+    manage(&Db::Pg(first.port), &["migrate"]);
+    moved(&from, &first, &["--force"], &want);
+
+    // switchyard makes the schema. Django's SQLite schema does not keep a DecimalField's
+    // scale (it declares `decimal`), so the user states it.
+    let made = PgCluster::start();
+    moved(
+        &from,
+        &made,
+        &["--type", "shop_order.total=numeric(10,2)"],
+        &want,
+    );
+}
