@@ -243,3 +243,52 @@ fn the_types_the_app_would_have_made() {
     let o = switchyard(&["verify", "--from", &from, "--to", &to]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
+
+/// Every kind of column an app's schema has, filled from SQLite's loosely typed values
+/// (text UUIDs, 0/1 booleans, text dates and JSON), verified by the target's types; and a
+/// NULL bound for a NOT NULL column is found by the dry run, with its key.
+#[test]
+fn every_type_into_the_app_s_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE wide (id INTEGER PRIMARY KEY, u TEXT, b BLOB, d TEXT, j TEXT, flag INTEGER,
+               small INTEGER, f REAL, t TEXT, n TEXT, s TEXT);
+             INSERT INTO wide VALUES
+               (1, 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', x'00ff10', '2024-02-29', '{\"b\": [1, 2], \"a\": null}',
+                1, -7, 0.1, '23:59:59.5', '12.5', 'zoë'),
+               (2, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL);",
+        )
+        .unwrap();
+    let pg = PgCluster::start();
+    pg.psql_db(
+        "app",
+        "SET ROLE app; CREATE TABLE wide (id bigint PRIMARY KEY, u uuid, b bytea, d date, j jsonb,
+           flag boolean NOT NULL, small smallint, f double precision, t time, n numeric(8,3) NOT NULL DEFAULT 0,
+           s varchar(10));",
+    );
+    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
+    let o = switchyard(&["sync", "--dry-run", "--from", &from, "--to", &to]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(
+            "-- REFUSED: wide.n: 1 row(s) do not fit, first at key [2]: NULL in a NOT NULL column"
+        ),
+        "{out}"
+    );
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("UPDATE wide SET n = '0' WHERE id = 2")
+        .unwrap();
+    let o = switchyard(&["sync", "--from", &from, "--to", &to]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        pg.psql_db("app", "SELECT u || '|' || b || '|' || d || '|' || j || '|' || flag || '|' || small || '|' || f || '|' || t || '|' || n || '|' || s FROM wide WHERE id = 1"),
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|\\x00ff10|2024-02-29|{\"a\": null, \"b\": [1, 2]}|true|-7|0.1|23:59:59.5|12.500|zoë"
+    );
+    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

@@ -140,6 +140,15 @@ pub fn read_rows(
                 row_buf.put_i16(types.len() as i16);
                 let mut bad = None;
                 for (i, v) in values.iter().enumerate() {
+                    if matches!(v, Value::Null) && t.columns[i].not_null {
+                        // (An existing target column's NOT NULL, or SQLite's own, which a
+                        // non-integer key does not enforce.)
+                        bad = Some((
+                            t.columns[i].name.clone(),
+                            "NULL in a NOT NULL column".into(),
+                        ));
+                        break;
+                    }
                     if let Err(reason) = cast::put_field(&mut row_buf, v, types[i]) {
                         bad = Some((t.columns[i].name.clone(), reason));
                         break;
