@@ -75,7 +75,7 @@ fn sync_into_the_schema_the_app_made() {
         "{out}"
     );
     assert!(
-        out.contains("-- REFUSED: notes.label: 1 row(s) do not fit, first at key [2]: value \"twenty-five characters!!!\" does not fit character varying(20): longer than 20 characters"),
+        out.contains("-- REFUSED: notes.label (VARCHAR(30) -> character varying(20)): 1 row(s) do not fit, first at key [2]: value \"twenty-five characters!!!\" does not fit character varying(20): longer than 20 characters"),
         "{out}"
     );
     // No CREATE for the app's tables, nor the source's indexes next to the app's.
@@ -275,7 +275,7 @@ fn every_type_into_the_app_s_columns() {
     assert_eq!(o.status.code(), Some(2), "{out}");
     assert!(
         out.contains(
-            "-- REFUSED: wide.n: 1 row(s) do not fit, first at key [2]: NULL in a NOT NULL column"
+            "-- REFUSED: wide.n (TEXT -> numeric(8,3)): 1 row(s) do not fit, first at key [2]: NULL in a NOT NULL column"
         ),
         "{out}"
     );

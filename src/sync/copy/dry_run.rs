@@ -106,8 +106,14 @@ async fn print_misfits(path: &std::path::Path, t: &Table) -> Result<usize, SyncE
         .await
         .map_err(|e| SyncError::Source(format!("reading {}: {e}", t.name)))?;
     for (column, first, n) in &per_column {
+        let types = t
+            .columns
+            .iter()
+            .find(|c| c.name == *column)
+            .map(|c| format!(" ({} -> {})", c.source_type, c.pg_type))
+            .unwrap_or_default();
         println!(
-            "-- REFUSED: {}.{column}: {} row(s) do not fit, first at key {}: {} (fix them in the source, change the target column, or pass --skip-bad-rows FILE to copy the others)",
+            "-- REFUSED: {}.{column}{types}: {} row(s) do not fit, first at key {}: {} (fix them in the source, change the target column, or pass --skip-bad-rows FILE to copy the others)",
             t.name, n, first.key, first.reason
         );
     }
