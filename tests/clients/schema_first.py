@@ -3,6 +3,7 @@ same models' create_all() on PostgreSQL (the schema the app's own tooling makes 
 and the app reading and writing the rows switchyard copied between them.
 Usage: python3 schema_first.py seed sqlite:///PATH
        python3 schema_first.py create postgresql://USER:PW@HOST:PORT/DB
+       python3 schema_first.py alembic postgresql://USER:PW@HOST:PORT/DB
        python3 schema_first.py check postgresql://USER:PW@HOST:PORT/DB
 Prints "OK <checks>" and exits 0, or raises."""
 
@@ -96,6 +97,17 @@ def main():
         seed(engine)
     elif mode == "create":
         Base.metadata.create_all(engine)
+    elif mode == "alembic":
+        import os
+
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        here = os.path.dirname(os.path.abspath(__file__))
+        cfg.set_main_option("script_location", os.path.join(here, "alembic"))
+        cfg.set_main_option("sqlalchemy.url", target.replace("%", "%%"))
+        command.upgrade(cfg, "head")
     else:
         verify(engine)
     print(f"OK {checks}")

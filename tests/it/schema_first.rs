@@ -142,8 +142,9 @@ fn sync_into_the_schema_the_app_made() {
     );
 }
 
-/// SQLAlchemy 2 models on SQLite, the same models' `create_all()` on PostgreSQL, a sync
-/// into that schema, verify, and the app reading and writing through its ORM.
+/// SQLAlchemy 2 models on SQLite, the same models' schema on PostgreSQL (by `create_all()`,
+/// and by an Alembic revision), a sync into it, verify, and the app reading and writing
+/// through its ORM.
 #[test]
 fn sqlalchemy_create_all_then_sync_then_the_orm_works() {
     let dir = tempfile::tempdir().unwrap();
@@ -162,13 +163,16 @@ fn sqlalchemy_create_all_then_sync_then_the_orm_works() {
         assert!(out.status.success() && t.starts_with("OK"), "{mode}: {t}");
     };
     py("seed", &format!("sqlite:///{}", db.display()));
-    py("create", &pg.url("app"));
-    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
-    let o = switchyard(&["sync", "--from", &from, "--to", &to]);
-    assert!(o.status.success(), "{}", text(&o));
-    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    py("check", &pg.url("app"));
+    // The schema made by create_all(), then by an Alembic revision of the same models.
+    for (maker, pg) in [("create", &pg), ("alembic", &PgCluster::start())] {
+        py(maker, &pg.url("app"));
+        let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
+        let o = switchyard(&["sync", "--from", &from, "--to", &to]);
+        assert!(o.status.success(), "{maker}: {}", text(&o));
+        let o = switchyard(&["verify", "--from", &from, "--to", &to]);
+        assert_eq!(o.status.code(), Some(0), "{maker}: {}", text(&o));
+        py("check", &pg.url("app"));
+    }
 }
 
 /// When switchyard makes the schema: a Django database's date-times, and any column whose
