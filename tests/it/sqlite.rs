@@ -187,3 +187,64 @@ fn sqlalchemy_orm_on_sqlite_and_postgres() {
     let proxy = Proxy::simple(&pg.url("app"), "");
     crate::drivers::run_orm(proxy.port);
 }
+
+/// LIKE and ILIKE answer as on PostgreSQL: case-sensitive LIKE, `\` as the default escape
+/// (Django's `startswith` sends `'change\_%'`), an explicit or empty ESCAPE, parameters.
+#[test]
+fn like_answers_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let queries = [
+        r"SELECT string_agg(v, ',' ORDER BY id) FROM t WHERE v LIKE 'change\_%'",
+        r"SELECT string_agg(v, ',' ORDER BY id) FROM t WHERE v LIKE 'change%'",
+        r"SELECT string_agg(v, ',' ORDER BY id) FROM t WHERE v ILIKE 'CHANGE\_%'",
+        r"SELECT string_agg(v, ',' ORDER BY id) FROM t WHERE v NOT ILIKE 'change%'",
+        r"SELECT string_agg(v, ',' ORDER BY id) FROM t WHERE v LIKE '50\%'",
+        r"SELECT string_agg(v, ',' ORDER BY id) FROM t WHERE v LIKE 'a\\b'",
+        r"SELECT string_agg(v, ',' ORDER BY id) FROM t WHERE v LIKE 'change!_%' ESCAPE '!'",
+        r"SELECT string_agg(v, ',' ORDER BY id) FROM t WHERE v LIKE 'a\b' ESCAPE ''",
+    ];
+    let run = |url: String| {
+        rt().block_on(async move {
+            let c = connect(&url).await.unwrap();
+            c.batch_execute(
+                r"CREATE TABLE t (id int PRIMARY KEY, v text);
+                  INSERT INTO t VALUES (1, 'change_me'), (2, 'changeXme'), (3, 'Change_me'),
+                    (4, '50%'), (5, '50x'), (6, 'a\b'), (7, 'ab');",
+            )
+            .await
+            .unwrap();
+            let mut out = Vec::new();
+            for q in queries {
+                let rows = c.simple_query(q).await.unwrap();
+                out.push(
+                    rows.iter()
+                        .find_map(|m| match m {
+                            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                                Some(r.get(0).unwrap_or("NULL").to_string())
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or_default(),
+                );
+            }
+            let p = c
+                .query_one(
+                    "SELECT count(*) FROM t WHERE v LIKE $1::text",
+                    &[&r"change\_%"],
+                )
+                .await
+                .unwrap();
+            out.push(p.get::<_, i64>(0).to_string());
+            out
+        })
+    };
+    let direct = run(pg.url("app"));
+    let through = run(proxy.url("app", "secret"));
+    assert_eq!(direct[0], "change_me", "{direct:?}");
+    for ((q, want), got) in queries.iter().zip(&direct).zip(&through) {
+        assert_eq!(got, want, "{q}");
+    }
+    assert_eq!(through.last(), direct.last());
+}

@@ -59,7 +59,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(path)?;
     busy::wait_per_session(&mut conn)?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON;",
     )?;
     conn.set_prepared_statement_cache_capacity(256);
     rusqlite::vtab::series::load_module(&conn)?;

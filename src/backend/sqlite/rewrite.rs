@@ -34,6 +34,23 @@ pub fn raw(sql: impl Into<String>) -> Expr {
 
 const NOW_TZ: &str = "strftime('%Y-%m-%d %H:%M:%f+00', 'now')";
 
+/// `e [NOT] LIKE pattern ESCAPE …` with PostgreSQL's default escape, lower-cased for ILIKE.
+fn like(negated: bool, ci: bool, e: &Expr, pattern: &Expr, escape: Option<&Expr>) -> Expr {
+    let not = if negated { "NOT " } else { "" };
+    let escape = match escape {
+        None => " ESCAPE '\\'".to_string(),
+        Some(Expr::Value(v)) if v.value == Value::SingleQuotedString(String::new()) => {
+            String::new()
+        }
+        Some(x) => format!(" ESCAPE {x}"),
+    };
+    if ci {
+        raw(format!("(lower({e}) {not}LIKE lower({pattern}){escape})"))
+    } else {
+        raw(format!("({e} {not}LIKE {pattern}{escape})"))
+    }
+}
+
 fn function_name(f: &sqlparser::ast::Function) -> String {
     ident_name(&f.name).to_lowercase()
 }
@@ -396,21 +413,23 @@ impl VisitorMut for Rewriter {
                     *p = format!("?{n}");
                 }
             }
-            Expr::ILike {
+            // PostgreSQL's LIKE is case-sensitive (the connection sets SQLite's
+            // case_sensitive_like) and takes `\` as its escape unless told otherwise
+            // (`ESCAPE ''`: none); ILIKE compares lower-cased.
+            Expr::Like {
                 negated,
-                any,
+                any: false,
                 expr: e,
                 pattern,
                 escape_char,
-            } => {
-                *expr = Expr::Like {
-                    negated: *negated,
-                    any: *any,
-                    expr: e.clone(),
-                    pattern: pattern.clone(),
-                    escape_char: escape_char.clone(),
-                };
-            }
+            } => *expr = like(*negated, false, e, pattern, escape_char.as_deref()),
+            Expr::ILike {
+                negated,
+                any: false,
+                expr: e,
+                pattern,
+                escape_char,
+            } => *expr = like(*negated, true, e, pattern, escape_char.as_deref()),
             Expr::IsDistinctFrom(a, b) => {
                 *expr = Expr::BinaryOp {
                     left: a.clone(),

@@ -275,7 +275,10 @@ mod tests {
     #[test]
     fn placeholders_and_operators() {
         let t = one("SELECT * FROM public.users WHERE name ILIKE $2 AND id = $1 FOR UPDATE");
-        assert_eq!(t.sql, "SELECT * FROM users WHERE name LIKE ?2 AND id = ?1");
+        assert_eq!(
+            t.sql,
+            "SELECT * FROM users WHERE (lower(name) LIKE lower(?2) ESCAPE '\\') AND id = ?1"
+        );
         assert_eq!(t.params, 2);
         assert_eq!(t.kind, Kind::Query { locks: true });
         assert!(t.kind.writes());
