@@ -248,3 +248,49 @@ fn like_answers_as_on_postgres() {
     }
     assert_eq!(through.last(), direct.last());
 }
+
+/// now() is the transaction's start, as on PostgreSQL: the same all through a transaction
+/// (a row's default and a later SELECT agree), a new value in the next one.
+#[test]
+fn now_is_the_transaction_s_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    rt().block_on(async {
+        let mut c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute("CREATE TABLE ev (id serial PRIMARY KEY, at timestamptz)")
+            .await
+            .unwrap();
+        let tx = c.transaction().await.unwrap();
+        let first = tx
+            .query_one("SELECT now()::text", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        tx.batch_execute("INSERT INTO ev (at) VALUES (now())")
+            .await
+            .unwrap();
+        let second = tx
+            .query_one("SELECT now()::text", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0);
+        let stored: String = tx
+            .query_one("SELECT at::text FROM ev", &[])
+            .await
+            .unwrap()
+            .get(0);
+        tx.commit().await.unwrap();
+        assert_eq!(first, second);
+        assert_eq!(stored, first);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let tx = c.transaction().await.unwrap();
+        let next = tx
+            .query_one("SELECT now()::text", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0);
+        tx.commit().await.unwrap();
+        assert!(next > first, "{next} after {first}");
+    });
+}

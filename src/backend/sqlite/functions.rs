@@ -11,6 +11,20 @@ use rusqlite::types::Value;
 use super::setvar::{SERVER_VERSION, Settings};
 use super::types;
 
+/// `start` (or the present moment) as the SQLite backend stores a `timestamptz`:
+/// `YYYY-MM-DD HH:MM:SS.mmm+00`, as `strftime('%Y-%m-%d %H:%M:%f+00', 'now')` writes it.
+fn now_text(start: Option<i64>) -> String {
+    let us = start.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0)
+    });
+    let ms = us.div_euclid(1000);
+    let whole = super::datetime::format_timestamp_micros(ms.div_euclid(1000) * 1_000_000);
+    format!("{whole}.{:03}+00", ms.rem_euclid(1000))
+}
+
 fn det() -> FunctionFlags {
     FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC
 }
@@ -46,6 +60,14 @@ pub fn register(
         rusqlite::version()
     );
     conn.create_scalar_function("version", 0, det(), move |_| Ok(version.clone()))?;
+    let s = settings.clone();
+    conn.create_scalar_function("sy_now", 0, volatile(), move |_| {
+        let start = s
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .transaction_start;
+        Ok(now_text(start))
+    })?;
     conn.create_scalar_function("current_schema", 0, det(), |_| Ok("public"))?;
     conn.create_scalar_function("current_database", 0, det(), move |_| Ok(db_name.clone()))?;
     for name in ["current_user", "session_user", "current_role", "user"] {

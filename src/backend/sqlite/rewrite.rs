@@ -21,6 +21,9 @@ pub(super) struct Rewriter {
     pub(super) params: usize,
     /// Why the statement cannot be translated, when it cannot.
     pub(super) error: Option<TranslateError>,
+    /// Inside CREATE or ALTER TABLE: a column default stays plain SQLite (the file must
+    /// take inserts from any SQLite client, which knows no function of switchyard's).
+    pub(super) ddl: bool,
 }
 
 /// A raw SQL fragment in place of an expression (printed verbatim).
@@ -92,11 +95,12 @@ impl Rewriter {
             return ControlFlow::Continue(());
         }
         let renamed = match name.as_str() {
-            "now"
-            | "current_timestamp"
-            | "transaction_timestamp"
-            | "statement_timestamp"
-            | "clock_timestamp" => {
+            // The transaction's start, as PostgreSQL answers (the session keeps it).
+            "now" | "current_timestamp" | "transaction_timestamp" => {
+                *expr = raw(if self.ddl { NOW_TZ } else { "sy_now()" });
+                return ControlFlow::Continue(());
+            }
+            "statement_timestamp" | "clock_timestamp" => {
                 *expr = raw(NOW_TZ);
                 return ControlFlow::Continue(());
             }
@@ -256,6 +260,14 @@ fn cast_target(t: &DataType) -> CastTarget {
 
 impl VisitorMut for Rewriter {
     type Break = ();
+
+    fn pre_visit_statement(&mut self, stmt: &mut Statement) -> ControlFlow<()> {
+        self.ddl = matches!(
+            stmt,
+            Statement::CreateTable(_) | Statement::AlterTable { .. }
+        );
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         q.locks.clear();

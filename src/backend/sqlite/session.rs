@@ -209,6 +209,10 @@ impl Session {
         {
             return Err(PgError::aborted());
         }
+        if self.tx == Tx::Idle {
+            // A statement outside a transaction block is a transaction of its own.
+            self.mark_transaction_start();
+        }
         match &t.kind {
             Kind::Begin { isolation, .. } => {
                 if self.tx == Tx::Idle || self.implicit {
@@ -294,8 +298,21 @@ impl Session {
         Ok(())
     }
 
+    /// `now()` from here on, until the next transaction begins.
+    fn mark_transaction_start(&self) {
+        let us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .transaction_start = Some(us);
+    }
+
     /// Bookkeeping of a transaction that begins (BEGIN, or an implicit one).
     fn start_transaction(&mut self, level: Isolation) {
+        self.mark_transaction_start();
         self.isolation = level;
         self.writer = false;
         self.savepoints.clear();

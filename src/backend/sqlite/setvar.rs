@@ -29,12 +29,16 @@ pub const REPORTED: [&str; 11] = [
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<String, (String, String)>,
+    /// When the current transaction began (microseconds since 1970): what `now()` answers,
+    /// as PostgreSQL's does, all through the transaction.
+    pub transaction_start: Option<i64>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         let mut s = Settings {
             values: BTreeMap::new(),
+            transaction_start: None,
         };
         for (k, v) in [
             ("application_name", ""),
