@@ -294,3 +294,46 @@ fn now_is_the_transaction_s_start() {
         assert!(next > first, "{next} after {first}");
     });
 }
+
+/// numeric(p, s) columns answer with their scale, as PostgreSQL stores them: 25.00 and
+/// 2328.60, not 25 and 2328.6; more decimals than the scale are rounded as PostgreSQL
+/// rounds them on the way in.
+#[test]
+fn numeric_columns_keep_their_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let run = |url: String| {
+        rt().block_on(async move {
+            let c = connect(&url).await.unwrap();
+            c.batch_execute(
+                "CREATE TABLE m (id int PRIMARY KEY, price numeric(10,2), ratio numeric(6,3));
+                 INSERT INTO m VALUES (1, 25, 1.5), (2, 2328.6, 0.1235), (3, -0.5, 2), (4, NULL, 1.0005);",
+            )
+            .await
+            .unwrap();
+            let mut out = Vec::new();
+            for m in c
+                .simple_query("SELECT id, price, ratio FROM m ORDER BY id")
+                .await
+                .unwrap()
+            {
+                if let SimpleQueryMessage::Row(r) = m {
+                    out.push(format!("{:?} {:?}", r.get(1), r.get(2)));
+                }
+            }
+            let p: Vec<String> = c
+                .query("SELECT price FROM m WHERE id = $1", &[&2i32])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| format!("{:?}", r.columns()[0].type_()))
+                .collect();
+            out.extend(p);
+            out
+        })
+    };
+    let direct = run(pg.url("app"));
+    assert_eq!(direct[1], "Some(\"2328.60\") Some(\"0.124\")", "{direct:?}");
+    assert_eq!(run(proxy.url("app", "secret")), direct);
+}

@@ -158,7 +158,16 @@ pub fn rewrite_create_table(
             remembered.push((table.clone(), col.name.value.clone(), pg_type.clone()));
             custom("JSON")
         } else {
-            custom(decl_for(types::oid_for_decltype(&pg_type)))
+            let oid = types::oid_for_decltype(&pg_type);
+            let full = col.data_type.to_string();
+            match full.find('(') {
+                // numeric(p, s) keeps its precision and scale in the declared type (SQLite
+                // reads the affinity from the name): results are shown with that scale.
+                Some(i) if oid == types::NUMERIC => {
+                    custom(&format!("NUMERIC{}", full[i..].replace(' ', "")))
+                }
+                _ => custom(decl_for(oid)),
+            }
         };
         for o in &mut col.options {
             if let ColumnOption::Default(e) = &mut o.option
@@ -222,7 +231,7 @@ mod tests {
             sql(
                 "CREATE TABLE t (a numeric(10,2), b double precision, c jsonb, d uuid, e timestamp(6) without time zone, f text[])"
             ),
-            "CREATE TABLE t (a NUMERIC, b DOUBLE PRECISION, c JSONB, d UUID, e TIMESTAMP, f JSON)"
+            "CREATE TABLE t (a NUMERIC(10,2), b DOUBLE PRECISION, c JSONB, d UUID, e TIMESTAMP, f JSON)"
         );
     }
 

@@ -15,6 +15,31 @@ use crate::protocol::{be, build};
 pub struct Column {
     pub name: String,
     pub oid: u32,
+    /// A `numeric(p, s)` column's scale: values are shown with exactly `s` decimals, as
+    /// PostgreSQL stores them (SQLite keeps `25.00` as the number 25).
+    pub scale: Option<usize>,
+}
+
+impl Column {
+    pub fn new(name: impl Into<String>, oid: u32) -> Self {
+        Column {
+            name: name.into(),
+            oid,
+            scale: None,
+        }
+    }
+}
+
+/// The scale of a declared `numeric(p, s)` / `decimal(p, s)`.
+fn declared_scale(decl: &str) -> Option<usize> {
+    let d = decl.trim().to_ascii_lowercase();
+    let (base, args) = d.split_once('(')?;
+    if !matches!(base.trim(), "numeric" | "decimal") {
+        return None;
+    }
+    let mut parts = args.trim_end_matches(')').split(',');
+    let _precision = parts.next()?;
+    parts.next()?.trim().parse().ok()
 }
 
 /// The format code for column `i` from a Bind's result format list.
@@ -73,6 +98,7 @@ pub fn describe(
         .enumerate()
         .map(|(i, c)| Column {
             name: c.name().to_string(),
+            scale: decls[i].as_deref().and_then(declared_scale),
             oid: decls[i]
                 .as_deref()
                 .map(|d| {
@@ -124,6 +150,15 @@ pub fn data_row(
             out.put_i32(-1);
             continue;
         }
+        let scaled;
+        let v = match cols.get(i).and_then(|c| c.scale) {
+            Some(s) if oid == types::NUMERIC && !matches!(v, Value::Blob(_)) => {
+                let text = types::to_text(v, oid).unwrap_or_default();
+                scaled = super::numeric::with_scale(&text, s).map(Value::Text);
+                scaled.as_ref().unwrap_or(v)
+            }
+            _ => v,
+        };
         let len_at = out.len();
         out.put_i32(0);
         if format_of(formats, i) == 1 {

@@ -229,10 +229,7 @@ impl Session {
 
     fn columns_of(&self, stmt: &Prepared) -> Vec<Column> {
         match stmt.t.as_ref().map(|t| &t.kind) {
-            Some(Kind::Show(name)) => vec![Column {
-                name: name.clone(),
-                oid: types::TEXT,
-            }],
+            Some(Kind::Show(name)) => vec![Column::new(name.clone(), types::TEXT)],
             _ => stmt.columns.clone(),
         }
     }

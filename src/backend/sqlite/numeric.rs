@@ -112,8 +112,75 @@ pub fn numeric_text(b: &[u8]) -> Result<String, String> {
     ))
 }
 
+/// `text` (a decimal: `25`, `2328.6`, `1.005`, `-0.5`, `1e3`) with exactly `scale`
+/// decimals, rounded half away from zero as PostgreSQL rounds into `numeric(p, s)`; None
+/// for what is not a decimal (`NaN`, words).
+pub fn with_scale(text: &str, scale: usize) -> Option<String> {
+    let t = text.trim();
+    if t.contains(['e', 'E']) {
+        let f: f64 = t.parse().ok()?;
+        return f.is_finite().then(|| format!("{f:.scale$}"));
+    }
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    // All the digits as one integer string, cut (or padded) to `scale` decimals.
+    let mut all: Vec<u8> = int.bytes().chain(frac.bytes().take(scale)).collect();
+    all.extend(std::iter::repeat_n(b'0', scale.saturating_sub(frac.len())));
+    if frac.as_bytes().get(scale).is_some_and(|&d| d >= b'5') {
+        let mut i = all.len();
+        loop {
+            if i == 0 {
+                all.insert(0, b'1');
+                break;
+            }
+            i -= 1;
+            if all[i] == b'9' {
+                all[i] = b'0';
+            } else {
+                all[i] += 1;
+                break;
+            }
+        }
+    }
+    let split = all.len() - scale;
+    let int_part = std::str::from_utf8(&all[..split])
+        .ok()?
+        .trim_start_matches('0');
+    let int_part = if int_part.is_empty() { "0" } else { int_part };
+    let frac_part = std::str::from_utf8(&all[split..]).ok()?;
+    let zero = all.iter().all(|&d| d == b'0');
+    let sign = if neg && !zero { "-" } else { "" };
+    Some(if scale == 0 {
+        format!("{sign}{int_part}")
+    } else {
+        format!("{sign}{int_part}.{frac_part}")
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn values_take_the_column_s_scale() {
+        use super::with_scale;
+        assert_eq!(with_scale("25", 2).as_deref(), Some("25.00"));
+        assert_eq!(with_scale("2328.6", 2).as_deref(), Some("2328.60"));
+        assert_eq!(with_scale("1.005", 2).as_deref(), Some("1.01"));
+        assert_eq!(with_scale("9.995", 2).as_deref(), Some("10.00"));
+        assert_eq!(with_scale("-0.004", 2).as_deref(), Some("0.00"));
+        assert_eq!(with_scale("-12.345", 1).as_deref(), Some("-12.3"));
+        assert_eq!(with_scale(".5", 0).as_deref(), Some("1"));
+        assert_eq!(with_scale("1e3", 2).as_deref(), Some("1000.00"));
+        assert_eq!(with_scale("NaN", 2), None);
+    }
+
     use super::*;
 
     fn numeric(ndigits: i16, weight: i16, sign: u16, dscale: i16, digits: &[i16]) -> String {

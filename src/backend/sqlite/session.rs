@@ -393,10 +393,7 @@ impl Session {
                 format!("unrecognized configuration parameter \"{name}\""),
             ));
         };
-        let col = [Column {
-            name: name.to_string(),
-            oid: super::types::TEXT,
-        }];
+        let col = [Column::new(name, super::types::TEXT)];
         if describe {
             exec::row_description(out, &col, &[]);
         }
