@@ -137,7 +137,7 @@ fn sync_into_the_schema_the_app_made() {
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
-        out.contains("key [\"1\"] column \"amount\": source \"20\" target \"20.01\""),
+        out.contains("key [\"1\"] column \"amount\": source \"20.00\" target \"20.01\""),
         "{out}"
     );
 }

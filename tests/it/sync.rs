@@ -415,7 +415,7 @@ fn raw_tuple_comparison_agrees_with_the_text_rules() {
         &to,
         &[
             "table items: 5 rows in source, 5 in target: 2 difference(s)",
-            r#"key ["1"] column "amount": source "12.5" target "12.51""#,
+            r#"key ["1"] column "amount": source "12.50" target "12.51""#,
             r#"key ["2"] column "doc""#,
         ],
     );

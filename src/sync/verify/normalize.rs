@@ -360,8 +360,18 @@ pub fn display(canonical: &str, pg_type: &str) -> String {
             "-inf" => "-Infinity".into(),
             _ => canonical.to_string(),
         },
+        // numeric(p, s) prints s decimals (20.00).
+        Norm::Numeric => numeric_scale(pg_type)
+            .and_then(|s| crate::backend::sqlite::numeric::with_scale(canonical, s))
+            .unwrap_or_else(|| canonical.to_string()),
         _ => canonical.to_string(),
     }
+}
+
+/// The scale of `numeric(p, s)`.
+fn numeric_scale(pg_type: &str) -> Option<usize> {
+    let args = pg_type.split_once('(')?.1.trim_end_matches(')');
+    args.split(',').nth(1)?.trim().parse().ok()
 }
 
 /// A SQLite value in canonical form.
@@ -397,7 +407,8 @@ mod tests {
         );
         assert_eq!(display("00ff", "bytea"), "\\x00ff");
         assert_eq!(display("-inf", "double precision"), "-Infinity");
-        assert_eq!(display("12.5", "numeric(10,2)"), "12.5");
+        assert_eq!(display("12.5", "numeric(10,2)"), "12.50");
+        assert_eq!(display("12.5", "numeric"), "12.5");
         assert_eq!(display(NULL, "timestamp"), NULL);
     }
 
