@@ -337,3 +337,37 @@ fn numeric_columns_keep_their_scale() {
     assert_eq!(direct[1], "Some(\"2328.60\") Some(\"0.124\")", "{direct:?}");
     assert_eq!(run(proxy.url("app", "secret")), direct);
 }
+
+/// jsonb values come back as PostgreSQL prints them (keys ordered, duplicates collapsed,
+/// its spacing), not as the text was written.
+#[test]
+fn jsonb_values_read_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let run = |url: String| {
+        rt().block_on(async move {
+            let c = connect(&url).await.unwrap();
+            c.batch_execute(
+                r#"CREATE TABLE j (id int PRIMARY KEY, doc jsonb);
+                   INSERT INTO j VALUES (1, '{"zeta":1,"a":[1,2.50],"b":{"y":true,"x":null}}'),
+                     (2, '[1e2, "caf\u00e9", {"bb": 1, "a": 2}]'), (3, '{"a":1,"a":2}'), (4, '"s"');"#,
+            )
+            .await
+            .unwrap();
+            let mut out = Vec::new();
+            for m in c.simple_query("SELECT doc FROM j ORDER BY id").await.unwrap() {
+                if let SimpleQueryMessage::Row(r) = m {
+                    out.push(r.get(0).unwrap_or("NULL").to_string());
+                }
+            }
+            out
+        })
+    };
+    let direct = run(pg.url("app"));
+    assert_eq!(
+        direct[0],
+        r#"{"a": [1, 2.50], "b": {"x": null, "y": true}, "zeta": 1}"#
+    );
+    assert_eq!(run(proxy.url("app", "secret")), direct);
+}

@@ -21,6 +21,7 @@ pub mod extended;
 pub mod functions;
 pub mod infer;
 pub mod isolation;
+pub mod jsonb;
 pub mod numeric;
 pub mod rewrite;
 pub mod session;

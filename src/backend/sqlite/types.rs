@@ -192,6 +192,7 @@ pub fn to_text(v: &Value, oid: u32) -> Option<String> {
         (Value::Blob(b), _) => hex(b),
         (Value::Text(s), TIMESTAMP) => timestamp_text(s, false),
         (Value::Text(s), TIMESTAMPTZ) => timestamp_text(s, true),
+        (Value::Text(s), JSONB) => super::jsonb::normalize(s).unwrap_or_else(|| s.clone()),
         (Value::Integer(i), TIMESTAMP | TIMESTAMPTZ) => epoch_text(*i, oid == TIMESTAMPTZ),
         _ => plain_text(v),
     })
@@ -270,7 +271,8 @@ pub fn put_binary(out: &mut BytesMut, v: &Value, oid: u32) -> bool {
         },
         JSONB => {
             out.put_u8(1);
-            out.put_slice(plain_text(v).as_bytes());
+            let text = plain_text(v);
+            out.put_slice(super::jsonb::normalize(&text).unwrap_or(text).as_bytes());
             true
         }
         BYTEA => {
