@@ -371,3 +371,42 @@ fn jsonb_values_read_as_on_postgres() {
     );
     assert_eq!(run(proxy.url("app", "secret")), direct);
 }
+
+/// varchar(n) holds its length as on PostgreSQL: n characters (not bytes) fit, one more is
+/// refused with 22001 and PostgreSQL's message, on INSERT and UPDATE.
+#[test]
+fn varchar_lengths_are_enforced_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let run = |url: String| {
+        rt().block_on(async move {
+            let c = connect(&url).await.unwrap();
+            c.batch_execute("CREATE TABLE v (id int PRIMARY KEY, name varchar(5))")
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            for sql in [
+                "INSERT INTO v VALUES (1, 'zoëzo')",
+                "INSERT INTO v VALUES (2, 'abcdef')",
+                "UPDATE v SET name = name || 'x' WHERE id = 1",
+                "INSERT INTO v VALUES (3, NULL)",
+            ] {
+                out.push(match c.batch_execute(sql).await {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => {
+                        let db = e.as_db_error().unwrap();
+                        format!("{} {}", db.code().code(), db.message())
+                    }
+                });
+            }
+            out
+        })
+    };
+    let direct = run(pg.url("app"));
+    assert_eq!(
+        direct[1],
+        "22001 value too long for type character varying(5)"
+    );
+    assert_eq!(run(proxy.url("app", "secret")), direct);
+}

@@ -61,6 +61,14 @@ impl From<TranslateError> for PgError {
 }
 
 fn constraint(extended: i32, msg: &str) -> PgError {
+    let what = msg.split_once(": ").map(|(_, w)| w).unwrap_or(msg);
+    if let Some(n) = what.strip_prefix(super::ddl::VARCHAR_CHECK) {
+        // The CHECK the DDL added for varchar(n): PostgreSQL's own error.
+        return PgError::new(
+            "22001",
+            format!("value too long for type character varying({n})"),
+        );
+    }
     let (code, text) = match extended {
         ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
             ("23505", "duplicate key value violates unique constraint")
@@ -72,7 +80,6 @@ fn constraint(extended: i32, msg: &str) -> PgError {
         ffi::SQLITE_CONSTRAINT_CHECK => ("23514", "new row violates check constraint"),
         _ => ("23000", "integrity constraint violation"),
     };
-    let what = msg.split_once(": ").map(|(_, w)| w).unwrap_or(msg);
     PgError {
         code,
         message: format!("{text} \"{what}\""),
