@@ -8,6 +8,8 @@
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use super::plan::{Action, Opened};
+use crate::backend::url::BackendUrl;
 use crate::sync::schema::{Table, lit, q};
 use crate::sync::{SyncError, pg_error};
 
@@ -141,6 +143,46 @@ pub fn adopt(t: &mut Table, target: &[TargetColumn], any_case: bool) -> Vec<Stri
         }
     }
     problems
+}
+
+/// What [`adopt_existing`] found.
+pub struct Adopted {
+    /// What cannot be copied into the existing tables, one line each.
+    pub problems: Vec<String>,
+    /// An existing table has foreign keys of its own: parents must be copied first.
+    pub ordered: bool,
+}
+
+/// Points every table that exists on the target at the target's columns (see [`adopt`]).
+/// Where the target table has indexes or keys of its own, switchyard adds none of the
+/// source's (the app's migrations made the schema), keeping only those it made itself
+/// earlier (same names), so a NOT VALID key of an earlier run is checked again.
+pub async fn adopt_existing(
+    c: &Client,
+    opened: &mut Opened,
+    actions: &[Action],
+) -> Result<Adopted, SyncError> {
+    let any_case = matches!(opened.source, BackendUrl::Sqlite(_));
+    let mut out = Adopted {
+        problems: Vec::new(),
+        ordered: false,
+    };
+    for (t, a) in opened.tables.iter_mut().zip(actions) {
+        if *a == Action::Create {
+            continue;
+        }
+        let Some(cols) = target_table(c, &t.name).await? else {
+            continue;
+        };
+        out.problems.extend(adopt(t, &cols, any_case));
+        let own = own_schema(c, &t.name).await?;
+        if !own.is_empty() {
+            t.indexes.retain(|i| own.contains(&i.name));
+            t.fks.retain(|f| own.contains(&f.name));
+            out.ordered |= *a == Action::ReuseEmpty && has_foreign_keys(c, &t.name).await?;
+        }
+    }
+    Ok(out)
 }
 
 /// Leaves out the source columns named `TABLE.COLUMN` in `excluded` (the user's explicit

@@ -207,47 +207,6 @@ async fn decide(
     Ok(Action::ReuseEmpty)
 }
 
-/// What [`adopt_existing`] found.
-struct Adopted {
-    /// What cannot be copied into the existing tables, one line each.
-    problems: Vec<String>,
-    /// An existing table has foreign keys of its own: parents must be copied first.
-    ordered: bool,
-}
-
-/// Points every table that exists on the target at the target's columns (see
-/// [`adopt`]). Where the target table has indexes or keys of its own, switchyard adds
-/// none of the source's (the app's migrations made the schema), keeping only those it
-/// made itself earlier (same names), so a NOT VALID key of an earlier run is checked
-/// again.
-async fn adopt_existing(
-    c: &Client,
-    opened: &mut Opened,
-    actions: &[Action],
-) -> Result<Adopted, SyncError> {
-    let any_case = matches!(opened.source, BackendUrl::Sqlite(_));
-    let mut out = Adopted {
-        problems: Vec::new(),
-        ordered: false,
-    };
-    for (t, a) in opened.tables.iter_mut().zip(actions) {
-        if *a == Action::Create {
-            continue;
-        }
-        let Some(cols) = adopt::target_table(c, &t.name).await? else {
-            continue;
-        };
-        out.problems.extend(adopt::adopt(t, &cols, any_case));
-        let own = adopt::own_schema(c, &t.name).await?;
-        if !own.is_empty() {
-            t.indexes.retain(|i| own.contains(&i.name));
-            t.fks.retain(|f| own.contains(&f.name));
-            out.ordered |= *a == Action::ReuseEmpty && adopt::has_foreign_keys(c, &t.name).await?;
-        }
-    }
-    Ok(out)
-}
-
 async fn checkpoint_table_exists(c: &Client) -> Result<bool, SyncError> {
     Ok(scalar(
         c,
@@ -312,7 +271,7 @@ pub async fn run(mut opts: SyncOptions) -> Result<Summary, SyncError> {
     for t in &opened.tables {
         actions.push(decide(&client, &opts, &opened.id, t).await?);
     }
-    let adopted = adopt_existing(&client, &mut opened, &actions).await?;
+    let adopted = adopt::adopt_existing(&client, &mut opened, &actions).await?;
     if adopted.ordered && opts.parallel > 1 {
         tracing::info!(
             "the target's own foreign keys hold during the copy: tables are copied one at a time, parents first"
