@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use futures::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -69,20 +69,26 @@ fn write_out<S: AsyncWrite + Unpin>(
     Poll::Ready(Ok(()))
 }
 
+/// The most one read takes from a socket. The kernel may hold far more (a loopback
+/// receive buffer autotunes up to `tcp_rmem`'s maximum, 32 MB here), and a buffer that
+/// grew with every full read would take it all in one go: a slow client's result would
+/// then sit in switchyard's memory after all.
+const MAX_READ: usize = 256 * 1024;
+
 fn read_in<S: AsyncRead + Unpin>(
     s: &mut S,
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
     // Small until a read fills it: an idle client's buffer stays one page, while a side
-    // that streams (COPY, large rows) moves to 16 KB reads at its first full read and
-    // keeps that capacity (emptied buffers are reused from the start).
+    // that streams (COPY, large rows) grows by 16 KB at each full read, up to MAX_READ,
+    // and keeps that capacity (emptied buffers are reused from the start).
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(4096);
     }
-    let spare = buf.capacity() - buf.len();
-    let read = tokio_util::io::poll_read_buf(Pin::new(s), cx, buf);
-    if matches!(read, Poll::Ready(Ok(n)) if n == spare) {
+    let spare = (buf.capacity() - buf.len()).min(MAX_READ);
+    let read = tokio_util::io::poll_read_buf(Pin::new(s), cx, &mut (&mut *buf).limit(MAX_READ));
+    if matches!(read, Poll::Ready(Ok(n)) if n == spare) && buf.capacity() < MAX_READ {
         buf.reserve(16 * 1024);
     }
     read
