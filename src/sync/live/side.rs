@@ -155,57 +155,34 @@ pub async fn backlog(side: &Side) -> Result<(u64, f64), SyncError> {
 
 /// The highest changelog id on a side (0 for an empty changelog).
 pub async fn max_id(side: &Side) -> Result<i64, SyncError> {
-    match side {
-        Side::Postgres(c) => Ok(rows_of(
-            c.simple_query("SELECT coalesce(max(id), 0)::text FROM switchyard.changelog")
-                .await
-                .map_err(pgerr)?,
-        )
-        .first()
-        .and_then(|r| r.first().cloned().flatten())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)),
-        Side::Sqlite(path) => {
-            let path = path.clone();
-            blocking(move || {
-                open_sqlite(&path)?
-                    .query_row(
-                        "SELECT coalesce(max(id), 0) FROM _switchyard_changelog",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .map_err(sqlerr)
-            })
-            .await
-        }
-    }
+    changelog_number(side, "SELECT coalesce(max(id), 0) FROM {changelog}").await
 }
 
 /// Entries with an id up to `id` still waiting in a side's changelog (0 once live sync
 /// has applied everything captured up to then).
 pub async fn pending_up_to(side: &Side, id: i64) -> Result<u64, SyncError> {
+    let sql = format!("SELECT count(*) FROM {{changelog}} WHERE id <= {id}");
+    Ok(changelog_number(side, &sql).await?.max(0) as u64)
+}
+
+/// The one integer `sql` answers about a side's changelog (named `{changelog}` in it).
+async fn changelog_number(side: &Side, sql: &str) -> Result<i64, SyncError> {
     match side {
-        Side::Postgres(c) => Ok(rows_of(
-            c.simple_query(&format!(
-                "SELECT count(*)::text FROM switchyard.changelog WHERE id <= {id}"
-            ))
-            .await
-            .map_err(pgerr)?,
-        )
-        .first()
-        .and_then(|r| r.first().cloned().flatten())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)),
+        Side::Postgres(c) => {
+            let sql = sql.replace("{changelog}", "switchyard.changelog");
+            Ok(super::record::first_text(c, &sql)
+                .await?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0))
+        }
         Side::Sqlite(path) => {
-            let path = path.clone();
+            let (path, sql) = (
+                path.clone(),
+                sql.replace("{changelog}", "_switchyard_changelog"),
+            );
             blocking(move || {
                 open_sqlite(&path)?
-                    .query_row(
-                        "SELECT count(*) FROM _switchyard_changelog WHERE id <= ?1",
-                        [id],
-                        |r| r.get::<_, i64>(0),
-                    )
-                    .map(|n| n as u64)
+                    .query_row(&sql, [], |r| r.get(0))
                     .map_err(sqlerr)
             })
             .await
