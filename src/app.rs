@@ -160,6 +160,7 @@ impl App {
             slot: s.live.clone(),
             metrics: s.metrics.clone(),
             lifecycle: s.lifecycle.clone(),
+            sync_choices: s.resolved.config.sync.choices(),
         })
         .await;
         detect_poolers(&s.router.backends()).await;

@@ -10,6 +10,7 @@ use crate::app::App;
 use crate::backend::url::BackendUrl;
 use crate::config::{Config, Resolved};
 use crate::metrics::Metrics;
+use crate::sync::choices::ColumnChoices;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -79,6 +80,10 @@ pub enum Command {
         /// repeatable), e.g. events.at=timestamptz.
         #[arg(long = "type", value_name = "TABLE.COLUMN=TYPE")]
         types: Vec<String>,
+        /// Take column choices from this config's [sync] section (exclude_columns,
+        /// [sync.types]) as `ctl sync` does; the flags above add to them.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Keep going after the copy: capture changes on --from and apply them to --to
         /// until Ctrl-C (inside a proxy, use `switchyard ctl sync A B` instead).
         #[arg(long, conflicts_with_all = ["dry_run", "schema_only", "finish"])]
@@ -183,14 +188,24 @@ pub async fn run(cli: Cli) -> Result<()> {
             skip_bad_rows,
             exclude_column,
             types,
+            config,
             live,
             finish,
         } => {
             if finish {
                 return finish_live(&from, &to).await;
             }
+            let flags = ColumnChoices {
+                exclude_columns: exclude_column,
+                types,
+            };
+            let choices = match &config {
+                Some(path) => crate::config::ctl::sync_of(path)?.choices().merged(&flags),
+                None => flags,
+            };
+            choices.check().map_err(|e| anyhow::anyhow!(e))?;
             if live {
-                return run_live(from, to, force, parallel).await;
+                return run_live(from, to, force, parallel, choices).await;
             }
             let opts = crate::sync::SyncOptions {
                 from,
@@ -203,8 +218,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 force,
                 resume,
                 skip_bad_rows,
-                exclude_columns: exclude_column,
-                types,
+                choices,
                 defer_foreign_keys: false,
                 tally: None,
             };
@@ -309,7 +323,13 @@ async fn finish_live(from: &str, to: &str) -> Result<()> {
 }
 
 /// `sync --live`: the same live sync as inside a proxy, printing its lag until Ctrl-C.
-async fn run_live(from: String, to: String, force: bool, parallel: usize) -> Result<()> {
+async fn run_live(
+    from: String,
+    to: String,
+    force: bool,
+    parallel: usize,
+    choices: ColumnChoices,
+) -> Result<()> {
     let name = |u: &str| {
         BackendUrl::parse(u)
             .map(|b| b.redacted())
@@ -324,6 +344,7 @@ async fn run_live(from: String, to: String, force: bool, parallel: usize) -> Res
         max_lag_rows: u64::MAX,
         batch: 10_000,
         parallel,
+        choices,
     };
     let metrics = Metrics::new(prometheus::Registry::new());
     // The same command run again (after Ctrl-C or a crash) is the same instance, and

@@ -1,6 +1,8 @@
-//! `POST /sync/start {"from": A, "to": B, "force": false}` and `POST /sync/stop`: live
-//! sync between two configured backends inside the serving proxy. Starting installs the
-//! sync as the switcher's hook, so a cutover between A and B carries the data with it.
+//! `POST /sync/start {"from": A, "to": B, "force": false, "exclude_columns": ["T.C"],
+//! "types": ["T.C=TYPE"]}` and `POST /sync/stop`: live sync between two configured
+//! backends inside the serving proxy. Starting installs the sync as the switcher's hook,
+//! so a cutover between A and B carries the data with it. The column choices add to the
+//! config's `[sync]` section and are kept in the sync's record.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -10,6 +12,7 @@ use serde_json::json;
 use super::AppState;
 use super::errors::ApiError;
 use crate::state::ProxyState;
+use crate::sync::choices::ColumnChoices;
 use crate::sync::live::{LiveSpec, LiveSync, Phase, StartMode, record};
 
 #[derive(Deserialize)]
@@ -18,6 +21,8 @@ pub struct StartReq {
     to: String,
     #[serde(default)]
     force: bool,
+    #[serde(flatten)]
+    choices: ColumnChoices,
 }
 
 fn spec(shared: &ProxyState, req: &StartReq) -> Result<LiveSpec, ApiError> {
@@ -40,6 +45,8 @@ fn spec(shared: &ProxyState, req: &StartReq) -> Result<LiveSpec, ApiError> {
             active.name, req.from
         )));
     }
+    let choices = shared.resolved.config.sync.choices().merged(&req.choices);
+    choices.check().map_err(ApiError::BadRequest)?;
     Ok(LiveSpec {
         from_name: req.from.clone(),
         from_url: url(&req.from)?,
@@ -49,6 +56,7 @@ fn spec(shared: &ProxyState, req: &StartReq) -> Result<LiveSpec, ApiError> {
         max_lag_rows: shared.switcher.config.max_lag_rows,
         batch: 10_000,
         parallel: 2,
+        choices,
     })
 }
 

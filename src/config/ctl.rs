@@ -1,21 +1,46 @@
-//! What `switchyard ctl -c FILE` reads from a config file: the admin address and token
-//! only. Nothing else is validated or expanded, so `ctl` works where the backends'
-//! passwords are not set (an operator's shell, a deploy hook).
+//! What commands that are not the proxy read from a config file: `switchyard ctl -c FILE`
+//! the admin address and token, `switchyard sync --config FILE` the `[sync]` section.
+//! Nothing else is validated or expanded, so they work where the backends' passwords are
+//! not set (an operator's shell, a deploy hook).
 
 use std::path::Path;
 
 use super::env::{self, EnvSource, Layered, ProcessEnv};
-use super::{AdminConfig, ConfigError};
+use super::{AdminConfig, ConfigError, SyncConfig};
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
 
 /// The `[admin]` section of the config at `path` (the defaults without one).
 pub fn admin_of(path: &Path) -> Result<AdminConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read(path)?;
     let dir = path.parent().unwrap_or(Path::new(""));
     let vars = env::env_file_of(&text, dir)?;
     admin_from(&text, &Layered(&ProcessEnv, vars))
+}
+
+/// The `[sync]` section of the config at `path`, checked (empty without one).
+pub fn sync_of(path: &Path) -> Result<SyncConfig, ConfigError> {
+    sync_from(&read(path)?)
+}
+
+fn sync_from(text: &str) -> Result<SyncConfig, ConfigError> {
+    let value: toml::Value = toml::from_str(text)
+        .map_err(|e| ConfigError::Syntax(e.to_string().trim_end().replace('\n', " ")))?;
+    let Some(sync) = value.get("sync").cloned() else {
+        return Ok(SyncConfig::default());
+    };
+    let out: SyncConfig = sync
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::invalid("sync", e.message().to_string()))?;
+    out.choices()
+        .check()
+        .map_err(|e| ConfigError::invalid("sync", e))?;
+    Ok(out)
 }
 
 fn admin_from(text: &str, vars: &dyn EnvSource) -> Result<AdminConfig, ConfigError> {
@@ -60,5 +85,20 @@ mod tests {
         assert_eq!(d.listen, "127.0.0.1:9640");
         let missing = admin_from("[admin]\ntoken = \"${NOPE}\"\n", &vars).unwrap_err();
         assert!(missing.to_string().contains("NOPE"), "{missing}");
+    }
+
+    #[test]
+    fn the_sync_section_is_read_and_checked() {
+        let text = "[backends.hosted]\nurl = \"postgres://u:${NOT_SET}@h/db\"\n\
+                    [sync]\nexclude_columns = [\"events.legacy\"]\n\
+                    [sync.types]\n\"events.at\" = \"timestamptz\"\n";
+        let c = sync_from(text).unwrap().choices();
+        assert_eq!(c.exclude_columns, vec!["events.legacy"]);
+        assert_eq!(c.types, vec!["events.at=timestamptz"]);
+        assert!(sync_from("[admin]\n").unwrap().choices().is_empty());
+        let bad = sync_from("[sync.types]\n\"events\" = \"text\"\n").unwrap_err();
+        assert!(bad.to_string().contains("TABLE.COLUMN=TYPE"), "{bad}");
+        let unknown = sync_from("[sync]\ntype = 1\n").unwrap_err();
+        assert!(unknown.to_string().contains("unknown field"), "{unknown}");
     }
 }

@@ -363,7 +363,31 @@ pub struct Config {
     #[serde(default)]
     pub switch: SwitchConfig,
     #[serde(default)]
+    pub sync: SyncConfig,
+    #[serde(default)]
     pub log: LogConfig,
+}
+
+/// `[sync]`: column choices for every sync this config starts (`ctl sync`, and `switchyard
+/// sync --config`): `exclude_columns = ["events.legacy"]` and a `[sync.types]` table of
+/// `"events.at" = "timestamptz"`. A command's own flags add to them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    #[serde(default)]
+    pub exclude_columns: Vec<String>,
+    #[serde(default)]
+    pub types: BTreeMap<String, String>,
+}
+
+impl SyncConfig {
+    /// The section as column choices.
+    pub fn choices(&self) -> crate::sync::choices::ColumnChoices {
+        crate::sync::choices::ColumnChoices {
+            exclude_columns: self.exclude_columns.clone(),
+            types: self.types.iter().map(|(c, t)| format!("{c}={t}")).collect(),
+        }
+    }
 }
 
 /// `[log]`: the form of log lines (`format = "text"` or `"json"`).

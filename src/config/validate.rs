@@ -25,6 +25,10 @@ impl Config {
         self.validate_admin(admin_addr)?;
         self.validate_backends()?;
         self.validate_switch()?;
+        self.sync
+            .choices()
+            .check()
+            .map_err(|e| ConfigError::invalid("sync", e))?;
         let active = self.resolve_active()?;
         let state_file = self.routing.state_file.clone();
         Ok(Resolved {

@@ -48,6 +48,14 @@ pub enum CtlCommand {
         /// Empty TO's tables if they already hold rows.
         #[arg(long)]
         force: bool,
+        /// Leave out this source column (TABLE.COLUMN, repeatable): for a column TO's
+        /// existing table does not have. Added to the config's [sync] exclude_columns.
+        #[arg(long, value_name = "TABLE.COLUMN", requires = "to")]
+        exclude_column: Vec<String>,
+        /// The PostgreSQL type of a column switchyard makes on TO (TABLE.COLUMN=TYPE,
+        /// repeatable). Added to the config's [sync.types].
+        #[arg(long = "type", value_name = "TABLE.COLUMN=TYPE", requires = "to")]
+        types: Vec<String>,
         /// Follow the copy (tables, rows, rate, time left) until the sync streams, its
         /// foreign keys validated; exit 1 if it fails. Ctrl-C stops following, not the sync.
         #[arg(long)]
@@ -164,10 +172,15 @@ pub async fn run(target: &Target, cmd: CtlCommand, json: bool) -> Result<()> {
             from,
             to,
             force,
+            exclude_column,
+            types,
             wait,
         } => {
             if let (Some(from), Some(to)) = (from, to) {
-                let body = serde_json::json!({ "from": from, "to": to, "force": force });
+                let body = serde_json::json!({
+                    "from": from, "to": to, "force": force,
+                    "exclude_columns": exclude_column, "types": types,
+                });
                 let (status, body) = call(target, Method::POST, "/sync/start", Some(body)).await?;
                 if !*wait || status != 200 {
                     (status, body)

@@ -185,17 +185,24 @@ pub fn render_live(l: &Value) -> String {
     if l["resumed"].as_bool() == Some(true) {
         out.push_str("  resumed from its record in the databases after a restart\n");
     }
-    if let Some(fks) = l["unvalidated_foreign_keys"]
-        .as_array()
-        .filter(|a| !a.is_empty())
-    {
-        out.push_str(&format!(
-            "  foreign keys waiting for the changes captured during the copy: {}\n",
-            fks.iter()
+    let list = |v: &Value| {
+        v.as_array().filter(|a| !a.is_empty()).map(|a| {
+            a.iter()
                 .filter_map(|v| v.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
+        })
+    };
+    if let Some(fks) = list(&l["unvalidated_foreign_keys"]) {
+        out.push_str(&format!(
+            "  foreign keys waiting for the changes captured during the copy: {fks}\n"
         ));
+    }
+    if let Some(cols) = list(&l["choices"]["exclude_columns"]) {
+        out.push_str(&format!("  source columns left out: {cols}\n"));
+    }
+    if let Some(types) = list(&l["choices"]["types"]) {
+        out.push_str(&format!("  column types chosen: {types}\n"));
     }
     if let Some(e) = l["last_error"].as_str() {
         out.push_str(&format!("  last error: {e}\n"));

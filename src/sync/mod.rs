@@ -7,8 +7,10 @@
 //! - [`verify`]: `switchyard verify` (row-by-row comparison with a documented
 //!   normalisation).
 //! - [`live`]: change capture and continuous apply for a cutover without lost writes.
+//! - [`choices`]: the user's per-column choices (left out, typed), from any command.
 //! - [`pgconn`], [`progress`]: connections and progress display, shared by all of them.
 
+pub mod choices;
 pub mod copy;
 pub mod live;
 pub mod pgconn;
@@ -84,11 +86,8 @@ pub struct SyncOptions {
     pub force: bool,
     pub resume: bool,
     pub skip_bad_rows: Option<PathBuf>,
-    /// Source columns left out (`TABLE.COLUMN`): the user's choice for a column the
-    /// existing target table does not have.
-    pub exclude_columns: Vec<String>,
-    /// `TABLE.COLUMN=TYPE`: the user's type for a column of a table switchyard makes.
-    pub types: Vec<String>,
+    /// Source columns left out and column types stated by the user.
+    pub choices: choices::ColumnChoices,
     /// Leave new foreign keys NOT VALID and return them in [`copy::plan::Summary::unvalidated`]
     /// (live sync validates them once the changes captured during the copy are applied).
     pub defer_foreign_keys: bool,

@@ -11,6 +11,7 @@ mod hostile;
 mod lifecycle;
 mod listen;
 mod live;
+mod live_choices;
 mod live_copy;
 mod live_faults;
 mod live_race;

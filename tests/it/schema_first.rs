@@ -213,8 +213,28 @@ fn the_types_the_app_would_have_made() {
         "{out}"
     );
     assert!(
-        out.contains("-- type: stamps.n INTEGER -> integer: set by --type"),
+        out.contains("-- type: stamps.n INTEGER -> integer: set by --type or [sync.types]"),
         "{out}"
+    );
+    // The same choice from a config's [sync.types], as `ctl sync` would take it; a
+    // malformed one is named.
+    let cfg = dir.path().join("switchyard.toml");
+    std::fs::write(&cfg, "[sync.types]\n\"stamps.naive\" = \"timestamptz\"\n").unwrap();
+    let with_config = [&args[..], &["--dry-run", "--config", cfg.to_str().unwrap()]].concat();
+    let o = switchyard(&with_config);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("-- type: stamps.naive DATETIME -> timestamp with time zone: set by --type or [sync.types]"),
+        "{out}"
+    );
+    std::fs::write(&cfg, "[sync.types]\n\"naive\" = \"timestamptz\"\n").unwrap();
+    let o = switchyard(&with_config);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("sync: type \"naive=timestamptz\": expected TABLE.COLUMN=TYPE"),
+        "{}",
+        text(&o)
     );
     let o = switchyard(&args);
     assert!(o.status.success(), "{}", text(&o));
@@ -295,4 +315,61 @@ fn every_type_into_the_app_s_columns() {
     );
     let o = switchyard(&["verify", "--from", &from, "--to", &to]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// Arrays an app kept in SQLite as JSON (as switchyard's SQLite backend does) or as
+/// PostgreSQL literals, into the app's array columns: nested, with NULLs, element
+/// lengths checked by the dry run; verify compares them element by element.
+#[test]
+fn arrays_into_the_app_s_array_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let lite = rusqlite::Connection::open(&db).unwrap();
+    lite.execute_batch(
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, tags TEXT, scores TEXT, grid TEXT, codes TEXT, flags TEXT);
+         INSERT INTO posts VALUES
+           (1, '[\"a\", \"b c\", null, \"q\\\"x\"]', '{1,2,NULL}', '[[1,2],[3,4]]', '[\"ab\"]', '[true, false]'),
+           (2, '[]', NULL, '[[5]]', '[\"toolong\"]', '{t}');",
+    )
+    .unwrap();
+    let pg = PgCluster::start();
+    pg.psql_db(
+        "app",
+        "SET ROLE app; CREATE TABLE posts (id bigint PRIMARY KEY, tags text[], scores integer[],
+           grid integer[][], codes varchar(3)[], flags boolean[]);",
+    );
+    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
+    let o = switchyard(&["sync", "--dry-run", "--from", &from, "--to", &to]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("-- REFUSED: posts.codes (TEXT -> character varying(3)[]): 1 row(s) do not fit, first at key [2]:"),
+        "{out}"
+    );
+    assert!(out.contains("longer than 3 characters"), "{out}");
+    lite.execute(
+        "UPDATE posts SET codes = '[\"xyz\", null]' WHERE id = 2",
+        [],
+    )
+    .unwrap();
+    let o = switchyard(&["sync", "--from", &from, "--to", &to]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        pg.psql_db(
+            "app",
+            "SELECT string_agg(concat_ws('|', tags, scores, grid, codes, flags, array_ndims(grid)), ' / ' ORDER BY id) FROM posts"
+        ),
+        "{a,\"b c\",NULL,\"q\\\"x\"}|{1,2,NULL}|{{1,2},{3,4}}|{ab}|{t,f}|2 / {}|{{5}}|{xyz,NULL}|{t}|2"
+    );
+    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // A changed element is a difference, named with both values.
+    pg.psql_db("app", "UPDATE posts SET scores = '{1,2,3}' WHERE id = 1");
+    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(r#"key ["1"] column "scores": source "{1,2,NULL}" target "{1,2,3}""#),
+        "{out}"
+    );
 }

@@ -12,6 +12,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use super::checkpoint::{self, Checkpoint};
 use super::{adopt, foreign_keys, sequences};
 use crate::backend::url::BackendUrl;
+use crate::sync::choices::ColumnChoices;
 use crate::sync::copy::backfill::{self, CopyOptions, TableOutcome};
 use crate::sync::progress::Progress;
 use crate::sync::schema::{self, Table, lit, q};
@@ -220,6 +221,26 @@ fn tgt(e: tokio_postgres::Error) -> SyncError {
     SyncError::Target(pg_error(&e))
 }
 
+/// Applies the user's column choices to the source's tables: stated types, then columns
+/// left out. A choice naming no source column is an error that names it.
+pub fn apply_choices(tables: &mut [Table], choices: &ColumnChoices) -> Result<(), SyncError> {
+    let bad = schema::choices::apply_types(tables, &choices.types);
+    if !bad.is_empty() {
+        return Err(SyncError::Usage(format!(
+            "--type: expected TABLE.COLUMN=TYPE naming a source column: {}",
+            bad.join(", ")
+        )));
+    }
+    let unknown = adopt::exclude(tables, &choices.exclude_columns);
+    if !unknown.is_empty() {
+        return Err(SyncError::Usage(format!(
+            "--exclude-column: no such source column (TABLE.COLUMN, not a key column): {}",
+            unknown.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// Runs a sync. Prints the plan (and DDL) for a dry run.
 pub async fn run(mut opts: SyncOptions) -> Result<Summary, SyncError> {
     let started = Instant::now();
@@ -237,20 +258,7 @@ pub async fn run(mut opts: SyncOptions) -> Result<Summary, SyncError> {
         }
         opened.tables.retain(|t| opts.tables.contains(&t.name));
     }
-    let bad = schema::choices::apply_types(&mut opened.tables, &opts.types);
-    if !bad.is_empty() {
-        return Err(SyncError::Usage(format!(
-            "--type: expected TABLE.COLUMN=TYPE naming a source column: {}",
-            bad.join(", ")
-        )));
-    }
-    let unknown = adopt::exclude(&mut opened.tables, &opts.exclude_columns);
-    if !unknown.is_empty() {
-        return Err(SyncError::Usage(format!(
-            "--exclude-column: no such source column (TABLE.COLUMN, not a key column): {}",
-            unknown.join(", ")
-        )));
-    }
+    apply_choices(&mut opened.tables, &opts.choices)?;
     schema::fk_order(&mut opened.tables);
     let mut client = pgconn::connect(&target).await?;
     let warnings: Vec<String> = opened

@@ -56,6 +56,8 @@ pub struct LiveSpec {
     pub batch: usize,
     /// Tables copied at once during the backfill.
     pub parallel: usize,
+    /// Columns left out and column types (kept in the record, so a resumed sync has them).
+    pub choices: crate::sync::choices::ColumnChoices,
 }
 
 /// How a live sync starts.
@@ -227,6 +229,7 @@ impl LiveSync {
         }
         let opened = plan::open_source(&spec.from_url).await?;
         let mut tables = opened.tables;
+        plan::apply_choices(&mut tables, &spec.choices)?;
         capture::check_capturable(&tables)?;
         super::schema::fk_order(&mut tables);
         let a = open_side(&spec.from_url, "from").await?;
@@ -330,6 +333,7 @@ impl LiveSync {
             epoch,
             owner: self.owner.clone(),
             heartbeat_age: 0.0,
+            choices: self.spec.choices.clone(),
         };
         let s = self.sides.lock().await;
         let (first, second) = if forward { (&s.b, &s.a) } else { (&s.a, &s.b) };
@@ -464,6 +468,7 @@ mod tests {
             max_lag_rows: 0,
             batch: 0,
             parallel: 0,
+            choices: Default::default(),
         }
     }
 
@@ -487,6 +492,7 @@ mod tests {
             epoch: 4,
             owner: owner.into(),
             heartbeat_age: age,
+            choices: Default::default(),
         }
     }
 

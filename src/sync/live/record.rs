@@ -16,6 +16,7 @@ use tokio_postgres::Client;
 
 use super::side::{Side, blocking, open_sqlite, pgerr, rows_of, sqlerr};
 use crate::sync::SyncError;
+use crate::sync::choices::ColumnChoices;
 use crate::sync::schema::lit;
 
 /// Where a live sync is, as stored (the `Phase` of a running sync, minus the in-memory
@@ -76,6 +77,8 @@ pub struct Record {
     /// Seconds since the owner last wrote the record, by the database's clock.
     #[serde(skip)]
     pub heartbeat_age: f64,
+    /// The columns left out and typed by the user when the sync started.
+    pub choices: ColumnChoices,
 }
 
 const PG_SETUP: &str = "CREATE SCHEMA IF NOT EXISTS switchyard;
@@ -87,6 +90,7 @@ CREATE TABLE IF NOT EXISTS switchyard.live_sync (
   from_name text NOT NULL, to_name text NOT NULL, from_db text NOT NULL, to_db text NOT NULL,
   forward boolean NOT NULL, phase text NOT NULL, copied boolean NOT NULL, epoch bigint NOT NULL, owner text NOT NULL,
   heartbeat timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
+ALTER TABLE switchyard.live_sync ADD COLUMN IF NOT EXISTS choices text NOT NULL DEFAULT '{}';
 CREATE TABLE IF NOT EXISTS switchyard.touched (
   tbl text PRIMARY KEY, at timestamptz NOT NULL, changes bigint NOT NULL)";
 
@@ -96,7 +100,8 @@ CREATE TABLE IF NOT EXISTS _switchyard_live_sync (
   singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
   from_name TEXT NOT NULL, to_name TEXT NOT NULL, from_db TEXT NOT NULL, to_db TEXT NOT NULL,
   forward INTEGER NOT NULL, phase TEXT NOT NULL, copied INTEGER NOT NULL, epoch INTEGER NOT NULL, owner TEXT NOT NULL,
-  heartbeat REAL NOT NULL DEFAULT (julianday('now')), updated_at REAL NOT NULL DEFAULT (julianday('now')));
+  heartbeat REAL NOT NULL DEFAULT (julianday('now')), updated_at REAL NOT NULL DEFAULT (julianday('now')),
+  choices TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS _switchyard_touched (
   tbl TEXT PRIMARY KEY, at TEXT NOT NULL, changes INTEGER NOT NULL)";
 
@@ -123,6 +128,13 @@ pub async fn identity(side: &Side) -> Result<String, SyncError> {
             blocking(move || {
                 let c = open_sqlite(&path)?;
                 c.execute_batch(SQLITE_SETUP).map_err(sqlerr)?;
+                if !sqlite_has_choices(&c)? {
+                    // A record table made before choices were kept.
+                    c.execute_batch(
+                        "ALTER TABLE _switchyard_live_sync ADD COLUMN choices TEXT NOT NULL DEFAULT '{}'",
+                    )
+                    .map_err(sqlerr)?;
+                }
                 c.execute(
                     "INSERT OR IGNORE INTO _switchyard_identity (singleton, id) VALUES (1, ?1)",
                     [new_id()],
@@ -134,6 +146,15 @@ pub async fn identity(side: &Side) -> Result<String, SyncError> {
             .await
         }
     }
+}
+
+fn sqlite_has_choices(c: &rusqlite::Connection) -> Result<bool, SyncError> {
+    c.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('_switchyard_live_sync') WHERE name = 'choices'",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(sqlerr)
 }
 
 pub(super) async fn first_text(c: &Client, sql: &str) -> Result<Option<String>, SyncError> {
@@ -157,7 +178,7 @@ pub struct Found {
 
 const PG_FIND: &str = "SELECT (SELECT id FROM switchyard.db_identity), \
     l.from_name, l.to_name, l.from_db, l.to_db, l.forward::text, l.phase, l.epoch::text, l.owner, \
-    extract(epoch FROM now() - l.heartbeat)::text, l.copied::text \
+    extract(epoch FROM now() - l.heartbeat)::text, l.copied::text, to_jsonb(l) ->> 'choices' \
     FROM (SELECT 1) one LEFT JOIN switchyard.live_sync l ON true";
 
 /// Reads what `side` holds.
@@ -214,6 +235,7 @@ async fn find_pg(c: &Client) -> Result<Found, SyncError> {
             owner: get(8).unwrap_or_default(),
             heartbeat_age: get(9).and_then(|a| a.parse().ok()).unwrap_or(f64::MAX),
             copied: get(10).as_deref() == Some("true"),
+            choices: ColumnChoices::from_json(&get(11).unwrap_or_default()),
         });
     }
     Ok(found)
@@ -247,10 +269,17 @@ fn find_sqlite(c: &rusqlite::Connection) -> Result<Found, SyncError> {
             .map_err(sqlerr)?;
     }
     if sqlite_has(c, "_switchyard_live_sync")? {
+        let choices = if sqlite_has_choices(c)? {
+            "choices"
+        } else {
+            "'{}'"
+        };
         found.record = c
             .query_row(
-                "SELECT from_name, to_name, from_db, to_db, forward, phase, epoch, owner, \
-                 (julianday('now') - heartbeat) * 86400.0, copied FROM _switchyard_live_sync",
+                &format!(
+                    "SELECT from_name, to_name, from_db, to_db, forward, phase, epoch, owner, \
+                     (julianday('now') - heartbeat) * 86400.0, copied, {choices} FROM _switchyard_live_sync"
+                ),
                 [],
                 |r| {
                     Ok(Record {
@@ -264,6 +293,7 @@ fn find_sqlite(c: &rusqlite::Connection) -> Result<Found, SyncError> {
                         owner: r.get(7)?,
                         heartbeat_age: r.get(8)?,
                         copied: r.get::<_, i64>(9)? != 0,
+                        choices: ColumnChoices::from_json(&r.get::<_, String>(10)?),
                     })
                 },
             )
@@ -287,11 +317,12 @@ pub async fn store(
                 .map(|o| format!(" WHERE l.owner = {}", lit(o)))
                 .unwrap_or_default();
             let sql = format!(
-                "INSERT INTO switchyard.live_sync AS l (from_name, to_name, from_db, to_db, forward, phase, copied, epoch, owner) \
-                 VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) ON CONFLICT (singleton) DO UPDATE SET \
+                "INSERT INTO switchyard.live_sync AS l (from_name, to_name, from_db, to_db, forward, phase, copied, epoch, owner, choices) \
+                 VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}) ON CONFLICT (singleton) DO UPDATE SET \
                  from_name = EXCLUDED.from_name, to_name = EXCLUDED.to_name, from_db = EXCLUDED.from_db, \
                  to_db = EXCLUDED.to_db, forward = EXCLUDED.forward, phase = EXCLUDED.phase, copied = EXCLUDED.copied, \
-                 epoch = EXCLUDED.epoch, owner = EXCLUDED.owner, heartbeat = now(), updated_at = now(){guard}",
+                 epoch = EXCLUDED.epoch, owner = EXCLUDED.owner, choices = EXCLUDED.choices, \
+                 heartbeat = now(), updated_at = now(){guard}",
                 lit(&rec.from_name),
                 lit(&rec.to_name),
                 lit(&rec.from_db),
@@ -301,6 +332,7 @@ pub async fn store(
                 rec.copied,
                 rec.epoch,
                 lit(&rec.owner),
+                lit(&rec.choices.to_json()),
             );
             Ok(affected(&c.simple_query(&sql).await.map_err(pgerr)?) > 0)
         }
@@ -309,16 +341,16 @@ pub async fn store(
             blocking(move || {
                 let c = open_sqlite(&path)?;
                 let guard = if expect.is_some() {
-                    " WHERE _switchyard_live_sync.owner = ?10"
+                    " WHERE _switchyard_live_sync.owner = ?11"
                 } else {
                     ""
                 };
                 let sql = format!(
-                    "INSERT INTO _switchyard_live_sync (singleton, from_name, to_name, from_db, to_db, forward, phase, epoch, owner, copied) \
-                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (singleton) DO UPDATE SET \
+                    "INSERT INTO _switchyard_live_sync (singleton, from_name, to_name, from_db, to_db, forward, phase, epoch, owner, copied, choices) \
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (singleton) DO UPDATE SET \
                      from_name = excluded.from_name, to_name = excluded.to_name, from_db = excluded.from_db, \
                      to_db = excluded.to_db, forward = excluded.forward, phase = excluded.phase, \
-                     epoch = excluded.epoch, owner = excluded.owner, copied = excluded.copied, \
+                     epoch = excluded.epoch, owner = excluded.owner, copied = excluded.copied, choices = excluded.choices, \
                      heartbeat = julianday('now'), updated_at = julianday('now'){guard}"
                 );
                 let mut params: Vec<rusqlite::types::Value> = vec![
@@ -331,6 +363,7 @@ pub async fn store(
                     (rec.epoch as i64).into(),
                     rec.owner.into(),
                     (rec.copied as i64).into(),
+                    rec.choices.to_json().into(),
                 ];
                 if let Some(o) = expect {
                     params.push(o.into());

@@ -35,6 +35,8 @@ pub struct Context {
     pub slot: Arc<LiveSlot>,
     pub metrics: Metrics,
     pub lifecycle: crate::lifecycle::Lifecycle,
+    /// The config's `[sync]` column choices.
+    pub sync_choices: crate::sync::choices::ColumnChoices,
 }
 
 /// What one backend answered.
@@ -211,6 +213,8 @@ async fn attempt(ctx: &Context, starting: bool) -> Result<(), Blocked> {
         max_lag_rows: ctx.switcher.config.max_lag_rows,
         batch: 10_000,
         parallel: 2,
+        // As started (the record keeps them), with what the config adds since.
+        choices: ctx.sync_choices.merged(&plan.record.choices),
     };
     let live = LiveSync::start(
         spec,
@@ -284,6 +288,7 @@ mod tests {
             owner: "i/h/1".into(),
             heartbeat_age: 1.0,
             copied: true,
+            choices: Default::default(),
         }
     }
 

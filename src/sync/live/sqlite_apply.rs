@@ -85,6 +85,12 @@ fn fetch_chunk(
 /// A PostgreSQL text value as SQLite stores it (see the storage rules in backend::sqlite::types).
 pub(super) fn pg_text_to_sqlite(v: Option<&str>, pg_type: &str) -> Value {
     let Some(s) = v else { return Value::Null };
+    if let Some(elem) = crate::sync::source::array::element_type(pg_type) {
+        // SQLite keeps arrays as JSON (as switchyard's SQLite backend does).
+        return Value::Text(
+            crate::sync::source::array::pg_text_to_json(s, elem).unwrap_or_else(|| s.into()),
+        );
+    }
     match pg_type.split('(').next().unwrap_or("").trim() {
         "boolean" => Value::Integer((s == "t" || s == "true") as i64),
         "bigint" | "integer" | "smallint" => s

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::LiveSpec;
+use crate::sync::choices::ColumnChoices;
 use crate::sync::progress::CopyProgress;
 
 /// Where a live sync is. The number is the `switchyard_sync_phase` metric value.
@@ -59,6 +60,9 @@ pub struct LiveStatus {
     /// Foreign keys the copy left NOT VALID, validated once the changes captured during
     /// the copy are applied.
     pub unvalidated_foreign_keys: Vec<String>,
+    /// Source columns left out and column types the user chose.
+    #[serde(skip_serializing_if = "ColumnChoices::is_empty")]
+    pub choices: ColumnChoices,
 }
 
 impl LiveStatus {
@@ -81,6 +85,7 @@ impl LiveStatus {
             resumed: false,
             owner: String::new(),
             unvalidated_foreign_keys: Vec::new(),
+            choices: spec.choices.clone(),
         }
     }
 }

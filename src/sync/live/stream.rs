@@ -181,8 +181,7 @@ impl LiveSync {
             force: force || !resumed,
             resume: resumed && !force,
             skip_bad_rows: None,
-            exclude_columns: Vec::new(),
-            types: Vec::new(),
+            choices: self.spec.choices.clone(),
             defer_foreign_keys: true,
             tally: Some(self.tally.clone()),
         })

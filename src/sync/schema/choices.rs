@@ -107,7 +107,7 @@ pub fn apply_types(tables: &mut [Table], types: &[String]) -> Vec<String> {
         match found {
             Some(c) => {
                 c.pg_type = canonical_type(ty);
-                c.why = Some("set by --type".into());
+                c.why = Some("set by --type or [sync.types]".into());
             }
             None => bad.push(spec.clone()),
         }
@@ -209,6 +209,9 @@ mod tests {
         assert_eq!(t[0].columns[1].pg_type, TIMESTAMPTZ);
         assert_eq!(canonical_type("VARCHAR(20)"), "character varying(20)");
         assert_eq!(canonical_type("int"), "integer");
-        assert_eq!(t[0].columns[1].why.as_deref(), Some("set by --type"));
+        assert_eq!(
+            t[0].columns[1].why.as_deref(),
+            Some("set by --type or [sync.types]")
+        );
     }
 }

@@ -110,6 +110,9 @@ pub fn timestamp_micros(v: &Value) -> Result<i64, String> {
 }
 
 fn encode(out: &mut BytesMut, v: &Value, pg_type: &str) -> Result<(), String> {
+    if let Some(elem) = super::array::element_type(pg_type) {
+        return super::array::encode(out, v, elem, put_field);
+    }
     let (base, args) = split_type(pg_type);
     match base {
         "bigint" => out.put_i64(as_i64(v)?),

@@ -384,7 +384,7 @@ mod tests {
         assert!(Wire::of(Norm::Text, "inet").needs_cast("inet"));
         // Arrays are sent as text, whatever their element type.
         for array in ["character varying(20)[]", "numeric(10,2)[]", "bigint[]"] {
-            assert_eq!(Norm::of(array), Norm::Text, "{array}");
+            assert!(matches!(Norm::of(array), Norm::Array(_)), "{array}");
             let w = Wire::of(Norm::of(array), array);
             assert!(w == Wire::Text && w.needs_cast(array), "{array}");
         }

@@ -7,6 +7,8 @@
 //! - timestamp and timestamptz: microseconds since 1970 UTC (naive text is UTC);
 //! - date: `YYYY-MM-DD`; bytea: lowercase hex; uuid: lowercase hyphenated;
 //! - json/jsonb: the parsed document (key order and spacing do not matter);
+//! - arrays (PostgreSQL's literal, or the JSON array SQLite keeps): the nested list of
+//!   their elements, each in its element type's form;
 //! - everything else: the text itself. NULL only equals NULL.
 //!
 //! Writers append to a caller's buffer, so a verify of millions of rows does not allocate
@@ -34,13 +36,24 @@ pub enum Norm {
     Json,
     Uuid,
     Text,
+    /// An array of elements compared as the given (non-array) form.
+    Array(&'static Norm),
 }
 
 impl Norm {
     pub fn of(pg_type: &str) -> Norm {
-        if pg_type.trim_end().ends_with(']') {
-            // An array is compared as its text, whatever its element type.
-            return Norm::Text;
+        if let Some(elem) = crate::sync::source::array::element_type(pg_type) {
+            return Norm::Array(match Norm::of(elem) {
+                Norm::Bool => &Norm::Bool,
+                Norm::Float => &Norm::Float,
+                Norm::Numeric => &Norm::Numeric,
+                Norm::Timestamp => &Norm::Timestamp,
+                Norm::Date => &Norm::Date,
+                Norm::Bytea => &Norm::Bytea,
+                Norm::Json => &Norm::Json,
+                Norm::Uuid => &Norm::Uuid,
+                Norm::Text | Norm::Array(_) => &Norm::Text,
+            });
         }
         match pg_type.split('(').next().unwrap_or(pg_type).trim() {
             "boolean" => Norm::Bool,
@@ -227,6 +240,7 @@ pub fn write_sqlite(out: &mut String, v: ValueRef<'_>, norm: Norm) {
             _ => plain(out, v),
         },
         (Norm::Json, Some(t)) => json(out, t),
+        (Norm::Array(elem), Some(t)) => array(out, t, *elem),
         (Norm::Uuid, None) => match v {
             ValueRef::Blob(b) if b.len() == 16 => {
                 let mut h = String::with_capacity(32);
@@ -282,7 +296,34 @@ pub fn write_pg(out: &mut String, v: Option<&str>, norm: Norm) {
         Norm::Bytea => lower(out, s.strip_prefix("\\x").unwrap_or(s)),
         Norm::Json => json(out, s),
         Norm::Uuid => lower(out, s),
+        Norm::Array(elem) => array(out, s, *elem),
         Norm::Bool | Norm::Date | Norm::Text => out.push_str(s),
+    }
+}
+
+/// An array's canonical form: a JSON list (nested as the array is) of each element's
+/// canonical form as a string, NULL as null. Text that is no array stays as it is.
+fn array(out: &mut String, text: &str, elem: Norm) {
+    use crate::sync::source::array::{Node, parse_text};
+    fn tree(n: &Node, elem: Norm) -> serde_json::Value {
+        match n {
+            Node::Null => serde_json::Value::Null,
+            Node::List(items) => items.iter().map(|i| tree(i, elem)).collect(),
+            Node::Leaf(v) => {
+                let mut s = String::new();
+                match (elem, v) {
+                    // JSON's true and PostgreSQL's t.
+                    (Norm::Bool, _) => write_sqlite(&mut s, v.into(), elem),
+                    (_, rusqlite::types::Value::Text(t)) => write_pg(&mut s, Some(t), elem),
+                    _ => write_sqlite(&mut s, v.into(), elem),
+                }
+                serde_json::Value::String(s)
+            }
+        }
+    }
+    match parse_text(text) {
+        Ok(node) => out.push_str(&tree(&node, elem).to_string()),
+        Err(_) => out.push_str(text),
     }
 }
 
@@ -363,6 +404,8 @@ pub fn display(canonical: &str, pg_type: &str) -> String {
         // numeric(p, s) prints s decimals (20.00).
         Norm::Numeric => numeric_scale(pg_type)
             .and_then(|s| crate::backend::sqlite::numeric::with_scale(canonical, s))
+            .unwrap_or_else(|| canonical.to_string()),
+        Norm::Array(_) => crate::sync::source::array::json_to_pg_literal(canonical)
             .unwrap_or_else(|| canonical.to_string()),
         _ => canonical.to_string(),
     }

@@ -34,6 +34,10 @@ impl Enc {
     /// The encoding for a target column of type `pg_type` (as `format_type` names it).
     pub fn of(pg_type: &str) -> Option<Enc> {
         let t = pg_type.trim();
+        if t.ends_with(']') {
+            // Arrays: compared element by element (normalize), never raw.
+            return None;
+        }
         let (base, mods) = match t.split_once('(') {
             Some((b, m)) => (b.trim(), Some(m.split(')').next().unwrap_or(""))),
             None => (t, None),
