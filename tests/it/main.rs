@@ -28,6 +28,7 @@ mod schema_first;
 mod security;
 mod sql_prepare;
 mod sqlite;
+mod sqlite_ddl;
 mod sqlite_isolation;
 mod switch_bounds;
 mod switching;

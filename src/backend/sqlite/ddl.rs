@@ -5,7 +5,8 @@
 //! and expression defaults get the parentheses SQLite requires.
 
 use sqlparser::ast::{
-    ColumnOption, CreateTable, DataType, Expr, Ident, ObjectName, ObjectNamePart, TableConstraint,
+    ColumnDef, ColumnOption, CreateTable, DataType, Expr, Ident, ObjectName, ObjectNamePart,
+    TableConstraint,
 };
 use sqlparser::tokenizer::Token;
 
@@ -96,102 +97,8 @@ pub fn rewrite_create_table(
     let mut remembered = Vec::new();
     let mut moved_pk = false;
     for col in &mut ct.columns {
-        let pg_type = base_type(&col.data_type);
-        let serial = matches!(
-            pg_type.as_str(),
-            "serial" | "bigserial" | "smallserial" | "serial4" | "serial8" | "serial2"
-        );
-        let identity = col.options.iter().any(|o| {
-            matches!(
-                o.option,
-                ColumnOption::Generated { .. } | ColumnOption::Identity(_)
-            )
-        });
-        let nextval = col
-            .options
-            .iter()
-            .any(|o| matches!(&o.option, ColumnOption::Default(e) if is_nextval(e)));
-        let inline_pk = col
-            .options
-            .iter()
-            .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)));
-        let is_pk = inline_pk || (table_pk.len() == 1 && table_pk[0] == col.name.value);
-        if serial || identity || nextval {
-            if !is_pk {
-                return Err(TranslateError::Refused(format!(
-                    "an auto-incrementing column ({}) that is not the table's single-column primary key",
-                    col.name.value
-                )));
-            }
-            col.options.retain(|o| {
-                !matches!(
-                    &o.option,
-                    ColumnOption::PrimaryKey(_)
-                        | ColumnOption::Generated { .. }
-                        | ColumnOption::Identity(_)
-                ) && !matches!(&o.option, ColumnOption::Default(e) if is_nextval(e))
-            });
-            let keywords = ["PRIMARY", "KEY", "AUTOINCREMENT"]
-                .map(Token::make_keyword)
-                .to_vec();
-            col.options.insert(
-                0,
-                sqlparser::ast::ColumnOptionDef {
-                    name: None,
-                    option: ColumnOption::DialectSpecific(keywords),
-                },
-            );
-            let intended = match pg_type.as_str() {
-                "bigserial" | "serial8" | "bigint" | "int8" => "bigint",
-                "smallserial" | "serial2" | "smallint" | "int2" => "smallint",
-                _ => "integer",
-            };
-            if intended != "integer" {
-                remembered.push((table.clone(), col.name.value.clone(), intended.to_string()));
-            }
-            col.data_type = custom("INTEGER");
-            moved_pk |= !inline_pk;
-            continue;
-        }
-        let is_array = pg_type.ends_with("[]") || pg_type.starts_with("array");
-        col.data_type = if is_array {
-            remembered.push((table.clone(), col.name.value.clone(), pg_type.clone()));
-            custom("JSON")
-        } else {
-            let oid = types::oid_for_decltype(&pg_type);
-            let full = col.data_type.to_string();
-            match full.find('(') {
-                // numeric(p, s) keeps its precision and scale in the declared type (SQLite
-                // reads the affinity from the name): results are shown with that scale.
-                Some(i) if oid == types::NUMERIC => {
-                    custom(&format!("NUMERIC{}", full[i..].replace(' ', "")))
-                }
-                Some(_) if matches!(pg_type.as_str(), "varchar" | "character varying") => {
-                    match varchar_limit(&full) {
-                        Some(n) => {
-                            col.options.push(varchar_check(&col.name, n));
-                            custom(&format!("VARCHAR({n})"))
-                        }
-                        None => custom(decl_for(oid)),
-                    }
-                }
-                _ => custom(decl_for(oid)),
-            }
-        };
-        for o in &mut col.options {
-            if let ColumnOption::Default(e) = &mut o.option
-                && !is_literal(e)
-                && !matches!(e, Expr::Nested(_))
-            {
-                *e = Expr::Nested(Box::new(e.clone()));
-            }
-        }
-        col.options.retain(|o| {
-            !matches!(
-                o.option,
-                ColumnOption::Collation(_) | ColumnOption::Comment(_)
-            )
-        });
+        let in_table_pk = table_pk.len() == 1 && table_pk[0] == col.name.value;
+        moved_pk |= rewrite_column(&table, col, in_table_pk, &mut remembered)?;
     }
     if moved_pk {
         ct.constraints
@@ -199,6 +106,118 @@ pub fn rewrite_create_table(
     }
     ct.unlogged = false;
     Ok(remembered)
+}
+
+/// One column of a CREATE TABLE (or ADD COLUMN) for SQLite: SERIAL/IDENTITY as
+/// AUTOINCREMENT (only as the single-column key, `in_table_pk` when the table's PRIMARY
+/// KEY names it), the declared type SQLite keeps (with a CHECK for varchar(n)), types it
+/// cannot keep added to `remembered`. True when the key moved onto the column.
+pub fn rewrite_column(
+    table: &str,
+    col: &mut ColumnDef,
+    in_table_pk: bool,
+    remembered: &mut Vec<(String, String, String)>,
+) -> Result<bool, TranslateError> {
+    let pg_type = base_type(&col.data_type);
+    let serial = matches!(
+        pg_type.as_str(),
+        "serial" | "bigserial" | "smallserial" | "serial4" | "serial8" | "serial2"
+    );
+    let identity = col.options.iter().any(|o| {
+        matches!(
+            o.option,
+            ColumnOption::Generated { .. } | ColumnOption::Identity(_)
+        )
+    });
+    let nextval = col
+        .options
+        .iter()
+        .any(|o| matches!(&o.option, ColumnOption::Default(e) if is_nextval(e)));
+    let inline_pk = col
+        .options
+        .iter()
+        .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)));
+    let is_pk = inline_pk || in_table_pk;
+    if serial || identity || nextval {
+        if !is_pk {
+            return Err(TranslateError::Refused(format!(
+                "an auto-incrementing column ({}) that is not the table's single-column primary key",
+                col.name.value
+            )));
+        }
+        col.options.retain(|o| {
+            !matches!(
+                &o.option,
+                ColumnOption::PrimaryKey(_)
+                    | ColumnOption::Generated { .. }
+                    | ColumnOption::Identity(_)
+            ) && !matches!(&o.option, ColumnOption::Default(e) if is_nextval(e))
+        });
+        let keywords = ["PRIMARY", "KEY", "AUTOINCREMENT"]
+            .map(Token::make_keyword)
+            .to_vec();
+        col.options.insert(
+            0,
+            sqlparser::ast::ColumnOptionDef {
+                name: None,
+                option: ColumnOption::DialectSpecific(keywords),
+            },
+        );
+        let intended = match pg_type.as_str() {
+            "bigserial" | "serial8" | "bigint" | "int8" => "bigint",
+            "smallserial" | "serial2" | "smallint" | "int2" => "smallint",
+            _ => "integer",
+        };
+        if intended != "integer" {
+            remembered.push((
+                table.to_string(),
+                col.name.value.clone(),
+                intended.to_string(),
+            ));
+        }
+        col.data_type = custom("INTEGER");
+        return Ok(!inline_pk);
+    }
+    let is_array = pg_type.ends_with("[]") || pg_type.starts_with("array");
+    col.data_type = if is_array {
+        remembered.push((table.to_string(), col.name.value.clone(), pg_type.clone()));
+        custom("JSON")
+    } else {
+        let oid = types::oid_for_decltype(&pg_type);
+        let full = col.data_type.to_string();
+        match full.find('(') {
+            // numeric(p, s) keeps its precision and scale in the declared type (SQLite
+            // reads the affinity from the name): results are shown with that scale.
+            Some(i) if oid == types::NUMERIC => {
+                custom(&format!("NUMERIC{}", full[i..].replace(' ', "")))
+            }
+            Some(_) if matches!(pg_type.as_str(), "varchar" | "character varying") => {
+                match varchar_limit(&full) {
+                    Some(n) => {
+                        col.options.push(varchar_check(&col.name, n));
+                        custom(&format!("VARCHAR({n})"))
+                    }
+                    None => custom(decl_for(oid)),
+                }
+            }
+            _ => custom(decl_for(oid)),
+        }
+    };
+    for o in &mut col.options {
+        if let ColumnOption::Default(e) = &mut o.option
+            && !is_literal(e)
+            && !matches!(e, Expr::Nested(_))
+        {
+            *e = Expr::Nested(Box::new(e.clone()));
+        }
+    }
+    col.options.retain(|o| {
+        !matches!(
+            o.option,
+            ColumnOption::Collation(_) | ColumnOption::Comment(_)
+        )
+    });
+    Ok(false)
 }
 
 /// The prefix of the CHECK that holds a `varchar(n)` column to n characters; a failure

@@ -134,6 +134,23 @@ pub fn register(
     ] {
         conn.create_scalar_function(name, n, det(), move |_| Ok(v.clone()))?;
     }
+    // An array value as the JSON array SQLite keeps: PostgreSQL's literal (`{a,"b c"}`,
+    // what drivers send for an array parameter) or JSON already.
+    conn.create_scalar_function("sy_array", 1, det(), |ctx| {
+        let Some(text) = ctx.get::<Option<String>>(0)? else {
+            return Ok(None);
+        };
+        if text.trim_start().starts_with('[') {
+            return Ok(Some(text));
+        }
+        crate::sync::source::array::pg_text_to_json(&text, "text")
+            .map(Some)
+            .ok_or_else(|| {
+                rusqlite::Error::UserFunctionError(
+                    format!("malformed array literal: \"{text}\"").into(),
+                )
+            })
+    })?;
     conn.create_scalar_function("array_to_string", -1, det(), |ctx| {
         let arr: Option<String> = ctx.get(0)?;
         let sep: String = ctx.get(1)?;

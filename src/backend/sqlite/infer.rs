@@ -150,10 +150,13 @@ impl sqlparser::ast::Visitor for ExprHints<'_> {
                 expr, data_type, ..
             } => {
                 if let Some(n) = placeholder(expr) {
-                    self.0.push((
-                        n,
-                        ParamHint::Fixed(types::oid_for_decltype(&base_type(data_type))),
-                    ));
+                    // An array cast asks the driver for an array (see `arrays`).
+                    let t = base_type(data_type);
+                    let oid = match t.strip_suffix("[]") {
+                        Some(elem) => super::arrays::array_of(types::oid_for_decltype(elem)),
+                        None => types::oid_for_decltype(&t),
+                    };
+                    self.0.push((n, ParamHint::Fixed(oid)));
                 }
             }
             Expr::Like { pattern, .. } | Expr::ILike { pattern, .. } => {

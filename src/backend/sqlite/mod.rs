@@ -11,6 +11,9 @@
 //!   [`isolation`]: PostgreSQL's isolation levels and lock waits on SQLite.
 //! - [`types`], [`setvar`], [`functions`], [`catalog`], [`error`].
 
+pub mod alter;
+mod alter_column;
+pub mod arrays;
 pub mod busy;
 pub mod catalog;
 pub mod datetime;

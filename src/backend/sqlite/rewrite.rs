@@ -148,6 +148,10 @@ impl Rewriter {
                 *expr = Expr::Nested(Box::new(std::mem::replace(inner.as_mut(), raw("NULL"))));
                 return;
             }
+            CastTarget::Array => {
+                *expr = raw(format!("sy_array({inner})"));
+                return;
+            }
             CastTarget::Bool => {
                 let e = inner.to_string();
                 *expr = raw(format!(
@@ -237,10 +241,15 @@ enum CastTarget {
     Keep(&'static str),
     Drop,
     Bool,
+    /// An array type: the value becomes the JSON array SQLite keeps (`sy_array`).
+    Array,
 }
 
 fn cast_target(t: &DataType) -> CastTarget {
     let name = t.to_string().to_lowercase();
+    if name.ends_with(']') || matches!(t, DataType::Array(_)) {
+        return CastTarget::Array;
+    }
     let base = name.split(['(', '[']).next().unwrap_or("").trim();
     match base {
         "int" | "integer" | "int4" | "int2" | "int8" | "bigint" | "smallint" => {
@@ -318,6 +327,10 @@ impl VisitorMut for Rewriter {
     }
 
     fn post_visit_table_factor(&mut self, tf: &mut sqlparser::ast::TableFactor) -> ControlFlow<()> {
+        if let sqlparser::ast::TableFactor::UNNEST { .. } = tf {
+            *tf = unnest(tf);
+            return ControlFlow::Continue(());
+        }
         // A single-column function in FROM names its column after its alias in PostgreSQL
         // (`generate_series(1, 3) s` has column `s`); SQLite calls it `value`.
         if let sqlparser::ast::TableFactor::Table {
@@ -510,6 +523,17 @@ impl VisitorMut for Rewriter {
     }
 
     fn post_visit_statement(&mut self, stmt: &mut Statement) -> ControlFlow<()> {
+        if let Statement::CreateIndex(ci) = stmt {
+            // Operator classes (varchar_pattern_ops), the access method, CONCURRENTLY and
+            // storage parameters mean nothing to SQLite's b-trees.
+            for c in &mut ci.columns {
+                c.operator_class = None;
+            }
+            ci.using = None;
+            ci.concurrently = false;
+            ci.with.clear();
+            ci.include.clear();
+        }
         if let Statement::CreateTable(ct) = stmt {
             for c in &mut ct.columns {
                 c.options.retain(
@@ -518,5 +542,68 @@ impl VisitorMut for Rewriter {
             }
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// `UNNEST(a, b, …)` in FROM: the arrays' elements side by side (a shorter one padded
+/// with NULLs, as PostgreSQL does), in order, through SQLite's `json_each` over the JSON
+/// arrays `sy_array` makes of PostgreSQL's literals. Columns are named as PostgreSQL
+/// names them: the alias's column list, else the alias for one array, else `unnest`.
+fn unnest(tf: &sqlparser::ast::TableFactor) -> sqlparser::ast::TableFactor {
+    let sqlparser::ast::TableFactor::UNNEST {
+        alias, array_exprs, ..
+    } = tf
+    else {
+        return tf.clone();
+    };
+    let name = |i: usize| {
+        match alias {
+            Some(a) if !a.columns.is_empty() => a.columns.get(i).map(|c| c.name.value.clone()),
+            Some(a) if array_exprs.len() == 1 => Some(a.name.value.clone()),
+            _ => None,
+        }
+        .unwrap_or_else(|| "unnest".into())
+    };
+    let mut cols = Vec::new();
+    let mut from = String::new();
+    // The longest array drives the rows; each element is looked up by position.
+    let lengths: Vec<String> = array_exprs
+        .iter()
+        .map(|e| format!("json_array_length(sy_array({e}))"))
+        .collect();
+    let driver = if lengths.len() == 1 {
+        lengths[0].clone()
+    } else {
+        format!("max({})", lengths.join(", "))
+    };
+    for (i, e) in array_exprs.iter().enumerate() {
+        cols.push(format!(
+            "json_extract(sy_array({e}), '$[' || _sy_n.i || ']') AS \"{}\"",
+            name(i).replace('"', "\"\"")
+        ));
+    }
+    from.push_str(&format!(
+        "(WITH RECURSIVE _sy_n(i) AS (SELECT 0 WHERE {driver} > 0 UNION ALL SELECT i + 1 FROM _sy_n WHERE i + 1 < {driver}) SELECT {} FROM _sy_n)",
+        cols.join(", ")
+    ));
+    let alias = alias.clone().map(|mut a| {
+        a.columns.clear();
+        a
+    });
+    sqlparser::ast::TableFactor::Table {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident {
+            value: from,
+            quote_style: None,
+            span: sqlparser::tokenizer::Span::empty(),
+        })]),
+        alias,
+        args: None,
+        with_hints: Vec::new(),
+        version: None,
+        with_ordinality: false,
+        partitions: Vec::new(),
+        json_path: None,
+        sample: None,
+        index_hints: Vec::new(),
     }
 }

@@ -261,6 +261,8 @@ impl Session {
             }
             Kind::Set { name, value, .. } => self.set(name, value.as_deref(), o.out),
             Kind::Show(name) => self.show(name, o.out, o.describe)?,
+            Kind::SetConstraints { deferred } => self.set_constraints(*deferred, o.out)?,
+            _ if t.alter.is_some() => self.run_alter(t, o.out)?,
             _ => self.run_sql(t, params, o)?,
         }
         Ok(())
@@ -399,6 +401,58 @@ impl Session {
         }
         exec::data_row(out, &[Value::Text(value)], &col, &[])?;
         build::command_complete(out, "SHOW");
+        Ok(())
+    }
+
+    /// An ALTER TABLE in several steps: all or nothing (its own transaction outside one).
+    fn run_alter(&mut self, t: &Translated, out: &mut BytesMut) -> Result<(), PgError> {
+        let Some(alter) = &t.alter else {
+            return Ok(());
+        };
+        self.ensure_started(true)?;
+        let own = self.conn.is_autocommit();
+        if own {
+            self.sqlite("BEGIN IMMEDIATE")?;
+        }
+        let mut result = super::alter::run(&self.conn, alter)
+            .and_then(|_| super::catalog::remember_column_types(&self.conn, &t.column_types));
+        if own {
+            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            if let Err(e) = self.sqlite(end) {
+                let _ = self.sqlite("ROLLBACK");
+                result = result.and(Err(e));
+            }
+        }
+        result?;
+        build::command_complete(out, "ALTER TABLE");
+        Ok(())
+    }
+
+    /// SET CONSTRAINTS: SQLite defers every foreign key check to the commit or none
+    /// (`defer_foreign_keys`); IMMEDIATE also checks what is pending now, as PostgreSQL does.
+    fn set_constraints(&mut self, deferred: bool, out: &mut BytesMut) -> Result<(), PgError> {
+        if self.tx == Tx::Idle {
+            let mut f = ErrorFields::error(
+                "25P01",
+                "SET CONSTRAINTS can only be used in transaction blocks",
+            );
+            f.severity = build::Severity::Warning;
+            build::notice_response(out, &f);
+        } else {
+            self.ensure_started(false)?;
+            self.sqlite(if deferred {
+                "PRAGMA defer_foreign_keys = ON"
+            } else {
+                "PRAGMA defer_foreign_keys = OFF"
+            })?;
+            if !deferred && super::alter::any_row(&self.conn, "PRAGMA foreign_key_check")? {
+                return Err(PgError::new(
+                    "23503",
+                    "insert or update violates foreign key constraint (checked by SET CONSTRAINTS … IMMEDIATE)",
+                ));
+            }
+        }
+        build::command_complete(out, "SET CONSTRAINTS");
         Ok(())
     }
 

@@ -9,11 +9,12 @@
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{ObjectName, ObjectNamePart, Statement, VisitMut};
+use sqlparser::ast::{AlterTableOperation, ObjectName, ObjectNamePart, Statement, VisitMut};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use thiserror::Error;
 
+use super::alter::Alter;
 use super::ddl;
 use super::infer::{self, ParamHint};
 use super::rewrite::Rewriter;
@@ -52,6 +53,11 @@ pub enum Kind {
         local: bool,
     },
     Show(String),
+    /// `SET CONSTRAINTS … DEFERRED | IMMEDIATE` (sqlparser does not read it; see
+    /// [`parse_all`]).
+    SetConstraints {
+        deferred: bool,
+    },
     /// DDL and everything else: the command tag to answer with.
     Other {
         tag: String,
@@ -87,6 +93,8 @@ pub struct Translated {
     pub param_hints: Vec<(usize, ParamHint)>,
     /// Tables the statement names (to resolve unqualified columns).
     pub tables: Vec<String>,
+    /// An ALTER TABLE SQLite cannot run as written, run by [`super::alter`].
+    pub alter: Option<Alter>,
 }
 
 /// Parses and translates a text that may hold several statements.
@@ -95,9 +103,77 @@ pub fn translate(sql: &str) -> Result<Vec<Translated>, TranslateError> {
     if trimmed.is_empty() {
         return Ok(Vec::new());
     }
-    let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-        .map_err(|e| TranslateError::Syntax(e.to_string()))?;
-    stmts.into_iter().map(translate_one).collect()
+    parse_all(sql)
+        .map_err(|e| TranslateError::Syntax(e.to_string()))?
+        .into_iter()
+        .map(|p| match p {
+            Parsed::Statement(stmt) => translate_one(*stmt),
+            Parsed::SetConstraints { deferred } => {
+                Ok(session_only(Kind::SetConstraints { deferred }))
+            }
+        })
+        .collect()
+}
+
+/// One statement as parsed.
+enum Parsed {
+    Statement(Box<Statement>),
+    SetConstraints { deferred: bool },
+}
+
+/// The statements of `sql`, with `SET CONSTRAINTS …` (which sqlparser cannot read, and
+/// Django sends in one string with an ALTER TABLE) read here.
+fn parse_all(sql: &str) -> Result<Vec<Parsed>, sqlparser::parser::ParserError> {
+    use sqlparser::tokenizer::Token;
+    let dialect = PostgreSqlDialect {};
+    let mut p = Parser::new(&dialect).try_with_sql(sql)?;
+    let mut out = Vec::new();
+    loop {
+        while p.consume_token(&Token::SemiColon) {}
+        if p.peek_token().token == Token::EOF {
+            return Ok(out);
+        }
+        let set_constraints = p
+            .peek_nth_token(0)
+            .token
+            .to_string()
+            .eq_ignore_ascii_case("set")
+            && p.peek_nth_token(1)
+                .token
+                .to_string()
+                .eq_ignore_ascii_case("constraints");
+        if set_constraints {
+            let mut last = String::new();
+            loop {
+                match p.next_token().token {
+                    Token::SemiColon | Token::EOF => break,
+                    t => last = t.to_string(),
+                }
+            }
+            out.push(Parsed::SetConstraints {
+                deferred: last.eq_ignore_ascii_case("deferred"),
+            });
+            continue;
+        }
+        out.push(Parsed::Statement(Box::new(p.parse_statement()?)));
+        if !p.consume_token(&Token::SemiColon) && p.peek_token().token != Token::EOF {
+            return p.expected("end of statement", p.peek_token());
+        }
+    }
+}
+
+/// A statement the session answers without SQL.
+fn session_only(kind: Kind) -> Translated {
+    Translated {
+        kind,
+        sql: String::new(),
+        column_types: Vec::new(),
+        params: 0,
+        hints: Vec::new(),
+        param_hints: Vec::new(),
+        tables: Vec::new(),
+        alter: None,
+    }
 }
 
 pub(super) fn ident_name(o: &ObjectName) -> String {
@@ -127,12 +203,36 @@ fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
     if let Statement::CreateTable(ct) = &mut stmt {
         column_types = ddl::rewrite_create_table(ct)?;
     }
+    if let Statement::AlterTable(at) = &mut stmt {
+        let table = ident_name(&at.name);
+        for op in &mut at.operations {
+            if let AlterTableOperation::AddColumn { column_def, .. } = op {
+                ddl::rewrite_column(&table, column_def, false, &mut column_types)?;
+            }
+        }
+    }
     let mut rw = Rewriter::default();
     let _ = stmt.visit(&mut rw);
     if let Some(e) = rw.error {
         return Err(e);
     }
+    let alter = match &stmt {
+        Statement::AlterTable(at)
+            if at.operations.len() != 1 || !super::alter::native(&at.operations[0]) =>
+        {
+            Some(Alter {
+                table: ident_name(&at.name)
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                ops: at.operations.clone(),
+            })
+        }
+        _ => None,
+    };
     let sql = match kind {
+        _ if alter.is_some() => String::new(),
         Kind::Begin { .. } | Kind::Commit | Kind::Rollback | Kind::Set { .. } | Kind::Show(_) => {
             String::new()
         }
@@ -146,6 +246,7 @@ fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
         hints,
         param_hints,
         tables,
+        alter,
     })
 }
 

@@ -410,6 +410,9 @@ pub fn param_from_binary(b: &[u8], oid: u32) -> Result<Value, String> {
         BYTEA => Value::Blob(b.to_vec()),
         JSONB => Value::Text(String::from_utf8_lossy(b.get(1..).unwrap_or_default()).into_owned()),
         NUMERIC => param_from_text(&super::numeric::numeric_text(b)?, NUMERIC),
+        _ if super::arrays::element_of(oid).is_some() => {
+            super::arrays::from_binary(b, super::arrays::element_of(oid).unwrap_or(TEXT))?
+        }
         _ => Value::Text(
             String::from_utf8(b.to_vec())
                 .map_err(|_| format!("binary parameter of type {} is not UTF-8", type_name(oid)))?,

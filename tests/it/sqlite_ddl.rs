@@ -1,0 +1,215 @@
+//! PostgreSQL DDL that SQLite's own lacks, on the SQLite backend through the proxy, as
+//! migration tools send it (Django's schema editor, Alembic): constraints added and
+//! dropped, column types, nullability and defaults changed, NOT NULL columns added,
+//! columns dropped with what uses them, operator classes, SET CONSTRAINTS, deferrable
+//! foreign keys, and UNNEST bulk inserts with array parameters. Each answer (or SQLSTATE)
+//! is PostgreSQL's.
+
+use tokio_postgres::Client;
+
+use crate::support::{Proxy, connect, rt};
+
+fn sqlite_proxy(dir: &tempfile::TempDir) -> Proxy {
+    Proxy::start(&format!(
+        "[[users]]\nname = \"app\"\npassword = \"secret\"\n[backends.local]\nurl = \"{}\"\npool_size = 4\n",
+        crate::support::sqlite_url(&dir.path().join("app.db"))
+    ))
+}
+
+async fn code(c: &Client, sql: &str) -> String {
+    match c.batch_execute(sql).await {
+        Ok(()) => "ok".into(),
+        Err(e) => e
+            .code()
+            .map(|c| c.code().to_string())
+            .unwrap_or_else(|| e.to_string()),
+    }
+}
+
+async fn one(c: &Client, sql: &str) -> String {
+    match &c.simple_query(sql).await.unwrap()[..] {
+        [
+            tokio_postgres::SimpleQueryMessage::RowDescription(_),
+            tokio_postgres::SimpleQueryMessage::Row(r),
+            ..,
+        ] => r.get(0).unwrap_or("NULL").to_string(),
+        other => panic!("{sql}: {other:?}"),
+    }
+}
+
+#[test]
+fn constraints_are_added_and_dropped_as_in_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute(
+            "CREATE TABLE kinds (id serial PRIMARY KEY, app varchar(100) NOT NULL, model varchar(100) NOT NULL);
+             CREATE TABLE perms (id serial PRIMARY KEY, kind_id integer NOT NULL, name varchar(50) NOT NULL);
+             INSERT INTO kinds (app, model) VALUES ('a', 'x'), ('a', 'y')",
+        )
+        .await
+        .unwrap();
+        // UNIQUE as Django adds it; a duplicate is then refused, and allowed once dropped.
+        let uniq = "ALTER TABLE kinds ADD CONSTRAINT kinds_app_model_uniq UNIQUE (app, model)";
+        assert_eq!(code(&c, uniq).await, "ok");
+        assert_eq!(code(&c, "INSERT INTO kinds (app, model) VALUES ('a', 'x')").await, "23505");
+        assert_eq!(code(&c, "ALTER TABLE kinds DROP CONSTRAINT kinds_app_model_uniq").await, "ok");
+        assert_eq!(code(&c, "INSERT INTO kinds (app, model) VALUES ('a', 'x')").await, "ok");
+        assert_eq!(code(&c, uniq).await, "23505", "existing duplicates refuse it");
+        assert_eq!(code(&c, "ALTER TABLE kinds DROP CONSTRAINT nope").await, "42704");
+        assert_eq!(code(&c, "ALTER TABLE kinds DROP CONSTRAINT IF EXISTS nope").await, "ok");
+
+        // A deferrable foreign key: a child may come before its parent inside a
+        // transaction; an orphan left at COMMIT is refused.
+        let fk = "ALTER TABLE perms ADD CONSTRAINT perms_kind_fk FOREIGN KEY (kind_id) REFERENCES kinds (id) DEFERRABLE INITIALLY DEFERRED";
+        assert_eq!(code(&c, fk).await, "ok");
+        let ok = "BEGIN; INSERT INTO perms (kind_id, name) VALUES (10, 'early'); \
+                  INSERT INTO kinds (id, app, model) VALUES (10, 'b', 'z'); COMMIT";
+        assert_eq!(code(&c, ok).await, "ok");
+        let orphan = "BEGIN; INSERT INTO perms (kind_id, name) VALUES (99, 'orphan'); COMMIT";
+        assert_eq!(code(&c, orphan).await, "23503");
+        c.batch_execute("ROLLBACK").await.ok();
+        assert_eq!(one(&c, "SELECT count(*) FROM perms").await, "1");
+        // SET CONSTRAINTS … IMMEDIATE checks what is pending, in one string with DDL as
+        // Django sends it.
+        let immediate = "BEGIN; INSERT INTO perms (kind_id, name) VALUES (98, 'x'); \
+                         SET CONSTRAINTS ALL IMMEDIATE";
+        assert_eq!(code(&c, immediate).await, "23503");
+        c.batch_execute("ROLLBACK").await.unwrap();
+        let both = "ALTER TABLE perms ADD COLUMN note text NULL; SET CONSTRAINTS \"perms_kind_fk\" IMMEDIATE";
+        assert_eq!(code(&c, both).await, "ok");
+        assert_eq!(code(&c, "SELECT note FROM perms").await, "ok");
+        // An immediate foreign key over rows that break it is refused when added.
+        c.batch_execute("CREATE TABLE notes (id serial PRIMARY KEY, kind_id integer); INSERT INTO notes (kind_id) VALUES (77)")
+            .await
+            .unwrap();
+        let bad = "ALTER TABLE notes ADD CONSTRAINT notes_kind_fk FOREIGN KEY (kind_id) REFERENCES kinds (id)";
+        assert_eq!(code(&c, bad).await, "23503");
+        // CHECK, validated against the rows there.
+        assert_eq!(code(&c, "ALTER TABLE notes ADD CONSTRAINT small CHECK (kind_id < 10)").await, "23514");
+        assert_eq!(code(&c, "ALTER TABLE notes ADD CONSTRAINT big CHECK (kind_id > 10)").await, "ok");
+        assert_eq!(code(&c, "INSERT INTO notes (kind_id) VALUES (1)").await, "23514");
+    });
+}
+
+#[test]
+fn columns_change_type_nullability_and_default_as_in_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute(
+            "CREATE TABLE users (id serial PRIMARY KEY, username varchar(30) NOT NULL, last_login timestamptz NOT NULL, age text);
+             INSERT INTO users (username, last_login, age) VALUES ('ann', now(), '41'), ('bob', now(), NULL)",
+        )
+        .await
+        .unwrap();
+        // varchar(30) → varchar(150): longer names fit; → varchar(2): 'ann' does not.
+        let long = "x".repeat(140);
+        assert_eq!(code(&c, &format!("INSERT INTO users (username, last_login) VALUES ('{long}', now())")).await, "22001");
+        assert_eq!(code(&c, "ALTER TABLE users ALTER COLUMN username TYPE varchar(150)").await, "ok");
+        assert_eq!(code(&c, &format!("INSERT INTO users (username, last_login) VALUES ('{long}', now())")).await, "ok");
+        assert_eq!(code(&c, "ALTER TABLE users ALTER COLUMN username TYPE varchar(2)").await, "22001");
+        assert_eq!(code(&c, &format!("INSERT INTO users (username, last_login) VALUES ('{long}x', now())")).await, "ok");
+        // USING converts the stored values; the column reads back as the new type.
+        assert_eq!(code(&c, "ALTER TABLE users ALTER COLUMN age TYPE integer USING age::integer").await, "ok");
+        assert_eq!(one(&c, "SELECT age + 1 FROM users WHERE username = 'ann'").await, "42");
+        // Nullability.
+        assert_eq!(code(&c, "ALTER TABLE users ALTER COLUMN last_login DROP NOT NULL").await, "ok");
+        assert_eq!(code(&c, "INSERT INTO users (username) VALUES ('cy')").await, "ok");
+        assert_eq!(code(&c, "ALTER TABLE users ALTER COLUMN last_login SET NOT NULL").await, "23502");
+        assert_eq!(code(&c, "ALTER TABLE users ALTER COLUMN nope SET NOT NULL").await, "42703");
+        // Defaults.
+        assert_eq!(code(&c, "ALTER TABLE users ALTER COLUMN age SET DEFAULT 7").await, "ok");
+        c.batch_execute("INSERT INTO users (username) VALUES ('dee')").await.unwrap();
+        assert_eq!(one(&c, "SELECT age FROM users WHERE username = 'dee'").await, "7");
+        assert_eq!(code(&c, "ALTER TABLE users ALTER COLUMN age DROP DEFAULT").await, "ok");
+        c.batch_execute("INSERT INTO users (username) VALUES ('eve')").await.unwrap();
+        assert_eq!(one(&c, "SELECT age FROM users WHERE username = 'eve'").await, "NULL");
+        // ADD COLUMN NOT NULL with a default fills the rows there (Django then drops the
+        // default); without one, a table with rows refuses it and an empty one takes it.
+        let add = "ALTER TABLE users ADD COLUMN score integer DEFAULT 0 NOT NULL; ALTER TABLE users ALTER COLUMN score DROP DEFAULT";
+        assert_eq!(code(&c, add).await, "ok");
+        assert_eq!(one(&c, "SELECT count(*) FROM users WHERE score = 0").await, "7");
+        assert_eq!(code(&c, "INSERT INTO users (username) VALUES ('fay')").await, "23502");
+        assert_eq!(code(&c, "ALTER TABLE users ADD COLUMN rank integer NOT NULL").await, "23502");
+        c.batch_execute("CREATE TABLE empty (id serial PRIMARY KEY)").await.unwrap();
+        assert_eq!(code(&c, "ALTER TABLE empty ADD COLUMN rank integer NOT NULL").await, "ok");
+        assert_eq!(code(&c, "INSERT INTO empty (rank) VALUES (NULL)").await, "23502");
+        // A failed ALTER inside a transaction leaves nothing after ROLLBACK.
+        let failed = "BEGIN; ALTER TABLE users ALTER COLUMN username TYPE varchar(1)";
+        assert_eq!(code(&c, failed).await, "22001");
+        c.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(code(&c, &format!("INSERT INTO users (username, score) VALUES ('{long}', 1)")).await, "ok");
+    });
+}
+
+#[test]
+fn columns_are_dropped_with_their_indexes_and_keys_and_indexes_take_opclasses() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute(
+            "CREATE TABLE groups (id serial PRIMARY KEY, name varchar(80) NOT NULL);
+             CREATE TABLE members (id serial PRIMARY KEY, group_id integer REFERENCES groups (id), name varchar(80));
+             CREATE INDEX members_name_like ON members (name varchar_pattern_ops);
+             CREATE INDEX members_group ON members USING btree (group_id);
+             INSERT INTO groups (name) VALUES ('g'); INSERT INTO members (group_id, name) VALUES (1, 'm')",
+        )
+        .await
+        .unwrap();
+        assert_eq!(code(&c, "ALTER TABLE members DROP COLUMN group_id CASCADE").await, "ok");
+        assert_eq!(code(&c, "ALTER TABLE members DROP COLUMN name").await, "ok");
+        assert_eq!(code(&c, "ALTER TABLE members DROP COLUMN name").await, "42703");
+        assert_eq!(code(&c, "ALTER TABLE members DROP COLUMN IF EXISTS name").await, "ok");
+        assert_eq!(one(&c, "SELECT count(*) FROM members").await, "1");
+        // The group can go now that nothing refers to it.
+        assert_eq!(code(&c, "DELETE FROM groups").await, "ok");
+    });
+    let file = dir.path().join("app.db");
+    let lite = rusqlite::Connection::open(file).unwrap();
+    let ok: String = lite
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
+
+#[test]
+fn unnest_bulk_inserts_and_array_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute("CREATE TABLE kinds (id serial PRIMARY KEY, app varchar(100) NOT NULL, n integer)")
+            .await
+            .unwrap();
+        // Django 5.2's bulk_create: one array parameter per column, ids back in order.
+        let apps = vec!["auth", "a \"quoted\", one", "shop"];
+        let ns = vec![Some(1i32), None, Some(3)];
+        let rows = c
+            .query(
+                "INSERT INTO kinds (app, n) SELECT * FROM UNNEST(($1)::varchar[], ($2)::integer[]) RETURNING kinds.id, kinds.app",
+                &[&apps, &ns],
+            )
+            .await
+            .unwrap();
+        let got: Vec<(i32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(
+            got,
+            vec![(1, "auth".into()), (2, "a \"quoted\", one".into()), (3, "shop".into())]
+        );
+        assert_eq!(one(&c, "SELECT count(*) FROM kinds WHERE n IS NULL").await, "1");
+        // = ANY(array parameter).
+        let ids = vec![1i32, 3];
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM kinds WHERE id = ANY($1::integer[])", &[&ids])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 2);
+        // UNNEST in FROM with an alias names its column after it.
+        assert_eq!(one(&c, "SELECT string_agg(x, ',') FROM unnest('{a,b}'::text[]) AS x").await, "a,b");
+    });
+}
