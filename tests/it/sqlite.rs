@@ -410,3 +410,31 @@ fn varchar_lengths_are_enforced_as_on_postgres() {
     );
     assert_eq!(run(proxy.url("app", "secret")), direct);
 }
+
+/// Aggregates of a column take its type, as in PostgreSQL: max() of a timestamptz is a
+/// timestamptz (not text), sum() of numeric(10,2) keeps two decimals, sum() of an
+/// integer is a bigint.
+#[test]
+fn aggregates_of_a_column_have_postgresql_s_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute(
+            "CREATE TABLE orders (id serial PRIMARY KEY, at timestamptz NOT NULL, total numeric(10,2), n integer);
+             INSERT INTO orders (at, total, n) VALUES ('2024-01-03 08:30:30.25+00', 23.40, 1), ('2024-01-01 00:00:00+00', 46.10, 2)",
+        )
+        .await
+        .unwrap();
+        let sql = "SELECT max(o.at) AS m, sum(total) AS s, sum(n), min(total) FROM orders o";
+        let st = c.prepare(sql).await.unwrap();
+        let types: Vec<String> = st.columns().iter().map(|c| c.type_().name().to_string()).collect();
+        assert_eq!(types, vec!["timestamptz", "numeric", "int8", "numeric"]);
+        let rows = c.simple_query(sql).await.unwrap();
+        let Some(SimpleQueryMessage::Row(r)) = rows.get(1) else {
+            panic!("{rows:?}")
+        };
+        let got: Vec<&str> = (0..4).map(|i| r.get(i).unwrap()).collect();
+        assert_eq!(got, vec!["2024-01-03 08:30:30.25+00", "69.50", "3", "23.40"]);
+    });
+}

@@ -199,3 +199,53 @@ pub fn column_type(
     }
     None
 }
+
+/// The declared type of `column` (in `table`, or else in each of `tables`): its
+/// PostgreSQL type and, for numeric(p, s), its scale.
+fn column_decl(
+    conn: &Connection,
+    table: Option<&str>,
+    column: &str,
+    tables: &[String],
+) -> Option<(u32, Option<usize>)> {
+    let oid = column_type(conn, table, column, tables)?;
+    let candidates: Vec<&str> = match table {
+        Some(t) if tables.iter().any(|x| x == t) => vec![t],
+        _ => tables.iter().map(String::as_str).collect(),
+    };
+    let scale = candidates.iter().find_map(|t| {
+        conn.query_row(
+            "SELECT type FROM pragma_table_info(?1) WHERE name = ?2",
+            [t, column],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .ok()
+        .flatten()
+        .and_then(|d| super::exec::declared_scale(&d))
+    });
+    Some((oid, scale))
+}
+
+/// The PostgreSQL type (and numeric scale) of each result column with a
+/// [`super::infer::Source`]: `max`/`min`/`coalesce` keep the column's, `sum` widens
+/// integers as PostgreSQL does (int2/int4 → int8, int8 → numeric).
+pub fn source_types(
+    conn: &Connection,
+    sources: &[Option<super::infer::Source>],
+    tables: &[String],
+) -> Vec<Option<(u32, Option<usize>)>> {
+    sources
+        .iter()
+        .map(|s| {
+            let s = s.as_ref()?;
+            let (oid, scale) = column_decl(conn, s.table.as_deref(), &s.column, tables)?;
+            match (s.func.as_str(), oid) {
+                ("sum", types::INT2 | types::INT4) => Some((types::INT8, None)),
+                ("sum", types::INT8) => Some((types::NUMERIC, None)),
+                ("sum", types::NUMERIC | types::FLOAT4 | types::FLOAT8) => Some((oid, scale)),
+                ("sum", _) => None,
+                _ => Some((oid, scale)),
+            }
+        })
+        .collect()
+}

@@ -31,7 +31,7 @@ impl Column {
 }
 
 /// The scale of a declared `numeric(p, s)` / `decimal(p, s)`.
-fn declared_scale(decl: &str) -> Option<usize> {
+pub(super) fn declared_scale(decl: &str) -> Option<usize> {
     let d = decl.trim().to_ascii_lowercase();
     let (base, args) = d.split_once('(')?;
     if !matches!(base.trim(), "numeric" | "decimal") {
@@ -87,6 +87,7 @@ pub type Overrides<'a> = &'a dyn Fn(&str, &str) -> Option<u32>;
 pub fn describe(
     stmt: &rusqlite::Statement<'_>,
     hints: &[Option<u32>],
+    typed: &[Option<(u32, Option<usize>)>],
     overrides: Overrides<'_>,
     default_table: Option<&str>,
 ) -> Vec<Column> {
@@ -98,7 +99,10 @@ pub fn describe(
         .enumerate()
         .map(|(i, c)| Column {
             name: c.name().to_string(),
-            scale: decls[i].as_deref().and_then(declared_scale),
+            scale: match decls[i].as_deref() {
+                Some(d) => declared_scale(d),
+                None => typed.get(i).copied().flatten().and_then(|t| t.1),
+            },
             oid: decls[i]
                 .as_deref()
                 .map(|d| {
@@ -111,6 +115,7 @@ pub fn describe(
                         _ => types::oid_for_decltype(d),
                     }
                 })
+                .or_else(|| typed.get(i).copied().flatten().map(|t| t.0))
                 .or_else(|| hints.get(i).copied().flatten())
                 .or_else(|| CATALOG_BOOLS.contains(&c.name()).then_some(types::BOOL))
                 .unwrap_or(types::TEXT),
@@ -216,6 +221,8 @@ pub struct Output<'a> {
     /// Types decided by an earlier Describe, if any.
     pub columns: Option<&'a [Column]>,
     pub hints: &'a [Option<u32>],
+    /// Types (and numeric scales) resolved from the schema (`catalog::source_types`).
+    pub typed: &'a [Option<(u32, Option<usize>)>],
 }
 
 /// Runs a prepared statement with its parameters and writes rows and CommandComplete.
@@ -239,7 +246,7 @@ pub fn run(
     }
     let mut cols: Vec<Column> = match o.columns {
         Some(c) => c.to_vec(),
-        None => describe(stmt, o.hints, overrides, table),
+        None => describe(stmt, o.hints, o.typed, overrides, table),
     };
     let undeclared: Vec<bool> = stmt.columns().map(|c| c.decl_type().is_none()).collect();
     let ncols = stmt.column_count();
@@ -253,7 +260,7 @@ pub fn run(
             values.push(row.get_ref(i).map(owned).map_err(|e| from_sqlite(&e))?);
         }
         if !described {
-            infer_from_row(&mut cols, &values, &undeclared, o.hints);
+            infer_from_row(&mut cols, &values, &undeclared, o.hints, o.typed);
             row_description(o.out, &cols, o.formats);
             described = true;
         }
@@ -273,10 +280,12 @@ fn infer_from_row(
     values: &[Value],
     undeclared: &[bool],
     hints: &[Option<u32>],
+    typed: &[Option<(u32, Option<usize>)>],
 ) {
     for (i, c) in cols.iter_mut().enumerate() {
         if undeclared.get(i) == Some(&true)
             && hints.get(i).copied().flatten().is_none()
+            && typed.get(i).copied().flatten().is_none()
             && c.oid != types::BOOL
             && let Some(v) = values.get(i)
         {
@@ -307,6 +316,7 @@ mod tests {
                 formats: &[],
                 columns: None,
                 hints: &[],
+                typed: &[],
             },
             &|_, _| None,
             None,
@@ -316,7 +326,7 @@ mod tests {
         assert!(text.contains("SELECT 2"), "{text}");
         assert!(text.contains("2024-01-01 00:00:00+00"), "{text}");
         assert!(text.contains("\0\0\0\x01t"), "{text}");
-        let cols = describe(&st, &[], &|_, _| None, None);
+        let cols = describe(&st, &[], &[], &|_, _| None, None);
         assert_eq!(
             cols.iter().map(|c| c.oid).collect::<Vec<_>>(),
             vec![types::INT4, types::BOOL, types::TIMESTAMPTZ, types::TEXT]
@@ -333,6 +343,7 @@ mod tests {
                 formats: &[],
                 columns: None,
                 hints: &[],
+                typed: &[],
             },
             &|_, _| None,
             None,

@@ -90,7 +90,8 @@ impl Session {
                 let table = matches!(t.kind, Kind::Insert | Kind::Update | Kind::Delete)
                     .then(|| t.tables.first().map(String::as_str))
                     .flatten();
-                let cols = exec::describe(&stmt, &t.hints, &overrides, table);
+                let typed = catalog::source_types(conn, &t.sources, &t.tables);
+                let cols = exec::describe(&stmt, &t.hints, &typed, &overrides, table);
                 drop(stmt);
                 (self.param_types(t, &declared, n), cols)
             }
@@ -256,6 +257,7 @@ impl Session {
             formats: &formats,
             columns: cols.as_deref(),
             hints: &t.hints,
+            typed: &[],
         };
         self.execute(t, &params, o)
     }

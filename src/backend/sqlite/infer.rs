@@ -175,6 +175,59 @@ fn is_comparison(op: &BinaryOperator) -> bool {
     matches!(op, B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq)
 }
 
+/// A result column whose type SQLite cannot tell but PostgreSQL takes from one column: an
+/// aggregate or function of it (`max(created)`, `sum(total)`), resolved against the
+/// schema when the statement is described (`catalog::source_types`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub func: String,
+    pub table: Option<String>,
+    pub column: String,
+}
+
+/// The [`Source`] of each top-level result column (None where there is none).
+pub fn result_sources(stmt: &Statement) -> Vec<Option<Source>> {
+    let Statement::Query(q) = stmt else {
+        return Vec::new();
+    };
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return Vec::new();
+    };
+    s.projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => source(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn source(e: &Expr) -> Option<Source> {
+    let Expr::Function(f) = e else { return None };
+    let name = f.name.to_string().to_lowercase();
+    let func = name.rsplit('.').next().unwrap_or(&name).to_string();
+    if !matches!(
+        func.as_str(),
+        "max" | "min" | "sum" | "coalesce" | "greatest" | "least" | "nullif"
+    ) {
+        return None;
+    }
+    let FunctionArguments::List(l) = &f.args else {
+        return None;
+    };
+    let first = l.args.first()?;
+    let sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(arg)) = first
+    else {
+        return None;
+    };
+    let (table, column) = column_ref(arg)?;
+    Some(Source {
+        func,
+        table,
+        column,
+    })
+}
+
 /// Result type hints for the top-level projection of a query (None = decide later).
 pub fn result_hints(stmt: &Statement) -> Vec<Option<u32>> {
     let Statement::Query(q) = stmt else {

@@ -101,6 +101,7 @@ impl Session {
                 formats: &[],
                 columns: None,
                 hints: &t.hints,
+                typed: &[],
             };
             if let Err(e) = self.execute(t, &[], o) {
                 self.fail(out, e);
@@ -500,6 +501,12 @@ impl Session {
         let table = matches!(t.kind, Kind::Insert | Kind::Update | Kind::Delete)
             .then(|| t.tables.first().map(String::as_str))
             .flatten();
+        let typed = if o.columns.is_none() && t.sources.iter().any(Option::is_some) {
+            super::catalog::source_types(conn, &t.sources, &t.tables)
+        } else {
+            Vec::new()
+        };
+        let o = Output { typed: &typed, ..o };
         let result = exec::run(&mut stmt, params, &t.kind, o, &overrides, table);
         drop(stmt);
         if result.is_ok() && !t.column_types.is_empty() {

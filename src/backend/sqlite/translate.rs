@@ -95,6 +95,8 @@ pub struct Translated {
     pub tables: Vec<String>,
     /// An ALTER TABLE SQLite cannot run as written, run by [`super::alter`].
     pub alter: Option<Alter>,
+    /// Result columns typed by one column of the schema (aggregates of it).
+    pub sources: Vec<Option<infer::Source>>,
 }
 
 /// Parses and translates a text that may hold several statements.
@@ -173,6 +175,7 @@ fn session_only(kind: Kind) -> Translated {
         param_hints: Vec::new(),
         tables: Vec::new(),
         alter: None,
+        sources: Vec::new(),
     }
 }
 
@@ -189,6 +192,7 @@ pub(super) fn ident_name(o: &ObjectName) -> String {
 fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
     let kind = classify(&stmt)?;
     let hints = infer::result_hints(&stmt);
+    let sources = infer::result_sources(&stmt);
     let param_hints = infer::param_hints(&stmt);
     let mut tables = Vec::new();
     let _ = sqlparser::ast::visit_relations(&stmt, |r| {
@@ -247,6 +251,7 @@ fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
         param_hints,
         tables,
         alter,
+        sources,
     })
 }
 
