@@ -213,3 +213,69 @@ fn unnest_bulk_inserts_and_array_parameters() {
         assert_eq!(one(&c, "SELECT string_agg(x, ',') FROM unnest('{a,b}'::text[]) AS x").await, "a,b");
     });
 }
+
+#[test]
+fn enum_types_are_created_enforced_extended_and_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute(
+            "CREATE TYPE mood AS ENUM ('sad', 'ok');
+             CREATE TABLE people (id serial PRIMARY KEY, mood mood NOT NULL)",
+        )
+        .await
+        .unwrap();
+        assert_eq!(code(&c, "CREATE TYPE mood AS ENUM ('x')").await, "42710");
+        assert_eq!(code(&c, "INSERT INTO people (mood) VALUES ('ok')").await, "ok");
+        let e = c.batch_execute("INSERT INTO people (mood) VALUES ('happy')").await.unwrap_err();
+        let db = e.as_db_error().unwrap();
+        assert_eq!((db.code().code(), db.message()), ("22P02", "invalid input value for enum mood"));
+        assert_eq!(code(&c, "ALTER TYPE mood ADD VALUE 'happy' AFTER 'ok'").await, "ok");
+        assert_eq!(code(&c, "ALTER TYPE mood ADD VALUE 'meh' BEFORE 'ok'").await, "ok");
+        assert_eq!(code(&c, "ALTER TYPE mood ADD VALUE IF NOT EXISTS 'ok'").await, "ok");
+        assert_eq!(code(&c, "ALTER TYPE mood ADD VALUE 'ok'").await, "42710");
+        assert_eq!(code(&c, "INSERT INTO people (mood) VALUES ('happy')").await, "ok");
+        assert_eq!(
+            one(&c, "SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid WHERE t.typname = 'mood'").await,
+            "sad,meh,ok,happy"
+        );
+        // An enum column added later is held to its labels too.
+        c.batch_execute("CREATE TYPE size AS ENUM ('s', 'm')").await.unwrap();
+        assert_eq!(code(&c, "ALTER TABLE people ADD COLUMN size size").await, "ok");
+        assert_eq!(code(&c, "UPDATE people SET size = 'xl'").await, "22P02");
+        assert_eq!(code(&c, "DROP TYPE mood").await, "2BP01");
+        assert_eq!(code(&c, "DROP TABLE people").await, "ok");
+        assert_eq!(code(&c, "DROP TYPE mood, size").await, "ok");
+        assert_eq!(code(&c, "DROP TYPE mood").await, "42704");
+        assert_eq!(code(&c, "DROP TYPE IF EXISTS mood").await, "ok");
+        assert_eq!(one(&c, "SELECT count(*) FROM pg_type WHERE typname = 'mood'").await, "0");
+    });
+}
+
+/// Alembic revisions as autogenerate writes them (an enum type, a widened varchar, a
+/// column added with a server default): upgrade, downgrade to nothing, upgrade again,
+/// then the models read and write.
+#[test]
+fn alembic_upgrades_and_downgrades_on_the_sqlite_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients/alembic_sqlite/run.py");
+    let url = format!(
+        "postgresql+psycopg://app:secret@127.0.0.1:{}/app?sslmode=disable",
+        proxy.port
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["120", "python3"])
+        .arg(&script)
+        .arg(&url)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("OK"), "{text}");
+}

@@ -63,6 +63,7 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS _switchyard_columns (tbl TEXT NOT NULL, col TEXT NOT NULL, pg_type TEXT NOT NULL, PRIMARY KEY (tbl, col))",
     )?;
+    conn.execute_batch(super::enums::SETUP)?;
     let views = [
         "pg_namespace AS SELECT CAST(2200 AS INTEGER) AS oid, 'public' AS nspname, 10 AS nspowner, NULL AS nspacl \
          UNION ALL SELECT 11, 'pg_catalog', 10, NULL UNION ALL SELECT 13000, 'information_schema', 10, NULL"
@@ -82,7 +83,11 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
          (p.dflt_value IS NOT NULL) AS atthasdef, '' AS attidentity, '' AS attgenerated, 0 AS attcollation, -1 AS attlen, NULL AS attoptions \
          FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind IN ('r', 'v')"
             .to_string(),
-        format!("pg_type AS {}", type_rows()),
+        format!(
+            "pg_type AS {} UNION ALL SELECT CAST(200000 + min(rowid) AS INTEGER), typname, 2200, 4, 'e', 0, 0, 0, 0, 0, -1, 10, 'E', ',', 1, NULL, 0, 0, 'i', 'p', 0, 0 \
+             FROM _switchyard_enums GROUP BY typname",
+            type_rows()
+        ),
         "pg_attrdef AS SELECT CAST(c.oid * 1000 + p.cid AS INTEGER) AS oid, CAST(c.oid AS INTEGER) AS adrelid, p.cid + 1 AS adnum, p.dflt_value AS adbin \
          FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind = 'r' AND p.dflt_value IS NOT NULL"
             .to_string(),
@@ -116,7 +121,10 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
         "pg_description AS SELECT 0 AS objoid, 0 AS classoid, 0 AS objsubid, '' AS description WHERE 0".to_string(),
         "pg_inherits AS SELECT 0 AS inhrelid, 0 AS inhparent, 0 AS inhseqno, 0 AS inhdetachpending WHERE 0".to_string(),
         "pg_am AS SELECT 403 AS oid, 'btree' AS amname".to_string(),
-        "pg_enum AS SELECT 0 AS oid, 0 AS enumtypid, 0 AS enumsortorder, '' AS enumlabel WHERE 0".to_string(),
+        "pg_enum AS SELECT CAST(300000 + e.rowid AS INTEGER) AS oid, \
+         CAST(200000 + (SELECT min(x.rowid) FROM _switchyard_enums x WHERE x.typname = e.typname) AS INTEGER) AS enumtypid, \
+         e.sortorder AS enumsortorder, e.label AS enumlabel FROM _switchyard_enums e"
+            .to_string(),
         "pg_range AS SELECT 0 AS rngtypid, 0 AS rngsubtype WHERE 0".to_string(),
         "pg_settings AS SELECT 'server_version' AS name, current_setting('server_version') AS setting".to_string(),
         format!(
@@ -152,6 +160,17 @@ pub fn remember_column_types(
         .map_err(|e| from_sqlite(&e))?;
     }
     Ok(())
+}
+
+/// Forgets the remembered types of columns that no longer exist (after DROP TABLE), so a
+/// table made again under the name starts clean and a dropped enum column no longer
+/// holds its type.
+pub fn forget_dropped(conn: &Connection) -> Result<(), PgError> {
+    conn.execute_batch(
+        "DELETE FROM _switchyard_columns WHERE NOT EXISTS \
+         (SELECT 1 FROM pragma_table_info(_switchyard_columns.tbl) p WHERE p.name = _switchyard_columns.col)",
+    )
+    .map_err(|e| from_sqlite(&e))
 }
 
 /// A PostgreSQL type remembered for a column SQLite stores under another declared type.

@@ -200,7 +200,14 @@ pub fn rewrite_column(
                     None => custom(decl_for(oid)),
                 }
             }
-            _ => custom(decl_for(oid)),
+            _ => {
+                if oid == types::TEXT && !matches!(pg_type.as_str(), "text" | "clob" | "citext") {
+                    // A type SQLite has no name for (an enum, inet, interval): kept, so
+                    // an enum's CHECK can be added once the table exists.
+                    remembered.push((table.to_string(), col.name.value.clone(), pg_type.clone()));
+                }
+                custom(decl_for(oid))
+            }
         }
     };
     for o in &mut col.options {

@@ -69,6 +69,9 @@ fn constraint(extended: i32, msg: &str) -> PgError {
             format!("value too long for type character varying({n})"),
         );
     }
+    if let Some(ty) = what.strip_prefix(super::enums::ENUM_CHECK) {
+        return PgError::new("22P02", format!("invalid input value for enum {ty}"));
+    }
     let (code, text) = match extended {
         ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
             ("23505", "duplicate key value violates unique constraint")

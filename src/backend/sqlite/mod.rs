@@ -18,6 +18,7 @@ pub mod busy;
 pub mod catalog;
 pub mod datetime;
 pub mod ddl;
+pub mod enums;
 pub mod error;
 pub mod exec;
 pub mod extended;

@@ -263,7 +263,7 @@ impl Session {
             Kind::Set { name, value, .. } => self.set(name, value.as_deref(), o.out),
             Kind::Show(name) => self.show(name, o.out, o.describe)?,
             Kind::SetConstraints { deferred } => self.set_constraints(*deferred, o.out)?,
-            _ if t.alter.is_some() => self.run_alter(t, o.out)?,
+            _ if t.alter.is_some() || t.type_op.is_some() => self.run_steps(t, o.out)?,
             _ => self.run_sql(t, params, o)?,
         }
         Ok(())
@@ -405,18 +405,27 @@ impl Session {
         Ok(())
     }
 
-    /// An ALTER TABLE in several steps: all or nothing (its own transaction outside one).
-    fn run_alter(&mut self, t: &Translated, out: &mut BytesMut) -> Result<(), PgError> {
-        let Some(alter) = &t.alter else {
-            return Ok(());
-        };
+    /// A statement run in several steps (ALTER TABLE, enum types): all or nothing (its own
+    /// transaction outside one).
+    fn run_steps(&mut self, t: &Translated, out: &mut BytesMut) -> Result<(), PgError> {
         self.ensure_started(true)?;
         let own = self.conn.is_autocommit();
         if own {
             self.sqlite("BEGIN IMMEDIATE")?;
         }
-        let mut result = super::alter::run(&self.conn, alter)
-            .and_then(|_| super::catalog::remember_column_types(&self.conn, &t.column_types));
+        let conn = &self.conn;
+        let steps = || -> Result<&'static str, PgError> {
+            if let Some(op) = &t.type_op {
+                return super::enums::run(conn, op);
+            }
+            if let Some(alter) = &t.alter {
+                super::alter::run(conn, alter)?;
+            }
+            super::catalog::remember_column_types(conn, &t.column_types)?;
+            super::enums::enforce(conn, &t.column_types)?;
+            Ok("ALTER TABLE")
+        };
+        let mut result = steps();
         if own {
             let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
             if let Err(e) = self.sqlite(end) {
@@ -424,8 +433,7 @@ impl Session {
                 result = result.and(Err(e));
             }
         }
-        result?;
-        build::command_complete(out, "ALTER TABLE");
+        build::command_complete(out, result?);
         Ok(())
     }
 
@@ -511,6 +519,10 @@ impl Session {
         drop(stmt);
         if result.is_ok() && !t.column_types.is_empty() {
             super::catalog::remember_column_types(&self.conn, &t.column_types)?;
+            super::enums::enforce(&self.conn, &t.column_types)?;
+        }
+        if result.is_ok() && matches!(&t.kind, Kind::Other { tag, .. } if tag == "DROP TABLE") {
+            super::catalog::forget_dropped(&self.conn)?;
         }
         if result.is_err() && self.tx == Tx::Idle && !self.conn.is_autocommit() {
             let _ = self.sqlite("ROLLBACK");

@@ -16,6 +16,7 @@ use thiserror::Error;
 
 use super::alter::Alter;
 use super::ddl;
+use super::enums::TypeOp;
 use super::infer::{self, ParamHint};
 use super::rewrite::Rewriter;
 
@@ -97,6 +98,8 @@ pub struct Translated {
     pub alter: Option<Alter>,
     /// Result columns typed by one column of the schema (aggregates of it).
     pub sources: Vec<Option<infer::Source>>,
+    /// CREATE TYPE … AS ENUM, ALTER TYPE … ADD VALUE, DROP TYPE (see [`super::enums`]).
+    pub type_op: Option<TypeOp>,
 }
 
 /// Parses and translates a text that may hold several statements.
@@ -176,6 +179,7 @@ fn session_only(kind: Kind) -> Translated {
         tables: Vec::new(),
         alter: None,
         sources: Vec::new(),
+        type_op: None,
     }
 }
 
@@ -235,8 +239,9 @@ fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
         }
         _ => None,
     };
+    let type_op = type_op(&stmt)?;
     let sql = match kind {
-        _ if alter.is_some() => String::new(),
+        _ if alter.is_some() || type_op.is_some() => String::new(),
         Kind::Begin { .. } | Kind::Commit | Kind::Rollback | Kind::Set { .. } | Kind::Show(_) => {
             String::new()
         }
@@ -252,7 +257,58 @@ fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
         tables,
         alter,
         sources,
+        type_op,
     })
+}
+
+/// The enum type statements (other kinds of CREATE TYPE are refused).
+fn type_op(stmt: &Statement) -> Result<Option<TypeOp>, TranslateError> {
+    use sqlparser::ast::{AlterTypeAddValuePosition as Pos, AlterTypeOperation, ObjectType};
+    let last = |n: &ObjectName| {
+        ident_name(n)
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(Some(match stmt {
+        Statement::CreateType {
+            name,
+            representation: Some(sqlparser::ast::UserDefinedTypeRepresentation::Enum { labels }),
+        } => TypeOp::Create {
+            name: last(name),
+            labels: labels.iter().map(|l| l.value.clone()).collect(),
+        },
+        Statement::CreateType { .. } => {
+            return Err(TranslateError::Refused(
+                "CREATE TYPE other than AS ENUM".into(),
+            ));
+        }
+        Statement::Drop {
+            object_type: ObjectType::Type,
+            names,
+            if_exists,
+            ..
+        } => TypeOp::Drop {
+            names: names.iter().map(last).collect(),
+            if_exists: *if_exists,
+        },
+        Statement::AlterType(at) => match &at.operation {
+            AlterTypeOperation::AddValue(v) => TypeOp::AddValue {
+                name: last(&at.name),
+                value: v.value.value.clone(),
+                if_not_exists: v.if_not_exists,
+                position: v.position.as_ref().map(|p| match p {
+                    Pos::Before(l) => (true, l.value.clone()),
+                    Pos::After(l) => (false, l.value.clone()),
+                }),
+            },
+            other => {
+                return Err(TranslateError::Refused(format!("ALTER TYPE … {other}")));
+            }
+        },
+        _ => return Ok(None),
+    }))
 }
 
 fn classify(stmt: &Statement) -> Result<Kind, TranslateError> {
