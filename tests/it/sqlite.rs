@@ -438,3 +438,52 @@ fn aggregates_of_a_column_have_postgresql_s_types() {
         assert_eq!(got, vec!["2024-01-03 08:30:30.25+00", "69.50", "3", "23.40"]);
     });
 }
+
+/// jsonb's operators answer as PostgreSQL's (Django's JSONField lookups use them:
+/// has_key `?`, has_any_keys `?|`, has_keys `?&`, contains `@>`, contained_by `<@`, key
+/// paths `#>`/`#>>`).
+#[test]
+fn jsonb_operators_answer_as_in_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute(
+            "CREATE TABLE docs (id serial PRIMARY KEY, data jsonb);
+             INSERT INTO docs (data) VALUES ('{\"a\": 1, \"tags\": [\"x\", \"y\"], \"n\": {\"b\": [10, 20]}}'),
+               ('{\"b\": 2}'), ('[\"a\", \"c\"]'), (NULL)",
+        )
+        .await
+        .unwrap();
+        let ids = |sql: &'static str| {
+            let c = &c;
+            async move {
+                let rows = c.simple_query(sql).await.unwrap();
+                rows.iter()
+                    .filter_map(|m| match m {
+                        SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+        };
+        assert_eq!(ids("SELECT id FROM docs WHERE data ? 'a' ORDER BY id").await, "1,3");
+        assert_eq!(ids("SELECT id FROM docs WHERE data ?| '{b,c}' ORDER BY id").await, "2,3");
+        assert_eq!(ids("SELECT id FROM docs WHERE data ?& array['a','tags'] ORDER BY id").await, "1");
+        assert_eq!(ids("SELECT id FROM docs WHERE data @> '{\"tags\": [\"y\"]}' ORDER BY id").await, "1");
+        assert_eq!(ids("SELECT id FROM docs WHERE data @> '\"c\"' ORDER BY id").await, "3");
+        assert_eq!(ids("SELECT id FROM docs WHERE data <@ '{\"b\": 2, \"z\": 0}' ORDER BY id").await, "2");
+        assert_eq!(ids("SELECT data #> '{n,b}' FROM docs WHERE id = 1").await, "[10, 20]");
+        assert_eq!(ids("SELECT data #>> '{n,b,-1}' FROM docs WHERE id = 1").await, "20");
+        assert_eq!(ids("SELECT data - 'tags' #- '{n,b,0}' FROM docs WHERE id = 1").await, "{\"a\": 1, \"n\": {\"b\": [20]}}");
+        // Parameters, as Django sends them; arithmetic stays arithmetic.
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM docs WHERE data ? $1", &[&"b"])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1);
+        assert_eq!(ids("SELECT 5 - 2").await, "3");
+    });
+}

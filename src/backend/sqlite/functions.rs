@@ -134,6 +134,7 @@ pub fn register(
     ] {
         conn.create_scalar_function(name, n, det(), move |_| Ok(v.clone()))?;
     }
+    super::jsonb_ops::register(conn)?;
     // An array value as the JSON array SQLite keeps: PostgreSQL's literal (`{a,"b c"}`,
     // what drivers send for an array parameter) or JSON already.
     conn.create_scalar_function("sy_array", 1, det(), |ctx| {

@@ -281,7 +281,15 @@ pub fn expr_type(e: &Expr) -> Option<u32> {
             B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or => {
                 Some(types::BOOL)
             }
-            B::StringConcat => Some(types::TEXT),
+            B::StringConcat | B::HashLongArrow | B::LongArrow => Some(types::TEXT),
+            B::Question | B::QuestionPipe | B::QuestionAnd | B::AtArrow | B::ArrowAt => {
+                Some(types::BOOL)
+            }
+            B::HashArrow | B::HashMinus | B::Arrow => Some(types::JSONB),
+            // jsonb - 'key' (a number minus a string is no arithmetic).
+            B::Minus if matches!(right.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) => {
+                Some(types::JSONB)
+            }
             B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo => {
                 arithmetic(expr_type(left)?, expr_type(right)?)
             }

@@ -328,7 +328,7 @@ impl VisitorMut for Rewriter {
 
     fn post_visit_table_factor(&mut self, tf: &mut sqlparser::ast::TableFactor) -> ControlFlow<()> {
         if let sqlparser::ast::TableFactor::UNNEST { .. } = tf {
-            *tf = unnest(tf);
+            *tf = super::rewrite_ops::unnest(tf);
             return ControlFlow::Continue(());
         }
         // A single-column function in FROM names its column after its alias in PostgreSQL
@@ -455,6 +455,9 @@ impl VisitorMut for Rewriter {
                 pattern,
                 escape_char,
             } => *expr = like(*negated, true, e, pattern, escape_char.as_deref()),
+            Expr::BinaryOp { left, op, right } if super::rewrite_ops::is_jsonb(op, right) => {
+                *expr = super::rewrite_ops::jsonb_operator(left, op, right);
+            }
             Expr::IsDistinctFrom(a, b) => {
                 *expr = Expr::BinaryOp {
                     left: a.clone(),
@@ -542,68 +545,5 @@ impl VisitorMut for Rewriter {
             }
         }
         ControlFlow::Continue(())
-    }
-}
-
-/// `UNNEST(a, b, …)` in FROM: the arrays' elements side by side (a shorter one padded
-/// with NULLs, as PostgreSQL does), in order, through SQLite's `json_each` over the JSON
-/// arrays `sy_array` makes of PostgreSQL's literals. Columns are named as PostgreSQL
-/// names them: the alias's column list, else the alias for one array, else `unnest`.
-fn unnest(tf: &sqlparser::ast::TableFactor) -> sqlparser::ast::TableFactor {
-    let sqlparser::ast::TableFactor::UNNEST {
-        alias, array_exprs, ..
-    } = tf
-    else {
-        return tf.clone();
-    };
-    let name = |i: usize| {
-        match alias {
-            Some(a) if !a.columns.is_empty() => a.columns.get(i).map(|c| c.name.value.clone()),
-            Some(a) if array_exprs.len() == 1 => Some(a.name.value.clone()),
-            _ => None,
-        }
-        .unwrap_or_else(|| "unnest".into())
-    };
-    let mut cols = Vec::new();
-    let mut from = String::new();
-    // The longest array drives the rows; each element is looked up by position.
-    let lengths: Vec<String> = array_exprs
-        .iter()
-        .map(|e| format!("json_array_length(sy_array({e}))"))
-        .collect();
-    let driver = if lengths.len() == 1 {
-        lengths[0].clone()
-    } else {
-        format!("max({})", lengths.join(", "))
-    };
-    for (i, e) in array_exprs.iter().enumerate() {
-        cols.push(format!(
-            "json_extract(sy_array({e}), '$[' || _sy_n.i || ']') AS \"{}\"",
-            name(i).replace('"', "\"\"")
-        ));
-    }
-    from.push_str(&format!(
-        "(WITH RECURSIVE _sy_n(i) AS (SELECT 0 WHERE {driver} > 0 UNION ALL SELECT i + 1 FROM _sy_n WHERE i + 1 < {driver}) SELECT {} FROM _sy_n)",
-        cols.join(", ")
-    ));
-    let alias = alias.clone().map(|mut a| {
-        a.columns.clear();
-        a
-    });
-    sqlparser::ast::TableFactor::Table {
-        name: ObjectName(vec![ObjectNamePart::Identifier(Ident {
-            value: from,
-            quote_style: None,
-            span: sqlparser::tokenizer::Span::empty(),
-        })]),
-        alias,
-        args: None,
-        with_hints: Vec::new(),
-        version: None,
-        with_ordinality: false,
-        partitions: Vec::new(),
-        json_path: None,
-        sample: None,
-        index_hints: Vec::new(),
     }
 }

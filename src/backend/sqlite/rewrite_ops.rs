@@ -1,0 +1,108 @@
+//! Rewrites of PostgreSQL constructs into SQLite calls, kept apart from the tree walk in
+//! [`super::rewrite`]: `UNNEST(…)` in FROM, and the jsonb operators (`?`, `?|`, `?&`,
+//! `@>`, `<@`, `#>`, `#>>`, `#-`, `- 'key'`) as the functions of [`super::jsonb_ops`].
+
+use sqlparser::ast::{BinaryOperator, Expr, Ident, ObjectName, ObjectNamePart, Value};
+
+use super::rewrite::raw;
+
+/// Whether `left op right` is a jsonb operator (`-` only with a string key on the right:
+/// PostgreSQL would refuse a number minus a string).
+pub fn is_jsonb(op: &BinaryOperator, right: &Expr) -> bool {
+    use BinaryOperator as B;
+    match op {
+        B::Question
+        | B::QuestionPipe
+        | B::QuestionAnd
+        | B::AtArrow
+        | B::ArrowAt
+        | B::HashArrow
+        | B::HashLongArrow
+        | B::HashMinus => true,
+        B::Minus => matches!(
+            right,
+            Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))
+        ),
+        _ => false,
+    }
+}
+
+/// `left op right` as the SQL function that computes it.
+pub fn jsonb_operator(left: &Expr, op: &BinaryOperator, right: &Expr) -> Expr {
+    use BinaryOperator as B;
+    let call = match op {
+        B::Question => format!("sy_jsonb_exists({left}, {right})"),
+        B::QuestionPipe => format!("sy_jsonb_exists_any({left}, sy_array({right}))"),
+        B::QuestionAnd => format!("sy_jsonb_exists_all({left}, sy_array({right}))"),
+        B::AtArrow => format!("sy_jsonb_contains({left}, {right})"),
+        B::ArrowAt => format!("sy_jsonb_contains({right}, {left})"),
+        B::HashArrow => format!("sy_jsonb_path({left}, sy_array({right}))"),
+        B::HashLongArrow => format!("sy_jsonb_path_text({left}, sy_array({right}))"),
+        B::HashMinus => format!("sy_jsonb_delete_path({left}, sy_array({right}))"),
+        _ => format!("sy_jsonb_minus({left}, {right})"),
+    };
+    raw(call)
+}
+
+/// `UNNEST(a, b, …)` in FROM: the arrays' elements side by side (a shorter one padded
+/// with NULLs, as PostgreSQL does), in order, through SQLite's `json_each` over the JSON
+/// arrays `sy_array` makes of PostgreSQL's literals. Columns are named as PostgreSQL
+/// names them: the alias's column list, else the alias for one array, else `unnest`.
+pub fn unnest(tf: &sqlparser::ast::TableFactor) -> sqlparser::ast::TableFactor {
+    let sqlparser::ast::TableFactor::UNNEST {
+        alias, array_exprs, ..
+    } = tf
+    else {
+        return tf.clone();
+    };
+    let name = |i: usize| {
+        match alias {
+            Some(a) if !a.columns.is_empty() => a.columns.get(i).map(|c| c.name.value.clone()),
+            Some(a) if array_exprs.len() == 1 => Some(a.name.value.clone()),
+            _ => None,
+        }
+        .unwrap_or_else(|| "unnest".into())
+    };
+    let mut cols = Vec::new();
+    let mut from = String::new();
+    // The longest array drives the rows; each element is looked up by position.
+    let lengths: Vec<String> = array_exprs
+        .iter()
+        .map(|e| format!("json_array_length(sy_array({e}))"))
+        .collect();
+    let driver = if lengths.len() == 1 {
+        lengths[0].clone()
+    } else {
+        format!("max({})", lengths.join(", "))
+    };
+    for (i, e) in array_exprs.iter().enumerate() {
+        cols.push(format!(
+            "json_extract(sy_array({e}), '$[' || _sy_n.i || ']') AS \"{}\"",
+            name(i).replace('"', "\"\"")
+        ));
+    }
+    from.push_str(&format!(
+        "(WITH RECURSIVE _sy_n(i) AS (SELECT 0 WHERE {driver} > 0 UNION ALL SELECT i + 1 FROM _sy_n WHERE i + 1 < {driver}) SELECT {} FROM _sy_n)",
+        cols.join(", ")
+    ));
+    let alias = alias.clone().map(|mut a| {
+        a.columns.clear();
+        a
+    });
+    sqlparser::ast::TableFactor::Table {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident {
+            value: from,
+            quote_style: None,
+            span: sqlparser::tokenizer::Span::empty(),
+        })]),
+        alias,
+        args: None,
+        with_hints: Vec::new(),
+        version: None,
+        with_ordinality: false,
+        partitions: Vec::new(),
+        json_path: None,
+        sample: None,
+        index_hints: Vec::new(),
+    }
+}
