@@ -93,7 +93,11 @@ fn psql_describes_sqlite_tables() {
     );
     let (ok, out, err) = psql(proxy.port, "app", "secret", &["-c", "\\d users"]);
     assert!(ok, "{err}");
-    assert!(out.contains("email|character varying||not null|"), "{out}");
+    // As PostgreSQL shows it: the type with its length.
+    assert!(
+        out.contains("email|character varying(120)||not null|"),
+        "{out}"
+    );
     assert!(out.contains("created_at|timestamp with time zone"), "{out}");
 }
 

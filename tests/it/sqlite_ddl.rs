@@ -254,8 +254,10 @@ fn enum_types_are_created_enforced_extended_and_dropped() {
 }
 
 /// Alembic revisions as autogenerate writes them (an enum type, a widened varchar, a
-/// column added with a server default): upgrade, downgrade to nothing, upgrade again,
-/// then the models read and write.
+/// column added with a server default): upgrade, downgrade to nothing, upgrade again;
+/// `alembic check` finds the database as the models describe it (reflection through the
+/// catalog: typmods, keys, indexes, the enum) and finds a column they add; then the models
+/// read and write.
 #[test]
 fn alembic_upgrades_and_downgrades_on_the_sqlite_default() {
     let dir = tempfile::tempdir().unwrap();
@@ -270,6 +272,7 @@ fn alembic_upgrades_and_downgrades_on_the_sqlite_default() {
         .args(["120", "python3"])
         .arg(&script)
         .arg(&url)
+        .arg("check")
         .output()
         .unwrap();
     let text = format!(

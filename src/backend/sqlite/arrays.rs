@@ -77,6 +77,53 @@ pub fn from_binary(b: &[u8], elem: u32) -> Result<Value, String> {
     Ok(Value::Text(nest(items, &dims).to_string()))
 }
 
+/// A JSON array (as SQLite keeps arrays) in PostgreSQL's text form; other text as it is.
+pub fn json_to_literal(text: &str) -> String {
+    crate::sync::source::array::json_to_pg_literal(text).unwrap_or_else(|| text.to_string())
+}
+
+/// A JSON array value in PostgreSQL's binary array form, elements as `elem`; false when
+/// the value is no JSON array or an element cannot be written.
+pub fn put_binary(out: &mut bytes::BytesMut, v: &Value, elem: u32) -> bool {
+    use bytes::BufMut;
+    let Value::Text(text) = v else { return false };
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(text)
+    else {
+        return false;
+    };
+    out.put_i32(if items.is_empty() { 0 } else { 1 });
+    out.put_i32(items.iter().any(|i| i.is_null()) as i32);
+    out.put_u32(elem);
+    if items.is_empty() {
+        return true;
+    }
+    out.put_i32(items.len() as i32);
+    out.put_i32(1);
+    for item in items {
+        let value = match item {
+            serde_json::Value::Null => {
+                out.put_i32(-1);
+                continue;
+            }
+            serde_json::Value::Bool(b) => Value::Integer(b as i64),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Value::Integer(i),
+                None => Value::Real(n.as_f64().unwrap_or(0.0)),
+            },
+            serde_json::Value::String(s) => Value::Text(s),
+            other => Value::Text(other.to_string()),
+        };
+        let at = out.len();
+        out.put_i32(0);
+        if !types::put_binary(out, &value, elem) {
+            return false;
+        }
+        let len = (out.len() - at - 4) as i32;
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    true
+}
+
 fn json(v: Value) -> serde_json::Value {
     match v {
         Value::Null => serde_json::Value::Null,

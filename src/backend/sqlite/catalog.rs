@@ -64,6 +64,7 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
         "CREATE TABLE IF NOT EXISTS _switchyard_columns (tbl TEXT NOT NULL, col TEXT NOT NULL, pg_type TEXT NOT NULL, PRIMARY KEY (tbl, col))",
     )?;
     conn.execute_batch(super::enums::SETUP)?;
+    conn.execute_batch(super::constraints::SETUP)?;
     let views = [
         "pg_namespace AS SELECT CAST(2200 AS INTEGER) AS oid, 'public' AS nspname, 10 AS nspowner, NULL AS nspacl \
          UNION ALL SELECT 11, 'pg_catalog', 10, NULL UNION ALL SELECT 13000, 'information_schema', 10, NULL"
@@ -73,13 +74,17 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
              CASE type WHEN 'table' THEN 'r' WHEN 'view' THEN 'v' WHEN 'index' THEN 'i' ELSE 'r' END AS relkind, \
              10 AS relowner, 0 AS reltablespace, -1 AS reltuples, 'p' AS relpersistence, 0 AS relispartition, \
              (type = 'table') AS relhasindex, 0 AS relhasrules, 0 AS relhastriggers, 0 AS relrowsecurity, \
-             0 AS relforcerowsecurity, NULL AS relacl, NULL AS reloptions, 0 AS reltoastrelid, 0 AS relam, 0 AS reloftype, \
+             0 AS relforcerowsecurity, NULL AS relacl, NULL AS reloptions, 0 AS reltoastrelid, CASE type WHEN 'index' THEN 403 ELSE 0 END AS relam, 0 AS reloftype, \
              0 AS relchecks, NULL AS relpartbound, 0 AS relnatts, 0 AS relpages, 'd' AS relreplident, 0 AS relfrozenxid \
-             FROM ({USER_OBJECTS}) WHERE type IN ('table', 'view', 'index')"
+             FROM ({USER_OBJECTS}) WHERE type IN ('table', 'view', 'index') \
+             UNION ALL SELECT conindid, conname, 2200, 'i', 10, 0, -1, 'p', 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 403, 0, \
+             0, NULL, 0, 0, 'd', 0 FROM temp._sy_constraints WHERE contype IN ('p', 'u')"
         ),
         "pg_attribute AS SELECT CAST(c.oid AS INTEGER) AS attrelid, p.name AS attname, \
-         COALESCE((SELECT CASE s.pg_type WHEN 'bigint' THEN 20 WHEN 'smallint' THEN 21 ELSE 25 END FROM _switchyard_columns s WHERE s.tbl = c.relname AND s.col = p.name), pg_type_oid(p.type)) AS atttypid, \
-         p.cid + 1 AS attnum, p.\"notnull\" AS attnotnull, 0 AS attisdropped, -1 AS atttypmod, 0 AS attndims, \
+         COALESCE((SELECT CASE s.pg_type WHEN 'bigint' THEN 20 WHEN 'smallint' THEN 21 \
+         ELSE COALESCE((SELECT 200000 + min(e.rowid) FROM _switchyard_enums e WHERE e.typname = s.pg_type), 25) END \
+         FROM _switchyard_columns s WHERE s.tbl = c.relname AND s.col = p.name), pg_type_oid(p.type)) AS atttypid, \
+         p.cid + 1 AS attnum, p.\"notnull\" AS attnotnull, 0 AS attisdropped, pg_typmod(p.type) AS atttypmod, 0 AS attndims, \
          (p.dflt_value IS NOT NULL) AS atthasdef, '' AS attidentity, '' AS attgenerated, 0 AS attcollation, -1 AS attlen, NULL AS attoptions \
          FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind IN ('r', 'v')"
             .to_string(),
@@ -91,13 +96,23 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
         "pg_attrdef AS SELECT CAST(c.oid * 1000 + p.cid AS INTEGER) AS oid, CAST(c.oid AS INTEGER) AS adrelid, p.cid + 1 AS adnum, p.dflt_value AS adbin \
          FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind = 'r' AND p.dflt_value IS NOT NULL"
             .to_string(),
-        "pg_index AS SELECT CAST(i.oid AS INTEGER) AS indexrelid, CAST(t.oid AS INTEGER) AS indrelid, l.\"unique\" AS indisunique, (l.origin = 'pk') AS indisprimary, \
+        "pg_index AS SELECT CAST(i.oid AS INTEGER) AS indexrelid, CAST(t.oid AS INTEGER) AS indrelid, (l.\"unique\" + 0) AS indisunique, (l.origin = 'pk') AS indisprimary, \
          1 AS indisvalid, 1 AS indisready, 1 AS indislive, 0 AS indisclustered, NULL AS indpred, NULL AS indexprs, \
-         (SELECT group_concat(ii.cid + 1, ' ') FROM pragma_index_info(l.name) ii) AS indkey, 0 AS indnkeyatts, 0 AS indnatts, 0 AS indisreplident, 0 AS indimmediate \
-         FROM pg_class t JOIN pragma_index_list(t.relname) l JOIN pg_class i ON i.relname = l.name WHERE t.relkind = 'r'"
+         (SELECT group_concat(ii.cid + 1, ' ') FROM pragma_index_info(l.name) ii) AS indkey, \
+         (SELECT count(*) FROM pragma_index_info(l.name)) AS indnkeyatts, (SELECT count(*) FROM pragma_index_info(l.name)) AS indnatts, \
+         0 AS indisreplident, 1 AS indimmediate, 0 AS indnullsnotdistinct, \
+         (SELECT group_concat(0, ' ') FROM pragma_index_info(l.name)) AS indoption, \
+         (SELECT group_concat(0, ' ') FROM pragma_index_info(l.name)) AS indclass \
+         FROM pg_class t JOIN pragma_index_list(t.relname) l JOIN pg_class i ON i.relname = l.name WHERE t.relkind = 'r' \
+         UNION ALL SELECT conindid, conrelid, 1, contype = 'p', 1, 1, 1, 0, NULL, NULL, \
+         replace(trim(conkey, '[]'), ',', ' '), json_array_length(conkey), json_array_length(conkey), 0, 1, 0, \
+         trim(replace(replace(trim(conkey, '[]'), ',', ' '), '1', '0')), '' \
+         FROM temp._sy_constraints WHERE contype IN ('p', 'u')"
             .to_string(),
-        "pg_constraint AS SELECT 0 AS oid, NULL AS conname, 2200 AS connamespace, NULL AS contype, 0 AS conrelid, \
-         0 AS confrelid, NULL AS conkey, NULL AS confkey, 0 AS conindid, 0 AS condeferrable, 0 AS condeferred, 1 AS convalidated WHERE 0"
+        "pg_constraint AS SELECT oid, conname, 2200 AS connamespace, contype, conrelid, confrelid, conkey, confkey, \
+         conindid, condeferrable, condeferred, 1 AS convalidated, confupdtype, confdeltype, 's' AS confmatchtype, \
+         1 AS conislocal, 0 AS coninhcount, 0 AS connoinherit, 0 AS conparentid, 0 AS contypid, NULL AS conbin \
+         FROM temp._sy_constraints"
             .to_string(),
         "pg_database AS SELECT 1 AS oid, current_database() AS datname, 10 AS datdba, 6 AS encoding, 'C' AS datcollate, \
          'C' AS datctype, NULL AS daticulocale, 'c' AS datlocprovider, 0 AS datistemplate, 1 AS datallowconn, -1 AS datconnlimit, NULL AS datacl"
@@ -117,10 +132,17 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
         "pg_foreign_table AS SELECT 0 AS ftrelid, 0 AS ftserver WHERE 0".to_string(),
         "pg_extension AS SELECT 0 AS oid, 'plpgsql' AS extname WHERE 0".to_string(),
         "pg_proc AS SELECT 0 AS oid, '' AS proname, 11 AS pronamespace WHERE 0".to_string(),
-        "pg_sequence AS SELECT 0 AS seqrelid WHERE 0".to_string(),
+        "pg_sequence AS SELECT 0 AS seqrelid, 20 AS seqtypid, 1 AS seqstart, 1 AS seqincrement, \
+         9223372036854775807 AS seqmax, 1 AS seqmin, 1 AS seqcache, 0 AS seqcycle WHERE 0"
+            .to_string(),
         "pg_description AS SELECT 0 AS objoid, 0 AS classoid, 0 AS objsubid, '' AS description WHERE 0".to_string(),
         "pg_inherits AS SELECT 0 AS inhrelid, 0 AS inhparent, 0 AS inhseqno, 0 AS inhdetachpending WHERE 0".to_string(),
         "pg_am AS SELECT 403 AS oid, 'btree' AS amname".to_string(),
+        "pg_tablespace AS SELECT 1663 AS oid, 'pg_default' AS spcname, 10 AS spcowner, NULL AS spcacl, NULL AS spcoptions"
+            .to_string(),
+        "pg_opclass AS SELECT 0 AS oid, '' AS opcname, 403 AS opcmethod, 11 AS opcnamespace, 1 AS opcdefault, \
+         0 AS opcintype, 0 AS opcfamily WHERE 0"
+            .to_string(),
         "pg_enum AS SELECT CAST(300000 + e.rowid AS INTEGER) AS oid, \
          CAST(200000 + (SELECT min(x.rowid) FROM _switchyard_enums x WHERE x.typname = e.typname) AS INTEGER) AS enumtypid, \
          e.sortorder AS enumsortorder, e.label AS enumlabel FROM _switchyard_enums e"
@@ -132,10 +154,14 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
              CASE type WHEN 'view' THEN 'VIEW' ELSE 'BASE TABLE' END AS table_type FROM ({USER_OBJECTS}) WHERE type IN ('table', 'view')"
         ),
         "information_schema_columns AS SELECT current_database() AS table_catalog, 'public' AS table_schema, c.relname AS table_name, \
-         a.attname AS column_name, a.attnum AS ordinal_position, format_type(a.atttypid, -1) AS data_type, \
+         a.attname AS column_name, a.attnum AS ordinal_position, \
+         CASE WHEN a.atttypid >= 200000 THEN 'USER-DEFINED' ELSE format_type(a.atttypid, -1) END AS data_type, \
          CASE WHEN a.attnotnull THEN 'NO' ELSE 'YES' END AS is_nullable, \
          (SELECT p.dflt_value FROM pragma_table_info(c.relname) p WHERE p.name = a.attname) AS column_default, \
-         NULL AS character_maximum_length, format_type(a.atttypid, -1) AS udt_name \
+         CASE WHEN a.atttypid IN (1042, 1043) AND a.atttypmod > 4 THEN a.atttypmod - 4 END AS character_maximum_length, \
+         CASE WHEN a.atttypid = 1700 AND a.atttypmod > 4 THEN ((a.atttypmod - 4) >> 16) & 65535 END AS numeric_precision, \
+         CASE WHEN a.atttypid = 1700 AND a.atttypmod > 4 THEN (a.atttypmod - 4) & 65535 END AS numeric_scale, \
+         (SELECT t.typname FROM pg_type t WHERE t.oid = a.atttypid) AS udt_name \
          FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid"
             .to_string(),
         "information_schema_schemata AS SELECT current_database() AS catalog_name, nspname AS schema_name, 'postgres' AS schema_owner FROM pg_namespace"
@@ -227,12 +253,12 @@ fn column_decl(
     column: &str,
     tables: &[String],
 ) -> Option<(u32, Option<usize>)> {
-    let oid = column_type(conn, table, column, tables)?;
     let candidates: Vec<&str> = match table {
         Some(t) if tables.iter().any(|x| x == t) => vec![t],
         _ => tables.iter().map(String::as_str).collect(),
     };
-    let scale = candidates.iter().find_map(|t| {
+    // A view's computed column has no declared type: nothing to go by.
+    let decl = candidates.iter().find_map(|t| {
         conn.query_row(
             "SELECT type FROM pragma_table_info(?1) WHERE name = ?2",
             [t, column],
@@ -240,9 +266,42 @@ fn column_decl(
         )
         .ok()
         .flatten()
-        .and_then(|d| super::exec::declared_scale(&d))
-    });
-    Some((oid, scale))
+        .filter(|d| !d.is_empty())
+    })?;
+    let oid = column_type(conn, table, column, tables)?;
+    Some((oid, super::exec::declared_scale(&decl)))
+}
+
+/// The type of a catalog view's column that SQLite cannot tell (a computed one), by name:
+/// what reflection queries aggregate over subqueries of the catalog.
+fn catalog_column(name: &str) -> Option<u32> {
+    Some(match name {
+        "indnkeyatts" | "indnatts" | "attnum" | "adnum" => types::INT2,
+        "oid" | "conrelid" | "confrelid" | "indrelid" | "indexrelid" | "attrelid" | "relam"
+        | "relnamespace" | "atttypid" | "typnamespace" | "conindid" => types::OID,
+        "indisunique"
+        | "indisprimary"
+        | "indisvalid"
+        | "indisready"
+        | "indislive"
+        | "indisclustered"
+        | "indnullsnotdistinct"
+        | "indimmediate"
+        | "attnotnull"
+        | "atthasdef"
+        | "attisdropped"
+        | "condeferrable"
+        | "condeferred"
+        | "convalidated"
+        | "relhasindex"
+        | "relispartition"
+        | "has_constraint"
+        | "is_expr" => types::BOOL,
+        "attname" | "relname" | "conname" | "typname" | "nspname" | "relkind" | "contype"
+        | "attidentity" | "attgenerated" | "confupdtype" | "confdeltype" | "confmatchtype"
+        | "description" | "enumlabel" => types::TEXT,
+        _ => return None,
+    })
 }
 
 /// The PostgreSQL type (and numeric scale) of each result column with a
@@ -257,8 +316,15 @@ pub fn source_types(
         .iter()
         .map(|s| {
             let s = s.as_ref()?;
-            let (oid, scale) = column_decl(conn, s.table.as_deref(), &s.column, tables)?;
+            if s.func.is_empty() {
+                // A catalog view's column: by name (its declared type, if any, is SQLite's
+                // guess from the expression behind it).
+                return catalog_column(&s.column).map(|o| (o, None));
+            }
+            let (oid, scale) = column_decl(conn, s.table.as_deref(), &s.column, tables)
+                .or_else(|| catalog_column(&s.column).map(|o| (o, None)))?;
             match (s.func.as_str(), oid) {
+                ("array_agg", _) => Some((super::arrays::array_of(oid), None)),
                 ("sum", types::INT2 | types::INT4) => Some((types::INT8, None)),
                 ("sum", types::INT8) => Some((types::NUMERIC, None)),
                 ("sum", types::NUMERIC | types::FLOAT4 | types::FLOAT8) => Some((oid, scale)),

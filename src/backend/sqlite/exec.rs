@@ -99,23 +99,30 @@ pub fn describe(
         .enumerate()
         .map(|(i, c)| Column {
             name: c.name().to_string(),
-            scale: match decls[i].as_deref() {
-                Some(d) => declared_scale(d),
-                None => typed.get(i).copied().flatten().and_then(|t| t.1),
+            scale: match (typed.get(i).copied().flatten(), decls[i].as_deref()) {
+                (Some(t), _) => t.1,
+                (None, Some(d)) => declared_scale(d),
+                (None, None) => None,
             },
-            oid: decls[i]
-                .as_deref()
-                .map(|d| {
-                    let table = c.table_name().or(default_table);
-                    let origin = c.origin_name().unwrap_or(c.name());
-                    match table {
-                        Some(t) if d.eq_ignore_ascii_case("integer") => {
-                            overrides(t, origin).unwrap_or(types::INT4)
+            // Types resolved from the schema (`catalog::source_types`) come first: a
+            // catalog view's column has SQLite's guess as its declared type.
+            oid: typed
+                .get(i)
+                .copied()
+                .flatten()
+                .map(|t| t.0)
+                .or_else(|| {
+                    decls[i].as_deref().map(|d| {
+                        let table = c.table_name().or(default_table);
+                        let origin = c.origin_name().unwrap_or(c.name());
+                        match table {
+                            Some(t) if d.eq_ignore_ascii_case("integer") => {
+                                overrides(t, origin).unwrap_or(types::INT4)
+                            }
+                            _ => types::oid_for_decltype(d),
                         }
-                        _ => types::oid_for_decltype(d),
-                    }
+                    })
                 })
-                .or_else(|| typed.get(i).copied().flatten().map(|t| t.0))
                 .or_else(|| hints.get(i).copied().flatten())
                 .or_else(|| CATALOG_BOOLS.contains(&c.name()).then_some(types::BOOL))
                 .unwrap_or(types::TEXT),

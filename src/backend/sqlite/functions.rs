@@ -108,13 +108,10 @@ pub fn register(
         let known = oid != types::TEXT || name.trim().eq_ignore_ascii_case("text");
         Ok(known.then_some(oid as i64))
     })?;
-    conn.create_scalar_function("format_type", 2, det(), |ctx| {
-        let oid: Option<i64> = ctx.get(0)?;
-        Ok(oid.map(|o| types::type_name(o as u32).to_string()))
-    })?;
     for (name, n, v) in [
         ("pg_table_is_visible", 1, Value::Integer(1)),
         ("pg_type_is_visible", 1, Value::Integer(1)),
+        ("pg_collation_is_visible", 1, Value::Integer(1)),
         ("pg_function_is_visible", 1, Value::Integer(1)),
         ("has_table_privilege", -1, Value::Integer(1)),
         ("has_schema_privilege", -1, Value::Integer(1)),
@@ -130,19 +127,28 @@ pub fn register(
         ("pg_relation_is_publishable", 1, Value::Integer(0)),
         ("pg_get_statisticsobjdef_columns", 1, Value::Null),
         ("array_upper", 2, Value::Null),
-        ("pg_get_constraintdef", -1, Value::Null),
     ] {
         conn.create_scalar_function(name, n, det(), move |_| Ok(v.clone()))?;
     }
     super::jsonb_ops::register(conn)?;
+    super::typmod::register(conn)?;
+    super::constraints::register(conn)?;
     // An array value as the JSON array SQLite keeps: PostgreSQL's literal (`{a,"b c"}`,
     // what drivers send for an array parameter) or JSON already.
     conn.create_scalar_function("sy_array", 1, det(), |ctx| {
         let Some(text) = ctx.get::<Option<String>>(0)? else {
             return Ok(None);
         };
-        if text.trim_start().starts_with('[') {
+        let t = text.trim_start();
+        if t.starts_with('[') {
             return Ok(Some(text));
+        }
+        if !t.starts_with('{') {
+            // int2vector / oidvector text (`pg_index.indkey`): numbers split by spaces.
+            let items: Vec<&str> = t.split_whitespace().collect();
+            if items.iter().all(|i| i.parse::<i64>().is_ok()) {
+                return Ok(Some(format!("[{}]", items.join(","))));
+            }
         }
         crate::sync::source::array::pg_text_to_json(&text, "text")
             .map(Some)

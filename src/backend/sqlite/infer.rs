@@ -11,6 +11,7 @@ use sqlparser::ast::{
 };
 
 use super::ddl::base_type;
+use super::scope::Scope;
 use super::types;
 
 /// Where a parameter's type comes from.
@@ -185,30 +186,45 @@ pub struct Source {
     pub column: String,
 }
 
-/// The [`Source`] of each top-level result column (None where there is none).
-pub fn result_sources(stmt: &Statement) -> Vec<Option<Source>> {
+/// The [`Source`] of each top-level result column (None where there is none). In a
+/// query of the catalog (`catalog`), a plain column is a source too: a catalog view's
+/// computed column has no declared type, and is typed by name.
+pub fn result_sources(stmt: &Statement, catalog: bool) -> Vec<Option<Source>> {
     let Statement::Query(q) = stmt else {
         return Vec::new();
     };
     let SetExpr::Select(s) = q.body.as_ref() else {
         return Vec::new();
     };
+    let scope = Scope::of(s);
     s.projection
         .iter()
         .map(|item| match item {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => source(e),
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                source(e, &scope, catalog)
+            }
             _ => None,
         })
         .collect()
 }
 
-fn source(e: &Expr) -> Option<Source> {
+fn source(e: &Expr, scope: &Scope<'_>, catalog: bool) -> Option<Source> {
+    if let Some((inner, sc)) = scope.resolve(e) {
+        return source(inner, &sc, catalog);
+    }
+    if catalog && let Some((table, column)) = column_ref(e) {
+        return Some(Source {
+            func: String::new(),
+            table,
+            column,
+        });
+    }
     let Expr::Function(f) = e else { return None };
     let name = f.name.to_string().to_lowercase();
     let func = name.rsplit('.').next().unwrap_or(&name).to_string();
     if !matches!(
         func.as_str(),
-        "max" | "min" | "sum" | "coalesce" | "greatest" | "least" | "nullif"
+        "max" | "min" | "sum" | "coalesce" | "greatest" | "least" | "nullif" | "array_agg"
     ) {
         return None;
     }
@@ -219,6 +235,10 @@ fn source(e: &Expr) -> Option<Source> {
     let sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(arg)) = first
     else {
         return None;
+    };
+    let arg = match scope.resolve(arg) {
+        Some((inner, _)) => inner,
+        None => arg,
     };
     let (table, column) = column_ref(arg)?;
     Some(Source {
@@ -234,7 +254,10 @@ pub fn result_hints(stmt: &Statement) -> Vec<Option<u32>> {
         return returning_hints(stmt);
     };
     match q.body.as_ref() {
-        SetExpr::Select(s) => s.projection.iter().map(item_hint).collect(),
+        SetExpr::Select(s) => {
+            let scope = Scope::of(s);
+            s.projection.iter().map(|i| item_hint(i, &scope)).collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -247,20 +270,27 @@ fn returning_hints(stmt: &Statement) -> Vec<Option<u32>> {
         _ => None,
     };
     items
-        .map(|v| v.iter().map(item_hint).collect())
+        .map(|v| v.iter().map(|i| item_hint(i, &Scope::default())).collect())
         .unwrap_or_default()
 }
 
-fn item_hint(item: &SelectItem) -> Option<u32> {
+fn item_hint(item: &SelectItem, scope: &Scope<'_>) -> Option<u32> {
     match item {
-        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => expr_type(e),
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+            expr_type_in(e, scope)
+        }
         _ => None,
     }
 }
 
-/// The type PostgreSQL would give an expression, where it is evident from its shape.
-pub fn expr_type(e: &Expr) -> Option<u32> {
+/// The type PostgreSQL would give an expression, where it is evident from its shape,
+/// seeing through the derived tables of `scope`.
+fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
     use BinaryOperator as B;
+    if let Some((inner, sc)) = scope.resolve(e) {
+        return expr_type_in(inner, &sc);
+    }
+    let expr_type = |e: &Expr| expr_type_in(e, scope);
     match e {
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) if n.contains(['.', 'e', 'E']) => Some(types::NUMERIC),
@@ -313,7 +343,7 @@ pub fn expr_type(e: &Expr) -> Option<u32> {
         | Expr::ILike { .. }
         | Expr::IsDistinctFrom(..)
         | Expr::IsNotDistinctFrom(..) => Some(types::BOOL),
-        Expr::Function(f) => function_type(f),
+        Expr::Function(f) => function_type(f, scope),
         _ => None,
     }
 }
@@ -332,7 +362,8 @@ fn arithmetic(a: u32, b: u32) -> Option<u32> {
     Some(if rank(a)? >= rank(b)? { a } else { b })
 }
 
-fn function_type(f: &sqlparser::ast::Function) -> Option<u32> {
+fn function_type(f: &sqlparser::ast::Function, scope: &Scope<'_>) -> Option<u32> {
+    let expr_type = |e: &Expr| expr_type_in(e, scope);
     let name = f.name.to_string().to_lowercase();
     let name = name.rsplit('.').next().unwrap_or(&name);
     Some(match name {
@@ -360,6 +391,20 @@ fn function_type(f: &sqlparser::ast::Function) -> Option<u32> {
         | "current_database" | "current_user" | "session_user" | "user" | "current_setting"
         | "format_type" | "md5" | "to_char" | "left" | "right" | "lpad" | "rpad" | "repeat" => {
             types::TEXT
+        }
+        // An array of its argument's type (text[] when that is not evident; a column's
+        // type is resolved by `catalog::source_types`).
+        "array_agg" => {
+            let FunctionArguments::List(l) = &f.args else {
+                return None;
+            };
+            let elem = l.args.first().and_then(|a| match a {
+                sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e)) => {
+                    expr_type(e)
+                }
+                _ => None,
+            });
+            super::arrays::array_of(elem.unwrap_or(types::TEXT))
         }
         "json_build_object" | "json_agg" | "to_json" | "json_build_array" => types::JSON,
         "jsonb_build_object" | "jsonb_agg" | "to_jsonb" | "jsonb_build_array" => types::JSONB,

@@ -113,6 +113,9 @@ impl Rewriter {
                 return ControlFlow::Continue(());
             }
             "string_agg" => "group_concat",
+            // Booleans are 0/1: all true is the least, any true the greatest.
+            "bool_and" | "every" => "min",
+            "bool_or" => "max",
             "char_length" | "character_length" => "length",
             "btrim" => "trim",
             "greatest" => "max",
@@ -150,6 +153,16 @@ impl Rewriter {
             }
             CastTarget::Array => {
                 *expr = raw(format!("sy_array({inner})"));
+                return;
+            }
+            CastTarget::RegClass if matches!(inner.as_ref(), Expr::Value(_)) => {
+                *expr = raw(format!(
+                    "(SELECT oid FROM pg_class WHERE relname = sy_relname({inner}))"
+                ));
+                return;
+            }
+            CastTarget::RegClass => {
+                *expr = Expr::Nested(Box::new(std::mem::replace(inner.as_mut(), raw("NULL"))));
                 return;
             }
             CastTarget::Bool => {
@@ -243,6 +256,8 @@ enum CastTarget {
     Bool,
     /// An array type: the value becomes the JSON array SQLite keeps (`sy_array`).
     Array,
+    /// `'name'::regclass`: the catalog's OID of the table of that name.
+    RegClass,
 }
 
 fn cast_target(t: &DataType) -> CastTarget {
@@ -263,6 +278,7 @@ fn cast_target(t: &DataType) -> CastTarget {
         | "citext" => CastTarget::Keep("TEXT"),
         "bytea" => CastTarget::Keep("BLOB"),
         "bool" | "boolean" => CastTarget::Bool,
+        "regclass" => CastTarget::RegClass,
         _ => CastTarget::Drop,
     }
 }
@@ -275,6 +291,13 @@ impl VisitorMut for Rewriter {
             stmt,
             Statement::CreateTable(_) | Statement::AlterTable { .. }
         );
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(s) = q.body.as_mut() {
+            super::rewrite_ops::set_returning_projection(s);
+        }
         ControlFlow::Continue(())
     }
 

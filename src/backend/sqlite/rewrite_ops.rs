@@ -2,9 +2,88 @@
 //! [`super::rewrite`]: `UNNEST(…)` in FROM, and the jsonb operators (`?`, `?|`, `?&`,
 //! `@>`, `<@`, `#>`, `#>>`, `#-`, `- 'key'`) as the functions of [`super::jsonb_ops`].
 
-use sqlparser::ast::{BinaryOperator, Expr, Ident, ObjectName, ObjectNamePart, Value};
+use sqlparser::ast::{
+    BinaryOperator, Expr, FunctionArguments, Ident, ObjectName, ObjectNamePart, Select, SelectItem,
+    TableFactor, TableWithJoins, Value,
+};
 
 use super::rewrite::raw;
+
+/// `unnest(a)` and `generate_subscripts(a, 1)` in a SELECT list (PostgreSQL's
+/// set-returning functions, as catalog queries use them over `conkey` and `indkey`): one
+/// `json_each` over each array joined into FROM (SQLite's table-valued functions see the
+/// tables before them), its `value` and `key + 1` in their place.
+pub fn set_returning_projection(s: &mut Select) {
+    let mut arrays: Vec<String> = Vec::new();
+    for item in &mut s.projection {
+        let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = item else {
+            continue;
+        };
+        let Expr::Function(f) = e else { continue };
+        let name = f.name.to_string().to_lowercase();
+        let FunctionArguments::List(l) = &f.args else {
+            continue;
+        };
+        let Some(first) = l.args.first().map(|a| a.to_string()) else {
+            continue;
+        };
+        let column = match name.as_str() {
+            "unnest" if l.args.len() == 1 => "value",
+            "generate_subscripts" => "key + 1",
+            _ => continue,
+        };
+        let i = match arrays.iter().position(|a| *a == first) {
+            Some(i) => i,
+            None => {
+                arrays.push(first);
+                arrays.len() - 1
+            }
+        };
+        *e = raw(format!("(_sy_srf{i}.{column})"));
+    }
+    if arrays.is_empty() {
+        return;
+    }
+    // Side by side, as PostgreSQL runs several in one SELECT list (the shorter padded
+    // with NULLs): the first drives, the others are joined by position.
+    let each = |i: usize, a: &str| TableFactor::Table {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident {
+            value: format!("json_each(sy_array({a}))"),
+            quote_style: None,
+            span: sqlparser::tokenizer::Span::empty(),
+        })]),
+        alias: Some(sqlparser::ast::TableAlias {
+            explicit: true,
+            name: Ident::new(format!("_sy_srf{i}")),
+            columns: Vec::new(),
+            at: None,
+        }),
+        args: None,
+        with_hints: Vec::new(),
+        version: None,
+        with_ordinality: false,
+        partitions: Vec::new(),
+        json_path: None,
+        sample: None,
+        index_hints: Vec::new(),
+    };
+    let joins = arrays
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, a)| sqlparser::ast::Join {
+            relation: each(i, a),
+            global: false,
+            join_operator: sqlparser::ast::JoinOperator::LeftOuter(
+                sqlparser::ast::JoinConstraint::On(raw(format!("_sy_srf{i}.key = _sy_srf0.key"))),
+            ),
+        })
+        .collect();
+    s.from.push(TableWithJoins {
+        relation: each(0, &arrays[0]),
+        joins,
+    });
+}
 
 /// Whether `left op right` is a jsonb operator (`-` only with a string key on the right:
 /// PostgreSQL would refuse a number minus a string).

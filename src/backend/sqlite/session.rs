@@ -500,6 +500,9 @@ impl Session {
         params: &[Value],
         o: Output<'_>,
     ) -> Result<(), PgError> {
+        if super::constraints::needed(&t.tables) {
+            super::constraints::refresh(&self.conn)?;
+        }
         let mut stmt = self
             .conn
             .prepare_cached(&t.sql)

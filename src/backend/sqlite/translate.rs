@@ -196,7 +196,6 @@ pub(super) fn ident_name(o: &ObjectName) -> String {
 fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
     let kind = classify(&stmt)?;
     let hints = infer::result_hints(&stmt);
-    let sources = infer::result_sources(&stmt);
     let param_hints = infer::param_hints(&stmt);
     let mut tables = Vec::new();
     let _ = sqlparser::ast::visit_relations(&stmt, |r| {
@@ -207,6 +206,10 @@ fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
         }
         ControlFlow::<()>::Continue(())
     });
+    let catalog = tables
+        .iter()
+        .any(|t| t.starts_with("pg_") || t.starts_with("information_schema"));
+    let sources = infer::result_sources(&stmt, catalog);
     let mut column_types = Vec::new();
     if let Statement::CreateTable(ct) = &mut stmt {
         column_types = ddl::rewrite_create_table(ct)?;

@@ -194,6 +194,9 @@ pub fn to_text(v: &Value, oid: u32) -> Option<String> {
         (Value::Text(s), TIMESTAMPTZ) => timestamp_text(s, true),
         (Value::Text(s), JSONB) => super::jsonb::normalize(s).unwrap_or_else(|| s.clone()),
         (Value::Integer(i), TIMESTAMP | TIMESTAMPTZ) => epoch_text(*i, oid == TIMESTAMPTZ),
+        (Value::Text(s), _) if super::arrays::element_of(oid).is_some() => {
+            super::arrays::json_to_literal(s)
+        }
         _ => plain_text(v),
     })
 }
@@ -228,6 +231,9 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// Appends a value in PostgreSQL binary format of type `oid`; false if there is none we
 /// can produce (the caller then reports an error).
 pub fn put_binary(out: &mut BytesMut, v: &Value, oid: u32) -> bool {
+    if let Some(elem) = super::arrays::element_of(oid) {
+        return super::arrays::put_binary(out, v, elem);
+    }
     let int = |v: &Value| match v {
         Value::Integer(i) => Some(*i),
         Value::Real(f) => Some(*f as i64),

@@ -1,0 +1,331 @@
+//! `pg_constraint` for the SQLite backend: primary keys, UNIQUE constraints and foreign
+//! keys, read from each table's definition (with their names, columns, actions and
+//! deferrability) into a temporary table that the catalog views read — refreshed before
+//! a statement that reads the catalog's constraints or indexes (SQLAlchemy's and Alembic's
+//! reflection, psql's `\d`). Keys and UNIQUE constraints also appear as indexes of their
+//! name (`pg_index`, `pg_class`), as in PostgreSQL; `pg_get_constraintdef` prints a
+//! foreign key as PostgreSQL does.
+
+use rusqlite::Connection;
+use sqlparser::ast::{
+    ColumnOption, CreateTable, ForeignKeyConstraint, ReferentialAction, Statement, TableConstraint,
+};
+use sqlparser::dialect::SQLiteDialect;
+use sqlparser::parser::Parser;
+
+use super::error::{PgError, from_sqlite};
+
+/// The rows `pg_constraint` shows (oids as the catalog's: a table's is 16384 + its
+/// sqlite_schema rowid; a key's index gets 1000000 + 64 × the table's + n).
+pub const SETUP: &str = "CREATE TEMP TABLE IF NOT EXISTS _sy_constraints (oid INTEGER, conname TEXT, \
+    contype TEXT, conrelid INTEGER, confrelid INTEGER, conkey TEXT, confkey TEXT, conindid INTEGER, \
+    condeferrable INTEGER, condeferred INTEGER, confupdtype TEXT, confdeltype TEXT, def TEXT)";
+
+/// Whether a statement naming these relations needs [`refresh`] first.
+pub fn needed(tables: &[String]) -> bool {
+    tables
+        .iter()
+        .any(|t| matches!(t.as_str(), "pg_constraint" | "pg_index" | "pg_class"))
+}
+
+struct Table {
+    oid: i64,
+    name: String,
+    columns: Vec<String>,
+    pk: Vec<String>,
+    def: Option<CreateTable>,
+}
+
+fn tables(conn: &Connection) -> Result<Vec<Table>, PgError> {
+    let mut st = conn
+        .prepare(
+            "SELECT rowid, name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+             AND name NOT LIKE '\\_switchyard\\_%' ESCAPE '\\'",
+        )
+        .map_err(|e| from_sqlite(&e))?;
+    let rows: Vec<(i64, String, Option<String>)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(|e| from_sqlite(&e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| from_sqlite(&e))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (rowid, name, sql) in rows {
+        let mut cols = conn
+            .prepare("SELECT name, pk FROM pragma_table_info(?1) ORDER BY cid")
+            .map_err(|e| from_sqlite(&e))?;
+        let info: Vec<(String, i64)> = cols
+            .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| from_sqlite(&e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| from_sqlite(&e))?;
+        let mut pk: Vec<(i64, String)> = info
+            .iter()
+            .filter(|c| c.1 > 0)
+            .map(|c| (c.1, c.0.clone()))
+            .collect();
+        pk.sort();
+        let def = sql.and_then(|s| match Parser::parse_sql(&SQLiteDialect {}, &s) {
+            Ok(mut v) => match v.pop() {
+                Some(Statement::CreateTable(ct)) => Some(ct),
+                _ => None,
+            },
+            Err(_) => None,
+        });
+        out.push(Table {
+            oid: 16384 + rowid,
+            name,
+            columns: info.into_iter().map(|c| c.0).collect(),
+            pk: pk.into_iter().map(|p| p.1).collect(),
+            def,
+        });
+    }
+    Ok(out)
+}
+
+/// One row of `_sy_constraints`.
+struct Row {
+    name: String,
+    contype: &'static str,
+    conrelid: i64,
+    confrelid: i64,
+    conkey: Vec<usize>,
+    confkey: Vec<usize>,
+    conindid: i64,
+    deferrable: bool,
+    deferred: bool,
+    upd: char,
+    del: char,
+    def: String,
+}
+
+fn attnums(t: &Table, names: &[String]) -> Vec<usize> {
+    names
+        .iter()
+        .filter_map(|n| t.columns.iter().position(|c| c.eq_ignore_ascii_case(n)))
+        .map(|i| i + 1)
+        .collect()
+}
+
+fn action(a: Option<&ReferentialAction>) -> (char, &'static str) {
+    match a {
+        Some(ReferentialAction::Cascade) => ('c', "CASCADE"),
+        Some(ReferentialAction::Restrict) => ('r', "RESTRICT"),
+        Some(ReferentialAction::SetNull) => ('n', "SET NULL"),
+        Some(ReferentialAction::SetDefault) => ('d', "SET DEFAULT"),
+        _ => ('a', ""),
+    }
+}
+
+fn foreign_key(
+    all: &[Table],
+    t: &Table,
+    fk: &ForeignKeyConstraint,
+    name: Option<String>,
+    cols: Vec<String>,
+) -> Row {
+    let target = fk
+        .foreign_table
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.clone())
+        .unwrap_or_default();
+    let parent = all.iter().find(|p| p.name.eq_ignore_ascii_case(&target));
+    let mut refs: Vec<String> = fk
+        .referred_columns
+        .iter()
+        .map(|c| c.value.clone())
+        .collect();
+    if refs.is_empty() {
+        refs = parent.map(|p| p.pk.clone()).unwrap_or_default();
+    }
+    let (upd, upd_text) = action(fk.on_update.as_ref());
+    let (del, del_text) = action(fk.on_delete.as_ref());
+    let ch = fk.characteristics.as_ref();
+    let deferrable = ch.and_then(|c| c.deferrable).unwrap_or(false);
+    let deferred = ch
+        .and_then(|c| c.initially)
+        .is_some_and(|i| matches!(i, sqlparser::ast::DeferrableInitial::Deferred));
+    let mut def = format!(
+        "FOREIGN KEY ({}) REFERENCES {}({})",
+        cols.join(", "),
+        parent.map(|p| p.name.as_str()).unwrap_or(&target),
+        refs.join(", ")
+    );
+    for (kw, text) in [("ON UPDATE", upd_text), ("ON DELETE", del_text)] {
+        if !text.is_empty() {
+            def.push_str(&format!(" {kw} {text}"));
+        }
+    }
+    if deferrable || deferred {
+        def.push_str(" DEFERRABLE");
+    }
+    if deferred {
+        def.push_str(" INITIALLY DEFERRED");
+    }
+    Row {
+        name: name.unwrap_or_else(|| format!("{}_{}_fkey", t.name, cols.join("_"))),
+        contype: "f",
+        conrelid: t.oid,
+        confrelid: parent.map(|p| p.oid).unwrap_or(0),
+        conkey: attnums(t, &cols),
+        confkey: parent.map(|p| attnums(p, &refs)).unwrap_or_default(),
+        conindid: 0,
+        deferrable: deferrable || deferred,
+        deferred,
+        upd,
+        del,
+        def,
+    }
+}
+
+fn key(t: &Table, contype: &'static str, name: String, cols: &[String], n: i64) -> Row {
+    let kind = if contype == "p" {
+        "PRIMARY KEY"
+    } else {
+        "UNIQUE"
+    };
+    Row {
+        def: format!("{kind} ({})", cols.join(", ")),
+        name,
+        contype,
+        conrelid: t.oid,
+        confrelid: 0,
+        conkey: attnums(t, cols),
+        confkey: Vec::new(),
+        conindid: 1_000_000 + t.oid * 64 + n,
+        deferrable: false,
+        deferred: false,
+        upd: ' ',
+        del: ' ',
+    }
+}
+
+fn rows_of(all: &[Table], t: &Table) -> Vec<Row> {
+    let mut out = Vec::new();
+    let Some(ct) = &t.def else { return out };
+    let pk_name = ct.constraints.iter().find_map(|c| match c {
+        TableConstraint::PrimaryKey(p) => p.name.as_ref().map(|n| n.value.clone()),
+        _ => None,
+    });
+    if !t.pk.is_empty() {
+        out.push(key(
+            t,
+            "p",
+            pk_name.unwrap_or_else(|| format!("{}_pkey", t.name)),
+            &t.pk,
+            0,
+        ));
+    }
+    for c in &ct.constraints {
+        match c {
+            TableConstraint::Unique(u) => {
+                let cols: Vec<String> = u
+                    .columns
+                    .iter()
+                    .map(|c| c.column.expr.to_string().trim_matches('"').to_string())
+                    .collect();
+                let name = u
+                    .name
+                    .as_ref()
+                    .map(|n| n.value.clone())
+                    .unwrap_or_else(|| format!("{}_{}_key", t.name, cols.join("_")));
+                let n = out.len() as i64;
+                out.push(key(t, "u", name, &cols, n));
+            }
+            TableConstraint::ForeignKey(fk) => {
+                let cols = fk.columns.iter().map(|c| c.value.clone()).collect();
+                out.push(foreign_key(
+                    all,
+                    t,
+                    fk,
+                    fk.name.as_ref().map(|n| n.value.clone()),
+                    cols,
+                ));
+            }
+            _ => {}
+        }
+    }
+    for col in &ct.columns {
+        for o in &col.options {
+            let named = o.name.as_ref().map(|n| n.value.clone());
+            match &o.option {
+                ColumnOption::Unique(_) => {
+                    let n = out.len() as i64;
+                    let name =
+                        named.unwrap_or_else(|| format!("{}_{}_key", t.name, col.name.value));
+                    out.push(key(t, "u", name, std::slice::from_ref(&col.name.value), n));
+                }
+                ColumnOption::ForeignKey(fk) => {
+                    let name = named.or_else(|| fk.name.as_ref().map(|n| n.value.clone()));
+                    out.push(foreign_key(all, t, fk, name, vec![col.name.value.clone()]));
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn json_list(v: &[usize]) -> String {
+    format!(
+        "[{}]",
+        v.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+    )
+}
+
+/// Reads every table's constraints into `_sy_constraints` again.
+pub fn refresh(conn: &Connection) -> Result<(), PgError> {
+    let all = tables(conn)?;
+    conn.execute_batch("DELETE FROM temp._sy_constraints")
+        .map_err(|e| from_sqlite(&e))?;
+    let mut ins = conn
+        .prepare_cached(
+            "INSERT INTO temp._sy_constraints VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )
+        .map_err(|e| from_sqlite(&e))?;
+    let mut next = 0i64;
+    for t in &all {
+        for r in rows_of(&all, t) {
+            next += 1;
+            ins.execute(rusqlite::params![
+                900_000 + next,
+                r.name,
+                r.contype,
+                r.conrelid,
+                r.confrelid,
+                json_list(&r.conkey),
+                json_list(&r.confkey),
+                r.conindid,
+                r.deferrable,
+                r.deferred,
+                r.upd.to_string(),
+                r.del.to_string(),
+                r.def,
+            ])
+            .map_err(|e| from_sqlite(&e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Registers `pg_get_constraintdef(oid [, pretty])`: the definition [`refresh`] read.
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    let flags = rusqlite::functions::FunctionFlags::SQLITE_UTF8;
+    conn.create_scalar_function("pg_get_constraintdef", -1, flags, |ctx| {
+        let Some(oid) = ctx.get::<Option<i64>>(0)? else {
+            return Ok(None);
+        };
+        // SAFETY: the handle is this function's own connection, used on its thread for
+        // one lookup while the calling statement runs.
+        let conn = unsafe { ctx.get_connection()? };
+        let def: Option<String> = conn
+            .query_row(
+                "SELECT def FROM temp._sy_constraints WHERE oid = ?1",
+                [oid],
+                |r| r.get(0),
+            )
+            .ok();
+        Ok(def)
+    })
+}
