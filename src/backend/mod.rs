@@ -165,12 +165,12 @@ impl Backend {
                 backend: name.clone(),
             }))
             .build_unchecked(manager);
-        let postgres = matches!(*connector, Connector::Postgres { .. });
-        let pins =
-            (postgres && pooler != PoolerMode::Transaction && cfg.pin_limit() > 0).then(|| {
-                let gauge = metrics.pinned_clients.with_label_values(&[&name]);
-                crate::relay::pin::PinBudget::new(cfg.pin_limit() as usize, gauge)
-            });
+        // A SQLite backend's sessions are kept too (its cursors WITH HOLD, temporary
+        // tables and named statements live in one SQLite connection's session).
+        let pins = (pooler != PoolerMode::Transaction && cfg.pin_limit() > 0).then(|| {
+            let gauge = metrics.pinned_clients.with_label_values(&[&name]);
+            crate::relay::pin::PinBudget::new(cfg.pin_limit() as usize, gauge)
+        });
         Ok(Backend {
             pins,
             pooler: detect::PoolerState::new(pooler),

@@ -30,6 +30,7 @@ mod sql_prepare;
 mod sqlite;
 mod sqlite_ddl;
 mod sqlite_isolation;
+mod sqlite_session;
 mod switch_bounds;
 mod switching;
 mod sync;

@@ -65,6 +65,7 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     conn.execute_batch(super::enums::SETUP)?;
     conn.execute_batch(super::constraints::SETUP)?;
+    conn.execute_batch(super::cursors::SETUP)?;
     let views = [
         "pg_namespace AS SELECT CAST(2200 AS INTEGER) AS oid, 'public' AS nspname, 10 AS nspowner, NULL AS nspacl \
          UNION ALL SELECT 11, 'pg_catalog', 10, NULL UNION ALL SELECT 13000, 'information_schema', 10, NULL"
@@ -138,6 +139,8 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
         "pg_description AS SELECT 0 AS objoid, 0 AS classoid, 0 AS objsubid, '' AS description WHERE 0".to_string(),
         "pg_inherits AS SELECT 0 AS inhrelid, 0 AS inhparent, 0 AS inhseqno, 0 AS inhdetachpending WHERE 0".to_string(),
         "pg_am AS SELECT 403 AS oid, 'btree' AS amname".to_string(),
+        "pg_cursors AS SELECT name, statement, is_holdable, is_binary, is_scrollable, creation_time FROM temp._sy_cursors"
+            .to_string(),
         "pg_tablespace AS SELECT 1663 AS oid, 'pg_default' AS spcname, 10 AS spcowner, NULL AS spcacl, NULL AS spcoptions"
             .to_string(),
         "pg_opclass AS SELECT 0 AS oid, '' AS opcname, 403 AS opcmethod, 11 AS opcnamespace, 1 AS opcdefault, \

@@ -282,7 +282,7 @@ pub fn run(
 }
 
 /// Columns without a declared type or a hint take the type of their first value.
-fn infer_from_row(
+pub(super) fn infer_from_row(
     cols: &mut [Column],
     values: &[Value],
     undeclared: &[bool],

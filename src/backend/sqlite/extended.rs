@@ -12,7 +12,7 @@ use super::error::{PgError, from_sqlite};
 use super::exec::{self, Column, Output};
 use super::infer::ParamHint;
 use super::session::Session;
-use super::translate::{Kind, Translated, translate};
+use super::translate::{CursorOp, Kind, Translated, translate};
 use super::types;
 use crate::protocol::parse::{self, Malformed};
 use crate::protocol::{be, build};
@@ -94,6 +94,14 @@ impl Session {
                 let cols = exec::describe(&stmt, &t.hints, &typed, &overrides, table);
                 drop(stmt);
                 (self.param_types(t, &declared, n), cols)
+            }
+            Some(Translated {
+                kind: Kind::Cursor(CursorOp::Fetch { name, .. }),
+                ..
+            }) => {
+                // A FETCH returns its cursor's columns.
+                let cols = self.cursors.get(name).map(|c| c.columns.clone());
+                (declared.clone(), cols.unwrap_or_default())
             }
             _ => (declared.clone(), Vec::new()),
         };
@@ -212,6 +220,13 @@ impl Session {
             });
             (s, Vec::new())
         } else {
+            if !self.portals.contains_key(&name)
+                && let Some(c) = self.cursors.get(&name)
+            {
+                // A DECLAREd cursor is also a portal of its name (psycopg fetches so).
+                exec::row_description(out, &c.columns, &[]);
+                return Ok(());
+            }
             let p = self.portals.get(&name).ok_or_else(|| {
                 PgError::new("34000", format!("portal \"{name}\" does not exist"))
             })?;
@@ -237,8 +252,14 @@ impl Session {
 
     /// Execute a portal (all rows; a row limit is answered with every row at once).
     pub fn execute_portal(&mut self, body: &[u8], out: &mut BytesMut) -> Result<(), PgError> {
-        let (name, _) = parse::cstr(body, "Execute").map_err(bad)?;
+        let (name, rest) = parse::cstr(body, "Execute").map_err(bad)?;
         let name = String::from_utf8_lossy(name).into_owned();
+        if !self.portals.contains_key(&name) && self.cursors.contains_key(&name) {
+            let max = rest
+                .get(..4)
+                .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            return self.fetch_portal(&name, max.unwrap_or(0), out);
+        }
         let portal = self
             .portals
             .get(&name)

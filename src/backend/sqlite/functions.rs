@@ -133,6 +133,7 @@ pub fn register(
     super::jsonb_ops::register(conn)?;
     super::typmod::register(conn)?;
     super::constraints::register(conn)?;
+    super::sequences::register(conn)?;
     // An array value as the JSON array SQLite keeps: PostgreSQL's literal (`{a,"b c"}`,
     // what drivers send for an array parameter) or JSON already.
     conn.create_scalar_function("sy_array", 1, det(), |ctx| {

@@ -48,6 +48,8 @@ pub struct Session {
     /// Savepoints of the open transaction, oldest first (re-made when a READ COMMITTED
     /// transaction starts again as the writer).
     savepoints: Vec<String>,
+    /// Open cursors (DECLARE … CURSOR).
+    pub(super) cursors: HashMap<String, super::cursors::Cursor>,
 }
 
 impl Session {
@@ -63,6 +65,7 @@ impl Session {
             isolation: Isolation::default(),
             writer: false,
             savepoints: Vec::new(),
+            cursors: HashMap::new(),
         }
     }
 
@@ -263,7 +266,10 @@ impl Session {
             Kind::Set { name, value, .. } => self.set(name, value.as_deref(), o.out),
             Kind::Show(name) => self.show(name, o.out, o.describe)?,
             Kind::SetConstraints { deferred } => self.set_constraints(*deferred, o.out)?,
-            _ if t.alter.is_some() || t.type_op.is_some() => self.run_steps(t, o.out)?,
+            Kind::Cursor(op) => self.run_cursor(op, params, o)?,
+            _ if t.alter.is_some() || t.type_op.is_some() || t.truncate.is_some() => {
+                self.run_steps(t, o.out)?
+            }
             _ => self.run_sql(t, params, o)?,
         }
         Ok(())
@@ -327,6 +333,7 @@ impl Session {
 
     /// Back to no transaction: `transaction_isolation` shows the session default again.
     fn end(&mut self) {
+        self.close_transaction_cursors();
         self.tx = Tx::Idle;
         self.writer = false;
         self.savepoints.clear();
@@ -417,6 +424,10 @@ impl Session {
         let steps = || -> Result<&'static str, PgError> {
             if let Some(op) = &t.type_op {
                 return super::enums::run(conn, op);
+            }
+            if let Some(tr) = &t.truncate {
+                super::truncate::run(conn, tr)?;
+                return Ok("TRUNCATE TABLE");
             }
             if let Some(alter) = &t.alter {
                 super::alter::run(conn, alter)?;

@@ -54,6 +54,8 @@ pub enum Kind {
         local: bool,
     },
     Show(String),
+    /// DECLARE … CURSOR, FETCH, CLOSE (see [`super::cursors`]).
+    Cursor(CursorOp),
     /// `SET CONSTRAINTS … DEFERRED | IMMEDIATE` (sqlparser does not read it; see
     /// [`parse_all`]).
     SetConstraints {
@@ -78,6 +80,20 @@ impl Kind {
     }
 }
 
+/// A cursor statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorOp {
+    Declare {
+        name: String,
+        hold: bool,
+        query: Box<Translated>,
+    },
+    /// `count` None: ALL.
+    Fetch { name: String, count: Option<u64> },
+    /// `name` None: ALL.
+    Close { name: Option<String> },
+}
+
 /// One translated statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Translated {
@@ -100,6 +116,8 @@ pub struct Translated {
     pub sources: Vec<Option<infer::Source>>,
     /// CREATE TYPE … AS ENUM, ALTER TYPE … ADD VALUE, DROP TYPE (see [`super::enums`]).
     pub type_op: Option<TypeOp>,
+    /// TRUNCATE (see [`super::truncate`]).
+    pub truncate: Option<super::truncate::Truncate>,
 }
 
 /// Parses and translates a text that may hold several statements.
@@ -180,6 +198,7 @@ fn session_only(kind: Kind) -> Translated {
         alter: None,
         sources: Vec::new(),
         type_op: None,
+        truncate: None,
     }
 }
 
@@ -194,6 +213,9 @@ pub(super) fn ident_name(o: &ObjectName) -> String {
 }
 
 fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
+    if let Some(op) = cursor_op(&stmt)? {
+        return Ok(session_only(Kind::Cursor(op)));
+    }
     let kind = classify(&stmt)?;
     let hints = infer::result_hints(&stmt);
     let param_hints = infer::param_hints(&stmt);
@@ -243,8 +265,29 @@ fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
         _ => None,
     };
     let type_op = type_op(&stmt)?;
+    let truncate = match &stmt {
+        Statement::Truncate(tr) => Some(super::truncate::Truncate {
+            tables: tr
+                .table_names
+                .iter()
+                .map(|t| {
+                    ident_name(&t.name)
+                        .rsplit('.')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect(),
+            restart: matches!(
+                tr.identity,
+                Some(sqlparser::ast::TruncateIdentityOption::Restart)
+            ),
+            cascade: matches!(tr.cascade, Some(sqlparser::ast::CascadeOption::Cascade)),
+        }),
+        _ => None,
+    };
     let sql = match kind {
-        _ if alter.is_some() || type_op.is_some() => String::new(),
+        _ if alter.is_some() || type_op.is_some() || truncate.is_some() => String::new(),
         Kind::Begin { .. } | Kind::Commit | Kind::Rollback | Kind::Set { .. } | Kind::Show(_) => {
             String::new()
         }
@@ -261,7 +304,61 @@ fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
         alter,
         sources,
         type_op,
+        truncate,
     })
+}
+
+/// DECLARE … CURSOR FOR, FETCH and CLOSE.
+fn cursor_op(stmt: &Statement) -> Result<Option<CursorOp>, TranslateError> {
+    use sqlparser::ast::{CloseCursor, FetchDirection as D};
+    let count = |v: &sqlparser::ast::ValueWithSpan| -> Result<Option<u64>, TranslateError> {
+        v.to_string()
+            .parse()
+            .map(Some)
+            .map_err(|_| TranslateError::Syntax(format!("FETCH count {v}")))
+    };
+    Ok(Some(match stmt {
+        Statement::Declare { stmts } => {
+            let [d] = &stmts[..] else {
+                return Err(TranslateError::Refused("DECLARE of several cursors".into()));
+            };
+            let (Some(q), Some(name)) = (&d.for_query, d.names.first()) else {
+                return Err(TranslateError::Refused(
+                    "DECLARE without a cursor query".into(),
+                ));
+            };
+            if d.binary == Some(true) {
+                return Err(TranslateError::Refused("DECLARE BINARY CURSOR".into()));
+            }
+            CursorOp::Declare {
+                name: name.value.clone(),
+                hold: d.hold == Some(true),
+                query: Box::new(translate_one(Statement::Query(q.clone()))?),
+            }
+        }
+        Statement::Fetch {
+            name, direction, ..
+        } => CursorOp::Fetch {
+            name: name.value.clone(),
+            count: match direction {
+                D::Count { limit } | D::Forward { limit: Some(limit) } => count(limit)?,
+                D::Next | D::Forward { limit: None } => Some(1),
+                D::All | D::ForwardAll => None,
+                other => {
+                    return Err(TranslateError::Refused(format!(
+                        "FETCH {other} (cursors go forward only)"
+                    )));
+                }
+            },
+        },
+        Statement::Close { cursor } => CursorOp::Close {
+            name: match cursor {
+                CloseCursor::All => None,
+                CloseCursor::Specific { name } => Some(name.value.clone()),
+            },
+        },
+        _ => return Ok(None),
+    }))
 }
 
 /// The enum type statements (other kinds of CREATE TYPE are refused).
@@ -318,7 +415,9 @@ fn classify(stmt: &Statement) -> Result<Kind, TranslateError> {
     use Statement as S;
     Ok(match stmt {
         S::Query(q) => Kind::Query {
-            locks: !q.locks.is_empty(),
+            // setval()/nextval() write the AUTOINCREMENT counters.
+            locks: !q.locks.is_empty()
+                || super::sequences::moves_sequences(&q.to_string().to_lowercase()),
         },
         S::Insert(_) => Kind::Insert,
         S::Update(_) => Kind::Update,

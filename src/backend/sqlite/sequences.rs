@@ -1,0 +1,92 @@
+//! PostgreSQL's sequence functions over SQLite's AUTOINCREMENT counters
+//! (`sqlite_sequence`): `setval(name, value [, is_called])` — what Django's `loaddata` and
+//! `sqlsequencereset` send after inserting rows with their ids — and `nextval(name)`. A
+//! serial column's sequence is named as PostgreSQL names it, `TABLE_COLUMN_seq`
+//! (`pg_get_serial_sequence`); a statement calling them takes the write lock.
+
+use rusqlite::Connection;
+use rusqlite::functions::FunctionFlags;
+
+/// Whether SQL text calls a function that moves a sequence.
+pub fn moves_sequences(sql_lower: &str) -> bool {
+    sql_lower.contains("setval(") || sql_lower.contains("nextval(")
+}
+
+/// The AUTOINCREMENT table a sequence name stands for: the longest table name `T` with
+/// the name `[schema.]T_COLUMN_seq`.
+fn table_of(conn: &Connection, seq: &str) -> Option<String> {
+    let name = super::typmod::relname(seq);
+    let stem = name.strip_suffix("_seq")?;
+    let mut st = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+        .ok()?;
+    let tables: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .ok()?
+        .filter_map(Result::ok)
+        .collect();
+    tables
+        .into_iter()
+        .filter(|t| {
+            stem.len() > t.len() + 1
+                && stem.starts_with(t.as_str())
+                && stem.as_bytes()[t.len()] == b'_'
+        })
+        .max_by_key(String::len)
+}
+
+fn set(conn: &Connection, table: &str, last: i64) -> rusqlite::Result<()> {
+    let n = conn.execute(
+        "UPDATE sqlite_sequence SET seq = ?2 WHERE name = ?1",
+        rusqlite::params![table, last],
+    )?;
+    if n == 0 {
+        conn.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, ?2)",
+            rusqlite::params![table, last],
+        )?;
+    }
+    Ok(())
+}
+
+fn no_sequence(seq: &str) -> rusqlite::Error {
+    rusqlite::Error::UserFunctionError(
+        format!("relation \"{seq}\" does not exist (switchyard's SQLite backend has a sequence for each AUTOINCREMENT key, named TABLE_COLUMN_seq)").into(),
+    )
+}
+
+/// Registers `setval` and `nextval`.
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8;
+    conn.create_scalar_function("setval", -1, flags, |ctx| {
+        let seq: String = ctx.get(0)?;
+        let value: i64 = ctx.get(1)?;
+        let called = if ctx.len() > 2 {
+            ctx.get::<Option<bool>>(2)?.unwrap_or(true)
+        } else {
+            true
+        };
+        // SAFETY: the handle is this function's own connection, used on its thread while
+        // the calling statement (which holds the write lock) runs.
+        let conn = unsafe { ctx.get_connection()? };
+        let table = table_of(&conn, &seq).ok_or_else(|| no_sequence(&seq))?;
+        set(&conn, &table, if called { value } else { value - 1 })?;
+        Ok(value)
+    })?;
+    conn.create_scalar_function("nextval", 1, flags, |ctx| {
+        let seq: String = ctx.get(0)?;
+        // SAFETY: as for setval.
+        let conn = unsafe { ctx.get_connection()? };
+        let table = table_of(&conn, &seq).ok_or_else(|| no_sequence(&seq))?;
+        let last: i64 = conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = ?1",
+                [&table],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        set(&conn, &table, last + 1)?;
+        Ok(last + 1)
+    })?;
+    Ok(())
+}
