@@ -267,6 +267,28 @@ impl Session {
             Kind::Show(name) => self.show(name, o.out, o.describe)?,
             Kind::SetConstraints { deferred } => self.set_constraints(*deferred, o.out)?,
             Kind::Cursor(op) => self.run_cursor(op, params, o)?,
+            Kind::Deallocate(name) => {
+                match name {
+                    Some(n) => {
+                        self.stmts.remove(n).ok_or_else(|| {
+                            PgError::new(
+                                "26000",
+                                format!("prepared statement \"{n}\" does not exist"),
+                            )
+                        })?;
+                    }
+                    None => self.stmts.clear(),
+                }
+                build::command_complete(o.out, "DEALLOCATE");
+            }
+            Kind::Other { tag, .. } if tag == "DISCARD ALL" => {
+                // What a session has of its own: statements, portals, cursors.
+                self.stmts.clear();
+                self.portals.clear();
+                self.cursors.clear();
+                let _ = self.conn.execute("DELETE FROM temp._sy_cursors", []);
+                build::command_complete(o.out, "DISCARD ALL");
+            }
             _ if t.alter.is_some() || t.type_op.is_some() || t.truncate.is_some() => {
                 self.run_steps(t, o.out)?
             }

@@ -56,6 +56,8 @@ pub enum Kind {
     Show(String),
     /// DECLARE … CURSOR, FETCH, CLOSE (see [`super::cursors`]).
     Cursor(CursorOp),
+    /// `DEALLOCATE name` (None: ALL).
+    Deallocate(Option<String>),
     /// `SET CONSTRAINTS … DEFERRED | IMMEDIATE` (sqlparser does not read it; see
     /// [`parse_all`]).
     SetConstraints {
@@ -504,6 +506,17 @@ fn classify(stmt: &Statement) -> Result<Kind, TranslateError> {
             tag: "DISCARD ALL".into(),
             writes: false,
         },
+        // A pinned client's DEALLOCATE reaches its session (see `Session::deallocate`).
+        S::Deallocate { name, .. } => Kind::Deallocate(
+            (!(name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all")))
+                .then(|| name.value.clone()),
+        ),
+        S::Prepare { .. } | S::Execute { .. } => {
+            return Err(TranslateError::Refused(
+                "SQL PREPARE and EXECUTE (use your driver's protocol-level prepared statements)"
+                    .into(),
+            ));
+        }
         S::Copy { .. } => return Err(TranslateError::Refused("COPY".into())),
         S::CreateFunction { .. } | S::CreateProcedure { .. } => {
             return Err(TranslateError::Refused("CREATE FUNCTION".into()));
