@@ -209,6 +209,15 @@ fn unnest_bulk_inserts_and_array_parameters() {
             .unwrap()
             .get(0);
         assert_eq!(n, 2);
+        // As Django's M2M add sends it: INSERT … SELECT … ON CONFLICT DO NOTHING (SQLite
+        // needs the SELECT to have a WHERE for that ON to parse).
+        c.batch_execute("CREATE TABLE pairs (a integer, b integer, PRIMARY KEY (a, b))")
+            .await
+            .unwrap();
+        let add = "INSERT INTO pairs (a, b) SELECT * FROM UNNEST(('{1,1}')::integer[], ('{2,5}')::integer[]) ON CONFLICT DO NOTHING";
+        assert_eq!(code(&c, add).await, "ok");
+        assert_eq!(code(&c, add).await, "ok");
+        assert_eq!(one(&c, "SELECT count(*) FROM pairs").await, "2");
         // UNNEST in FROM with an alias names its column after it.
         assert_eq!(one(&c, "SELECT string_agg(x, ',') FROM unnest('{a,b}'::text[]) AS x").await, "a,b");
     });

@@ -549,6 +549,16 @@ impl VisitorMut for Rewriter {
     }
 
     fn post_visit_statement(&mut self, stmt: &mut Statement) -> ControlFlow<()> {
+        // `INSERT … SELECT … ON CONFLICT`: SQLite reads that ON as a join's unless the
+        // SELECT has a WHERE (its documented way out).
+        if let Statement::Insert(ins) = stmt
+            && ins.on.is_some()
+            && let Some(q) = ins.source.as_mut()
+            && let SetExpr::Select(sel) = q.body.as_mut()
+            && sel.selection.is_none()
+        {
+            sel.selection = Some(raw("true"));
+        }
         if let Statement::CreateIndex(ci) = stmt {
             // Operator classes (varchar_pattern_ops), the access method, CONCURRENTLY and
             // storage parameters mean nothing to SQLite's b-trees.

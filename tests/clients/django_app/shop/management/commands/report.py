@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Max, Sum
 from django.core.management.base import BaseCommand
 
-from shop.models import Customer, Order
+from shop.models import Customer, Order, Tag
 
 
 class Command(BaseCommand):
@@ -17,6 +17,11 @@ class Command(BaseCommand):
             out.write(f"{c.id} {c.email} {c.name} {c.joined!r} {c.active}")
         for o in Order.objects.order_by("id"):
             out.write(f"{o.id} {o.customer_id} {o.total!r} {o.placed.isoformat()} {o.note!r} {o.data!r}")
+        for o in Order.objects.order_by("id")[:12]:
+            out.write(f"tags {o.id} {[(t.id, t.label, t.kind) for t in o.tags.order_by('id')]!r}")
+        out.write(f"t_: {Order.objects.filter(tags__label__startswith='t_').distinct().count()}")
+        out.write(f"vip_: {list(Customer.objects.filter(code__startswith='vip_').values_list('id', flat=True))}")
+        out.write(f"tag ids {list(Tag.objects.order_by('id').values_list('id', 'label'))!r}")
         out.write(f"a_: {Order.objects.filter(note__startswith='a_').count()}")
         out.write(f"50%: {Order.objects.filter(note__contains='%').count()}")
         agg = Order.objects.aggregate(n=Count('id'), s=Sum('total'), m=Max('placed'))
