@@ -8,14 +8,7 @@ use std::time::Duration;
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::support::cluster::{free_port, wait_until};
-use crate::support::{Proxy, connect, psql, rt};
-
-fn sqlite_proxy(dir: &tempfile::TempDir) -> Proxy {
-    Proxy::start(&format!(
-        "[[users]]\nname = \"app\"\npassword = \"secret\"\n[backends.local]\nurl = \"{}\"\npool_size = 4\n",
-        crate::support::sqlite_url(&dir.path().join("app.db"))
-    ))
-}
+use crate::support::{Proxy, connect, psql, rt, sqlite_proxy};
 
 const SCHEMA: &str = "CREATE TABLE users (id SERIAL PRIMARY KEY, email VARCHAR(120) NOT NULL UNIQUE, \
     active BOOLEAN NOT NULL DEFAULT true, created_at TIMESTAMP WITH TIME ZONE DEFAULT now(), settings JSONB); \

@@ -7,14 +7,7 @@
 
 use tokio_postgres::Client;
 
-use crate::support::{Proxy, connect, rt};
-
-fn sqlite_proxy(dir: &tempfile::TempDir) -> Proxy {
-    Proxy::start(&format!(
-        "[[users]]\nname = \"app\"\npassword = \"secret\"\n[backends.local]\nurl = \"{}\"\npool_size = 4\n",
-        crate::support::sqlite_url(&dir.path().join("app.db"))
-    ))
-}
+use crate::support::{connect, rt, sqlite_proxy};
 
 async fn code(c: &Client, sql: &str) -> String {
     match c.batch_execute(sql).await {

@@ -5,14 +5,7 @@
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::support::{Proxy, connect, rt};
-
-fn sqlite_proxy(dir: &tempfile::TempDir) -> Proxy {
-    Proxy::start(&format!(
-        "[[users]]\nname = \"app\"\npassword = \"secret\"\n[backends.local]\nurl = \"{}\"\npool_size = 4\n",
-        crate::support::sqlite_url(&dir.path().join("app.db"))
-    ))
-}
+use crate::support::{connect, rt, sqlite_proxy};
 
 /// The first column of every row, and the command tag.
 async fn rows(c: &Client, sql: &str) -> (Vec<String>, String) {

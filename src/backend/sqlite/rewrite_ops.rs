@@ -46,26 +46,16 @@ pub fn set_returning_projection(s: &mut Select) {
     }
     // Side by side, as PostgreSQL runs several in one SELECT list (the shorter padded
     // with NULLs): the first drives, the others are joined by position.
-    let each = |i: usize, a: &str| TableFactor::Table {
-        name: ObjectName(vec![ObjectNamePart::Identifier(Ident {
-            value: format!("json_each(sy_array({a}))"),
-            quote_style: None,
-            span: sqlparser::tokenizer::Span::empty(),
-        })]),
-        alias: Some(sqlparser::ast::TableAlias {
-            explicit: true,
-            name: Ident::new(format!("_sy_srf{i}")),
-            columns: Vec::new(),
-            at: None,
-        }),
-        args: None,
-        with_hints: Vec::new(),
-        version: None,
-        with_ordinality: false,
-        partitions: Vec::new(),
-        json_path: None,
-        sample: None,
-        index_hints: Vec::new(),
+    let each = |i: usize, a: &str| {
+        raw_table(
+            format!("json_each(sy_array({a}))"),
+            Some(sqlparser::ast::TableAlias {
+                explicit: true,
+                name: Ident::new(format!("_sy_srf{i}")),
+                columns: Vec::new(),
+                at: None,
+            }),
+        )
     };
     let joins = arrays
         .iter()
@@ -168,9 +158,14 @@ pub fn unnest(tf: &sqlparser::ast::TableFactor) -> sqlparser::ast::TableFactor {
         a.columns.clear();
         a
     });
-    sqlparser::ast::TableFactor::Table {
+    raw_table(from, alias)
+}
+
+/// A FROM item that is SQL text (a subquery or a table-valued call) under `alias`.
+fn raw_table(sql: String, alias: Option<sqlparser::ast::TableAlias>) -> TableFactor {
+    TableFactor::Table {
         name: ObjectName(vec![ObjectNamePart::Identifier(Ident {
-            value: from,
+            value: sql,
             quote_style: None,
             span: sqlparser::tokenizer::Span::empty(),
         })]),

@@ -150,6 +150,14 @@ pub fn serve(cfg: &std::path::Path, port: u16) -> KillOnDrop {
 
 /// A SQLite backend URL for a database file at `path`, made (empty) if it is not there:
 /// switchyard serves only files that exist.
+/// A proxy serving the SQLite file `app.db` in `dir` to user app/secret.
+pub fn sqlite_proxy(dir: &tempfile::TempDir) -> Proxy {
+    Proxy::start(&format!(
+        "[[users]]\nname = \"app\"\npassword = \"secret\"\n[backends.local]\nurl = \"{}\"\npool_size = 4\n",
+        sqlite_url(&dir.path().join("app.db"))
+    ))
+}
+
 pub fn sqlite_url(path: &std::path::Path) -> String {
     if !path.exists() {
         std::fs::write(path, b"").unwrap();
