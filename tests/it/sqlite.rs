@@ -482,5 +482,10 @@ fn jsonb_operators_answer_as_in_postgresql() {
             .get(0);
         assert_eq!(n, 1);
         assert_eq!(ids("SELECT 5 - 2").await, "3");
+        assert_eq!(
+            ids("SELECT '{\"a\": 1}'::jsonb || '{\"b\": [2]}'::jsonb").await,
+            "{\"a\": 1, \"b\": [2]}"
+        );
+        assert_eq!(ids("SELECT 'a' || 'b'").await, "ab");
     });
 }

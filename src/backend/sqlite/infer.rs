@@ -311,6 +311,12 @@ fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
             B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or => {
                 Some(types::BOOL)
             }
+            B::StringConcat
+                if super::rewrite_ops::is_jsonb_cast(left)
+                    || super::rewrite_ops::is_jsonb_cast(right) =>
+            {
+                Some(types::JSONB)
+            }
             B::StringConcat | B::HashLongArrow | B::LongArrow => Some(types::TEXT),
             B::Question | B::QuestionPipe | B::QuestionAnd | B::AtArrow | B::ArrowAt => {
                 Some(types::BOOL)

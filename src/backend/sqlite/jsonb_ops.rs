@@ -1,8 +1,8 @@
 //! PostgreSQL's jsonb operators on the SQLite backend, as SQL functions the rewrite calls
 //! (`rewrite::jsonb_operator`): `?` (`sy_jsonb_exists`), `?|` / `?&`
 //! (`sy_jsonb_exists_any` / `_all`), `@>` / `<@` (`sy_jsonb_contains`), `#>` / `#>>`
-//! (`sy_jsonb_path` / `_text`), `#-` (`sy_jsonb_delete_path`) and `jsonb - 'key'`
-//! (`sy_jsonb_minus`). Semantics are PostgreSQL's (containment as documented under "jsonb
+//! (`sy_jsonb_path` / `_text`), `#-` (`sy_jsonb_delete_path`), `jsonb - 'key'`
+//! (`sy_jsonb_minus`) and `jsonb || jsonb` (`sy_jsonb_concat`). Semantics are PostgreSQL's (containment as documented under "jsonb
 //! Containment and Existence"); a NULL operand gives NULL.
 
 use rusqlite::Connection;
@@ -136,6 +136,30 @@ fn delete_path(a: &mut J, path: &[String]) {
     }
 }
 
+/// `a || b` for jsonb: objects merged (the right's keys win), arrays joined, anything else
+/// wrapped into an array first.
+pub fn concat(a: J, b: J) -> J {
+    match (a, b) {
+        (J::Object(mut x), J::Object(y)) => {
+            x.extend(y);
+            J::Object(x)
+        }
+        (J::Array(mut x), J::Array(y)) => {
+            x.extend(y);
+            J::Array(x)
+        }
+        (J::Array(mut x), y) => {
+            x.push(y);
+            J::Array(x)
+        }
+        (x, J::Array(mut y)) => {
+            y.insert(0, x);
+            J::Array(y)
+        }
+        (x, y) => J::Array(vec![x, y]),
+    }
+}
+
 /// The text `#>>` and `->>` give: a string unquoted, anything else as JSON text.
 fn as_text(v: &J) -> Option<String> {
     match v {
@@ -195,6 +219,12 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         delete_path(&mut a, &keys(&p));
         Ok(Some(a.to_string()))
     })?;
+    conn.create_scalar_function("sy_jsonb_concat", 2, det(), |ctx| {
+        let (Some(a), Some(b)) = (json_arg(ctx, 0)?, json_arg(ctx, 1)?) else {
+            return Ok(None);
+        };
+        Ok(Some(concat(a, b).to_string()))
+    })?;
     conn.create_scalar_function("sy_jsonb_minus", 2, det(), |ctx| {
         let (Some(mut a), Some(k)) = (json_arg(ctx, 0)?, ctx.get::<Option<String>>(1)?) else {
             return Ok(None);
@@ -234,6 +264,17 @@ mod tests {
         assert!(exists(&json!(["a", "b"]), "b"));
         assert!(!exists(&json!([1]), "1"));
         assert!(exists(&json!("a"), "a"));
+    }
+
+    #[test]
+    fn concatenation_merges_objects_and_joins_arrays() {
+        assert_eq!(
+            concat(json!({"a": 1, "b": 2}), json!({"b": 3})),
+            json!({"a": 1, "b": 3})
+        );
+        assert_eq!(concat(json!([1]), json!([2, 3])), json!([1, 2, 3]));
+        assert_eq!(concat(json!([1]), json!(2)), json!([1, 2]));
+        assert_eq!(concat(json!({"a": 1}), json!([2])), json!([{"a": 1}, 2]));
     }
 
     #[test]

@@ -323,6 +323,14 @@ impl VisitorMut for Rewriter {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        // `||` with a jsonb operand (known only before the casts are rewritten) is jsonb
+        // concatenation; marked here, turned into a call after the operands are.
+        if let Expr::BinaryOp { left, op, right } = expr
+            && *op == BinaryOperator::StringConcat
+            && (super::rewrite_ops::is_jsonb_cast(left) || super::rewrite_ops::is_jsonb_cast(right))
+        {
+            *op = BinaryOperator::Custom(super::rewrite_ops::JSONB_CONCAT.into());
+        }
         // schema.table.column → table.column, as the tables lose their schema prefix.
         if let Expr::CompoundIdentifier(parts) = expr
             && parts.len() == 3

@@ -75,6 +75,15 @@ pub fn set_returning_projection(s: &mut Select) {
     });
 }
 
+/// The marker `pre_visit_expr` puts on a jsonb `||`.
+pub const JSONB_CONCAT: &str = "sy_jsonb_concat";
+
+/// `x::jsonb` or `x::json`.
+pub fn is_jsonb_cast(e: &Expr) -> bool {
+    matches!(e, Expr::Cast { data_type, .. }
+        if matches!(data_type.to_string().to_lowercase().as_str(), "jsonb" | "json"))
+}
+
 /// Whether `left op right` is a jsonb operator (`-` only with a string key on the right:
 /// PostgreSQL would refuse a number minus a string).
 pub fn is_jsonb(op: &BinaryOperator, right: &Expr) -> bool {
@@ -92,6 +101,7 @@ pub fn is_jsonb(op: &BinaryOperator, right: &Expr) -> bool {
             right,
             Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))
         ),
+        B::Custom(c) => c == JSONB_CONCAT,
         _ => false,
     }
 }
@@ -108,6 +118,7 @@ pub fn jsonb_operator(left: &Expr, op: &BinaryOperator, right: &Expr) -> Expr {
         B::HashArrow => format!("sy_jsonb_path({left}, sy_array({right}))"),
         B::HashLongArrow => format!("sy_jsonb_path_text({left}, sy_array({right}))"),
         B::HashMinus => format!("sy_jsonb_delete_path({left}, sy_array({right}))"),
+        B::Custom(_) => format!("sy_jsonb_concat({left}, {right})"),
         _ => format!("sy_jsonb_minus({left}, {right})"),
     };
     raw(call)
