@@ -433,6 +433,14 @@ fn aggregates_of_a_column_have_postgresql_s_types() {
         };
         let got: Vec<&str> = (0..4).map(|i| r.get(i).unwrap()).collect();
         assert_eq!(got, vec!["2024-01-03 08:30:30.25+00", "69.50", "3", "23.40"]);
+        // Arithmetic on numeric literals answers with PostgreSQL's scale, not SQLite's
+        // floating point (2.3000000000000003).
+        let rows = c.simple_query("SELECT 2.10 + 0.20, 1.5 * 2, 1 + 2, -(0.1 + 0.2)").await.unwrap();
+        let Some(SimpleQueryMessage::Row(r)) = rows.get(1) else {
+            panic!("{rows:?}")
+        };
+        let got: Vec<&str> = (0..4).map(|i| r.get(i).unwrap()).collect();
+        assert_eq!(got, vec!["2.30", "3.0", "3", "-0.3"]);
     });
 }
 

@@ -275,6 +275,29 @@ fn column_decl(
     Some((oid, super::exec::declared_scale(&decl)))
 }
 
+/// Everything known about a statement's result types before running it: its
+/// [`source_types`], and numeric literal arithmetic with its scale.
+pub fn result_types(
+    conn: &Connection,
+    t: &super::translate::Translated,
+) -> Vec<Option<(u32, Option<usize>)>> {
+    let mut typed = source_types(conn, &t.sources, &t.tables);
+    if typed.len() < t.scales.len() {
+        typed.resize(t.scales.len(), None);
+    }
+    for (slot, scale) in typed.iter_mut().zip(&t.scales) {
+        if slot.is_none() && scale.is_some() {
+            *slot = Some((types::NUMERIC, *scale));
+        }
+    }
+    typed
+}
+
+/// Whether [`result_types`] has anything to say.
+pub fn has_result_types(t: &super::translate::Translated) -> bool {
+    t.sources.iter().any(Option::is_some) || t.scales.iter().any(Option::is_some)
+}
+
 /// The type of a catalog view's column that SQLite cannot tell (a computed one), by name:
 /// what reflection queries aggregate over subqueries of the catalog.
 fn catalog_column(name: &str) -> Option<u32> {

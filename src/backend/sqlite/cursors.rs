@@ -98,7 +98,7 @@ impl Session {
                 .map_err(|e| from_sqlite(&e))?;
         }
         let overrides = |t: &str, c: &str| super::catalog::override_type(conn, t, c);
-        let typed = super::catalog::source_types(conn, &query.sources, &query.tables);
+        let typed = super::catalog::result_types(conn, query);
         let mut columns = exec::describe(&stmt, &query.hints, &typed, &overrides, None);
         let undeclared: Vec<bool> = stmt.columns().map(|c| c.decl_type().is_none()).collect();
         let n = stmt.column_count();

@@ -90,7 +90,7 @@ impl Session {
                 let table = matches!(t.kind, Kind::Insert | Kind::Update | Kind::Delete)
                     .then(|| t.tables.first().map(String::as_str))
                     .flatten();
-                let typed = catalog::source_types(conn, &t.sources, &t.tables);
+                let typed = catalog::result_types(conn, t);
                 let cols = exec::describe(&stmt, &t.hints, &typed, &overrides, table);
                 drop(stmt);
                 (self.param_types(t, &declared, n), cols)

@@ -545,8 +545,8 @@ impl Session {
         let table = matches!(t.kind, Kind::Insert | Kind::Update | Kind::Delete)
             .then(|| t.tables.first().map(String::as_str))
             .flatten();
-        let typed = if o.columns.is_none() && t.sources.iter().any(Option::is_some) {
-            super::catalog::source_types(conn, &t.sources, &t.tables)
+        let typed = if o.columns.is_none() && super::catalog::has_result_types(t) {
+            super::catalog::result_types(conn, t)
         } else {
             Vec::new()
         };

@@ -116,6 +116,8 @@ pub struct Translated {
     pub alter: Option<Alter>,
     /// Result columns typed by one column of the schema (aggregates of it).
     pub sources: Vec<Option<infer::Source>>,
+    /// Numeric scales of result columns that are arithmetic on numeric literals.
+    pub scales: Vec<Option<usize>>,
     /// CREATE TYPE … AS ENUM, ALTER TYPE … ADD VALUE, DROP TYPE (see [`super::enums`]).
     pub type_op: Option<TypeOp>,
     /// TRUNCATE (see [`super::truncate`]).
@@ -199,6 +201,7 @@ fn session_only(kind: Kind) -> Translated {
         tables: Vec::new(),
         alter: None,
         sources: Vec::new(),
+        scales: Vec::new(),
         type_op: None,
         truncate: None,
     }
@@ -234,6 +237,7 @@ fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
         .iter()
         .any(|t| t.starts_with("pg_") || t.starts_with("information_schema"));
     let sources = infer::result_sources(&stmt, catalog);
+    let scales = infer::result_scales(&stmt);
     let mut column_types = Vec::new();
     if let Statement::CreateTable(ct) = &mut stmt {
         column_types = ddl::rewrite_create_table(ct)?;
@@ -305,6 +309,7 @@ fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
         tables,
         alter,
         sources,
+        scales,
         type_op,
         truncate,
     })
