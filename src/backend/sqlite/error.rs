@@ -93,6 +93,20 @@ fn constraint(extended: i32, msg: &str) -> PgError {
 
 /// Maps a rusqlite error to the PostgreSQL error a client expects.
 pub fn from_sqlite(e: &rusqlite::Error) -> PgError {
+    if let rusqlite::Error::SqlInputError { msg, sql, .. } = e {
+        // SQL that passed PostgreSQL's grammar but not SQLite's: a construct the translation
+        // does not cover. Said so, with SQLite's word for where, never a bare parser error.
+        if msg.contains("syntax error") || msg.starts_with("near ") {
+            let mut err = PgError::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                format!("switchyard's SQLite backend cannot run this statement (SQLite: {msg})"),
+            )
+            .with_hint("rewrite the statement, or run this application on a PostgreSQL backend");
+            err.detail = Some(format!("as translated for SQLite: {sql}"));
+            return err;
+        }
+        return by_message(msg);
+    }
     if let rusqlite::Error::SqliteFailure(f, msg) = e {
         let msg = msg.clone().unwrap_or_else(|| f.to_string());
         return match f.code {
@@ -117,13 +131,19 @@ pub fn from_sqlite(e: &rusqlite::Error) -> PgError {
 }
 
 fn by_message(msg: &str) -> PgError {
-    let code = if msg.starts_with("no such table") {
-        "42P01"
-    } else if msg.starts_with("no such column") {
-        "42703"
-    } else if msg.starts_with("no such function") {
-        "42883"
-    } else if msg.contains("syntax error") || msg.starts_with("near ") {
+    // SQLite's "no such …" as PostgreSQL words it.
+    let named = |prefix: &str| msg.strip_prefix(prefix).map(|n| n.trim().to_string());
+    if let Some(t) = named("no such table:") {
+        return PgError::new("42P01", format!("relation \"{t}\" does not exist"));
+    }
+    if let Some(c) = named("no such column:") {
+        return PgError::new("42703", format!("column \"{c}\" does not exist"));
+    }
+    if let Some(f) = named("no such function:") {
+        return PgError::new("42883", format!("function {f} does not exist"))
+            .with_hint(format!("switchyard's SQLite backend has no function {f}; rewrite the query, or run this application on a PostgreSQL backend"));
+    }
+    let code = if msg.contains("syntax error") || msg.starts_with("near ") {
         "42601"
     } else if msg.contains("already exists") {
         "42P07"
@@ -155,5 +175,17 @@ mod tests {
         assert_eq!(from_sqlite(&e).code, "42P01");
         let e = c.execute("SELECT nope FROM t", []).unwrap_err();
         assert_eq!(from_sqlite(&e).code, "42703");
+        assert_eq!(from_sqlite(&e).message, "column \"nope\" does not exist");
+        let e = c.execute("SELECT * FROM nope", []).unwrap_err();
+        assert_eq!(from_sqlite(&e).message, "relation \"nope\" does not exist");
+        // A construct SQLite's grammar refuses: 0A000, no offset in the message.
+        let e = c.prepare("DECLARE x CURSOR FOR SELECT 1").unwrap_err();
+        let pg = from_sqlite(&e);
+        assert_eq!(pg.code, "0A000");
+        assert!(
+            pg.message.contains("SQLite backend") && !pg.message.contains("offset"),
+            "{}",
+            pg.message
+        );
     }
 }
