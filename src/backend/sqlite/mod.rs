@@ -36,6 +36,7 @@ mod scope;
 mod sequences;
 pub mod session;
 pub mod setvar;
+mod special;
 pub mod translate;
 mod truncate;
 pub mod types;

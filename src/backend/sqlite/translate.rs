@@ -217,8 +217,8 @@ pub(super) fn ident_name(o: &ObjectName) -> String {
         .join(".")
 }
 
-fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
-    if let Some(op) = cursor_op(&stmt)? {
+pub(super) fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
+    if let Some(op) = super::special::cursor_op(&stmt)? {
         return Ok(session_only(Kind::Cursor(op)));
     }
     let kind = classify(&stmt)?;
@@ -270,28 +270,8 @@ fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
         }
         _ => None,
     };
-    let type_op = type_op(&stmt)?;
-    let truncate = match &stmt {
-        Statement::Truncate(tr) => Some(super::truncate::Truncate {
-            tables: tr
-                .table_names
-                .iter()
-                .map(|t| {
-                    ident_name(&t.name)
-                        .rsplit('.')
-                        .next()
-                        .unwrap_or_default()
-                        .to_string()
-                })
-                .collect(),
-            restart: matches!(
-                tr.identity,
-                Some(sqlparser::ast::TruncateIdentityOption::Restart)
-            ),
-            cascade: matches!(tr.cascade, Some(sqlparser::ast::CascadeOption::Cascade)),
-        }),
-        _ => None,
-    };
+    let type_op = super::special::type_op(&stmt)?;
+    let truncate = super::special::truncate_of(&stmt);
     let sql = match kind {
         _ if alter.is_some() || type_op.is_some() || truncate.is_some() => String::new(),
         Kind::Begin { .. } | Kind::Commit | Kind::Rollback | Kind::Set { .. } | Kind::Show(_) => {
@@ -313,109 +293,6 @@ fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
         type_op,
         truncate,
     })
-}
-
-/// DECLARE … CURSOR FOR, FETCH and CLOSE.
-fn cursor_op(stmt: &Statement) -> Result<Option<CursorOp>, TranslateError> {
-    use sqlparser::ast::{CloseCursor, FetchDirection as D};
-    let count = |v: &sqlparser::ast::ValueWithSpan| -> Result<Option<u64>, TranslateError> {
-        v.to_string()
-            .parse()
-            .map(Some)
-            .map_err(|_| TranslateError::Syntax(format!("FETCH count {v}")))
-    };
-    Ok(Some(match stmt {
-        Statement::Declare { stmts } => {
-            let [d] = &stmts[..] else {
-                return Err(TranslateError::Refused("DECLARE of several cursors".into()));
-            };
-            let (Some(q), Some(name)) = (&d.for_query, d.names.first()) else {
-                return Err(TranslateError::Refused(
-                    "DECLARE without a cursor query".into(),
-                ));
-            };
-            if d.binary == Some(true) {
-                return Err(TranslateError::Refused("DECLARE BINARY CURSOR".into()));
-            }
-            CursorOp::Declare {
-                name: name.value.clone(),
-                hold: d.hold == Some(true),
-                query: Box::new(translate_one(Statement::Query(q.clone()))?),
-            }
-        }
-        Statement::Fetch {
-            name, direction, ..
-        } => CursorOp::Fetch {
-            name: name.value.clone(),
-            count: match direction {
-                D::Count { limit } | D::Forward { limit: Some(limit) } => count(limit)?,
-                D::Next | D::Forward { limit: None } => Some(1),
-                D::All | D::ForwardAll => None,
-                other => {
-                    return Err(TranslateError::Refused(format!(
-                        "FETCH {other} (cursors go forward only)"
-                    )));
-                }
-            },
-        },
-        Statement::Close { cursor } => CursorOp::Close {
-            name: match cursor {
-                CloseCursor::All => None,
-                CloseCursor::Specific { name } => Some(name.value.clone()),
-            },
-        },
-        _ => return Ok(None),
-    }))
-}
-
-/// The enum type statements (other kinds of CREATE TYPE are refused).
-fn type_op(stmt: &Statement) -> Result<Option<TypeOp>, TranslateError> {
-    use sqlparser::ast::{AlterTypeAddValuePosition as Pos, AlterTypeOperation, ObjectType};
-    let last = |n: &ObjectName| {
-        ident_name(n)
-            .rsplit('.')
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    };
-    Ok(Some(match stmt {
-        Statement::CreateType {
-            name,
-            representation: Some(sqlparser::ast::UserDefinedTypeRepresentation::Enum { labels }),
-        } => TypeOp::Create {
-            name: last(name),
-            labels: labels.iter().map(|l| l.value.clone()).collect(),
-        },
-        Statement::CreateType { .. } => {
-            return Err(TranslateError::Refused(
-                "CREATE TYPE other than AS ENUM".into(),
-            ));
-        }
-        Statement::Drop {
-            object_type: ObjectType::Type,
-            names,
-            if_exists,
-            ..
-        } => TypeOp::Drop {
-            names: names.iter().map(last).collect(),
-            if_exists: *if_exists,
-        },
-        Statement::AlterType(at) => match &at.operation {
-            AlterTypeOperation::AddValue(v) => TypeOp::AddValue {
-                name: last(&at.name),
-                value: v.value.value.clone(),
-                if_not_exists: v.if_not_exists,
-                position: v.position.as_ref().map(|p| match p {
-                    Pos::Before(l) => (true, l.value.clone()),
-                    Pos::After(l) => (false, l.value.clone()),
-                }),
-            },
-            other => {
-                return Err(TranslateError::Refused(format!("ALTER TYPE … {other}")));
-            }
-        },
-        _ => return Ok(None),
-    }))
 }
 
 fn classify(stmt: &Statement) -> Result<Kind, TranslateError> {
