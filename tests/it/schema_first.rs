@@ -373,3 +373,51 @@ fn arrays_into_the_app_s_array_columns() {
         "{out}"
     );
 }
+
+/// A SQLite text column into the app's enum column (SQLAlchemy's `Enum`, Django choices
+/// made into a type by hand): the dry run says so, the labels are copied, a value that is
+/// no label is refused by the server naming the enum, and verify compares the labels.
+#[test]
+fn text_into_the_app_s_enum_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let lite = rusqlite::Connection::open(&db).unwrap();
+    lite.execute_batch(
+        "CREATE TABLE tickets (id INTEGER PRIMARY KEY, status TEXT NOT NULL);
+         INSERT INTO tickets VALUES (1, 'new'), (2, 'paid');",
+    )
+    .unwrap();
+    let pg = PgCluster::start();
+    pg.psql_db(
+        "app",
+        "SET ROLE app; CREATE TYPE ticket_status AS ENUM ('new', 'paid');
+         CREATE TABLE tickets (id bigint PRIMARY KEY, status ticket_status NOT NULL);",
+    );
+    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
+    let o = switchyard(&["sync", "--dry-run", "--from", &from, "--to", &to]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains(
+            "-- column: tickets.status TEXT -> text (the target's enum type ticket_status)"
+        ),
+        "{out}"
+    );
+    let o = switchyard(&["sync", "--from", &from, "--to", &to]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        pg.psql_db("app", "SELECT string_agg(status::text || ':' || pg_typeof(status), ',' ORDER BY id) FROM tickets"),
+        "new:ticket_status,paid:ticket_status"
+    );
+    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    lite.execute("INSERT INTO tickets VALUES (3, 'lost')", [])
+        .unwrap();
+    let o = switchyard(&["sync", "--from", &from, "--to", &to, "--force"]);
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("ticket_status") && out.contains("lost"),
+        "{out}"
+    );
+}

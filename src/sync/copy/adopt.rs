@@ -23,6 +23,8 @@ pub struct TargetColumn {
     pub has_default: bool,
     /// Filled by a sequence (serial or identity).
     pub serial: bool,
+    /// An enum type's labels (None: not an enum).
+    pub labels: Option<Vec<String>>,
 }
 
 /// The columns of `public.table` on the target (None: no such table).
@@ -31,7 +33,8 @@ pub async fn target_table(c: &Client, table: &str) -> Result<Option<Vec<TargetCo
     let sql = format!(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull::text, \
          (a.atthasdef OR a.attidentity <> '')::text, \
-         (a.attidentity <> '' OR pg_get_serial_sequence({rel}, a.attname) IS NOT NULL)::text \
+         (a.attidentity <> '' OR pg_get_serial_sequence({rel}, a.attname) IS NOT NULL)::text, \
+         (SELECT string_agg(e.enumlabel, E'\\n' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = a.atttypid) \
          FROM pg_attribute a WHERE a.attrelid = to_regclass({rel}) AND a.attnum > 0 \
          AND NOT a.attisdropped ORDER BY a.attnum"
     );
@@ -54,6 +57,9 @@ pub async fn target_table(c: &Client, table: &str) -> Result<Option<Vec<TargetCo
                     not_null: r.get(2) == Some("true"),
                     has_default: r.get(3) == Some("true"),
                     serial: r.get(4) == Some("true"),
+                    labels: r
+                        .get(5)
+                        .map(|l| l.split('\n').map(str::to_string).collect()),
                 }),
                 _ => None,
             })
@@ -131,6 +137,14 @@ pub fn adopt(t: &mut Table, target: &[TargetColumn], any_case: bool) -> Vec<Stri
         }
         c.name.clone_from(&tc.name);
         c.pg_type.clone_from(&tc.ty);
+        // The target's type, whatever switchyard would have chosen and why.
+        c.why = None;
+        if tc.labels.is_some() {
+            // An enum's binary input is its label's text: written as text, the server
+            // checks each value against the labels.
+            c.pg_type = "text".into();
+            c.why = Some(format!("the target's enum type {}", tc.ty));
+        }
         c.not_null = tc.not_null;
         c.identity = tc.serial;
     }
@@ -232,6 +246,7 @@ mod tests {
             not_null,
             has_default,
             serial: false,
+            labels: None,
         }
     }
 

@@ -40,7 +40,12 @@ pub async fn print_plan(
         let existing = *a != Action::Create;
         for c in &t.columns {
             if existing {
-                if !c.source_type.eq_ignore_ascii_case(&c.pg_type) {
+                if let Some(why) = &c.why {
+                    println!(
+                        "-- column: {}.{} {} -> {} ({why})",
+                        t.name, c.name, c.source_type, c.pg_type
+                    );
+                } else if !c.source_type.eq_ignore_ascii_case(&c.pg_type) {
                     println!(
                         "-- column: {}.{} {} -> {} (the target's type)",
                         t.name, c.name, c.source_type, c.pg_type
