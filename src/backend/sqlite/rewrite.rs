@@ -24,6 +24,8 @@ pub(super) struct Rewriter {
     /// Inside CREATE or ALTER TABLE: a column default stays plain SQLite (the file must
     /// take inserts from any SQLite client, which knows no function of switchyard's).
     pub(super) ddl: bool,
+    /// It calls setval() or nextval(), which write the AUTOINCREMENT counters.
+    pub(super) moves_sequences: bool,
 }
 
 /// A raw SQL fragment in place of an expression (printed verbatim).
@@ -94,6 +96,7 @@ impl Rewriter {
             *expr = raw(format!("(SELECT json_group_array(_c0) FROM ({q}))"));
             return ControlFlow::Continue(());
         }
+        self.moves_sequences |= matches!(name.as_str(), "setval" | "nextval");
         let renamed = match name.as_str() {
             // The transaction's start, as PostgreSQL answers (the session keeps it).
             "now" | "current_timestamp" | "transaction_timestamp" => {

@@ -2,15 +2,11 @@
 //! (`sqlite_sequence`): `setval(name, value [, is_called])` — what Django's `loaddata` and
 //! `sqlsequencereset` send after inserting rows with their ids — and `nextval(name)`. A
 //! serial column's sequence is named as PostgreSQL names it, `TABLE_COLUMN_seq`
-//! (`pg_get_serial_sequence`); a statement calling them takes the write lock.
+//! (`pg_get_serial_sequence`); a statement calling them takes the write lock
+//! (`Rewriter::moves_sequences`).
 
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
-
-/// Whether SQL text calls a function that moves a sequence.
-pub fn moves_sequences(sql_lower: &str) -> bool {
-    sql_lower.contains("setval(") || sql_lower.contains("nextval(")
-}
 
 /// The AUTOINCREMENT table a sequence name stands for: the longest table name `T` with
 /// the name `[schema.]T_COLUMN_seq`.

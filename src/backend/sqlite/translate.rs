@@ -255,6 +255,12 @@ pub(super) fn translate_one(mut stmt: Statement) -> Result<Translated, Translate
     if let Some(e) = rw.error {
         return Err(e);
     }
+    // setval()/nextval() write the AUTOINCREMENT counters: the statement takes the write
+    // lock (seen while rewriting, so no second walk of the tree).
+    let kind = match kind {
+        Kind::Query { .. } if rw.moves_sequences => Kind::Query { locks: true },
+        other => other,
+    };
     let alter = match &stmt {
         Statement::AlterTable(at)
             if at.operations.len() != 1 || !super::alter::native(&at.operations[0]) =>
@@ -300,8 +306,7 @@ fn classify(stmt: &Statement) -> Result<Kind, TranslateError> {
     Ok(match stmt {
         S::Query(q) => Kind::Query {
             // setval()/nextval() write the AUTOINCREMENT counters.
-            locks: !q.locks.is_empty()
-                || super::sequences::moves_sequences(&q.to_string().to_lowercase()),
+            locks: !q.locks.is_empty(),
         },
         S::Insert(_) => Kind::Insert,
         S::Update(_) => Kind::Update,
