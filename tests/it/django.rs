@@ -5,17 +5,10 @@
 //! PostgreSQL, and `showmigrations` must show nothing unapplied.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use crate::support::cli::{switchyard, text};
 use crate::support::{PgCluster, Proxy};
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Where the app's database is: Django's own SQLite backend on a file, or PostgreSQL
 /// (directly or through switchyard) on a port.
@@ -38,14 +31,6 @@ fn manage(db: &Db, args: &[&str]) -> String {
     let out = c.output().unwrap();
     assert!(out.status.success(), "manage.py {args:?}: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn switchyard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
 }
 
 /// Syncs, verifies, then checks the app through switchyard against `want`.

@@ -35,3 +35,4 @@ mod switch_bounds;
 mod switching;
 mod sync;
 mod transparency;
+mod verify;

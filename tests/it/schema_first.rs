@@ -4,25 +4,10 @@
 //! target's types, and what cannot be copied is found by the dry run, named, before
 //! anything is written.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crate::support::PgCluster;
-
-fn switchyard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::cli::{switchyard, text};
 
 /// The SQLite app database: what an ORM on SQLite leaves (DATETIME as text, DECIMAL as
 /// a float, a camelCase column).

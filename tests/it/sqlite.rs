@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::support::cluster::{free_port, wait_until};
-use crate::support::{Proxy, connect, psql, rt, sqlite_proxy};
+use crate::support::{Proxy, connect, first_column, psql, rt, sqlite_proxy};
 
 const SCHEMA: &str = "CREATE TABLE users (id SERIAL PRIMARY KEY, email VARCHAR(120) NOT NULL UNIQUE, \
     active BOOLEAN NOT NULL DEFAULT true, created_at TIMESTAMP WITH TIME ZONE DEFAULT now(), settings JSONB); \
@@ -352,13 +352,7 @@ fn jsonb_values_read_as_on_postgres() {
             )
             .await
             .unwrap();
-            let mut out = Vec::new();
-            for m in c.simple_query("SELECT doc FROM j ORDER BY id").await.unwrap() {
-                if let SimpleQueryMessage::Row(r) = m {
-                    out.push(r.get(0).unwrap_or("NULL").to_string());
-                }
-            }
-            out
+            first_column(&c, "SELECT doc FROM j ORDER BY id").await
         })
     };
     let direct = run(pg.url("app"));
@@ -462,16 +456,7 @@ fn jsonb_operators_answer_as_in_postgresql() {
         .unwrap();
         let ids = |sql: &'static str| {
             let c = &c;
-            async move {
-                let rows = c.simple_query(sql).await.unwrap();
-                rows.iter()
-                    .filter_map(|m| match m {
-                        SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",")
-            }
+            async move { first_column(c, sql).await.join(",") }
         };
         assert_eq!(ids("SELECT id FROM docs WHERE data ? 'a' ORDER BY id").await, "1,3");
         assert_eq!(ids("SELECT id FROM docs WHERE data ?| '{b,c}' ORDER BY id").await, "2,3");

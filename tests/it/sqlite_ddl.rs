@@ -7,7 +7,7 @@
 
 use tokio_postgres::Client;
 
-use crate::support::{connect, rt, sqlite_proxy};
+use crate::support::{connect, first_column, rt, sqlite_proxy};
 
 async fn code(c: &Client, sql: &str) -> String {
     match c.batch_execute(sql).await {
@@ -20,14 +20,10 @@ async fn code(c: &Client, sql: &str) -> String {
 }
 
 async fn one(c: &Client, sql: &str) -> String {
-    match &c.simple_query(sql).await.unwrap()[..] {
-        [
-            tokio_postgres::SimpleQueryMessage::RowDescription(_),
-            tokio_postgres::SimpleQueryMessage::Row(r),
-            ..,
-        ] => r.get(0).unwrap_or("NULL").to_string(),
-        other => panic!("{sql}: {other:?}"),
-    }
+    let rows = first_column(c, sql).await;
+    rows.into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("{sql}: no row"))
 }
 
 #[test]

@@ -3,62 +3,14 @@
 //! PostgreSQL with the pgbench tables.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio_postgres::SimpleQueryMessage;
 
+use crate::support::cli::{sqlite_db, switchyard, switchyard_logging, text, verify_differs};
 use crate::support::{PgCluster, connect, pgbench, rt};
-
-fn switchyard(args: &[&str]) -> Output {
-    switchyard_logging("warn", args)
-}
-
-fn switchyard_logging(level: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(args)
-        .env("RUST_LOG", level)
-        .output()
-        .unwrap()
-}
-
-/// Runs verify, which must find differences (exit 1) and say each of `says`.
-fn verify_differs(from: &str, to: &str, says: &[&str]) {
-    let o = switchyard(&["verify", "--from", from, "--to", to]);
-    let out = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}");
-    for s in says {
-        assert!(out.contains(s), "{s}\n{out}");
-    }
-}
-
-/// A SQLite database `name` in `dir` made by `sql`.
-fn sqlite_db(dir: &Path, name: &str, sql: &str) -> std::path::PathBuf {
-    let db = dir.join(name);
-    Connection::open(&db).unwrap().execute_batch(sql).unwrap();
-    db
-}
-
-/// A fresh PostgreSQL with the SQLite database `db` synced into it and verified
-/// identical; with the source and target URLs.
-fn synced_and_verified(db: &Path) -> (PgCluster, String, String) {
-    let pg = PgCluster::start();
-    let (from, to) = (format!("sqlite://{}", db.display()), pg.url("app"));
-    let o = switchyard(&["sync", "--from", &from, "--to", &to]);
-    assert!(o.status.success(), "{}", text(&o));
-    let o = switchyard(&["verify", "--from", &from, "--to", &to]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    (pg, from, to)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// An app database as an ORM leaves it: booleans as 0/1, datetimes as text and as epoch
 /// integers, AUTOINCREMENT, blobs, NULLs, unicode, camelCase and reserved-word columns,
@@ -389,38 +341,6 @@ fn bad_values_stop_the_sync_or_go_to_the_reject_file() {
     assert_eq!(pg.psql_db("app", "SELECT count(*) FROM flags"), "1");
 }
 
-/// Verify from SQLite compares rows as raw binary tuples where it can (see
-/// src/sync/verify_raw.rs); rows whose bytes differ only in representation (JSON key order
-/// and spacing, timestamps written with `T` and `Z`, an amount stored as integer text)
-/// are decoded and found equal, and a real difference is still named by column.
-#[test]
-fn raw_tuple_comparison_agrees_with_the_text_rules() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sqlite_db(dir.path(), "raw.db",
-            "CREATE TABLE items (id INTEGER PRIMARY KEY, doc JSON, amount DECIMAL(10,2), at DATETIME, n INTEGER, ok BOOLEAN, name TEXT);
-             INSERT INTO items VALUES
-               (1, '{\"b\":1,\"a\":[1,2]}', 12.5, '2024-03-01T10:00:00Z', 7, 1, 'plain'),
-               (2, '{\"a\": [1, 2], \"b\": 1}', 3, '2024-03-01 10:00:00.250', -3, 0, 'Zoë 🚀'),
-               (3, NULL, -0.05, 1709287200, NULL, NULL, NULL),
-               (4, '[]', 99999999.99, '2024-03-01 10:00:00+02:00', 0, 1, ''),
-               (5, 5, 0.1, '2024-03-01', 1, 0, 'a number as the document: compared in text form');",
-    );
-    let (pg, from, to) = synced_and_verified(&db);
-    pg.psql_db(
-        "app",
-        "UPDATE items SET amount = 12.51 WHERE id = 1; UPDATE items SET doc = '{\"a\": [1, 2], \"b\": 2}' WHERE id = 2",
-    );
-    verify_differs(
-        &from,
-        &to,
-        &[
-            "table items: 5 rows in source, 5 in target: 2 difference(s)",
-            r#"key ["1"] column "amount": source "12.50" target "12.51""#,
-            r#"key ["2"] column "doc""#,
-        ],
-    );
-}
-
 /// SQLite does not enforce foreign keys unless asked, so a source may hold rows pointing at
 /// missing parents: the copy completes, the key is kept NOT VALID (checking new rows),
 /// the sequences are set, and the run fails naming the key and an offending row.
@@ -578,36 +498,4 @@ fn postgres_to_postgres_pgbench_tables() {
     // pgbench runs against the copy.
     let r = pgbench(b.port, &["-c", "2", "-t", "50"]);
     assert!(r.ok && r.failed == 0, "{}", r.output);
-}
-
-/// A composite key mixing an integer and a text column (declared NOCASE in SQLite) is
-/// merged in the order both sides read it: one deleted row is one difference, not a
-/// cascade of rows reported missing on one side and extra on the other.
-#[test]
-fn composite_keys_are_merged_in_key_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tags.db");
-    let c = Connection::open(&db).unwrap();
-    c.execute_batch(
-        "CREATE TABLE tags (account_id INTEGER NOT NULL, tag TEXT NOT NULL COLLATE NOCASE,
-           PRIMARY KEY (account_id, tag));",
-    )
-    .unwrap();
-    for account in 1..=25 {
-        for tag in ["B", "a", "c"] {
-            c.execute("INSERT INTO tags VALUES (?1, ?2)", (account, tag))
-                .unwrap();
-        }
-    }
-    drop(c);
-    let (pg, from, to) = synced_and_verified(&db);
-    pg.psql_db("app", "DELETE FROM tags WHERE account_id = 9 AND tag = 'a'");
-    verify_differs(
-        &from,
-        &to,
-        &[
-            "75 rows in source, 74 in target: 1 difference(s)",
-            r#"key ["9", "a"]: missing in target"#,
-        ],
-    );
 }

@@ -4,6 +4,7 @@
 
 pub mod bouncer;
 pub mod certs;
+pub mod cli;
 pub mod cluster;
 pub mod faulty;
 pub mod proxy;
@@ -150,6 +151,21 @@ pub fn serve(cfg: &std::path::Path, port: u16) -> KillOnDrop {
 
 /// A SQLite backend URL for a database file at `path`, made (empty) if it is not there:
 /// switchyard serves only files that exist.
+/// The first column of every row a simple query returns (NULL as "NULL").
+pub async fn first_column(c: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some(r.get(0).unwrap_or("NULL").to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// A proxy serving the SQLite file `app.db` in `dir` to user app/secret.
 pub fn sqlite_proxy(dir: &tempfile::TempDir) -> Proxy {
     Proxy::start(&format!(
