@@ -27,7 +27,10 @@ pub struct Alter {
     pub ops: Vec<AlterTableOperation>,
 }
 
-/// Whether SQLite runs `op` itself, as written.
+/// Whether SQLite runs `op` itself, as written. Not an ADD COLUMN with a default, even a
+/// constant one: SQLite would keep that default only in the table's definition, where
+/// the existing rows read it from, and a later SET/DROP DEFAULT (which edits that
+/// definition) would change those rows; [`super::alter_column`] stores it in them.
 pub fn native(op: &AlterTableOperation) -> bool {
     match op {
         AlterTableOperation::RenameColumn { .. } | AlterTableOperation::RenameTable { .. } => true,

@@ -20,17 +20,21 @@ pub fn set_returning_projection(s: &mut Select) {
             continue;
         };
         let Expr::Function(f) = e else { continue };
-        let name = f.name.to_string().to_lowercase();
+        let Some(name) = f.name.0.last().and_then(|p| p.as_ident()) else {
+            continue;
+        };
         let FunctionArguments::List(l) = &f.args else {
+            continue;
+        };
+        let column = if name.value.eq_ignore_ascii_case("unnest") && l.args.len() == 1 {
+            "value"
+        } else if name.value.eq_ignore_ascii_case("generate_subscripts") {
+            "key + 1"
+        } else {
             continue;
         };
         let Some(first) = l.args.first().map(|a| a.to_string()) else {
             continue;
-        };
-        let column = match name.as_str() {
-            "unnest" if l.args.len() == 1 => "value",
-            "generate_subscripts" => "key + 1",
-            _ => continue,
         };
         let i = match arrays.iter().position(|a| *a == first) {
             Some(i) => i,
