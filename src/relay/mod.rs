@@ -327,8 +327,14 @@ impl Relay {
             }
             return;
         }
+        // Each request in flight up to its Sync (or Query) fails on its own, as it would
+        // on a server that refused it: a pipelining client (tokio-postgres, psycopg's
+        // pipeline) matches one error and one ReadyForQuery to each request it sent.
         build::error_response(&mut self.client_out, &err);
-        for _ in 0..readies {
+        for i in 0..readies {
+            if i > 0 {
+                build::error_response(&mut self.client_out, &err);
+            }
             build::ready_for_query(&mut self.client_out, self.status);
         }
         if readies == 0 && was_unsynced {

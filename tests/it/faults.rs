@@ -233,6 +233,31 @@ fn server_fatal_reaches_the_client_which_is_then_closed() {
     );
 }
 
+/// The server connection dies under two pipelined requests: each gets its own error and
+/// ReadyForQuery, as a server that refused both would send. (One error followed by two
+/// ReadyForQuery shifted every later answer by one: tokio-postgres saw "unexpected message".)
+#[test]
+fn each_pipelined_request_fails_alone_when_the_server_is_lost() {
+    let pg = PgCluster::start();
+    let faulty = Faulty::start(pg.port);
+    let proxy = through(&faulty, "", "");
+    rt().block_on(async {
+        let mut c = Raw::login(proxy.port, "app", "secret").await;
+        let mut both = query("select pg_sleep(5)");
+        both.extend(query("select 2"));
+        c.send(&both).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        faulty.reset_all();
+        let mut seen = Vec::new();
+        while seen.iter().filter(|t| **t == b'Z').count() < 2 {
+            let (tag, _) = c.read().await.expect("answers before the client is closed");
+            seen.push(tag);
+        }
+        assert_eq!(seen, b"EZEZ", "{:?}", String::from_utf8_lossy(&seen));
+        assert_eq!(c.scalar("select 3").await.as_deref(), Some("3"));
+    });
+}
+
 /// The server connection dies while a COMMIT is outstanding (here the COMMIT runs a slow
 /// deferred trigger, and the network breaks meanwhile). The server commits anyway; the
 /// client is told the outcome is unknown (08006), never that it was rolled back: an app
