@@ -242,8 +242,17 @@ fn enum_types_are_created_enforced_extended_and_dropped() {
         c.batch_execute("CREATE TYPE size AS ENUM ('s', 'm')").await.unwrap();
         assert_eq!(code(&c, "ALTER TABLE people ADD COLUMN size size").await, "ok");
         assert_eq!(code(&c, "UPDATE people SET size = 'xl'").await, "22P02");
+        // Renamed, the column keeps its type (and the type its dependent).
+        c.batch_execute("ALTER TABLE people RENAME COLUMN mood TO feeling; ALTER TABLE people RENAME TO persons")
+            .await
+            .unwrap();
+        assert_eq!(
+            one(&c, "SELECT udt_name FROM information_schema.columns WHERE table_name = 'persons' AND column_name = 'feeling'").await,
+            "mood"
+        );
+        assert_eq!(code(&c, "INSERT INTO persons (feeling) VALUES ('bogus')").await, "22P02");
         assert_eq!(code(&c, "DROP TYPE mood").await, "2BP01");
-        assert_eq!(code(&c, "DROP TABLE people").await, "ok");
+        assert_eq!(code(&c, "DROP TABLE persons").await, "ok");
         assert_eq!(code(&c, "DROP TYPE mood, size").await, "ok");
         assert_eq!(code(&c, "DROP TYPE mood").await, "42704");
         assert_eq!(code(&c, "DROP TYPE IF EXISTS mood").await, "ok");
@@ -251,25 +260,14 @@ fn enum_types_are_created_enforced_extended_and_dropped() {
     });
 }
 
-/// Alembic revisions as autogenerate writes them (an enum type, a widened varchar, a
-/// column added with a server default): upgrade, downgrade to nothing, upgrade again;
-/// `alembic check` finds the database as the models describe it (reflection through the
-/// catalog: typmods, keys, indexes, the enum) and finds a column they add; then the models
-/// read and write.
-#[test]
-fn alembic_upgrades_and_downgrades_on_the_sqlite_default() {
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = sqlite_proxy(&dir);
+/// Runs the Alembic project against `url`; returns the inspector's view of the schema.
+fn alembic_run(url: &str) -> String {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients/alembic_sqlite/run.py");
-    let url = format!(
-        "postgresql+psycopg://app:secret@127.0.0.1:{}/app?sslmode=disable",
-        proxy.port
-    );
     let out = std::process::Command::new("timeout")
         .args(["120", "python3"])
         .arg(&script)
-        .arg(&url)
+        .arg(url.replace("postgres://", "postgresql+psycopg://"))
         .arg("check")
         .output()
         .unwrap();
@@ -278,5 +276,45 @@ fn alembic_upgrades_and_downgrades_on_the_sqlite_default() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && text.contains("OK"), "{text}");
+    assert!(
+        out.status.success() && text.contains("\nOK"),
+        "{url}: {text}"
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix("SCHEMA "))
+        .unwrap_or_else(|| panic!("no schema printed: {text}"))
+        .to_string()
+}
+
+/// Alembic revisions as autogenerate writes them (an enum type, FKs with ON DELETE, unique
+/// and check constraints, JSONB, `server_default=now()`, a varchar widened, a
+/// column added with a default and an index, a rename and a retype): upgrade, down one,
+/// up, down to nothing, up; `alembic check` finds the database as the models describe it
+/// and finds a column they add; the models read and write; and SQLAlchemy's inspector
+/// sees the same schema as on PostgreSQL after the same migrations.
+#[test]
+fn alembic_upgrades_and_downgrades_on_the_sqlite_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let on_pg = alembic_run(&pg.url("app"));
+    let on_sqlite = alembic_run(&proxy.url("app", "secret"));
+    let (pg_v, sq_v): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&on_pg).unwrap(),
+        serde_json::from_str(&on_sqlite).unwrap(),
+    );
+    // Every difference, by table and kind (columns, pk, fks, unique, indexes, checks).
+    let mut differences = Vec::new();
+    for (table, want) in pg_v.as_object().unwrap() {
+        for (kind, want) in want.as_object().into_iter().flatten() {
+            let got = &sq_v[table][kind];
+            if got != want {
+                differences.push(format!(
+                    "{table}.{kind}:\n  sqlite:   {got}\n  postgres: {want}"
+                ));
+            }
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert_eq!(pg_v, sq_v);
 }

@@ -27,13 +27,13 @@ pub struct Alter {
     pub ops: Vec<AlterTableOperation>,
 }
 
-/// Whether SQLite runs `op` itself, as written. Not an ADD COLUMN with a default, even a
+/// Whether SQLite runs `op` itself, as written (renames also update what switchyard
+/// remembers of the columns: [`run`] does both). Not an ADD COLUMN with a default, even a
 /// constant one: SQLite would keep that default only in the table's definition, where
 /// the existing rows read it from, and a later SET/DROP DEFAULT (which edits that
 /// definition) would change those rows; [`super::alter_column`] stores it in them.
 pub fn native(op: &AlterTableOperation) -> bool {
     match op {
-        AlterTableOperation::RenameColumn { .. } | AlterTableOperation::RenameTable { .. } => true,
         AlterTableOperation::AddColumn { column_def, .. } => !column_def.options.iter().any(|o| {
             matches!(
                 o.option,
@@ -75,6 +75,29 @@ fn run_op(conn: &Connection, table: &str, op: &AlterTableOperation) -> Result<()
                 super::alter_column::drop_column(conn, table, &c.value, *if_exists)?;
             }
             Ok(())
+        }
+        Op::RenameColumn {
+            old_column_name,
+            new_column_name,
+        } => {
+            sql(conn, &format!("ALTER TABLE {} {op}", q(table)))?;
+            super::defaults::renamed_column(
+                conn,
+                table,
+                &old_column_name.value,
+                &new_column_name.value,
+            )
+        }
+        Op::RenameTable { table_name } => {
+            sql(conn, &format!("ALTER TABLE {} {op}", q(table)))?;
+            let (sqlparser::ast::RenameTableNameKind::As(n)
+            | sqlparser::ast::RenameTableNameKind::To(n)) = table_name;
+            let new =
+                n.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| i.value.clone())
+                    .unwrap_or_default();
+            super::defaults::renamed_table(conn, table, &new)
         }
         other if native(other) => sql(conn, &format!("ALTER TABLE {} {other}", q(table))),
         other => Err(PgError::new(

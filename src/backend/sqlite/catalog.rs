@@ -67,6 +67,18 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(super::constraints::SETUP)?;
     conn.execute_batch(super::cursors::SETUP)?;
     let views = [
+        // SERIAL keys (a single-column INTEGER key with AUTOINCREMENT) and the sequence
+        // PostgreSQL would have made for each: in pg_class (relkind 'S'), pg_sequence,
+        // pg_depend (owned by the column) and the column's default.
+        format!(
+            "_sy_serials AS SELECT CAST(16384 + m.rowid AS INTEGER) AS relid, m.name AS relname, p.name AS attname, \
+             p.cid + 1 AS attnum, CAST(100000000 + (16384 + m.rowid) * 1000 + p.cid AS INTEGER) AS seqoid, \
+             m.name || '_' || p.name || '_seq' AS seqname, \
+             (SELECT s.pg_type FROM _switchyard_columns s WHERE s.tbl = m.name AND s.col = p.name) AS pg_type \
+             FROM ({USER_OBJECTS}) m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.sql LIKE '%AUTOINCREMENT%' AND p.pk = 1 AND upper(p.type) = 'INTEGER' \
+             AND (SELECT count(*) FROM pragma_table_info(m.name) k WHERE k.pk > 0) = 1"
+        ),
         "pg_namespace AS SELECT CAST(2200 AS INTEGER) AS oid, 'public' AS nspname, 10 AS nspowner, NULL AS nspacl \
          UNION ALL SELECT 11, 'pg_catalog', 10, NULL UNION ALL SELECT 13000, 'information_schema', 10, NULL"
             .to_string(),
@@ -79,14 +91,30 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
              0 AS relchecks, NULL AS relpartbound, 0 AS relnatts, 0 AS relpages, 'd' AS relreplident, 0 AS relfrozenxid \
              FROM ({USER_OBJECTS}) WHERE type IN ('table', 'view', 'index') \
              UNION ALL SELECT conindid, conname, 2200, 'i', 10, 0, -1, 'p', 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 403, 0, \
-             0, NULL, 0, 0, 'd', 0 FROM temp._sy_constraints WHERE contype IN ('p', 'u')"
+             0, NULL, 0, 0, 'd', 0 FROM temp._sy_constraints WHERE contype IN ('p', 'u') \
+             UNION ALL SELECT seqoid, seqname, 2200, 'S', 10, 0, -1, 'p', 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, \
+             0, NULL, 0, 0, 'n', 0 FROM _sy_serials \
+             UNION ALL SELECT 1259, 'pg_class', 11, 'r', 10, 0, -1, 'p', 0, 1, 0, 0, 0, 0, NULL, NULL, 0, 2, 0, \
+             0, NULL, 0, 0, 'n', 0"
         ),
+        "pg_depend AS SELECT 1259 AS classid, seqoid AS objid, 0 AS objsubid, 1259 AS refclassid, relid AS refobjid, \
+         attnum AS refobjsubid, 'a' AS deptype FROM _sy_serials"
+            .to_string(),
+        // Defaults as PostgreSQL prints them (see `defaults.rs`); a SERIAL key's is its
+        // sequence's nextval.
+        "pg_attrdef AS SELECT * FROM (SELECT CAST(c.oid * 1000 + p.cid AS INTEGER) AS oid, CAST(c.oid AS INTEGER) AS adrelid, \
+         p.cid + 1 AS adnum, CASE WHEN p.dflt_value IS NOT NULL THEN sy_pg_default(p.dflt_value, p.type, \
+         (SELECT s.pg_type FROM _switchyard_columns s WHERE s.tbl = c.relname AND s.col = p.name)) \
+         WHEN EXISTS (SELECT 1 FROM _sy_serials s WHERE s.relid = c.oid AND s.attnum = p.cid + 1) \
+         THEN sy_serial_default(c.relname, p.name) END AS adbin \
+         FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind = 'r') WHERE adbin IS NOT NULL"
+            .to_string(),
         "pg_attribute AS SELECT CAST(c.oid AS INTEGER) AS attrelid, p.name AS attname, \
          COALESCE((SELECT CASE s.pg_type WHEN 'bigint' THEN 20 WHEN 'smallint' THEN 21 \
          ELSE COALESCE((SELECT 200000 + min(e.rowid) FROM _switchyard_enums e WHERE e.typname = s.pg_type), 25) END \
          FROM _switchyard_columns s WHERE s.tbl = c.relname AND s.col = p.name), pg_type_oid(p.type)) AS atttypid, \
-         p.cid + 1 AS attnum, p.\"notnull\" AS attnotnull, 0 AS attisdropped, pg_typmod(p.type) AS atttypmod, 0 AS attndims, \
-         (p.dflt_value IS NOT NULL) AS atthasdef, '' AS attidentity, '' AS attgenerated, 0 AS attcollation, -1 AS attlen, NULL AS attoptions \
+         p.cid + 1 AS attnum, (p.\"notnull\" OR p.pk > 0) AS attnotnull, 0 AS attisdropped, pg_typmod(p.type) AS atttypmod, 0 AS attndims, \
+         EXISTS (SELECT 1 FROM pg_attrdef d WHERE d.adrelid = c.oid AND d.adnum = p.cid + 1) AS atthasdef, '' AS attidentity, '' AS attgenerated, 0 AS attcollation, -1 AS attlen, NULL AS attoptions \
          FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind IN ('r', 'v')"
             .to_string(),
         format!(
@@ -94,9 +122,6 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
              FROM _switchyard_enums GROUP BY typname",
             type_rows()
         ),
-        "pg_attrdef AS SELECT CAST(c.oid * 1000 + p.cid AS INTEGER) AS oid, CAST(c.oid AS INTEGER) AS adrelid, p.cid + 1 AS adnum, p.dflt_value AS adbin \
-         FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind = 'r' AND p.dflt_value IS NOT NULL"
-            .to_string(),
         "pg_index AS SELECT CAST(i.oid AS INTEGER) AS indexrelid, CAST(t.oid AS INTEGER) AS indrelid, (l.\"unique\" + 0) AS indisunique, (l.origin = 'pk') AS indisprimary, \
          1 AS indisvalid, 1 AS indisready, 1 AS indislive, 0 AS indisclustered, NULL AS indpred, NULL AS indexprs, \
          (SELECT group_concat(ii.cid + 1, ' ') FROM pragma_index_info(l.name) ii) AS indkey, \
@@ -107,7 +132,7 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
          FROM pg_class t JOIN pragma_index_list(t.relname) l JOIN pg_class i ON i.relname = l.name WHERE t.relkind = 'r' \
          UNION ALL SELECT conindid, conrelid, 1, contype = 'p', 1, 1, 1, 0, NULL, NULL, \
          replace(trim(conkey, '[]'), ',', ' '), json_array_length(conkey), json_array_length(conkey), 0, 1, 0, \
-         trim(replace(replace(trim(conkey, '[]'), ',', ' '), '1', '0')), '' \
+         trim(replace(hex(zeroblob(json_array_length(conkey))), '00', '0 ')), '' \
          FROM temp._sy_constraints WHERE contype IN ('p', 'u')"
             .to_string(),
         "pg_constraint AS SELECT oid, conname, 2200 AS connamespace, contype, conrelid, confrelid, conkey, confkey, \
@@ -133,8 +158,9 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
         "pg_foreign_table AS SELECT 0 AS ftrelid, 0 AS ftserver WHERE 0".to_string(),
         "pg_extension AS SELECT 0 AS oid, 'plpgsql' AS extname WHERE 0".to_string(),
         "pg_proc AS SELECT 0 AS oid, '' AS proname, 11 AS pronamespace WHERE 0".to_string(),
-        "pg_sequence AS SELECT 0 AS seqrelid, 20 AS seqtypid, 1 AS seqstart, 1 AS seqincrement, \
-         9223372036854775807 AS seqmax, 1 AS seqmin, 1 AS seqcache, 0 AS seqcycle WHERE 0"
+        "pg_sequence AS SELECT seqoid AS seqrelid, CASE pg_type WHEN 'bigint' THEN 20 WHEN 'smallint' THEN 21 ELSE 23 END AS seqtypid, \
+         1 AS seqstart, 1 AS seqincrement, CASE pg_type WHEN 'bigint' THEN 9223372036854775807 WHEN 'smallint' THEN 32767 \
+         ELSE 2147483647 END AS seqmax, 1 AS seqmin, 1 AS seqcache, 0 AS seqcycle FROM _sy_serials"
             .to_string(),
         "pg_description AS SELECT 0 AS objoid, 0 AS classoid, 0 AS objsubid, '' AS description WHERE 0".to_string(),
         "pg_inherits AS SELECT 0 AS inhrelid, 0 AS inhparent, 0 AS inhseqno, 0 AS inhdetachpending WHERE 0".to_string(),
@@ -160,7 +186,7 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
          a.attname AS column_name, a.attnum AS ordinal_position, \
          CASE WHEN a.atttypid >= 200000 THEN 'USER-DEFINED' ELSE format_type(a.atttypid, -1) END AS data_type, \
          CASE WHEN a.attnotnull THEN 'NO' ELSE 'YES' END AS is_nullable, \
-         (SELECT p.dflt_value FROM pragma_table_info(c.relname) p WHERE p.name = a.attname) AS column_default, \
+         (SELECT d.adbin FROM pg_attrdef d WHERE d.adrelid = c.oid AND d.adnum = a.attnum) AS column_default, \
          CASE WHEN a.atttypid IN (1042, 1043) AND a.atttypmod > 4 THEN a.atttypmod - 4 END AS character_maximum_length, \
          CASE WHEN a.atttypid = 1700 AND a.atttypmod > 4 THEN ((a.atttypmod - 4) >> 16) & 65535 END AS numeric_precision, \
          CASE WHEN a.atttypid = 1700 AND a.atttypmod > 4 THEN (a.atttypmod - 4) & 65535 END AS numeric_scale, \

@@ -1,5 +1,5 @@
-//! `pg_constraint` for the SQLite backend: primary keys, UNIQUE constraints and foreign
-//! keys, read from each table's definition (with their names, columns, actions and
+//! `pg_constraint` for the SQLite backend: primary keys, UNIQUE and CHECK constraints and
+//! foreign keys, read from each table's definition (with their names, columns, actions and
 //! deferrability) into a temporary table that the catalog views read — refreshed before
 //! a statement that reads the catalog's constraints or indexes (SQLAlchemy's and Alembic's
 //! reflection, psql's `\d`). Keys and UNIQUE constraints also appear as indexes of their
@@ -8,7 +8,8 @@
 
 use rusqlite::Connection;
 use sqlparser::ast::{
-    ColumnOption, CreateTable, ForeignKeyConstraint, ReferentialAction, Statement, TableConstraint,
+    CheckConstraint, ColumnOption, CreateTable, Expr, ForeignKeyConstraint, ReferentialAction,
+    Statement, TableConstraint,
 };
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
@@ -201,6 +202,64 @@ fn key(t: &Table, contype: &'static str, name: String, cols: &[String], n: i64) 
     }
 }
 
+/// A CHECK constraint the application wrote (not the ones switchyard adds to hold
+/// `varchar(n)` and enum values), named as PostgreSQL names it when it has no name:
+/// `t_col_check` when it reads one column, else `t_check`.
+fn check(t: &Table, c: &CheckConstraint, column: Option<&str>) -> Option<Row> {
+    let name = c.name.as_ref().map(|n| n.value.clone());
+    if name.as_deref().is_some_and(|n| {
+        n.starts_with(super::ddl::VARCHAR_CHECK) || n.starts_with(super::enums::ENUM_CHECK)
+    }) {
+        return None;
+    }
+    let mut read: Vec<String> = Vec::new();
+    let _ = sqlparser::ast::visit_expressions(&c.expr, |e| {
+        if let Expr::Identifier(i) = e
+            && let Some(col) = t.columns.iter().find(|c| c.eq_ignore_ascii_case(&i.value))
+            && !read.contains(col)
+        {
+            read.push(col.clone());
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if read.is_empty()
+        && let Some(col) = column
+    {
+        read.push(col.to_string());
+    }
+    let name = name.unwrap_or_else(|| match read.as_slice() {
+        [one] => format!("{}_{one}_check", t.name),
+        _ => format!("{}_check", t.name),
+    });
+    Some(Row {
+        def: format!("CHECK ({})", deparse(&c.expr)),
+        name,
+        contype: "c",
+        conrelid: t.oid,
+        confrelid: 0,
+        conkey: attnums(t, &read),
+        confkey: Vec::new(),
+        conindid: 0,
+        deferrable: false,
+        deferred: false,
+        upd: ' ',
+        del: ' ',
+    })
+}
+
+/// An expression as PostgreSQL's `pg_get_constraintdef` prints it: every operator
+/// expression in parentheses of its own, the ones written dropped.
+fn deparse(e: &Expr) -> String {
+    match e {
+        Expr::Nested(inner) => deparse(inner),
+        Expr::BinaryOp { left, op, right } => {
+            format!("({} {op} {})", deparse(left), deparse(right))
+        }
+        Expr::UnaryOp { op, expr } => format!("({op} {})", deparse(expr)),
+        other => other.to_string(),
+    }
+}
+
 fn rows_of(all: &[Table], t: &Table) -> Vec<Row> {
     let mut out = Vec::new();
     let Some(ct) = &t.def else { return out };
@@ -243,6 +302,7 @@ fn rows_of(all: &[Table], t: &Table) -> Vec<Row> {
                     cols,
                 ));
             }
+            TableConstraint::Check(c) => out.extend(check(t, c, None)),
             _ => {}
         }
     }
@@ -259,6 +319,11 @@ fn rows_of(all: &[Table], t: &Table) -> Vec<Row> {
                 ColumnOption::ForeignKey(fk) => {
                     let name = named.or_else(|| fk.name.as_ref().map(|n| n.value.clone()));
                     out.push(foreign_key(all, t, fk, name, vec![col.name.value.clone()]));
+                }
+                ColumnOption::Check(c) => {
+                    let mut c = c.clone();
+                    c.name = c.name.or_else(|| o.name.clone());
+                    out.extend(check(t, &c, Some(&col.name.value)));
                 }
                 _ => {}
             }

@@ -20,6 +20,7 @@ mod constraints;
 mod cursors;
 pub mod datetime;
 pub mod ddl;
+mod defaults;
 pub mod enums;
 pub mod error;
 pub mod exec;

@@ -37,7 +37,7 @@ pub fn raw(sql: impl Into<String>) -> Expr {
     })
 }
 
-const NOW_TZ: &str = "strftime('%Y-%m-%d %H:%M:%f+00', 'now')";
+use super::defaults::NOW_TZ;
 
 /// `e [NOT] LIKE pattern ESCAPE …` with PostgreSQL's default escape, lower-cased for ILIKE.
 fn like(negated: bool, ci: bool, e: &Expr, pattern: &Expr, escape: Option<&Expr>) -> Expr {
@@ -165,7 +165,10 @@ impl Rewriter {
                 return;
             }
             CastTarget::RegClass => {
-                *expr = Expr::Nested(Box::new(std::mem::replace(inner.as_mut(), raw("NULL"))));
+                // An OID stays one; a name (a parameter, a column of text) is looked up.
+                *expr = raw(format!(
+                    "(CASE WHEN typeof({inner}) = 'integer' THEN {inner} ELSE (SELECT oid FROM pg_class WHERE relname = sy_relname({inner})) END)"
+                ));
                 return;
             }
             CastTarget::Bool => {
@@ -259,7 +262,7 @@ enum CastTarget {
     Bool,
     /// An array type: the value becomes the JSON array SQLite keeps (`sy_array`).
     Array,
-    /// `'name'::regclass`: the catalog's OID of the table of that name.
+    /// `'name'::regclass`: the catalog's OID of the relation of that name.
     RegClass,
 }
 

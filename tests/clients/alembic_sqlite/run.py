@@ -1,27 +1,33 @@
 """Alembic revisions (an enum type, a widened varchar, a column added with a server
-default) upgraded, downgraded to nothing and upgraded again, then the models used.
+default, a table with a check, JSONB and a `now()` default, a column with an
+index, a rename and a retype) upgraded, stepped down one and up again, downgraded to nothing
+and upgraded again, then the models used.
 
     python3 run.py postgresql+psycopg://USER:PW@HOST:PORT/DB [check]
 
 With `check`, `alembic check` must also find the database matching the models.
-Prints "OK <steps>" and exits 0, or raises."""
+Prints the schema as SQLAlchemy's inspector sees it (JSON, one line after "SCHEMA "), then
+"OK", and exits 0, or raises."""
 import datetime
 import decimal
+import json
 import os
 import sys
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import Customer, Invoice, Status  # noqa: E402
+from models import Customer, Event, Invoice, Status  # noqa: E402
 
 url = sys.argv[1]
 cfg = Config()
 cfg.set_main_option("script_location", os.path.dirname(os.path.abspath(__file__)))
 cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+command.upgrade(cfg, "head")
+command.downgrade(cfg, "-1")
 command.upgrade(cfg, "head")
 command.downgrade(cfg, "base")
 command.upgrade(cfg, "head")
@@ -46,11 +52,35 @@ with Session(engine) as s:
     c = Customer(email="a" * 150 + "@x.io")
     s.add(c)
     s.flush()
-    s.add(Invoice(customer_id=c.id, total=decimal.Decimal("10.50"), status=Status.paid,
-                  issued=datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)))
+    inv = Invoice(customer_id=c.id, total=decimal.Decimal("10.50"), status=Status.paid,
+                  issued_at=datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc))
+    s.add(inv)
+    s.flush()
+    s.add(Event(invoice_id=inv.id, kind="paid", payload={"b": 1, "a": [1, 2]}))
     s.commit()
     inv = s.scalars(select(Invoice)).one()
     assert inv.status is Status.paid, inv.status
     assert inv.total == decimal.Decimal("10.50"), inv.total
     assert s.scalars(select(Customer.name)).one() == "anon"
+    ev = s.scalars(select(Event)).one()
+    assert ev.weight == 1 and ev.at is not None and ev.payload == {"a": [1, 2], "b": 1}, ev.payload
+
+
+def schema(insp):
+    """What the inspector reports, in a stable order."""
+    out = {"enums": sorted((e["name"], e["labels"]) for e in insp.get_enums())}
+    for t in sorted(insp.get_table_names()):
+        out[t] = {
+            "columns": [{k: str(v) for k, v in sorted(col.items()) if k != "comment"}
+                        for col in insp.get_columns(t)],
+            "pk": insp.get_pk_constraint(t),
+            "fks": sorted(insp.get_foreign_keys(t), key=lambda f: f["name"] or ""),
+            "unique": sorted(insp.get_unique_constraints(t), key=lambda u: u["name"]),
+            "indexes": sorted(insp.get_indexes(t), key=lambda i: i["name"]),
+            "checks": sorted(insp.get_check_constraints(t), key=lambda c: c["name"]),
+        }
+    return out
+
+
+print("SCHEMA " + json.dumps(schema(inspect(engine)), sort_keys=True, default=str))
 print("OK")
