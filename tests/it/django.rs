@@ -23,6 +23,7 @@ fn manage(db: &Db, args: &[&str]) -> String {
     let mut c = Command::new("timeout");
     c.args(["120", "python3", "manage.py"])
         .args(args)
+        .env("DJANGO_SUPERUSER_PASSWORD", "secret-admin")
         .current_dir(dir);
     match db {
         Db::Sqlite(p) => c.env("SY_SQLITE", p),
@@ -105,6 +106,30 @@ fn a_django_app_migrates_and_runs_on_the_sqlite_default() {
         migrations.contains("[X] 0012_alter_user_first_name_max_length"),
         "{migrations}"
     );
+    let again = manage(&db, &["migrate"]);
+    assert!(again.contains("No migrations to apply."), "{again}");
+    manage(
+        &db,
+        &[
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            "admin",
+            "--email",
+            "admin@example.com",
+        ],
+    );
+    let login = manage(
+        &db,
+        &[
+            "shell",
+            "-c",
+            "from django.contrib.auth import authenticate; \
+             u = authenticate(username='admin', password='secret-admin'); \
+             print(u is not None and u.is_superuser)",
+        ],
+    );
+    assert_eq!(login.lines().last(), Some("True"), "{login}");
     // Seeded, dumped, flushed and loaded again (loaddata resets the sequences with
     // setval(pg_get_serial_sequence(…))), so the report's new rows get the ids they get
     // on PostgreSQL.
@@ -121,6 +146,21 @@ fn a_django_app_migrates_and_runs_on_the_sqlite_default() {
     let native = PgCluster::start();
     manage(&Db::Pg(native.port), &["migrate"]);
     let want = reload(&Db::Pg(native.port), &dir.path().join("pg-dump.json"));
+    // Django's introspection (inspectdb: every table's columns, types, lengths, keys,
+    // relations and unique sets) sees the schema PostgreSQL has after the same migrations.
+    let (pg_schema, sq_schema) = (
+        manage(&Db::Pg(native.port), &["inspectdb"]),
+        manage(&db, &["inspectdb"]),
+    );
+    let schema_differs: Vec<(&str, &str)> = pg_schema
+        .lines()
+        .zip(sq_schema.lines())
+        .filter(|(w, g)| w != g)
+        .collect();
+    assert!(
+        schema_differs.is_empty() && pg_schema.lines().count() == sq_schema.lines().count(),
+        "inspectdb on the SQLite default differs from PostgreSQL's:\n{schema_differs:#?}\n{sq_schema}"
+    );
     let differ: Vec<(&str, &str)> = want
         .lines()
         .zip(got.lines())

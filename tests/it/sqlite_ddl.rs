@@ -318,3 +318,64 @@ fn alembic_upgrades_and_downgrades_on_the_sqlite_default() {
     assert!(differences.is_empty(), "{}", differences.join("\n"));
     assert_eq!(pg_v, sq_v);
 }
+
+/// Catalog questions as introspection asks them (Django's inspectdb, Alembic's and psql's
+/// reflection), answered on the SQLite default as PostgreSQL answers them after the same
+/// DDL: names looked up by parameter, array subscripts (`conkey[1]`, `indkey[0]`),
+/// `unnest(…) WITH ORDINALITY` over catalog columns, CHECK constraints, defaults as
+/// PostgreSQL prints them, serial sequences and what owns them.
+#[test]
+fn catalog_introspection_answers_as_postgresql_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let ddl = "CREATE TABLE cat (id serial PRIMARY KEY, a integer NOT NULL CHECK (a > 0), \
+               b smallint DEFAULT '0' NOT NULL, name varchar(40) DEFAULT 'anon', \
+               made timestamptz DEFAULT now(), CONSTRAINT cat_a_b_key UNIQUE (a, b))";
+    let questions = [
+        "SELECT a.attname FROM pg_constraint con JOIN pg_attribute a ON a.attrelid = con.conrelid \
+         AND a.attnum = con.conkey[1] WHERE con.contype = 'p' AND con.conrelid = 'cat'::regclass",
+        "SELECT array_to_string(array(SELECT attname FROM unnest(c.conkey) WITH ORDINALITY cols(colid, arridx) \
+         JOIN pg_attribute ca ON cols.colid = ca.attnum WHERE ca.attrelid = c.conrelid ORDER BY cols.arridx), ',') \
+         FROM pg_constraint c WHERE c.conname = 'cat_a_b_key'",
+        "SELECT string_agg(attr.attname, ',' ORDER BY idx.arridx) FROM (SELECT * FROM pg_index i, \
+         unnest(i.indkey, i.indoption) WITH ORDINALITY koi(key, option, arridx)) idx \
+         JOIN pg_class c2 ON c2.oid = idx.indexrelid JOIN pg_attribute attr ON attr.attrelid = idx.indrelid \
+         AND attr.attnum = idx.key WHERE c2.relname = 'cat_a_b_key'",
+        "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c' \
+         AND conrelid = 'cat'::regclass",
+        "SELECT string_agg(column_name || '=' || column_default, ' | ' ORDER BY ordinal_position) \
+         FROM information_schema.columns WHERE table_name = 'cat' AND column_default IS NOT NULL",
+        "SELECT c.relname || ' owned by ' || a.attname FROM pg_class c JOIN pg_depend d ON d.objid = c.oid \
+         AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+         JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid WHERE c.relkind = 'S'",
+        "SELECT seqstart || ' ' || seqincrement || ' ' || seqmax FROM pg_sequence",
+        "SELECT string_agg(attname || CASE WHEN attnotnull THEN ' not null' ELSE '' END, ',' ORDER BY attnum) FROM pg_attribute \
+         WHERE attrelid = 'cat'::regclass AND attnum > 0",
+    ];
+    rt().block_on(async {
+        let mut answers = Vec::new();
+        for url in [pg.url("app"), proxy.url("app", "secret")] {
+            let c = connect(&url).await.unwrap();
+            c.batch_execute(ddl).await.unwrap();
+            let mut got: Vec<String> = Vec::new();
+            for q in questions {
+                got.push(one(&c, q).await);
+            }
+            // A name as a parameter (a driver's bound value, not a literal).
+            let rows = c
+                .query(
+                    "SELECT relname::text FROM pg_class WHERE relname = $1",
+                    &[&"cat"],
+                )
+                .await
+                .unwrap();
+            got.push(format!("{} row(s) by parameter", rows.len()));
+            answers.push(got);
+        }
+        for (q, (want, got)) in questions.iter().zip(answers[0].iter().zip(&answers[1])) {
+            assert_eq!(got, want, "{q}");
+        }
+        assert_eq!(answers[0].last(), answers[1].last());
+    });
+}

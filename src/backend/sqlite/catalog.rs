@@ -250,6 +250,11 @@ pub fn column_type(
         _ => tables.iter().map(String::as_str).collect(),
     };
     for t in candidates {
+        if is_catalog(t)
+            && let Some(oid) = catalog_column(column)
+        {
+            return Some(oid);
+        }
         let over: Option<String> = conn
             .query_row(
                 "SELECT pg_type FROM _switchyard_columns WHERE tbl = ?1 AND col = ?2",
@@ -324,11 +329,18 @@ pub fn has_result_types(t: &super::translate::Translated) -> bool {
     t.sources.iter().any(Option::is_some) || t.scales.iter().any(Option::is_some)
 }
 
+/// Whether `table` is one of the catalog views (whose declared column types are SQLite's
+/// guesses from the expressions behind them).
+fn is_catalog(table: &str) -> bool {
+    table.starts_with("pg_") || table.starts_with("information_schema")
+}
+
 /// The type of a catalog view's column that SQLite cannot tell (a computed one), by name:
 /// what reflection queries aggregate over subqueries of the catalog.
 fn catalog_column(name: &str) -> Option<u32> {
     Some(match name {
         "indnkeyatts" | "indnatts" | "attnum" | "adnum" => types::INT2,
+        "conkey" | "confkey" => super::arrays::array_of(types::INT2),
         "oid" | "conrelid" | "confrelid" | "indrelid" | "indexrelid" | "attrelid" | "relam"
         | "relnamespace" | "atttypid" | "typnamespace" | "conindid" => types::OID,
         "indisunique"
@@ -373,7 +385,17 @@ pub fn source_types(
                 // guess from the expression behind it).
                 return catalog_column(&s.column).map(|o| (o, None));
             }
-            let (oid, scale) = column_decl(conn, s.table.as_deref(), &s.column, tables)
+            // A catalog view's column by name first: SQLite's declared type for it is a
+            // guess from the expression behind it.
+            let in_catalog = s
+                .table
+                .as_deref()
+                .or(tables.first().map(String::as_str))
+                .is_some_and(is_catalog);
+            let (oid, scale) = in_catalog
+                .then(|| catalog_column(&s.column).map(|o| (o, None)))
+                .flatten()
+                .or_else(|| column_decl(conn, s.table.as_deref(), &s.column, tables))
                 .or_else(|| catalog_column(&s.column).map(|o| (o, None)))?;
             match (s.func.as_str(), oid) {
                 ("array_agg", _) => Some((super::arrays::array_of(oid), None)),

@@ -18,6 +18,9 @@ pub struct Column {
     /// A `numeric(p, s)` column's scale: values are shown with exactly `s` decimals, as
     /// PostgreSQL stores them (SQLite keeps `25.00` as the number 25).
     pub scale: Option<usize>,
+    /// The type modifier a table's column has (`varchar(150)`: 154), as RowDescription
+    /// carries it (drivers read lengths and precisions from it); -1 otherwise.
+    pub typmod: i32,
 }
 
 impl Column {
@@ -26,6 +29,7 @@ impl Column {
             name: name.into(),
             oid,
             scale: None,
+            typmod: -1,
         }
     }
 }
@@ -99,6 +103,10 @@ pub fn describe(
         .enumerate()
         .map(|(i, c)| Column {
             name: c.name().to_string(),
+            typmod: match (typed.get(i).copied().flatten(), decls[i].as_deref()) {
+                (None, Some(d)) if c.table_name().is_some() => super::typmod::of_decl(d) as i32,
+                _ => -1,
+            },
             scale: match (typed.get(i).copied().flatten(), decls[i].as_deref()) {
                 (Some(t), _) => t.1,
                 (None, Some(d)) => declared_scale(d),
@@ -139,7 +147,7 @@ pub fn row_description(out: &mut BytesMut, cols: &[Column], formats: &[i16]) {
             b.put_i16(0);
             b.put_u32(c.oid);
             b.put_i16(types::type_len(c.oid));
-            b.put_i32(-1);
+            b.put_i32(c.typmod);
             b.put_i16(format_of(formats, i));
         }
     });

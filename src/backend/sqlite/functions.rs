@@ -25,6 +25,40 @@ fn now_text(start: Option<i64>) -> String {
     format!("{whole}.{:03}+00", ms.rem_euclid(1000))
 }
 
+/// The elements of an array kept as JSON or written as PostgreSQL's literal, and the
+/// index of its first (1), or of an int2vector's text (`2 3`; 0).
+fn array_items(text: &str) -> (Vec<serde_json::Value>, i64) {
+    let t = text.trim_start();
+    if t.starts_with('[') {
+        (serde_json::from_str(t).unwrap_or_default(), 1)
+    } else if t.starts_with('{') {
+        let json = crate::sync::source::array::pg_text_to_json(t, "text").unwrap_or_default();
+        (serde_json::from_str(&json).unwrap_or_default(), 1)
+    } else {
+        let numbers = t
+            .split_whitespace()
+            .map(|n| n.parse::<i64>().map(Into::into));
+        (numbers.collect::<Result<_, _>>().unwrap_or_default(), 0)
+    }
+}
+
+/// Element `i` of an array kept as JSON or written as PostgreSQL's literal (1-based), or
+/// of an int2vector's text (`2 3`, 0-based); NULL outside it, as in PostgreSQL.
+fn subscript(text: &str, i: i64) -> Value {
+    let (items, base) = array_items(text);
+    let item = usize::try_from(i - base).ok().and_then(|k| items.get(k));
+    match item {
+        None | Some(serde_json::Value::Null) => Value::Null,
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .map(Value::Integer)
+            .unwrap_or_else(|| Value::Real(n.as_f64().unwrap_or_default())),
+        Some(serde_json::Value::String(s)) => Value::Text(s.clone()),
+        Some(serde_json::Value::Bool(b)) => Value::Integer(*b as i64),
+        Some(other) => Value::Text(other.to_string()),
+    }
+}
+
 fn det() -> FunctionFlags {
     FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC
 }
@@ -159,6 +193,26 @@ pub fn register(
                     format!("malformed array literal: \"{text}\"").into(),
                 )
             })
+    })?;
+    // `a[i]`: an array's element (1-based), or an int2vector's (`indkey[0]`, 0-based).
+    conn.create_scalar_function("sy_subscript", 2, det(), |ctx| {
+        let (Some(text), Some(i)) = (ctx.get::<Option<String>>(0)?, ctx.get::<Option<i64>>(1)?)
+        else {
+            return Ok(Value::Null);
+        };
+        Ok(subscript(&text, i))
+    })?;
+    // The positions 0, 1, … of the longest of its arrays, as a JSON array (for `json_each`
+    // in place of an UNNEST of columns: see `lateral.rs`).
+    conn.create_scalar_function("sy_positions", -1, det(), |ctx| {
+        let mut longest = 0;
+        for i in 0..ctx.len() {
+            if let Some(text) = ctx.get::<Option<String>>(i)? {
+                longest = longest.max(array_items(&text).0.len());
+            }
+        }
+        let positions: Vec<String> = (0..longest).map(|p| p.to_string()).collect();
+        Ok(format!("[{}]", positions.join(",")))
     })?;
     conn.create_scalar_function("array_to_string", -1, det(), |ctx| {
         let arr: Option<String> = ctx.get(0)?;

@@ -467,6 +467,25 @@ fn function_type(f: &sqlparser::ast::Function, scope: &Scope<'_>) -> Option<u32>
             });
             super::arrays::array_of(elem.unwrap_or(types::TEXT))
         }
+        // ARRAY(SELECT x …): an array of x's type (text[] when that is not evident).
+        "array" => {
+            let elem = match &f.args {
+                FunctionArguments::Subquery(q) => match q.body.as_ref() {
+                    sqlparser::ast::SetExpr::Select(s) => {
+                        s.projection.first().and_then(|p| match p {
+                            sqlparser::ast::SelectItem::UnnamedExpr(e)
+                            | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                                expr_type(e)
+                            }
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            super::arrays::array_of(elem.unwrap_or(types::TEXT))
+        }
         "json_build_object" | "json_agg" | "to_json" | "json_build_array" => types::JSON,
         "jsonb_build_object" | "jsonb_agg" | "to_jsonb" | "jsonb_build_array" => types::JSONB,
         "coalesce" | "nullif" | "greatest" | "least" | "max" | "min" => {

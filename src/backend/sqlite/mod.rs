@@ -30,6 +30,7 @@ pub mod infer;
 pub mod isolation;
 pub mod jsonb;
 mod jsonb_ops;
+mod lateral;
 pub mod numeric;
 pub mod rewrite;
 mod rewrite_ops;

@@ -322,6 +322,7 @@ impl VisitorMut for Rewriter {
         {
             return self.refuse("SELECT DISTINCT ON");
         }
+        super::lateral::rewrite(q);
         if let SetExpr::Select(s) = q.body.as_mut() {
             name_columns(&mut s.projection);
         }
@@ -495,6 +496,11 @@ impl VisitorMut for Rewriter {
             Expr::BinaryOp { left, op, right } if super::rewrite_ops::is_jsonb(op, right) => {
                 *expr = super::rewrite_ops::jsonb_operator(left, op, right);
             }
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                if let Some(e) = super::rewrite_ops::subscript(root, access_chain) {
+                    *expr = e;
+                }
+            }
             Expr::IsDistinctFrom(a, b) => {
                 *expr = Expr::BinaryOp {
                     left: a.clone(),
@@ -519,17 +525,6 @@ impl VisitorMut for Rewriter {
             }
             Expr::Cast { .. } => self.rewrite_cast(expr),
             Expr::Collate { expr: inner, .. } => *expr = Expr::Nested(inner.clone()),
-            Expr::CompoundFieldAccess { root, access_chain } if access_chain.len() == 1 => {
-                if let sqlparser::ast::AccessExpr::Subscript(sqlparser::ast::Subscript::Index {
-                    index,
-                }) = &access_chain[0]
-                {
-                    // PostgreSQL arrays are stored as JSON arrays and indexed from 1.
-                    *expr = raw(format!(
-                        "json_extract({root}, '$[' || (({index}) - 1) || ']')"
-                    ));
-                }
-            }
             Expr::BinaryOp { left, op, right } => {
                 let (negated, ci) = match op {
                     BinaryOperator::PGRegexMatch => (false, false),

@@ -79,6 +79,26 @@ pub fn set_returning_projection(s: &mut Select) {
     });
 }
 
+/// `a[i]` (and `a[i][j]`, `t.a[i]`) as `sy_subscript` calls; None for slices and other
+/// accesses.
+pub fn subscript(root: &Expr, chain: &[sqlparser::ast::AccessExpr]) -> Option<Expr> {
+    use sqlparser::ast::{AccessExpr, Subscript};
+    let mut out = root.to_string();
+    let mut subscripts = 0;
+    for access in chain {
+        match access {
+            // `t.col[1]` parses as `t` then `.col` then `[1]`.
+            AccessExpr::Dot(name) if subscripts == 0 => out = format!("{out}.{name}"),
+            AccessExpr::Subscript(Subscript::Index { index }) => {
+                subscripts += 1;
+                out = format!("sy_subscript({out}, {index})");
+            }
+            _ => return None,
+        }
+    }
+    (subscripts > 0).then(|| raw(out))
+}
+
 /// The marker `pre_visit_expr` puts on a jsonb `||`.
 pub const JSONB_CONCAT: &str = "sy_jsonb_concat";
 
@@ -131,10 +151,14 @@ pub fn jsonb_operator(left: &Expr, op: &BinaryOperator, right: &Expr) -> Expr {
 /// `UNNEST(a, b, …)` in FROM: the arrays' elements side by side (a shorter one padded
 /// with NULLs, as PostgreSQL does), in order, through SQLite's `json_each` over the JSON
 /// arrays `sy_array` makes of PostgreSQL's literals. Columns are named as PostgreSQL
-/// names them: the alias's column list, else the alias for one array, else `unnest`.
+/// names them: the alias's column list, else the alias for one array, else `unnest`;
+/// `WITH ORDINALITY` adds the position (from 1) after them.
 pub fn unnest(tf: &sqlparser::ast::TableFactor) -> sqlparser::ast::TableFactor {
     let sqlparser::ast::TableFactor::UNNEST {
-        alias, array_exprs, ..
+        alias,
+        array_exprs,
+        with_ordinality,
+        ..
     } = tf
     else {
         return tf.clone();
@@ -165,6 +189,12 @@ pub fn unnest(tf: &sqlparser::ast::TableFactor) -> sqlparser::ast::TableFactor {
             name(i).replace('"', "\"\"")
         ));
     }
+    if *with_ordinality {
+        let n = array_exprs.len();
+        let named = alias.as_ref().and_then(|a| a.columns.get(n));
+        let ord = named.map_or("ordinality".to_string(), |c| c.name.value.clone());
+        cols.push(format!("_sy_n.i + 1 AS \"{}\"", ord.replace('"', "\"\"")));
+    }
     from.push_str(&format!(
         "(WITH RECURSIVE _sy_n(i) AS (SELECT 0 WHERE {driver} > 0 UNION ALL SELECT i + 1 FROM _sy_n WHERE i + 1 < {driver}) SELECT {} FROM _sy_n)",
         cols.join(", ")
@@ -193,5 +223,29 @@ fn raw_table(sql: String, alias: Option<sqlparser::ast::TableAlias>) -> TableFac
         json_path: None,
         sample: None,
         index_hints: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::translate::translate;
+
+    #[test]
+    fn subscripts_become_element_lookups() {
+        let t = translate(
+            "SELECT a1.attname FROM pg_constraint con LEFT JOIN pg_attribute a1 ON a1.attnum = con.conkey[1] WHERE x[2][3] = 1",
+        )
+        .unwrap()
+        .remove(0);
+        assert!(
+            t.sql.contains("a1.attnum = sy_subscript(con.conkey, 1)"),
+            "{}",
+            t.sql
+        );
+        assert!(
+            t.sql.contains("sy_subscript(sy_subscript(x, 2), 3) = 1"),
+            "{}",
+            t.sql
+        );
     }
 }

@@ -1,0 +1,234 @@
+//! `UNNEST(…)` over columns of the tables before it in FROM (`FROM pg_index i,
+//! unnest(i.indkey, i.indoption) WITH ORDINALITY koi(key, option, arridx)`, as Django's
+//! introspection sends it). SQLite lets only a table-valued function see the tables
+//! before it, so the UNNEST becomes `json_each` over the positions of the arrays, and
+//! each of its columns an element lookup by that position: in the SELECT's `*`, and
+//! wherever the SELECT names the column. (UNNEST of parameters and constants is
+//! [`super::rewrite_ops::unnest`]'s.)
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, TableAlias,
+    TableFactor, WildcardAdditionalOptions,
+};
+
+use super::rewrite::raw;
+
+/// One rewritten UNNEST: its alias and its columns as (name, expression).
+struct Unnested {
+    alias: String,
+    columns: Vec<(String, String)>,
+}
+
+fn reads_columns(e: &Expr) -> bool {
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(e, |x| {
+        found |= matches!(x, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// Replaces a lateral UNNEST in `tf` (the `n`th of its SELECT) and describes it.
+fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
+    let TableFactor::UNNEST {
+        alias,
+        array_exprs,
+        with_ordinality,
+        ..
+    } = tf
+    else {
+        return None;
+    };
+    if !array_exprs.iter().any(reads_columns) {
+        return None;
+    }
+    let (alias, array_exprs, with_ordinality) =
+        (alias.clone(), array_exprs.clone(), *with_ordinality);
+    let name = alias
+        .as_ref()
+        .map_or_else(|| format!("_sy_unnest{n}"), |a| a.name.value.clone());
+    let named = |i: usize| match &alias {
+        Some(a) if !a.columns.is_empty() => a.columns.get(i).map(|c| c.name.value.clone()),
+        Some(a) if array_exprs.len() == 1 && i == 0 => Some(a.name.value.clone()),
+        _ => None,
+    };
+    let mut columns: Vec<(String, String)> = array_exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let col = named(i).unwrap_or_else(|| "unnest".into());
+            (
+                col,
+                format!("json_extract(sy_array({e}), '$[' || {name}.value || ']')"),
+            )
+        })
+        .collect();
+    if with_ordinality {
+        let col = named(array_exprs.len()).unwrap_or_else(|| "ordinality".into());
+        columns.push((col, format!("({name}.value + 1)")));
+    }
+    let args: Vec<String> = array_exprs.iter().map(ToString::to_string).collect();
+    *tf = TableFactor::Table {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(format!(
+            "json_each(sy_positions({}))",
+            args.join(", ")
+        )))]),
+        alias: Some(TableAlias {
+            explicit: true,
+            name: Ident::new(name.clone()),
+            columns: Vec::new(),
+            at: None,
+        }),
+        args: None,
+        with_hints: Vec::new(),
+        version: None,
+        with_ordinality: false,
+        partitions: Vec::new(),
+        json_path: None,
+        sample: None,
+        index_hints: Vec::new(),
+    };
+    Some(Unnested {
+        alias: name,
+        columns,
+    })
+}
+
+/// The name a FROM item's columns go by (`t.*`).
+fn qualifier(tf: &TableFactor) -> Option<String> {
+    match tf {
+        TableFactor::Table { name, alias, .. } => Some(
+            alias
+                .as_ref()
+                .map_or_else(|| name.to_string(), |a| a.name.to_string()),
+        ),
+        TableFactor::Derived { alias, .. } | TableFactor::Function { alias, .. } => {
+            alias.as_ref().map(|a| a.name.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Rewrites the lateral UNNESTs of `q`'s SELECT, if any, and what names their columns
+/// (in the SELECT and in the query's ORDER BY).
+pub fn rewrite(q: &mut Query) {
+    let SetExpr::Select(s) = q.body.as_mut() else {
+        return;
+    };
+    let done = rewrite_select(s);
+    if done.is_empty() {
+        return;
+    }
+    let lookup = |parts: &[&str]| -> Option<String> {
+        done.iter().find_map(|u| {
+            let col = match parts {
+                [q, c] if q.eq_ignore_ascii_case(&u.alias) => *c,
+                [c] => *c,
+                _ => return None,
+            };
+            u.columns
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(col))
+                .map(|(_, e)| e.clone())
+        })
+    };
+    let _ = sqlparser::ast::visit_expressions_mut(q, |e| {
+        let found = match e {
+            Expr::Identifier(i) => lookup(&[i.value.as_str()]),
+            Expr::CompoundIdentifier(p) => {
+                let parts: Vec<&str> = p.iter().map(|i| i.value.as_str()).collect();
+                lookup(&parts)
+            }
+            _ => None,
+        };
+        if let Some(text) = found {
+            *e = raw(text);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Replaces the lateral UNNESTs in `s`'s FROM and its `*`; returns what they became.
+fn rewrite_select(s: &mut Select) -> Vec<Unnested> {
+    let mut done: Vec<Unnested> = Vec::new();
+    let mut expandable = true;
+    let mut wildcard: Vec<SelectItem> = Vec::new();
+    let factors = s.from.iter_mut().flat_map(|t| {
+        std::iter::once(&mut t.relation).chain(t.joins.iter_mut().map(|j| &mut j.relation))
+    });
+    for (i, tf) in factors.enumerate() {
+        match replace(tf, i) {
+            Some(u) => {
+                wildcard.extend(u.columns.iter().map(|(c, e)| SelectItem::ExprWithAlias {
+                    expr: raw(e.clone()),
+                    alias: Ident::with_quote('"', c.clone()),
+                }));
+                done.push(u);
+            }
+            None => match qualifier(tf) {
+                Some(q) => wildcard.push(SelectItem::QualifiedWildcard(
+                    sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(ObjectName(vec![
+                        ObjectNamePart::Identifier(Ident::new(q)),
+                    ])),
+                    WildcardAdditionalOptions::default(),
+                )),
+                // A FROM item `*` cannot be spelt out for: `*` stays as it is.
+                None => expandable = false,
+            },
+        }
+    }
+    if done.is_empty() {
+        return done;
+    }
+    if expandable
+        && s.projection
+            .iter()
+            .any(|p| matches!(p, SelectItem::Wildcard(_)))
+    {
+        s.projection = s
+            .projection
+            .drain(..)
+            .flat_map(|p| match p {
+                SelectItem::Wildcard(_) => wildcard.clone(),
+                other => vec![other],
+            })
+            .collect();
+    }
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::translate::translate;
+
+    #[test]
+    fn an_unnest_of_columns_before_it_becomes_a_lookup_by_position() {
+        let t = translate(
+            "SELECT * FROM pg_index i, unnest(i.indkey, i.indoption) WITH ORDINALITY koi(key, option, arridx) WHERE koi.key > 0",
+        )
+        .unwrap()
+        .remove(0);
+        assert!(
+            t.sql
+                .contains("FROM pg_index i, json_each(sy_positions(i.indkey, i.indoption)) AS koi"),
+            "{}",
+            t.sql
+        );
+        assert!(
+            t.sql.contains(
+                "SELECT i.*, json_extract(sy_array(i.indkey), '$[' || koi.value || ']') AS \"key\""
+            ),
+            "{}",
+            t.sql
+        );
+        assert!(t.sql.contains("(koi.value + 1) AS \"arridx\""), "{}", t.sql);
+        assert!(
+            t.sql
+                .contains("WHERE json_extract(sy_array(i.indkey), '$[' || koi.value || ']') > 0"),
+            "{}",
+            t.sql
+        );
+    }
+}
