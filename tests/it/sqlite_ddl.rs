@@ -317,6 +317,38 @@ fn alembic_upgrades_and_downgrades_on_the_sqlite_default() {
     }
     assert!(differences.is_empty(), "{}", differences.join("\n"));
     assert_eq!(pg_v, sq_v);
+    // psql's `\d` of each table reads the same.
+    for table in ["customers", "invoices", "events"] {
+        let describe = |port: u16| {
+            let out = std::process::Command::new("psql")
+                .args([
+                    "-X",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-U",
+                    "app",
+                    "-d",
+                    "app",
+                ])
+                .args(["-c", &format!("\\d {table}")])
+                .env("PGPASSWORD", "secret")
+                .output()
+                .unwrap();
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        };
+        let (want, got) = (describe(pg.port), describe(proxy.port));
+        assert!(want.contains("Table \"public."), "{want}");
+        assert_eq!(
+            got, want,
+            "psql \\d {table}: the SQLite default, then PostgreSQL"
+        );
+    }
 }
 
 /// Catalog questions as introspection asks them (Django's inspectdb, Alembic's and psql's

@@ -86,10 +86,13 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
             "pg_class AS SELECT CAST(16384 + rowid AS INTEGER) AS oid, name AS relname, 2200 AS relnamespace, \
              CASE type WHEN 'table' THEN 'r' WHEN 'view' THEN 'v' WHEN 'index' THEN 'i' ELSE 'r' END AS relkind, \
              10 AS relowner, 0 AS reltablespace, -1 AS reltuples, 'p' AS relpersistence, 0 AS relispartition, \
-             (type = 'table') AS relhasindex, 0 AS relhasrules, 0 AS relhastriggers, 0 AS relrowsecurity, \
+             (type = 'table') AS relhasindex, 0 AS relhasrules, \
+             EXISTS (SELECT 1 FROM temp._sy_constraints k WHERE k.contype = 'f' AND 16384 + o.rowid IN (k.conrelid, k.confrelid)) AS relhastriggers, \
+             0 AS relrowsecurity, \
              0 AS relforcerowsecurity, NULL AS relacl, NULL AS reloptions, 0 AS reltoastrelid, CASE type WHEN 'index' THEN 403 ELSE 0 END AS relam, 0 AS reloftype, \
-             0 AS relchecks, NULL AS relpartbound, 0 AS relnatts, 0 AS relpages, 'd' AS relreplident, 0 AS relfrozenxid \
-             FROM ({USER_OBJECTS}) WHERE type IN ('table', 'view', 'index') \
+             (SELECT count(*) FROM temp._sy_constraints k WHERE k.contype = 'c' AND k.conrelid = 16384 + o.rowid) AS relchecks, \
+             NULL AS relpartbound, 0 AS relnatts, 0 AS relpages, 'd' AS relreplident, 0 AS relfrozenxid \
+             FROM ({USER_OBJECTS}) o WHERE type IN ('table', 'view', 'index') \
              UNION ALL SELECT conindid, conname, 2200, 'i', 10, 0, -1, 'p', 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 403, 0, \
              0, NULL, 0, 0, 'd', 0 FROM temp._sy_constraints WHERE contype IN ('p', 'u') \
              UNION ALL SELECT seqoid, seqname, 2200, 'S', 10, 0, -1, 'p', 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, \

@@ -33,6 +33,8 @@ struct Table {
     oid: i64,
     name: String,
     columns: Vec<String>,
+    /// Each column's PostgreSQL type, by its declared type.
+    types: Vec<u32>,
     pk: Vec<String>,
     def: Option<CreateTable>,
 }
@@ -52,10 +54,10 @@ fn tables(conn: &Connection) -> Result<Vec<Table>, PgError> {
     let mut out = Vec::with_capacity(rows.len());
     for (rowid, name, sql) in rows {
         let mut cols = conn
-            .prepare("SELECT name, pk FROM pragma_table_info(?1) ORDER BY cid")
+            .prepare("SELECT name, pk, type FROM pragma_table_info(?1) ORDER BY cid")
             .map_err(|e| from_sqlite(&e))?;
-        let info: Vec<(String, i64)> = cols
-            .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?)))
+        let info: Vec<(String, i64, String)> = cols
+            .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(|e| from_sqlite(&e))?
             .collect::<Result<_, _>>()
             .map_err(|e| from_sqlite(&e))?;
@@ -75,6 +77,10 @@ fn tables(conn: &Connection) -> Result<Vec<Table>, PgError> {
         out.push(Table {
             oid: 16384 + rowid,
             name,
+            types: info
+                .iter()
+                .map(|c| super::types::oid_for_decltype(&c.2))
+                .collect(),
             columns: info.into_iter().map(|c| c.0).collect(),
             pk: pk.into_iter().map(|p| p.1).collect(),
             def,
@@ -232,7 +238,7 @@ fn check(t: &Table, c: &CheckConstraint, column: Option<&str>) -> Option<Row> {
         _ => format!("{}_check", t.name),
     });
     Some(Row {
-        def: format!("CHECK ({})", deparse(&c.expr)),
+        def: format!("CHECK ({})", deparse(t, &c.expr)),
         name,
         contype: "c",
         conrelid: t.oid,
@@ -249,14 +255,46 @@ fn check(t: &Table, c: &CheckConstraint, column: Option<&str>) -> Option<Row> {
 
 /// An expression as PostgreSQL's `pg_get_constraintdef` prints it: every operator
 /// expression in parentheses of its own, the ones written dropped.
-fn deparse(e: &Expr) -> String {
+fn deparse(t: &Table, e: &Expr) -> String {
     match e {
-        Expr::Nested(inner) => deparse(inner),
+        Expr::Nested(inner) => deparse(t, inner),
         Expr::BinaryOp { left, op, right } => {
-            format!("({} {op} {})", deparse(left), deparse(right))
+            let (l, r) = (deparse(t, left), deparse(t, right));
+            // A number compared with a numeric or float column is cast to its type.
+            let (l, r) = match (column_type(t, left), column_type(t, right)) {
+                (Some(ty), _) => (l, cast_number(right, ty).unwrap_or(r)),
+                (_, Some(ty)) => (cast_number(left, ty).unwrap_or(l), r),
+                _ => (l, r),
+            };
+            format!("({l} {op} {r})")
         }
-        Expr::UnaryOp { op, expr } => format!("({op} {})", deparse(expr)),
+        Expr::UnaryOp { op, expr } => format!("({op} {})", deparse(t, expr)),
+        Expr::Identifier(i) => super::functions::quote_ident(&i.value),
         other => other.to_string(),
+    }
+}
+
+fn column_type(t: &Table, e: &Expr) -> Option<u32> {
+    let Expr::Identifier(i) = e else { return None };
+    let at = t
+        .columns
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case(&i.value))?;
+    t.types.get(at).copied()
+}
+
+/// `(0)::numeric`: a number constant as PostgreSQL coerces it to a column's type.
+fn cast_number(e: &Expr, ty: u32) -> Option<String> {
+    use super::types::{FLOAT4, FLOAT8, NUMERIC};
+    let Expr::Value(v) = e else { return None };
+    let sqlparser::ast::Value::Number(n, _) = &v.value else {
+        return None;
+    };
+    let integer = !n.contains(['.', 'e', 'E']);
+    match ty {
+        NUMERIC if integer => Some(format!("({n})::numeric")),
+        FLOAT4 | FLOAT8 => Some(format!("({n})::{}", super::types::type_name(ty))),
+        _ => None,
     }
 }
 
@@ -391,6 +429,37 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
                 |r| r.get(0),
             )
             .ok();
-        Ok(def)
+        let pretty = ctx.len() > 1 && ctx.get::<Option<bool>>(1)?.unwrap_or(false);
+        Ok(def.map(|d| if pretty { prettier(d) } else { d }))
     })
+}
+
+/// The pretty form (`pg_get_constraintdef(oid, true)`, as psql asks): a CHECK's
+/// expression without the parentheses around it as a whole, nor around a cast number.
+fn prettier(def: String) -> String {
+    let def = match def
+        .strip_prefix("CHECK ((")
+        .and_then(|s| s.strip_suffix("))"))
+    {
+        Some(inner) => format!("CHECK ({inner})"),
+        None => def,
+    };
+    let mut out = String::with_capacity(def.len());
+    let mut rest = def.as_str();
+    while let Some(open) = rest.find('(') {
+        let after = &rest[open + 1..];
+        let digits = after
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(after.len());
+        if digits > 0 && after[digits..].starts_with(")::") {
+            out.push_str(&rest[..open]);
+            out.push_str(&after[..digits]);
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str(&rest[..=open]);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }

@@ -39,15 +39,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
 
 /// `nextval('t_id_seq'::regclass)`, the sequence name quoted as PostgreSQL would.
 pub fn serial_default(table: &str, column: &str) -> String {
-    let seq = format!("{table}_{column}_seq");
-    let plain = seq
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    let name = if plain {
-        seq
-    } else {
-        format!("\"{}\"", seq.replace('"', "\"\""))
-    };
+    let name = super::functions::quote_ident(&format!("{table}_{column}_seq"));
     format!("nextval('{}'::regclass)", name.replace('\'', "''"))
 }
 

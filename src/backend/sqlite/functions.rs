@@ -59,6 +59,19 @@ fn subscript(text: &str, i: i64) -> Value {
     }
 }
 
+/// A name as PostgreSQL quotes it in what it prints (plain when lower case, digits and
+/// underscores; quoted otherwise).
+pub fn quote_ident(s: &str) -> String {
+    let plain = s
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain && !s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
 fn det() -> FunctionFlags {
     FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC
 }
@@ -160,6 +173,8 @@ pub fn register(
         ("pg_total_relation_size", 1, Value::Integer(0)),
         ("pg_relation_is_publishable", 1, Value::Integer(0)),
         ("pg_get_statisticsobjdef_columns", 1, Value::Null),
+        // pg_trigger has no rows: no trigger of the application is shown.
+        ("pg_get_triggerdef", -1, Value::Null),
         ("array_upper", 2, Value::Null),
     ] {
         conn.create_scalar_function(name, n, det(), move |_| Ok(v.clone()))?;
@@ -234,20 +249,17 @@ pub fn register(
         let expr: Option<String> = ctx.get(0)?;
         Ok(expr)
     })?;
-    conn.create_scalar_function("pg_get_indexdef", -1, det(), |ctx| {
-        let oid: i64 = ctx.get(0)?;
-        Ok(format!("index {oid}"))
+    super::indexdef::register(conn)?;
+    // A table without partitions is its own only ancestor.
+    conn.create_scalar_function("pg_partition_ancestors", 1, det(), |ctx| {
+        Ok(match ctx.get::<Value>(0)? {
+            Value::Integer(i) => Some(i),
+            Value::Text(t) => t.trim().parse::<i64>().ok(),
+            _ => None,
+        })
     })?;
     conn.create_scalar_function("quote_ident", 1, det(), |ctx| {
-        let s: String = ctx.get(0)?;
-        let plain = s
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        Ok(if plain {
-            s
-        } else {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        })
+        Ok(quote_ident(&ctx.get::<String>(0)?))
     })?;
     conn.create_scalar_function("regexp", 2, det(), |ctx| {
         let pattern: String = ctx.get(0)?;

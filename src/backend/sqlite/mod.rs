@@ -26,6 +26,7 @@ pub mod error;
 pub mod exec;
 pub mod extended;
 pub mod functions;
+mod indexdef;
 pub mod infer;
 pub mod isolation;
 pub mod jsonb;

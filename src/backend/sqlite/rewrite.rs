@@ -158,6 +158,21 @@ impl Rewriter {
                 *expr = raw(format!("sy_array({inner})"));
                 return;
             }
+            // An OID written as text ('16436'::regclass, as psql sends it) is that OID.
+            CastTarget::RegClass
+                if matches!(inner.as_ref(), Expr::Value(v)
+                    if matches!(&v.value, Value::SingleQuotedString(s)
+                        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))) =>
+            {
+                let Expr::Value(v) = inner.as_ref() else {
+                    return;
+                };
+                let Value::SingleQuotedString(s) = &v.value else {
+                    return;
+                };
+                *expr = raw(s.clone());
+                return;
+            }
             CastTarget::RegClass if matches!(inner.as_ref(), Expr::Value(_)) => {
                 *expr = raw(format!(
                     "(SELECT oid FROM pg_class WHERE relname = sy_relname({inner}))"
@@ -272,6 +287,7 @@ fn cast_target(t: &DataType) -> CastTarget {
         return CastTarget::Array;
     }
     let base = name.split(['(', '[']).next().unwrap_or("").trim();
+    let base = base.strip_prefix("pg_catalog.").unwrap_or(base);
     match base {
         "int" | "integer" | "int4" | "int2" | "int8" | "bigint" | "smallint" => {
             CastTarget::Keep("INTEGER")
@@ -367,6 +383,10 @@ impl VisitorMut for Rewriter {
     fn post_visit_table_factor(&mut self, tf: &mut sqlparser::ast::TableFactor) -> ControlFlow<()> {
         if let sqlparser::ast::TableFactor::UNNEST { .. } = tf {
             *tf = super::rewrite_ops::unnest(tf);
+            return ControlFlow::Continue(());
+        }
+        if let Some(t) = super::rewrite_ops::partition_ancestors(tf) {
+            *tf = t;
             return ControlFlow::Continue(());
         }
         // A single-column function in FROM names its column after its alias in PostgreSQL

@@ -99,6 +99,48 @@ pub fn subscript(root: &Expr, chain: &[sqlparser::ast::AccessExpr]) -> Option<Ex
     (subscripts > 0).then(|| raw(out))
 }
 
+/// `x::regclass` in the outermost SELECT list shows the relation's name, as PostgreSQL
+/// prints a regclass (psql's `\\d` names the tables that reference this one so);
+/// elsewhere a regclass stays the OID it compares as.
+pub fn regclass_names(q: &mut sqlparser::ast::Query) {
+    let sqlparser::ast::SetExpr::Select(s) = q.body.as_mut() else {
+        return;
+    };
+    for item in &mut s.projection {
+        let (e, alias) = match item {
+            SelectItem::UnnamedExpr(e) => (e, None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+            _ => continue,
+        };
+        let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = e
+        else {
+            continue;
+        };
+        if !data_type.to_string().to_lowercase().ends_with("regclass")
+            || matches!(inner.as_ref(), Expr::Value(_))
+        {
+            continue;
+        }
+        let name = alias.unwrap_or_else(|| match inner.as_ref() {
+            Expr::Identifier(i) => i.clone(),
+            Expr::CompoundIdentifier(p) => {
+                p.last().cloned().unwrap_or_else(|| Ident::new("regclass"))
+            }
+            _ => Ident::new("regclass"),
+        });
+        *item = SelectItem::ExprWithAlias {
+            expr: raw(format!(
+                "(SELECT relname FROM pg_class WHERE oid = {inner})"
+            )),
+            alias: name,
+        };
+    }
+}
+
 /// The marker `pre_visit_expr` puts on a jsonb `||`.
 pub const JSONB_CONCAT: &str = "sy_jsonb_concat";
 
@@ -204,6 +246,48 @@ pub fn unnest(tf: &sqlparser::ast::TableFactor) -> sqlparser::ast::TableFactor {
         a
     });
     raw_table(from, alias)
+}
+
+/// `pg_partition_ancestors(rel) [WITH ORDINALITY] a (relid, depth)` in FROM (psql's
+/// `\\d` asks it of a table's triggers): a table without partitions is its only
+/// ancestor, at depth 1.
+pub fn partition_ancestors(tf: &TableFactor) -> Option<TableFactor> {
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        alias,
+        with_ordinality,
+        ..
+    } = tf
+    else {
+        return None;
+    };
+    if !name
+        .to_string()
+        .to_lowercase()
+        .ends_with("pg_partition_ancestors")
+    {
+        return None;
+    }
+    let rel = args.args.first()?.to_string();
+    let col = |i: usize, default: &str| {
+        alias
+            .as_ref()
+            .and_then(|a| a.columns.get(i))
+            .map_or(default.to_string(), |c| c.name.value.clone())
+    };
+    let mut cols = vec![format!(
+        "({rel}) AS \"{}\"",
+        col(0, "pg_partition_ancestors")
+    )];
+    if *with_ordinality {
+        cols.push(format!("1 AS \"{}\"", col(1, "ordinality")));
+    }
+    let alias = alias.clone().map(|mut a| {
+        a.columns.clear();
+        a
+    });
+    Some(raw_table(format!("(SELECT {})", cols.join(", ")), alias))
 }
 
 /// A FROM item that is SQL text (a subquery or a table-valued call) under `alias`.

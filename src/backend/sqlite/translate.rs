@@ -250,6 +250,9 @@ pub(super) fn translate_one(mut stmt: Statement) -> Result<Translated, Translate
             }
         }
     }
+    if let Statement::Query(q) = &mut stmt {
+        super::rewrite_ops::regclass_names(q);
+    }
     let mut rw = Rewriter::default();
     let _ = stmt.visit(&mut rw);
     if let Some(e) = rw.error {
