@@ -482,3 +482,45 @@ fn jsonb_operators_answer_as_in_postgresql() {
         assert_eq!(ids("SELECT 'a' || 'b'").await, "ab");
     });
 }
+
+/// Timestamps written with an offset, as a date alone, or with `T` and `Z` are stored as
+/// PostgreSQL stores them (a timestamptz as its instant in UTC, a timestamp without the
+/// offset): shown, cast to text, compared and updated as PostgreSQL shows and compares
+/// them.
+#[test]
+fn timestamps_are_stored_and_shown_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let statements = [
+        "CREATE TABLE tz (id int PRIMARY KEY, t timestamptz, u timestamp)",
+        "INSERT INTO tz VALUES (1, '2024-05-06 07:08:09+02', '2024-05-06 07:08:09+02'), \
+         (2, '2024-05-06 07:08:09.5-05:30', '2024-05-06T07:08:09'), (3, '2024-05-06', '2024-05-06'), \
+         (4, '2024-05-06 23:30:00Z', '2024-05-06 23:30:00.120')",
+        "UPDATE tz SET t = '2024-01-01 01:00:00+01' WHERE id = 4",
+        "INSERT INTO tz VALUES (5, '2024-02-02 02:02:02+02', NULL) ON CONFLICT (id) DO NOTHING",
+    ];
+    let questions = [
+        "SELECT string_agg(id || '|' || t || '|' || u, ' ; ' ORDER BY id) FROM tz",
+        "SELECT string_agg(t::text, ' ; ' ORDER BY t) FROM tz",
+        "SELECT string_agg(id::text, ',' ORDER BY id) FROM tz WHERE t < '2024-05-06 06:00:00+00'",
+        "SELECT max(t)::text FROM tz",
+    ];
+    rt().block_on(async {
+        let mut answers = Vec::new();
+        for url in [pg.url("app"), proxy.url("app", "secret")] {
+            let c = connect(&url).await.unwrap();
+            for s in statements {
+                c.batch_execute(s).await.unwrap();
+            }
+            let mut got = Vec::new();
+            for q in questions {
+                got.push(first_column(&c, q).await.join(""));
+            }
+            answers.push(got);
+        }
+        for (q, (want, got)) in questions.iter().zip(answers[0].iter().zip(&answers[1])) {
+            assert_eq!(got, want, "{q}");
+        }
+    });
+}

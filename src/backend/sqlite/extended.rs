@@ -12,7 +12,7 @@ use super::error::{PgError, from_sqlite};
 use super::exec::{self, Column, Output};
 use super::infer::ParamHint;
 use super::session::Session;
-use super::translate::{CursorOp, Kind, Translated, translate};
+use super::translate::{CursorOp, Kind, Translated, translate_with};
 use super::types;
 use crate::protocol::parse::{self, Malformed};
 use crate::protocol::{be, build};
@@ -70,7 +70,9 @@ impl Session {
             .chunks(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        let mut stmts = translate(sql)?;
+        let conn = &self.conn;
+        let schema = |t: &str| super::coerce::columns_of(conn, t);
+        let mut stmts = translate_with(sql, &schema)?;
         if stmts.len() > 1 {
             return Err(PgError::new(
                 "42601",

@@ -182,6 +182,7 @@ pub fn register(
     super::jsonb_ops::register(conn)?;
     super::typmod::register(conn)?;
     super::defaults::register(conn)?;
+    super::coerce::register(conn)?;
     super::constraints::register(conn)?;
     super::sequences::register(conn)?;
     // An array value as the JSON array SQLite keeps: PostgreSQL's literal (`{a,"b c"}`,

@@ -16,6 +16,7 @@ mod alter_column;
 pub mod arrays;
 pub mod busy;
 pub mod catalog;
+mod coerce;
 mod constraints;
 mod cursors;
 pub mod datetime;

@@ -16,7 +16,7 @@ use super::exec::{self, Column, Output};
 use super::extended::{Portal, Prepared};
 use super::isolation::{self, Isolation};
 use super::setvar::Settings;
-use super::translate::{Kind, Translated, translate};
+use super::translate::{Kind, Translated, translate_with};
 use crate::protocol::build::{self, ErrorFields};
 use crate::protocol::{TxStatus, be};
 
@@ -79,7 +79,9 @@ impl Session {
 
     /// A simple Query: every statement, then ReadyForQuery.
     pub fn simple_query(&mut self, sql: &str, out: &mut BytesMut) {
-        match translate(sql) {
+        let conn = &self.conn;
+        let schema = |t: &str| super::coerce::columns_of(conn, t);
+        match translate_with(sql, &schema) {
             Ok(stmts) if stmts.is_empty() => build::empty(out, be::EMPTY_QUERY),
             Ok(stmts) => self.run_all(&stmts, out),
             Err(e) => self.fail(out, PgError::from(e)),

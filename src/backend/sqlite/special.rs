@@ -57,9 +57,10 @@ pub(super) fn cursor_op(stmt: &Statement) -> Result<Option<CursorOp>, TranslateE
             CursorOp::Declare {
                 name: name.value.clone(),
                 hold: d.hold == Some(true),
-                query: Box::new(super::translate::translate_one(Statement::Query(
-                    q.clone(),
-                ))?),
+                query: Box::new(super::translate::translate_one(
+                    Statement::Query(q.clone()),
+                    &super::coerce::no_schema,
+                )?),
             }
         }
         Statement::Fetch {

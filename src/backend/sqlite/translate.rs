@@ -126,6 +126,15 @@ pub struct Translated {
 
 /// Parses and translates a text that may hold several statements.
 pub fn translate(sql: &str) -> Result<Vec<Translated>, TranslateError> {
+    translate_with(sql, &super::coerce::no_schema)
+}
+
+/// [`translate`], knowing the tables' column types (what an INSERT or UPDATE writes into
+/// a timestamp column is stored as PostgreSQL stores it: see `coerce.rs`).
+pub fn translate_with(
+    sql: &str,
+    schema: super::coerce::Schema<'_>,
+) -> Result<Vec<Translated>, TranslateError> {
     let trimmed = sql.trim().trim_end_matches(';').trim();
     if trimmed.is_empty() {
         return Ok(Vec::new());
@@ -134,7 +143,7 @@ pub fn translate(sql: &str) -> Result<Vec<Translated>, TranslateError> {
         .map_err(|e| TranslateError::Syntax(e.to_string()))?
         .into_iter()
         .map(|p| match p {
-            Parsed::Statement(stmt) => translate_one(*stmt),
+            Parsed::Statement(stmt) => translate_one(*stmt, schema),
             Parsed::SetConstraints { deferred } => {
                 Ok(session_only(Kind::SetConstraints { deferred }))
             }
@@ -217,7 +226,10 @@ pub(super) fn ident_name(o: &ObjectName) -> String {
         .join(".")
 }
 
-pub(super) fn translate_one(mut stmt: Statement) -> Result<Translated, TranslateError> {
+pub(super) fn translate_one(
+    mut stmt: Statement,
+    schema: super::coerce::Schema<'_>,
+) -> Result<Translated, TranslateError> {
     if let Some(op) = super::special::cursor_op(&stmt)? {
         return Ok(session_only(Kind::Cursor(op)));
     }
@@ -253,6 +265,7 @@ pub(super) fn translate_one(mut stmt: Statement) -> Result<Translated, Translate
     if let Statement::Query(q) = &mut stmt {
         super::rewrite_ops::regclass_names(q);
     }
+    super::coerce::writes(&mut stmt, schema);
     let mut rw = Rewriter::default();
     let _ = stmt.visit(&mut rw);
     if let Some(e) = rw.error {

@@ -156,14 +156,14 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Normalises a stored timestamp to PostgreSQL's text form.
+/// Normalises a stored timestamp to PostgreSQL's text form: a timestamptz as the instant
+/// in UTC (`2024-05-06 07:08:09+02` was stored as written: it reads `05:08:09+00`), a
+/// timestamp without its offset (which PostgreSQL ignores), both with the time of day a
+/// date alone leaves out and no trailing zeros in the fraction.
 fn timestamp_text(s: &str, tz: bool) -> String {
     let mut t = s.trim().replacen('T', " ", 1);
     if t.ends_with('Z') {
         t.pop();
-        t.push_str("+00");
-    }
-    if tz && !has_offset(&t) {
         t.push_str("+00");
     }
     if !tz
@@ -172,7 +172,13 @@ fn timestamp_text(s: &str, tz: bool) -> String {
     {
         t.truncate(i);
     }
-    t
+    match parse_timestamp_micros(&t) {
+        Some(us) if tz => format!("{}+00", format_timestamp_micros(us)),
+        Some(us) => format_timestamp_micros(us),
+        // Not a timestamp SQLite's side can read (`infinity`, a BC date): as stored.
+        None if tz && !has_offset(&t) => t + "+00",
+        None => t,
+    }
 }
 
 fn has_offset(t: &str) -> bool {

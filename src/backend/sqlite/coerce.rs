@@ -1,0 +1,236 @@
+//! Timestamps written as PostgreSQL stores them. PostgreSQL reads a value written into a
+//! `timestamptz` column as an instant (`'2024-05-06 07:08:09+02'` is 05:08:09 UTC) and
+//! one written into a `timestamp` column without its offset; SQLite keeps whatever text
+//! it is given, so comparisons, `::text` and sorting would see the text as written. A
+//! constant or parameter an INSERT or UPDATE writes into such a column is passed through
+//! `sy_timestamptz`/`sy_timestamp` (registered here), which store the canonical form
+//! (`YYYY-MM-DD HH:MM:SS[.ffffff]+00`, resp. without the offset).
+
+use rusqlite::Connection;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::Value as SqlValue;
+use sqlparser::ast::{
+    Assignment, AssignmentTarget, Expr, Insert, OnConflictAction, OnInsert, SetExpr, Statement,
+    TableFactor, TableObject, Update, Value,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use super::datetime::{format_timestamp_micros, parse_timestamp_micros};
+use super::types;
+
+/// A table's columns and their PostgreSQL types, by the table's name.
+pub type Schema<'a> = &'a dyn Fn(&str) -> Vec<(String, u32)>;
+
+/// A [`Schema`] that knows no table (translation without a database).
+pub fn no_schema(_: &str) -> Vec<(String, u32)> {
+    Vec::new()
+}
+
+/// The columns of `table` on `conn`, typed by their declared types.
+pub fn columns_of(conn: &Connection, table: &str) -> Vec<(String, u32)> {
+    let Ok(mut st) = conn.prepare_cached("SELECT name, type FROM pragma_table_info(?1)") else {
+        return Vec::new();
+    };
+    st.query_map([table], |r| {
+        let decl: String = r.get::<_, Option<String>>(1)?.unwrap_or_default();
+        Ok((r.get::<_, String>(0)?, types::oid_for_decltype(&decl)))
+    })
+    .map(|rows| rows.filter_map(Result::ok).collect())
+    .unwrap_or_default()
+}
+
+/// Wraps what `stmt` writes into timestamp columns.
+pub fn writes(stmt: &mut Statement, schema: Schema<'_>) {
+    match stmt {
+        Statement::Insert(ins) => insert(ins, schema),
+        Statement::Update(u) => update(u, schema),
+        _ => {}
+    }
+}
+
+fn last_part(name: &sqlparser::ast::ObjectName) -> String {
+    super::translate::ident_name(name)
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn type_of(cols: &[(String, u32)], name: &str) -> Option<u32> {
+    cols.iter()
+        .find(|(c, _)| c.eq_ignore_ascii_case(name))
+        .map(|c| c.1)
+}
+
+fn insert(ins: &mut Insert, schema: Schema<'_>) {
+    let TableObject::TableName(name) = &ins.table else {
+        return;
+    };
+    let cols = schema(&last_part(name));
+    if !cols.iter().any(|c| wrapper(c.1).is_some()) {
+        return;
+    }
+    let targets: Vec<Option<u32>> = if ins.columns.is_empty() {
+        cols.iter().map(|c| Some(c.1)).collect()
+    } else {
+        ins.columns
+            .iter()
+            .map(|c| type_of(&cols, &c.to_string().replace('"', "")))
+            .collect()
+    };
+    if let Some(SetExpr::Values(v)) = ins.source.as_mut().map(|q| q.body.as_mut()) {
+        for row in &mut v.rows {
+            for (e, ty) in row.iter_mut().zip(&targets) {
+                wrap(e, *ty);
+            }
+        }
+    }
+    if let Some(OnInsert::OnConflict(c)) = &mut ins.on
+        && let OnConflictAction::DoUpdate(d) = &mut c.action
+    {
+        assignments(&mut d.assignments, &cols);
+    }
+}
+
+fn update(u: &mut Update, schema: Schema<'_>) {
+    let TableFactor::Table { name, .. } = &u.table.relation else {
+        return;
+    };
+    let cols = schema(&last_part(name));
+    assignments(&mut u.assignments, &cols);
+}
+
+fn assignments(list: &mut [Assignment], cols: &[(String, u32)]) {
+    for a in list {
+        if let AssignmentTarget::ColumnName(n) = &a.target {
+            let ty = type_of(cols, &last_part(n));
+            wrap(&mut a.value, ty);
+        }
+    }
+}
+
+fn wrapper(ty: u32) -> Option<&'static str> {
+    match ty {
+        types::TIMESTAMPTZ => Some("sy_timestamptz"),
+        types::TIMESTAMP => Some("sy_timestamp"),
+        _ => None,
+    }
+}
+
+/// A string constant or a parameter written into a timestamp column, wrapped.
+fn wrap(e: &mut Expr, ty: Option<u32>) {
+    let Some(f) = ty.and_then(wrapper) else {
+        return;
+    };
+    if !matches!(e, Expr::Value(v)
+        if matches!(v.value, Value::SingleQuotedString(_) | Value::Placeholder(_)))
+    {
+        return;
+    }
+    let dialect = PostgreSqlDialect {};
+    if let Ok(wrapped) = Parser::new(&dialect)
+        .try_with_sql(&format!("{f}({e})"))
+        .and_then(|mut p| p.parse_expr())
+    {
+        *e = wrapped;
+    }
+}
+
+/// The canonical stored text of a timestamp (`tz`: in UTC with `+00`); anything it cannot
+/// read (`infinity`, a number) is kept as given.
+fn canonical(v: SqlValue, tz: bool) -> SqlValue {
+    let SqlValue::Text(s) = &v else { return v };
+    let t = s.trim().replacen('T', " ", 1);
+    let t = if tz {
+        t
+    } else {
+        // A timestamp without time zone ignores an offset, as PostgreSQL does.
+        match t.rfind(['+', '-']).filter(|&i| i > 10) {
+            Some(i) => t[..i].trim_end().to_string(),
+            None => t.trim_end_matches('Z').to_string(),
+        }
+    };
+    match parse_timestamp_micros(&t) {
+        Some(us) if tz => SqlValue::Text(format!("{}+00", format_timestamp_micros(us))),
+        Some(us) => SqlValue::Text(format_timestamp_micros(us)),
+        None => v,
+    }
+}
+
+/// Registers `sy_timestamptz` and `sy_timestamp`.
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("sy_timestamptz", 1, det, |ctx| {
+        Ok(canonical(ctx.get::<SqlValue>(0)?, true))
+    })?;
+    conn.create_scalar_function("sy_timestamp", 1, det, |ctx| {
+        Ok(canonical(ctx.get::<SqlValue>(0)?, false))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_stored_canonical() {
+        let tz = |s: &str| canonical(SqlValue::Text(s.into()), true);
+        let plain = |s: &str| canonical(SqlValue::Text(s.into()), false);
+        assert_eq!(
+            tz("2024-05-06 07:08:09+02"),
+            SqlValue::Text("2024-05-06 05:08:09+00".into())
+        );
+        assert_eq!(
+            tz("2024-05-06T07:08:09.5-05:30"),
+            SqlValue::Text("2024-05-06 12:38:09.5+00".into())
+        );
+        assert_eq!(
+            tz("2024-05-06"),
+            SqlValue::Text("2024-05-06 00:00:00+00".into())
+        );
+        assert_eq!(tz("infinity"), SqlValue::Text("infinity".into()));
+        assert_eq!(
+            plain("2024-05-06 07:08:09+02"),
+            SqlValue::Text("2024-05-06 07:08:09".into())
+        );
+        assert_eq!(
+            plain("2024-05-06"),
+            SqlValue::Text("2024-05-06 00:00:00".into())
+        );
+    }
+
+    #[test]
+    fn constants_and_parameters_written_into_timestamp_columns_are_wrapped() {
+        let schema = |t: &str| match t {
+            "ev" => vec![
+                ("id".to_string(), types::INT4),
+                ("at".into(), types::TIMESTAMPTZ),
+            ],
+            _ => Vec::new(),
+        };
+        let sql = |s: &str| {
+            let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, s)
+                .unwrap()
+                .remove(0);
+            writes(&mut stmt, &schema);
+            stmt.to_string()
+        };
+        assert_eq!(
+            sql("INSERT INTO ev VALUES (1, '2024-05-06 07:08:09+02')"),
+            "INSERT INTO ev VALUES (1, sy_timestamptz('2024-05-06 07:08:09+02'))"
+        );
+        assert_eq!(
+            sql("INSERT INTO ev (at, id) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET at = $1"),
+            "INSERT INTO ev (at, id) VALUES (sy_timestamptz($1), $2) ON CONFLICT(id) DO UPDATE SET at = sy_timestamptz($1)"
+        );
+        assert_eq!(
+            sql("UPDATE ev SET at = now(), id = 2 WHERE at < '2024-01-01'"),
+            "UPDATE ev SET at = now(), id = 2 WHERE at < '2024-01-01'"
+        );
+        assert_eq!(
+            sql("INSERT INTO other VALUES ('x')"),
+            "INSERT INTO other VALUES ('x')"
+        );
+    }
+}
