@@ -34,6 +34,19 @@ fn manage(db: &Db, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `got` (from the SQLite default) reads line for line as `want` (from PostgreSQL).
+fn same_lines(want: &str, got: &str, what: &str) {
+    let differ: Vec<(&str, &str)> = want
+        .lines()
+        .zip(got.lines())
+        .filter(|(w, g)| w != g)
+        .collect();
+    assert!(
+        differ.is_empty() && want.lines().count() == got.lines().count(),
+        "{what} on the SQLite default differs from PostgreSQL's:\n{differ:#?}\n{got}"
+    );
+}
+
 /// Syncs, verifies, then checks the app through switchyard against `want`.
 fn moved(from: &str, pg: &PgCluster, extra: &[&str], want: &str) {
     let to = pg.url("app");
@@ -152,24 +165,8 @@ fn a_django_app_migrates_and_runs_on_the_sqlite_default() {
         manage(&Db::Pg(native.port), &["inspectdb"]),
         manage(&db, &["inspectdb"]),
     );
-    let schema_differs: Vec<(&str, &str)> = pg_schema
-        .lines()
-        .zip(sq_schema.lines())
-        .filter(|(w, g)| w != g)
-        .collect();
-    assert!(
-        schema_differs.is_empty() && pg_schema.lines().count() == sq_schema.lines().count(),
-        "inspectdb on the SQLite default differs from PostgreSQL's:\n{schema_differs:#?}\n{sq_schema}"
-    );
-    let differ: Vec<(&str, &str)> = want
-        .lines()
-        .zip(got.lines())
-        .filter(|(w, g)| w != g)
-        .collect();
-    assert!(
-        differ.is_empty() && want.lines().count() == got.lines().count(),
-        "the app's report on the SQLite default differs from PostgreSQL's:\n{differ:#?}"
-    );
+    same_lines(&pg_schema, &sq_schema, "inspectdb");
+    same_lines(&want, &got, "the app's report");
     // The file stays a plain SQLite database.
     let c = rusqlite::Connection::open(&file).unwrap();
     let ok: String = c

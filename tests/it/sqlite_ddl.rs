@@ -260,6 +260,43 @@ fn enum_types_are_created_enforced_extended_and_dropped() {
     });
 }
 
+/// An enum type made on the SQLite default is an enum type on PostgreSQL when switchyard
+/// makes the schema: `sync` creates the type with its labels in order, the column has it,
+/// the values are copied and verify agrees; a column renamed keeps its type.
+#[test]
+fn enum_columns_are_synced_as_enum_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute(
+            "CREATE TYPE mood AS ENUM ('sad', 'ok');
+             ALTER TYPE mood ADD VALUE 'meh' BEFORE 'ok';
+             CREATE TABLE people (id serial PRIMARY KEY, feeling mood NOT NULL, later mood);
+             ALTER TABLE people RENAME COLUMN feeling TO mood_now;
+             INSERT INTO people (mood_now, later) VALUES ('ok', NULL), ('meh', 'sad');",
+        )
+        .await
+        .unwrap();
+    });
+    let (pg, _, _) = crate::support::cli::synced_and_verified(&dir.path().join("app.db"));
+    assert_eq!(
+        pg.psql_db(
+            "app",
+            "SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum e \
+             JOIN pg_type t ON t.oid = e.enumtypid WHERE t.typname = 'mood'"
+        ),
+        "sad,meh,ok"
+    );
+    assert_eq!(
+        pg.psql_db(
+            "app",
+            "SELECT string_agg(mood_now || ':' || pg_typeof(mood_now) || ':' || coalesce(later::text, '-'), ',' ORDER BY id) FROM people"
+        ),
+        "ok:mood:-,meh:mood:sad"
+    );
+}
+
 /// Runs the Alembic project against `url`; returns the inspector's view of the schema.
 fn alembic_run(url: &str) -> String {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

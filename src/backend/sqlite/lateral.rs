@@ -70,26 +70,16 @@ fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
         columns.push((col, format!("({name}.value + 1)")));
     }
     let args: Vec<String> = array_exprs.iter().map(ToString::to_string).collect();
-    *tf = TableFactor::Table {
-        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(format!(
-            "json_each(sy_positions({}))",
-            args.join(", ")
-        )))]),
-        alias: Some(TableAlias {
-            explicit: true,
-            name: Ident::new(name.clone()),
-            columns: Vec::new(),
-            at: None,
-        }),
-        args: None,
-        with_hints: Vec::new(),
-        version: None,
-        with_ordinality: false,
-        partitions: Vec::new(),
-        json_path: None,
-        sample: None,
-        index_hints: Vec::new(),
+    let alias = TableAlias {
+        explicit: true,
+        name: Ident::new(name.clone()),
+        columns: Vec::new(),
+        at: None,
     };
+    *tf = super::rewrite_ops::raw_table(
+        format!("json_each(sy_positions({}))", args.join(", ")),
+        Some(alias),
+    );
     Some(Unnested {
         alias: name,
         columns,

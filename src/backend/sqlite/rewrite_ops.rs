@@ -291,7 +291,7 @@ pub fn partition_ancestors(tf: &TableFactor) -> Option<TableFactor> {
 }
 
 /// A FROM item that is SQL text (a subquery or a table-valued call) under `alias`.
-fn raw_table(sql: String, alias: Option<sqlparser::ast::TableAlias>) -> TableFactor {
+pub(super) fn raw_table(sql: String, alias: Option<sqlparser::ast::TableAlias>) -> TableFactor {
     TableFactor::Table {
         name: ObjectName(vec![ObjectNamePart::Identifier(Ident {
             value: sql,

@@ -236,6 +236,7 @@ mod tests {
             default: None,
             identity: false,
             why: None,
+            enum_type: None,
         }
     }
 

@@ -66,6 +66,7 @@ async fn read_table_schema(c: &Client, name: &str) -> Result<Table, SyncError> {
                 default: default.filter(|_| !identity),
                 identity,
                 why: None,
+                enum_type: None,
             }
         })
         .collect();

@@ -140,6 +140,13 @@ fn overrides(conn: &Connection, table: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// The labels of the SQLite backend's enum type `name`, in order (none: not an enum).
+fn enum_labels(conn: &Connection, name: &str) -> Vec<String> {
+    conn.prepare("SELECT label FROM _switchyard_enums WHERE typname = ?1 ORDER BY sortorder")
+        .and_then(|mut s| s.query_map([name], |r| r.get(0))?.collect())
+        .unwrap_or_default()
+}
+
 fn read_table_schema(conn: &Connection, name: &str, create_sql: &str) -> Result<Table, SyncError> {
     let sql_err = |e: rusqlite::Error| SyncError::Source(format!("table {name}: {e}"));
     let mut stmt = conn.prepare("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1) ORDER BY cid").map_err(sql_err)?;
@@ -170,8 +177,17 @@ fn read_table_schema(conn: &Connection, name: &str, create_sql: &str) -> Result<
     for (cname, decl, not_null, dflt, pkpos) in raw {
         let identity = pkpos > 0 && (is_rowid_alias(&decl, pk.len()) || autoinc && pk.len() == 1);
         let (mut pg_type, unknown) = pg_type_for(&decl);
+        let mut enum_type = None;
         if let Some((_, t)) = over.iter().find(|(c, _)| *c == cname) {
-            pg_type = pg_type_for(t).0;
+            let labels = enum_labels(conn, t);
+            if labels.is_empty() {
+                pg_type = pg_type_for(t).0;
+            } else {
+                // Written as text (an enum's binary input is its label's text); the
+                // table is made with the enum type.
+                pg_type = "text".into();
+                enum_type = Some((t.clone(), labels));
+            }
         }
         if identity {
             pg_type = if pg_type == "smallint" {
@@ -197,7 +213,10 @@ fn read_table_schema(conn: &Connection, name: &str, create_sql: &str) -> Result<
             not_null: not_null || pkpos > 0,
             default,
             identity,
-            why: None,
+            why: enum_type
+                .as_ref()
+                .map(|(t, _)| format!("the enum type {t}, made on the target")),
+            enum_type,
         });
     }
     if pk.is_empty() {
