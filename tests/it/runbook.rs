@@ -298,14 +298,14 @@ fn sqlite_to_hosted_postgres_as_the_runbook_says() {
     let leftovers: i64 = sqlite
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name LIKE '%switchyard%' \
-             AND tbl_name NOT IN ('_switchyard_columns', '_switchyard_enums')",
+             AND tbl_name NOT IN ('_switchyard_columns', '_switchyard_enums', '_switchyard_identity_columns')",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    // (_switchyard_columns and _switchyard_enums are the SQLite backend's own record of
-    // column types and enum labels, kept while switchyard may serve the file again; the
-    // runbook says so.)
+    // (_switchyard_columns, _switchyard_enums and _switchyard_identity_columns are the
+    // SQLite backend's own record of column types, enum labels and identity keys, kept
+    // while switchyard may serve the file again; the runbook says so.)
     assert_eq!(leftovers, 0, "live sync objects left in app.db");
     let config = std::fs::read_to_string(dir.path().join("switchyard.toml")).unwrap();
     assert!(

@@ -64,6 +64,7 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
         "CREATE TABLE IF NOT EXISTS _switchyard_columns (tbl TEXT NOT NULL, col TEXT NOT NULL, pg_type TEXT NOT NULL, PRIMARY KEY (tbl, col))",
     )?;
     conn.execute_batch(super::enums::SETUP)?;
+    conn.execute_batch(super::defaults::SETUP)?;
     conn.execute_batch(super::constraints::SETUP)?;
     conn.execute_batch(super::cursors::SETUP)?;
     let views = [
@@ -74,7 +75,8 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
             "_sy_serials AS SELECT CAST(16384 + m.rowid AS INTEGER) AS relid, m.name AS relname, p.name AS attname, \
              p.cid + 1 AS attnum, CAST(100000000 + (16384 + m.rowid) * 1000 + p.cid AS INTEGER) AS seqoid, \
              m.name || '_' || p.name || '_seq' AS seqname, \
-             (SELECT s.pg_type FROM _switchyard_columns s WHERE s.tbl = m.name AND s.col = p.name) AS pg_type \
+             (SELECT s.pg_type FROM _switchyard_columns s WHERE s.tbl = m.name AND s.col = p.name) AS pg_type, \
+             (SELECT i.kind FROM _switchyard_identity_columns i WHERE i.tbl = m.name AND i.col = p.name) AS identity \
              FROM ({USER_OBJECTS}) m JOIN pragma_table_info(m.name) p \
              WHERE m.type = 'table' AND m.sql LIKE '%AUTOINCREMENT%' AND p.pk = 1 AND upper(p.type) = 'INTEGER' \
              AND (SELECT count(*) FROM pragma_table_info(m.name) k WHERE k.pk > 0) = 1"
@@ -101,14 +103,14 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
              0, NULL, 0, 0, 'n', 0"
         ),
         "pg_depend AS SELECT 1259 AS classid, seqoid AS objid, 0 AS objsubid, 1259 AS refclassid, relid AS refobjid, \
-         attnum AS refobjsubid, 'a' AS deptype FROM _sy_serials"
+         attnum AS refobjsubid, CASE WHEN identity IS NULL THEN 'a' ELSE 'i' END AS deptype FROM _sy_serials"
             .to_string(),
         // Defaults as PostgreSQL prints them (see `defaults.rs`); a SERIAL key's is its
         // sequence's nextval.
         "pg_attrdef AS SELECT * FROM (SELECT CAST(c.oid * 1000 + p.cid AS INTEGER) AS oid, CAST(c.oid AS INTEGER) AS adrelid, \
          p.cid + 1 AS adnum, CASE WHEN p.dflt_value IS NOT NULL THEN sy_pg_default(p.dflt_value, p.type, \
          (SELECT s.pg_type FROM _switchyard_columns s WHERE s.tbl = c.relname AND s.col = p.name)) \
-         WHEN EXISTS (SELECT 1 FROM _sy_serials s WHERE s.relid = c.oid AND s.attnum = p.cid + 1) \
+         WHEN EXISTS (SELECT 1 FROM _sy_serials s WHERE s.relid = c.oid AND s.attnum = p.cid + 1 AND s.identity IS NULL) \
          THEN sy_serial_default(c.relname, p.name) END AS adbin \
          FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind = 'r') WHERE adbin IS NOT NULL"
             .to_string(),
@@ -117,7 +119,8 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
          ELSE COALESCE((SELECT 200000 + min(e.rowid) FROM _switchyard_enums e WHERE e.typname = s.pg_type), 25) END \
          FROM _switchyard_columns s WHERE s.tbl = c.relname AND s.col = p.name), pg_type_oid(p.type)) AS atttypid, \
          p.cid + 1 AS attnum, (p.\"notnull\" OR p.pk > 0) AS attnotnull, 0 AS attisdropped, pg_typmod(p.type) AS atttypmod, 0 AS attndims, \
-         EXISTS (SELECT 1 FROM pg_attrdef d WHERE d.adrelid = c.oid AND d.adnum = p.cid + 1) AS atthasdef, '' AS attidentity, '' AS attgenerated, 0 AS attcollation, -1 AS attlen, NULL AS attoptions \
+         EXISTS (SELECT 1 FROM pg_attrdef d WHERE d.adrelid = c.oid AND d.adnum = p.cid + 1) AS atthasdef, \
+         COALESCE((SELECT s.identity FROM _sy_serials s WHERE s.relid = c.oid AND s.attnum = p.cid + 1), '') AS attidentity, '' AS attgenerated, 0 AS attcollation, -1 AS attlen, NULL AS attoptions \
          FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind IN ('r', 'v')"
             .to_string(),
         format!(
@@ -211,6 +214,14 @@ pub fn remember_column_types(
     cols: &[(String, String, String)],
 ) -> Result<(), PgError> {
     for (t, c, ty) in cols {
+        if let Some(kind) = ty.strip_prefix(super::defaults::IDENTITY) {
+            conn.execute(
+                "INSERT OR REPLACE INTO _switchyard_identity_columns (tbl, col, kind) VALUES (?1, ?2, ?3)",
+                [t, c, kind],
+            )
+            .map_err(|e| from_sqlite(&e))?;
+            continue;
+        }
         conn.execute(
             "INSERT OR REPLACE INTO _switchyard_columns (tbl, col, pg_type) VALUES (?1, ?2, ?3)",
             [t, c, ty],
@@ -226,7 +237,9 @@ pub fn remember_column_types(
 pub fn forget_dropped(conn: &Connection) -> Result<(), PgError> {
     conn.execute_batch(
         "DELETE FROM _switchyard_columns WHERE NOT EXISTS \
-         (SELECT 1 FROM pragma_table_info(_switchyard_columns.tbl) p WHERE p.name = _switchyard_columns.col)",
+         (SELECT 1 FROM pragma_table_info(_switchyard_columns.tbl) p WHERE p.name = _switchyard_columns.col); \
+         DELETE FROM _switchyard_identity_columns WHERE NOT EXISTS \
+         (SELECT 1 FROM pragma_table_info(_switchyard_identity_columns.tbl) p WHERE p.name = _switchyard_identity_columns.col)",
     )
     .map_err(|e| from_sqlite(&e))
 }

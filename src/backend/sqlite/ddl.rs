@@ -129,6 +129,22 @@ pub fn rewrite_column(
             ColumnOption::Generated { .. } | ColumnOption::Identity(_)
         )
     });
+    // GENERATED … AS IDENTITY: 'a' (ALWAYS) or 'd' (BY DEFAULT), as pg_attribute says.
+    let identity_kind = col.options.iter().find_map(|o| match &o.option {
+        ColumnOption::Generated {
+            generated_as,
+            generation_expr: None,
+            ..
+        } => Some(
+            if matches!(generated_as, sqlparser::ast::GeneratedAs::Always) {
+                'a'
+            } else {
+                'd'
+            },
+        ),
+        ColumnOption::Identity(_) => Some('d'),
+        _ => None,
+    });
     let nextval = col
         .options
         .iter()
@@ -173,6 +189,13 @@ pub fn rewrite_column(
                 table.to_string(),
                 col.name.value.clone(),
                 intended.to_string(),
+            ));
+        }
+        if let Some(kind) = identity_kind {
+            remembered.push((
+                table.to_string(),
+                col.name.value.clone(),
+                format!("{}{kind}", super::defaults::IDENTITY),
             ));
         }
         col.data_type = custom("INTEGER");
@@ -279,7 +302,10 @@ mod tests {
         );
         assert_eq!(
             t.column_types,
-            vec![("t".to_string(), "id".to_string(), "bigint".to_string())]
+            vec![
+                ("t".to_string(), "id".to_string(), "bigint".to_string()),
+                ("t".to_string(), "id".to_string(), "identity:d".to_string())
+            ]
         );
         assert_eq!(
             sql(

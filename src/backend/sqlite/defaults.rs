@@ -15,6 +15,15 @@ use rusqlite::functions::FunctionFlags;
 use super::error::{PgError, from_sqlite};
 use super::types;
 
+/// Marks an identity column among the (table, column, type) pairs a CREATE TABLE
+/// remembers: `identity:a` (ALWAYS) or `identity:d` (BY DEFAULT), kept in
+/// `_switchyard_identity_columns` (SQLite's AUTOINCREMENT cannot tell it from SERIAL).
+pub const IDENTITY: &str = "identity:";
+
+/// The table of identity columns.
+pub const SETUP: &str = "CREATE TABLE IF NOT EXISTS _switchyard_identity_columns (tbl TEXT NOT NULL, \
+    col TEXT NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (tbl, col))";
+
 /// How the DDL translation writes `now()` into a table's definition.
 pub const NOW_TZ: &str = "strftime('%Y-%m-%d %H:%M:%f+00', 'now')";
 
@@ -122,21 +131,27 @@ fn labelled(value: &str, oid: u32, enum_name: Option<&str>) -> String {
 
 /// `ALTER TABLE t RENAME TO n` ran: the remembered column types follow the table.
 pub fn renamed_table(conn: &Connection, old: &str, new: &str) -> Result<(), PgError> {
-    conn.execute(
-        "UPDATE _switchyard_columns SET tbl = ?2 WHERE tbl = ?1 COLLATE NOCASE",
-        [old, new],
-    )
-    .map_err(|e| from_sqlite(&e))?;
+    for side in ["_switchyard_columns", "_switchyard_identity_columns"] {
+        conn.execute(
+            &format!("UPDATE {side} SET tbl = ?2 WHERE tbl = ?1 COLLATE NOCASE"),
+            [old, new],
+        )
+        .map_err(|e| from_sqlite(&e))?;
+    }
     Ok(())
 }
 
 /// `ALTER TABLE t RENAME c TO n` ran: the column's remembered type follows it.
 pub fn renamed_column(conn: &Connection, table: &str, old: &str, new: &str) -> Result<(), PgError> {
-    conn.execute(
-        "UPDATE _switchyard_columns SET col = ?3 WHERE tbl = ?1 COLLATE NOCASE AND col = ?2 COLLATE NOCASE",
-        [table, old, new],
-    )
-    .map_err(|e| from_sqlite(&e))?;
+    for side in ["_switchyard_columns", "_switchyard_identity_columns"] {
+        conn.execute(
+            &format!(
+                "UPDATE {side} SET col = ?3 WHERE tbl = ?1 COLLATE NOCASE AND col = ?2 COLLATE NOCASE"
+            ),
+            [table, old, new],
+        )
+        .map_err(|e| from_sqlite(&e))?;
+    }
     Ok(())
 }
 

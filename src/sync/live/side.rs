@@ -274,8 +274,9 @@ pub async fn capture_installed(side: &Side) -> Result<bool, SyncError> {
 
 /// What switchyard still keeps on a side once live sync is finished, and how to remove
 /// it (None: nothing). PostgreSQL keeps the schema `switchyard` (the copy's checkpoints,
-/// the database identity, `verify --since`'s log); SQLite keeps `_switchyard_columns` and
-/// `_switchyard_enums`, the SQLite backend's record of column types and enum labels,
+/// the database identity, `verify --since`'s log); SQLite keeps `_switchyard_columns`,
+/// `_switchyard_enums` and `_switchyard_identity_columns`, the SQLite backend's record of
+/// column types, enum labels and identity keys,
 /// needed while switchyard serves the file.
 pub async fn leftovers(side: &Side) -> Result<Option<String>, SyncError> {
     let Side::Postgres(c) = side else {
