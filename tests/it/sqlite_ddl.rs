@@ -324,7 +324,7 @@ fn alembic_run(url: &str) -> String {
 }
 
 /// Alembic revisions as autogenerate writes them (an enum type, FKs with ON DELETE, unique
-/// and check constraints, JSONB, `server_default=now()`, a varchar widened, a
+/// and check constraints, JSONB, an identity key, `server_default=now()`, a widened varchar, a
 /// column added with a default and an index, a rename and a retype): upgrade, down one,
 /// up, down to nothing, up; `alembic check` finds the database as the models describe it
 /// and finds a column they add; the models read and write; and SQLAlchemy's inspector

@@ -56,7 +56,7 @@ pub fn format_of(formats: &[i16], i: usize) -> i16 {
 }
 
 /// Boolean columns of the emulated catalog (stored as 0/1, shown as t/f).
-const CATALOG_BOOLS: [&str; 24] = [
+pub(super) const CATALOG_BOOLS: [&str; 24] = [
     "attnotnull",
     "attisdropped",
     "atthasdef",

@@ -405,6 +405,30 @@ fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
         | Expr::IsDistinctFrom(..)
         | Expr::IsNotDistinctFrom(..) => Some(types::BOOL),
         Expr::Function(f) => function_type(f, scope),
+        // CASE: the type of its first result that has an evident one.
+        Expr::Case {
+            conditions,
+            else_result,
+            ..
+        } => conditions
+            .iter()
+            .map(|w| &w.result)
+            .chain(else_result.as_deref())
+            .find_map(expr_type),
+        // A scalar subquery of a call, a cast or a constant: its type (a column of the
+        // subquery's own tables is not looked up in this scope).
+        Expr::Subquery(q) => match q.body.as_ref() {
+            sqlparser::ast::SetExpr::Select(s) => match s.projection.first() {
+                Some(
+                    sqlparser::ast::SelectItem::UnnamedExpr(e)
+                    | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. },
+                ) if matches!(e, Expr::Function(_) | Expr::Cast { .. } | Expr::Value(_)) => {
+                    expr_type(e)
+                }
+                _ => None,
+            },
+            _ => None,
+        },
         _ => None,
     }
 }

@@ -97,6 +97,9 @@ impl Rewriter {
             return ControlFlow::Continue(());
         }
         self.moves_sequences |= matches!(name.as_str(), "setval" | "nextval");
+        if matches!(name.as_str(), "json_build_object" | "jsonb_build_object") {
+            super::rewrite_ops::json_booleans(f);
+        }
         let renamed = match name.as_str() {
             // The transaction's start, as PostgreSQL answers (the session keeps it).
             "now" | "current_timestamp" | "transaction_timestamp" => {
@@ -353,6 +356,10 @@ impl VisitorMut for Rewriter {
             && (super::rewrite_ops::is_jsonb_cast(left) || super::rewrite_ops::is_jsonb_cast(right))
         {
             *op = BinaryOperator::Custom(super::rewrite_ops::JSONB_CONCAT.into());
+        }
+        if let Some(name) = super::rewrite_ops::regclass_text(expr) {
+            *expr = name;
+            return ControlFlow::Continue(());
         }
         // schema.table.column → table.column, as the tables lose their schema prefix.
         if let Expr::CompoundIdentifier(parts) = expr

@@ -141,6 +141,85 @@ pub fn regclass_names(q: &mut sqlparser::ast::Query) {
     }
 }
 
+/// `x::regclass::text` (x not a constant): the relation's name, as PostgreSQL prints a
+/// regclass (SQLAlchemy's identity reflection asks `pg_get_serial_sequence` so).
+pub fn regclass_text(e: &Expr) -> Option<Expr> {
+    let Expr::Cast {
+        expr: inner,
+        data_type,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let Expr::Cast {
+        expr: rel,
+        data_type: inner_type,
+        ..
+    } = inner.as_ref()
+    else {
+        return None;
+    };
+    let is =
+        |t: &sqlparser::ast::DataType, name: &str| t.to_string().to_lowercase().ends_with(name);
+    // (Seen before the walk drops a schema prefix: `pg_catalog.t.c` is `t.c`.)
+    let rel = match rel.as_ref() {
+        Expr::Identifier(i) => i.to_string(),
+        Expr::CompoundIdentifier(p) => {
+            let keep = p.len().saturating_sub(2);
+            p[keep..]
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(".")
+        }
+        _ => return None,
+    };
+    (is(data_type, "text") && is(inner_type, "regclass"))
+        .then(|| raw(format!("(SELECT relname FROM pg_class WHERE oid = {rel})")))
+}
+
+/// The values of `json_build_object(k, v, …)` that are booleans (comparisons, a catalog
+/// column of type boolean): JSON `true`/`false`, as PostgreSQL builds them, not SQLite's
+/// 1/0.
+pub fn json_booleans(f: &mut sqlparser::ast::Function) {
+    use sqlparser::ast::{FunctionArg, FunctionArgExpr};
+    let FunctionArguments::List(list) = &mut f.args else {
+        return;
+    };
+    for arg in list.args.iter_mut().skip(1).step_by(2) {
+        let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg else {
+            continue;
+        };
+        let boolean = match e {
+            Expr::BinaryOp { op, .. } => matches!(
+                op,
+                BinaryOperator::Eq
+                    | BinaryOperator::NotEq
+                    | BinaryOperator::Lt
+                    | BinaryOperator::LtEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::GtEq
+                    | BinaryOperator::And
+                    | BinaryOperator::Or
+            ),
+            Expr::IsNull(_) | Expr::IsNotNull(_) => true,
+            Expr::Identifier(i) => is_catalog_bool(&i.value),
+            Expr::CompoundIdentifier(p) => p.last().is_some_and(|i| is_catalog_bool(&i.value)),
+            _ => false,
+        };
+        if boolean {
+            *e = raw(format!(
+                "json(CASE WHEN {e} THEN 'true' WHEN ({e}) IS NULL THEN 'null' ELSE 'false' END)"
+            ));
+        }
+    }
+}
+
+fn is_catalog_bool(name: &str) -> bool {
+    name == "seqcycle" || super::exec::CATALOG_BOOLS.contains(&name)
+}
+
 /// The marker `pre_visit_expr` puts on a jsonb `||`.
 pub const JSONB_CONCAT: &str = "sy_jsonb_concat";
 

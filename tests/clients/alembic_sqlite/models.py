@@ -31,7 +31,7 @@ class Event(Base):
         sa.CheckConstraint("weight > 0", name="events_weight_positive"),
         sa.UniqueConstraint("invoice_id", "kind", name="events_invoice_kind"),
     )
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(always=False), primary_key=True)
     invoice_id: Mapped[int | None] = mapped_column(sa.ForeignKey("invoices.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(sa.String(40))
     payload = mapped_column(postgresql.JSONB, nullable=True)

@@ -1,5 +1,5 @@
 """Alembic revisions (an enum type, a widened varchar, a column added with a server
-default, a table with a check, JSONB and a `now()` default, a column with an
+default, a table with a check, JSONB, an identity key and a `now()` default, a column with an
 index, a rename and a retype) upgraded, stepped down one and up again, downgraded to nothing
 and upgraded again, then the models used.
 

@@ -8,7 +8,7 @@ depends_on = None
 
 def upgrade():
     op.create_table("events",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("invoice_id", sa.Integer(), nullable=True),
         sa.Column("kind", sa.String(length=40), nullable=False),
         sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
