@@ -15,6 +15,7 @@ pub mod alter;
 mod alter_column;
 pub mod arrays;
 pub mod busy;
+mod casts;
 pub mod catalog;
 mod coerce;
 mod constraints;

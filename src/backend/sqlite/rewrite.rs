@@ -6,8 +6,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, ColumnOption, DataType, Expr, FunctionArguments, Ident, LimitClause,
-    ObjectName, ObjectNamePart, Query, SetExpr, Statement, Value, VisitorMut,
+    BinaryOperator, ColumnOption, Expr, FunctionArguments, Ident, LimitClause, ObjectName,
+    ObjectNamePart, Query, SetExpr, Statement, Value, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -137,72 +137,6 @@ impl Rewriter {
         f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(renamed))]);
         ControlFlow::Continue(())
     }
-
-    fn rewrite_cast(&mut self, expr: &mut Expr) {
-        let Expr::Cast {
-            kind,
-            expr: inner,
-            data_type,
-            ..
-        } = expr
-        else {
-            return;
-        };
-        if matches!(kind, CastKind::TryCast | CastKind::SafeCast) {
-            return;
-        }
-        let target = match cast_target(data_type) {
-            CastTarget::Keep(t) => t,
-            CastTarget::Drop => {
-                *expr = Expr::Nested(Box::new(std::mem::replace(inner.as_mut(), raw("NULL"))));
-                return;
-            }
-            CastTarget::Array => {
-                *expr = raw(format!("sy_array({inner})"));
-                return;
-            }
-            // An OID written as text ('16436'::regclass, as psql sends it) is that OID.
-            CastTarget::RegClass
-                if matches!(inner.as_ref(), Expr::Value(v)
-                    if matches!(&v.value, Value::SingleQuotedString(s)
-                        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))) =>
-            {
-                let Expr::Value(v) = inner.as_ref() else {
-                    return;
-                };
-                let Value::SingleQuotedString(s) = &v.value else {
-                    return;
-                };
-                *expr = raw(s.clone());
-                return;
-            }
-            CastTarget::RegClass if matches!(inner.as_ref(), Expr::Value(_)) => {
-                *expr = raw(format!(
-                    "(SELECT oid FROM pg_class WHERE relname = sy_relname({inner}))"
-                ));
-                return;
-            }
-            CastTarget::RegClass => {
-                // An OID stays one; a name (a parameter, a column of text) is looked up.
-                *expr = raw(format!(
-                    "(CASE WHEN typeof({inner}) = 'integer' THEN {inner} ELSE (SELECT oid FROM pg_class WHERE relname = sy_relname({inner})) END)"
-                ));
-                return;
-            }
-            CastTarget::Bool => {
-                let e = inner.to_string();
-                *expr = raw(format!(
-                    "(CASE WHEN lower(CAST({e} AS TEXT)) IN ('t','true','1','yes','on','y') THEN 1 WHEN {e} IS NULL THEN NULL ELSE 0 END)"
-                ));
-                return;
-            }
-        };
-        *kind = CastKind::Cast;
-        *data_type = DataType::Custom(
-            ObjectName(vec![ObjectNamePart::Identifier(Ident::new(target))]),
-            vec![],
-        );
-    }
 }
 
 /// Names unnamed result expressions the way PostgreSQL does (`count(*)` → `count`,
@@ -272,40 +206,6 @@ fn pg_column_name(e: &Expr) -> Option<String> {
         Expr::Exists { .. } => "exists".into(),
         _ => "?column?".into(),
     })
-}
-
-enum CastTarget {
-    Keep(&'static str),
-    Drop,
-    Bool,
-    /// An array type: the value becomes the JSON array SQLite keeps (`sy_array`).
-    Array,
-    /// `'name'::regclass`: the catalog's OID of the relation of that name.
-    RegClass,
-}
-
-fn cast_target(t: &DataType) -> CastTarget {
-    let name = t.to_string().to_lowercase();
-    if name.ends_with(']') || matches!(t, DataType::Array(_)) {
-        return CastTarget::Array;
-    }
-    let base = name.split(['(', '[']).next().unwrap_or("").trim();
-    let base = base.strip_prefix("pg_catalog.").unwrap_or(base);
-    match base {
-        "int" | "integer" | "int4" | "int2" | "int8" | "bigint" | "smallint" => {
-            CastTarget::Keep("INTEGER")
-        }
-        "real" | "float4" | "float8" | "float" | "double precision" | "double" => {
-            CastTarget::Keep("REAL")
-        }
-        "numeric" | "decimal" => CastTarget::Keep("NUMERIC"),
-        "text" | "varchar" | "character varying" | "char" | "character" | "bpchar" | "name"
-        | "citext" => CastTarget::Keep("TEXT"),
-        "bytea" => CastTarget::Keep("BLOB"),
-        "bool" | "boolean" => CastTarget::Bool,
-        "regclass" => CastTarget::RegClass,
-        _ => CastTarget::Drop,
-    }
 }
 
 impl VisitorMut for Rewriter {
@@ -550,7 +450,7 @@ impl VisitorMut for Rewriter {
             } => {
                 *expr = raw(format!("{left} IN (SELECT value FROM json_each({right}))"));
             }
-            Expr::Cast { .. } => self.rewrite_cast(expr),
+            Expr::Cast { .. } => super::casts::rewrite_cast(expr),
             Expr::Collate { expr: inner, .. } => *expr = Expr::Nested(inner.clone()),
             Expr::BinaryOp { left, op, right } => {
                 let (negated, ci) = match op {
