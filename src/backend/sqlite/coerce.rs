@@ -16,7 +16,6 @@ use sqlparser::ast::{
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use super::datetime::{format_timestamp_micros, parse_timestamp_micros};
 use super::types;
 
 /// A table's columns and their PostgreSQL types, by the table's name.
@@ -141,21 +140,7 @@ fn wrap(e: &mut Expr, ty: Option<u32>) {
 /// read (`infinity`, a number) is kept as given.
 fn canonical(v: SqlValue, tz: bool) -> SqlValue {
     let SqlValue::Text(s) = &v else { return v };
-    let t = s.trim().replacen('T', " ", 1);
-    let t = if tz {
-        t
-    } else {
-        // A timestamp without time zone ignores an offset, as PostgreSQL does.
-        match t.rfind(['+', '-']).filter(|&i| i > 10) {
-            Some(i) => t[..i].trim_end().to_string(),
-            None => t.trim_end_matches('Z').to_string(),
-        }
-    };
-    match parse_timestamp_micros(&t) {
-        Some(us) if tz => SqlValue::Text(format!("{}+00", format_timestamp_micros(us))),
-        Some(us) => SqlValue::Text(format_timestamp_micros(us)),
-        None => v,
-    }
+    types::canonical_timestamp(s, tz).map_or(v, SqlValue::Text)
 }
 
 /// Registers `sy_timestamptz` and `sy_timestamp`.

@@ -156,11 +156,12 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Normalises a stored timestamp to PostgreSQL's text form: a timestamptz as the instant
-/// in UTC (`2024-05-06 07:08:09+02` was stored as written: it reads `05:08:09+00`), a
-/// timestamp without its offset (which PostgreSQL ignores), both with the time of day a
-/// date alone leaves out and no trailing zeros in the fraction.
-fn timestamp_text(s: &str, tz: bool) -> String {
+/// A timestamp in PostgreSQL's text form: a timestamptz as the instant in UTC
+/// (`2024-05-06 07:08:09+02` reads `05:08:09+00`), a timestamp without its offset (which
+/// PostgreSQL ignores), both with the time of day a date alone leaves out and no trailing
+/// zeros in the fraction. None when it is no timestamp this side reads (`infinity`, a BC
+/// date). Also the form the SQLite backend stores (`coerce.rs`).
+pub fn canonical_timestamp(s: &str, tz: bool) -> Option<String> {
     let mut t = s.trim().replacen('T', " ", 1);
     if t.ends_with('Z') {
         t.pop();
@@ -172,13 +173,21 @@ fn timestamp_text(s: &str, tz: bool) -> String {
     {
         t.truncate(i);
     }
-    match parse_timestamp_micros(&t) {
-        Some(us) if tz => format!("{}+00", format_timestamp_micros(us)),
-        Some(us) => format_timestamp_micros(us),
-        // Not a timestamp SQLite's side can read (`infinity`, a BC date): as stored.
-        None if tz && !has_offset(&t) => t + "+00",
-        None => t,
-    }
+    let us = parse_timestamp_micros(&t)?;
+    Some(if tz {
+        format!("{}+00", format_timestamp_micros(us))
+    } else {
+        format_timestamp_micros(us)
+    })
+}
+
+/// A stored timestamp as PostgreSQL shows it ([`canonical_timestamp`]); one this side
+/// cannot read is shown as stored (with `+00` for a timestamptz that has no offset).
+fn timestamp_text(s: &str, tz: bool) -> String {
+    canonical_timestamp(s, tz).unwrap_or_else(|| {
+        let t = s.trim().to_string();
+        if tz && !has_offset(&t) { t + "+00" } else { t }
+    })
 }
 
 fn has_offset(t: &str) -> bool {
