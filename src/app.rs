@@ -40,6 +40,8 @@ pub enum AppError {
         active: String,
         epoch: u64,
     },
+    #[error("fleet: {0}")]
+    Fleet(#[from] crate::sync::SyncError),
     #[error("{key}: cannot listen on {addr}: {source}")]
     Listen {
         key: &'static str,
@@ -94,6 +96,14 @@ impl App {
         let cancels = Arc::new(CancelRegistry::default());
         switcher.set_inflight(cancels.clone());
         let notify = crate::notify::Hub::new(metrics.listening_clients.clone());
+        let fleet = match &cfg.fleet {
+            Some(f) => {
+                let fleet = Arc::new(crate::fleet::Fleet::new(f, &resolved, metrics.registry())?);
+                switcher.set_barrier(fleet.clone());
+                Some(fleet)
+            }
+            None => None,
+        };
         let state = ProxyState {
             router: Arc::new(router),
             switcher,
@@ -113,6 +123,7 @@ impl App {
             lifecycle,
             databases: resolved.database_names(),
             notify,
+            fleet,
         };
         Ok(App {
             state: Arc::new(state),
@@ -154,6 +165,11 @@ impl App {
     /// before anyone is served.
     pub async fn run(self, proxy: TcpListener, admin: Option<TcpListener>) -> Drained {
         let s = &self.state;
+        if let Some(fleet) = &s.fleet {
+            crate::fleet::member::join(fleet, s).await;
+            s.lifecycle
+                .spawn(crate::fleet::member::run(fleet.clone(), s.clone()));
+        }
         crate::sync::live::resume::at_start(crate::sync::live::resume::Context {
             router: s.router.clone(),
             switcher: s.switcher.clone(),

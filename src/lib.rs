@@ -12,6 +12,7 @@
 //! - [`notify`]: LISTEN/NOTIFY served from the proxy's own listening connections.
 //! - [`router`]: the active route and the pause/drain gate.
 //! - [`protocol`]: wire-protocol framing, builders and parsers.
+//! - [`fleet`]: sidecars of one app switching as one, coordinated through PostgreSQL.
 //! - [`admin`]: the admin HTTP API.
 //! - [`sync`]: `switchyard sync` and `switchyard verify`.
 //! - [`metrics`]: Prometheus metrics.
@@ -29,6 +30,7 @@ pub(crate) mod check_config;
 pub mod cli;
 pub(crate) mod config;
 pub(crate) mod ctl;
+pub(crate) mod fleet;
 pub(crate) mod frontend;
 pub(crate) mod init;
 pub(crate) mod lifecycle;

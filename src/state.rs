@@ -43,6 +43,8 @@ pub struct ProxyState {
     pub databases: Vec<String>,
     /// Clients' LISTEN subscriptions and notification mailboxes.
     pub notify: crate::notify::Hub,
+    /// This proxy as a member of a fleet (`[fleet]`).
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 impl ProxyState {

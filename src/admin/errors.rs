@@ -30,6 +30,9 @@ pub enum ApiError {
     LiveSyncState(String),
     #[error("no live sync is running")]
     NoLiveSync,
+    /// What was asked for does not exist here.
+    #[error("{0}")]
+    NotFound(String),
     #[error(
         "live sync did not finish applying its pending changes within 30 s; it stops after its current round"
     )]
@@ -41,6 +44,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Switch(SwitchError::Busy | SwitchError::NotPaused) => StatusCode::CONFLICT,
             ApiError::Switch(SwitchError::Unknown(_)) => StatusCode::NOT_FOUND,
             ApiError::Switch(SwitchError::Task(_)) => StatusCode::INTERNAL_SERVER_ERROR,

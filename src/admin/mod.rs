@@ -49,6 +49,7 @@ pub fn router(shared: Arc<ProxyState>) -> axum::Router {
         .route("/readyz", get(readyz))
         .route("/status", get(status::status))
         .route("/metrics", get(metrics))
+        .route("/fleet", get(fleet))
         .merge(mutating)
         .with_state(shared)
 }
@@ -245,6 +246,16 @@ async fn pause(
         .switcher
         .pause(&shared.router, &shared.metrics, timeout)?;
     Ok(Json(json!({ "ok": true, "paused": true, "timeout_ms": req.timeout_ms })).into_response())
+}
+
+/// The fleet as its store knows it now (404 without `[fleet]`).
+async fn fleet(State(shared): AppState) -> Result<Response, ApiError> {
+    let Some(f) = &shared.fleet else {
+        return Err(ApiError::NotFound(
+            "this proxy is not a fleet member (no [fleet] in its config)".into(),
+        ));
+    };
+    Ok(Json(f.fresh_view().await).into_response())
 }
 
 async fn reload(State(shared): AppState) -> Result<Response, ApiError> {

@@ -57,6 +57,9 @@ pub struct StatusView {
     /// A live sync recorded in the databases that is not running here, and why.
     pub live_sync_blocked: Option<crate::sync::live::slot::Blocked>,
     pub route: RouteView,
+    /// This proxy's fleet (`[fleet]`): epoch, members, the switch in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetView>,
 }
 
 /// Where the route comes from and whether the config agrees.
@@ -132,6 +135,7 @@ pub fn view(shared: &ProxyState) -> StatusView {
         live_sync: shared.live.current().map(|l| l.status()),
         live_sync_blocked: shared.live.blocked(),
         route: route_view(shared),
+        fleet: shared.fleet.as_ref().map(|f| f.view()),
     }
 }
 

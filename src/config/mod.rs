@@ -7,6 +7,7 @@
 pub mod ctl;
 mod duration;
 pub mod env;
+pub mod fleet;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -366,6 +367,9 @@ pub struct Config {
     pub sync: SyncConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// `[fleet]`: this sidecar is one of several that switch as one.
+    #[serde(default)]
+    pub fleet: Option<fleet::FleetConfig>,
 }
 
 /// `[sync]`: column choices for every sync this config starts (`ctl sync`, and `switchyard

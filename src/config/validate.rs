@@ -25,6 +25,7 @@ impl Config {
         self.validate_admin(admin_addr)?;
         self.validate_backends()?;
         self.validate_switch()?;
+        self.validate_fleet()?;
         self.sync
             .choices()
             .check()

@@ -8,6 +8,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use serde_json::Value;
 
+mod fleet;
 mod follow;
 pub mod render;
 
@@ -17,6 +18,9 @@ pub use render::render;
 pub enum CtlCommand {
     /// Active backend, switch state, health and pools.
     Status,
+    /// The fleet this proxy belongs to: members and their leases, the epoch, the route,
+    /// the last switch and each member's acknowledgement.
+    Fleet,
     /// Move new transactions to backend NAME.
     Cutover {
         name: String,
@@ -134,6 +138,7 @@ pub async fn call(
 pub async fn run(target: &Target, cmd: CtlCommand, json: bool) -> Result<()> {
     let (status, body) = match &cmd {
         CtlCommand::Status => call(target, Method::GET, "/status", None).await?,
+        CtlCommand::Fleet => call(target, Method::GET, "/fleet", None).await?,
         CtlCommand::Cutover { name, wait } => {
             call(
                 target,

@@ -46,14 +46,19 @@ pub fn render(cmd: &CtlCommand, b: &Value) -> String {
             )
         }
         CtlCommand::Status => render_status(b),
+        CtlCommand::Fleet if b.get("members").is_some() => super::fleet::render_fleet(b),
         CtlCommand::Cutover { .. } | CtlCommand::Rollback { .. } if b.get("from").is_some() => {
             let verdict = if b["ok"].as_bool() == Some(true) {
                 "done".to_string()
             } else {
                 format!("FAILED: {}", b["error"].as_str().unwrap_or(""))
             };
+            let fleet = b
+                .get("fleet")
+                .map(super::fleet::render_switch)
+                .unwrap_or_default();
             format!(
-                "{} {} -> {}: {verdict}\n  paused {} ms (drain {} ms, preflight {} ms)\n",
+                "{} {} -> {}: {verdict}\n  paused {} ms (drain {} ms, preflight {} ms)\n{fleet}",
                 b["kind"].as_str().unwrap_or("switch"),
                 b["from"].as_str().unwrap_or("?"),
                 b["to"].as_str().unwrap_or("?"),

@@ -79,6 +79,10 @@ pub enum StepError {
     Hook(String),
     #[error("cannot record the new route, so the switch is abandoned: {0}")]
     RouteFile(String),
+    /// The fleet did not prepare or commit (a member did not acknowledge, the store
+    /// could not be reached, another switch runs).
+    #[error("{0}")]
+    Fleet(String),
 }
 
 impl StepError {
@@ -93,6 +97,7 @@ impl StepError {
             StepError::Refused(_) => "refused",
             StepError::Hook(_) => "data_sync",
             StepError::RouteFile(_) => "route_file",
+            StepError::Fleet(_) => "fleet",
         }
     }
 }

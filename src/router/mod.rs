@@ -8,10 +8,12 @@
 //! - [`inflight`]: the open transactions a switch checks before pausing.
 //! - [`route_file`]: the route kept across restarts.
 
+pub mod barrier;
 pub mod error;
 pub mod gate;
 pub mod hook;
 pub mod inflight;
+mod manual;
 pub mod route_file;
 pub mod switch;
 

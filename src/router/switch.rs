@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::Router;
+pub use super::barrier::Barrier;
 pub use super::error::{StepError, SwitchError};
 pub use super::hook::SwitchHook;
 use super::inflight::{InflightView, older_than};
@@ -50,6 +51,11 @@ pub struct SwitchRecord {
     pub drain_ms: f64,
     pub preflight_ms: f64,
     pub started_at_unix_ms: u64,
+    /// The epoch the switch commits as (the route's epoch after it, if it succeeds).
+    pub epoch: u64,
+    /// A fleet switch: each member's acknowledgement and the phase times.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// A stable name for why it failed (`drain_timeout`, `max_pause`, …).
@@ -82,20 +88,22 @@ pub struct SwitchOptions {
 
 /// Switch bookkeeping shared by the admin API.
 pub struct Switcher {
-    lock: tokio::sync::Mutex<()>,
+    pub(super) lock: tokio::sync::Mutex<()>,
     state: Mutex<SwitchState>,
     last: Mutex<Option<SwitchRecord>>,
     route: Mutex<RouteMemory>,
     count: Mutex<u64>,
     hook: Mutex<Option<Arc<dyn SwitchHook>>>,
     inflight: Mutex<Option<Arc<dyn InflightView>>>,
-    manual_pause: Mutex<Option<(u64, Instant)>>,
+    pub(super) manual_pause: Mutex<Option<(u64, Instant)>>,
+    /// Set when this proxy is a member of a fleet: its switches are the fleet's.
+    barrier: Mutex<Option<Arc<dyn Barrier>>>,
     pub config: SwitchConfig,
     /// Where the manual pause's timer runs.
-    lifecycle: crate::lifecycle::Lifecycle,
+    pub(super) lifecycle: crate::lifecycle::Lifecycle,
 }
 
-fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -125,6 +133,7 @@ impl Switcher {
             hook: Mutex::new(None),
             inflight: Mutex::new(None),
             manual_pause: Mutex::new(None),
+            barrier: Mutex::new(None),
             config,
             lifecycle,
         }
@@ -132,6 +141,19 @@ impl Switcher {
 
     pub fn set_hook(&self, hook: Option<Arc<dyn SwitchHook>>) {
         *lock(&self.hook) = hook;
+    }
+
+    /// Makes this proxy's switches the fleet's (see [`Barrier`]).
+    pub fn set_barrier(&self, barrier: Arc<dyn Barrier>) {
+        *lock(&self.barrier) = Some(barrier);
+    }
+
+    /// The switch lock, for a fleet member taking part in a switch another member runs.
+    pub fn try_hold(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, SwitchError> {
+        if lock(&self.manual_pause).is_some() {
+            return Err(SwitchError::Busy);
+        }
+        self.lock.try_lock().map_err(|_| SwitchError::Busy)
     }
 
     /// Where the switch looks for transactions open too long to drain.
@@ -143,7 +165,7 @@ impl Switcher {
         *lock(&self.state)
     }
 
-    fn set_state(&self, s: SwitchState, metrics: &Metrics) {
+    pub(crate) fn set_state(&self, s: SwitchState, metrics: &Metrics) {
         *lock(&self.state) = s;
         metrics.paused.set(matches!(
             s,
@@ -244,6 +266,8 @@ impl Switcher {
             drain_ms: 0.0,
             preflight_ms: 0.0,
             started_at_unix_ms: unix_ms(),
+            epoch: self.route().epoch + 1,
+            fleet: None,
             error: None,
             failure: None,
         };
@@ -251,8 +275,15 @@ impl Switcher {
         let result = self
             .run_steps(router, metrics, &from, &target, &mut rec, opts)
             .await;
+        let barrier = lock(&self.barrier).clone();
+        if let (Err(e), Some(b)) = (&result, &barrier) {
+            b.abort(&e.to_string()).await;
+        }
         if let Some(hook) = lock(&self.hook).clone() {
             hook.finished(result.is_ok());
+        }
+        if let Some(b) = &barrier {
+            rec.fleet = b.report().await;
         }
         self.set_state(SwitchState::Serving, metrics);
         match result {
@@ -305,6 +336,11 @@ impl Switcher {
             hook.preflight(from, to).await.map_err(StepError::from)?;
         }
         rec.preflight_ms = ms(t.elapsed());
+        let barrier = lock(&self.barrier).clone();
+        if let Some(b) = barrier {
+            // The other members start pausing now, while this one does.
+            rec.epoch = b.begin(rec.kind, &from.name, &to.name).await?;
+        }
         self.set_state(SwitchState::Pausing, metrics);
         router.gate.pause();
         // Resumes even if this future is dropped mid-pause (a panic, a runtime shutdown).
@@ -367,7 +403,7 @@ impl Switcher {
     ) -> Result<(), StepError> {
         let bound = self.config.max_pause.get();
         let paused_at = Instant::now();
-        let epoch = self.route().epoch + 1;
+        let epoch = rec.epoch;
         let prepared = tokio::time::timeout(
             bound,
             self.drain_and_prepare(router, metrics, from, to, rec, hook, epoch),
@@ -386,8 +422,19 @@ impl Switcher {
                 });
             }
         }
-        // The commit point: once the route file says `to`, a restart comes up there.
-        self.persist_route(&to.name, epoch).await?;
+        // The commit point: once the route file (or, in a fleet, the fleet's store) says
+        // `to`, a restart comes up there.
+        let barrier = lock(&self.barrier).clone();
+        match barrier {
+            Some(b) => {
+                let epoch = b.commit().await?;
+                if let Err(e) = self.persist_route(&to.name, epoch).await {
+                    // The store is the fleet's record; a restart reads it from there.
+                    tracing::error!(error = %e, "fleet switch committed, but the route file could not be written");
+                }
+            }
+            None => self.persist_route(&to.name, epoch).await?,
+        }
         if let Some(hook) = hook {
             hook.commit(from, to);
         }
@@ -423,6 +470,10 @@ impl Switcher {
                 bound: self.config.drain_timeout,
             });
         }
+        let barrier = lock(&self.barrier).clone();
+        if let Some(b) = barrier {
+            b.await_acks().await?;
+        }
         self.set_state(SwitchState::Syncing, metrics);
         if let Some(hook) = hook {
             hook.prepare(from, to, epoch)
@@ -434,7 +485,7 @@ impl Switcher {
 
     /// Writes the new route (file first, then memory). Runs to its end even if the
     /// caller is dropped, so the file never says what memory does not.
-    async fn persist_route(&self, to: &str, epoch: u64) -> Result<(), StepError> {
+    pub(crate) async fn persist_route(&self, to: &str, epoch: u64) -> Result<(), StepError> {
         let (file, mut next) = {
             let r = lock(&self.route);
             (r.file.clone(), r.state.clone())
@@ -466,68 +517,6 @@ impl Switcher {
             tracing::warn!(kind = rec.kind, from = %rec.from, to = %rec.to, pause_ms = rec.pause_ms, error = rec.error.as_deref().unwrap_or(""), "switch failed, still serving from the old backend");
         }
         *lock(&self.last) = Some(rec.clone());
-    }
-
-    /// Holds new transactions until [`Switcher::resume`] (or `timeout`, if given).
-    /// Returns the pause generation.
-    pub fn pause(
-        self: &Arc<Self>,
-        router: &Arc<Router>,
-        metrics: &Metrics,
-        timeout: Option<Duration>,
-    ) -> Result<u64, SwitchError> {
-        let _guard = self.lock.try_lock().map_err(|_| SwitchError::Busy)?;
-        let mut manual = self.manual_pause.lock().unwrap_or_else(|e| e.into_inner());
-        if manual.is_some() {
-            return Err(SwitchError::Busy);
-        }
-        let generation = unix_ms();
-        *manual = Some((generation, Instant::now()));
-        router.gate.pause();
-        self.set_state(SwitchState::Paused, metrics);
-        tracing::info!(
-            timeout_ms = timeout.map(|t| t.as_millis() as u64),
-            "paused by hand"
-        );
-        if let Some(t) = timeout {
-            let (me, router, metrics) = (self.clone(), router.clone(), metrics.clone());
-            let stop = self.lifecycle.token();
-            self.lifecycle.spawn(async move {
-                tokio::select! {
-                    _ = tokio::time::sleep(t) => {}
-                    // Shutting down: the drain resumes nobody; it ends the sessions.
-                    _ = stop.cancelled() => return,
-                }
-                if me.manual_generation() == Some(generation) {
-                    tracing::info!("manual pause timed out; resuming");
-                    let _ = me.resume(&router, &metrics);
-                }
-            });
-        }
-        Ok(generation)
-    }
-
-    fn manual_generation(&self) -> Option<u64> {
-        self.manual_pause
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map(|(g, _)| g)
-    }
-
-    /// Ends a manual pause. Returns how long it lasted.
-    pub fn resume(&self, router: &Router, metrics: &Metrics) -> Result<Duration, SwitchError> {
-        let mut manual = self.manual_pause.lock().unwrap_or_else(|e| e.into_inner());
-        let (_, since) = manual.take().ok_or(SwitchError::NotPaused)?;
-        router.gate.resume();
-        self.set_state(SwitchState::Serving, metrics);
-        let held = since.elapsed();
-        metrics.pause_seconds.observe(held.as_secs_f64());
-        tracing::info!(held_ms = held.as_millis() as u64, "resumed");
-        Ok(held)
-    }
-
-    pub fn manually_paused(&self) -> bool {
-        self.manual_generation().is_some()
     }
 }
 

@@ -1,0 +1,99 @@
+//! How `ctl fleet` prints the fleet (`GET /fleet`), and the fleet lines of a switch's
+//! answer.
+
+use serde_json::Value;
+
+fn ms(v: &Value) -> String {
+    v.as_f64()
+        .map(|m| format!("{m:.1}"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The fleet: its epoch, route, last switch and members.
+pub fn render_fleet(b: &Value) -> String {
+    let st = &b["state"];
+    let store = if b["store_up"].as_bool() == Some(true) {
+        "up".to_string()
+    } else {
+        format!(
+            "UNREACHABLE: {}",
+            b["store_error"].as_str().unwrap_or("not asked yet")
+        )
+    };
+    let mut out = format!(
+        "fleet {}   member {}   epoch {}   active {}   store {} ({store})\n",
+        b["name"].as_str().unwrap_or("?"),
+        b["member"].as_str().unwrap_or("?"),
+        b["epoch"],
+        st["active"].as_str().unwrap_or("?"),
+        b["store"].as_str().unwrap_or("?"),
+    );
+    if st["switch_id"].as_u64().unwrap_or(0) > 0 {
+        out += &format!(
+            "switch {}: {} {} -> {}, {} (coordinator {}){}\n",
+            st["switch_id"],
+            st["kind"].as_str().unwrap_or("?"),
+            st["source"].as_str().unwrap_or("?"),
+            st["target"].as_str().unwrap_or("?"),
+            st["phase"].as_str().unwrap_or("?"),
+            st["coordinator"].as_str().unwrap_or("?"),
+            st["outcome"]
+                .as_str()
+                .filter(|o| *o != "committed")
+                .map(|o| format!(": {o}"))
+                .unwrap_or_default(),
+        );
+    }
+    out += &format!(
+        "{:<28} {:<6} {:>9} {:>5}  {:<12} {:>8} {:>11}\n",
+        "MEMBER", "LEASE", "HEARTBEAT", "EPOCH", "ACTIVE", "ACK ms", "RESUMED ms"
+    );
+    let last = st["switch_id"].as_u64();
+    for m in b["members"].as_array().into_iter().flatten() {
+        let this = m["ack_switch"].as_u64() == last;
+        out += &format!(
+            "{:<28} {:<6} {:>7.1} s {:>5}  {:<12} {:>8} {:>11}{}\n",
+            m["member"].as_str().unwrap_or("?"),
+            if m["alive"].as_bool() == Some(true) {
+                "alive"
+            } else {
+                "GONE"
+            },
+            m["heartbeat_age_s"].as_f64().unwrap_or(f64::NAN),
+            m["epoch"].to_string(),
+            m["active"].as_str().unwrap_or("?"),
+            if this { ms(&m["ack_ms"]) } else { "-".into() },
+            if this { ms(&m["done_ms"]) } else { "-".into() },
+            m["ack_error"]
+                .as_str()
+                .filter(|_| this)
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default(),
+        );
+    }
+    out
+}
+
+/// The fleet part of a switch's answer: each member's acknowledgement and resume times.
+pub fn render_switch(f: &Value) -> String {
+    let mut out = format!(
+        "  fleet switch {} (epoch {}): prepare {} ms, commit {} ms\n",
+        f["switch_id"],
+        f["epoch"],
+        ms(&f["prepare_ms"]),
+        ms(&f["commit_ms"])
+    );
+    for m in f["members"].as_array().into_iter().flatten() {
+        out += &format!(
+            "    {:<28} acknowledged {:>7} ms   serving again {:>7} ms{}\n",
+            m["member"].as_str().unwrap_or("?"),
+            ms(&m["ack_ms"]),
+            ms(&m["resumed_ms"]),
+            m["ack_error"]
+                .as_str()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default()
+        );
+    }
+    out
+}

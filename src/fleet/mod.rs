@@ -1,0 +1,166 @@
+//! A fleet: the sidecars of one app, switching as one (`[fleet]`). Their shared state —
+//! members and leases, the epoch, the route, the switch in progress — lives in a
+//! PostgreSQL database of theirs ([`store`]); no other coordinator is needed.
+//!
+//! - [`member`]: each member's loop: lease renewal, following the fleet's route, and
+//!   taking part in switches other members run (pause, drain, acknowledge, swap).
+//! - [`coordinate`]: the member that runs a switch (the one `POST /cutover` reached)
+//!   drives it through the fleet as the switch's [`crate::router::barrier::Barrier`].
+//! - [`metrics`]: the fleet's metrics.
+
+pub mod coordinate;
+pub mod member;
+pub mod metrics;
+pub mod store;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::fleet::FleetConfig;
+use crate::config::{Resolved, SwitchConfig};
+use crate::sync::SyncError;
+use coordinate::Ticket;
+use metrics::FleetMetrics;
+use store::{FleetRow, Me, MemberRow, Store};
+
+/// What `/status` shows of the fleet (as this member last read it).
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetView {
+    pub name: String,
+    pub member: String,
+    /// The store database (host and database name).
+    pub store: String,
+    pub store_up: bool,
+    /// Why the store last failed, while it does.
+    pub store_error: Option<String>,
+    pub epoch: u64,
+    /// The fleet's state row (route, switch in progress, its phase).
+    pub state: Option<FleetRow>,
+    pub members: Vec<MemberRow>,
+}
+
+/// One member's view of its fleet, and its part in switches.
+pub struct Fleet {
+    pub me: Me,
+    /// The member loop's connection.
+    store: Store,
+    /// The coordinator's own connection (a switch is not held up by the loop's polls).
+    coord: Store,
+    pub poll: Duration,
+    pub switch: SwitchConfig,
+    pub metrics: FleetMetrics,
+    view: Mutex<FleetView>,
+    /// The switch this member coordinates, while it runs and until the next one.
+    ticket: Mutex<Option<Ticket>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// This machine's name (`HOSTNAME`, else `/etc/hostname`).
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "switchyard".into())
+}
+
+impl Fleet {
+    /// Builds the fleet member from a config with `[fleet]` (validated: the store is a
+    /// PostgreSQL backend).
+    pub fn new(
+        cfg: &FleetConfig,
+        resolved: &Resolved,
+        registry: &prometheus::Registry,
+    ) -> Result<Fleet, SyncError> {
+        let backend = &resolved.config.backends[&cfg.store];
+        let target = crate::sync::pgconn::pg_target(&backend.effective_url(), "fleet.store")?;
+        let member = cfg
+            .member
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", hostname(), resolved.proxy_addr.port()));
+        let me = Me {
+            member: member.clone(),
+            admin: resolved.admin_addr.to_string(),
+            lease: cfg.lease.get(),
+        };
+        let store = Store::new(target.clone(), &cfg.name);
+        let view = FleetView {
+            name: cfg.name.clone(),
+            member,
+            store: store.addr(),
+            store_up: false,
+            store_error: None,
+            epoch: 0,
+            state: None,
+            members: Vec::new(),
+        };
+        Ok(Fleet {
+            me,
+            coord: Store::new(target, &cfg.name),
+            store,
+            poll: cfg.poll.get(),
+            switch: resolved.config.switch.clone(),
+            metrics: FleetMetrics::new(registry),
+            view: Mutex::new(view),
+            ticket: Mutex::new(None),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.store.fleet
+    }
+
+    /// The last view, for `/status`.
+    pub fn view(&self) -> FleetView {
+        lock(&self.view).clone()
+    }
+
+    /// Asks the store now (for `/fleet` and `ctl fleet`).
+    pub async fn fresh_view(&self) -> FleetView {
+        let row = self.coord.fleet_row().await;
+        let members = self.coord.members().await;
+        match (row, members) {
+            (Ok(row), Ok(members)) => {
+                self.note_row(&row);
+                self.note_members(members);
+            }
+            (Err(e), _) | (_, Err(e)) => self.note_error(&e),
+        }
+        self.view()
+    }
+
+    fn note_row(&self, row: &FleetRow) {
+        self.metrics.store_up.set(1);
+        self.metrics.epoch.set(row.epoch as i64);
+        let mut v = lock(&self.view);
+        v.store_up = true;
+        v.store_error = None;
+        v.epoch = row.epoch;
+        v.state = Some(row.clone());
+    }
+
+    fn note_members(&self, members: Vec<MemberRow>) {
+        let alive = members.iter().filter(|m| m.alive).count();
+        let m = &self.metrics.members;
+        m.with_label_values(&["alive"]).set(alive as i64);
+        m.with_label_values(&["gone"])
+            .set((members.len() - alive) as i64);
+        lock(&self.view).members = members;
+    }
+
+    fn note_error(&self, e: &store::StoreError) {
+        self.metrics.store_up.set(0);
+        let mut v = lock(&self.view);
+        if v.store_up || v.store_error.is_none() {
+            tracing::warn!(error = %e, "fleet store unreachable");
+        }
+        v.store_up = false;
+        v.store_error = Some(e.to_string());
+    }
+}
