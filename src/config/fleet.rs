@@ -114,7 +114,7 @@ mod tests {
         cfg.validate().unwrap_err().to_string()
     }
 
-    const PG: &str = "[backends.a]\nurl = \"postgres://u@127.0.0.1:5432/db\"\n[backends.b]\nurl = \"postgres://u@127.0.0.1:5433/db\"\n";
+    const PG: &str = "[routing]\nactive = \"a\"\n[backends.a]\nurl = \"postgres://u@127.0.0.1:5432/db\"\n[backends.b]\nurl = \"postgres://u@127.0.0.1:5433/db\"\n";
 
     #[test]
     fn a_fleet_needs_a_postgres_store_and_no_sqlite_backend() {
