@@ -5,6 +5,12 @@
 //! epoch and route — the commit point; members that see it swap and resume. A member
 //! that does not acknowledge within half of `switch.max_pause`, or answers that it could
 //! not drain, aborts the switch: everybody resumes on the old side.
+//!
+//! The fence ([`super::fence`]): its triggers go on both sides before anyone pauses; once
+//! every member has acknowledged, the old side is fenced at the new epoch (waiting out
+//! writers in flight there, such as direct connections) and the new side's fence is
+//! lifted — before the data step, so the tail it applies is the last write the old side
+//! takes. A switch abandoned after that puts both fences back.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +34,12 @@ pub struct Ticket {
     pub committed: Option<Instant>,
     /// Still to be committed or aborted.
     pub open: bool,
+    pub from: String,
+    pub to: String,
+    /// The old side has been fenced by this switch.
+    pub fenced: bool,
+    /// The epoch the new side was fenced at before this switch lifted it.
+    pub lifted: Option<u64>,
 }
 
 /// How often the coordinator reads the members' acknowledgements.
@@ -47,6 +59,13 @@ impl Fleet {
 
     async fn begin_switch(&self, kind: &str, from: &str, to: &str) -> Result<u64, StepError> {
         *lock(&self.ticket) = None;
+        for side in [from, to] {
+            self.side(side)
+                .map_err(fleet_err)?
+                .install()
+                .await
+                .map_err(|e| StepError::Fleet(format!("installing the fence: {e}")))?;
+        }
         let bound = self.switch.max_pause.get();
         let row = self
             .coord
@@ -78,6 +97,10 @@ impl Fleet {
             acked: None,
             committed: None,
             open: true,
+            from: from.to_string(),
+            to: to.to_string(),
+            fenced: false,
+            lifted: None,
         });
         Ok(epoch)
     }
@@ -120,7 +143,7 @@ impl Fleet {
                 if let Some(t) = lock(&self.ticket).as_mut() {
                     t.acked = Some(now);
                 }
-                return Ok(());
+                return self.fence(&t).await;
             }
             if Instant::now() >= deadline {
                 return Err(StepError::Fleet(format!(
@@ -130,6 +153,48 @@ impl Fleet {
                 )));
             }
             tokio::time::sleep(ACK_POLL).await;
+        }
+    }
+
+    /// Fences the old side at the switch's epoch and lifts the new side's fence.
+    async fn fence(&self, t: &Ticket) -> Result<(), StepError> {
+        let failed = |e: super::fence::FenceError| StepError::Fleet(format!("fencing: {e}"));
+        let (from, to) = (
+            self.side(&t.from).map_err(failed)?,
+            self.side(&t.to).map_err(failed)?,
+        );
+        let lifted = to.fenced_at().await.map_err(failed)?;
+        if let Some(t) = lock(&self.ticket).as_mut() {
+            t.fenced = true;
+        }
+        from.set(t.epoch, self.switch.drain_timeout.get())
+            .await
+            .map_err(failed)?;
+        if let Some(t) = lock(&self.ticket).as_mut() {
+            t.lifted = lifted;
+        }
+        if lifted.is_some() {
+            to.set(0, self.switch.drain_timeout.get())
+                .await
+                .map_err(failed)?;
+        }
+        tracing::info!(switch = t.id, epoch = t.epoch, fenced = %t.from, lifted = %t.to, "fleet switch: old side fenced");
+        Ok(())
+    }
+
+    /// Puts the fences back as they were before an abandoned switch.
+    async fn unfence(&self, t: &Ticket) {
+        let wait = self.switch.drain_timeout.get();
+        if t.fenced
+            && let Ok(from) = self.side(&t.from)
+            && let Err(e) = from.set(0, wait).await
+        {
+            tracing::error!(error = %e, backend = %t.from, "could not lift the fence of an abandoned switch; lift it with another switch back to it, or by hand: SELECT setval('switchyard.fenced_at', 0)");
+        }
+        if let (Some(epoch), Ok(to)) = (t.lifted, self.side(&t.to))
+            && let Err(e) = to.set(epoch, wait).await
+        {
+            tracing::error!(error = %e, backend = %t.to, "could not put the fence back on the inactive side");
         }
     }
 
@@ -183,6 +248,7 @@ impl Fleet {
             .switches
             .with_label_values(&["coordinator", "aborted"])
             .inc();
+        self.unfence(&t).await;
         match self.coord.abort(t.id, why).await {
             Ok(_) => tracing::warn!(switch = t.id, why, "fleet switch: aborted"),
             // The members give up by themselves at the deadline.

@@ -206,6 +206,32 @@ async fn take_part(fleet: &Fleet, s: &ProxyState, row: &FleetRow) {
     tracing::info!(switch = id, committed, active = %route.active, epoch = route.epoch, paused_ms = seen.elapsed().as_millis() as u64, "fleet switch: took part");
 }
 
+/// A coordinator that died after fencing the old side leaves it fenced; the member that
+/// aborted its switch lifts that fence (only one fenced at this switch's epoch).
+async fn lift_abandoned_fence(fleet: &Fleet, row: &FleetRow) {
+    let Some(source) = row.source.as_deref() else {
+        return;
+    };
+    let Ok(side) = fleet.side(source) else {
+        return;
+    };
+    match side.fenced_at().await {
+        Ok(Some(e)) if e == row.epoch + 1 => {
+            match side.set(0, fleet.switch.drain_timeout.get()).await {
+                Ok(()) => tracing::warn!(
+                    backend = source,
+                    "lifted the fence an abandoned switch left"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not lift the fence an abandoned switch left")
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "could not read the fence of the old side"),
+    }
+}
+
 /// Waits for switch `id` to be committed or aborted. Past its deadline by a lease, aborts
 /// it (unless a commit got there first). `None`: the store could not be read for that
 /// long — the member resumes where it was (see the runbook).
@@ -223,9 +249,12 @@ async fn await_outcome(fleet: &Fleet, id: u64, seen: Instant) -> Option<FleetRow
                     let why = format!(
                         "member {} gave up waiting for coordinator {} to commit",
                         fleet.me.member,
-                        row.coordinator.unwrap_or_default()
+                        row.coordinator.as_deref().unwrap_or_default()
                     );
-                    let _ = fleet.store.abort(id, &why).await;
+                    if let Ok(true) = fleet.store.abort(id, &why).await {
+                        tracing::warn!(switch = id, "{why}; switch aborted");
+                        lift_abandoned_fence(fleet, &row).await;
+                    }
                     continue;
                 }
             }

@@ -6,13 +6,16 @@
 //!   taking part in switches other members run (pause, drain, acknowledge, swap).
 //! - [`coordinate`]: the member that runs a switch (the one `POST /cutover` reached)
 //!   drives it through the fleet as the switch's [`crate::router::barrier::Barrier`].
+//! - [`fence`]: the old side refuses writes after a switch, in the database itself.
 //! - [`metrics`]: the fleet's metrics.
 
 pub mod coordinate;
+pub mod fence;
 pub mod member;
 pub mod metrics;
 pub mod store;
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -54,6 +57,8 @@ pub struct Fleet {
     view: Mutex<FleetView>,
     /// The switch this member coordinates, while it runs and until the next one.
     ticket: Mutex<Option<Ticket>>,
+    /// Every backend's database, for its fence.
+    sides: BTreeMap<String, fence::FenceSide>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -90,6 +95,11 @@ impl Fleet {
             lease: cfg.lease.get(),
         };
         let store = Store::new(target.clone(), &cfg.name);
+        let mut sides = BTreeMap::new();
+        for (name, b) in &resolved.config.backends {
+            let t = crate::sync::pgconn::pg_target(&b.effective_url(), "fleet")?;
+            sides.insert(name.clone(), fence::FenceSide::new(name, t));
+        }
         let view = FleetView {
             name: cfg.name.clone(),
             member,
@@ -109,6 +119,15 @@ impl Fleet {
             metrics: FleetMetrics::new(registry),
             view: Mutex::new(view),
             ticket: Mutex::new(None),
+            sides,
+        })
+    }
+
+    /// The fence of backend `name`'s database.
+    pub fn side(&self, name: &str) -> Result<&fence::FenceSide, fence::FenceError> {
+        self.sides.get(name).ok_or_else(|| fence::FenceError {
+            addr: format!("backend {name:?}"),
+            detail: "not in this member's config".into(),
         })
     }
 

@@ -1,0 +1,130 @@
+//! The fence: after a fleet switch, the database the fleet left refuses writes from every
+//! session that is not part of the switch — stale members, direct connections, cron jobs.
+//!
+//! Every table in `public` gets a statement-level trigger (`switchyard_fence`) that, in
+//! the writer's own transaction, takes a shared advisory lock and reads
+//! `switchyard.fenced_at` — a sequence, so its value is seen at once by every snapshot,
+//! even a repeatable-read one that began before the fence. Non-zero means fenced (the
+//! fleet epoch at which it was), and the statement fails with SQLSTATE 25006
+//! (`read_only_sql_transaction`) and a message that names the fence and the epoch.
+//! Fencing takes the same advisory lock exclusively, so it waits for writers in flight to
+//! finish and nothing commits on the old side after it. Reads are not refused. Live sync's
+//! own apply (`switchyard.applying = on`) passes: it keeps the old side in step so a
+//! rollback loses nothing.
+//!
+//! Triggers are installed on both sides before a switch pauses anyone; a table created
+//! after a switch gets its trigger at the next one.
+
+use std::time::Duration;
+
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::backend::url::PgTarget;
+
+/// The advisory lock key writers share and the fence takes alone ("SYFENCE").
+const LOCK_KEY: i64 = 0x0053_5946_454E_4345;
+
+fn setup_sql() -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS switchyard;
+CREATE SEQUENCE IF NOT EXISTS switchyard.fenced_at MINVALUE 0 START 0;
+CREATE OR REPLACE FUNCTION switchyard.fence_check() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE e bigint;
+BEGIN
+  IF current_setting('switchyard.applying', true) = 'on' THEN RETURN NULL; END IF;
+  PERFORM pg_advisory_xact_lock_shared({LOCK_KEY});
+  SELECT last_value INTO e FROM switchyard.fenced_at;
+  IF e > 0 THEN
+    RAISE EXCEPTION 'switchyard fence: database \"%\" was fenced at fleet epoch %; writes go to the fleet''s active database now', current_database(), e
+      USING ERRCODE = '25006',
+            HINT = 'Retry the transaction: through switchyard it goes to the active database. A client connected directly must connect to the active one (switchyard ctl fleet shows it).';
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+DO $do$
+DECLARE t record;
+BEGIN
+  FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+             AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = 'switchyard_fence')
+  LOOP
+    EXECUTE format('CREATE TRIGGER switchyard_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON public.%I FOR EACH STATEMENT EXECUTE FUNCTION switchyard.fence_check()', t.relname);
+  END LOOP;
+END
+$do$"
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("fence on {addr}: {detail}")]
+pub struct FenceError {
+    pub addr: String,
+    pub detail: String,
+}
+
+/// A connection to one data database, for fencing.
+pub struct FenceSide {
+    pub backend: String,
+    target: PgTarget,
+}
+
+impl FenceSide {
+    pub fn new(backend: &str, target: PgTarget) -> FenceSide {
+        FenceSide {
+            backend: backend.to_string(),
+            target,
+        }
+    }
+
+    fn err(&self, detail: impl std::fmt::Display) -> FenceError {
+        FenceError {
+            addr: format!("backend {:?}", self.backend),
+            detail: detail.to_string(),
+        }
+    }
+
+    async fn connect(&self) -> Result<Client, FenceError> {
+        crate::sync::pgconn::connect(&self.target)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn run(&self, c: &Client, sql: &str) -> Result<Option<String>, FenceError> {
+        let msgs = c
+            .simple_query(sql)
+            .await
+            .map_err(|e| self.err(crate::sync::pg_error(&e)))?;
+        Ok(msgs.into_iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        }))
+    }
+
+    /// Installs the fence function, its sequence and the tables' triggers (idempotent).
+    pub async fn install(&self) -> Result<(), FenceError> {
+        let c = self.connect().await?;
+        self.run(&c, &setup_sql()).await.map(|_| ())
+    }
+
+    /// The epoch this database was fenced at (`None`: not fenced).
+    pub async fn fenced_at(&self) -> Result<Option<u64>, FenceError> {
+        let c = self.connect().await?;
+        let v = self
+            .run(&c, "SELECT last_value FROM switchyard.fenced_at")
+            .await?;
+        Ok(v.and_then(|v| v.parse().ok()).filter(|e| *e > 0))
+    }
+
+    /// Fences at `epoch`: waits (up to `wait`) for writers in flight, then refuses every
+    /// later write. `epoch` 0 lifts the fence.
+    pub async fn set(&self, epoch: u64, wait: Duration) -> Result<(), FenceError> {
+        let c = self.connect().await?;
+        let ms = wait.as_millis().max(1);
+        let sql = format!(
+            "BEGIN; SET LOCAL lock_timeout = '{ms}ms'; SELECT pg_advisory_xact_lock({LOCK_KEY});
+             SELECT setval('switchyard.fenced_at', {epoch}); COMMIT"
+        );
+        self.run(&c, &sql).await.map(|_| ())
+    }
+}
