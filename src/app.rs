@@ -170,15 +170,17 @@ impl App {
             s.lifecycle
                 .spawn(crate::fleet::member::run(fleet.clone(), s.clone()));
         }
-        crate::sync::live::resume::at_start(crate::sync::live::resume::Context {
-            router: s.router.clone(),
-            switcher: s.switcher.clone(),
-            slot: s.live.clone(),
-            metrics: s.metrics.clone(),
-            lifecycle: s.lifecycle.clone(),
-            sync_choices: s.resolved.config.sync.choices(),
-        })
-        .await;
+        // In a fleet, only the member that takes the sync lease resumes the sync.
+        let resume = match &s.fleet {
+            Some(f) => crate::fleet::leader::may_resume(f).await,
+            None => true,
+        };
+        if resume {
+            crate::sync::live::resume::at_start(crate::sync::live::resume::Context::of(s)).await;
+        }
+        if let Some(f) = &s.fleet {
+            crate::fleet::leader::settle(f, s).await;
+        }
         detect_poolers(&s.router.backends()).await;
         crate::notify::listener::spawn(s);
         for b in s.router.backends() {

@@ -192,6 +192,9 @@ async fn cutover(
         ));
     };
     let opts = switch_options(req.wait.as_deref())?;
+    if let Some(r) = forwarded(&shared, "cutover", Some(&req.to), opts).await {
+        return Ok(r);
+    }
     switch_response(
         detached(shared, move |s| async move {
             s.switcher
@@ -200,6 +203,22 @@ async fn cutover(
         })
         .await,
     )
+}
+
+/// In a fleet whose live sync runs on another member, the switch is that member's to run
+/// (it owns the data step): the request goes there through the fleet's store.
+async fn forwarded(
+    shared: &Arc<ProxyState>,
+    kind: &str,
+    to: Option<&str>,
+    opts: SwitchOptions,
+) -> Option<Response> {
+    let fleet = shared.fleet.as_ref()?;
+    let leader = fleet.forward_to(shared)?;
+    tracing::info!(%leader, kind, "switch passed to the member that runs the fleet's live sync");
+    let (status, body) = fleet.forward(kind, to, opts.wait).await;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Some((status, Json(body)).into_response())
 }
 
 /// Runs a switch on its own task: if the admin client hangs up mid-switch (Ctrl-C on
@@ -223,6 +242,9 @@ async fn rollback(
 ) -> Result<Response, ApiError> {
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let opts = switch_options(req.wait.as_deref())?;
+    if let Some(r) = forwarded(&shared, "rollback", None, opts).await {
+        return Ok(r);
+    }
     switch_response(
         detached(shared, move |s| async move {
             s.switcher.rollback(&s.router, &s.metrics, opts).await

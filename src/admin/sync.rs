@@ -81,6 +81,9 @@ pub async fn start(
         )));
     }
     let spec = spec(&shared, &req)?;
+    if let Some(f) = &shared.fleet {
+        claim(f).await?;
+    }
     let owner = record::owner_name(&shared.switcher.route().instance);
     let live = LiveSync::start(
         spec,
@@ -89,10 +92,33 @@ pub async fn start(
         StartMode::Fresh,
         &shared.lifecycle,
     )
-    .await?;
+    .await;
+    let live = match live {
+        Ok(l) => l,
+        Err(e) => {
+            if let Some(f) = &shared.fleet {
+                let _ = f.release_sync(true).await;
+            }
+            return Err(e.into());
+        }
+    };
     let status = live.status();
     shared.live.set_running(live);
     Ok(Json(json!({ "ok": true, "live_sync": status })).into_response())
+}
+
+/// In a fleet, one member runs the live sync: this one, if it can take the sync lease.
+async fn claim(f: &crate::fleet::Fleet) -> Result<(), ApiError> {
+    use crate::fleet::leader::Claim;
+    match f.claim_sync().await {
+        Ok(Claim::Held) => Ok(()),
+        Ok(Claim::Other(leader)) => Err(ApiError::LiveSyncState(format!(
+            "the fleet's live sync runs on member {leader}; it carries every member's writes (stop it there first to start another)"
+        ))),
+        Err(e) => Err(ApiError::LiveSyncState(format!(
+            "cannot take the fleet's sync lease: {e}"
+        ))),
+    }
 }
 
 pub async fn stop(axum::extract::State(shared): AppState) -> Result<Response, ApiError> {
@@ -102,6 +128,11 @@ pub async fn stop(axum::extract::State(shared): AppState) -> Result<Response, Ap
     // changes).
     if !live.stop_and_wait(std::time::Duration::from_secs(30)).await {
         return Err(ApiError::StopTimeout);
+    }
+    if let Some(f) = &shared.fleet
+        && let Err(e) = f.release_sync(true).await
+    {
+        tracing::warn!(error = %e, "live sync stopped, but the fleet's sync lease could not be cleared; it runs out by itself");
     }
     Ok(Json(json!({ "ok": true, "live_sync": live.status() })).into_response())
 }

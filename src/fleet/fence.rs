@@ -8,8 +8,9 @@
 //! fleet epoch at which it was), and the statement fails with SQLSTATE 25006
 //! (`read_only_sql_transaction`) and a message that names the fence and the epoch.
 //! Fencing takes the same advisory lock exclusively, so it waits for writers in flight to
-//! finish and nothing commits on the old side after it. Reads are not refused. Live sync's
-//! own apply (`switchyard.applying = on`) passes: it keeps the old side in step so a
+//! finish and nothing commits on the old side after it. Reads are not refused. switchyard's
+//! own sync passes (its apply marks itself with `switchyard.applying = on`, its copy
+//! connects as `application_name = switchyard-sync`): it keeps the old side in step so a
 //! rollback loses nothing.
 //!
 //! Triggers are installed on both sides before a switch pauses anyone; a table created
@@ -31,7 +32,8 @@ CREATE SEQUENCE IF NOT EXISTS switchyard.fenced_at MINVALUE 0 START 0;
 CREATE OR REPLACE FUNCTION switchyard.fence_check() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE e bigint;
 BEGIN
-  IF current_setting('switchyard.applying', true) = 'on' THEN RETURN NULL; END IF;
+  IF current_setting('switchyard.applying', true) = 'on'
+     OR current_setting('application_name') = 'switchyard-sync' THEN RETURN NULL; END IF;
   PERFORM pg_advisory_xact_lock_shared({LOCK_KEY});
   SELECT last_value INTO e FROM switchyard.fenced_at;
   IF e > 0 THEN

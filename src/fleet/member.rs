@@ -58,6 +58,7 @@ pub async fn run(fleet: Arc<Fleet>, s: Arc<ProxyState>) {
         if last_beat.is_none_or(|t| t.elapsed() >= beat) {
             last_beat = Some(Instant::now());
             heartbeat(&fleet, &s).await;
+            super::leader::tend(&fleet, &s).await;
         }
         let row = match fleet.store.fleet_row().await {
             Ok(r) => r,
@@ -67,6 +68,7 @@ pub async fn run(fleet: Arc<Fleet>, s: Arc<ProxyState>) {
             }
         };
         fleet.note_row(&row);
+        super::requests::serve(&fleet, &s).await;
         let mine = row.coordinator.as_deref() == Some(fleet.me.member.as_str());
         if row.phase == Phase::Prepare
             && row.switch_id > handled
@@ -82,6 +84,8 @@ pub async fn run(fleet: Arc<Fleet>, s: Arc<ProxyState>) {
             follow_route(&fleet, &s, &row);
         }
     }
+    // Shutting down: another member resumes the sync at once.
+    let _ = tokio::time::timeout(Duration::from_secs(1), fleet.release_sync(false)).await;
     let gone = tokio::time::timeout(Duration::from_secs(1), fleet.store.leave(&fleet.me.member));
     if let Ok(Ok(())) = gone.await {
         tracing::info!(member = %fleet.me.member, "left the fleet");

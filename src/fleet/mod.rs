@@ -7,12 +7,16 @@
 //! - [`coordinate`]: the member that runs a switch (the one `POST /cutover` reached)
 //!   drives it through the fleet as the switch's [`crate::router::barrier::Barrier`].
 //! - [`fence`]: the old side refuses writes after a switch, in the database itself.
+//! - [`leader`]: one member runs the fleet's live sync; another takes it over.
+//! - [`requests`]: a switch asked of any member is run by the sync leader.
 //! - [`metrics`]: the fleet's metrics.
 
 pub mod coordinate;
 pub mod fence;
+pub mod leader;
 pub mod member;
 pub mod metrics;
+pub mod requests;
 pub mod store;
 
 use std::collections::BTreeMap;

@@ -46,7 +46,13 @@ CREATE TABLE IF NOT EXISTS switchyard.fleet_members (
   epoch bigint NOT NULL, active text NOT NULL,
   ack_switch bigint NOT NULL DEFAULT 0, ack_at timestamptz, ack_error text,
   done_switch bigint NOT NULL DEFAULT 0, done_at timestamptz,
-  PRIMARY KEY (fleet, member))";
+  PRIMARY KEY (fleet, member));
+ALTER TABLE switchyard.fleet ADD COLUMN IF NOT EXISTS sync_leader text;
+ALTER TABLE switchyard.fleet ADD COLUMN IF NOT EXISTS sync_until timestamptz;
+CREATE TABLE IF NOT EXISTS switchyard.fleet_requests (
+  id bigserial PRIMARY KEY, fleet text NOT NULL, kind text NOT NULL, target text,
+  wait_ms bigint, requested_by text NOT NULL, requested_at timestamptz NOT NULL DEFAULT now(),
+  taken_by text, status integer, answer text, answered_at timestamptz)";
 
 /// The phase of the fleet's last (or current) switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -86,6 +92,8 @@ pub struct FleetRow {
     /// Milliseconds until the switch's deadline (negative: past it).
     pub deadline_in_ms: Option<f64>,
     pub outcome: Option<String>,
+    /// The member that runs the fleet's live sync, while its lease holds.
+    pub sync_leader: Option<String>,
 }
 
 /// One member as the store knows it.
@@ -252,7 +260,8 @@ impl Store {
     pub async fn fleet_row(&self) -> Result<FleetRow, StoreError> {
         let sql = format!(
             "SELECT epoch, active, previous, switch_id, kind, source, target, phase, coordinator, expected,
-                    extract(epoch FROM deadline - clock_timestamp()) * 1000, outcome
+                    extract(epoch FROM deadline - clock_timestamp()) * 1000, outcome,
+                    CASE WHEN sync_until > now() THEN sync_leader END
              FROM switchyard.fleet WHERE name = {}",
             lit(&self.fleet)
         );
@@ -280,6 +289,7 @@ impl Store {
                 .collect(),
             deadline_in_ms: num(r, 10),
             outcome: text(r, 11),
+            sync_leader: text(r, 12),
         })
     }
 

@@ -37,6 +37,24 @@ pub struct Context {
     pub lifecycle: crate::lifecycle::Lifecycle,
     /// The config's `[sync]` column choices.
     pub sync_choices: crate::sync::choices::ColumnChoices,
+    /// A fleet member holding the fleet's sync lease: it resumes the sync whatever the
+    /// record's heartbeat says (the fleet's lease decided who runs it).
+    pub takeover: bool,
+}
+
+impl Context {
+    /// What a running proxy resumes with.
+    pub fn of(s: &crate::state::ProxyState) -> Context {
+        Context {
+            router: s.router.clone(),
+            switcher: s.switcher.clone(),
+            slot: s.live.clone(),
+            metrics: s.metrics.clone(),
+            lifecycle: s.lifecycle.clone(),
+            sync_choices: s.resolved.config.sync.choices(),
+            takeover: s.fleet.is_some(),
+        }
+    }
 }
 
 /// What one backend answered.
@@ -151,6 +169,16 @@ pub async fn at_start(ctx: Context) {
     }
 }
 
+/// A fleet member taking over a sync whose leader's lease ran out (while serving).
+pub async fn take_over(ctx: Context) {
+    match attempt(&ctx, false).await {
+        Ok(()) => {}
+        Err(b) => {
+            tracing::warn!(reason = %b.reason, "taking the fleet's live sync over failed; trying again at the next heartbeat")
+        }
+    }
+}
+
 async fn keep_trying(ctx: Context) {
     loop {
         tokio::select! {
@@ -192,7 +220,7 @@ async fn attempt(ctx: &Context, starting: bool) -> Result<(), Blocked> {
     let owner = record::owner_name(&route.instance);
     let r = &plan.record;
     let same_instance = record::owner_instance(&r.owner) == route.instance;
-    if !same_instance && r.heartbeat_age < super::OWNER_FRESH_SECS {
+    if !same_instance && r.heartbeat_age < super::OWNER_FRESH_SECS && !ctx.takeover {
         return Err(blocked(format!(
             "it is being applied by another process ({}, last seen {:.0} s ago); this proxy takes over once that one stops",
             r.owner, r.heartbeat_age
