@@ -171,16 +171,7 @@ impl App {
                 .spawn(crate::fleet::member::run(fleet.clone(), s.clone()));
         }
         // In a fleet, only the member that takes the sync lease resumes the sync.
-        let resume = match &s.fleet {
-            Some(f) => crate::fleet::leader::may_resume(f).await,
-            None => true,
-        };
-        if resume {
-            crate::sync::live::resume::at_start(crate::sync::live::resume::Context::of(s)).await;
-        }
-        if let Some(f) = &s.fleet {
-            crate::fleet::leader::settle(f, s).await;
-        }
+        crate::sync::live::resume::at_start(crate::sync::live::resume::Context::of(s)).await;
         detect_poolers(&s.router.backends()).await;
         crate::notify::listener::spawn(s);
         for b in s.router.backends() {

@@ -43,20 +43,14 @@ BEGIN
   END IF;
   RETURN NULL;
 END
-$fn$;
-DO $do$
-DECLARE t record;
-BEGIN
-  FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
-             AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = 'switchyard_fence')
-  LOOP
-    EXECUTE format('CREATE TRIGGER switchyard_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON public.%I FOR EACH STATEMENT EXECUTE FUNCTION switchyard.fence_check()', t.relname);
-  END LOOP;
-END
-$do$"
+$fn$"
     )
 }
+
+/// Tables in `public` without the fence trigger.
+const MISSING: &str = "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+   AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = 'switchyard_fence')";
 
 #[derive(Debug, thiserror::Error)]
 #[error("fence on {addr}: {detail}")]
@@ -104,9 +98,32 @@ impl FenceSide {
     }
 
     /// Installs the fence function, its sequence and the tables' triggers (idempotent).
+    /// Each trigger is made in a transaction of its own, holding one table's lock at a
+    /// time, so writers busy on several tables cannot deadlock with it.
     pub async fn install(&self) -> Result<(), FenceError> {
         let c = self.connect().await?;
-        self.run(&c, &setup_sql()).await.map(|_| ())
+        self.run(&c, &setup_sql()).await?;
+        let missing = c
+            .simple_query(MISSING)
+            .await
+            .map_err(|e| self.err(crate::sync::pg_error(&e)))?;
+        for m in missing {
+            let SimpleQueryMessage::Row(r) = m else {
+                continue;
+            };
+            let table = crate::sync::schema::q(r.get(0).unwrap_or_default());
+            let sql = format!(
+                "BEGIN; SET LOCAL lock_timeout = '2s'; CREATE TRIGGER switchyard_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON public.{table} FOR EACH STATEMENT EXECUTE FUNCTION switchyard.fence_check(); COMMIT"
+            );
+            match self.run(&c, &sql).await {
+                // Made meanwhile by another member's switch.
+                Err(e) if e.detail.contains("42710") => {}
+                r => {
+                    r?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The epoch this database was fenced at (`None`: not fenced).

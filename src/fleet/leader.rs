@@ -76,26 +76,27 @@ fn running_here(s: &ProxyState) -> bool {
     s.live.current().is_some_and(|l| l.running())
 }
 
-/// At start-up, before the live sync found in the databases is resumed: only a member
-/// that takes the sync lease resumes it. Returns whether this member may.
-pub async fn may_resume(fleet: &Fleet) -> bool {
-    match fleet.claim_sync().await {
-        Ok(Claim::Held) => true,
-        Ok(Claim::Other(leader)) => {
-            tracing::info!(%leader, "the fleet's live sync runs on another member");
-            false
-        }
-        Err(e) => {
-            fleet.note_error(&e);
-            false
-        }
+impl crate::sync::live::resume::SyncLease for Fleet {
+    fn claim(&self) -> futures::future::BoxFuture<'_, bool> {
+        Box::pin(async move {
+            match self.claim_sync().await {
+                Ok(Claim::Held) => true,
+                Ok(Claim::Other(leader)) => {
+                    tracing::info!(%leader, "the fleet's live sync runs on another member");
+                    false
+                }
+                Err(e) => {
+                    self.note_error(&e);
+                    false
+                }
+            }
+        })
     }
-}
 
-/// After the start-up resume: a lease taken for a sync that is not there is given back.
-pub async fn settle(fleet: &Fleet, s: &ProxyState) {
-    if !running_here(s) {
-        let _ = fleet.release_sync(true).await;
+    fn release(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let _ = self.release_sync(false).await;
+        })
     }
 }
 
@@ -124,14 +125,10 @@ pub async fn tend(fleet: &Arc<Fleet>, s: &Arc<ProxyState>) {
     if !orphaned {
         return;
     }
-    if let Ok(Claim::Held) = fleet.claim_sync().await {
-        tracing::warn!("the fleet's live sync leader is gone; taking the sync over");
-        crate::sync::live::resume::take_over(crate::sync::live::resume::Context::of(s)).await;
-        if running_here(s) {
-            tracing::info!("this member now runs the fleet's live sync");
-        } else {
-            let _ = fleet.release_sync(false).await;
-        }
+    tracing::warn!("the fleet's live sync leader is gone; taking the sync over");
+    crate::sync::live::resume::take_over(crate::sync::live::resume::Context::of(s)).await;
+    if running_here(s) {
+        tracing::info!("this member now runs the fleet's live sync");
     }
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod django;
 mod drivers;
 mod faults;
+mod fleet;
 mod hostile;
 mod lifecycle;
 mod listen;

@@ -37,9 +37,18 @@ pub struct Context {
     pub lifecycle: crate::lifecycle::Lifecycle,
     /// The config's `[sync]` column choices.
     pub sync_choices: crate::sync::choices::ColumnChoices,
-    /// A fleet member holding the fleet's sync lease: it resumes the sync whatever the
-    /// record's heartbeat says (the fleet's lease decided who runs it).
-    pub takeover: bool,
+    /// In a fleet: the sync lease, taken before a sync is resumed (a member that cannot
+    /// take it leaves the sync to the member that holds it). With it, the sync is
+    /// resumed whatever the record's heartbeat says: the fleet's lease decided.
+    pub lease: Option<Arc<dyn SyncLease>>,
+}
+
+/// Who may run a live sync when several proxies could (a fleet's sync lease).
+pub trait SyncLease: Send + Sync {
+    /// True when this proxy holds the lease now (taking it if free or expired).
+    fn claim(&self) -> futures::future::BoxFuture<'_, bool>;
+    /// Gives a lease taken for a sync that did not start back.
+    fn release(&self) -> futures::future::BoxFuture<'_, ()>;
 }
 
 impl Context {
@@ -52,7 +61,7 @@ impl Context {
             metrics: s.metrics.clone(),
             lifecycle: s.lifecycle.clone(),
             sync_choices: s.resolved.config.sync.choices(),
-            takeover: s.fleet.is_some(),
+            lease: s.fleet.clone().map(|f| f as Arc<dyn SyncLease>),
         }
     }
 }
@@ -220,7 +229,7 @@ async fn attempt(ctx: &Context, starting: bool) -> Result<(), Blocked> {
     let owner = record::owner_name(&route.instance);
     let r = &plan.record;
     let same_instance = record::owner_instance(&r.owner) == route.instance;
-    if !same_instance && r.heartbeat_age < super::OWNER_FRESH_SECS && !ctx.takeover {
+    if !same_instance && r.heartbeat_age < super::OWNER_FRESH_SECS && ctx.lease.is_none() {
         return Err(blocked(format!(
             "it is being applied by another process ({}, last seen {:.0} s ago); this proxy takes over once that one stops",
             r.owner, r.heartbeat_age
@@ -244,6 +253,12 @@ async fn attempt(ctx: &Context, starting: bool) -> Result<(), Blocked> {
         // As started (the record keeps them), with what the config adds since.
         choices: ctx.sync_choices.merged(&plan.record.choices),
     };
+    if let Some(lease) = &ctx.lease
+        && !lease.claim().await
+    {
+        // Another member of the fleet runs it.
+        return Ok(());
+    }
     let live = LiveSync::start(
         spec,
         ctx.metrics.clone(),
@@ -251,8 +266,16 @@ async fn attempt(ctx: &Context, starting: bool) -> Result<(), Blocked> {
         StartMode::Resume(plan.record.clone()),
         &ctx.lifecycle,
     )
-    .await
-    .map_err(|e| blocked(format!("resuming it failed: {e}")))?;
+    .await;
+    let live = match live {
+        Ok(l) => l,
+        Err(e) => {
+            if let Some(lease) = &ctx.lease {
+                lease.release().await;
+            }
+            return Err(blocked(format!("resuming it failed: {e}")));
+        }
+    };
     let (source, target) = live.direction();
     tracing::warn!(
         %source, %target, phase = ?plan.record.phase, previous_owner = %plan.record.owner,

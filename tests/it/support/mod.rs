@@ -7,6 +7,7 @@ pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod faulty;
+pub mod fleet;
 pub mod proxy;
 pub mod raw;
 pub mod sidecar;

@@ -41,8 +41,14 @@ enum Op {
 impl Writers {
     /// Starts `n` writers against `url` on the current runtime.
     pub fn start(url: &str, n: u64) -> Writers {
+        Writers::start_from(url, 0, n)
+    }
+
+    /// Writers numbered from `first` (several sets through different proxies must not
+    /// share names).
+    pub fn start_from(url: &str, first: u64, n: u64) -> Writers {
         let stop = Arc::new(AtomicBool::new(false));
-        let tasks = (0..n)
+        let tasks = (first..first + n)
             .map(|i| tokio::spawn(run(url.to_string(), i, stop.clone())))
             .collect();
         Writers { stop, tasks }

@@ -1,0 +1,227 @@
+//! A fleet of real switchyard processes (`switchyard serve`, one config each) in front of
+//! a local PostgreSQL and a remote one (directly, or behind PgBouncer in transaction mode),
+//! with the live-sync workload's schema and seed on the local side. The fleet's store is
+//! the local database.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard::testing::{Target, call};
+
+use super::bouncer::Bouncer;
+use super::cluster::{free_port, scratch_dir, wait_until};
+use super::workload::{SCHEMA, SEED_SQL};
+use super::{KillOnDrop, PgCluster, rt};
+
+/// One member's ports and files.
+pub struct Member {
+    pub name: String,
+    pub port: u16,
+    pub admin: u16,
+    pub cfg: PathBuf,
+    pub log: PathBuf,
+}
+
+pub struct FleetFx {
+    pub local: PgCluster,
+    pub remote: PgCluster,
+    pub bouncer: Option<Bouncer>,
+    pub members: Vec<Member>,
+    pub dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+}
+
+impl FleetFx {
+    /// `n` members; the remote side behind PgBouncer when `pooled`.
+    pub fn new(n: usize, pooled: bool) -> FleetFx {
+        let local = PgCluster::start();
+        let remote = PgCluster::start();
+        let bouncer = pooled.then(|| Bouncer::start(&remote, "transaction", 20));
+        local.psql_db("app", &format!("SET ROLE app; {SCHEMA} {SEED_SQL}"));
+        let remote_url = match &bouncer {
+            Some(b) => format!("url = \"{}\"\npooler = \"transaction\"", b.url()),
+            None => format!("url = \"{}\"\npooler = \"none\"", remote.url("app")),
+        };
+        let dir = scratch_dir("sy-fleet-");
+        let members = (1..=n)
+            .map(|i| {
+                let (port, admin) = (free_port(), free_port());
+                let name = format!("m{i}");
+                let cfg = dir.path().join(format!("{name}.toml"));
+                std::fs::write(
+                    &cfg,
+                    format!(
+                        "[proxy]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"3s\"\n\
+                         [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+                         [[users]]\nname = \"app\"\npassword = \"secret\"\n\
+                         [backends.local]\nurl = \"{}\"\npool_size = 10\npooler = \"none\"\n\
+                         [backends.remote]\n{remote_url}\npool_size = 10\n\
+                         [routing]\nactive = \"local\"\nstate_file = \"{}\"\n\
+                         [switch]\nmax_pause = \"2s\"\n\
+                         [fleet]\nname = \"shop\"\nstore = \"local\"\nmember = \"{name}\"\nlease = \"2s\"\n",
+                        local.url("app"),
+                        dir.path().join(format!("{name}.route")).display(),
+                    ),
+                )
+                .unwrap();
+                let log = dir.path().join(format!("{name}.log"));
+                Member {
+                    name,
+                    port,
+                    admin,
+                    cfg,
+                    log,
+                }
+            })
+            .collect();
+        FleetFx {
+            local,
+            remote,
+            bouncer,
+            members,
+            dir,
+            rt: rt(),
+        }
+    }
+
+    /// Member `i` (0-based) serving, once its admin API answers.
+    pub fn serve(&self, i: usize) -> KillOnDrop {
+        let m = &self.members[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log)
+            .unwrap();
+        let child = KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_switchyard"))
+                .args(["serve", "--config", m.cfg.to_str().unwrap()])
+                .env(
+                    "RUST_LOG",
+                    std::env::var("SY_SERVE_LOG").unwrap_or_else(|_| "info".into()),
+                )
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                std::net::TcpStream::connect(("127.0.0.1", m.admin)).is_ok()
+            }),
+            "member {} did not start:\n{}",
+            m.name,
+            self.log_text(i)
+        );
+        child
+    }
+
+    /// Every member serving.
+    pub fn serve_all(&self) -> Vec<KillOnDrop> {
+        (0..self.members.len()).map(|i| self.serve(i)).collect()
+    }
+
+    pub fn url(&self, i: usize) -> String {
+        format!(
+            "postgres://app:secret@127.0.0.1:{}/app?sslmode=disable",
+            self.members[i].port
+        )
+    }
+
+    pub fn log_text(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.members[i].log).unwrap_or_default()
+    }
+
+    /// Every member's log, for a failure message.
+    pub fn logs(&self) -> String {
+        (0..self.members.len())
+            .map(|i| format!("--- {} ---\n{}", self.members[i].name, self.log_text(i)))
+            .collect()
+    }
+
+    fn target(&self, i: usize) -> Target {
+        Target {
+            base: format!("http://127.0.0.1:{}", self.members[i].admin),
+            token: None,
+        }
+    }
+
+    pub fn get(&self, i: usize, path: &str) -> Value {
+        self.rt
+            .block_on(call(&self.target(i), hyper::Method::GET, path, None))
+            .map(|(_, v)| v)
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn post(&self, i: usize, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.rt
+            .block_on(call(&self.target(i), hyper::Method::POST, path, body))
+            .unwrap()
+    }
+
+    /// A switch asked of member `i`, tried again while refused only for lag.
+    pub fn switch(&self, i: usize, path: &str, body: Option<Value>) -> Value {
+        for _ in 0..100 {
+            let (_, answer) = self.post(i, path, body.clone());
+            let lagging = answer["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("max_lag_rows") || e.contains("try again"));
+            if !lagging {
+                return answer;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!("{path} refused for lag 100 times");
+    }
+
+    /// Waits until every member in `alive` has joined and sees the others.
+    pub fn wait_members(&self, alive: usize) {
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                let f = self.get(0, "/fleet");
+                f["members"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().filter(|m| m["alive"] == true).count() == alive)
+            }),
+            "the fleet did not see {alive} members: {}",
+            self.get(0, "/fleet")
+        );
+    }
+
+    /// Waits until member `i`'s live sync streams.
+    pub fn wait_streaming(&self, i: usize) {
+        assert!(
+            wait_until(Duration::from_secs(90), || {
+                self.get(i, "/status")["live_sync"]["phase"] == "streaming"
+            }),
+            "live sync not streaming on member {i}: {}\n{}",
+            self.get(i, "/status"),
+            self.logs()
+        );
+    }
+
+    /// A statement run directly on a database (not through switchyard); Err carries the
+    /// SQLSTATE and message.
+    pub fn direct(&self, pg: &PgCluster, sql: &str) -> Result<(), (String, String)> {
+        self.rt.block_on(async {
+            let c = super::connect(&pg.url("app")).await.unwrap();
+            c.batch_execute(sql).await.map_err(|e| {
+                let db = e.as_db_error().expect("a database error");
+                (db.code().code().to_string(), db.message().to_string())
+            })
+        })
+    }
+
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.rt
+    }
+}
+
+/// Sends `signal` (STOP, CONT, KILL) to a member's process.
+pub fn signal(child: &KillOnDrop, signal: &str) {
+    Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+}
