@@ -28,6 +28,23 @@ pub fn render_fleet(b: &Value) -> String {
         st["active"].as_str().unwrap_or("?"),
         b["store"].as_str().unwrap_or("?"),
     );
+    out += &format!(
+        "live sync leader: {}\n",
+        st["sync_leader"].as_str().unwrap_or("none")
+    );
+    if let Some(fences) = b["fences"].as_object().filter(|f| !f.is_empty()) {
+        let list: Vec<String> = fences
+            .iter()
+            .map(|(name, f)| match f["fenced_at"].as_u64() {
+                Some(e) => format!(
+                    "{name} FENCED at epoch {e} ({} writes refused)",
+                    f["refused"]
+                ),
+                None => format!("{name} open ({} writes refused)", f["refused"]),
+            })
+            .collect();
+        out += &format!("fences: {}\n", list.join(", "));
+    }
     if st["switch_id"].as_u64().unwrap_or(0) > 0 {
         out += &format!(
             "switch {}: {} {} -> {}, {} (coordinator {}){}\n",

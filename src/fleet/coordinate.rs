@@ -179,6 +179,13 @@ impl Fleet {
                 .map_err(failed)?;
         }
         tracing::info!(switch = t.id, epoch = t.epoch, fenced = %t.from, lifted = %t.to, "fleet switch: old side fenced");
+        if let Some(stall) = self.stall_after_fence {
+            tracing::warn!(
+                ms = stall.as_millis() as u64,
+                "failpoint: stalling between the fence and the commit"
+            );
+            tokio::time::sleep(stall).await;
+        }
         Ok(())
     }
 
@@ -203,10 +210,14 @@ impl Fleet {
             .ticket()
             .ok_or_else(|| fleet_err("no fleet switch begun"))?;
         let committed = match self.coord.commit(t.id).await {
-            Ok(c) => c,
-            // The answer was lost: the row says whether it happened.
-            Err(e) => {
-                let row = self.coord.fleet_row().await.map_err(|_| fleet_err(&e))?;
+            Ok(Some(e)) => Some(e),
+            // Not in prepare any more, or the answer was lost: the row says whether it
+            // was committed (by this call, or by a member that finished it).
+            r => {
+                let row = self.coord.fleet_row().await.map_err(|e| match r {
+                    Err(first) => fleet_err(first),
+                    Ok(_) => fleet_err(e),
+                })?;
                 (row.switch_id == t.id && row.phase == super::store::Phase::Committed)
                     .then_some(row.epoch)
             }
@@ -248,10 +259,21 @@ impl Fleet {
             .switches
             .with_label_values(&["coordinator", "aborted"])
             .inc();
-        self.unfence(&t).await;
         match self.coord.abort(t.id, why).await {
-            Ok(_) => tracing::warn!(switch = t.id, why, "fleet switch: aborted"),
-            // The members give up by themselves at the deadline.
+            Ok(true) => {
+                tracing::warn!(switch = t.id, why, "fleet switch: aborted");
+                self.unfence(&t).await;
+            }
+            // Ended already: a member aborted it (fences are put back as before) or
+            // finished it (the fence stays: the fleet moved on).
+            Ok(false) => {
+                let row = self.coord.fleet_row().await;
+                if row.is_ok_and(|r| r.switch_id == t.id && r.phase == super::store::Phase::Aborted)
+                {
+                    self.unfence(&t).await;
+                }
+            }
+            // The members give up by themselves past the deadline, and lift the fence.
             Err(e) => {
                 tracing::error!(switch = t.id, error = %e, "fleet switch: could not record the abort")
             }

@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use tokio_postgres::{Client, SimpleQueryMessage};
+use super::conn::{Conn, Failure};
 
 use crate::backend::url::PgTarget;
 
@@ -29,6 +29,7 @@ fn setup_sql() -> String {
     format!(
         "CREATE SCHEMA IF NOT EXISTS switchyard;
 CREATE SEQUENCE IF NOT EXISTS switchyard.fenced_at MINVALUE 0 START 0;
+CREATE SEQUENCE IF NOT EXISTS switchyard.fence_refusals MINVALUE 0 START 1;
 CREATE OR REPLACE FUNCTION switchyard.fence_check() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE e bigint;
 BEGIN
@@ -37,6 +38,7 @@ BEGIN
   PERFORM pg_advisory_xact_lock_shared({LOCK_KEY});
   SELECT last_value INTO e FROM switchyard.fenced_at;
   IF e > 0 THEN
+    PERFORM nextval('switchyard.fence_refusals');
     RAISE EXCEPTION 'switchyard fence: database \"%\" was fenced at fleet epoch %; writes go to the fleet''s active database now', current_database(), e
       USING ERRCODE = '25006',
             HINT = 'Retry the transaction: through switchyard it goes to the active database. A client connected directly must connect to the active one (switchyard ctl fleet shows it).';
@@ -59,63 +61,51 @@ pub struct FenceError {
     pub detail: String,
 }
 
-/// A connection to one data database, for fencing.
+/// One data database, for its fence.
 pub struct FenceSide {
     pub backend: String,
-    target: PgTarget,
+    conn: Conn,
+}
+
+/// A side's fence as its database holds it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FenceState {
+    /// The fleet epoch it was fenced at (`None`: not fenced).
+    pub fenced_at: Option<u64>,
+    /// Writes the fence has refused there, ever.
+    pub refused: u64,
 }
 
 impl FenceSide {
     pub fn new(backend: &str, target: PgTarget) -> FenceSide {
         FenceSide {
             backend: backend.to_string(),
-            target,
+            conn: Conn::new(target),
         }
     }
 
-    fn err(&self, detail: impl std::fmt::Display) -> FenceError {
-        FenceError {
+    async fn run(&self, sql: &str) -> Result<Option<String>, FenceError> {
+        let rows = self.conn.run(sql).await.map_err(|f| FenceError {
             addr: format!("backend {:?}", self.backend),
-            detail: detail.to_string(),
-        }
-    }
-
-    async fn connect(&self) -> Result<Client, FenceError> {
-        crate::sync::pgconn::connect(&self.target)
-            .await
-            .map_err(|e| self.err(e))
-    }
-
-    async fn run(&self, c: &Client, sql: &str) -> Result<Option<String>, FenceError> {
-        let msgs = c
-            .simple_query(sql)
-            .await
-            .map_err(|e| self.err(crate::sync::pg_error(&e)))?;
-        Ok(msgs.into_iter().find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-            _ => None,
-        }))
+            detail: match f {
+                Failure::Unreachable(d) | Failure::Refused(d) => d,
+            },
+        })?;
+        Ok(rows.first().and_then(|r| r.get(0)).map(str::to_string))
     }
 
     /// Installs the fence function, its sequence and the tables' triggers (idempotent).
     /// Each trigger is made in a transaction of its own, holding one table's lock at a
     /// time, so writers busy on several tables cannot deadlock with it.
     pub async fn install(&self) -> Result<(), FenceError> {
-        let c = self.connect().await?;
-        self.run(&c, &setup_sql()).await?;
-        let missing = c
-            .simple_query(MISSING)
-            .await
-            .map_err(|e| self.err(crate::sync::pg_error(&e)))?;
-        for m in missing {
-            let SimpleQueryMessage::Row(r) = m else {
-                continue;
-            };
+        self.run(&setup_sql()).await?;
+        let missing = self.conn.run(MISSING).await.unwrap_or_default();
+        for r in missing {
             let table = crate::sync::schema::q(r.get(0).unwrap_or_default());
             let sql = format!(
                 "BEGIN; SET LOCAL lock_timeout = '2s'; CREATE TRIGGER switchyard_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON public.{table} FOR EACH STATEMENT EXECUTE FUNCTION switchyard.fence_check(); COMMIT"
             );
-            match self.run(&c, &sql).await {
+            match self.run(&sql).await {
                 // Made meanwhile by another member's switch.
                 Err(e) if e.detail.contains("42710") => {}
                 r => {
@@ -128,22 +118,38 @@ impl FenceSide {
 
     /// The epoch this database was fenced at (`None`: not fenced).
     pub async fn fenced_at(&self) -> Result<Option<u64>, FenceError> {
-        let c = self.connect().await?;
         let v = self
-            .run(&c, "SELECT last_value FROM switchyard.fenced_at")
+            .run("SELECT last_value FROM switchyard.fenced_at")
             .await?;
         Ok(v.and_then(|v| v.parse().ok()).filter(|e| *e > 0))
+    }
+
+    /// The fence and its refusals (`None`: no fence installed here yet).
+    pub async fn state(&self) -> Result<Option<FenceState>, FenceError> {
+        let v = self
+            .run(
+                "SELECT CASE WHEN to_regclass('switchyard.fence_refusals') IS NOT NULL THEN
+                   (SELECT last_value FROM switchyard.fenced_at) || ' ' || (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM switchyard.fence_refusals) END",
+            )
+            .await?;
+        Ok(v.map(|v| {
+            let mut it = v.split(' ').map(|n| n.parse::<u64>().unwrap_or(0));
+            let (at, refused) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+            FenceState {
+                fenced_at: (at > 0).then_some(at),
+                refused,
+            }
+        }))
     }
 
     /// Fences at `epoch`: waits (up to `wait`) for writers in flight, then refuses every
     /// later write. `epoch` 0 lifts the fence.
     pub async fn set(&self, epoch: u64, wait: Duration) -> Result<(), FenceError> {
-        let c = self.connect().await?;
         let ms = wait.as_millis().max(1);
         let sql = format!(
             "BEGIN; SET LOCAL lock_timeout = '{ms}ms'; SELECT pg_advisory_xact_lock({LOCK_KEY});
              SELECT setval('switchyard.fenced_at', {epoch}); COMMIT"
         );
-        self.run(&c, &sql).await.map(|_| ())
+        self.run(&sql).await.map(|_| ())
     }
 }

@@ -72,7 +72,7 @@ impl Fleet {
 }
 
 /// Whether a live sync runs in this process.
-fn running_here(s: &ProxyState) -> bool {
+pub fn running_here(s: &ProxyState) -> bool {
     s.live.current().is_some_and(|l| l.running())
 }
 
@@ -121,7 +121,8 @@ pub async fn tend(fleet: &Arc<Fleet>, s: &Arc<ProxyState>) {
     let Some(row) = fleet.view().state else {
         return;
     };
-    let orphaned = row.sync_leader.is_none() && fleet.sync_orphaned().await;
+    // A leader is named, but its lease ran out.
+    let orphaned = row.sync_leader.is_none() && row.sync_named;
     if !orphaned {
         return;
     }
@@ -129,16 +130,5 @@ pub async fn tend(fleet: &Arc<Fleet>, s: &Arc<ProxyState>) {
     crate::sync::live::resume::take_over(crate::sync::live::resume::Context::of(s)).await;
     if running_here(s) {
         tracing::info!("this member now runs the fleet's live sync");
-    }
-}
-
-impl Fleet {
-    /// A sync leader is named but its lease ran out.
-    async fn sync_orphaned(&self) -> bool {
-        let sql = format!(
-            "SELECT 1 FROM switchyard.fleet WHERE name = {} AND sync_leader IS NOT NULL AND sync_until < now()",
-            lit(self.name())
-        );
-        self.store.run(&sql).await.is_ok_and(|r| !r.is_empty())
     }
 }

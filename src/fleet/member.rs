@@ -49,6 +49,8 @@ pub async fn run(fleet: Arc<Fleet>, s: Arc<ProxyState>) {
     let stop = s.lifecycle.token();
     let beat = fleet.me.lease / 5;
     let mut last_beat: Option<Instant> = None;
+    // On a task of its own: a side that does not answer must not hold up the polls.
+    s.lifecycle.spawn(watch_fences(fleet.clone(), stop.clone()));
     let mut handled = fleet.view().state.map(|r| r.switch_id).unwrap_or(0);
     loop {
         tokio::select! {
@@ -60,6 +62,7 @@ pub async fn run(fleet: Arc<Fleet>, s: Arc<ProxyState>) {
             heartbeat(&fleet, &s).await;
             super::leader::tend(&fleet, &s).await;
         }
+
         let row = match fleet.store.fleet_row().await {
             Ok(r) => r,
             Err(e) => {
@@ -89,6 +92,17 @@ pub async fn run(fleet: Arc<Fleet>, s: Arc<ProxyState>) {
     let gone = tokio::time::timeout(Duration::from_secs(1), fleet.store.leave(&fleet.me.member));
     if let Ok(Ok(())) = gone.await {
         tracing::info!(member = %fleet.me.member, "left the fleet");
+    }
+}
+
+/// Reads every backend's fence once per lease.
+async fn watch_fences(fleet: Arc<Fleet>, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        fleet.read_fences().await;
+        tokio::select! {
+            _ = tokio::time::sleep(fleet.me.lease) => {}
+            _ = stop.cancelled() => return,
+        }
     }
 }
 
@@ -177,7 +191,7 @@ async fn take_part(fleet: &Fleet, s: &ProxyState, row: &FleetRow) {
         fleet.note_error(e);
     }
     s.switcher.set_state(SwitchState::Syncing, &s.metrics);
-    let outcome = await_outcome(fleet, id, seen).await;
+    let outcome = await_outcome(fleet, s, id, seen).await;
     if let Some(row) = &outcome {
         if row.phase == Phase::Committed && row.switch_id == id {
             if let Err(e) = s.switcher.persist_route(&row.active, row.epoch).await {
@@ -212,7 +226,7 @@ async fn take_part(fleet: &Fleet, s: &ProxyState, row: &FleetRow) {
 
 /// A coordinator that died after fencing the old side leaves it fenced; the member that
 /// aborted its switch lifts that fence (only one fenced at this switch's epoch).
-async fn lift_abandoned_fence(fleet: &Fleet, row: &FleetRow) {
+pub(super) async fn lift_abandoned_fence(fleet: &Fleet, row: &FleetRow) {
     let Some(source) = row.source.as_deref() else {
         return;
     };
@@ -236,30 +250,22 @@ async fn lift_abandoned_fence(fleet: &Fleet, row: &FleetRow) {
     }
 }
 
-/// Waits for switch `id` to be committed or aborted. Past its deadline by a lease, aborts
-/// it (unless a commit got there first). `None`: the store could not be read for that
+/// Waits for switch `id` to be committed or aborted. Past its deadline by a lease, the
+/// coordinator is taken for gone and the switch is finished or aborted ([`super::finish`]). `None`: the store could not be read for that
 /// long — the member resumes where it was (see the runbook).
-async fn await_outcome(fleet: &Fleet, id: u64, seen: Instant) -> Option<FleetRow> {
+async fn await_outcome(fleet: &Fleet, s: &ProxyState, id: u64, seen: Instant) -> Option<FleetRow> {
     let give_up = seen + fleet.switch.max_pause.get() + fleet.me.lease * 2;
     let step = (fleet.poll / 4).max(Duration::from_millis(2));
     loop {
         match fleet.store.fleet_row().await {
             Ok(row) if row.switch_id != id || row.phase != Phase::Prepare => return Some(row),
             Ok(row) => {
-                let late = row
-                    .deadline_in_ms
-                    .is_some_and(|d| d < -(fleet.me.lease.as_millis() as f64));
-                if late {
-                    let why = format!(
-                        "member {} gave up waiting for coordinator {} to commit",
-                        fleet.me.member,
-                        row.coordinator.as_deref().unwrap_or_default()
-                    );
-                    if let Ok(true) = fleet.store.abort(id, &why).await {
-                        tracing::warn!(switch = id, "{why}; switch aborted");
-                        lift_abandoned_fence(fleet, &row).await;
-                    }
-                    continue;
+                // Past the deadline by a lease: the coordinator is gone (see `finish`);
+                // past it by three, finishing has had its chance.
+                let past = -row.deadline_in_ms.unwrap_or(0.0);
+                let lease = fleet.me.lease.as_millis() as f64;
+                if past > lease {
+                    super::finish::settle(fleet, s, &row, past > 3.0 * lease).await;
                 }
             }
             Err(e) => {

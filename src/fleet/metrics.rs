@@ -23,6 +23,10 @@ pub struct FleetMetrics {
     pub phase_seconds: prometheus::HistogramVec,
     /// Member: prepare seen → acknowledged (its own drain).
     pub ack_seconds: Histogram,
+    /// Per backend: the epoch its database was fenced at (0: not fenced).
+    pub fenced_epoch: IntGaugeVec,
+    /// Per backend: writes its fence has refused (a count kept in the database).
+    pub fenced_refused: IntGaugeVec,
 }
 
 impl FleetMetrics {
@@ -64,6 +68,22 @@ impl FleetMetrics {
             .buckets(BUCKETS.to_vec()),
         )
         .expect("valid metric");
+        let fenced_epoch = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_fleet_fenced_epoch",
+                "The fleet epoch a backend's database was fenced at (0: it takes writes)",
+            ),
+            &["backend"],
+        )
+        .expect("valid metric");
+        let fenced_refused = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_fleet_fenced_writes_refused",
+                "Writes a backend's fence has refused, as counted in its database",
+            ),
+            &["backend"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(members.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(epoch.clone()),
@@ -71,6 +91,8 @@ impl FleetMetrics {
             Box::new(switches.clone()),
             Box::new(phase_seconds.clone()),
             Box::new(ack_seconds.clone()),
+            Box::new(fenced_epoch.clone()),
+            Box::new(fenced_refused.clone()),
         ] {
             r.register(c).expect("metric registered once");
         }
@@ -81,6 +103,8 @@ impl FleetMetrics {
             switches,
             phase_seconds,
             ack_seconds,
+            fenced_epoch,
+            fenced_refused,
         }
     }
 }

@@ -7,12 +7,15 @@
 //! - [`coordinate`]: the member that runs a switch (the one `POST /cutover` reached)
 //!   drives it through the fleet as the switch's [`crate::router::barrier::Barrier`].
 //! - [`fence`]: the old side refuses writes after a switch, in the database itself.
+//! - [`finish`]: a switch whose coordinator died is finished (old side fenced) or aborted.
 //! - [`leader`]: one member runs the fleet's live sync; another takes it over.
 //! - [`requests`]: a switch asked of any member is run by the sync leader.
 //! - [`metrics`]: the fleet's metrics.
 
+pub mod conn;
 pub mod coordinate;
 pub mod fence;
+pub mod finish;
 pub mod leader;
 pub mod member;
 pub mod metrics;
@@ -46,6 +49,8 @@ pub struct FleetView {
     /// The fleet's state row (route, switch in progress, its phase).
     pub state: Option<FleetRow>,
     pub members: Vec<MemberRow>,
+    /// Each backend's fence (absent: not installed there, or not read yet).
+    pub fences: BTreeMap<String, fence::FenceState>,
 }
 
 /// One member's view of its fleet, and its part in switches.
@@ -63,6 +68,10 @@ pub struct Fleet {
     ticket: Mutex<Option<Ticket>>,
     /// Every backend's database, for its fence.
     sides: BTreeMap<String, fence::FenceSide>,
+    /// A failpoint for tests (`SWITCHYARD_FAILPOINT_FLEET_STALL_AFTER_FENCE_MS`): the
+    /// coordinator waits this long between fencing the old side and committing, so a
+    /// test can kill it there.
+    stall_after_fence: Option<Duration>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -113,6 +122,7 @@ impl Fleet {
             epoch: 0,
             state: None,
             members: Vec::new(),
+            fences: BTreeMap::new(),
         };
         Ok(Fleet {
             me,
@@ -124,6 +134,10 @@ impl Fleet {
             view: Mutex::new(view),
             ticket: Mutex::new(None),
             sides,
+            stall_after_fence: std::env::var("SWITCHYARD_FAILPOINT_FLEET_STALL_AFTER_FENCE_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis),
         })
     }
 
@@ -146,6 +160,7 @@ impl Fleet {
 
     /// Asks the store now (for `/fleet` and `ctl fleet`).
     pub async fn fresh_view(&self) -> FleetView {
+        self.read_fences().await;
         let row = self.coord.fleet_row().await;
         let members = self.coord.members().await;
         match (row, members) {
@@ -175,6 +190,26 @@ impl Fleet {
         m.with_label_values(&["gone"])
             .set((members.len() - alive) as i64);
         lock(&self.view).members = members;
+    }
+
+    /// Reads every backend's fence (for `/status`, `ctl fleet` and the metrics).
+    pub async fn read_fences(&self) {
+        for (name, side) in &self.sides {
+            match side.state().await {
+                Ok(Some(st)) => {
+                    let m = &self.metrics;
+                    m.fenced_epoch
+                        .with_label_values(&[name])
+                        .set(st.fenced_at.unwrap_or(0) as i64);
+                    m.fenced_refused
+                        .with_label_values(&[name])
+                        .set(st.refused as i64);
+                    lock(&self.view).fences.insert(name.clone(), st);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "cannot read a backend's fence"),
+            }
+        }
     }
 
     fn note_error(&self, e: &store::StoreError) {

@@ -10,7 +10,9 @@
 
 use std::time::Duration;
 
-use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryRow};
+use tokio_postgres::SimpleQueryRow;
+
+use super::conn::{Conn, Failure};
 
 use crate::backend::url::PgTarget;
 use crate::sync::schema::lit;
@@ -94,6 +96,8 @@ pub struct FleetRow {
     pub outcome: Option<String>,
     /// The member that runs the fleet's live sync, while its lease holds.
     pub sync_leader: Option<String>,
+    /// The fleet has a live sync (its leader's lease may have run out).
+    pub sync_named: bool,
 }
 
 /// One member as the store knows it.
@@ -124,11 +128,10 @@ pub struct Me {
     pub lease: Duration,
 }
 
-/// A connection to the store, made again when it breaks.
+/// The fleet's store.
 pub struct Store {
-    target: PgTarget,
+    conn: Conn,
     pub fleet: String,
-    client: tokio::sync::Mutex<Option<Client>>,
 }
 
 fn interval(d: Duration) -> String {
@@ -146,54 +149,28 @@ fn num<T: std::str::FromStr>(r: &SimpleQueryRow, i: usize) -> Option<T> {
 impl Store {
     pub fn new(target: PgTarget, fleet: &str) -> Store {
         Store {
-            target,
+            conn: Conn::new(target),
             fleet: fleet.to_string(),
-            client: tokio::sync::Mutex::new(None),
         }
     }
 
     /// Where the store is, for messages.
     pub fn addr(&self) -> String {
-        format!("{}/{}", self.target.host, self.target.database)
+        self.conn.addr()
     }
 
-    /// Runs `sql`; a broken connection is made again once.
+    /// Runs `sql` on the store.
     pub async fn run(&self, sql: &str) -> Result<Vec<SimpleQueryRow>, StoreError> {
-        let mut guard = self.client.lock().await;
-        for attempt in 0..2 {
-            if guard.as_ref().is_none_or(|c| c.is_closed()) {
-                let c = crate::sync::pgconn::connect(&self.target)
-                    .await
-                    .map_err(|e| StoreError::Unreachable {
-                        addr: self.addr(),
-                        detail: e.to_string(),
-                    })?;
-                *guard = Some(c);
-            }
-            let c = guard.as_ref().expect("connected above");
-            match c.simple_query(sql).await {
-                Ok(msgs) => {
-                    return Ok(msgs
-                        .into_iter()
-                        .filter_map(|m| match m {
-                            SimpleQueryMessage::Row(r) => Some(r),
-                            _ => None,
-                        })
-                        .collect());
-                }
-                Err(e) if e.as_db_error().is_none() && attempt == 0 => *guard = None,
-                Err(e) => {
-                    if e.as_db_error().is_none() {
-                        *guard = None;
-                    }
-                    return Err(StoreError::Query {
-                        addr: self.addr(),
-                        detail: crate::sync::pg_error(&e),
-                    });
-                }
-            }
-        }
-        unreachable!("the second attempt returns")
+        self.conn.run(sql).await.map_err(|f| match f {
+            Failure::Unreachable(detail) => StoreError::Unreachable {
+                addr: self.addr(),
+                detail,
+            },
+            Failure::Refused(detail) => StoreError::Query {
+                addr: self.addr(),
+                detail,
+            },
+        })
     }
 
     /// Creates the tables (idempotent; members starting together may race, so a
@@ -261,7 +238,7 @@ impl Store {
         let sql = format!(
             "SELECT epoch, active, previous, switch_id, kind, source, target, phase, coordinator, expected,
                     extract(epoch FROM deadline - clock_timestamp()) * 1000, outcome,
-                    CASE WHEN sync_until > now() THEN sync_leader END
+                    CASE WHEN sync_until > now() THEN sync_leader END, sync_leader IS NOT NULL
              FROM switchyard.fleet WHERE name = {}",
             lit(&self.fleet)
         );
@@ -290,6 +267,7 @@ impl Store {
             deadline_in_ms: num(r, 10),
             outcome: text(r, 11),
             sync_leader: text(r, 12),
+            sync_named: r.get(13) == Some("t"),
         })
     }
 

@@ -74,7 +74,9 @@ fn assert_ledger(fx: &FleetFx, out: &Outcome, source: &Side<'_>, inactive: &Side
 /// The fence's epoch as the database holds it (0: not fenced).
 fn fenced_at(fx: &FleetFx, local: bool) -> i64 {
     let pg = if local { &fx.local } else { &fx.remote };
-    pg.psql_db("app", "SELECT last_value FROM switchyard.fenced_at")
+    let sql = "SELECT coalesce(max(last_value), 0) FROM pg_sequences \
+               WHERE schemaname = 'switchyard' AND sequencename = 'fenced_at'";
+    pg.psql_db("app", sql)
         .trim()
         .parse()
         .unwrap()
@@ -304,4 +306,72 @@ fn a_dead_sync_leader_is_taken_over_and_a_restarted_member_follows_the_fleet() {
     std::thread::sleep(Duration::from_millis(1000));
     let out = finish(&fx, ws);
     assert_ledger(&fx, &out, &Side::Pg(&fx.remote), &Side::Pg(&fx.local));
+}
+
+#[test]
+fn a_coordinator_killed_after_fencing_is_finished_for_by_the_others() {
+    let fx = FleetFx::new(3, false);
+    let stall = [("SWITCHYARD_FAILPOINT_FLEET_STALL_AFTER_FENCE_MS", "1500")];
+    let mut procs = vec![fx.serve_with(0, &stall), fx.serve(1), fx.serve(2)];
+    fx.wait_members(3);
+    let (code, answer) = fx.post(
+        0,
+        "/sync/start",
+        Some(json!({"from": "local", "to": "remote"})),
+    );
+    assert_eq!(code, 200, "{answer}");
+    fx.wait_streaming(0);
+    let ws = writers(&fx, &[1, 2]);
+    std::thread::sleep(Duration::from_millis(1000));
+    // m1 runs the sync, so it coordinates; it is killed once the old side is fenced.
+    let admin = fx.members[0].admin;
+    let asked = std::thread::spawn(move || {
+        let target = switchyard::testing::Target {
+            base: format!("http://127.0.0.1:{admin}"),
+            token: None,
+        };
+        let body = Some(json!({"to": "remote"}));
+        crate::support::rt().block_on(switchyard::testing::call(
+            &target,
+            hyper::Method::POST,
+            "/cutover",
+            body,
+        ))
+    });
+    assert!(
+        wait_until(Duration::from_secs(10), || fenced_at(&fx, true) == 1),
+        "the old side was never fenced\n{}",
+        fx.logs()
+    );
+    signal(&procs[0], "KILL");
+    let killed = Instant::now();
+    assert!(asked.join().unwrap().is_err(), "the coordinator answered");
+    // The others wait for the deadline (max_pause 2 s) and a lease (2 s), take the sync
+    // over and finish the switch.
+    assert!(
+        active_everywhere_within(&fx, &[1, 2], "remote", Duration::from_secs(20)),
+        "the others did not finish the switch\n{}",
+        fx.logs()
+    );
+    eprintln!(
+        "switch finished {:?} after the coordinator died",
+        killed.elapsed()
+    );
+    assert_eq!(fenced_at(&fx, true), 1, "the old side must stay fenced");
+    let f = fx.get(1, "/fleet");
+    assert_eq!(f["state"]["phase"], "committed", "{f}");
+    assert_eq!(f["epoch"], 1, "{f}");
+    procs[0] = fx.serve(0);
+    assert!(active_everywhere(&fx, &[0, 1, 2], "remote", &json!(1)));
+    std::thread::sleep(Duration::from_millis(1000));
+    let out = finish(&fx, ws);
+    assert_ledger(&fx, &out, &Side::Pg(&fx.remote), &Side::Pg(&fx.local));
+}
+
+fn active_everywhere_within(fx: &FleetFx, members: &[usize], backend: &str, d: Duration) -> bool {
+    wait_until(d, || {
+        members
+            .iter()
+            .all(|&i| fx.get(i, "/status")["active"] == backend)
+    })
 }

@@ -181,6 +181,22 @@ impl LiveSync {
         Ok(())
     }
 
+    /// A fleet switch whose coordinator died after fencing the old side, finished by the
+    /// member that took the sync over: the data step of [`Self::prepare_switch`], with the
+    /// apply loop held off until [`Self::end_finished_switch`].
+    pub async fn finish_switch(&self, epoch: u64) -> Result<(), HookError> {
+        self.quiet.store(true, Ordering::SeqCst);
+        self.prepare_switch(epoch).await
+    }
+
+    /// The finished switch was committed in the fleet's store (or not).
+    pub fn end_finished_switch(self: &std::sync::Arc<Self>, epoch: u64, committed: bool) {
+        if committed {
+            self.commit_flip(epoch);
+        }
+        self.switch_finished(committed);
+    }
+
     /// The switch committed: changes flow the other way from now on.
     pub(super) fn commit_flip(&self, epoch: u64) {
         let forward = !self.forward.load(Ordering::SeqCst);

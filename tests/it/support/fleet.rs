@@ -88,6 +88,11 @@ impl FleetFx {
 
     /// Member `i` (0-based) serving, once its admin API answers.
     pub fn serve(&self, i: usize) -> KillOnDrop {
+        self.serve_with(i, &[])
+    }
+
+    /// Member `i` serving with extra environment (a failpoint).
+    pub fn serve_with(&self, i: usize, env: &[(&str, &str)]) -> KillOnDrop {
         let m = &self.members[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -101,6 +106,7 @@ impl FleetFx {
                     "RUST_LOG",
                     std::env::var("SY_SERVE_LOG").unwrap_or_else(|_| "info".into()),
                 )
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
