@@ -312,7 +312,7 @@ fn a_dead_sync_leader_is_taken_over_and_a_restarted_member_follows_the_fleet() {
 fn a_coordinator_killed_after_fencing_is_finished_for_by_the_others() {
     let fx = FleetFx::new(3, false);
     let stall = [("SWITCHYARD_FAILPOINT_FLEET_STALL_AFTER_FENCE_MS", "1500")];
-    let mut procs = vec![fx.serve_with(0, &stall), fx.serve(1), fx.serve(2)];
+    let mut procs = [fx.serve_with(0, &stall), fx.serve(1), fx.serve(2)];
     fx.wait_members(3);
     let (code, answer) = fx.post(
         0,
