@@ -94,9 +94,10 @@ pub fn render_fleet(b: &Value) -> String {
 /// The fleet part of a switch's answer: each member's acknowledgement and resume times.
 pub fn render_switch(f: &Value) -> String {
     let mut out = format!(
-        "  fleet switch {} (epoch {}): prepare {} ms, commit {} ms\n",
+        "  fleet switch {} (epoch {}): fleet paused {} ms (prepare {} ms, commit {} ms)\n",
         f["switch_id"],
         f["epoch"],
+        ms(&f["fleet_pause_ms"]),
         ms(&f["prepare_ms"]),
         ms(&f["commit_ms"])
     );

@@ -323,8 +323,14 @@ impl Fleet {
                 })
             })
             .collect();
+        // First member paused (this one, right after `begin`) to last member serving.
+        let fleet_pause = members
+            .iter()
+            .filter_map(|m| m["resumed_ms"].as_f64())
+            .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))));
         Some(json!({
             "switch_id": t.id,
+            "fleet_pause_ms": fleet_pause,
             "epoch": t.epoch,
             "committed": t.committed.is_some(),
             "prepare_ms": t.acked.map(|a| ms(a - t.began)),

@@ -127,6 +127,55 @@ fn the_example_config_is_valid() {
     );
 }
 
+/// The Kubernetes example's config (a fleet: name and member from the Deployment) is
+/// accepted; the same fleet over a SQLite backend is refused, naming it.
+#[test]
+fn the_kubernetes_fleet_config_is_valid_and_sqlite_fleets_are_refused() {
+    let manifest = include_str!("../../deploy/kubernetes/configmap.yaml");
+    let doc: Vec<&str> = manifest
+        .split("switchyard.toml: |\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let text = doc.join("\n").replace(
+        "/var/lib/switchyard/",
+        &format!("{}/", dir.path().display()),
+    );
+    let cfg = write(&dir, "switchyard.toml", &text);
+    let run = |path: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["check-config", path])
+            .envs([
+                ("APP_DB_PASSWORD", "a"),
+                ("LOCAL_DB_PASSWORD", "b"),
+                ("SUPABASE_REF", "ref"),
+                ("SUPABASE_PASSWORD", "c"),
+                ("SUPABASE_REGION", "us-east-1"),
+                ("SWITCHYARD_ADMIN_TOKEN", "t"),
+                ("FLEET_NAME", "app"),
+                ("POD_NAME", "app-7d9f-x2x"),
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, out) = run(&cfg);
+    assert!(ok, "{out}");
+    let sqlite = text.replace(
+        "postgres://app:${LOCAL_DB_PASSWORD}@postgres.default.svc.cluster.local:5432/app",
+        "sqlite://app.db",
+    );
+    let cfg = write(&dir, "sqlite.toml", &sqlite);
+    let (ok, out) = run(&cfg);
+    assert!(!ok, "{out}");
+    assert!(out.contains("SQLite backends (local)"), "{out}");
+}
+
 /// `switchyard init` asked interactively (answers on stdin) writes a config that
 /// check-config accepts; wrong answers are refused with the reason, writing nothing.
 #[test]

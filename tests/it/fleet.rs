@@ -76,10 +76,7 @@ fn fenced_at(fx: &FleetFx, local: bool) -> i64 {
     let pg = if local { &fx.local } else { &fx.remote };
     let sql = "SELECT coalesce(max(last_value), 0) FROM pg_sequences \
                WHERE schemaname = 'switchyard' AND sequencename = 'fenced_at'";
-    pg.psql_db("app", sql)
-        .trim()
-        .parse()
-        .unwrap()
+    pg.psql_db("app", sql).trim().parse().unwrap()
 }
 
 fn active_everywhere(fx: &FleetFx, members: &[usize], backend: &str, epoch: &Value) -> bool {

@@ -1,7 +1,7 @@
 //! A fleet of real switchyard processes (`switchyard serve`, one config each) in front of
 //! a local PostgreSQL and a remote one (directly, or behind PgBouncer in transaction mode),
 //! with the live-sync workload's schema and seed on the local side. The fleet's store is
-//! the local database.
+//! the local database, or the remote one through PgBouncer when pooled.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -44,6 +44,9 @@ impl FleetFx {
             Some(b) => format!("url = \"{}\"\npooler = \"transaction\"", b.url()),
             None => format!("url = \"{}\"\npooler = \"none\"", remote.url("app")),
         };
+        // Pooled: the fleet's store is reached through PgBouncer too (it must work
+        // behind a transaction pooler).
+        let store = if pooled { "remote" } else { "local" };
         let dir = scratch_dir("sy-fleet-");
         let members = (1..=n)
             .map(|i| {
@@ -60,7 +63,7 @@ impl FleetFx {
                          [backends.remote]\n{remote_url}\npool_size = 10\n\
                          [routing]\nactive = \"local\"\nstate_file = \"{}\"\n\
                          [switch]\nmax_pause = \"2s\"\n\
-                         [fleet]\nname = \"shop\"\nstore = \"local\"\nmember = \"{name}\"\nlease = \"2s\"\n",
+                         [fleet]\nname = \"shop\"\nstore = \"{store}\"\nmember = \"{name}\"\nlease = \"2s\"\n",
                         local.url("app"),
                         dir.path().join(format!("{name}.route")).display(),
                     ),
