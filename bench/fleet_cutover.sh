@@ -21,10 +21,7 @@ SY="$ROOT/target/release/switchyard"
 (cd "$ROOT" && cargo build --release --quiet)
 start_pg a; PORT_A=$PG_PORT
 start_pg b; PORT_B=$PG_PORT
-PGPASSWORD=secret "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PORT_A" -U app -i -s "$SCALE" -q app >/dev/null 2>&1
-# Live sync needs a primary key on every table; pgbench_history has none.
-PGPASSWORD=secret psql -X -q -h 127.0.0.1 -p "$PORT_A" -U app -d app \
-    -c "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY" >/dev/null
+pgbench_init_keyed "$PORT_A" "$SCALE"
 PORTS=(); ADMINS=()
 for m in $(seq 1 "$MEMBERS"); do
     start_switchyard "postgres://app:secret@127.0.0.1:$PORT_A/app?sslmode=disable" 24 \

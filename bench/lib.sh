@@ -134,3 +134,11 @@ cpu_ticks() {
 median() {
     sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
 }
+
+# pgbench_init_keyed PORT SCALE: pgbench's tables at SCALE, with the primary key on
+# pgbench_history that live sync needs (pgbench makes it without one).
+pgbench_init_keyed() {
+    PGPASSWORD=secret "$PG_BIN/pgbench" -h 127.0.0.1 -p "$1" -U app -i -s "$2" -q app >/dev/null 2>&1
+    PGPASSWORD=secret psql -X -q -h 127.0.0.1 -p "$1" -U app -d app \
+        -c "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY" >/dev/null
+}

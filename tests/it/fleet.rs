@@ -93,13 +93,7 @@ fn ten_fleet_switches_under_writers_lose_nothing_and_fence_the_old_side() {
     let fx = FleetFx::new(3, true);
     let _procs = fx.serve_all();
     fx.wait_members(3);
-    let (code, answer) = fx.post(
-        1,
-        "/sync/start",
-        Some(json!({"from": "local", "to": "remote"})),
-    );
-    assert_eq!(code, 200, "{answer}\n{}", fx.logs());
-    fx.wait_streaming(1);
+    fx.start_sync(1);
     let (code, answer) = fx.post(
         0,
         "/sync/start",
@@ -201,35 +195,12 @@ fn a_member_frozen_after_acknowledging_follows_the_commit_when_thawed() {
     let fx = FleetFx::new(3, false);
     let procs = fx.serve_all();
     fx.wait_members(3);
-    let (code, answer) = fx.post(
-        0,
-        "/sync/start",
-        Some(json!({"from": "local", "to": "remote"})),
-    );
-    assert_eq!(code, 200, "{answer}");
-    fx.wait_streaming(0);
+    fx.start_sync(0);
     let ws = writers(&fx, &[0, 1, 2]);
     std::thread::sleep(Duration::from_millis(1000));
     // Freeze m3 the moment its acknowledgement reaches the store, before the commit.
     let store = fx.local.url("app");
-    let switch = std::thread::spawn({
-        let fx_admin = fx.members[0].admin;
-        move || {
-            let rt = crate::support::rt();
-            let target = switchyard::testing::Target {
-                base: format!("http://127.0.0.1:{fx_admin}"),
-                token: None,
-            };
-            let body = json!({"to": "remote"});
-            rt.block_on(switchyard::testing::call(
-                &target,
-                hyper::Method::POST,
-                "/cutover",
-                Some(body),
-            ))
-            .unwrap()
-        }
-    });
+    let switch = fx.cutover_on_thread(0);
     let frozen = fx.runtime().block_on(async {
         let c = crate::support::connect(&store).await.unwrap();
         let until = Instant::now() + Duration::from_secs(5);
@@ -249,7 +220,7 @@ fn a_member_frozen_after_acknowledging_follows_the_commit_when_thawed() {
         }
         false
     });
-    let (code, rec) = switch.join().unwrap();
+    let (code, rec) = switch.join().unwrap().unwrap();
     if !frozen {
         panic!("m3's acknowledgement was never seen before the commit: {rec}");
     }
@@ -271,13 +242,7 @@ fn a_dead_sync_leader_is_taken_over_and_a_restarted_member_follows_the_fleet() {
     let fx = FleetFx::new(3, false);
     let mut procs = fx.serve_all();
     fx.wait_members(3);
-    let (code, answer) = fx.post(
-        1,
-        "/sync/start",
-        Some(json!({"from": "local", "to": "remote"})),
-    );
-    assert_eq!(code, 200, "{answer}");
-    fx.wait_streaming(1);
+    fx.start_sync(1);
     let ws = writers(&fx, &[0, 2]);
     std::thread::sleep(Duration::from_millis(1000));
     // The sync leader (m2) dies: another member takes the sync over within the lease
@@ -311,30 +276,11 @@ fn a_coordinator_killed_after_fencing_is_finished_for_by_the_others() {
     let stall = [("SWITCHYARD_FAILPOINT_FLEET_STALL_AFTER_FENCE_MS", "1500")];
     let mut procs = [fx.serve_with(0, &stall), fx.serve(1), fx.serve(2)];
     fx.wait_members(3);
-    let (code, answer) = fx.post(
-        0,
-        "/sync/start",
-        Some(json!({"from": "local", "to": "remote"})),
-    );
-    assert_eq!(code, 200, "{answer}");
-    fx.wait_streaming(0);
+    fx.start_sync(0);
     let ws = writers(&fx, &[1, 2]);
     std::thread::sleep(Duration::from_millis(1000));
     // m1 runs the sync, so it coordinates; it is killed once the old side is fenced.
-    let admin = fx.members[0].admin;
-    let asked = std::thread::spawn(move || {
-        let target = switchyard::testing::Target {
-            base: format!("http://127.0.0.1:{admin}"),
-            token: None,
-        };
-        let body = Some(json!({"to": "remote"}));
-        crate::support::rt().block_on(switchyard::testing::call(
-            &target,
-            hyper::Method::POST,
-            "/cutover",
-            body,
-        ))
-    });
+    let asked = fx.cutover_on_thread(0);
     assert!(
         wait_until(Duration::from_secs(10), || fenced_at(&fx, true) == 1),
         "the old side was never fenced\n{}",

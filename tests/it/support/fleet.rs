@@ -171,17 +171,7 @@ impl FleetFx {
 
     /// A switch asked of member `i`, tried again while refused only for lag.
     pub fn switch(&self, i: usize, path: &str, body: Option<Value>) -> Value {
-        for _ in 0..100 {
-            let (_, answer) = self.post(i, path, body.clone());
-            let lagging = answer["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("max_lag_rows") || e.contains("try again"));
-            if !lagging {
-                return answer;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        panic!("{path} refused for lag 100 times");
+        super::switch_retrying(path, || self.post(i, path, body.clone()).1)
     }
 
     /// Waits until every member in `alive` has joined and sees the others.
@@ -196,6 +186,28 @@ impl FleetFx {
             "the fleet did not see {alive} members: {}",
             self.get(0, "/fleet")
         );
+    }
+
+    /// Starts the fleet's live sync (local -> remote) on member `i`, and waits until it
+    /// streams.
+    pub fn start_sync(&self, i: usize) {
+        let body = serde_json::json!({"from": "local", "to": "remote"});
+        let (code, answer) = self.post(i, "/sync/start", Some(body));
+        assert_eq!(code, 200, "{answer}\n{}", self.logs());
+        self.wait_streaming(i);
+    }
+
+    /// `POST /cutover` to remote on member `i`, on a thread of its own (the test acts
+    /// while it runs).
+    pub fn cutover_on_thread(
+        &self,
+        i: usize,
+    ) -> std::thread::JoinHandle<anyhow::Result<(u16, Value)>> {
+        let target = self.target(i);
+        std::thread::spawn(move || {
+            let body = Some(serde_json::json!({"to": "remote"}));
+            rt().block_on(call(&target, hyper::Method::POST, "/cutover", body))
+        })
     }
 
     /// Waits until member `i`'s live sync streams.

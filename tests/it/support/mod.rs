@@ -20,6 +20,25 @@ pub use bouncer::Bouncer;
 pub use cluster::PgCluster;
 pub use proxy::Proxy;
 
+/// A switch asked with `post`, tried again while refused only for lag (writers keep
+/// writing, so live sync may be behind for a moment).
+pub fn switch_retrying(
+    path: &str,
+    mut post: impl FnMut() -> serde_json::Value,
+) -> serde_json::Value {
+    for _ in 0..100 {
+        let answer = post();
+        let lagging = answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("max_lag_rows") || e.contains("try again"));
+        if !lagging {
+            return answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    panic!("{path} refused for lag 100 times");
+}
+
 /// A runtime for the test's own clients.
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

@@ -164,17 +164,7 @@ impl Fixture {
 
     /// A switch, tried again while refused only for lag (the writers keep writing).
     pub fn switch(&self, path: &str, body: Option<Value>) -> Value {
-        for _ in 0..100 {
-            let (_, answer) = self.post(path, body.clone());
-            let lagging = answer["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("max_lag_rows") || e.contains("try again"));
-            if !lagging {
-                return answer;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        panic!("{path} refused for lag 100 times");
+        super::switch_retrying(path, || self.post(path, body.clone()).1)
     }
 
     pub fn wait_streaming(&self, resumed: bool) {
