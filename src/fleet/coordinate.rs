@@ -131,7 +131,8 @@ impl Fleet {
                         "{name} (last heartbeat {:.1} s ago)",
                         m.heartbeat_age_s
                     )),
-                    None => missing.push(format!("{name} (left the fleet)")),
+                    // Left the fleet (shut down cleanly): it serves nobody now.
+                    None => {}
                 }
             }
             if missing.is_empty() {
