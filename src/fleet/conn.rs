@@ -57,6 +57,10 @@ impl Conn {
                 Err(e) => {
                     if e.as_db_error().is_none() {
                         *guard = None;
+                    } else {
+                        // A statement string with its own BEGIN leaves the transaction
+                        // open and failed; the next statement must not inherit it.
+                        let _ = c.simple_query("ROLLBACK").await;
                     }
                     return Err(Failure::Refused(crate::sync::pg_error(&e)));
                 }

@@ -264,6 +264,9 @@ impl Fleet {
             Ok(true) => {
                 tracing::warn!(switch = t.id, why, "fleet switch: aborted");
                 self.unfence(&t).await;
+                if let Ok(side) = self.side(&t.from) {
+                    let _ = side.remove().await;
+                }
             }
             // Ended already: a member aborted it (fences are put back as before) or
             // finished it (the fence stays: the fleet moved on).
@@ -311,6 +314,12 @@ impl Fleet {
                 .observe(c.elapsed().as_secs_f64());
         } else {
             members = self.coord.members().await.unwrap_or_default();
+        }
+        if t.committed.is_some()
+            && let Ok(side) = self.side(&t.to)
+            && let Err(e) = side.remove().await
+        {
+            tracing::warn!(error = %e, "the fence's triggers stay on the active side (each write pays a check)");
         }
         let members: Vec<_> = members
             .iter()

@@ -138,6 +138,13 @@ fn ten_fleet_switches_under_writers_lose_nothing_and_fence_the_old_side() {
             0,
             "the active side is fenced"
         );
+        let active = if old_is_local { &fx.remote } else { &fx.local };
+        let triggers = "SELECT count(*) FROM pg_trigger WHERE tgname = 'switchyard_fence'";
+        assert_eq!(
+            active.psql_db("app", triggers).trim(),
+            "0",
+            "fence triggers left on the active side"
+        );
         let members = rec["fleet"]["members"].as_array().unwrap();
         assert_eq!(members.len(), 3, "{rec}");
         pauses.push(rec["pause_ms"].as_f64().unwrap());
@@ -317,4 +324,42 @@ fn active_everywhere_within(fx: &FleetFx, members: &[usize], backend: &str, d: D
             .iter()
             .all(|&i| fx.get(i, "/status")["active"] == backend)
     })
+}
+
+#[test]
+fn a_direct_writer_in_flight_on_the_old_side_refuses_the_switch_naming_it() {
+    let fx = FleetFx::new(2, false);
+    let _procs = fx.serve_all();
+    fx.wait_members(2);
+    let rt = fx.runtime();
+    let direct = rt.block_on(async {
+        let c = crate::support::connect(&fx.local.url("app")).await.unwrap();
+        c.batch_execute("BEGIN; INSERT INTO events (id, payload) VALUES (-3, 'in flight')")
+            .await
+            .unwrap();
+        c
+    });
+    // Its transaction holds the table, so the fence cannot go on it: refused before
+    // anyone is paused, naming the transaction.
+    let (code, rec) = fx.post(0, "/cutover", Some(json!({"to": "remote"})));
+    assert_eq!(code, 503, "{rec}");
+    let error = rec["error"].as_str().unwrap();
+    assert!(
+        error.contains("\"events\"") && error.contains("idle in transaction"),
+        "{rec}"
+    );
+    assert_eq!(rec["pause_ms"], 0.0, "{rec}");
+    assert_eq!(fenced_at(&fx, true), 0);
+    assert!(active_everywhere(&fx, &[0, 1], "local", &json!(0)));
+    // Once it commits, the switch goes ahead.
+    rt.block_on(direct.batch_execute("COMMIT")).unwrap();
+    let rec = fx.switch(1, "/cutover", Some(json!({"to": "remote"})));
+    assert_eq!(rec["ok"], true, "{rec}\n{}", fx.logs());
+    let (code, _) = fx
+        .direct(
+            &fx.local,
+            "INSERT INTO events (id, payload) VALUES (-4, 'late')",
+        )
+        .expect_err("the old side is fenced");
+    assert_eq!(code, "25006");
 }
