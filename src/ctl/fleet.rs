@@ -28,10 +28,16 @@ pub fn render_fleet(b: &Value) -> String {
         st["active"].as_str().unwrap_or("?"),
         b["store"].as_str().unwrap_or("?"),
     );
-    out += &format!(
-        "live sync leader: {}\n",
-        st["sync_leader"].as_str().unwrap_or("none")
-    );
+    let leader = st["sync_leader"].as_str();
+    let lag = b["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["member"].as_str() == leader)
+        .and_then(|m| m["live_sync"].as_str())
+        .map(|l| format!(" ({l})"))
+        .unwrap_or_default();
+    out += &format!("live sync leader: {}{lag}\n", leader.unwrap_or("none"));
     if let Some(fences) = b["fences"].as_object().filter(|f| !f.is_empty()) {
         let list: Vec<String> = fences
             .iter()

@@ -108,10 +108,21 @@ async fn watch_fences(fleet: Arc<Fleet>, stop: tokio_util::sync::CancellationTok
 
 async fn heartbeat(fleet: &Fleet, s: &ProxyState) {
     let route = s.switcher.route();
+    let live = s.live.current().filter(|l| l.running()).map(|l| {
+        let st = l.status();
+        format!(
+            "{} -> {} {}, {} pending (oldest {:.1} s)",
+            st.source,
+            st.target,
+            format!("{:?}", st.phase).to_lowercase(),
+            st.pending_changes,
+            st.oldest_change_seconds
+        )
+    });
     let r = async {
         fleet
             .store
-            .heartbeat(&fleet.me, route.epoch, &route.active)
+            .heartbeat(&fleet.me, route.epoch, &route.active, live.as_deref())
             .await?;
         fleet.store.members().await
     };

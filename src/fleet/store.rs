@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS switchyard.fleet_members (
   PRIMARY KEY (fleet, member));
 ALTER TABLE switchyard.fleet ADD COLUMN IF NOT EXISTS sync_leader text;
 ALTER TABLE switchyard.fleet ADD COLUMN IF NOT EXISTS sync_until timestamptz;
+ALTER TABLE switchyard.fleet_members ADD COLUMN IF NOT EXISTS live_sync text;
 CREATE TABLE IF NOT EXISTS switchyard.fleet_requests (
   id bigserial PRIMARY KEY, fleet text NOT NULL, kind text NOT NULL, target text,
   wait_ms bigint, requested_by text NOT NULL, requested_at timestamptz NOT NULL DEFAULT now(),
@@ -118,6 +119,8 @@ pub struct MemberRow {
     pub done_switch: u64,
     /// Milliseconds from the switch's start to this member serving again.
     pub done_ms: Option<f64>,
+    /// The live sync this member runs: direction, phase and lag.
+    pub live_sync: Option<String>,
 }
 
 /// A member's own facts, written with its heartbeat.
@@ -207,11 +210,20 @@ impl Store {
         self.fleet_row().await
     }
 
-    /// Renews this member's lease and says what it serves; rejoins if its row is gone.
-    pub async fn heartbeat(&self, me: &Me, epoch: u64, active: &str) -> Result<(), StoreError> {
+    /// Renews this member's lease and says what it serves (and the live sync it runs);
+    /// rejoins if its row is gone.
+    pub async fn heartbeat(
+        &self,
+        me: &Me,
+        epoch: u64,
+        active: &str,
+        live_sync: Option<&str>,
+    ) -> Result<(), StoreError> {
         let sql = format!(
-            "UPDATE switchyard.fleet_members SET heartbeat = now(), lease_until = now() + {lease}, epoch = {epoch}, active = {a}
+            "UPDATE switchyard.fleet_members SET heartbeat = now(), lease_until = now() + {lease}, epoch = {epoch}, active = {a},
+                live_sync = {ls}
              WHERE fleet = {f} AND member = {m} RETURNING 1",
+            ls = live_sync.map(lit).unwrap_or_else(|| "NULL".into()),
             lease = interval(me.lease),
             a = lit(active),
             f = lit(&self.fleet),
@@ -279,7 +291,8 @@ impl Store {
                     CASE WHEN m.ack_switch = f.switch_id THEN extract(epoch FROM m.ack_at - f.began_at) * 1000 END,
                     CASE WHEN m.ack_switch = f.switch_id THEN m.ack_error END,
                     m.done_switch,
-                    CASE WHEN m.done_switch = f.switch_id THEN extract(epoch FROM m.done_at - f.began_at) * 1000 END
+                    CASE WHEN m.done_switch = f.switch_id THEN extract(epoch FROM m.done_at - f.began_at) * 1000 END,
+                    m.live_sync
              FROM switchyard.fleet_members m JOIN switchyard.fleet f ON f.name = m.fleet
              WHERE m.fleet = {} ORDER BY m.member",
             lit(&self.fleet)
@@ -301,6 +314,7 @@ impl Store {
                 ack_error: text(r, 9),
                 done_switch: num(r, 10).unwrap_or(0),
                 done_ms: num(r, 11),
+                live_sync: text(r, 12),
             })
             .collect())
     }
