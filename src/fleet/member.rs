@@ -71,7 +71,9 @@ pub async fn run(fleet: Arc<Fleet>, s: Arc<ProxyState>) {
             }
         };
         fleet.note_row(&row);
-        super::requests::serve(&fleet, &s).await;
+        if row.requests > 0 {
+            super::requests::serve(&fleet, &s).await;
+        }
         let mine = row.coordinator.as_deref() == Some(fleet.me.member.as_str());
         if row.phase == Phase::Prepare
             && row.switch_id > handled

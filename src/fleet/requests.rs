@@ -19,7 +19,7 @@ use crate::sync::schema::lit;
 const ANSWER_POLL: Duration = Duration::from_millis(10);
 
 /// A request older than this is not taken (its asker has given up).
-const REQUEST_TTL_SECS: u64 = 30;
+pub const REQUEST_TTL_SECS: u64 = 30;
 
 struct Request {
     id: i64,

@@ -99,6 +99,8 @@ pub struct FleetRow {
     pub sync_leader: Option<String>,
     /// The fleet has a live sync (its leader's lease may have run out).
     pub sync_named: bool,
+    /// Switches asked of members that wait for the sync leader to take them.
+    pub requests: u64,
 }
 
 /// One member as the store knows it.
@@ -250,9 +252,12 @@ impl Store {
         let sql = format!(
             "SELECT epoch, active, previous, switch_id, kind, source, target, phase, coordinator, expected,
                     extract(epoch FROM deadline - clock_timestamp()) * 1000, outcome,
-                    CASE WHEN sync_until > now() THEN sync_leader END, sync_leader IS NOT NULL
-             FROM switchyard.fleet WHERE name = {}",
-            lit(&self.fleet)
+                    CASE WHEN sync_until > now() THEN sync_leader END, sync_leader IS NOT NULL,
+                    (SELECT count(*) FROM switchyard.fleet_requests q WHERE q.fleet = f.name
+                       AND q.taken_by IS NULL AND q.requested_at > now() - interval '{ttl} seconds')
+             FROM switchyard.fleet f WHERE name = {}",
+            lit(&self.fleet),
+            ttl = super::requests::REQUEST_TTL_SECS,
         );
         let rows = self.run(&sql).await?;
         let r = rows.first().ok_or_else(|| StoreError::Query {
@@ -280,6 +285,7 @@ impl Store {
             outcome: text(r, 11),
             sync_leader: text(r, 12),
             sync_named: r.get(13) == Some("t"),
+            requests: num(r, 14).unwrap_or(0),
         })
     }
 
