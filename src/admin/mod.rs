@@ -214,7 +214,13 @@ async fn forwarded(
     opts: SwitchOptions,
 ) -> Option<Response> {
     let fleet = shared.fleet.as_ref()?;
-    let leader = fleet.forward_to(shared)?;
+    let leader = match fleet.forward_to(shared) {
+        Ok(leader) => leader?,
+        Err(why) => {
+            let body = serde_json::json!({ "ok": false, "error": why });
+            return Some((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response());
+        }
+    };
     tracing::info!(%leader, kind, "switch passed to the member that runs the fleet's live sync");
     let (status, body) = fleet.forward(kind, to, opts.wait).await;
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

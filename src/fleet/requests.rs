@@ -29,16 +29,26 @@ struct Request {
 }
 
 impl Fleet {
-    /// The member a switch asked here must go to: the sync leader, when it is another
-    /// member and no sync runs here.
-    pub fn forward_to(&self, s: &ProxyState) -> Option<String> {
+    /// Where a switch asked here must run: here (`Ok(None)`: no live sync, or it runs
+    /// here), on the sync leader (`Ok(Some(member))`), or nowhere yet (`Err`: the fleet
+    /// has a sync whose member is gone and nobody has taken it over — a switch now would
+    /// leave its data step undone).
+    pub fn forward_to(&self, s: &ProxyState) -> Result<Option<String>, String> {
         if s.live.current().is_some_and(|l| l.running()) {
-            return None;
+            return Ok(None);
         }
-        self.view()
-            .state?
-            .sync_leader
-            .filter(|l| *l != self.me.member)
+        let Some(row) = self.view().state else {
+            return Ok(None);
+        };
+        match row.sync_leader {
+            Some(l) if l != self.me.member => Ok(Some(l)),
+            Some(_) => Ok(None),
+            None if row.sync_named => Err(format!(
+                "the fleet's live sync has no running member (its lease ran out); another member takes it over within fleet.lease ({} s): retry then",
+                self.me.lease.as_secs()
+            )),
+            None => Ok(None),
+        }
     }
 
     /// Asks the sync leader to run a switch (`kind` `cutover` to `target`, or
