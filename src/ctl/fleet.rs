@@ -121,3 +121,49 @@ pub fn render_switch(f: &Value) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn the_fleet_shows_leader_fences_last_switch_and_gone_members() {
+        let b = json!({
+            "name": "shop", "member": "m1", "epoch": 3, "store": "db:6543/postgres",
+            "store_up": true,
+            "state": {"active": "supabase", "switch_id": 4, "kind": "cutover", "source": "local",
+                      "target": "supabase", "phase": "aborted", "coordinator": "m2",
+                      "outcome": "member(s) m3 did not acknowledge", "sync_leader": "m2"},
+            "fences": {"local": {"fenced_at": 3, "refused": 2}, "supabase": {"fenced_at": null, "refused": 0}},
+            "members": [
+                {"member": "m1", "alive": true, "heartbeat_age_s": 0.4, "epoch": 3, "active": "supabase",
+                 "ack_switch": 4, "ack_ms": 2.5, "done_ms": 40.0},
+                {"member": "m2", "alive": true, "heartbeat_age_s": 0.2, "epoch": 3, "active": "supabase",
+                 "ack_switch": 4, "ack_ms": 1.0, "done_ms": null, "live_sync": "supabase -> local streaming, 3 pending (oldest 0.1 s)"},
+                {"member": "m3", "alive": false, "heartbeat_age_s": 19.7, "epoch": 2, "active": "local",
+                 "ack_switch": 3, "ack_ms": 5.0, "done_ms": 30.0}
+            ]
+        });
+        let out = super::render_fleet(&b);
+        assert!(out.contains("epoch 3   active supabase"), "{out}");
+        assert!(
+            out.contains("live sync leader: m2 (supabase -> local streaming, 3 pending"),
+            "{out}"
+        );
+        assert!(
+            out.contains("local FENCED at epoch 3 (2 writes refused), supabase open"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "switch 4: cutover local -> supabase, aborted (coordinator m2): member(s) m3"
+            ),
+            "{out}"
+        );
+        let m3 = out.lines().find(|l| l.starts_with("m3")).unwrap();
+        assert!(
+            m3.contains("GONE") && m3.contains("19.7 s") && m3.ends_with('-'),
+            "{m3}"
+        );
+    }
+}
