@@ -388,6 +388,56 @@ fn alembic_upgrades_and_downgrades_on_the_sqlite_default() {
     }
 }
 
+/// psql's `\gdesc` (it sends the result's type OIDs back through `format_type` as
+/// text) describes a query on the SQLite default as on PostgreSQL.
+#[test]
+fn psql_gdesc_describes_a_query_as_postgresql_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let gdesc = |port: u16| {
+        let mut child = std::process::Command::new("psql")
+            .args([
+                "-X",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "app",
+                "-d",
+                "app",
+            ])
+            .env("PGPASSWORD", "secret")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(
+                b"SELECT 1 AS a, 'x'::text AS b, now() AS c, true AS d, 2.5::float8 AS e \\gdesc\n",
+            )
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let (want, got) = (gdesc(pg.port), gdesc(proxy.port));
+    assert!(want.contains("timestamp with time zone"), "{want}");
+    assert_eq!(
+        got, want,
+        "psql \\gdesc: the SQLite default, then PostgreSQL"
+    );
+}
+
 /// Catalog questions as introspection asks them (Django's inspectdb, Alembic's and psql's
 /// reflection), answered on the SQLite default as PostgreSQL answers them after the same
 /// DDL: names looked up by parameter, array subscripts (`conkey[1]`, `indkey[0]`),

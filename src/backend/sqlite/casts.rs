@@ -25,7 +25,7 @@ fn cast_target(t: &DataType) -> CastTarget {
     let base = name.split(['(', '[']).next().unwrap_or("").trim();
     let base = base.strip_prefix("pg_catalog.").unwrap_or(base);
     match base {
-        "int" | "integer" | "int4" | "int2" | "int8" | "bigint" | "smallint" => {
+        "int" | "integer" | "int4" | "int2" | "int8" | "bigint" | "smallint" | "oid" => {
             CastTarget::Keep("INTEGER")
         }
         "real" | "float4" | "float8" | "float" | "double precision" | "double" => {

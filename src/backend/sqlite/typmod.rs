@@ -56,6 +56,17 @@ fn enum_name(conn: &Connection, oid: i64) -> Option<String> {
     .ok()
 }
 
+/// An integer argument, also when written as text (`'23'` from psql's `\gdesc`).
+fn int_arg(ctx: &rusqlite::functions::Context<'_>, i: usize) -> Option<i64> {
+    use rusqlite::types::ValueRef;
+    match ctx.get_raw(i) {
+        ValueRef::Integer(n) => Some(n),
+        ValueRef::Real(f) => Some(f as i64),
+        ValueRef::Text(t) => std::str::from_utf8(t).ok()?.trim().parse().ok(),
+        ValueRef::Null | ValueRef::Blob(_) => None,
+    }
+}
+
 /// Registers `pg_typmod(decl)`, `format_type(oid, typmod)` (enum types by name),
 /// `pg_get_serial_sequence` and `sy_relname`.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
@@ -67,10 +78,10 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             .unwrap_or(-1))
     })?;
     conn.create_scalar_function("format_type", 2, det, |ctx| {
-        let Some(oid) = ctx.get::<Option<i64>>(0)? else {
+        let Some(oid) = int_arg(ctx, 0) else {
             return Ok(None);
         };
-        let typmod = ctx.get::<Option<i64>>(1)?.unwrap_or(-1);
+        let typmod = int_arg(ctx, 1).unwrap_or(-1);
         let name = if oid >= ENUM_OIDS {
             // SAFETY: the handle is this function's own connection, used on its thread
             // for one lookup while the calling statement runs.
