@@ -356,29 +356,7 @@ fn alembic_upgrades_and_downgrades_on_the_sqlite_default() {
     assert_eq!(pg_v, sq_v);
     // psql's `\d` of each table reads the same.
     for table in ["customers", "invoices", "events"] {
-        let describe = |port: u16| {
-            let out = std::process::Command::new("psql")
-                .args([
-                    "-X",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-U",
-                    "app",
-                    "-d",
-                    "app",
-                ])
-                .args(["-c", &format!("\\d {table}")])
-                .env("PGPASSWORD", "secret")
-                .output()
-                .unwrap();
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        };
+        let describe = |port: u16| psql_script(port, &format!("\\d {table}\n"));
         let (want, got) = (describe(pg.port), describe(proxy.port));
         assert!(want.contains("Table \"public."), "{want}");
         assert_eq!(
@@ -388,6 +366,41 @@ fn alembic_upgrades_and_downgrades_on_the_sqlite_default() {
     }
 }
 
+/// psql (as app/secret on database app) fed `script` on its input: what it printed.
+fn psql_script(port: u16, script: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "app",
+            "-d",
+            "app",
+        ])
+        .env("PGPASSWORD", "secret")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// psql's `\gdesc` (it sends the result's type OIDs back through `format_type` as
 /// text) describes a query on the SQLite default as on PostgreSQL.
 #[test]
@@ -395,41 +408,8 @@ fn psql_gdesc_describes_a_query_as_postgresql_does() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = sqlite_proxy(&dir);
     let pg = crate::support::PgCluster::start();
-    let gdesc = |port: u16| {
-        let mut child = std::process::Command::new("psql")
-            .args([
-                "-X",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "app",
-                "-d",
-                "app",
-            ])
-            .env("PGPASSWORD", "secret")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(
-                b"SELECT 1 AS a, 'x'::text AS b, now() AS c, true AS d, 2.5::float8 AS e \\gdesc\n",
-            )
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    };
+    let sql = "SELECT 1 AS a, 'x'::text AS b, now() AS c, true AS d, 2.5::float8 AS e \\gdesc\n";
+    let gdesc = |port: u16| psql_script(port, sql);
     let (want, got) = (gdesc(pg.port), gdesc(proxy.port));
     assert!(want.contains("timestamp with time zone"), "{want}");
     assert_eq!(

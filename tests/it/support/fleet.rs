@@ -4,7 +4,7 @@
 //! the local database, or the remote one through PgBouncer when pooled.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -97,33 +97,7 @@ impl FleetFx {
     /// Member `i` serving with extra environment (a failpoint).
     pub fn serve_with(&self, i: usize, env: &[(&str, &str)]) -> KillOnDrop {
         let m = &self.members[i];
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&m.log)
-            .unwrap();
-        let child = KillOnDrop(
-            Command::new(env!("CARGO_BIN_EXE_switchyard"))
-                .args(["serve", "--config", m.cfg.to_str().unwrap()])
-                .env(
-                    "RUST_LOG",
-                    std::env::var("SY_SERVE_LOG").unwrap_or_else(|_| "info".into()),
-                )
-                .envs(env.iter().copied())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-        assert!(
-            wait_until(Duration::from_secs(20), || {
-                std::net::TcpStream::connect(("127.0.0.1", m.admin)).is_ok()
-            }),
-            "member {} did not start:\n{}",
-            m.name,
-            self.log_text(i)
-        );
-        child
+        super::sidecar::serve_process(&m.cfg, &m.log, m.admin, env)
     }
 
     /// Every member serving.

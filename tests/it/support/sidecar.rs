@@ -111,31 +111,7 @@ impl Fixture {
 
     /// `switchyard serve`, logging to serve.log, once its admin API answers.
     pub fn serve(&self) -> KillOnDrop {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log())
-            .unwrap();
-        let child = KillOnDrop(
-            Command::new(env!("CARGO_BIN_EXE_switchyard"))
-                .args(["serve", "--config", self.cfg.to_str().unwrap()])
-                .env(
-                    "RUST_LOG",
-                    std::env::var("SY_SERVE_LOG").unwrap_or_else(|_| "info".into()),
-                )
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-        assert!(
-            wait_until(Duration::from_secs(20), || {
-                std::net::TcpStream::connect(("127.0.0.1", self.admin)).is_ok()
-            }),
-            "switchyard did not start:\n{}",
-            self.log_text()
-        );
-        child
+        serve_process(&self.cfg, &self.log(), self.admin, &[])
     }
 
     pub fn log_text(&self) -> String {
@@ -218,4 +194,41 @@ pub fn stop(child: &mut KillOnDrop, signal: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `switchyard serve --config CFG` with `env` added, its log appended to `log`, once its
+/// admin API on port `admin` answers.
+pub fn serve_process(
+    cfg: &std::path::Path,
+    log: &std::path::Path,
+    admin: u16,
+    env: &[(&str, &str)],
+) -> KillOnDrop {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--config", cfg.to_str().unwrap()])
+            .env(
+                "RUST_LOG",
+                std::env::var("SY_SERVE_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok()
+        }),
+        "switchyard ({}) did not start:\n{}",
+        cfg.display(),
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    child
 }
