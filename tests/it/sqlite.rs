@@ -524,3 +524,44 @@ fn timestamps_are_stored_and_shown_as_on_postgres() {
         }
     });
 }
+
+/// Booleans made text read `true`/`false` as on PostgreSQL (SQLite keeps 0/1), in casts
+/// and concatenations, with PostgreSQL's column names; psql's rendering of the whole
+/// result is compared, names and NULLs included.
+#[test]
+fn booleans_made_text_read_true_and_false_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let setup = "CREATE TABLE flags (id int PRIMARY KEY, b boolean, s text); \
+                 INSERT INTO flags VALUES (1, true, 'x'), (2, false, 'y'), (3, NULL, 'z')";
+    let query = "SELECT id, b::text, b || s, s || b, CAST(b AS varchar), (id > 1)::text, \
+                 true::text, b FROM flags ORDER BY id";
+    let run = |port: u16| {
+        let (ok, out, err) = crate::support::psql(port, "app", "secret", &["-c", setup]);
+        assert!(ok, "{err}");
+        let (ok, out2, err) = crate::support::psql(
+            port,
+            "app",
+            "secret",
+            &[
+                "-F",
+                "|",
+                "-P",
+                "tuples_only=off",
+                "-P",
+                "footer=off",
+                "-c",
+                query,
+            ],
+        );
+        assert!(ok, "{err}");
+        format!("{out}\n{out2}")
+    };
+    let (want, got) = (run(pg.port), run(proxy.port));
+    assert!(
+        want.contains("1|true|truex|xtrue|true|false|true|t"),
+        "{want}"
+    );
+    assert_eq!(got, want);
+}

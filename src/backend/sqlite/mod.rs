@@ -14,6 +14,7 @@
 pub mod alter;
 mod alter_column;
 pub mod arrays;
+mod booltext;
 pub mod busy;
 mod casts;
 pub mod catalog;

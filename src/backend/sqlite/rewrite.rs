@@ -156,7 +156,7 @@ fn name_columns(items: &mut [sqlparser::ast::SelectItem]) {
     }
 }
 
-fn pg_column_name(e: &Expr) -> Option<String> {
+pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
     Some(match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
         Expr::Function(f) => ident_name(&f.name)
