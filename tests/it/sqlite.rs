@@ -505,6 +505,14 @@ fn timestamps_are_stored_and_shown_as_on_postgres() {
         "SELECT string_agg(t::text, ' ; ' ORDER BY t) FROM tz",
         "SELECT string_agg(id::text, ',' ORDER BY id) FROM tz WHERE t < '2024-05-06 06:00:00+00'",
         "SELECT max(t)::text FROM tz",
+        // Constants with other offsets compare as instants, not as text.
+        "SELECT string_agg(id::text, ',' ORDER BY id) FROM tz WHERE t > '2024-05-06 10:00:00+05'",
+        "SELECT string_agg(id::text, ',' ORDER BY id) FROM tz \
+         WHERE t BETWEEN '2024-05-06 10:00:00+05' AND '2024-05-06 12:00:00+05'",
+        "SELECT string_agg(id::text, ',' ORDER BY id) FROM tz WHERE t IN ('2024-05-06 07:08:09+02')",
+        "SELECT string_agg(id::text, ',' ORDER BY id) FROM tz \
+         WHERE t < '2024-05-06 10:00:00+05'::timestamptz",
+        "SELECT '2024-05-06 07:08:09+02'::timestamptz::text || ' ' || '2024-05-06 07:08:09+02'::timestamp",
     ];
     rt().block_on(async {
         let mut answers = Vec::new();

@@ -15,6 +15,9 @@ enum CastTarget {
     Array,
     /// `'name'::regclass`: the catalog's OID of the relation of that name.
     RegClass,
+    /// A timestamp type: the value in its canonical stored form (`coerce.rs`), so a
+    /// literal with an offset compares and reads as the instant it is.
+    Timestamp(&'static str),
 }
 
 fn cast_target(t: &DataType) -> CastTarget {
@@ -37,6 +40,8 @@ fn cast_target(t: &DataType) -> CastTarget {
         "bytea" => CastTarget::Keep("BLOB"),
         "bool" | "boolean" => CastTarget::Bool,
         "regclass" => CastTarget::RegClass,
+        "timestamptz" | "timestamp with time zone" => CastTarget::Timestamp("sy_timestamptz"),
+        "timestamp" | "timestamp without time zone" => CastTarget::Timestamp("sy_timestamp"),
         _ => CastTarget::Drop,
     }
 }
@@ -64,6 +69,10 @@ pub(super) fn rewrite_cast(expr: &mut Expr) {
         }
         CastTarget::Array => {
             *expr = raw(format!("sy_array({inner})"));
+            return;
+        }
+        CastTarget::Timestamp(f) => {
+            *expr = raw(format!("{f}({inner})"));
             return;
         }
         // An OID written as text ('16436'::regclass, as psql sends it) is that OID.

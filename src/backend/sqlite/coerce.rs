@@ -39,6 +39,75 @@ pub fn columns_of(conn: &Connection, table: &str) -> Vec<(String, u32)> {
     .unwrap_or_default()
 }
 
+/// Timestamp columns of `tables` by name (lower case), with their type; a name typed
+/// differently in two of the tables is left out.
+fn timestamp_columns(tables: &[String], schema: Schema<'_>) -> Vec<(String, u32)> {
+    let cols: Vec<(String, u32)> = tables.iter().flat_map(|t| schema(t)).collect();
+    cols.iter()
+        .filter(|(n, ty)| {
+            wrapper(*ty).is_some()
+                && cols
+                    .iter()
+                    .all(|(m, t)| !m.eq_ignore_ascii_case(n) || t == ty)
+        })
+        .map(|(n, ty)| (n.to_lowercase(), *ty))
+        .collect()
+}
+
+fn column_type(e: &Expr, cols: &[(String, u32)]) -> Option<u32> {
+    let name = match e {
+        Expr::Identifier(i) => &i.value,
+        Expr::CompoundIdentifier(p) => &p.last()?.value,
+        Expr::Nested(inner) => return column_type(inner, cols),
+        _ => return None,
+    };
+    type_of(cols, name)
+}
+
+/// A constant or parameter compared with a timestamp column of `tables` (`=`, `<`, …,
+/// `BETWEEN`, `IN`) is read as that column's type first, so `t > '… 10:00:00+05'` compares
+/// instants, as PostgreSQL does, not text.
+pub fn comparisons(stmt: &mut Statement, tables: &[String], schema: Schema<'_>) {
+    use sqlparser::ast::BinaryOperator as B;
+    let mut cols: Option<Vec<(String, u32)>> = None;
+    let _ = sqlparser::ast::visit_expressions_mut(stmt, |e| {
+        let is_cmp = |op: &B| matches!(op, B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq);
+        // Only what compares a constant or parameter costs a look at the tables.
+        let interesting = match e {
+            Expr::BinaryOp { op, left, right } => is_cmp(op) && (constant(left) || constant(right)),
+            Expr::Between { low, high, .. } => constant(low) || constant(high),
+            Expr::InList { list, .. } => list.iter().any(constant),
+            _ => false,
+        };
+        if !interesting {
+            return std::ops::ControlFlow::<()>::Continue(());
+        }
+        let cols = cols.get_or_insert_with(|| timestamp_columns(tables, schema));
+        match e {
+            Expr::BinaryOp { left, right, .. } => {
+                if let Some(ty) = column_type(left, cols) {
+                    wrap(right, Some(ty));
+                } else if let Some(ty) = column_type(right, cols) {
+                    wrap(left, Some(ty));
+                }
+            }
+            Expr::Between {
+                expr, low, high, ..
+            } => {
+                let ty = column_type(expr, cols);
+                wrap(low, ty);
+                wrap(high, ty);
+            }
+            Expr::InList { expr, list, .. } => {
+                let ty = column_type(expr, cols);
+                list.iter_mut().for_each(|v| wrap(v, ty));
+            }
+            _ => {}
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
 /// Wraps what `stmt` writes into timestamp columns.
 pub fn writes(stmt: &mut Statement, schema: Schema<'_>) {
     match stmt {
@@ -117,14 +186,18 @@ fn wrapper(ty: u32) -> Option<&'static str> {
     }
 }
 
+/// A string constant or a parameter.
+fn constant(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v)
+        if matches!(v.value, Value::SingleQuotedString(_) | Value::Placeholder(_)))
+}
+
 /// A string constant or a parameter written into a timestamp column, wrapped.
 fn wrap(e: &mut Expr, ty: Option<u32>) {
     let Some(f) = ty.and_then(wrapper) else {
         return;
     };
-    if !matches!(e, Expr::Value(v)
-        if matches!(v.value, Value::SingleQuotedString(_) | Value::Placeholder(_)))
-    {
+    if !constant(e) {
         return;
     }
     let dialect = PostgreSqlDialect {};
@@ -216,6 +289,19 @@ mod tests {
         assert_eq!(
             sql("INSERT INTO other VALUES ('x')"),
             "INSERT INTO other VALUES ('x')"
+        );
+        let compared = |s: &str| {
+            let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, s)
+                .unwrap()
+                .remove(0);
+            comparisons(&mut stmt, &["ev".to_string()], &schema);
+            stmt.to_string()
+        };
+        assert_eq!(
+            compared(
+                "SELECT id FROM ev WHERE $1 <= ev.at AND id = '3' AND at IN ('2024-01-01', $2)"
+            ),
+            "SELECT id FROM ev WHERE sy_timestamptz($1) <= ev.at AND id = '3' AND at IN (sy_timestamptz('2024-01-01'), sy_timestamptz($2))"
         );
     }
 }
