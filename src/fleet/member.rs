@@ -55,6 +55,7 @@ pub async fn run(fleet: Arc<Fleet>, s: Arc<ProxyState>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(fleet.poll) => {}
+            _ = fleet.wake.notified() => {}
             _ = stop.cancelled() => break,
         }
         if last_beat.is_none_or(|t| t.elapsed() >= beat) {
@@ -67,6 +68,7 @@ pub async fn run(fleet: Arc<Fleet>, s: Arc<ProxyState>) {
             Ok(r) => r,
             Err(e) => {
                 fleet.note_error(&e);
+                fleet.release_fence_hold(&s);
                 continue;
             }
         };
@@ -83,11 +85,13 @@ pub async fn run(fleet: Arc<Fleet>, s: Arc<ProxyState>) {
         {
             handled = row.switch_id;
             take_part(&fleet, &s, &row).await;
+            fleet.release_fence_hold(&s);
             continue;
         }
         if row.phase != Phase::Prepare {
             follow_route(&fleet, &s, &row);
         }
+        fleet.release_fence_hold(&s);
     }
     // Shutting down: another member resumes the sync at once.
     let _ = tokio::time::timeout(Duration::from_secs(1), fleet.release_sync(false)).await;

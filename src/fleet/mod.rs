@@ -68,6 +68,11 @@ pub struct Fleet {
     ticket: Mutex<Option<Ticket>>,
     /// Every backend's database, for its fence.
     sides: BTreeMap<String, fence::FenceSide>,
+    /// New transactions are held because a fence refused one of this member's writes;
+    /// the member loop lets them go once it has read the fleet's route.
+    fence_held: std::sync::atomic::AtomicBool,
+    /// Wakes the member loop at once (a fence refusal).
+    wake: tokio::sync::Notify,
     /// A failpoint for tests (`SWITCHYARD_FAILPOINT_FLEET_STALL_AFTER_FENCE_MS`): the
     /// coordinator waits this long between fencing the old side and committing, so a
     /// test can kill it there.
@@ -134,11 +139,40 @@ impl Fleet {
             view: Mutex::new(view),
             ticket: Mutex::new(None),
             sides,
+            fence_held: Default::default(),
+            wake: tokio::sync::Notify::new(),
             stall_after_fence: std::env::var("SWITCHYARD_FAILPOINT_FLEET_STALL_AFTER_FENCE_MS")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .map(Duration::from_millis),
         })
+    }
+
+    /// A fence refused one of this member's writes: it serves a database its fleet has
+    /// left (it missed a switch). New transactions wait while the member reads the
+    /// fleet's route at once, so each client sees at most the one refusal it already
+    /// had. Not during a switch or a manual pause (they own the gate then).
+    pub fn fence_hit(&self, s: &crate::state::ProxyState) {
+        use std::sync::atomic::Ordering;
+        let serving = s.switcher.state() == crate::router::switch::SwitchState::Serving;
+        if serving && !s.switcher.manually_paused() && !self.fence_held.swap(true, Ordering::SeqCst)
+        {
+            s.router.gate.pause();
+            tracing::warn!(member = %self.me.member, "a fence refused a write: this member serves a database its fleet left; new transactions wait while it reads the fleet's route");
+        }
+        self.wake.notify_one();
+    }
+
+    /// Lets transactions held by [`Self::fence_hit`] go (the route has been read, or the
+    /// store cannot be: the fence goes on refusing then, and says what to do).
+    pub fn release_fence_hold(&self, s: &crate::state::ProxyState) {
+        use std::sync::atomic::Ordering;
+        if self.fence_held.swap(false, Ordering::SeqCst)
+            && s.switcher.state() == crate::router::switch::SwitchState::Serving
+            && !s.switcher.manually_paused()
+        {
+            s.router.gate.resume();
+        }
     }
 
     /// The fence of backend `name`'s database.

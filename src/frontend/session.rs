@@ -177,6 +177,11 @@ impl Session {
                             if let Some(fatal) = self.relay.server_fatal.take() {
                                 return self.server_ended(fatal).await;
                             }
+                            if std::mem::take(&mut self.relay.fenced)
+                                && let Some(fleet) = &self.shared.fleet
+                            {
+                                fleet.fence_hit(&self.shared);
+                            }
                         }
                         if !self.own_notifications_first().await {
                             break;

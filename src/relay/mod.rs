@@ -132,6 +132,9 @@ pub struct Relay {
     pub queries: u64,
     /// The server sent a FATAL error and is closing: the message, to pass on.
     pub server_fatal: Option<ServerFatal>,
+    /// A fleet's fence refused a statement (the database this proxy sends to was left
+    /// by its fleet): the session tells the fleet member, which re-reads the route.
+    pub fenced: bool,
     /// Why the transaction was lost, to report at the client's next message.
     pub(crate) lost_reason: Option<ErrorFields>,
     /// Whether the client keeps its server connection between transactions.
@@ -194,6 +197,7 @@ impl Relay {
             max_message,
             queries: 0,
             server_fatal: None,
+            fenced: false,
             lost_reason: None,
             pin: pin::Pin::Off,
             kept_state: false,

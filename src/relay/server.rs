@@ -259,6 +259,9 @@ impl Relay {
         }
         server.statements.unnamed = None;
         self.in_copy = false;
+        if fence_refusal(body) {
+            self.fenced = true;
+        }
         if !self.pin.is_pinned() && !server.statements.is_empty() && stale_plan(body) {
             // A statement cached under a proxy name outlived a change of the tables it
             // reads: the server refuses it until it is made again.
@@ -286,6 +289,12 @@ impl Relay {
         }
         Action::Forward
     }
+}
+
+/// A fleet's fence refusing a write (`fleet::fence`): SQLSTATE 25006 with its message.
+fn fence_refusal(body: &[u8]) -> bool {
+    let (code, message) = parse::error_fields(body);
+    code == "25006" && message.starts_with("switchyard fence:")
 }
 
 /// The server's "cached plan must not change result type" (a prepared statement whose

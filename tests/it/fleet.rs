@@ -33,6 +33,8 @@ fn finish(fx: &FleetFx, ws: Vec<Writers>) -> Outcome {
         let o = fx.runtime().block_on(w.finish());
         all.model.merge(&o.model);
         all.ops += o.ops;
+        all.fenced += o.fenced;
+        all.fenced_max = all.fenced_max.max(o.fenced_max);
         all.errors.extend(o.errors);
     }
     assert!(
@@ -362,4 +364,54 @@ fn a_direct_writer_in_flight_on_the_old_side_refuses_the_switch_naming_it() {
         )
         .expect_err("the old side is fenced");
     assert_eq!(code, "25006");
+}
+
+#[test]
+fn a_member_that_missed_a_switch_gets_at_most_one_fence_error_per_client_then_moves() {
+    let fx = FleetFx::new(3, false);
+    let procs = fx.serve_all();
+    fx.wait_members(3);
+    fx.start_sync(0);
+    let healthy = writers(&fx, &[0, 1]);
+    let stale = writers(&fx, &[2]);
+    std::thread::sleep(Duration::from_millis(1000));
+    // m3 is frozen until its lease (2 s) runs out: the switch goes on without it.
+    signal(&procs[2], "STOP");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            fx.get(0, "/fleet")["members"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["member"] == "m3" && m["alive"] == false))
+        }),
+        "m3's lease did not run out"
+    );
+    let rec = fx.switch(0, "/cutover", Some(json!({"to": "remote"})));
+    assert_eq!(rec["ok"], true, "{rec}\n{}", fx.logs());
+    assert_eq!(
+        rec["fleet"]["members"].as_array().unwrap().len(),
+        2,
+        "{rec}"
+    );
+    // Thawed, it still serves the old side until it reads the store: what its clients
+    // send meanwhile is refused by the fence, once each at most, then it moves.
+    signal(&procs[2], "CONT");
+    assert!(
+        active_everywhere(&fx, &[0, 1, 2], "remote", &rec["epoch"]),
+        "the stale member did not move\n{}",
+        fx.logs()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut ws = healthy;
+    ws.extend(stale);
+    let out = finish(&fx, ws);
+    eprintln!(
+        "fence refusals: {} in all, at most {} for one client",
+        out.fenced, out.fenced_max
+    );
+    assert!(
+        out.fenced_max <= 1,
+        "{} fence errors for one client",
+        out.fenced_max
+    );
+    assert_ledger(&fx, &out, &Side::Pg(&fx.remote), &Side::Pg(&fx.local));
 }

@@ -23,6 +23,10 @@ pub struct Outcome {
     pub errors: Vec<String>,
     /// Transactions cut by a lost connection (their outcome was read back).
     pub cut: u64,
+    /// Transactions a fleet's fence refused (SQLSTATE 25006: rolled back, nothing
+    /// written), and the most any one writer saw.
+    pub fenced: u64,
+    pub fenced_max: u64,
 }
 
 /// The writers of one test.
@@ -63,6 +67,8 @@ impl Writers {
             all.model.merge(&o.model);
             all.ops += o.ops;
             all.cut += o.cut;
+            all.fenced += o.fenced;
+            all.fenced_max = all.fenced_max.max(o.fenced);
             all.errors.extend(o.errors);
         }
         all
@@ -120,6 +126,13 @@ async fn run(url: String, id: u64, stop: Arc<AtomicBool>) -> Outcome {
             Err(e) if lost(&e) => {
                 out.cut += 1;
                 c = settle(&url, &op, &mut out.model).await;
+                continue;
+            }
+            Err(e) if e.code().is_some_and(|c| c.code() == "25006") => {
+                // The fence refused it: nothing was written; the proxy serves the next
+                // transaction from the fleet's new side.
+                out.fenced += 1;
+                let _ = c.batch_execute("ROLLBACK").await;
                 continue;
             }
             Err(e) => {
