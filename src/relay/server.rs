@@ -259,10 +259,11 @@ impl Relay {
         }
         server.statements.unnamed = None;
         self.in_copy = false;
-        if fence_refusal(body) {
+        let (code, message) = parse::error_fields(body);
+        if fence_refusal(&code, &message) {
             self.fenced = true;
         }
-        if !self.pin.is_pinned() && !server.statements.is_empty() && stale_plan(body) {
+        if !self.pin.is_pinned() && !server.statements.is_empty() && stale_plan(&code, &message) {
             // A statement cached under a proxy name outlived a change of the tables it
             // reads: the server refuses it until it is made again.
             server.stale_plans = true;
@@ -270,7 +271,6 @@ impl Relay {
         if let Some(Expect::Query { forward, .. }) = self.queue.head() {
             self.query_failed = true;
             if !*forward {
-                let (code, message) = parse::error_fields(body);
                 tracing::warn!(server = %server.addr, %code, %message, "re-applying session settings failed");
                 return Action::Drop;
             }
@@ -292,15 +292,13 @@ impl Relay {
 }
 
 /// A fleet's fence refusing a write (`fleet::fence`): SQLSTATE 25006 with its message.
-fn fence_refusal(body: &[u8]) -> bool {
-    let (code, message) = parse::error_fields(body);
+fn fence_refusal(code: &str, message: &str) -> bool {
     code == "25006" && message.starts_with("switchyard fence:")
 }
 
 /// The server's "cached plan must not change result type" (a prepared statement whose
 /// result columns changed under it).
-fn stale_plan(body: &[u8]) -> bool {
-    let (code, message) = parse::error_fields(body);
+fn stale_plan(code: &str, message: &str) -> bool {
     code == "0A000" && message.starts_with("cached plan must not change result type")
 }
 

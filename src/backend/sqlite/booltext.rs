@@ -19,19 +19,10 @@ use super::types::BOOL;
 
 /// Column names declared boolean in `tables` (and not another type in any of them).
 fn bool_columns(tables: &[String], schema: Schema<'_>) -> Vec<String> {
-    let cols: Vec<(String, u32)> = tables.iter().flat_map(|t| schema(t)).collect();
-    let mut out: Vec<String> = cols
-        .iter()
-        .filter(|(n, oid)| {
-            *oid == BOOL
-                && cols
-                    .iter()
-                    .all(|(m, o)| !m.eq_ignore_ascii_case(n) || *o == BOOL)
-        })
-        .map(|(n, _)| n.to_lowercase())
-        .collect();
-    out.dedup();
-    out
+    super::coerce::columns_typed(tables, schema, |ty| ty == BOOL)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
 }
 
 fn is_text(t: &DataType) -> bool {

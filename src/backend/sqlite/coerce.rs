@@ -39,19 +39,26 @@ pub fn columns_of(conn: &Connection, table: &str) -> Vec<(String, u32)> {
     .unwrap_or_default()
 }
 
-/// Timestamp columns of `tables` by name (lower case), with their type; a name typed
-/// differently in two of the tables is left out.
-fn timestamp_columns(tables: &[String], schema: Schema<'_>) -> Vec<(String, u32)> {
+/// The columns of `tables` whose type `keep` takes, by name (lower case, once each), with
+/// their type; a name typed differently in two of the tables is left out (ambiguous).
+pub fn columns_typed(
+    tables: &[String],
+    schema: Schema<'_>,
+    keep: impl Fn(u32) -> bool,
+) -> Vec<(String, u32)> {
     let cols: Vec<(String, u32)> = tables.iter().flat_map(|t| schema(t)).collect();
-    cols.iter()
+    let mut out: Vec<(String, u32)> = cols
+        .iter()
         .filter(|(n, ty)| {
-            wrapper(*ty).is_some()
+            keep(*ty)
                 && cols
                     .iter()
                     .all(|(m, t)| !m.eq_ignore_ascii_case(n) || t == ty)
         })
         .map(|(n, ty)| (n.to_lowercase(), *ty))
-        .collect()
+        .collect();
+    out.dedup();
+    out
 }
 
 fn column_type(e: &Expr, cols: &[(String, u32)]) -> Option<u32> {
@@ -82,7 +89,8 @@ pub fn comparisons(stmt: &mut Statement, tables: &[String], schema: Schema<'_>) 
         if !interesting {
             return std::ops::ControlFlow::<()>::Continue(());
         }
-        let cols = cols.get_or_insert_with(|| timestamp_columns(tables, schema));
+        let cols =
+            cols.get_or_insert_with(|| columns_typed(tables, schema, |ty| wrapper(ty).is_some()));
         match e {
             Expr::BinaryOp { left, right, .. } => {
                 if let Some(ty) = column_type(left, cols) {
