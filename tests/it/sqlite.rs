@@ -335,6 +335,56 @@ fn numeric_columns_keep_their_scale() {
     assert_eq!(run(proxy.url("app", "secret")), direct);
 }
 
+/// numeric arithmetic is exact, with PostgreSQL's result scales (sum: the larger scale,
+/// product: the sum, quotient: 16 significant digits at least), where SQLite computes in
+/// floating point: `price * q` read 6985.799999999999, `price / 3` 776.1999999999999,
+/// `avg` 784.5666666666666, `7::numeric / 2` 3, and `0.1 + 0.2 = 0.3` was false.
+#[test]
+fn numeric_arithmetic_is_exact_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let statements = [
+        "CREATE TABLE p (id int PRIMARY KEY, price numeric(10,2), q int, w float8)",
+        "INSERT INTO p VALUES (1, 2328.6, 3, 1.5), (2, 25, 1, 2), (3, 0.1, 2, 0.25), (4, 1.005, 7, 0)",
+        "UPDATE p SET price = price * 1.001 WHERE id = 1",
+    ];
+    let questions = [
+        "SELECT string_agg(concat_ws('|', price, price + 0.01, price * q, price / 3, -price, \
+         price % 7, price * w), ' ; ' ORDER BY id) FROM p",
+        "SELECT price * q AS t FROM p ORDER BY t DESC",
+        "SELECT price / 3 FROM p ORDER BY 1",
+        "SELECT concat_ws('|', sum(price), avg(price), avg(q), sum(q), sum(price * q)) FROM p",
+        "SELECT concat_ws('|', 2.10 + 0.20, 0.1 + 0.2 = 0.3, 10.0 / 4, 1 / 3.0, 7::numeric / 2, \
+         '1.50'::numeric(10,1), 1.50::numeric, 5.5 % 2, 10 / 4)",
+        "SELECT string_agg(id::text, ',' ORDER BY id) FROM p WHERE price * q > 100 OR price = 1.01",
+        "SELECT avg(price) FROM p WHERE id > 10",
+    ];
+    rt().block_on(async {
+        let mut answers = Vec::new();
+        for url in [pg.url("app"), proxy.url("app", "secret")] {
+            let c = connect(&url).await.unwrap();
+            for s in statements {
+                c.batch_execute(s).await.unwrap();
+            }
+            let mut got = Vec::new();
+            for q in questions {
+                got.push(first_column(&c, q).await.join(" / "));
+            }
+            // The result columns are numeric to the client too.
+            let st = c.prepare("SELECT price * q, avg(q), 1.5 * 2 FROM p GROUP BY price, q").await.unwrap();
+            got.push(format!("{:?}", st.columns().iter().map(|c| c.type_().name()).collect::<Vec<_>>()));
+            let err = c.simple_query("SELECT price / 0 FROM p").await.unwrap_err();
+            got.push(format!("{:?}", err.code().map(|c| c.code())));
+            answers.push(got);
+        }
+        assert_eq!(answers[0][2], "0.03333333333333333333 / 0.33666666666666666667 / 8.3333333333333333 / 776.9766666666666667", "{:?}", answers[0]);
+        for (i, (want, got)) in answers[0].iter().zip(&answers[1]).enumerate() {
+            assert_eq!(got, want, "{}", questions.get(i).copied().unwrap_or("types / error"));
+        }
+    });
+}
+
 /// jsonb values come back as PostgreSQL prints them (keys ordered, duplicates collapsed,
 /// its spacing), not as the text was written.
 #[test]

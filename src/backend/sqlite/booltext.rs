@@ -21,7 +21,7 @@ use super::types::BOOL;
 fn bool_columns(tables: &[String], schema: Schema<'_>) -> Vec<String> {
     super::coerce::columns_typed(tables, schema, |ty| ty == BOOL)
         .into_iter()
-        .map(|(n, _)| n)
+        .map(|(n, _, _)| n)
         .collect()
 }
 
@@ -62,9 +62,11 @@ fn is_bool(e: &Expr, cols: &[String]) -> bool {
     }
 }
 
-/// `e` as PostgreSQL's text of a boolean.
-fn as_text(e: &Expr) -> Option<Expr> {
-    let sql = format!("(CASE WHEN {e} THEN 'true' WHEN NOT ({e}) THEN 'false' END)");
+/// `e` as PostgreSQL's text of a boolean: `true`/`false` made text by a cast or `||`,
+/// `t`/`f` by its output function (`concat`, `format`).
+fn as_text(e: &Expr, short: bool) -> Option<Expr> {
+    let (t, f) = if short { ("t", "f") } else { ("true", "false") };
+    let sql = format!("(CASE WHEN {e} THEN '{t}' WHEN NOT ({e}) THEN '{f}' END)");
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(&sql)
         .ok()?
@@ -73,8 +75,12 @@ fn as_text(e: &Expr) -> Option<Expr> {
 }
 
 fn wrap(e: &mut Expr, cols: &[String]) {
+    wrap_as(e, cols, false)
+}
+
+fn wrap_as(e: &mut Expr, cols: &[String], short: bool) {
     if is_bool(e, cols)
-        && let Some(t) = as_text(e)
+        && let Some(t) = as_text(e, short)
     {
         *e = t;
     }
@@ -94,8 +100,29 @@ fn rewrite_node(e: &mut Expr, cols: &[String]) {
             wrap(left, cols);
             wrap(right, cols);
         }
+        Expr::Function(f) if prints(f) => {
+            if let sqlparser::ast::FunctionArguments::List(l) = &mut f.args {
+                for a in &mut l.args {
+                    if let sqlparser::ast::FunctionArg::Unnamed(
+                        sqlparser::ast::FunctionArgExpr::Expr(x),
+                    ) = a
+                    {
+                        wrap_as(x, cols, true);
+                    }
+                }
+            }
+        }
         _ => {}
     }
+}
+
+/// `concat`, `concat_ws`, `format`: print their arguments with their output functions.
+fn prints(f: &sqlparser::ast::Function) -> bool {
+    let name = f.name.to_string().to_lowercase();
+    matches!(
+        name.rsplit('.').next().unwrap_or_default(),
+        "concat" | "concat_ws" | "format"
+    )
 }
 
 /// Rewrites every node of `e`; true when something changed.
@@ -145,6 +172,7 @@ pub fn rewrite(stmt: &mut Statement, tables: &[String], schema: Schema<'_>) {
     let mut found = false;
     let _ = sqlparser::ast::visit_expressions(stmt, |e| {
         found |= matches!(e, Expr::Cast { data_type, .. } if is_text(data_type))
+            || matches!(e, Expr::Function(f) if prints(f))
             || matches!(
                 e,
                 Expr::BinaryOp {
@@ -167,10 +195,10 @@ pub fn rewrite(stmt: &mut Statement, tables: &[String], schema: Schema<'_>) {
 
 #[cfg(test)]
 mod tests {
-    fn schema(t: &str) -> Vec<(String, u32)> {
+    fn schema(t: &str) -> Vec<super::super::coerce::Col> {
         match t {
-            "t" => vec![("flag".into(), 16), ("name".into(), 25)],
-            "u" => vec![("flag".into(), 23), ("ok".into(), 16)],
+            "t" => vec![("flag".into(), 16, None), ("name".into(), 25, None)],
+            "u" => vec![("flag".into(), 23, None), ("ok".into(), 16, None)],
             _ => Vec::new(),
         }
     }

@@ -323,18 +323,19 @@ fn column_decl(
 }
 
 /// Everything known about a statement's result types before running it: its
-/// [`source_types`], and numeric literal arithmetic with its scale.
+/// [`source_types`], and exact numeric arithmetic.
 pub fn result_types(
     conn: &Connection,
     t: &super::translate::Translated,
 ) -> Vec<Option<(u32, Option<usize>)>> {
     let mut typed = source_types(conn, &t.sources, &t.tables);
-    if typed.len() < t.scales.len() {
-        typed.resize(t.scales.len(), None);
+    if typed.len() < t.decimals.len() {
+        typed.resize(t.decimals.len(), None);
     }
-    for (slot, scale) in typed.iter_mut().zip(&t.scales) {
-        if slot.is_none() && scale.is_some() {
-            *slot = Some((types::NUMERIC, *scale));
+    for (slot, decimal) in typed.iter_mut().zip(&t.decimals) {
+        if *decimal {
+            // Decimal text with its scale already (see `decimal.rs`).
+            *slot = Some((types::NUMERIC, None));
         }
     }
     typed
@@ -342,7 +343,7 @@ pub fn result_types(
 
 /// Whether [`result_types`] has anything to say.
 pub fn has_result_types(t: &super::translate::Translated) -> bool {
-    t.sources.iter().any(Option::is_some) || t.scales.iter().any(Option::is_some)
+    t.sources.iter().any(Option::is_some) || t.decimals.contains(&true)
 }
 
 /// Whether `table` is one of the catalog views (whose declared column types are SQLite's

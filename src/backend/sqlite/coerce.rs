@@ -18,22 +18,30 @@ use sqlparser::parser::Parser;
 
 use super::types;
 
+/// A column's name, PostgreSQL type and, for `numeric(p, s)`, scale.
+pub type Col = (String, u32, Option<usize>);
+
 /// A table's columns and their PostgreSQL types, by the table's name.
-pub type Schema<'a> = &'a dyn Fn(&str) -> Vec<(String, u32)>;
+pub type Schema<'a> = &'a dyn Fn(&str) -> Vec<Col>;
 
 /// A [`Schema`] that knows no table (translation without a database).
-pub fn no_schema(_: &str) -> Vec<(String, u32)> {
+pub fn no_schema(_: &str) -> Vec<Col> {
     Vec::new()
 }
 
 /// The columns of `table` on `conn`, typed by their declared types.
-pub fn columns_of(conn: &Connection, table: &str) -> Vec<(String, u32)> {
+pub fn columns_of(conn: &Connection, table: &str) -> Vec<Col> {
     let Ok(mut st) = conn.prepare_cached("SELECT name, type FROM pragma_table_info(?1)") else {
         return Vec::new();
     };
     st.query_map([table], |r| {
         let decl: String = r.get::<_, Option<String>>(1)?.unwrap_or_default();
-        Ok((r.get::<_, String>(0)?, types::oid_for_decltype(&decl)))
+        let scale = super::exec::declared_scale(&decl);
+        Ok((
+            r.get::<_, String>(0)?,
+            types::oid_for_decltype(&decl),
+            scale,
+        ))
     })
     .map(|rows| rows.filter_map(Result::ok).collect())
     .unwrap_or_default()
@@ -45,23 +53,23 @@ pub fn columns_typed(
     tables: &[String],
     schema: Schema<'_>,
     keep: impl Fn(u32) -> bool,
-) -> Vec<(String, u32)> {
-    let cols: Vec<(String, u32)> = tables.iter().flat_map(|t| schema(t)).collect();
-    let mut out: Vec<(String, u32)> = cols
+) -> Vec<Col> {
+    let cols: Vec<Col> = tables.iter().flat_map(|t| schema(t)).collect();
+    let mut out: Vec<Col> = cols
         .iter()
-        .filter(|(n, ty)| {
+        .filter(|(n, ty, s)| {
             keep(*ty)
                 && cols
                     .iter()
-                    .all(|(m, t)| !m.eq_ignore_ascii_case(n) || t == ty)
+                    .all(|(m, t, z)| !m.eq_ignore_ascii_case(n) || (t, z) == (ty, s))
         })
-        .map(|(n, ty)| (n.to_lowercase(), *ty))
+        .map(|(n, ty, s)| (n.to_lowercase(), *ty, *s))
         .collect();
     out.dedup();
     out
 }
 
-fn column_type(e: &Expr, cols: &[(String, u32)]) -> Option<u32> {
+fn column_type(e: &Expr, cols: &[Col]) -> Option<u32> {
     let name = match e {
         Expr::Identifier(i) => &i.value,
         Expr::CompoundIdentifier(p) => &p.last()?.value,
@@ -76,7 +84,7 @@ fn column_type(e: &Expr, cols: &[(String, u32)]) -> Option<u32> {
 /// instants, as PostgreSQL does, not text.
 pub fn comparisons(stmt: &mut Statement, tables: &[String], schema: Schema<'_>) {
     use sqlparser::ast::BinaryOperator as B;
-    let mut cols: Option<Vec<(String, u32)>> = None;
+    let mut cols: Option<Vec<Col>> = None;
     let _ = sqlparser::ast::visit_expressions_mut(stmt, |e| {
         let is_cmp = |op: &B| matches!(op, B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq);
         // Only what compares a constant or parameter costs a look at the tables.
@@ -133,9 +141,9 @@ fn last_part(name: &sqlparser::ast::ObjectName) -> String {
         .to_string()
 }
 
-fn type_of(cols: &[(String, u32)], name: &str) -> Option<u32> {
+fn type_of(cols: &[Col], name: &str) -> Option<u32> {
     cols.iter()
-        .find(|(c, _)| c.eq_ignore_ascii_case(name))
+        .find(|(c, _, _)| c.eq_ignore_ascii_case(name))
         .map(|c| c.1)
 }
 
@@ -144,21 +152,21 @@ fn insert(ins: &mut Insert, schema: Schema<'_>) {
         return;
     };
     let cols = schema(&last_part(name));
-    if !cols.iter().any(|c| wrapper(c.1).is_some()) {
+    if !cols.iter().any(coerced) {
         return;
     }
-    let targets: Vec<Option<u32>> = if ins.columns.is_empty() {
-        cols.iter().map(|c| Some(c.1)).collect()
+    let targets: Vec<Option<&Col>> = if ins.columns.is_empty() {
+        cols.iter().map(Some).collect()
     } else {
         ins.columns
             .iter()
-            .map(|c| type_of(&cols, &c.to_string().replace('"', "")))
+            .map(|c| column(&cols, &c.to_string().replace('"', "")))
             .collect()
     };
     if let Some(SetExpr::Values(v)) = ins.source.as_mut().map(|q| q.body.as_mut()) {
         for row in &mut v.rows {
-            for (e, ty) in row.iter_mut().zip(&targets) {
-                wrap(e, *ty);
+            for (e, col) in row.iter_mut().zip(&targets) {
+                written(e, *col);
             }
         }
     }
@@ -177,12 +185,59 @@ fn update(u: &mut Update, schema: Schema<'_>) {
     assignments(&mut u.assignments, &cols);
 }
 
-fn assignments(list: &mut [Assignment], cols: &[(String, u32)]) {
+fn assignments(list: &mut [Assignment], cols: &[Col]) {
     for a in list {
         if let AssignmentTarget::ColumnName(n) = &a.target {
-            let ty = type_of(cols, &last_part(n));
-            wrap(&mut a.value, ty);
+            written(&mut a.value, column(cols, &last_part(n)));
         }
+    }
+}
+
+/// Whether what is written into `c` is changed on the way: timestamps made canonical,
+/// numeric(p, s) values rounded to s decimals (PostgreSQL stores `1.005` in a
+/// numeric(10,2) as 1.01).
+fn coerced(c: &Col) -> bool {
+    wrapper(c.1).is_some() || (c.1 == types::NUMERIC && c.2.is_some())
+}
+
+fn column<'c>(cols: &'c [Col], name: &str) -> Option<&'c Col> {
+    cols.iter().find(|c| c.0.eq_ignore_ascii_case(name))
+}
+
+/// A value written into `col`, as PostgreSQL would store it.
+fn written(e: &mut Expr, col: Option<&Col>) {
+    match col {
+        Some((_, types::NUMERIC, Some(s))) => rounded(e, *s),
+        Some(c) => wrap(e, Some(c.1)),
+        None => {}
+    }
+}
+
+/// `e` rounded to `scale` decimals (NULL and DEFAULT as they are).
+fn rounded(e: &mut Expr, scale: usize) {
+    let keep = match e {
+        Expr::Value(v) => matches!(v.value, Value::Null),
+        Expr::Identifier(i) => i.value.eq_ignore_ascii_case("default"),
+        _ => false,
+    };
+    if keep {
+        return;
+    }
+    let dialect = PostgreSqlDialect {};
+    if let Ok(wrapped) = Parser::new(&dialect)
+        .try_with_sql(&format!("sy_dec_num(sy_dec(NULL, {scale}))"))
+        .and_then(|mut p| p.parse_expr())
+    {
+        let mut wrapped = wrapped;
+        // The NULL placeholder is replaced by `e` itself (not re-parsed: its parameters
+        // and casts stay as the rest of the translation expects them).
+        let _ = sqlparser::ast::visit_expressions_mut(&mut wrapped, |x| {
+            if matches!(x, Expr::Value(v) if matches!(v.value, Value::Null)) {
+                *x = e.clone();
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        *e = wrapped;
     }
 }
 
@@ -270,8 +325,9 @@ mod tests {
     fn constants_and_parameters_written_into_timestamp_columns_are_wrapped() {
         let schema = |t: &str| match t {
             "ev" => vec![
-                ("id".to_string(), types::INT4),
-                ("at".into(), types::TIMESTAMPTZ),
+                ("id".to_string(), types::INT4, None),
+                ("at".into(), types::TIMESTAMPTZ, None),
+                ("amount".into(), types::NUMERIC, Some(2)),
             ],
             _ => Vec::new(),
         };
@@ -293,6 +349,14 @@ mod tests {
         assert_eq!(
             sql("UPDATE ev SET at = now(), id = 2 WHERE at < '2024-01-01'"),
             "UPDATE ev SET at = now(), id = 2 WHERE at < '2024-01-01'"
+        );
+        assert_eq!(
+            sql("INSERT INTO ev (id, amount) VALUES (1, 1.005), (2, NULL)"),
+            "INSERT INTO ev (id, amount) VALUES (1, sy_dec_num(sy_dec(1.005, 2))), (2, NULL)"
+        );
+        assert_eq!(
+            sql("UPDATE ev SET amount = amount * $1"),
+            "UPDATE ev SET amount = sy_dec_num(sy_dec(amount * $1, 2))"
         );
         assert_eq!(
             sql("INSERT INTO other VALUES ('x')"),

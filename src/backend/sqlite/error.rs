@@ -130,7 +130,18 @@ pub fn from_sqlite(e: &rusqlite::Error) -> PgError {
     by_message(&e.to_string())
 }
 
+/// The SQLSTATEs switchyard's SQL functions fail with.
+const FUNCTION_CODES: &[&str] = &[
+    "22012", "22P02", "22003", "22001", "0A000", "42P01", "42883",
+];
+
 fn by_message(msg: &str) -> PgError {
+    // switchyard's own functions fail as `SQLSTATE: message` (see `decimal.rs`).
+    if let Some((code, text)) = msg.split_once(": ")
+        && let Some(code) = FUNCTION_CODES.iter().find(|c| **c == code)
+    {
+        return PgError::new(code, text.to_string());
+    }
     // SQLite's "no such …" as PostgreSQL words it.
     let named = |prefix: &str| msg.strip_prefix(prefix).map(|n| n.trim().to_string());
     if let Some(t) = named("no such table:") {
@@ -145,6 +156,14 @@ fn by_message(msg: &str) -> PgError {
     }
     let code = if msg.contains("syntax error") || msg.starts_with("near ") {
         "42601"
+    } else if msg.starts_with("invalid input syntax for type")
+        || msg.starts_with("malformed array literal")
+    {
+        "22P02"
+    } else if msg == "integer overflow" {
+        "22003"
+    } else if msg.starts_with("relation \"") && msg.contains("does not exist") {
+        "42P01"
     } else if msg.contains("already exists") {
         "42P07"
     } else if msg.contains("datatype mismatch") {
@@ -178,6 +197,19 @@ mod tests {
         assert_eq!(from_sqlite(&e).message, "column \"nope\" does not exist");
         let e = c.execute("SELECT * FROM nope", []).unwrap_err();
         assert_eq!(from_sqlite(&e).message, "relation \"nope\" does not exist");
+        // Failures of switchyard's own SQL functions keep PostgreSQL's SQLSTATE.
+        super::super::decimal::register(&c).unwrap();
+        let e = c
+            .query_row("SELECT sy_dec_div(1, 0)", [], |r| r.get::<_, String>(0))
+            .unwrap_err();
+        assert_eq!(
+            (from_sqlite(&e).code, from_sqlite(&e).message.as_str()),
+            ("22012", "division by zero")
+        );
+        let e = c
+            .query_row("SELECT sy_dec_add('x', 1)", [], |r| r.get::<_, String>(0))
+            .unwrap_err();
+        assert_eq!(from_sqlite(&e).code, "22P02");
         // A construct SQLite's grammar refuses: 0A000, no offset in the message.
         let e = c.prepare("DECLARE x CURSOR FOR SELECT 1").unwrap_err();
         let pg = from_sqlite(&e);

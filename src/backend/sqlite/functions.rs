@@ -183,6 +183,7 @@ pub fn register(
     super::typmod::register(conn)?;
     super::defaults::register(conn)?;
     super::coerce::register(conn)?;
+    super::decimal::register(conn)?;
     super::constraints::register(conn)?;
     super::sequences::register(conn)?;
     // An array value as the JSON array SQLite keeps: PostgreSQL's literal (`{a,"b c"}`,

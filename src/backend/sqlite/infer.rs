@@ -248,61 +248,6 @@ fn source(e: &Expr, scope: &Scope<'_>, catalog: bool) -> Option<Source> {
     })
 }
 
-/// The scale PostgreSQL gives a numeric expression of literals (`2.10 + 0.20` → 2, `1.5 *
-/// 2.25` → 3): SQLite computes it in floating point, the output is cut to this scale.
-pub fn result_scales(stmt: &Statement) -> Vec<Option<usize>> {
-    let Statement::Query(q) = stmt else {
-        return Vec::new();
-    };
-    let SetExpr::Select(s) = q.body.as_ref() else {
-        return Vec::new();
-    };
-    s.projection
-        .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                // A literal alone is printed as written already.
-                literal_scale(e).filter(|_| !matches!(e, Expr::Value(_)) && has_decimal_point(e))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-fn literal_scale(e: &Expr) -> Option<usize> {
-    use BinaryOperator as B;
-    match e {
-        Expr::Value(v) => match &v.value {
-            Value::Number(n, _) if !n.contains(['e', 'E']) => {
-                Some(n.split_once('.').map(|(_, f)| f.len()).unwrap_or(0))
-            }
-            _ => None,
-        },
-        Expr::Nested(inner) => literal_scale(inner),
-        Expr::UnaryOp { expr, .. } => literal_scale(expr),
-        Expr::BinaryOp { left, op, right } => {
-            let (a, b) = (literal_scale(left)?, literal_scale(right)?);
-            // Only where a numeric literal takes part (integer arithmetic stays integer).
-            let numeric = [left, right].iter().any(|x| has_decimal_point(x));
-            match op {
-                B::Plus | B::Minus if numeric => Some(a.max(b)),
-                B::Multiply if numeric => Some(a + b),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-fn has_decimal_point(e: &Expr) -> bool {
-    match e {
-        Expr::Value(v) => matches!(&v.value, Value::Number(n, _) if n.contains('.')),
-        Expr::Nested(inner) | Expr::UnaryOp { expr: inner, .. } => has_decimal_point(inner),
-        Expr::BinaryOp { left, right, .. } => has_decimal_point(left) || has_decimal_point(right),
-        _ => false,
-    }
-}
-
 /// Result type hints for the top-level projection of a query (None = decide later).
 pub fn result_hints(stmt: &Statement) -> Vec<Option<u32>> {
     let Statement::Query(q) = stmt else {

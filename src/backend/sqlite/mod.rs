@@ -23,6 +23,8 @@ mod constraints;
 mod cursors;
 pub mod datetime;
 pub mod ddl;
+mod decimal;
+mod decimal_rewrite;
 mod defaults;
 pub mod enums;
 pub mod error;

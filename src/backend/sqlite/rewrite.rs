@@ -141,7 +141,7 @@ impl Rewriter {
 
 /// Names unnamed result expressions the way PostgreSQL does (`count(*)` → `count`,
 /// `x::text` → `x`, `1` → `?column?`), since SQLite would name them by their text.
-fn name_columns(items: &mut [sqlparser::ast::SelectItem]) {
+pub(super) fn name_columns(items: &mut [sqlparser::ast::SelectItem]) {
     use sqlparser::ast::SelectItem;
     for item in items.iter_mut() {
         if let SelectItem::UnnamedExpr(e) = item

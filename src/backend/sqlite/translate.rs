@@ -116,8 +116,8 @@ pub struct Translated {
     pub alter: Option<Alter>,
     /// Result columns typed by one column of the schema (aggregates of it).
     pub sources: Vec<Option<infer::Source>>,
-    /// Numeric scales of result columns that are arithmetic on numeric literals.
-    pub scales: Vec<Option<usize>>,
+    /// Result columns that are exact numeric arithmetic (decimal text, see `decimal.rs`).
+    pub decimals: Vec<bool>,
     /// CREATE TYPE … AS ENUM, ALTER TYPE … ADD VALUE, DROP TYPE (see [`super::enums`]).
     pub type_op: Option<TypeOp>,
     /// TRUNCATE (see [`super::truncate`]).
@@ -210,7 +210,7 @@ fn session_only(kind: Kind) -> Translated {
         tables: Vec::new(),
         alter: None,
         sources: Vec::new(),
-        scales: Vec::new(),
+        decimals: Vec::new(),
         type_op: None,
         truncate: None,
     }
@@ -249,7 +249,6 @@ pub(super) fn translate_one(
         .iter()
         .any(|t| t.starts_with("pg_") || t.starts_with("information_schema"));
     let sources = infer::result_sources(&stmt, catalog);
-    let scales = infer::result_scales(&stmt);
     let mut column_types = Vec::new();
     if let Statement::CreateTable(ct) = &mut stmt {
         column_types = ddl::rewrite_create_table(ct)?;
@@ -268,6 +267,7 @@ pub(super) fn translate_one(
     super::coerce::writes(&mut stmt, schema);
     super::booltext::rewrite(&mut stmt, &tables, schema);
     super::coerce::comparisons(&mut stmt, &tables, schema);
+    let decimals = super::decimal_rewrite::rewrite(&mut stmt, &tables, schema);
     let mut rw = Rewriter::default();
     let _ = stmt.visit(&mut rw);
     if let Some(e) = rw.error {
@@ -313,7 +313,7 @@ pub(super) fn translate_one(
         tables,
         alter,
         sources,
-        scales,
+        decimals,
         type_op,
         truncate,
     })

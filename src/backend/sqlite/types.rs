@@ -132,7 +132,7 @@ fn bool_text(v: &Value) -> Option<bool> {
 }
 
 /// PostgreSQL's text form of a float.
-fn float_text(f: f64) -> String {
+pub(super) fn float_text(f: f64) -> String {
     if f.is_nan() {
         "NaN".into()
     } else if f.is_infinite() {

@@ -1,0 +1,514 @@
+//! Which expressions are PostgreSQL `numeric` arithmetic, rewritten into the exact
+//! functions of [`super::decimal`]: `+ - * / %` with a numeric operand (a literal with a
+//! decimal point or an exponent, a `numeric` column, a `::numeric` cast, another such
+//! expression) and no floating-point one; `::numeric(p, s)` casts; `sum` of numerics and
+//! `avg` of integers or numerics. Between these functions values travel as decimal text
+//! (its scale is PostgreSQL's `dscale`); the outermost is wrapped in `sy_dec_num`, a
+//! number for SQLite to compare, sort and store — except in the result columns of the
+//! statement itself, which keep the text, so the client reads `6985.80`, not `6985.8`.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator as B, CastKind, DataType, ExactNumberInfo, Expr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, OrderByKind,
+    Query, SelectItem, SetExpr, Statement, UnaryOperator, Value, VisitMut, VisitorMut,
+};
+
+use super::coerce::{Col, Schema};
+use super::types;
+
+const NUM: &str = "sy_dec_num";
+
+/// What an operand is, as far as the statement tells.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Decimal,
+    Integer,
+    Float,
+    Unknown,
+}
+
+struct Rewrite<'a> {
+    tables: &'a [String],
+    schema: Schema<'a>,
+    /// The tables' numeric, integer and floating-point columns, looked up at the first
+    /// arithmetic that names a column.
+    cols: Option<Vec<Col>>,
+}
+
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
+}
+
+fn name_of(f: &Function) -> String {
+    f.name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.to_lowercase())
+        .unwrap_or_default()
+}
+
+/// The only argument of `f`, if it has exactly one plain one.
+fn only_arg(f: &mut Function) -> Option<&mut Expr> {
+    let FunctionArguments::List(l) = &mut f.args else {
+        return None;
+    };
+    if l.args.len() != 1 || l.duplicate_treatment.is_some() || !l.clauses.is_empty() {
+        return None;
+    }
+    match &mut l.args[0] {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+        _ => None,
+    }
+}
+
+/// The text inside `sy_dec_num(…)`, if `e` is one (seen through parentheses).
+fn unwrapped(e: &Expr) -> Option<&Expr> {
+    match e {
+        Expr::Nested(inner) => unwrapped(inner),
+        Expr::Function(f) if name_of(f) == NUM => match &f.args {
+            FunctionArguments::List(l) => match l.args.first() {
+                Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(x))) => Some(x),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn number_literal(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(n.clone()),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => number_literal(expr).map(|n| format!("-{n}")),
+        Expr::UnaryOp {
+            op: UnaryOperator::Plus,
+            expr,
+        } => number_literal(expr),
+        _ => None,
+    }
+}
+
+fn float_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Real
+            | DataType::Float4
+            | DataType::Float8
+            | DataType::Float(_)
+            | DataType::Double(_)
+            | DataType::DoublePrecision
+    )
+}
+
+fn text_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Text | DataType::Varchar(_) | DataType::CharacterVarying(_)
+    )
+}
+
+/// The scale a `numeric` cast target fixes: `Some(None)` for plain `numeric`.
+fn numeric_target(t: &DataType) -> Option<Option<i64>> {
+    let info = match t {
+        DataType::Numeric(i) | DataType::Decimal(i) | DataType::Dec(i) => i,
+        _ => return None,
+    };
+    Some(match info {
+        ExactNumberInfo::None => None,
+        ExactNumberInfo::Precision(_) => Some(0),
+        ExactNumberInfo::PrecisionAndScale(_, s) => Some(*s),
+    })
+}
+
+impl Rewrite<'_> {
+    fn column(&mut self, e: &Expr) -> Option<Col> {
+        let name = match e {
+            Expr::Identifier(i) => &i.value,
+            Expr::CompoundIdentifier(p) => &p.last()?.value,
+            _ => return None,
+        };
+        let (tables, schema) = (self.tables, self.schema);
+        let cols = self.cols.get_or_insert_with(|| {
+            super::coerce::columns_typed(tables, schema, |ty| {
+                matches!(
+                    ty,
+                    types::NUMERIC
+                        | types::INT2
+                        | types::INT4
+                        | types::INT8
+                        | types::FLOAT4
+                        | types::FLOAT8
+                )
+            })
+        });
+        cols.iter()
+            .find(|c| c.0.eq_ignore_ascii_case(name))
+            .cloned()
+    }
+
+    fn kind(&mut self, e: &Expr) -> Kind {
+        if unwrapped(e).is_some() {
+            return Kind::Decimal;
+        }
+        if let Some(n) = number_literal(e) {
+            return if n.contains(['.', 'e', 'E']) {
+                Kind::Decimal
+            } else {
+                Kind::Integer
+            };
+        }
+        match e {
+            Expr::Nested(inner) => self.kind(inner),
+            Expr::Cast { data_type, .. } if float_type(data_type) => Kind::Float,
+            // What is left of arithmetic after the rewrite: floating point or integers.
+            Expr::BinaryOp {
+                left,
+                op: B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo,
+                right,
+            } => match [self.kind(left), self.kind(right)] {
+                k if k.contains(&Kind::Float) => Kind::Float,
+                [Kind::Integer, Kind::Integer] => Kind::Integer,
+                _ => Kind::Unknown,
+            },
+            _ => match self.column(e).map(|c| c.1) {
+                Some(types::NUMERIC) => Kind::Decimal,
+                Some(types::FLOAT4 | types::FLOAT8) => Kind::Float,
+                Some(_) => Kind::Integer,
+                None => Kind::Unknown,
+            },
+        }
+    }
+
+    /// `e` as an argument of a `sy_dec*` function: decimal text where it is one.
+    fn operand(&mut self, e: Expr) -> Expr {
+        if let Some(inner) = unwrapped(&e) {
+            return inner.clone();
+        }
+        // A decimal literal as text: its scale is part of its value (`2.50 * 2` is 5.00).
+        if let Some(n) = number_literal(&e).filter(|n| n.contains(['.', 'e', 'E'])) {
+            return Expr::value(Value::SingleQuotedString(n));
+        }
+        if let Expr::Nested(inner) = e {
+            return self.operand(*inner);
+        }
+        match self.column(&e) {
+            Some((_, types::NUMERIC, Some(s))) => call(
+                "sy_dec",
+                vec![e, Expr::value(Value::Number(s.to_string(), false))],
+            ),
+            _ => e,
+        }
+    }
+
+    fn arithmetic(&mut self, e: &mut Expr) {
+        let Expr::BinaryOp { left, op, right } = e else {
+            return;
+        };
+        let name = match op {
+            B::Plus => "sy_dec_add",
+            B::Minus => "sy_dec_sub",
+            B::Multiply => "sy_dec_mul",
+            B::Divide => "sy_dec_div",
+            B::Modulo => "sy_dec_mod",
+            _ => return,
+        };
+        let kinds = [self.kind(left), self.kind(right)];
+        if !kinds.contains(&Kind::Decimal) || kinds.contains(&Kind::Float) {
+            return;
+        }
+        let (l, r) = (*left.clone(), *right.clone());
+        *e = call(
+            NUM,
+            vec![call(name, vec![self.operand(l), self.operand(r)])],
+        );
+    }
+
+    /// `-x` of a numeric column or expression (a literal stays one).
+    fn negation(&mut self, e: &mut Expr) {
+        let Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } = e
+        else {
+            return;
+        };
+        if number_literal(expr).is_some() || self.kind(expr) != Kind::Decimal {
+            return;
+        }
+        let inner = self.operand(*expr.clone());
+        *e = call(NUM, vec![call("sy_dec_neg", vec![inner])]);
+    }
+
+    fn cast(&mut self, e: &mut Expr) {
+        let Expr::Cast {
+            kind: CastKind::Cast | CastKind::DoubleColon,
+            expr,
+            data_type,
+            format: None,
+        } = e
+        else {
+            return;
+        };
+        let Some(scale) = numeric_target(data_type) else {
+            return;
+        };
+        let scale = scale.map_or(Expr::value(Value::Null), |s| {
+            Expr::value(Value::Number(s.to_string(), false))
+        });
+        let inner = self.operand(*expr.clone());
+        *e = call(NUM, vec![call("sy_dec", vec![inner, scale])]);
+    }
+
+    /// An operand PostgreSQL prints as text (an argument of `concat`, `concat_ws`,
+    /// `string_agg`, `format`, an operand of `||`, a `::text` cast): a numeric keeps its
+    /// scale, a float reads as PostgreSQL writes it.
+    fn as_text(&mut self, e: &mut Expr) {
+        if let Some(inner) = unwrapped(e) {
+            *e = inner.clone();
+            return;
+        }
+        if number_literal(e).is_some() {
+            return;
+        }
+        match self.kind(e) {
+            Kind::Decimal => *e = self.operand(e.clone()),
+            Kind::Float => *e = call("sy_float_text", vec![e.clone()]),
+            _ => {}
+        }
+    }
+
+    fn text_context(&mut self, e: &mut Expr) {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: B::StringConcat,
+                right,
+            } => {
+                self.as_text(left);
+                self.as_text(right);
+            }
+            Expr::Cast {
+                expr, data_type, ..
+            } if text_type(data_type) => self.as_text(expr),
+            Expr::Function(f)
+                if matches!(
+                    name_of(f).as_str(),
+                    "concat" | "concat_ws" | "string_agg" | "format"
+                ) =>
+            {
+                if let FunctionArguments::List(l) = &mut f.args {
+                    for a in &mut l.args {
+                        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
+                            self.as_text(x);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn aggregate(&mut self, e: &mut Expr) {
+        let Expr::Function(f) = e else { return };
+        let name = name_of(f);
+        if !matches!(name.as_str(), "sum" | "avg") || f.over.is_some() || f.filter.is_some() {
+            return;
+        }
+        let Some(arg) = only_arg(f) else { return };
+        let arg = arg.clone();
+        let exact = match self.kind(&arg) {
+            Kind::Decimal => true,
+            Kind::Integer => name == "avg",
+            _ => false,
+        };
+        if exact {
+            let inner = self.operand(arg);
+            *e = call(NUM, vec![call(&format!("sy_dec_{name}"), vec![inner])]);
+        }
+    }
+}
+
+impl VisitorMut for Rewrite<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        // Result columns are named from what the client wrote, before it is rewritten.
+        if let SetExpr::Select(s) = q.body.as_mut() {
+            super::rewrite::name_columns(&mut s.projection);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        match e {
+            Expr::BinaryOp { .. } => self.arithmetic(e),
+            Expr::Cast { .. } => self.cast(e),
+            Expr::UnaryOp { .. } => self.negation(e),
+            Expr::Function(_) => self.aggregate(e),
+            _ => {}
+        }
+        self.text_context(e);
+        ControlFlow::Continue(())
+    }
+}
+
+/// Rewrites `stmt`'s numeric arithmetic; says which of its result columns are numeric
+/// text (PostgreSQL's `numeric`, shown as computed).
+pub fn rewrite(stmt: &mut Statement, tables: &[String], schema: Schema<'_>) -> Vec<bool> {
+    if !matches!(
+        stmt,
+        Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)
+    ) {
+        return Vec::new();
+    }
+    let returning = match stmt {
+        Statement::Insert(i) => i.returning.as_mut(),
+        Statement::Update(u) => u.returning.as_mut(),
+        Statement::Delete(d) => d.returning.as_mut(),
+        _ => None,
+    };
+    if let Some(r) = returning {
+        super::rewrite::name_columns(r);
+    }
+    let mut rw = Rewrite {
+        tables,
+        schema,
+        cols: None,
+    };
+    let _ = stmt.visit(&mut rw);
+    match stmt {
+        Statement::Query(q) => shown_query(q),
+        Statement::Insert(i) => i.returning.as_mut().map(|r| shown(r)),
+        Statement::Update(u) => u.returning.as_mut().map(|r| shown(r)),
+        Statement::Delete(d) => d.returning.as_mut().map(|r| shown(r)),
+        _ => None,
+    }
+    .unwrap_or_default()
+}
+
+/// Result columns keep the decimal text; ORDER BY a position or name of one of them sorts
+/// by its number.
+fn shown_query(q: &mut Query) -> Option<Vec<bool>> {
+    let SetExpr::Select(s) = q.body.as_mut() else {
+        return None;
+    };
+    let before = s.projection.clone();
+    let flags = shown(&mut s.projection);
+    if let Some(ob) = &mut q.order_by
+        && let OrderByKind::Expressions(list) = &mut ob.kind
+    {
+        for o in list {
+            let i = match &o.expr {
+                Expr::Value(v) => match &v.value {
+                    Value::Number(n, _) => n.parse::<usize>().ok().and_then(|n| n.checked_sub(1)),
+                    _ => None,
+                },
+                Expr::Identifier(id) => before.iter().position(|item| {
+                    matches!(item, SelectItem::ExprWithAlias { alias, .. }
+                        if alias.value.eq_ignore_ascii_case(&id.value))
+                }),
+                _ => None,
+            };
+            if let Some(i) = i.filter(|i| flags.get(*i) == Some(&true))
+                && let Some(SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr)) =
+                    before.get(i)
+            {
+                o.expr = expr.clone();
+            }
+        }
+    }
+    Some(flags)
+}
+
+fn shown(items: &mut [SelectItem]) -> Vec<bool> {
+    items
+        .iter_mut()
+        .map(|item| {
+            let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = item
+            else {
+                return false;
+            };
+            match unwrapped(e).cloned() {
+                Some(inner) => {
+                    *e = inner;
+                    true
+                }
+                None => false,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    fn sql(s: &str) -> (String, Vec<bool>) {
+        let schema = |t: &str| match t {
+            "p" => vec![
+                ("price".to_string(), types::NUMERIC, Some(2)),
+                ("q".into(), types::INT4, None),
+                ("w".into(), types::FLOAT8, None),
+            ],
+            _ => Vec::new(),
+        };
+        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, s)
+            .unwrap()
+            .remove(0);
+        let shown = rewrite(&mut stmt, &["p".to_string()], &schema);
+        (stmt.to_string(), shown)
+    }
+
+    #[test]
+    fn numeric_arithmetic_becomes_exact_calls() {
+        assert_eq!(
+            sql("SELECT price * q, price / 3 AS third FROM p WHERE price + 0.1 > 2 ORDER BY third"),
+            (
+                "SELECT sy_dec_mul(sy_dec(price, 2), q) AS \"?column?\", sy_dec_div(sy_dec(price, 2), 3) AS third FROM p WHERE sy_dec_num(sy_dec_add(sy_dec(price, 2), '0.1')) > 2 ORDER BY sy_dec_num(sy_dec_div(sy_dec(price, 2), 3))".into(),
+                vec![true, true]
+            )
+        );
+        assert_eq!(
+            sql("SELECT 2.10 + 0.20, (1 + 2) * 3, 7::numeric / 2, w * 1.5, avg(q), sum(q)"),
+            (
+                "SELECT sy_dec_add('2.10', '0.20') AS \"?column?\", (1 + 2) * 3 AS \"?column?\", sy_dec_div(sy_dec(7, NULL), 2) AS \"?column?\", w * 1.5 AS \"?column?\", sy_dec_avg(q) AS \"avg\", sum(q) AS \"sum\"".into(),
+                vec![true, false, true, false, true, false]
+            )
+        );
+        assert_eq!(
+            sql("SELECT price::text || (price * 2) || w, concat_ws('|', price / 3, q) FROM p").0,
+            "SELECT sy_dec(price, 2)::TEXT || sy_dec_mul(sy_dec(price, 2), 2) || sy_float_text(w) AS \"?column?\", concat_ws('|', sy_dec_div(sy_dec(price, 2), 3), q) AS \"concat_ws\" FROM p"
+        );
+        assert_eq!(
+            sql("UPDATE p SET price = price * -1.5 RETURNING price - 1, -price").0,
+            "UPDATE p SET price = sy_dec_num(sy_dec_mul(sy_dec(price, 2), '-1.5')) RETURNING sy_dec_sub(sy_dec(price, 2), 1) AS \"?column?\", sy_dec_neg(sy_dec(price, 2)) AS \"?column?\""
+        );
+    }
+}
