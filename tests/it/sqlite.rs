@@ -385,6 +385,60 @@ fn numeric_arithmetic_is_exact_as_on_postgres() {
     });
 }
 
+/// timestamptz values are shown in the session's TimeZone, and a value written without an
+/// offset is read as wall-clock time there, as PostgreSQL does; an unknown zone is refused
+/// with PostgreSQL's SQLSTATE. Before, every value read `+00` whatever the session's zone.
+#[test]
+fn timestamptz_follows_the_session_time_zone_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let steps = [
+        "CREATE TABLE tz (id int PRIMARY KEY, t timestamptz)",
+        "SET TimeZone = 'Europe/Berlin'",
+        "INSERT INTO tz VALUES (1, '2024-05-06 07:08:09'), (2, '2024-01-06 07:08:09.25+05'), \
+         (3, '2024-03-31 02:30:00')",
+        "SELECT t FROM tz ORDER BY id",
+        "SELECT id FROM tz WHERE t = '2024-05-06 07:08:09'",
+        "SHOW TimeZone",
+        "SET TIME ZONE 'America/New_York'",
+        "SELECT t FROM tz ORDER BY id",
+        "SET TimeZone = 'Asia/Kolkata'",
+        "SELECT t FROM tz WHERE id = 1",
+        "SET TimeZone = 'Mars/Olympus'",
+        "SET TimeZone = 'UTC'",
+        "SELECT t FROM tz ORDER BY id",
+    ];
+    rt().block_on(async {
+        let mut answers = Vec::new();
+        for url in [pg.url("app"), proxy.url("app", "secret")] {
+            let c = connect(&url).await.unwrap();
+            let mut got = Vec::new();
+            for s in steps {
+                got.push(match c.simple_query(s).await {
+                    Ok(rows) => rows
+                        .iter()
+                        .filter_map(|m| match m {
+                            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" / "),
+                    Err(e) => format!("error {:?}", e.code().map(|c| c.code())),
+                });
+            }
+            answers.push(got);
+        }
+        assert_eq!(
+            answers[0][3],
+            "2024-05-06 07:08:09+02 / 2024-01-06 03:08:09.25+01 / 2024-03-31 03:30:00+02"
+        );
+        for (s, (want, got)) in steps.iter().zip(answers[0].iter().zip(&answers[1])) {
+            assert_eq!(got, want, "{s}");
+        }
+    });
+}
+
 /// jsonb values come back as PostgreSQL prints them (keys ordered, duplicates collapsed,
 /// its spacing), not as the text was written.
 #[test]

@@ -279,11 +279,41 @@ fn canonical(v: SqlValue, tz: bool) -> SqlValue {
     types::canonical_timestamp(s, tz).map_or(v, SqlValue::Text)
 }
 
-/// Registers `sy_timestamptz` and `sy_timestamp`.
-pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+/// A timestamptz written without an offset is wall-clock time in the session's zone.
+fn canonical_in(v: SqlValue, zone: &super::zone::Zone) -> SqlValue {
+    if let (SqlValue::Text(s), Some(z)) = (&v, zone) {
+        let t = s.trim().replacen('T', " ", 1);
+        if !t.ends_with(['Z', 'z'])
+            && !types::has_offset(&t)
+            && let Some(us) = super::datetime::parse_timestamp_micros(&t)
+        {
+            let utc = super::zone::to_utc(us, z);
+            return SqlValue::Text(format!(
+                "{}+00",
+                super::datetime::format_timestamp_micros(utc)
+            ));
+        }
+    }
+    canonical(v, true)
+}
+
+/// Registers `sy_timestamptz` (reading the session's `TimeZone` from `settings`) and
+/// `sy_timestamp`.
+pub fn register(
+    conn: &Connection,
+    settings: std::sync::Arc<std::sync::Mutex<super::setvar::Settings>>,
+) -> rusqlite::Result<()> {
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
-    conn.create_scalar_function("sy_timestamptz", 1, det, |ctx| {
-        Ok(canonical(ctx.get::<SqlValue>(0)?, true))
+    // The answer follows `SET TimeZone`, which no statement changes while it runs: still
+    // deterministic for SQLite, which may then use it where a schema needs that.
+    conn.create_scalar_function("sy_timestamptz", 1, det, move |ctx| {
+        let v = ctx.get::<SqlValue>(0)?;
+        let zone = settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .zone
+            .clone();
+        Ok(canonical_in(v, &zone))
     })?;
     conn.create_scalar_function("sy_timestamp", 1, det, |ctx| {
         Ok(canonical(ctx.get::<SqlValue>(0)?, false))

@@ -45,13 +45,14 @@ impl Session {
                 build::command_complete(out, "DECLARE CURSOR");
             }
             CursorOp::Fetch { name, count } => {
+                let zone = self.zone();
                 let cursor = self.cursors.get_mut(name).ok_or_else(|| missing(name))?;
                 let n = count.unwrap_or(u64::MAX).min(cursor.rows.len() as u64) as usize;
                 if o.describe {
                     exec::row_description(out, &cursor.columns, o.formats);
                 }
                 for row in cursor.rows.drain(..n) {
-                    exec::data_row(out, &row, &cursor.columns, o.formats)?;
+                    exec::data_row(out, &row, &cursor.columns, o.formats, &zone)?;
                 }
                 build::command_complete(out, &format!("FETCH {n}"));
             }
@@ -138,6 +139,7 @@ impl Session {
         max: i32,
         out: &mut bytes::BytesMut,
     ) -> Result<(), PgError> {
+        let zone = self.zone();
         let cursor = self.cursors.get_mut(name).ok_or_else(|| missing(name))?;
         let n = if max <= 0 {
             cursor.rows.len()
@@ -145,7 +147,7 @@ impl Session {
             (max as usize).min(cursor.rows.len())
         };
         for row in cursor.rows.drain(..n) {
-            exec::data_row(out, &row, &cursor.columns, &[])?;
+            exec::data_row(out, &row, &cursor.columns, &[], &zone)?;
         }
         if max > 0 && !cursor.rows.is_empty() {
             build::empty(out, crate::protocol::be::PORTAL_SUSPENDED);

@@ -159,6 +159,7 @@ pub fn data_row(
     values: &[Value],
     cols: &[Column],
     formats: &[i16],
+    zone: &super::zone::Zone,
 ) -> Result<(), PgError> {
     let at = out.len();
     out.put_u8(be::DATA_ROW);
@@ -170,6 +171,13 @@ pub fn data_row(
             out.put_i32(-1);
             continue;
         }
+        // A timestamptz in text is shown in the session's zone (UTC needs nothing).
+        let zoned = match zone {
+            Some(z) if oid == types::TIMESTAMPTZ && format_of(formats, i) != 1 => {
+                super::zone::shown(v, z)
+            }
+            _ => None,
+        };
         let scaled;
         let v = match cols.get(i).and_then(|c| c.scale) {
             Some(s) if oid == types::NUMERIC && !matches!(v, Value::Blob(_)) => {
@@ -193,7 +201,7 @@ pub fn data_row(
                     ),
                 ));
             }
-        } else if let Some(text) = types::to_text(v, oid) {
+        } else if let Some(text) = zoned.or_else(|| types::to_text(v, oid)) {
             out.put_slice(text.as_bytes());
         }
         let len = (out.len() - len_at - 4) as i32;
@@ -238,6 +246,8 @@ pub struct Output<'a> {
     pub hints: &'a [Option<u32>],
     /// Types (and numeric scales) resolved from the schema (`catalog::source_types`).
     pub typed: &'a [Option<(u32, Option<usize>)>],
+    /// The session's `TimeZone`: timestamptz values are shown in it.
+    pub zone: &'a super::zone::Zone,
 }
 
 /// Runs a prepared statement with its parameters and writes rows and CommandComplete.
@@ -279,7 +289,7 @@ pub fn run(
             row_description(o.out, &cols, o.formats);
             described = true;
         }
-        data_row(o.out, &values, &cols, o.formats)?;
+        data_row(o.out, &values, &cols, o.formats, o.zone)?;
         n += 1;
     }
     if !described {
@@ -332,6 +342,7 @@ mod tests {
                 columns: None,
                 hints: &[],
                 typed: &[],
+                zone: &None,
             },
             &|_, _| None,
             None,
@@ -359,6 +370,7 @@ mod tests {
                 columns: None,
                 hints: &[],
                 typed: &[],
+                zone: &None,
             },
             &|_, _| None,
             None,

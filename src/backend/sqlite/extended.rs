@@ -281,6 +281,7 @@ impl Session {
             columns: cols.as_deref(),
             hints: &t.hints,
             typed: &[],
+            zone: &None,
         };
         self.execute(t, &params, o)
     }

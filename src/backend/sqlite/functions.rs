@@ -133,10 +133,12 @@ pub fn register(
             .map(str::to_string);
         Ok(value)
     })?;
-    let s = settings;
+    let s = settings.clone();
     conn.create_scalar_function("set_config", 3, volatile(), move |ctx| {
         let name: String = ctx.get(0)?;
         let value: String = ctx.get(1)?;
+        Settings::check(&name, &value)
+            .map_err(|m| rusqlite::Error::UserFunctionError(format!("22023: {m}").into()))?;
         s.lock()
             .unwrap_or_else(|e| e.into_inner())
             .set(&name, &value);
@@ -182,7 +184,7 @@ pub fn register(
     super::jsonb_ops::register(conn)?;
     super::typmod::register(conn)?;
     super::defaults::register(conn)?;
-    super::coerce::register(conn)?;
+    super::coerce::register(conn, settings.clone())?;
     super::decimal::register(conn)?;
     super::constraints::register(conn)?;
     super::sequences::register(conn)?;

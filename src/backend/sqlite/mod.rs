@@ -50,6 +50,7 @@ mod truncate;
 pub mod types;
 pub mod typmod;
 pub mod wire;
+mod zone;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

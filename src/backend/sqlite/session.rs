@@ -107,6 +107,7 @@ impl Session {
                 columns: None,
                 hints: &t.hints,
                 typed: &[],
+                zone: &None,
             };
             if let Err(e) = self.execute(t, &[], o) {
                 self.fail(out, e);
@@ -265,7 +266,7 @@ impl Session {
             Kind::Set { name, value, .. } if name == "transaction_isolation" => {
                 self.set_isolation(value.as_deref(), o.out)?
             }
-            Kind::Set { name, value, .. } => self.set(name, value.as_deref(), o.out),
+            Kind::Set { name, value, .. } => self.set(name, value.as_deref(), o.out)?,
             Kind::Show(name) => self.show(name, o.out, o.describe)?,
             Kind::SetConstraints { deferred } => self.set_constraints(*deferred, o.out)?,
             Kind::Cursor(op) => self.run_cursor(op, params, o)?,
@@ -397,7 +398,19 @@ impl Session {
         Ok(())
     }
 
-    fn set(&mut self, name: &str, value: Option<&str>, out: &mut BytesMut) {
+    /// The session's `TimeZone` (see `zone.rs`).
+    pub(super) fn zone(&self) -> super::zone::Zone {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .zone
+            .clone()
+    }
+
+    fn set(&mut self, name: &str, value: Option<&str>, out: &mut BytesMut) -> Result<(), PgError> {
+        if let Some(v) = value {
+            Settings::check(name, v).map_err(|m| PgError::new("22023", m))?;
+        }
         let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
         let reported = match value {
             Some(v) => s.set(name, v),
@@ -412,6 +425,7 @@ impl Session {
             build::parameter_status(out, display, &v);
         }
         build::command_complete(out, "SET");
+        Ok(())
     }
 
     fn show(&mut self, name: &str, out: &mut BytesMut, describe: bool) -> Result<(), PgError> {
@@ -431,7 +445,7 @@ impl Session {
         if describe {
             exec::row_description(out, &col, &[]);
         }
-        exec::data_row(out, &[Value::Text(value)], &col, &[])?;
+        exec::data_row(out, &[Value::Text(value)], &col, &[], &None)?;
         build::command_complete(out, "SHOW");
         Ok(())
     }
@@ -552,7 +566,12 @@ impl Session {
         } else {
             Vec::new()
         };
-        let o = Output { typed: &typed, ..o };
+        let zone = self.zone();
+        let o = Output {
+            typed: &typed,
+            zone: &zone,
+            ..o
+        };
         let result = exec::run(&mut stmt, params, &t.kind, o, &overrides, table);
         drop(stmt);
         if result.is_ok() && !t.column_types.is_empty() {

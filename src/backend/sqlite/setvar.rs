@@ -32,6 +32,8 @@ pub struct Settings {
     /// When the current transaction began (microseconds since 1970): what `now()` answers,
     /// as PostgreSQL's does, all through the transaction.
     pub transaction_start: Option<i64>,
+    /// `TimeZone` as a zone (None: UTC), see `zone.rs`.
+    pub zone: super::zone::Zone,
 }
 
 impl Default for Settings {
@@ -39,6 +41,7 @@ impl Default for Settings {
         let mut s = Settings {
             values: BTreeMap::new(),
             transaction_start: None,
+            zone: None,
         };
         for (k, v) in [
             ("application_name", ""),
@@ -74,9 +77,20 @@ impl Settings {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether `value` is one `name` can take (the error PostgreSQL gives if not).
+    pub fn check(name: &str, value: &str) -> Result<(), String> {
+        if name.eq_ignore_ascii_case("timezone") {
+            super::zone::parse(value)?;
+        }
+        Ok(())
+    }
+
     /// Sets a value; returns the display name if the setting is reported to clients.
     pub fn set(&mut self, name: &str, value: &str) -> Option<&'static str> {
         let key = name.to_lowercase();
+        if key == "timezone" {
+            self.zone = super::zone::parse(value).unwrap_or(None);
+        }
         let display = REPORTED
             .iter()
             .find(|r| r.eq_ignore_ascii_case(name))

@@ -190,7 +190,7 @@ fn timestamp_text(s: &str, tz: bool) -> String {
     })
 }
 
-fn has_offset(t: &str) -> bool {
+pub(super) fn has_offset(t: &str) -> bool {
     t.len() > 19 && t[19..].contains(['+', '-'])
 }
 
