@@ -488,3 +488,36 @@ fn catalog_introspection_answers_as_postgresql_does() {
         assert_eq!(answers[0].last(), answers[1].last());
     });
 }
+
+/// psql's `\d` of tables made the way Django's migrations make them (a UNIQUE added by
+/// ALTER TABLE, a `_like` index with `varchar_pattern_ops`, a deferrable foreign key added
+/// by ALTER TABLE), then renamed, reads as on PostgreSQL: the UNIQUE is listed as a
+/// constraint, the operator class is shown, and the keys keep the names they were made
+/// with (before, they were named after the table's new name).
+#[test]
+fn psql_describes_django_made_and_renamed_tables_as_postgresql_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let script = "CREATE TABLE u (id serial PRIMARY KEY, username varchar(150) NOT NULL, \
+                  email varchar(100) UNIQUE);\n\
+                  ALTER TABLE u ADD CONSTRAINT u_username_key UNIQUE (username);\n\
+                  CREATE INDEX u_username_like ON u (username varchar_pattern_ops);\n\
+                  CREATE TABLE post (id bigserial PRIMARY KEY, author_id integer NOT NULL, \
+                  title text, UNIQUE (author_id, title));\n\
+                  ALTER TABLE post ADD CONSTRAINT post_author_id_fk FOREIGN KEY (author_id) \
+                  REFERENCES u (id) DEFERRABLE INITIALLY DEFERRED;\n\
+                  CREATE INDEX post_title_like ON post (title text_pattern_ops DESC);\n\
+                  ALTER TABLE post RENAME TO article;\n\
+                  \\d u\n\\d article\n";
+    let (want, got) = (
+        psql_script(pg.port, script),
+        psql_script(proxy.port, script),
+    );
+    assert!(
+        want.contains("\"u_username_key\" UNIQUE CONSTRAINT, btree (username)"),
+        "{want}"
+    );
+    assert!(want.contains("(username varchar_pattern_ops)"), "{want}");
+    assert_eq!(got, want, "psql \\d: the SQLite default, then PostgreSQL");
+}

@@ -160,7 +160,16 @@ pub(super) fn edit_table(
         return Err(PgError::new("XX000", format!("\"{table}\" is not a table")));
     };
     edit(&mut ct)?;
-    let new = Statement::CreateTable(ct).to_string();
+    let mut new = Statement::CreateTable(ct).to_string();
+    // The parser drops comments: the serial key's sequence name goes back after its
+    // AUTOINCREMENT (see `sequences.rs`).
+    if let Some(seq) = super::sequences::marked(&text)
+        && let Some(at) = new
+            .find(" AUTOINCREMENT")
+            .map(|i| i + " AUTOINCREMENT".len())
+    {
+        new.insert_str(at, &format!(" /*{}*/", super::sequences::mark(&seq)));
+    }
     let version: i64 = conn
         .query_row("PRAGMA schema_version", [], |r| r.get(0))
         .map_err(|e| from_sqlite(&e))?;
@@ -208,9 +217,10 @@ fn add_constraint(conn: &Connection, table: &str, c: &TableConstraint) -> Result
             sql(
                 conn,
                 &format!(
-                    "CREATE UNIQUE INDEX {} ON {} ({})",
+                    "CREATE UNIQUE INDEX {} ON {} {} ({})",
                     q(&name),
                     q(table),
+                    super::constraints::UNIQUE_MARK,
                     cols.join(", ")
                 ),
             )

@@ -74,7 +74,7 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
         format!(
             "_sy_serials AS SELECT CAST(16384 + m.rowid AS INTEGER) AS relid, m.name AS relname, p.name AS attname, \
              p.cid + 1 AS attnum, CAST(100000000 + (16384 + m.rowid) * 1000 + p.cid AS INTEGER) AS seqoid, \
-             m.name || '_' || p.name || '_seq' AS seqname, \
+             sy_seq_name(m.sql, m.name, p.name) AS seqname, \
              (SELECT s.pg_type FROM _switchyard_columns s WHERE s.tbl = m.name AND s.col = p.name) AS pg_type, \
              (SELECT i.kind FROM _switchyard_identity_columns i WHERE i.tbl = m.name AND i.col = p.name) AS identity \
              FROM ({USER_OBJECTS}) m JOIN pragma_table_info(m.name) p \
@@ -96,7 +96,7 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
              NULL AS relpartbound, 0 AS relnatts, 0 AS relpages, 'd' AS relreplident, 0 AS relfrozenxid \
              FROM ({USER_OBJECTS}) o WHERE type IN ('table', 'view', 'index') \
              UNION ALL SELECT conindid, conname, 2200, 'i', 10, 0, -1, 'p', 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 403, 0, \
-             0, NULL, 0, 0, 'd', 0 FROM temp._sy_constraints WHERE contype IN ('p', 'u') \
+             0, NULL, 0, 0, 'd', 0 FROM temp._sy_constraints WHERE contype IN ('p', 'u') AND conindid >= 1000000 \
              UNION ALL SELECT seqoid, seqname, 2200, 'S', 10, 0, -1, 'p', 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, \
              0, NULL, 0, 0, 'n', 0 FROM _sy_serials \
              UNION ALL SELECT 1259, 'pg_class', 11, 'r', 10, 0, -1, 'p', 0, 1, 0, 0, 0, 0, NULL, NULL, 0, 2, 0, \
@@ -111,7 +111,7 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
          p.cid + 1 AS adnum, CASE WHEN p.dflt_value IS NOT NULL THEN sy_pg_default(p.dflt_value, p.type, \
          (SELECT s.pg_type FROM _switchyard_columns s WHERE s.tbl = c.relname AND s.col = p.name)) \
          WHEN EXISTS (SELECT 1 FROM _sy_serials s WHERE s.relid = c.oid AND s.attnum = p.cid + 1 AND s.identity IS NULL) \
-         THEN sy_serial_default(c.relname, p.name) END AS adbin \
+         THEN (SELECT sy_serial_default(s.seqname) FROM _sy_serials s WHERE s.relid = c.oid AND s.attnum = p.cid + 1) END AS adbin \
          FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind = 'r') WHERE adbin IS NOT NULL"
             .to_string(),
         "pg_attribute AS SELECT CAST(c.oid AS INTEGER) AS attrelid, p.name AS attname, \
@@ -139,7 +139,7 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
          UNION ALL SELECT conindid, conrelid, 1, contype = 'p', 1, 1, 1, 0, NULL, NULL, \
          replace(trim(conkey, '[]'), ',', ' '), json_array_length(conkey), json_array_length(conkey), 0, 1, 0, \
          trim(replace(hex(zeroblob(json_array_length(conkey))), '00', '0 ')), '' \
-         FROM temp._sy_constraints WHERE contype IN ('p', 'u')"
+         FROM temp._sy_constraints WHERE contype IN ('p', 'u') AND conindid >= 1000000"
             .to_string(),
         "pg_constraint AS SELECT oid, conname, 2200 AS connamespace, contype, conrelid, confrelid, conkey, confkey, \
          conindid, condeferrable, condeferred, 1 AS convalidated, confupdtype, confdeltype, 's' AS confmatchtype, \

@@ -22,6 +22,10 @@ pub const SETUP: &str = "CREATE TEMP TABLE IF NOT EXISTS _sy_constraints (oid IN
     contype TEXT, conrelid INTEGER, confrelid INTEGER, conkey TEXT, confkey TEXT, conindid INTEGER, \
     condeferrable INTEGER, condeferred INTEGER, confupdtype TEXT, confdeltype TEXT, def TEXT)";
 
+/// The comment in a unique index's definition that makes it a UNIQUE constraint (one
+/// `ALTER TABLE … ADD CONSTRAINT … UNIQUE` made), as PostgreSQL would list it.
+pub const UNIQUE_MARK: &str = "/* unique constraint */";
+
 /// Whether a statement naming these relations needs [`refresh`] first.
 pub fn needed(tables: &[String]) -> bool {
     tables
@@ -301,10 +305,20 @@ fn cast_number(e: &Expr, ty: u32) -> Option<String> {
 fn rows_of(all: &[Table], t: &Table) -> Vec<Row> {
     let mut out = Vec::new();
     let Some(ct) = &t.def else { return out };
-    let pk_name = ct.constraints.iter().find_map(|c| match c {
-        TableConstraint::PrimaryKey(p) => p.name.as_ref().map(|n| n.value.clone()),
-        _ => None,
-    });
+    let pk_name = ct
+        .constraints
+        .iter()
+        .find_map(|c| match c {
+            TableConstraint::PrimaryKey(p) => p.name.as_ref().map(|n| n.value.clone()),
+            _ => None,
+        })
+        .or_else(|| {
+            ct.columns.iter().flat_map(|c| &c.options).find_map(|o| {
+                matches!(o.option, ColumnOption::PrimaryKey(_))
+                    .then(|| o.name.as_ref().map(|n| n.value.clone()))
+                    .flatten()
+            })
+        });
     if !t.pk.is_empty() {
         out.push(key(
             t,
@@ -370,6 +384,38 @@ fn rows_of(all: &[Table], t: &Table) -> Vec<Row> {
     out
 }
 
+/// UNIQUE constraints added by ALTER TABLE: unique indexes marked [`UNIQUE_MARK`].
+fn marked_unique(conn: &Connection, t: &Table) -> Result<Vec<Row>, PgError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT rowid, name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1 \
+             AND instr(sql, ?2) > 0",
+        )
+        .map_err(|e| from_sqlite(&e))?;
+    let found: Vec<(i64, String)> = st
+        .query_map(rusqlite::params![t.name, UNIQUE_MARK], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(|e| from_sqlite(&e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| from_sqlite(&e))?;
+    let mut out = Vec::new();
+    for (rowid, name) in found {
+        let mut cols = conn
+            .prepare_cached("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
+            .map_err(|e| from_sqlite(&e))?;
+        let cols: Vec<String> = cols
+            .query_map([&name], |r| r.get::<_, Option<String>>(0))
+            .map_err(|e| from_sqlite(&e))?
+            .filter_map(|c| c.ok().flatten())
+            .collect();
+        let mut row = key(t, "u", name, &cols, 0);
+        row.conindid = 16384 + rowid;
+        out.push(row);
+    }
+    Ok(out)
+}
+
 fn json_list(v: &[usize]) -> String {
     format!(
         "[{}]",
@@ -389,7 +435,9 @@ pub fn refresh(conn: &Connection) -> Result<(), PgError> {
         .map_err(|e| from_sqlite(&e))?;
     let mut next = 0i64;
     for t in &all {
-        for r in rows_of(&all, t) {
+        let mut rows = rows_of(&all, t);
+        rows.extend(marked_unique(conn, t)?);
+        for r in rows {
             next += 1;
             ins.execute(rusqlite::params![
                 900_000 + next,

@@ -28,7 +28,7 @@ pub const SETUP: &str = "CREATE TABLE IF NOT EXISTS _switchyard_identity_columns
 pub const NOW_TZ: &str = "strftime('%Y-%m-%d %H:%M:%f+00', 'now')";
 
 /// Registers `sy_pg_default(default, declared type, remembered type)` and
-/// `sy_serial_default(table, column)`.
+/// `sy_serial_default(sequence)`.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("sy_pg_default", 3, det, |ctx| {
@@ -39,16 +39,16 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         let remembered = ctx.get::<Option<String>>(2)?;
         Ok(Some(pg_default(&default, &decl, remembered.as_deref())))
     })?;
-    conn.create_scalar_function("sy_serial_default", 2, det, |ctx| {
-        let (t, c): (String, String) = (ctx.get(0)?, ctx.get(1)?);
-        Ok(serial_default(&t, &c))
+    conn.create_scalar_function("sy_serial_default", 1, det, |ctx| {
+        let seq: String = ctx.get(0)?;
+        Ok(serial_default(&seq))
     })?;
     Ok(())
 }
 
 /// `nextval('t_id_seq'::regclass)`, the sequence name quoted as PostgreSQL would.
-pub fn serial_default(table: &str, column: &str) -> String {
-    let name = super::functions::quote_ident(&format!("{table}_{column}_seq"));
+pub fn serial_default(seq: &str) -> String {
+    let name = super::functions::quote_ident(seq);
     format!("nextval('{}'::regclass)", name.replace('\'', "''"))
 }
 
@@ -190,11 +190,11 @@ mod tests {
             "gen_random_uuid()"
         );
         assert_eq!(
-            serial_default("customers", "id"),
+            serial_default("customers_id_seq"),
             "nextval('customers_id_seq'::regclass)"
         );
         assert_eq!(
-            serial_default("Order", "id"),
+            serial_default("Order_id_seq"),
             "nextval('\"Order_id_seq\"'::regclass)"
         );
     }

@@ -14,15 +14,68 @@ struct Index {
     table: String,
     unique: bool,
     columns: Vec<String>,
+    /// Each column's operator class, where one was given.
+    opclasses: Vec<Option<String>>,
+}
+
+/// The comment that keeps an operator class in a SQLite index's definition (see
+/// `rewrite.rs`).
+pub fn opclass_mark(opclass: &str) -> String {
+    format!("/* opclass {} */", opclass.replace("*/", ""))
+}
+
+/// The operator classes of an index's columns, in order, from its definition's marks.
+fn opclasses(sql: &str) -> Vec<Option<String>> {
+    // The column list: from the first parenthesis after ON, split at its top-level commas.
+    let lower = sql.to_lowercase();
+    let Some(on) = lower.find(" on ") else {
+        return Vec::new();
+    };
+    let Some(open) = sql[on..].find('(').map(|i| on + i) else {
+        return Vec::new();
+    };
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, open + 1);
+    for (i, ch) in sql[open..].char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    parts.push(&sql[start..open + i]);
+                    break;
+                }
+            }
+            ',' if depth == 1 => {
+                parts.push(&sql[start..open + i]);
+                start = open + i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts
+        .iter()
+        .map(|p| {
+            let at = p.find("/* opclass ")? + "/* opclass ".len();
+            let end = p[at..].find("*/")? + at;
+            Some(p[at..end].trim().to_string())
+        })
+        .collect()
 }
 
 /// An index SQLite has, by the catalog's OID (16384 + its sqlite_schema rowid).
 fn sqlite_index(conn: &Connection, oid: i64) -> rusqlite::Result<Option<Index>> {
-    let Some((name, table)) = conn
+    let Some((name, table, sql)) = conn
         .query_row(
-            "SELECT name, tbl_name FROM sqlite_schema WHERE type = 'index' AND rowid = ?1",
+            "SELECT name, tbl_name, sql FROM sqlite_schema WHERE type = 'index' AND rowid = ?1",
             [oid - 16384],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            },
         )
         .optional()?
     else {
@@ -52,6 +105,7 @@ fn sqlite_index(conn: &Connection, oid: i64) -> rusqlite::Result<Option<Index>> 
         table,
         unique,
         columns,
+        opclasses: sql.as_deref().map(opclasses).unwrap_or_default(),
     }))
 }
 
@@ -90,6 +144,7 @@ fn constraint_index(conn: &Connection, oid: i64) -> rusqlite::Result<Option<Inde
         table,
         unique: true,
         columns,
+        opclasses: Vec::new(),
     }))
 }
 
@@ -107,7 +162,19 @@ fn definition(conn: &Connection, oid: i64, column: i64) -> rusqlite::Result<Opti
         if i.unique { "UNIQUE " } else { "" },
         quote_ident(&i.name),
         quote_ident(&i.table),
-        i.columns.join(", ")
+        i.columns
+            .iter()
+            .enumerate()
+            .map(|(n, c)| match i.opclasses.get(n).cloned().flatten() {
+                // PostgreSQL prints the class between the column and DESC.
+                Some(op) => match c.strip_suffix(" DESC") {
+                    Some(col) => format!("{col} {op} DESC"),
+                    None => format!("{c} {op}"),
+                },
+                None => c.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     )))
 }
 
@@ -128,4 +195,21 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         let conn = unsafe { ctx.get_connection()? };
         definition(&conn, oid, column)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn operator_classes_are_read_from_their_marks() {
+        let sql = "CREATE INDEX \"u_like\" ON \"u\" (username /* opclass varchar_pattern_ops */, lower(b), c /* opclass text_pattern_ops */ DESC)";
+        assert_eq!(
+            super::opclasses(sql),
+            vec![
+                Some("varchar_pattern_ops".into()),
+                None,
+                Some("text_pattern_ops".into())
+            ]
+        );
+        assert!(super::opclasses("CREATE INDEX x ON t (a)")[0].is_none());
+    }
 }

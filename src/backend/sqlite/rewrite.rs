@@ -497,9 +497,17 @@ impl VisitorMut for Rewriter {
         }
         if let Statement::CreateIndex(ci) = stmt {
             // Operator classes (varchar_pattern_ops), the access method, CONCURRENTLY and
-            // storage parameters mean nothing to SQLite's b-trees.
+            // storage parameters mean nothing to SQLite's b-trees. An operator class is kept
+            // as a comment beside its column, which SQLite keeps in the index's definition
+            // (through renames too), for `pg_get_indexdef` and psql's `\d` to show.
             for c in &mut ci.columns {
-                c.operator_class = None;
+                if let Some(op) = c.operator_class.take() {
+                    let expr = &c.column.expr;
+                    c.column.expr = raw(format!(
+                        "{expr} {}",
+                        super::indexdef::opclass_mark(&op.to_string())
+                    ));
+                }
             }
             ci.using = None;
             ci.concurrently = false;

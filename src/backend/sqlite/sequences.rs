@@ -8,10 +8,44 @@
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 
-/// The AUTOINCREMENT table a sequence name stands for: the longest table name `T` with
-/// the name `[schema.]T_COLUMN_seq`.
+/// The text inside the comment that names a serial key's sequence in its table's
+/// definition (`/* sequence t_id_seq */`, written when the table is made).
+pub fn mark(seq: &str) -> String {
+    format!(" sequence {} ", seq.replace("*/", ""))
+}
+
+/// The sequence name a table's definition keeps, if it has one.
+pub fn marked(sql: &str) -> Option<String> {
+    let at = sql.find("/* sequence ")? + "/* sequence ".len();
+    let end = sql[at..].find(" */")? + at;
+    Some(sql[at..end].to_string())
+}
+
+/// The name of the sequence behind `table`'s serial key `column`: the one kept in its
+/// definition, else PostgreSQL's `TABLE_COLUMN_seq` (tables made before names were kept).
+pub fn name_of(conn: &Connection, table: &str, column: &str) -> String {
+    conn.query_row(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| r.get::<_, Option<String>>(0),
+    )
+    .ok()
+    .flatten()
+    .and_then(|sql| marked(&sql))
+    .unwrap_or_else(|| format!("{table}_{column}_seq"))
+}
+
+/// The AUTOINCREMENT table a sequence name stands for: the table whose definition keeps
+/// that name, else the longest table name `T` with the name `[schema.]T_COLUMN_seq`.
 fn table_of(conn: &Connection, seq: &str) -> Option<String> {
     let name = super::typmod::relname(seq);
+    if let Ok(t) = conn.query_row(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND instr(sql, ?1) > 0",
+        [format!("/*{}*/", mark(&name))],
+        |r| r.get::<_, String>(0),
+    ) {
+        return Some(t);
+    }
     let stem = name.strip_suffix("_seq")?;
     let mut st = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
@@ -54,6 +88,17 @@ fn no_sequence(seq: &str) -> rusqlite::Error {
 /// Registers `setval` and `nextval`.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8;
+    // `sy_seq_name(definition, table, column)`: [`name_of`] for the catalog's views.
+    conn.create_scalar_function(
+        "sy_seq_name",
+        3,
+        flags | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let sql = ctx.get::<Option<String>>(0)?.unwrap_or_default();
+            let (t, c): (String, String) = (ctx.get(1)?, ctx.get(2)?);
+            Ok(marked(&sql).unwrap_or_else(|| format!("{t}_{c}_seq")))
+        },
+    )?;
     conn.create_scalar_function("setval", -1, flags, |ctx| {
         let seq: String = ctx.get(0)?;
         let value: i64 = ctx.get(1)?;

@@ -99,7 +99,11 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         else {
             return Ok(None);
         };
-        Ok(Some(format!("public.{}_{}_seq", relname(&t), relname(&c))))
+        // SAFETY: the handle is this function's own connection, used on its thread for a
+        // lookup while the calling statement runs.
+        let conn = unsafe { ctx.get_connection()? };
+        let seq = super::sequences::name_of(&conn, &relname(&t), &relname(&c));
+        Ok(Some(format!("public.{seq}")))
     })?;
     // A regclass's text (`public."Order"`, `t`) as the table name SQLite knows.
     conn.create_scalar_function("sy_relname", 1, det, |ctx| {
