@@ -521,3 +521,80 @@ fn psql_describes_django_made_and_renamed_tables_as_postgresql_does() {
     assert!(want.contains("(username varchar_pattern_ops)"), "{want}");
     assert_eq!(got, want, "psql \\d: the SQLite default, then PostgreSQL");
 }
+
+/// The ALTER TABLE forms SQLite can only do by making the table again — a primary key
+/// added, a UNIQUE declared in CREATE TABLE dropped by name or with a column it names —
+/// answer as PostgreSQL does (SQLSTATEs of refusals included, `\d` after each), keep the
+/// rows, the ids' counter, the table's other indexes and its triggers (live sync's capture
+/// triggers are SQLite triggers made outside the client's SQL, as this one is). A table
+/// others refer to is not rebuilt: the error names them.
+#[test]
+fn tables_are_rebuilt_for_keys_as_postgresql_changes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let setup = "CREATE TABLE w (a int, b int, c int, UNIQUE (a, b));\n\
+                 INSERT INTO w VALUES (1, 1, 10), (2, 1, 20), (3, 2, 30);\n\
+                 CREATE INDEX w_c ON w (c);\n\
+                 CREATE TABLE k (id serial PRIMARY KEY, code text, CONSTRAINT k_code_uq UNIQUE (code));\n\
+                 INSERT INTO k (code) VALUES ('x'), ('y'), ('z');\n\
+                 DELETE FROM k WHERE code = 'z';\n\
+                 CREATE TABLE n (x int, y text);\n\
+                 INSERT INTO n VALUES (NULL, 'a');\n";
+    psql_script(pg.port, setup);
+    psql_script(proxy.port, setup);
+    // A trigger of SQLite's own on w, as live sync's capture makes them.
+    let file = dir.path().join("app.db");
+    let lite = rusqlite::Connection::open(&file).unwrap();
+    lite.execute_batch(
+        "CREATE TABLE captured (c INTEGER); \
+         CREATE TRIGGER w_capture AFTER INSERT ON w BEGIN INSERT INTO captured VALUES (new.c); END;",
+    )
+    .unwrap();
+    let steps = "ALTER TABLE w DROP COLUMN b;\n\
+                 ALTER TABLE w ADD PRIMARY KEY (a);\n\
+                 INSERT INTO w VALUES (4, 40);\n\
+                 ALTER TABLE k DROP CONSTRAINT k_code_uq;\n\
+                 INSERT INTO k (code) VALUES ('x') RETURNING id;\n\
+                 ALTER TABLE n ADD PRIMARY KEY (x);\n\
+                 UPDATE n SET x = 1;\n\
+                 INSERT INTO n VALUES (1, 'b');\n\
+                 ALTER TABLE n ADD PRIMARY KEY (x);\n\
+                 DELETE FROM n WHERE y = 'b';\n\
+                 ALTER TABLE n ADD CONSTRAINT n_key PRIMARY KEY (x);\n\
+                 ALTER TABLE n ADD PRIMARY KEY (y);\n\
+                 SELECT a, c FROM w ORDER BY a;\n\
+                 \\d w\n\\d k\n\\d n\n";
+    let (want, got) = (psql_script(pg.port, steps), psql_script(proxy.port, steps));
+    assert!(want.contains("\"w_pkey\" PRIMARY KEY, btree (a)"), "{want}");
+    assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+    // Nothing lost: the trigger came back with the table and fires.
+    let fired: i64 = lite
+        .query_row("SELECT count(*) FROM captured WHERE c = 40", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(fired, 1);
+    let ok: String = lite
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    rt().block_on(async {
+        let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        c.batch_execute(
+            "CREATE TABLE parent (id int, u int UNIQUE); \
+             CREATE TABLE child (pid int REFERENCES parent (u))",
+        )
+        .await
+        .unwrap();
+        // The new key holds.
+        assert_eq!(code(&c, "INSERT INTO w VALUES (1, 99)").await, "23505");
+        let err = c
+            .batch_execute("ALTER TABLE parent ADD PRIMARY KEY (id)")
+            .await
+            .unwrap_err();
+        let db = err.as_db_error().unwrap();
+        assert_eq!(db.code().code(), "0A000");
+        assert!(db.message().contains("\"child\""), "{}", db.message());
+    });
+}

@@ -265,12 +265,102 @@ fn add_constraint(conn: &Connection, table: &str, c: &TableConstraint) -> Result
             }
             Ok(())
         }
+        TableConstraint::PrimaryKey(pk) => add_primary_key(conn, table, pk),
         other => Err(PgError::new(
             "0A000",
             format!("ALTER TABLE … ADD {other} is not supported by switchyard's SQLite backend"),
         )
         .with_hint("declare it in CREATE TABLE, or run this application on a PostgreSQL backend")),
     }
+}
+
+/// `ADD PRIMARY KEY (…)`: the table is rebuilt with the key (its columns made NOT NULL,
+/// as PostgreSQL makes them); NULLs or duplicates refuse it with PostgreSQL's SQLSTATEs.
+fn add_primary_key(
+    conn: &Connection,
+    table: &str,
+    pk: &sqlparser::ast::PrimaryKeyConstraint,
+) -> Result<(), PgError> {
+    if any_row(
+        conn,
+        &format!(
+            "SELECT 1 FROM pragma_table_info({}) WHERE pk > 0",
+            lit(table)
+        ),
+    )? {
+        return Err(PgError::new(
+            "42P16",
+            format!("multiple primary keys for table \"{table}\" are not allowed"),
+        ));
+    }
+    let cols: Vec<String> = pk
+        .columns
+        .iter()
+        .map(|c| c.column.expr.to_string().trim_matches('"').to_string())
+        .collect();
+    let name = pk
+        .name
+        .as_ref()
+        .map(|n| n.value.clone())
+        .unwrap_or_else(|| format!("{table}_pkey"));
+    // Checked first: an INTEGER key would number NULLs itself instead of refusing them.
+    for c in &cols {
+        let nulls = format!("SELECT 1 FROM {} WHERE {} IS NULL LIMIT 1", q(table), q(c));
+        if any_row(conn, &nulls)? {
+            return Err(PgError::new(
+                "23502",
+                format!("column \"{c}\" of relation \"{table}\" contains null values"),
+            ));
+        }
+    }
+    let list = cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let dup = format!(
+        "SELECT {list} FROM {} GROUP BY {list} HAVING count(*) > 1 LIMIT 1",
+        q(table)
+    );
+    let key: Option<Vec<String>> = conn
+        .query_row(&dup, [], |r| {
+            (0..cols.len())
+                .map(|i| {
+                    r.get::<_, rusqlite::types::Value>(i).map(|v| match v {
+                        rusqlite::types::Value::Integer(i) => i.to_string(),
+                        rusqlite::types::Value::Real(f) => f.to_string(),
+                        rusqlite::types::Value::Text(t) => t,
+                        _ => String::new(),
+                    })
+                })
+                .collect()
+        })
+        .optional()
+        .map_err(|e| from_sqlite(&e))?;
+    if let Some(key) = key {
+        let mut err = PgError::new("23505", format!("could not create unique index \"{name}\""));
+        err.detail = Some(format!(
+            "Key ({})=({}) is duplicated.",
+            cols.join(", "),
+            key.join(", ")
+        ));
+        return Err(err);
+    }
+    let mut pk = pk.clone();
+    pk.name = Some(Ident::new(name.clone()));
+    super::rebuild::rebuild(conn, table, "ADD PRIMARY KEY", |ct| {
+        for c in &cols {
+            let col = column_mut(ct, table, c)?;
+            if !col
+                .options
+                .iter()
+                .any(|o| matches!(o.option, ColumnOption::NotNull))
+            {
+                col.options.push(ColumnOptionDef {
+                    name: None,
+                    option: ColumnOption::NotNull,
+                });
+            }
+        }
+        ct.constraints.push(TableConstraint::PrimaryKey(pk));
+        Ok(())
+    })
 }
 
 /// A foreign key checked at commit (its violations are the transaction's to fix).
@@ -334,13 +424,91 @@ fn drop_constraint(
         }
         Ok(())
     })?;
-    if found || if_exists {
+    if found {
+        return Ok(());
+    }
+    if key_named(conn, table, name)? {
+        return drop_key(conn, table, name);
+    }
+    if if_exists {
         return Ok(());
     }
     Err(PgError::new(
         "42704",
         format!("constraint \"{name}\" of relation \"{table}\" does not exist"),
     ))
+}
+
+/// Whether `name` is a primary key or UNIQUE declared in `table`'s CREATE TABLE.
+fn key_named(conn: &Connection, table: &str, name: &str) -> Result<bool, PgError> {
+    super::constraints::refresh(conn)?;
+    any_row(
+        conn,
+        &format!(
+            "SELECT 1 FROM temp._sy_constraints k JOIN sqlite_schema m ON k.conrelid = 16384 + m.rowid \
+             WHERE m.name = {} AND k.conname = {} AND k.contype IN ('p', 'u') AND k.conindid >= 1000000",
+            lit(table),
+            lit(name)
+        ),
+    )
+}
+
+/// Drops a key or UNIQUE declared in CREATE TABLE: the table is rebuilt without it.
+fn drop_key(conn: &Connection, table: &str, name: &str) -> Result<(), PgError> {
+    let what = format!("DROP CONSTRAINT {name}");
+    super::rebuild::rebuild(conn, table, &what, |ct| {
+        let derived = |kind: &str, cols: Vec<String>| match kind {
+            "p" => format!("{table}_pkey"),
+            _ => format!("{table}_{}_key", cols.join("_")),
+        };
+        let cols_of = |cols: &[sqlparser::ast::IndexColumn]| -> Vec<String> {
+            cols.iter()
+                .map(|c| c.column.expr.to_string().trim_matches('"').to_string())
+                .collect()
+        };
+        ct.constraints.retain(|c| {
+            let (explicit, kind, cols) = match c {
+                TableConstraint::PrimaryKey(p) => (p.name.as_ref(), "p", cols_of(&p.columns)),
+                TableConstraint::Unique(u) => (u.name.as_ref(), "u", cols_of(&u.columns)),
+                _ => return true,
+            };
+            let n = explicit
+                .map(|i| i.value.clone())
+                .unwrap_or_else(|| derived(kind, cols));
+            n != name
+        });
+        for col in &mut ct.columns {
+            let column = col.name.value.clone();
+            let serial = col
+                .options
+                .iter()
+                .any(|o| o.option.to_string().contains("AUTOINCREMENT"));
+            let mut refused = false;
+            col.options.retain(|o| {
+                let kind = match o.option {
+                    ColumnOption::PrimaryKey(_) => "p",
+                    ColumnOption::Unique(_) => "u",
+                    _ => return true,
+                };
+                let n = o
+                    .name
+                    .as_ref()
+                    .map(|i| i.value.clone())
+                    .unwrap_or_else(|| derived(kind, vec![column.clone()]));
+                refused |= n == name && kind == "p" && serial;
+                n != name
+            });
+            if refused {
+                return Err(PgError::new(
+                    "0A000",
+                    format!(
+                        "dropping the primary key \"{name}\" of the serial column \"{column}\" is not supported by switchyard's SQLite backend"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    })
 }
 
 pub(super) fn lit(s: &str) -> String {

@@ -248,33 +248,38 @@ pub fn drop_column(
         .collect::<Result<_, _>>()
         .map_err(|e| from_sqlite(&e))?;
     drop(indexes);
-    for (index, origin) in found {
-        if origin != "c" {
-            return Err(PgError::new(
-                "0A000",
-                format!(
-                    "dropping column \"{column}\", which is part of \"{table}\"'s primary key or a UNIQUE declared in its CREATE TABLE, is not supported by switchyard's SQLite backend"
-                ),
-            ));
+    if found.iter().any(|(_, origin)| origin != "c") {
+        // Part of a key or UNIQUE declared in CREATE TABLE: the table is made again
+        // without the column and the constraints that name it, as PostgreSQL drops them.
+        super::rebuild::rebuild(conn, table, &format!("DROP COLUMN {column}"), |ct| {
+            ct.columns
+                .retain(|c| !c.name.value.eq_ignore_ascii_case(column));
+            ct.constraints
+                .retain(|c| !super::rebuild::names_column(c, column));
+            Ok(())
+        })?;
+    } else {
+        for (index, _) in found {
+            sql(conn, &format!("DROP INDEX {}", q(&index)))?;
         }
-        sql(conn, &format!("DROP INDEX {}", q(&index)))?;
+        let uses = |cols: &[sqlparser::ast::Ident]| {
+            cols.iter().any(|c| c.value.eq_ignore_ascii_case(column))
+        };
+        edit_table(conn, table, |ct| {
+            ct.constraints.retain(|c| match c {
+                TableConstraint::ForeignKey(f) => !uses(&f.columns),
+                _ => true,
+            });
+            let col = column_mut(ct, table, column)?;
+            col.options
+                .retain(|o| !matches!(o.option, ColumnOption::ForeignKey(_)));
+            Ok(())
+        })?;
+        sql(
+            conn,
+            &format!("ALTER TABLE {} DROP COLUMN {}", q(table), q(column)),
+        )?;
     }
-    let uses =
-        |cols: &[sqlparser::ast::Ident]| cols.iter().any(|c| c.value.eq_ignore_ascii_case(column));
-    edit_table(conn, table, |ct| {
-        ct.constraints.retain(|c| match c {
-            TableConstraint::ForeignKey(f) => !uses(&f.columns),
-            _ => true,
-        });
-        let col = column_mut(ct, table, column)?;
-        col.options
-            .retain(|o| !matches!(o.option, ColumnOption::ForeignKey(_)));
-        Ok(())
-    })?;
-    sql(
-        conn,
-        &format!("ALTER TABLE {} DROP COLUMN {}", q(table), q(column)),
-    )?;
     conn.execute(
         "DELETE FROM _switchyard_columns WHERE tbl = ?1 AND col = ?2",
         [table, column],
