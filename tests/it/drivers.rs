@@ -24,6 +24,7 @@ fn jdbc_classes() -> &'static Path {
             .args(["-cp", PGJDBC, "-d"])
             .arg(dir.path())
             .arg(clients_dir().join("Jdbc.java"))
+            .arg(clients_dir().join("JdbcMeta.java"))
             .output()
             .expect("javac is installed (scripts/test.sh installs default-jdk-headless)");
         assert!(
@@ -95,6 +96,25 @@ pub fn run_node(port: u16) {
         .output()
         .expect("node is installed (scripts/test.sh installs nodejs)");
     expect_ok(&out, "node-postgres");
+}
+
+/// What tests/clients/JdbcMeta.java prints of the schema it makes on database `db` as
+/// `user`/`password`.
+pub fn jdbc_metadata(port: u16, db: &str, user: &str, password: &str) -> String {
+    let cp = format!("{PGJDBC}:{}", jdbc_classes().display());
+    let out = Command::new("timeout")
+        .args(["120", "java", "-cp", &cp, "JdbcMeta"])
+        .arg(format!(
+            "jdbc:postgresql://127.0.0.1:{port}/{db}?sslmode=disable"
+        ))
+        .args([user, password])
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 pub fn run_jdbc(port: u16) {

@@ -173,6 +173,25 @@ fn python_java_and_node_drivers_on_sqlite() {
     crate::drivers::run_node(proxy.port);
 }
 
+/// pgjdbc's metadata (DatabaseMetaData's tables, columns, primary keys, foreign keys with
+/// their rules and key names, indexes; a prepared query's ResultSetMetaData with
+/// nullability, table names and serial columns) reads the same on a SQLite file as on
+/// PostgreSQL for the same schema. Before, keys, foreign keys and indexes failed with
+/// syntax errors and result columns had no table.
+#[test]
+fn pgjdbc_metadata_reads_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let want = crate::drivers::jdbc_metadata(pg.port, "app", "app", "secret");
+    assert!(want.contains("fk book | PKTABLE_NAME=author"), "{want}");
+    let got = crate::drivers::jdbc_metadata(proxy.port, "app", "app", "secret");
+    assert_eq!(
+        got, want,
+        "pgjdbc metadata: the SQLite default, then PostgreSQL"
+    );
+}
+
 /// An SQLAlchemy 2 ORM app (create_all, relationships, a join, FOR UPDATE, a savepoint)
 /// with psycopg 3 and psycopg2, on a SQLite file and, unchanged, on PostgreSQL.
 #[test]

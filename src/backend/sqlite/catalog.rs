@@ -183,7 +183,9 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
          e.sortorder AS enumsortorder, e.label AS enumlabel FROM _switchyard_enums e"
             .to_string(),
         "pg_range AS SELECT 0 AS rngtypid, 0 AS rngsubtype WHERE 0".to_string(),
-        "pg_settings AS SELECT 'server_version' AS name, current_setting('server_version') AS setting".to_string(),
+        "pg_settings AS SELECT 'server_version' AS name, current_setting('server_version') AS setting \
+         UNION ALL SELECT 'max_index_keys', '32' UNION ALL SELECT 'max_identifier_length', '63'"
+            .to_string(),
         format!(
             "information_schema_tables AS SELECT current_database() AS table_catalog, 'public' AS table_schema, name AS table_name, \
              CASE type WHEN 'view' THEN 'VIEW' ELSE 'BASE TABLE' END AS table_type FROM ({USER_OBJECTS}) WHERE type IN ('table', 'view')"
@@ -245,6 +247,22 @@ pub fn forget_dropped(conn: &Connection) -> Result<(), PgError> {
 }
 
 /// A PostgreSQL type remembered for a column SQLite stores under another declared type.
+/// A table column's catalog OID (16384 + its table's sqlite_schema rowid) and number.
+pub fn origin(conn: &Connection, table: &str, column: &str) -> Option<(u32, i16)> {
+    conn.prepare_cached(
+        "SELECT m.rowid, p.cid FROM sqlite_schema m JOIN pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name = ?1 AND p.name = ?2",
+    )
+    .ok()?
+    .query_row([table, column], |r| {
+        Ok((
+            (16384 + r.get::<_, i64>(0)?) as u32,
+            r.get::<_, i64>(1)? as i16 + 1,
+        ))
+    })
+    .ok()
+}
+
 pub fn override_type(conn: &Connection, table: &str, column: &str) -> Option<u32> {
     let ty: String = conn
         .prepare_cached("SELECT pg_type FROM _switchyard_columns WHERE tbl = ?1 AND col = ?2")

@@ -181,7 +181,18 @@ fn foreign_key(
         confrelid: parent.map(|p| p.oid).unwrap_or(0),
         conkey: attnums(t, &cols),
         confkey: parent.map(|p| attnums(p, &refs)).unwrap_or_default(),
-        conindid: 0,
+        // The index that holds the referenced key (pgjdbc names the key from it): the
+        // parent's primary key's, when that is what is referenced.
+        conindid: parent
+            .filter(|p| {
+                !p.pk.is_empty()
+                    && p.pk.len() == refs.len()
+                    && p.pk
+                        .iter()
+                        .zip(&refs)
+                        .all(|(a, b)| a.eq_ignore_ascii_case(b))
+            })
+            .map_or(0, |p| 1_000_000 + p.oid * 64),
         deferrable: deferrable || deferred,
         deferred,
         upd,

@@ -100,7 +100,14 @@ impl Session {
         }
         let overrides = |t: &str, c: &str| super::catalog::override_type(conn, t, c);
         let typed = super::catalog::result_types(conn, query);
-        let mut columns = exec::describe(&stmt, &query.hints, &typed, &overrides, None);
+        let mut columns = exec::describe(
+            &stmt,
+            &query.hints,
+            &typed,
+            &overrides,
+            &|t: &str, c: &str| super::catalog::origin(conn, t, c),
+            None,
+        );
         let undeclared: Vec<bool> = stmt.columns().map(|c| c.decl_type().is_none()).collect();
         let n = stmt.column_count();
         let mut rows = VecDeque::new();

@@ -147,6 +147,16 @@ fn by_message(msg: &str) -> PgError {
     if let Some(t) = named("no such table:") {
         return PgError::new("42P01", format!("relation \"{t}\" does not exist"));
     }
+    // SQLite's "table x already exists" / "index x already exists", as PostgreSQL words it.
+    for kind in ["table ", "index "] {
+        if let Some(n) = msg
+            .strip_prefix(kind)
+            .and_then(|r| r.strip_suffix(" already exists"))
+        {
+            let n = n.trim_matches('"');
+            return PgError::new("42P07", format!("relation \"{n}\" already exists"));
+        }
+    }
     if let Some(c) = named("no such column:") {
         return PgError::new("42703", format!("column \"{c}\" does not exist"));
     }
@@ -197,6 +207,11 @@ mod tests {
         assert_eq!(from_sqlite(&e).message, "column \"nope\" does not exist");
         let e = c.execute("SELECT * FROM nope", []).unwrap_err();
         assert_eq!(from_sqlite(&e).message, "relation \"nope\" does not exist");
+        let e = c.execute("CREATE TABLE t (x int)", []).unwrap_err();
+        assert_eq!(
+            (from_sqlite(&e).code, from_sqlite(&e).message.as_str()),
+            ("42P07", "relation \"t\" already exists")
+        );
         // Failures of switchyard's own SQL functions keep PostgreSQL's SQLSTATE.
         super::super::decimal::register(&c).unwrap();
         let e = c

@@ -21,6 +21,10 @@ pub struct Column {
     /// The type modifier a table's column has (`varchar(150)`: 154), as RowDescription
     /// carries it (drivers read lengths and precisions from it); -1 otherwise.
     pub typmod: i32,
+    /// The table (its catalog OID) and column number a result column reads, as
+    /// RowDescription carries them (pgjdbc asks the catalog for nullability, the table's
+    /// name and serial-ness by them); 0 and 0 for a computed column.
+    pub origin: (u32, i16),
 }
 
 impl Column {
@@ -30,6 +34,7 @@ impl Column {
             oid,
             scale: None,
             typmod: -1,
+            origin: (0, 0),
         }
     }
 }
@@ -86,6 +91,9 @@ pub(super) const CATALOG_BOOLS: [&str; 24] = [
 /// Looks up a PostgreSQL type remembered for (table, column), e.g. BIGSERIAL stored as INTEGER.
 pub type Overrides<'a> = &'a dyn Fn(&str, &str) -> Option<u32>;
 
+/// Looks up a (table, column)'s catalog OID and column number (see [`Column::origin`]).
+pub type Origins<'a> = &'a dyn Fn(&str, &str) -> Option<(u32, i16)>;
+
 /// Result columns of a prepared statement, typed without executing it. `default_table`
 /// is the table of an INSERT/UPDATE/DELETE … RETURNING.
 pub fn describe(
@@ -93,6 +101,7 @@ pub fn describe(
     hints: &[Option<u32>],
     typed: &[Option<(u32, Option<usize>)>],
     overrides: Overrides<'_>,
+    origins: Origins<'_>,
     default_table: Option<&str>,
 ) -> Vec<Column> {
     let decls: Vec<Option<String>> = stmt
@@ -103,6 +112,11 @@ pub fn describe(
         .enumerate()
         .map(|(i, c)| Column {
             name: c.name().to_string(),
+            origin: c
+                .table_name()
+                .zip(c.origin_name())
+                .and_then(|(t, col)| origins(t, col))
+                .unwrap_or((0, 0)),
             typmod: match (typed.get(i).copied().flatten(), decls[i].as_deref()) {
                 (None, Some(d)) if c.table_name().is_some() => super::typmod::of_decl(d) as i32,
                 _ => -1,
@@ -143,8 +157,8 @@ pub fn row_description(out: &mut BytesMut, cols: &[Column], formats: &[i16]) {
         b.put_i16(cols.len() as i16);
         for (i, c) in cols.iter().enumerate() {
             build::cstr(b, c.name.as_bytes());
-            b.put_i32(0);
-            b.put_i16(0);
+            b.put_u32(c.origin.0);
+            b.put_i16(c.origin.1);
             b.put_u32(c.oid);
             b.put_i16(types::type_len(c.oid));
             b.put_i32(c.typmod);
@@ -248,6 +262,8 @@ pub struct Output<'a> {
     pub typed: &'a [Option<(u32, Option<usize>)>],
     /// The session's `TimeZone`: timestamptz values are shown in it.
     pub zone: &'a super::zone::Zone,
+    /// Where result columns come from (see [`Column::origin`]).
+    pub origins: Origins<'a>,
 }
 
 /// Runs a prepared statement with its parameters and writes rows and CommandComplete.
@@ -271,7 +287,7 @@ pub fn run(
     }
     let mut cols: Vec<Column> = match o.columns {
         Some(c) => c.to_vec(),
-        None => describe(stmt, o.hints, o.typed, overrides, table),
+        None => describe(stmt, o.hints, o.typed, overrides, o.origins, table),
     };
     let undeclared: Vec<bool> = stmt.columns().map(|c| c.decl_type().is_none()).collect();
     let ncols = stmt.column_count();
@@ -343,6 +359,7 @@ mod tests {
                 hints: &[],
                 typed: &[],
                 zone: &None,
+                origins: &|_, _| None,
             },
             &|_, _| None,
             None,
@@ -352,7 +369,7 @@ mod tests {
         assert!(text.contains("SELECT 2"), "{text}");
         assert!(text.contains("2024-01-01 00:00:00+00"), "{text}");
         assert!(text.contains("\0\0\0\x01t"), "{text}");
-        let cols = describe(&st, &[], &[], &|_, _| None, None);
+        let cols = describe(&st, &[], &[], &|_, _| None, &|_, _| None, None);
         assert_eq!(
             cols.iter().map(|c| c.oid).collect::<Vec<_>>(),
             vec![types::INT4, types::BOOL, types::TIMESTAMPTZ, types::TEXT]
@@ -371,6 +388,7 @@ mod tests {
                 hints: &[],
                 typed: &[],
                 zone: &None,
+                origins: &|_, _| None,
             },
             &|_, _| None,
             None,

@@ -93,7 +93,14 @@ impl Session {
                     .then(|| t.tables.first().map(String::as_str))
                     .flatten();
                 let typed = catalog::result_types(conn, t);
-                let cols = exec::describe(&stmt, &t.hints, &typed, &overrides, table);
+                let cols = exec::describe(
+                    &stmt,
+                    &t.hints,
+                    &typed,
+                    &overrides,
+                    &|t: &str, c: &str| super::catalog::origin(&self.conn, t, c),
+                    table,
+                );
                 drop(stmt);
                 (self.param_types(t, &declared, n), cols)
             }
@@ -282,6 +289,7 @@ impl Session {
             hints: &t.hints,
             typed: &[],
             zone: &None,
+            origins: &|_, _| None,
         };
         self.execute(t, &params, o)
     }

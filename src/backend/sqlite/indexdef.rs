@@ -113,7 +113,7 @@ fn sqlite_index(conn: &Connection, oid: i64) -> rusqlite::Result<Option<Index>> 
 fn constraint_index(conn: &Connection, oid: i64) -> rusqlite::Result<Option<Index>> {
     let Some((name, conrelid, conkey)) = conn
         .query_row(
-            "SELECT conname, conrelid, conkey FROM temp._sy_constraints WHERE conindid = ?1",
+            "SELECT conname, conrelid, conkey FROM temp._sy_constraints WHERE conindid = ?1 AND contype IN ('p', 'u')",
             [oid],
             |r| {
                 Ok((

@@ -306,9 +306,15 @@ impl VisitorMut for Rewriter {
         } = tf
         {
             let func = ident_name(name).to_lowercase();
+            // With a column list (`generate_series(1, 32) pos (n)`, as pgjdbc writes it), the
+            // column is the one it names.
             if matches!(func.as_str(), "generate_series" | "json_each" | "unnest")
-                && alias.columns.is_empty()
+                && alias.columns.len() <= 1
             {
+                let column = alias
+                    .columns
+                    .pop()
+                    .map_or_else(|| alias.name.value.clone(), |c| c.name.value);
                 let call = format!(
                     "{name}({})",
                     args.as_ref()
@@ -322,7 +328,7 @@ impl VisitorMut for Rewriter {
                 );
                 let inner = format!(
                     "(SELECT value AS \"{}\" FROM {})",
-                    alias.name.value,
+                    column.replace('"', "\"\""),
                     call.replace("unnest(", "json_each(")
                 );
                 *name = ObjectName(vec![ObjectNamePart::Identifier(Ident {
@@ -426,7 +432,23 @@ impl VisitorMut for Rewriter {
             Expr::CompoundFieldAccess { root, access_chain } => {
                 if let Some(e) = super::rewrite_ops::subscript(root, access_chain) {
                     *expr = e;
+                } else if let Some(e) = super::rewrite_ops::expanded_element(expr) {
+                    *expr = e;
                 }
+            }
+            // `TRIM(BOTH 'x' FROM e)`: SQLite has trim(e, 'x'), ltrim and rtrim.
+            Expr::Trim {
+                expr: e,
+                trim_where,
+                trim_what: Some(what),
+                trim_characters: None,
+            } => {
+                let f = match trim_where {
+                    Some(sqlparser::ast::TrimWhereField::Leading) => "ltrim",
+                    Some(sqlparser::ast::TrimWhereField::Trailing) => "rtrim",
+                    _ => "trim",
+                };
+                *expr = raw(format!("{f}({e}, {what})"));
             }
             Expr::IsDistinctFrom(a, b) => {
                 *expr = Expr::BinaryOp {

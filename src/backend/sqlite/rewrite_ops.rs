@@ -19,6 +19,18 @@ pub fn set_returning_projection(s: &mut Select) {
         let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = item else {
             continue;
         };
+        // `(information_schema._pg_expandarray(a)).n` / `.x` (pgjdbc's key and index
+        // columns): the position or the element; the bare call stands for its element.
+        let mut field = None;
+        if let Expr::CompoundFieldAccess { root, access_chain } = e
+            && let Expr::Nested(inner) = root.as_ref()
+            && matches!(inner.as_ref(), Expr::Function(_))
+            && let [sqlparser::ast::AccessExpr::Dot(Expr::Identifier(f))] = access_chain.as_slice()
+        {
+            field = Some(f.value.to_lowercase());
+            let call = inner.as_ref().clone();
+            *e = call;
+        }
         let Expr::Function(f) = e else { continue };
         let Some(name) = f.name.0.last().and_then(|p| p.as_ident()) else {
             continue;
@@ -30,6 +42,11 @@ pub fn set_returning_projection(s: &mut Select) {
             "value"
         } else if name.value.eq_ignore_ascii_case("generate_subscripts") {
             "key + 1"
+        } else if name.value.eq_ignore_ascii_case("_pg_expandarray") && l.args.len() == 1 {
+            match field.as_deref() {
+                Some("n") => "key + 1",
+                _ => "value",
+            }
         } else {
             continue;
         };
@@ -77,6 +94,24 @@ pub fn set_returning_projection(s: &mut Select) {
         relation: each(0, &arrays[0]),
         joins,
     });
+}
+
+/// `(t.keys).x`: the element of a `_pg_expandarray` row, which the rewrite above leaves as
+/// the element itself (pgjdbc reads its keys so).
+pub fn expanded_element(e: &Expr) -> Option<Expr> {
+    let Expr::CompoundFieldAccess { root, access_chain } = e else {
+        return None;
+    };
+    let Expr::Nested(inner) = root.as_ref() else {
+        return None;
+    };
+    match (inner.as_ref(), access_chain.as_slice()) {
+        (
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_),
+            [sqlparser::ast::AccessExpr::Dot(Expr::Identifier(f))],
+        ) if f.value.eq_ignore_ascii_case("x") => Some(inner.as_ref().clone()),
+        _ => None,
+    }
 }
 
 /// `a[i]` (and `a[i][j]`, `t.a[i]`) as `sy_subscript` calls; None for slices and other

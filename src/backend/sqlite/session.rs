@@ -108,6 +108,7 @@ impl Session {
                 hints: &t.hints,
                 typed: &[],
                 zone: &None,
+                origins: &|_, _| None,
             };
             if let Err(e) = self.execute(t, &[], o) {
                 self.fail(out, e);
@@ -567,9 +568,11 @@ impl Session {
             Vec::new()
         };
         let zone = self.zone();
+        let origins = |t: &str, c: &str| super::catalog::origin(conn, t, c);
         let o = Output {
             typed: &typed,
             zone: &zone,
+            origins: &origins,
             ..o
         };
         let result = exec::run(&mut stmt, params, &t.kind, o, &overrides, table);
