@@ -354,6 +354,25 @@ fn numeric_columns_keep_their_scale() {
     assert_eq!(run(proxy.url("app", "secret")), direct);
 }
 
+/// Runs `statements`, then each of `questions`, on a new connection to `url`: the client
+/// and each answer's first column joined by `sep`.
+async fn ask(
+    url: &str,
+    statements: &[&str],
+    questions: &[&str],
+    sep: &str,
+) -> (tokio_postgres::Client, Vec<String>) {
+    let c = connect(url).await.unwrap();
+    for s in statements {
+        c.batch_execute(s).await.unwrap();
+    }
+    let mut got = Vec::new();
+    for q in questions {
+        got.push(first_column(&c, q).await.join(sep));
+    }
+    (c, got)
+}
+
 /// numeric arithmetic is exact, with PostgreSQL's result scales (sum: the larger scale,
 /// product: the sum, quotient: 16 significant digits at least), where SQLite computes in
 /// floating point: `price * q` read 6985.799999999999, `price / 3` 776.1999999999999,
@@ -382,14 +401,7 @@ fn numeric_arithmetic_is_exact_as_on_postgres() {
     rt().block_on(async {
         let mut answers = Vec::new();
         for url in [pg.url("app"), proxy.url("app", "secret")] {
-            let c = connect(&url).await.unwrap();
-            for s in statements {
-                c.batch_execute(s).await.unwrap();
-            }
-            let mut got = Vec::new();
-            for q in questions {
-                got.push(first_column(&c, q).await.join(" / "));
-            }
+            let (c, mut got) = ask(&url, &statements, &questions, " / ").await;
             // The result columns are numeric to the client too.
             let st = c.prepare("SELECT price * q, avg(q), 1.5 * 2 FROM p GROUP BY price, q").await.unwrap();
             got.push(format!("{:?}", st.columns().iter().map(|c| c.type_().name()).collect::<Vec<_>>()));
@@ -640,15 +652,7 @@ fn timestamps_are_stored_and_shown_as_on_postgres() {
     rt().block_on(async {
         let mut answers = Vec::new();
         for url in [pg.url("app"), proxy.url("app", "secret")] {
-            let c = connect(&url).await.unwrap();
-            for s in statements {
-                c.batch_execute(s).await.unwrap();
-            }
-            let mut got = Vec::new();
-            for q in questions {
-                got.push(first_column(&c, q).await.join(""));
-            }
-            answers.push(got);
+            answers.push(ask(&url, &statements, &questions, "").await.1);
         }
         for (q, (want, got)) in questions.iter().zip(answers[0].iter().zip(&answers[1])) {
             assert_eq!(got, want, "{q}");

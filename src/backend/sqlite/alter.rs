@@ -15,8 +15,6 @@ use sqlparser::ast::{
     AlterTableOperation, ColumnOption, ColumnOptionDef, CreateTable, Expr, Ident, Statement,
     TableConstraint,
 };
-use sqlparser::dialect::SQLiteDialect;
-use sqlparser::parser::Parser;
 
 use super::error::{PgError, from_sqlite};
 
@@ -143,33 +141,10 @@ pub(super) fn edit_table(
     table: &str,
     edit: impl FnOnce(&mut CreateTable) -> Result<(), PgError>,
 ) -> Result<(), PgError> {
-    let text: String = conn
-        .query_row(
-            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-            [table],
-            |r| r.get(0),
-        )
-        .map_err(|e| from_sqlite(&e))?;
-    let mut stmts = Parser::parse_sql(&SQLiteDialect {}, &text).map_err(|e| {
-        PgError::new(
-            "XX000",
-            format!("switchyard cannot read the definition of table \"{table}\": {e}"),
-        )
-    })?;
-    let Some(Statement::CreateTable(mut ct)) = stmts.pop() else {
-        return Err(PgError::new("XX000", format!("\"{table}\" is not a table")));
-    };
+    let (text, mut ct) = super::rebuild::definition(conn, table)?;
     edit(&mut ct)?;
     let mut new = Statement::CreateTable(ct).to_string();
-    // The parser drops comments: the serial key's sequence name goes back after its
-    // AUTOINCREMENT (see `sequences.rs`).
-    if let Some(seq) = super::sequences::marked(&text)
-        && let Some(at) = new
-            .find(" AUTOINCREMENT")
-            .map(|i| i + " AUTOINCREMENT".len())
-    {
-        new.insert_str(at, &format!(" /*{}*/", super::sequences::mark(&seq)));
-    }
+    super::sequences::keep_mark(&text, &mut new);
     let version: i64 = conn
         .query_row("PRAGMA schema_version", [], |r| r.get(0))
         .map_err(|e| from_sqlite(&e))?;

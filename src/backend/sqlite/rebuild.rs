@@ -71,7 +71,8 @@ fn dependents(conn: &Connection, table: &str) -> Result<Vec<(String, String)>, P
     Ok(rows)
 }
 
-fn definition(conn: &Connection, table: &str) -> Result<(String, CreateTable), PgError> {
+/// `table`'s definition as stored, and as parsed.
+pub(super) fn definition(conn: &Connection, table: &str) -> Result<(String, CreateTable), PgError> {
     let text: String = conn
         .query_row(
             "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
@@ -120,13 +121,7 @@ pub fn rebuild(
         .map(|c| q(&c))
         .collect();
     let mut new = Statement::CreateTable(ct).to_string();
-    if let Some(seq) = super::sequences::marked(&text)
-        && let Some(at) = new
-            .find(" AUTOINCREMENT")
-            .map(|i| i + " AUTOINCREMENT".len())
-    {
-        new.insert_str(at, &format!(" /*{}*/", super::sequences::mark(&seq)));
-    }
+    super::sequences::keep_mark(&text, &mut new);
     let saved = dependents(conn, table)?;
     sql(conn, &new)?;
     let cols = kept.join(", ");

@@ -21,6 +21,18 @@ pub fn marked(sql: &str) -> Option<String> {
     Some(sql[at..end].to_string())
 }
 
+/// Puts the sequence name `old` (a table's definition) keeps back into `new`, the same
+/// definition printed again after an edit (the parser drops comments): after AUTOINCREMENT.
+pub fn keep_mark(old: &str, new: &mut String) {
+    if let Some(seq) = marked(old)
+        && let Some(at) = new
+            .find(" AUTOINCREMENT")
+            .map(|i| i + " AUTOINCREMENT".len())
+    {
+        new.insert_str(at, &format!(" /*{}*/", mark(&seq)));
+    }
+}
+
 /// The name of the sequence behind `table`'s serial key `column`: the one kept in its
 /// definition, else PostgreSQL's `TABLE_COLUMN_seq` (tables made before names were kept).
 pub fn name_of(conn: &Connection, table: &str, column: &str) -> String {
