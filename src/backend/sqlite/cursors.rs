@@ -99,13 +99,14 @@ impl Session {
                 .map_err(|e| from_sqlite(&e))?;
         }
         let overrides = |t: &str, c: &str| super::catalog::override_type(conn, t, c);
+        self.origins.check(conn);
         let typed = super::catalog::result_types(conn, query);
         let mut columns = exec::describe(
             &stmt,
             &query.hints,
             &typed,
             &overrides,
-            &|t: &str, c: &str| super::catalog::origin(conn, t, c),
+            &|t: &str, c: &str| self.origins.get(conn, t, c),
             None,
         );
         let undeclared: Vec<bool> = stmt.columns().map(|c| c.decl_type().is_none()).collect();

@@ -89,6 +89,7 @@ impl Session {
                 let n = stmt.parameter_count().max(t.params);
                 let conn = &self.conn;
                 let overrides = |table: &str, col: &str| catalog::override_type(conn, table, col);
+                self.origins.check(conn);
                 let table = matches!(t.kind, Kind::Insert | Kind::Update | Kind::Delete)
                     .then(|| t.tables.first().map(String::as_str))
                     .flatten();
@@ -98,7 +99,7 @@ impl Session {
                     &t.hints,
                     &typed,
                     &overrides,
-                    &|t: &str, c: &str| super::catalog::origin(&self.conn, t, c),
+                    &|t: &str, c: &str| self.origins.get(&self.conn, t, c),
                     table,
                 );
                 drop(stmt);

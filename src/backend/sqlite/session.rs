@@ -50,6 +50,8 @@ pub struct Session {
     savepoints: Vec<String>,
     /// Open cursors (DECLARE … CURSOR).
     pub(super) cursors: HashMap<String, super::cursors::Cursor>,
+    /// Where result columns come from (RowDescription's table OID and column number).
+    pub(super) origins: super::catalog::OriginCache,
 }
 
 impl Session {
@@ -66,6 +68,7 @@ impl Session {
             writer: false,
             savepoints: Vec::new(),
             cursors: HashMap::new(),
+            origins: Default::default(),
         }
     }
 
@@ -568,7 +571,9 @@ impl Session {
             Vec::new()
         };
         let zone = self.zone();
-        let origins = |t: &str, c: &str| super::catalog::origin(conn, t, c);
+        let cache = &self.origins;
+        cache.check(conn);
+        let origins = |t: &str, c: &str| cache.get(conn, t, c);
         let o = Output {
             typed: &typed,
             zone: &zone,
