@@ -527,7 +527,9 @@ fn psql_describes_django_made_and_renamed_tables_as_postgresql_does() {
 /// answer as PostgreSQL does (SQLSTATEs of refusals included, `\d` after each), keep the
 /// rows, the ids' counter, the table's other indexes and its triggers (live sync's capture
 /// triggers are SQLite triggers made outside the client's SQL, as this one is). A table
-/// others refer to is not rebuilt: the error names them.
+/// others refer to by foreign keys without actions (Django's) is rebuilt and the keys hold
+/// through it; one referred to by a key with an ON DELETE action is not: the error names
+/// the referring table.
 #[test]
 fn tables_are_rebuilt_for_keys_as_postgresql_changes_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -581,20 +583,45 @@ fn tables_are_rebuilt_for_keys_as_postgresql_changes_them() {
     assert_eq!(ok, "ok");
     rt().block_on(async {
         let c = connect(&proxy.url("app", "secret")).await.unwrap();
+        // Referred to by foreign keys without actions (as Django makes them): rebuilt,
+        // the references hold through it and after.
         c.batch_execute(
             "CREATE TABLE parent (id int, u int UNIQUE); \
-             CREATE TABLE child (pid int REFERENCES parent (u))",
+             CREATE TABLE child (pid int REFERENCES parent (u) DEFERRABLE INITIALLY DEFERRED, \
+             qid int REFERENCES parent (u)); \
+             INSERT INTO parent VALUES (1, 10), (2, 20); INSERT INTO child VALUES (10, 20)",
         )
         .await
         .unwrap();
-        // The new key holds.
-        assert_eq!(code(&c, "INSERT INTO w VALUES (1, 99)").await, "23505");
+        assert_eq!(
+            code(&c, "BEGIN; ALTER TABLE parent ADD PRIMARY KEY (id); INSERT INTO child VALUES (20, 10); COMMIT").await,
+            "ok"
+        );
+        assert_eq!(one(&c, "SELECT count(*) FROM child").await, "2");
+        assert_eq!(code(&c, "INSERT INTO child VALUES (NULL, 99)").await, "23503");
+        assert_eq!(code(&c, "INSERT INTO parent VALUES (1, 30)").await, "23505");
+        // In the same transaction after a rebuild, the references are enforced again.
+        assert_eq!(
+            code(&c, "BEGIN; ALTER TABLE parent DROP CONSTRAINT parent_pkey; DELETE FROM parent WHERE id = 2").await,
+            "23503"
+        );
+        c.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(one(&c, "SELECT count(*) FROM parent").await, "2");
+        // Referred to by a foreign key with an action: refused, naming the table.
+        c.batch_execute(
+            "CREATE TABLE owner (id int, u int UNIQUE); \
+             CREATE TABLE pet (oid int REFERENCES owner (u) ON DELETE CASCADE)",
+        )
+        .await
+        .unwrap();
         let err = c
-            .batch_execute("ALTER TABLE parent ADD PRIMARY KEY (id)")
+            .batch_execute("ALTER TABLE owner ADD PRIMARY KEY (id)")
             .await
             .unwrap_err();
         let db = err.as_db_error().unwrap();
         assert_eq!(db.code().code(), "0A000");
-        assert!(db.message().contains("\"child\""), "{}", db.message());
+        assert!(db.message().contains("\"pet\""), "{}", db.message());
+        // The new key holds.
+        assert_eq!(code(&c, "INSERT INTO w VALUES (1, 99)").await, "23505");
     });
 }

@@ -2,17 +2,20 @@
 //! added, or a key or UNIQUE declared in CREATE TABLE dropped (with its constraint, or
 //! with a column it names). SQLite keeps those as automatic indexes tied to the table's
 //! definition, so the table is made again, inside the client's transaction, as SQLite's
-//! own documentation and Django's SQLite schema editor do: a new table with the changed
-//! definition, the rows copied (ids and the AUTOINCREMENT counter kept), the old table
-//! dropped, the new one renamed, and its indexes and triggers (live sync's capture
-//! triggers included) made again.
+//! own documentation and Django's SQLite schema editor do: the rows held in a temporary
+//! table, the table dropped and made again with the changed definition under its own
+//! name, the rows put back (ids and the AUTOINCREMENT counter kept), and its indexes and
+//! triggers (live sync's capture triggers included) made again.
 //!
-//! Dropping the old table deletes its rows first while foreign keys are enforced, which
-//! would run the ON DELETE actions of tables that refer to it: a table others refer to is
-//! not rebuilt; the error names them.
+//! Foreign keys stay enforced inside a transaction, and dropping the table deletes its
+//! rows first: the foreign keys of tables that refer to it are deferred for the rebuild
+//! (the rows put back satisfy them again before commit, which checks). A referring
+//! foreign key with an action (CASCADE, SET NULL, SET DEFAULT, RESTRICT) would act on
+//! that delete: such a table is not rebuilt, and the error names the referring tables.
+//! Django's foreign keys have no action in the database (it cascades itself).
 
-use rusqlite::Connection;
-use sqlparser::ast::{CreateTable, ObjectName, Statement};
+use rusqlite::{Connection, OptionalExtension};
+use sqlparser::ast::{CreateTable, Statement};
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
 
@@ -39,16 +42,19 @@ pub fn names_column(c: &sqlparser::ast::TableConstraint, column: &str) -> bool {
     }
 }
 
-/// Tables other than `table` whose foreign keys refer to it.
-fn referring(conn: &Connection, table: &str) -> Result<Vec<String>, PgError> {
+/// Tables other than `table` whose foreign keys refer to it, each with whether one of
+/// those keys has an action on delete or update.
+fn referring(conn: &Connection, table: &str) -> Result<Vec<(String, bool)>, PgError> {
     let mut st = conn
         .prepare(
-            "SELECT DISTINCT m.name FROM sqlite_schema m, pragma_foreign_key_list(m.name) f \
-             WHERE m.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE AND m.name <> ?1 COLLATE NOCASE",
+            "SELECT m.name, max(f.on_delete <> 'NO ACTION' OR f.on_update <> 'NO ACTION') \
+             FROM sqlite_schema m, pragma_foreign_key_list(m.name) f \
+             WHERE m.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE AND m.name <> ?1 COLLATE NOCASE \
+             GROUP BY m.name",
         )
         .map_err(|e| from_sqlite(&e))?;
-    let names: Vec<String> = st
-        .query_map([table], |r| r.get::<_, String>(0))
+    let names: Vec<(String, bool)> = st
+        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(|e| from_sqlite(&e))?
         .collect::<Result<_, _>>()
         .map_err(|e| from_sqlite(&e))?;
@@ -69,6 +75,62 @@ fn dependents(conn: &Connection, table: &str) -> Result<Vec<(String, String)>, P
         .collect::<Result<_, _>>()
         .map_err(|e| from_sqlite(&e))?;
     Ok(rows)
+}
+
+/// Holds `table`'s rows in a temporary table, makes the table again as `new`, and puts
+/// the rows (their `cols`) and its AUTOINCREMENT counter back.
+fn move_rows(
+    conn: &Connection,
+    table: &str,
+    old: &str,
+    new: &str,
+    cols: &str,
+) -> Result<(), PgError> {
+    let hold = q(&format!("_sy_rebuild_{table}"));
+    sql(
+        conn,
+        &format!(
+            "CREATE TEMP TABLE {hold} AS SELECT {cols} FROM {}",
+            q(table)
+        ),
+    )?;
+    let counter: Option<i64> = if old.contains("AUTOINCREMENT") {
+        conn.query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| from_sqlite(&e))?
+    } else {
+        None
+    };
+    sql(conn, &format!("DROP TABLE {}", q(table)))?;
+    sql(conn, new)?;
+    sql(
+        conn,
+        &format!(
+            "INSERT INTO {} ({cols}) SELECT {cols} FROM temp.{hold}",
+            q(table)
+        ),
+    )?;
+    sql(conn, &format!("DROP TABLE temp.{hold}"))?;
+    // The counter goes on from where it was, not from the highest id left.
+    if let Some(seq) = counter {
+        conn.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1",
+            rusqlite::params![table, seq],
+        )
+        .map_err(|e| from_sqlite(&e))?;
+        if conn.changes() == 0 {
+            conn.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, ?2)",
+                rusqlite::params![table, seq],
+            )
+            .map_err(|e| from_sqlite(&e))?;
+        }
+    }
+    Ok(())
 }
 
 /// `table`'s definition as stored, and as parsed.
@@ -98,12 +160,17 @@ pub fn rebuild(
     edit: impl FnOnce(&mut CreateTable) -> Result<(), PgError>,
 ) -> Result<(), PgError> {
     let others = referring(conn, table)?;
-    if !others.is_empty() {
+    let acting: Vec<String> = others
+        .iter()
+        .filter(|o| o.1)
+        .map(|o| format!("\"{}\"", o.0))
+        .collect();
+    if !acting.is_empty() {
         return Err(PgError::new(
             "0A000",
             format!(
-                "{what} rebuilds table \"{table}\" on switchyard's SQLite backend, which it cannot do while {} refer to it by foreign key",
-                others.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ")
+                "{what} rebuilds table \"{table}\" on switchyard's SQLite backend, which it cannot do while {} refer to it by a foreign key with an ON DELETE or ON UPDATE action",
+                acting.join(", ")
             ),
         )
         .with_hint("drop those foreign keys first and add them back after, or run this migration on a PostgreSQL backend"));
@@ -111,8 +178,6 @@ pub fn rebuild(
     let (text, mut ct) = definition(conn, table)?;
     let old_columns: Vec<String> = ct.columns.iter().map(|c| c.name.value.clone()).collect();
     edit(&mut ct)?;
-    let temp = format!("_sy_rebuild_{table}");
-    ct.name = ObjectName::from(vec![sqlparser::ast::Ident::with_quote('"', &temp)]);
     let kept: Vec<String> = ct
         .columns
         .iter()
@@ -123,35 +188,17 @@ pub fn rebuild(
     let mut new = Statement::CreateTable(ct).to_string();
     super::sequences::keep_mark(&text, &mut new);
     let saved = dependents(conn, table)?;
-    sql(conn, &new)?;
-    let cols = kept.join(", ");
-    sql(
-        conn,
-        &format!(
-            "INSERT INTO {} ({cols}) SELECT {cols} FROM {}",
-            q(&temp),
-            q(table)
-        ),
-    )?;
-    // The counter goes on from where it was, not from the highest id left.
-    if text.contains("AUTOINCREMENT") {
-        conn.execute_batch(&format!(
-        "DELETE FROM sqlite_sequence WHERE name = {t}; \
-         INSERT INTO sqlite_sequence (name, seq) SELECT {t}, seq FROM sqlite_sequence WHERE name = {o}",
-        t = super::alter::lit(&temp),
-        o = super::alter::lit(table)
-        ))
+    let deferred: bool = conn
+        .query_row("PRAGMA defer_foreign_keys", [], |r| r.get(0))
         .map_err(|e| from_sqlite(&e))?;
+    if !others.is_empty() {
+        sql(conn, "PRAGMA defer_foreign_keys = ON")?;
     }
-    sql(conn, &format!("DROP TABLE {}", q(table)))?;
-    // Legacy renaming leaves the views that name the table alone (they read the new one).
-    sql(conn, "PRAGMA legacy_alter_table = ON")?;
-    let renamed = sql(
-        conn,
-        &format!("ALTER TABLE {} RENAME TO {}", q(&temp), q(table)),
-    );
-    sql(conn, "PRAGMA legacy_alter_table = OFF")?;
-    renamed?;
+    let moved = move_rows(conn, table, &text, &new, &kept.join(", "));
+    if !others.is_empty() && !deferred {
+        sql(conn, "PRAGMA defer_foreign_keys = OFF")?;
+    }
+    moved?;
     for (kind, def) in saved {
         // An index on a column that went is gone with it, as in PostgreSQL.
         match sql(conn, &def) {
