@@ -432,6 +432,7 @@ fn timestamptz_follows_the_session_time_zone_as_on_postgres() {
         "SELECT t FROM tz ORDER BY id",
         "SELECT id FROM tz WHERE t = '2024-05-06 07:08:09'",
         "SHOW TimeZone",
+        "SELECT t::text || ' / ' || concat('at ', t) FROM tz WHERE id = 1",
         "SET TIME ZONE 'America/New_York'",
         "SELECT t FROM tz ORDER BY id",
         "SET TimeZone = 'Asia/Kolkata'",

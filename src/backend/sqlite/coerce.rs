@@ -306,6 +306,18 @@ pub fn register(
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     // The answer follows `SET TimeZone`, which no statement changes while it runs: still
     // deterministic for SQLite, which may then use it where a schema needs that.
+    // A timestamptz made text inside SQL (`t::text`, `'at ' || t`): in the session's zone.
+    let s = settings.clone();
+    conn.create_scalar_function("sy_tz_text", 1, det, move |ctx| {
+        let v = ctx.get::<SqlValue>(0)?;
+        let zone = s.lock().unwrap_or_else(|e| e.into_inner()).zone.clone();
+        Ok(
+            match zone.as_ref().and_then(|z| super::zone::shown(&v, z)) {
+                Some(t) => SqlValue::Text(t),
+                None => v,
+            },
+        )
+    })?;
     conn.create_scalar_function("sy_timestamptz", 1, det, move |ctx| {
         let v = ctx.get::<SqlValue>(0)?;
         let zone = settings

@@ -26,6 +26,8 @@ enum Kind {
     Decimal,
     Integer,
     Float,
+    /// A timestamptz column: made text in the session's zone (`sy_tz_text`).
+    Instant,
     Unknown,
 }
 
@@ -163,6 +165,7 @@ impl Rewrite<'_> {
                         | types::INT8
                         | types::FLOAT4
                         | types::FLOAT8
+                        | types::TIMESTAMPTZ
                 )
             })
         });
@@ -198,6 +201,7 @@ impl Rewrite<'_> {
             _ => match self.column(e).map(|c| c.1) {
                 Some(types::NUMERIC) => Kind::Decimal,
                 Some(types::FLOAT4 | types::FLOAT8) => Kind::Float,
+                Some(types::TIMESTAMPTZ) => Kind::Instant,
                 Some(_) => Kind::Integer,
                 None => Kind::Unknown,
             },
@@ -238,7 +242,10 @@ impl Rewrite<'_> {
             _ => return,
         };
         let kinds = [self.kind(left), self.kind(right)];
-        if !kinds.contains(&Kind::Decimal) || kinds.contains(&Kind::Float) {
+        if !kinds.contains(&Kind::Decimal)
+            || kinds.contains(&Kind::Float)
+            || kinds.contains(&Kind::Instant)
+        {
             return;
         }
         let (l, r) = (*left.clone(), *right.clone());
@@ -286,7 +293,8 @@ impl Rewrite<'_> {
 
     /// An operand PostgreSQL prints as text (an argument of `concat`, `concat_ws`,
     /// `string_agg`, `format`, an operand of `||`, a `::text` cast): a numeric keeps its
-    /// scale, a float reads as PostgreSQL writes it.
+    /// scale, a float reads as PostgreSQL writes it, a timestamptz is shown in the
+    /// session's `TimeZone`.
     fn as_text(&mut self, e: &mut Expr) {
         if let Some(inner) = unwrapped(e) {
             *e = inner.clone();
@@ -298,6 +306,7 @@ impl Rewrite<'_> {
         match self.kind(e) {
             Kind::Decimal => *e = self.operand(e.clone()),
             Kind::Float => *e = call("sy_float_text", vec![e.clone()]),
+            Kind::Instant => *e = call("sy_tz_text", vec![e.clone()]),
             _ => {}
         }
     }
