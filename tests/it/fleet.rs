@@ -163,7 +163,10 @@ fn ten_fleet_switches_under_writers_lose_nothing_and_fence_the_old_side() {
 
 #[test]
 fn a_member_frozen_during_prepare_aborts_the_switch_and_nothing_is_fenced() {
-    let fx = FleetFx::new(3, false);
+    // Leases longer than the switch's preflight can take on a loaded machine (1.7 s was
+    // seen): with 2 s, the frozen member's lease could run out before the switch began,
+    // and the fleet rightly switched without it.
+    let fx = FleetFx::with_lease(3, false, "10s");
     let procs = fx.serve_all();
     fx.wait_members(3);
     signal(&procs[2], "STOP");

@@ -34,8 +34,13 @@ pub struct FleetFx {
 }
 
 impl FleetFx {
-    /// `n` members; the remote side behind PgBouncer when `pooled`.
+    /// `n` members; the remote side behind PgBouncer when `pooled`; leases of 2 s.
     pub fn new(n: usize, pooled: bool) -> FleetFx {
+        FleetFx::with_lease(n, pooled, "2s")
+    }
+
+    /// [`FleetFx::new`] with members' leases of `lease`.
+    pub fn with_lease(n: usize, pooled: bool, lease: &str) -> FleetFx {
         let local = PgCluster::start();
         let remote = PgCluster::start();
         let bouncer = pooled.then(|| Bouncer::start(&remote, "transaction", 20));
@@ -63,7 +68,7 @@ impl FleetFx {
                          [backends.remote]\n{remote_url}\npool_size = 10\n\
                          [routing]\nactive = \"local\"\nstate_file = \"{}\"\n\
                          [switch]\nmax_pause = \"2s\"\n\
-                         [fleet]\nname = \"shop\"\nstore = \"{store}\"\nmember = \"{name}\"\nlease = \"2s\"\n",
+                         [fleet]\nname = \"shop\"\nstore = \"{store}\"\nmember = \"{name}\"\nlease = \"{lease}\"\n",
                         local.url("app"),
                         dir.path().join(format!("{name}.route")).display(),
                     ),
