@@ -47,6 +47,19 @@ pub struct ErrorFields {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
+    /// The schema, table, column and constraint an error is about (fields `s`, `t`, `c`,
+    /// `n`), as PostgreSQL sends them for constraint violations; drivers expose them
+    /// (psycopg's `diag.constraint_name`, pgjdbc's `ServerErrorMessage`).
+    pub names: ObjectNames,
+}
+
+/// The objects an error names, each optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectNames {
+    pub schema: Option<String>,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    pub constraint: Option<String>,
 }
 
 impl ErrorFields {
@@ -57,6 +70,7 @@ impl ErrorFields {
             message: message.into(),
             detail: None,
             hint: None,
+            names: ObjectNames::default(),
         }
     }
 
@@ -94,6 +108,18 @@ fn fields(buf: &mut BytesMut, f: &ErrorFields) {
     if let Some(h) = &f.hint {
         buf.put_u8(b'H');
         cstr(buf, h.as_bytes());
+    }
+    let n = &f.names;
+    for (code, value) in [
+        (b's', &n.schema),
+        (b't', &n.table),
+        (b'c', &n.column),
+        (b'n', &n.constraint),
+    ] {
+        if let Some(v) = value {
+            buf.put_u8(code);
+            cstr(buf, v.as_bytes());
+        }
     }
     buf.put_u8(0);
 }

@@ -505,3 +505,61 @@ fn booleans_made_text_read_true_and_false_as_on_postgres() {
     );
     assert_eq!(got, want);
 }
+
+/// Constraint violations name what PostgreSQL names: a unique violation its key, UNIQUE
+/// constraint or unique index — in the message and in the fields drivers read (psycopg's
+/// `diag.constraint_name`, tokio-postgres' `constraint()`), also after the table was
+/// renamed — and a NOT NULL violation its column and table. Before, the message named
+/// SQLite's `table.column` and no field was sent.
+#[test]
+fn violations_name_the_constraint_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let setup = "CREATE TABLE uq (id serial PRIMARY KEY, a int UNIQUE, b text NOT NULL, \
+                 c int, d int, e int, UNIQUE (c, d)); \
+                 CREATE UNIQUE INDEX uq_b_idx ON uq (b); \
+                 ALTER TABLE uq ADD CONSTRAINT uq_named UNIQUE (e); \
+                 INSERT INTO uq (a, b, c, d, e) VALUES (1, 'x', 1, 1, 1), (2, 'y', 2, 2, 2); \
+                 CREATE TABLE renamed (k int PRIMARY KEY, v text UNIQUE); \
+                 ALTER TABLE renamed RENAME TO moved; INSERT INTO moved VALUES (1, 'v')";
+    let failing = [
+        "INSERT INTO uq (id, a, b) VALUES (1, 3, 'z')",
+        "INSERT INTO uq (a, b) VALUES (1, 'z')",
+        "INSERT INTO uq (a, b, c, d) VALUES (3, 'z', 1, 1)",
+        "INSERT INTO uq (a, b) VALUES (3, 'x')",
+        "INSERT INTO uq (a, b, e) VALUES (3, 'z', 1)",
+        "UPDATE uq SET a = 1 WHERE a = 2",
+        "INSERT INTO uq (a, b) VALUES (3, NULL)",
+        "UPDATE uq SET b = NULL",
+        "INSERT INTO moved VALUES (1, 'w')",
+        "INSERT INTO moved VALUES (2, 'v')",
+    ];
+    let run = |url: String| {
+        rt().block_on(async {
+            let c = connect(&url).await.unwrap();
+            c.batch_execute(setup).await.unwrap();
+            let mut out = Vec::new();
+            for sql in failing {
+                let e = c.batch_execute(sql).await.unwrap_err();
+                let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
+                out.push(format!(
+                    "{sql}: {} {} schema={:?} table={:?} column={:?} constraint={:?}",
+                    db.code().code(),
+                    db.message(),
+                    db.schema(),
+                    db.table(),
+                    db.column(),
+                    db.constraint()
+                ));
+            }
+            out
+        })
+    };
+    let want = run(pg.url("app"));
+    assert!(want[0].contains("\"uq_pkey\""), "{want:?}");
+    let got = run(proxy.url("app", "secret"));
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w, "the SQLite default, then PostgreSQL");
+    }
+}

@@ -145,6 +145,12 @@ pub(super) fn edit_table(
     edit(&mut ct)?;
     let mut new = Statement::CreateTable(ct).to_string();
     super::sequences::keep_mark(&text, &mut new);
+    store_definition(conn, table, &new)
+}
+
+/// Stores `new` as the table's definition (SQLite's procedure for changes that leave the
+/// stored rows as they are) and reloads this connection's schema.
+pub(super) fn store_definition(conn: &Connection, table: &str, new: &str) -> Result<(), PgError> {
     let version: i64 = conn
         .query_row("PRAGMA schema_version", [], |r| r.get(0))
         .map_err(|e| from_sqlite(&e))?;
@@ -152,7 +158,7 @@ pub(super) fn edit_table(
     let updated = conn
         .execute(
             "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = ?2",
-            [&new, table],
+            [new, table],
         )
         .map_err(|e| from_sqlite(&e));
     let bumped = sql(conn, &format!("PRAGMA schema_version = {}", version + 1));

@@ -43,15 +43,16 @@ struct Table {
     def: Option<CreateTable>,
 }
 
-fn tables(conn: &Connection) -> Result<Vec<Table>, PgError> {
+/// Every table's definition, or the one table `only` names.
+fn tables(conn: &Connection, only: Option<&str>) -> Result<Vec<Table>, PgError> {
     let mut st = conn
         .prepare(
             "SELECT rowid, name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
-             AND name NOT LIKE '\\_switchyard\\_%' ESCAPE '\\'",
+             AND name NOT LIKE '\\_switchyard\\_%' ESCAPE '\\' AND (?1 IS NULL OR name = ?1)",
         )
         .map_err(|e| from_sqlite(&e))?;
     let rows: Vec<(i64, String, Option<String>)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map([only], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .map_err(|e| from_sqlite(&e))?
         .collect::<Result<_, _>>()
         .map_err(|e| from_sqlite(&e))?;
@@ -427,6 +428,48 @@ fn marked_unique(conn: &Connection, t: &Table) -> Result<Vec<Row>, PgError> {
     Ok(out)
 }
 
+/// The name of the key, UNIQUE constraint or unique index of `table` over exactly
+/// `columns`, as PostgreSQL's unique violation names it.
+pub fn unique_name(conn: &Connection, table: &str, columns: &[String]) -> Option<String> {
+    let lower = |v: &mut Vec<String>| {
+        v.iter_mut().for_each(|c| *c = c.to_lowercase());
+        v.sort();
+    };
+    let mut want = columns.to_vec();
+    lower(&mut want);
+    let t = tables(conn, Some(table)).ok()?.pop()?;
+    let mut rows = rows_of(std::slice::from_ref(&t), &t);
+    rows.extend(marked_unique(conn, &t).ok()?);
+    for r in rows.into_iter().filter(|r| matches!(r.contype, "p" | "u")) {
+        let mut cols: Vec<String> = r
+            .conkey
+            .iter()
+            .filter_map(|i| t.columns.get(i - 1).cloned())
+            .collect();
+        lower(&mut cols);
+        if cols == want {
+            return Some(r.name);
+        }
+    }
+    // A unique index made by CREATE UNIQUE INDEX: PostgreSQL names the index.
+    let mut st = conn
+        .prepare_cached(
+            "SELECT l.name, group_concat(i.name, ',') FROM pragma_index_list(?1) l, \
+             pragma_index_info(l.name) i WHERE l.\"unique\" AND l.origin = 'c' GROUP BY l.name",
+        )
+        .ok()?;
+    let found: Vec<(String, String)> = st
+        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
+        .ok()?
+        .filter_map(Result::ok)
+        .collect();
+    found.into_iter().find_map(|(name, cols)| {
+        let mut cols: Vec<String> = cols.split(',').map(str::to_string).collect();
+        lower(&mut cols);
+        (cols == want).then_some(name)
+    })
+}
+
 fn json_list(v: &[usize]) -> String {
     format!(
         "[{}]",
@@ -436,7 +479,7 @@ fn json_list(v: &[usize]) -> String {
 
 /// Reads every table's constraints into `_sy_constraints` again.
 pub fn refresh(conn: &Connection) -> Result<(), PgError> {
-    let all = tables(conn)?;
+    let all = tables(conn, None)?;
     conn.execute_batch("DELETE FROM temp._sy_constraints")
         .map_err(|e| from_sqlite(&e))?;
     let mut ins = conn

@@ -5,7 +5,7 @@
 use rusqlite::ffi;
 
 use super::translate::TranslateError;
-use crate::protocol::build::ErrorFields;
+use crate::protocol::build::{ErrorFields, ObjectNames};
 use crate::protocol::sqlstate;
 
 /// An error for the client.
@@ -15,6 +15,11 @@ pub struct PgError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
+    /// The table, column or constraint the error is about.
+    pub names: ObjectNames,
+    /// A unique violation's columns as SQLite names them, until [`Self::named`] finds the
+    /// constraint they belong to.
+    pub key: Vec<String>,
 }
 
 impl PgError {
@@ -24,6 +29,8 @@ impl PgError {
             message: message.into(),
             detail: None,
             hint: None,
+            names: ObjectNames::default(),
+            key: Vec::new(),
         }
     }
 
@@ -36,7 +43,25 @@ impl PgError {
         let mut f = ErrorFields::error(self.code, self.message.clone());
         f.detail = self.detail.clone();
         f.hint = self.hint.clone();
+        f.names = self.names.clone();
         f
+    }
+
+    /// A unique violation named as PostgreSQL names it, by the constraint (or unique
+    /// index) `constraint` finds for its table and columns; other errors as they are.
+    pub fn named(mut self, constraint: impl FnOnce(&str, &[String]) -> Option<String>) -> Self {
+        if self.code != "23505" || self.key.is_empty() {
+            return self;
+        }
+        let Some(table) = self.names.table.clone() else {
+            return self;
+        };
+        if let Some(name) = constraint(&table, &self.key) {
+            self.message = format!("duplicate key value violates unique constraint \"{name}\"");
+            self.names.constraint = Some(name);
+            self.detail = None;
+        }
+        self
     }
 
     pub fn aborted() -> Self {
@@ -72,22 +97,55 @@ fn constraint(extended: i32, msg: &str) -> PgError {
     if let Some(ty) = what.strip_prefix(super::enums::ENUM_CHECK) {
         return PgError::new("22P02", format!("invalid input value for enum {ty}"));
     }
+    // SQLite names the columns as `table.column, table.column`.
+    let columns: Vec<(&str, &str)> = what.split(", ").filter_map(|c| c.split_once('.')).collect();
+    let table = columns.first().map(|c| c.0.to_string());
+    if what == "FOREIGN KEY constraint failed" || extended == ffi::SQLITE_CONSTRAINT_FOREIGNKEY {
+        // SQLite does not say which key (ON DELETE RESTRICT fails in a trigger of its own,
+        // with this message and another extended code).
+        let mut e = PgError::new(
+            "23503",
+            "insert, update or delete violates a foreign key constraint",
+        );
+        e.detail = Some(format!("SQLite: {msg}"));
+        return e;
+    }
     let (code, text) = match extended {
         ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
             ("23505", "duplicate key value violates unique constraint")
         }
-        ffi::SQLITE_CONSTRAINT_NOTNULL => ("23502", "null value violates not-null constraint"),
-        ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
-            ("23503", "insert or update violates foreign key constraint")
+        ffi::SQLITE_CONSTRAINT_NOTNULL if columns.len() == 1 => {
+            let (t, c) = columns[0];
+            let mut e = PgError::new(
+                "23502",
+                format!(
+                    "null value in column \"{c}\" of relation \"{t}\" violates not-null constraint"
+                ),
+            );
+            e.names = names(t, Some(c));
+            return e;
         }
+        ffi::SQLITE_CONSTRAINT_NOTNULL => ("23502", "null value violates not-null constraint"),
         ffi::SQLITE_CONSTRAINT_CHECK => ("23514", "new row violates check constraint"),
         _ => ("23000", "integrity constraint violation"),
     };
-    PgError {
-        code,
-        message: format!("{text} \"{what}\""),
-        detail: Some(format!("SQLite: {msg}")),
-        hint: None,
+    let mut e = PgError::new(code, format!("{text} \"{what}\""));
+    e.detail = Some(format!("SQLite: {msg}"));
+    if code == "23505"
+        && let Some(t) = &table
+    {
+        e.names = names(t, None);
+        e.key = columns.iter().map(|c| c.1.to_string()).collect();
+    }
+    e
+}
+
+fn names(table: &str, column: Option<&str>) -> ObjectNames {
+    ObjectNames {
+        schema: Some("public".into()),
+        table: Some(table.to_string()),
+        column: column.map(str::to_string),
+        constraint: None,
     }
 }
 

@@ -10,9 +10,10 @@
 //! Foreign keys stay enforced inside a transaction, and dropping the table deletes its
 //! rows first: the foreign keys of tables that refer to it are deferred for the rebuild
 //! (the rows put back satisfy them again before commit, which checks). A referring
-//! foreign key with an action (CASCADE, SET NULL, SET DEFAULT, RESTRICT) would act on
-//! that delete: such a table is not rebuilt, and the error names the referring tables.
-//! Django's foreign keys have no action in the database (it cascades itself).
+//! foreign key with an action on delete (CASCADE, SET NULL, SET DEFAULT, RESTRICT) would
+//! act on that delete, so for the rebuild the referring table's definition says no action
+//! (edited in place, as [`super::alter`] edits definitions, and put back word for word
+//! after): its rows are never touched, as PostgreSQL's are not.
 
 use rusqlite::{Connection, OptionalExtension};
 use sqlparser::ast::{CreateTable, Statement};
@@ -43,11 +44,11 @@ pub fn names_column(c: &sqlparser::ast::TableConstraint, column: &str) -> bool {
 }
 
 /// Tables other than `table` whose foreign keys refer to it, each with whether one of
-/// those keys has an action on delete or update.
+/// those keys has an action on delete.
 fn referring(conn: &Connection, table: &str) -> Result<Vec<(String, bool)>, PgError> {
     let mut st = conn
         .prepare(
-            "SELECT m.name, max(f.on_delete <> 'NO ACTION' OR f.on_update <> 'NO ACTION') \
+            "SELECT m.name, max(f.on_delete <> 'NO ACTION') \
              FROM sqlite_schema m, pragma_foreign_key_list(m.name) f \
              WHERE m.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE AND m.name <> ?1 COLLATE NOCASE \
              GROUP BY m.name",
@@ -152,7 +153,7 @@ pub(super) fn definition(conn: &Connection, table: &str) -> Result<(String, Crea
 }
 
 /// Rebuilds `table` with `edit` applied to its definition (see the module doc). `what`
-/// names the change for the error when others refer to the table.
+/// names the change in the log.
 pub fn rebuild(
     conn: &Connection,
     table: &str,
@@ -160,21 +161,57 @@ pub fn rebuild(
     edit: impl FnOnce(&mut CreateTable) -> Result<(), PgError>,
 ) -> Result<(), PgError> {
     let others = referring(conn, table)?;
-    let acting: Vec<String> = others
-        .iter()
-        .filter(|o| o.1)
-        .map(|o| format!("\"{}\"", o.0))
-        .collect();
-    if !acting.is_empty() {
-        return Err(PgError::new(
-            "0A000",
-            format!(
-                "{what} rebuilds table \"{table}\" on switchyard's SQLite backend, which it cannot do while {} refer to it by a foreign key with an ON DELETE or ON UPDATE action",
-                acting.join(", ")
-            ),
-        )
-        .with_hint("drop those foreign keys first and add them back after, or run this migration on a PostgreSQL backend"));
+    // Definitions of referring tables whose keys act on delete, to put back after.
+    let mut acting = Vec::new();
+    for (other, _) in others.iter().filter(|o| o.1) {
+        acting.push((other.clone(), definition(conn, other)?.0));
+        super::alter::edit_table(conn, other, |ct| {
+            no_delete_actions(ct, table);
+            Ok(())
+        })?;
     }
+    let rebuilt = rebuild_alone(conn, table, what, !others.is_empty(), edit);
+    for (other, text) in &acting {
+        super::alter::store_definition(conn, other, text)?;
+    }
+    rebuilt
+}
+
+/// Takes the ON DELETE action off `ct`'s foreign keys that refer to `parent`.
+fn no_delete_actions(ct: &mut CreateTable, parent: &str) {
+    use sqlparser::ast::{ColumnOption, TableConstraint};
+    let refers = |name: &sqlparser::ast::ObjectName| {
+        name.0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| i.value.eq_ignore_ascii_case(parent))
+    };
+    for c in &mut ct.constraints {
+        if let TableConstraint::ForeignKey(fk) = c
+            && refers(&fk.foreign_table)
+        {
+            fk.on_delete = None;
+        }
+    }
+    for col in &mut ct.columns {
+        for o in &mut col.options {
+            if let ColumnOption::ForeignKey(fk) = &mut o.option
+                && refers(&fk.foreign_table)
+            {
+                fk.on_delete = None;
+            }
+        }
+    }
+}
+
+/// The rebuild itself, with the foreign keys of `referred` tables deferred.
+fn rebuild_alone(
+    conn: &Connection,
+    table: &str,
+    what: &str,
+    referred: bool,
+    edit: impl FnOnce(&mut CreateTable) -> Result<(), PgError>,
+) -> Result<(), PgError> {
     let (text, mut ct) = definition(conn, table)?;
     let old_columns: Vec<String> = ct.columns.iter().map(|c| c.name.value.clone()).collect();
     edit(&mut ct)?;
@@ -191,11 +228,11 @@ pub fn rebuild(
     let deferred: bool = conn
         .query_row("PRAGMA defer_foreign_keys", [], |r| r.get(0))
         .map_err(|e| from_sqlite(&e))?;
-    if !others.is_empty() {
+    if referred {
         sql(conn, "PRAGMA defer_foreign_keys = ON")?;
     }
     let moved = move_rows(conn, table, &text, &new, &kept.join(", "));
-    if !others.is_empty() && !deferred {
+    if referred && !deferred {
         sql(conn, "PRAGMA defer_foreign_keys = OFF")?;
     }
     moved?;

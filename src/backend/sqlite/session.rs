@@ -134,6 +134,7 @@ impl Session {
 
     /// Reports an error and aborts an open transaction.
     pub fn fail(&mut self, out: &mut BytesMut, e: PgError) {
+        let e = e.named(|t, cols| super::constraints::unique_name(&self.conn, t, cols));
         build::error_response(out, &e.fields());
         if self.tx != Tx::Idle {
             self.tx = Tx::Failed;
