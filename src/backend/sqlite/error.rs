@@ -16,7 +16,7 @@ pub struct PgError {
     pub detail: Option<String>,
     pub hint: Option<String>,
     /// The table, column or constraint the error is about.
-    pub names: ObjectNames,
+    pub names: Option<Box<ObjectNames>>,
     /// A unique violation's columns as SQLite names them, until [`Self::named`] finds the
     /// constraint they belong to.
     pub key: Vec<String>,
@@ -29,7 +29,7 @@ impl PgError {
             message: message.into(),
             detail: None,
             hint: None,
-            names: ObjectNames::default(),
+            names: None,
             key: Vec::new(),
         }
     }
@@ -43,7 +43,7 @@ impl PgError {
         let mut f = ErrorFields::error(self.code, self.message.clone());
         f.detail = self.detail.clone();
         f.hint = self.hint.clone();
-        f.names = self.names.clone();
+        f.names = self.names.as_deref().cloned().unwrap_or_default();
         f
     }
 
@@ -53,12 +53,15 @@ impl PgError {
         if self.code != "23505" || self.key.is_empty() {
             return self;
         }
-        let Some(table) = self.names.table.clone() else {
+        let Some(names) = self.names.as_mut() else {
+            return self;
+        };
+        let Some(table) = names.table.clone() else {
             return self;
         };
         if let Some(name) = constraint(&table, &self.key) {
             self.message = format!("duplicate key value violates unique constraint \"{name}\"");
-            self.names.constraint = Some(name);
+            names.constraint = Some(name);
             self.detail = None;
         }
         self
@@ -140,13 +143,13 @@ fn constraint(extended: i32, msg: &str) -> PgError {
     e
 }
 
-fn names(table: &str, column: Option<&str>) -> ObjectNames {
-    ObjectNames {
+fn names(table: &str, column: Option<&str>) -> Option<Box<ObjectNames>> {
+    Some(Box::new(ObjectNames {
         schema: Some("public".into()),
         table: Some(table.to_string()),
         column: column.map(str::to_string),
         constraint: None,
-    }
+    }))
 }
 
 /// Maps a rusqlite error to the PostgreSQL error a client expects.
