@@ -134,7 +134,9 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
          (SELECT count(*) FROM pragma_index_info(l.name)) AS indnkeyatts, (SELECT count(*) FROM pragma_index_info(l.name)) AS indnatts, \
          0 AS indisreplident, 1 AS indimmediate, 0 AS indnullsnotdistinct, \
          (SELECT group_concat(0, ' ') FROM pragma_index_info(l.name)) AS indoption, \
-         (SELECT group_concat(0, ' ') FROM pragma_index_info(l.name)) AS indclass \
+         (SELECT group_concat(sy_indclass((SELECT m.sql FROM sqlite_schema m WHERE m.type = 'index' AND m.name = l.name), \
+         ii.seqno, pg_type_oid(p.type)), ' ') FROM pragma_index_info(l.name) ii \
+         LEFT JOIN pragma_table_info(t.relname) p ON p.cid = ii.cid) AS indclass \
          FROM pg_class t JOIN pragma_index_list(t.relname) l JOIN pg_class i ON i.relname = l.name WHERE t.relkind = 'r' \
          UNION ALL SELECT conindid, conrelid, 1, contype = 'p', 1, 1, 1, 0, NULL, NULL, \
          replace(trim(conkey, '[]'), ',', ' '), json_array_length(conkey), json_array_length(conkey), 0, 1, 0, \
@@ -175,9 +177,7 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
             .to_string(),
         "pg_tablespace AS SELECT 1663 AS oid, 'pg_default' AS spcname, 10 AS spcowner, NULL AS spcacl, NULL AS spcoptions"
             .to_string(),
-        "pg_opclass AS SELECT 0 AS oid, '' AS opcname, 403 AS opcmethod, 11 AS opcnamespace, 1 AS opcdefault, \
-         0 AS opcintype, 0 AS opcfamily WHERE 0"
-            .to_string(),
+        super::opclass::view(),
         "pg_enum AS SELECT CAST(300000 + e.rowid AS INTEGER) AS oid, \
          CAST(200000 + (SELECT min(x.rowid) FROM _switchyard_enums x WHERE x.typname = e.typname) AS INTEGER) AS enumtypid, \
          e.sortorder AS enumsortorder, e.label AS enumlabel FROM _switchyard_enums e"

@@ -254,6 +254,7 @@ pub fn register(
         Ok(expr)
     })?;
     super::indexdef::register(conn)?;
+    super::opclass::register(conn)?;
     // A table without partitions is its own only ancestor.
     conn.create_scalar_function("pg_partition_ancestors", 1, det(), |ctx| {
         Ok(match ctx.get::<Value>(0)? {

@@ -25,7 +25,7 @@ pub fn opclass_mark(opclass: &str) -> String {
 }
 
 /// The operator classes of an index's columns, in order, from its definition's marks.
-fn opclasses(sql: &str) -> Vec<Option<String>> {
+pub(super) fn opclasses(sql: &str) -> Vec<Option<String>> {
     // The column list: from the first parenthesis after ON, split at its top-level commas.
     let lower = sql.to_lowercase();
     let Some(on) = lower.find(" on ") else {

@@ -38,6 +38,7 @@ pub mod jsonb;
 mod jsonb_ops;
 mod lateral;
 pub mod numeric;
+mod opclass;
 mod rebuild;
 pub mod rewrite;
 mod rewrite_ops;

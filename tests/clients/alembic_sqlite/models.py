@@ -30,6 +30,7 @@ class Event(Base):
     __table_args__ = (
         sa.CheckConstraint("weight > 0", name="events_weight_positive"),
         sa.UniqueConstraint("invoice_id", "kind", name="events_invoice_kind"),
+        sa.Index("ix_events_kind_pattern", "kind", postgresql_ops={"kind": "varchar_pattern_ops"}),
     )
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(always=False), primary_key=True)
     invoice_id: Mapped[int | None] = mapped_column(sa.ForeignKey("invoices.id", ondelete="SET NULL"))

@@ -18,6 +18,7 @@ def upgrade():
         sa.ForeignKeyConstraint(["invoice_id"], ["invoices.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("invoice_id", "kind", name="events_invoice_kind"))
+    op.create_index("ix_events_kind_pattern", "events", ["kind"], unique=False, postgresql_ops={"kind": "varchar_pattern_ops"})
     op.add_column("customers", sa.Column("tier", sa.SmallInteger(), server_default="0", nullable=False))
     op.create_index("ix_customers_tier", "customers", ["tier"], unique=False)
     op.alter_column("invoices", "issued", new_column_name="issued_at")
@@ -28,4 +29,5 @@ def downgrade():
     op.alter_column("invoices", "issued_at", new_column_name="issued")
     op.drop_index("ix_customers_tier", table_name="customers")
     op.drop_column("customers", "tier")
+    op.drop_index("ix_events_kind_pattern", table_name="events")
     op.drop_table("events")
