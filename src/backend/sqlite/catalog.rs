@@ -34,6 +34,7 @@ fn type_rows() -> String {
         types::NUMERIC,
         types::UUID,
         types::JSONB,
+        types::INTERVAL,
     ];
     oids.iter()
         .map(|&o| {
@@ -475,6 +476,11 @@ pub fn source_types(
                 ("sum", types::INT8) => Some((types::NUMERIC, None)),
                 ("sum", types::NUMERIC | types::FLOAT4 | types::FLOAT8) => Some((oid, scale)),
                 ("sum", _) => None,
+                // Date and time arithmetic: a date plus an interval is a timestamp.
+                ("interval", types::DATE) => Some((types::TIMESTAMP, None)),
+                ("interval", types::TIMESTAMP | types::TIMESTAMPTZ) => Some((oid, None)),
+                ("days", types::DATE) => Some((oid, None)),
+                ("interval" | "days", _) => None,
                 _ => Some((oid, scale)),
             }
         })

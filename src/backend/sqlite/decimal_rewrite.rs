@@ -26,7 +26,8 @@ enum Kind {
     Decimal,
     Integer,
     Float,
-    /// A timestamptz column: made text in the session's zone (`sy_tz_text`).
+    /// A timestamptz (a column, `now()`, a cast): made text in the session's zone
+    /// (`sy_tz_text`).
     Instant,
     Unknown,
 }
@@ -39,7 +40,7 @@ struct Rewrite<'a> {
     cols: Option<Vec<Col>>,
 }
 
-fn call(name: &str, args: Vec<Expr>) -> Expr {
+pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(Function {
         name: ObjectName::from(vec![Ident::new(name)]),
         uses_odbc_syntax: false,
@@ -127,6 +128,23 @@ fn float_type(t: &DataType) -> bool {
     )
 }
 
+fn instant_type(t: &DataType) -> bool {
+    use sqlparser::ast::TimezoneInfo as Tz;
+    matches!(t, DataType::Timestamp(_, Tz::WithTimeZone | Tz::Tz))
+}
+
+/// Functions that return the transaction's (or the statement's) timestamptz.
+fn instant_function(name: &str) -> bool {
+    matches!(
+        name,
+        "now"
+            | "current_timestamp"
+            | "transaction_timestamp"
+            | "statement_timestamp"
+            | "clock_timestamp"
+    )
+}
+
 fn text_type(t: &DataType) -> bool {
     matches!(
         t,
@@ -188,6 +206,8 @@ impl Rewrite<'_> {
         match e {
             Expr::Nested(inner) => self.kind(inner),
             Expr::Cast { data_type, .. } if float_type(data_type) => Kind::Float,
+            Expr::Cast { data_type, .. } if instant_type(data_type) => Kind::Instant,
+            Expr::Function(f) if instant_function(&name_of(f)) => Kind::Instant,
             // What is left of arithmetic after the rewrite: floating point or integers.
             Expr::BinaryOp {
                 left,

@@ -185,6 +185,7 @@ pub fn register(
     super::typmod::register(conn)?;
     super::defaults::register(conn)?;
     super::coerce::register(conn, settings.clone())?;
+    super::interval::register(conn, settings.clone())?;
     super::decimal::register(conn)?;
     super::constraints::register(conn)?;
     super::sequences::register(conn)?;

@@ -208,6 +208,51 @@ pub fn result_sources(stmt: &Statement, catalog: bool) -> Vec<Option<Source>> {
         .collect()
 }
 
+/// Whether `e` is an interval: a literal or a cast to one.
+fn is_interval(e: &Expr) -> bool {
+    match e {
+        Expr::Nested(inner) => is_interval(inner),
+        Expr::Interval(_) => true,
+        Expr::Cast { data_type, .. } => {
+            matches!(data_type, sqlparser::ast::DataType::Interval { .. })
+        }
+        _ => false,
+    }
+}
+
+/// A column moved by an interval (`at + interval '1 day'`: "interval") or by a whole
+/// number of days (`day - 1`: "days"), typed by the column (see `catalog::source_types`).
+fn shifted_source(e: &Expr, scope: &Scope<'_>) -> Option<Source> {
+    let Expr::BinaryOp {
+        left,
+        op: BinaryOperator::Plus | BinaryOperator::Minus,
+        right,
+    } = e
+    else {
+        return None;
+    };
+    let whole = |e: &Expr| matches!(e, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if !n.contains(['.', 'e', 'E'])));
+    let (column, func) = if is_interval(right) {
+        (left, "interval")
+    } else if is_interval(left) {
+        (right, "interval")
+    } else if whole(right) {
+        (left, "days")
+    } else {
+        return None;
+    };
+    let column = match scope.resolve(column) {
+        Some((inner, _)) => inner,
+        None => column,
+    };
+    let (table, column) = column_ref(column)?;
+    Some(Source {
+        func: func.to_string(),
+        table,
+        column,
+    })
+}
+
 fn source(e: &Expr, scope: &Scope<'_>, catalog: bool) -> Option<Source> {
     if let Some((inner, sc)) = scope.resolve(e) {
         return source(inner, &sc, catalog);
@@ -218,6 +263,9 @@ fn source(e: &Expr, scope: &Scope<'_>, catalog: bool) -> Option<Source> {
             table,
             column,
         });
+    }
+    if let Some(s) = shifted_source(e, scope) {
+        return Some(s);
     }
     let Expr::Function(f) = e else { return None };
     let name = f.name.to_string().to_lowercase();
@@ -306,6 +354,7 @@ fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
             _ => None,
         },
         Expr::Cast { data_type, .. } => Some(types::oid_for_decltype(&base_type(data_type))),
+        Expr::Interval(_) => Some(types::INTERVAL),
         Expr::Nested(inner) => expr_type(inner),
         Expr::BinaryOp { op, left, right } => match op {
             B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or => {
@@ -326,8 +375,24 @@ fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
             B::Minus if matches!(right.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) => {
                 Some(types::JSONB)
             }
+            B::Plus | B::Minus if is_interval(left) || is_interval(right) => {
+                let other = if is_interval(right) { left } else { right };
+                match expr_type(other)? {
+                    types::DATE => Some(types::TIMESTAMP),
+                    t => Some(t),
+                }
+            }
             B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo => {
-                arithmetic(expr_type(left)?, expr_type(right)?)
+                match (op, expr_type(left)?, expr_type(right)?) {
+                    (B::Minus, types::DATE, types::DATE) => Some(types::INT4),
+                    (
+                        B::Minus,
+                        types::TIMESTAMP | types::TIMESTAMPTZ,
+                        types::TIMESTAMP | types::TIMESTAMPTZ,
+                    ) => Some(types::INTERVAL),
+                    (B::Plus | B::Minus, types::DATE, types::INT4) => Some(types::DATE),
+                    (_, l, r) => arithmetic(l, r),
+                }
             }
             _ => None,
         },

@@ -174,7 +174,8 @@ pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
                 }
                 _ => return None,
             },
-            Some(n) if n != "?column?" => n,
+            // A cast of a cast is named by the outer type, as PostgreSQL names it.
+            Some(n) if n != "?column?" && !matches!(expr.as_ref(), Expr::Cast { .. }) => n,
             Some(_) => {
                 let t = super::ddl::base_type(data_type);
                 match super::types::oid_for_decltype(&t) {
@@ -203,6 +204,7 @@ pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
                 });
         }
         Expr::Case { .. } => "case".into(),
+        Expr::Interval(_) => "interval".into(),
         Expr::Exists { .. } => "exists".into(),
         _ => "?column?".into(),
     })

@@ -36,6 +36,7 @@ pub const UUID: u32 = 2950;
 pub const JSONB: u32 = 3802;
 pub const NAME: u32 = 19;
 pub const CHAR: u32 = 18;
+pub const INTERVAL: u32 = 1186;
 
 /// The PostgreSQL type of a column declared as `decl` in SQLite (as our DDL writes it).
 pub fn oid_for_decltype(decl: &str) -> u32 {
@@ -62,6 +63,7 @@ pub fn oid_for_decltype(decl: &str) -> u32 {
         "uuid" => UUID,
         "name" => NAME,
         "oid" | "regclass" | "regtype" | "regproc" => OID,
+        "interval" => INTERVAL,
         _ if d.contains("int") => INT8,
         _ if d.contains("char") || d.contains("text") => TEXT,
         _ => TEXT,
@@ -85,7 +87,7 @@ pub fn type_len(oid: u32) -> i16 {
         INT2 => 2,
         INT4 | FLOAT4 | DATE | OID => 4,
         INT8 | FLOAT8 | TIMESTAMP | TIMESTAMPTZ | TIME => 8,
-        UUID => 16,
+        UUID | INTERVAL => 16,
         NAME => 64,
         _ => -1,
     }
@@ -114,6 +116,7 @@ pub fn type_name(oid: u32) -> &'static str {
         UUID => "uuid",
         JSONB => "jsonb",
         NAME => "name",
+        INTERVAL => "interval",
         _ => "text",
     }
 }
@@ -282,6 +285,16 @@ pub fn put_binary(out: &mut BytesMut, v: &Value, oid: u32) -> bool {
                 .is_some(),
             _ => false,
         },
+        INTERVAL => match v {
+            Value::Text(s) => super::interval::Interval::parse(s)
+                .map(|iv| {
+                    out.put_i64(iv.micros);
+                    out.put_i32(iv.days as i32);
+                    out.put_i32(iv.months as i32);
+                })
+                .is_ok(),
+            _ => false,
+        },
         UUID => match v {
             Value::Text(s) => parse_uuid(s).map(|b| out.put_slice(&b)).is_some(),
             Value::Blob(b) if b.len() == 16 => {
@@ -388,6 +401,20 @@ pub fn param_from_binary(b: &[u8], oid: u32) -> Result<Value, String> {
         }
     };
     Ok(match oid {
+        INTERVAL => {
+            need(16)?;
+            let word = |at: usize, n: usize| {
+                b[at..at + n]
+                    .iter()
+                    .fold(0i64, |acc, x| (acc << 8) | *x as i64)
+            };
+            let iv = super::interval::Interval {
+                micros: word(0, 8),
+                days: word(8, 4) as i32 as i64,
+                months: word(12, 4) as i32 as i64,
+            };
+            Value::Text(iv.show())
+        }
         BOOL => {
             need(1)?;
             Value::Integer((b[0] != 0) as i64)

@@ -1,0 +1,79 @@
+//! Date and time arithmetic on the SQLite backend compared with a real PostgreSQL in the
+//! same run: intervals (input, output, `±` on timestamps, timestamptz in the session's
+//! zone, dates), `date ± integer`, `date - date`, `timestamp - timestamp`, a timestamptz
+//! that is not a column made text, and the result types a driver sees.
+
+use crate::sqlite_ddl::psql_script;
+use crate::support::{connect, rt, sqlite_proxy};
+
+/// Before, `INTERVAL '1 day'` was a syntax error, `'2024-05-06'::date + 1` read 2025,
+/// `date - date` 0, and `now()::text` was UTC whatever the session's zone.
+#[test]
+fn date_and_time_arithmetic_answers_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let script = "\\set VERBOSITY terse\n\
+        SET TIME ZONE 'Europe/Berlin';\n\
+        CREATE TABLE ev (id int, at timestamptz, day date, ts timestamp);\n\
+        INSERT INTO ev VALUES (1, '2024-03-30 12:00:00+01', '2024-01-31', '2024-05-06 07:00'), \
+        (2, '2024-05-06 07:00:00+02', '2024-05-06', '2024-05-03 05:00:00.25');\n\
+        SELECT id, at + interval '1 day', at - interval '24 hours', day + 1, day - 1, \
+        day + interval '1 month', ts - interval '90 minutes', interval '2 hours' + ts FROM ev ORDER BY id;\n\
+        SELECT a.id, a.day - b.day, a.ts - b.ts, a.at - b.at FROM ev a, ev b WHERE a.id <> b.id ORDER BY 1;\n\
+        SELECT count(*) FROM ev WHERE at > now() - interval '3 years';\n\
+        SELECT id FROM ev WHERE at > '2024-05-06 06:00:00+02'::timestamptz - interval '1 hour';\n\
+        SELECT interval '1 year 2 months -3 days 04:05:06.5', interval '3' day, '90 min'::interval, \
+        interval '1.5 days', interval '2 weeks ago';\n\
+        SELECT '2024-05-06'::date + 1, '2024-05-06'::date - '2024-05-01'::date, 7 + '2024-05-06'::date;\n\
+        SELECT '2024-05-06 07:00'::timestamp - '2024-05-06 05:00'::timestamp;\n\
+        SELECT '2024-01-06 07:08:09+00'::timestamptz::text, '2024-05-06 07:08:09+00'::timestamptz || '', \
+        concat(now()::text = now()::timestamptz::text, now()::text LIKE '%+01');\n\
+        UPDATE ev SET at = at + interval '1 hour' WHERE id = 2 RETURNING at;\n";
+    let (want, got) = (
+        psql_script(pg.port, script),
+        psql_script(proxy.port, script),
+    );
+    assert!(want.contains("2024-03-31 12:00:00+02"), "{want}");
+    assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+    // The types a driver reads from RowDescription, through the extended protocol.
+    let types = |url: String| {
+        rt().block_on(async {
+            let c = connect(&url).await.unwrap();
+            c.batch_execute(
+                "CREATE TABLE IF NOT EXISTS ev (id int, at timestamptz, day date, ts timestamp)",
+            )
+            .await
+            .unwrap();
+            let st = c
+                .prepare(
+                    "SELECT at + interval '1 day', day + interval '1 day', day + 1, \
+                     interval '1 day', '2024-05-06'::date - '2024-05-01'::date, \
+                     '2024-05-06'::timestamp - '2024-05-01'::timestamp FROM ev",
+                )
+                .await
+                .unwrap();
+            let mut seen: Vec<String> = st
+                .columns()
+                .iter()
+                .map(|c| c.type_().name().to_string())
+                .collect();
+            seen.push(crate::sqlite_ddl::code(&c, "SELECT interval 'soon'").await);
+            seen
+        })
+    };
+    let want = types(pg.url("app"));
+    assert_eq!(
+        want,
+        [
+            "timestamptz",
+            "timestamp",
+            "date",
+            "interval",
+            "int4",
+            "interval",
+            "22007"
+        ]
+    );
+    assert_eq!(types(proxy.url("app", "secret")), want);
+}
