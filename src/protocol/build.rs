@@ -27,6 +27,7 @@ pub enum Severity {
     Error,
     Fatal,
     Warning,
+    Notice,
 }
 
 impl Severity {
@@ -35,6 +36,7 @@ impl Severity {
             Severity::Error => "ERROR",
             Severity::Fatal => "FATAL",
             Severity::Warning => "WARNING",
+            Severity::Notice => "NOTICE",
         }
     }
 }

@@ -31,6 +31,7 @@ mod sql_prepare;
 mod sqlite;
 mod sqlite_answers;
 mod sqlite_ddl;
+mod sqlite_functions;
 mod sqlite_intervals;
 mod sqlite_isolation;
 mod sqlite_rebuild;

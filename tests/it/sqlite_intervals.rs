@@ -77,3 +77,42 @@ fn date_and_time_arithmetic_answers_as_on_postgres() {
     );
     assert_eq!(types(proxy.url("app", "secret")), want);
 }
+
+/// Reports as apps write them: GROUP BY `date_trunc('day', at)` of a timestamptz (days
+/// of the session's zone), EXTRACT and date_part of dates, timestamps and timestamptz,
+/// a WHERE on an extracted year, the SQL standard's POSITION/SUBSTRING forms,
+/// `to_timestamp`, `make_date`. Before, date_trunc, date_part, to_timestamp and
+/// make_date did not exist and EXTRACT was a syntax error.
+#[test]
+fn date_trunc_and_extract_answer_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let script = "\\set VERBOSITY terse\n\
+        SET TIME ZONE 'Europe/Berlin';\n\
+        CREATE TABLE orders (id int, at timestamptz, day date, ts timestamp, total numeric(10,2));\n\
+        INSERT INTO orders VALUES (1, '2024-05-06 22:30:09.5+00', '2024-05-06', '2024-05-06 07:08:09', 10), \
+        (2, '2024-05-06 21:00:00+00', '2024-02-29', '2024-12-30 23:59:59', 5.5), \
+        (3, '2024-05-07 08:00:00+00', '2024-12-31', '2024-01-01 00:00:00', 1);\n\
+        SELECT date_trunc('day', at) AS d, count(*), sum(total) FROM orders GROUP BY 1 ORDER BY 1;\n\
+        SELECT id, extract(year from day), extract(month from at), extract(day from at), \
+        extract(hour from ts), extract(dow from day), extract(doy from day), extract(week from ts), \
+        extract(quarter from day), extract(epoch from day) FROM orders ORDER BY id;\n\
+        SELECT id, date_part('hour', at), date_part('minute', ts), date_trunc('month', ts), \
+        date_trunc('week', ts), date_trunc('year', day), date_trunc('hour', at) FROM orders ORDER BY id;\n\
+        SELECT count(*) FROM orders WHERE extract(year from day) = 2024 AND date_part('month', day) = 5;\n\
+        SELECT position('b' in 'abc'), substring('abcdef' from 2 for 3), substring('abcdef' from 3), \
+        ceil(1.2), floor(-1.5);\n\
+        SELECT to_timestamp(0), make_date(2024, 2, 29);\n\
+        SELECT extract(epoch from '2024-05-06 07:00:00+00'::timestamptz) = 1714978800;\n\
+        SELECT date_trunc('fortnight', now());\n";
+    let (want, got) = (
+        psql_script(pg.port, script),
+        psql_script(proxy.port, script),
+    );
+    assert!(
+        want.contains("2024-05-07 00:00:00+02 |     2 | 11.00"),
+        "{want}"
+    );
+    assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+}

@@ -103,6 +103,19 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
              UNION ALL SELECT 1259, 'pg_class', 11, 'r', 10, 0, -1, 'p', 0, 1, 0, 0, 0, 0, NULL, NULL, 0, 2, 0, \
              0, NULL, 0, 0, 'n', 0"
         ),
+        format!(
+            "pg_tables AS SELECT 'public' AS schemaname, name AS tablename, 'postgres' AS tableowner, NULL AS tablespace, \
+             EXISTS (SELECT 1 FROM sqlite_schema i WHERE i.type = 'index' AND i.tbl_name = o.name) AS hasindexes, \
+             0 AS hasrules, 0 AS hastriggers, 0 AS rowsecurity FROM ({USER_OBJECTS}) o WHERE type = 'table'"
+        ),
+        format!(
+            "pg_views AS SELECT 'public' AS schemaname, name AS viewname, 'postgres' AS viewowner, sql AS definition \
+             FROM ({USER_OBJECTS}) o WHERE type = 'view'"
+        ),
+        "pg_indexes AS SELECT 'public' AS schemaname, t.relname AS tablename, i.relname AS indexname, \
+         NULL AS tablespace, pg_get_indexdef(i.oid) AS indexdef FROM pg_index x \
+         JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"
+            .to_string(),
         "pg_depend AS SELECT 1259 AS classid, seqoid AS objid, 0 AS objsubid, 1259 AS refclassid, relid AS refobjid, \
          attnum AS refobjsubid, CASE WHEN identity IS NULL THEN 'a' ELSE 'i' END AS deptype FROM _sy_serials"
             .to_string(),
@@ -433,10 +446,15 @@ fn catalog_column(name: &str) -> Option<u32> {
         | "relhasindex"
         | "relispartition"
         | "has_constraint"
-        | "is_expr" => types::BOOL,
+        | "is_expr"
+        | "hasindexes"
+        | "hasrules"
+        | "hastriggers"
+        | "rowsecurity" => types::BOOL,
         "attname" | "relname" | "conname" | "typname" | "nspname" | "relkind" | "contype"
         | "attidentity" | "attgenerated" | "confupdtype" | "confdeltype" | "confmatchtype"
-        | "description" | "enumlabel" => types::TEXT,
+        | "description" | "enumlabel" | "schemaname" | "tablename" | "tableowner" | "viewname"
+        | "viewowner" | "indexname" | "indexdef" | "definition" => types::TEXT,
         _ => return None,
     })
 }
@@ -481,6 +499,8 @@ pub fn source_types(
                 ("interval", types::TIMESTAMP | types::TIMESTAMPTZ) => Some((oid, None)),
                 ("days", types::DATE) => Some((oid, None)),
                 ("interval" | "days", _) => None,
+                ("date_trunc", types::DATE) => Some((types::TIMESTAMPTZ, None)),
+                ("date_trunc", _) => Some((oid, None)),
                 _ => Some((oid, scale)),
             }
         })

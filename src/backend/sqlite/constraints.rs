@@ -28,9 +28,12 @@ pub const UNIQUE_MARK: &str = "/* unique constraint */";
 
 /// Whether a statement naming these relations needs [`refresh`] first.
 pub fn needed(tables: &[String]) -> bool {
-    tables
-        .iter()
-        .any(|t| matches!(t.as_str(), "pg_constraint" | "pg_index" | "pg_class"))
+    tables.iter().any(|t| {
+        matches!(
+            t.as_str(),
+            "pg_constraint" | "pg_index" | "pg_class" | "pg_indexes"
+        )
+    })
 }
 
 struct Table {

@@ -186,6 +186,7 @@ pub fn register(
     super::defaults::register(conn)?;
     super::coerce::register(conn, settings.clone())?;
     super::interval::register(conn, settings.clone())?;
+    super::date_functions::register(conn, settings.clone())?;
     super::decimal::register(conn)?;
     super::constraints::register(conn)?;
     super::sequences::register(conn)?;
@@ -256,6 +257,7 @@ pub fn register(
     })?;
     super::indexdef::register(conn)?;
     super::opclass::register(conn)?;
+    super::pg_functions::register(conn)?;
     // A table without partitions is its own only ancestor.
     conn.create_scalar_function("pg_partition_ancestors", 1, det(), |ctx| {
         Ok(match ctx.get::<Value>(0)? {

@@ -270,20 +270,13 @@ fn source(e: &Expr, scope: &Scope<'_>, catalog: bool) -> Option<Source> {
     let Expr::Function(f) = e else { return None };
     let name = f.name.to_string().to_lowercase();
     let func = name.rsplit('.').next().unwrap_or(&name).to_string();
-    if !matches!(
-        func.as_str(),
-        "max" | "min" | "sum" | "coalesce" | "greatest" | "least" | "nullif" | "array_agg"
-    ) {
-        return None;
-    }
-    let FunctionArguments::List(l) = &f.args else {
-        return None;
+    // The argument whose column types the result (date_trunc's is its second).
+    let at = match func.as_str() {
+        "max" | "min" | "sum" | "coalesce" | "greatest" | "least" | "nullif" | "array_agg" => 0,
+        "date_trunc" => 1,
+        _ => return None,
     };
-    let first = l.args.first()?;
-    let sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(arg)) = first
-    else {
-        return None;
-    };
+    let arg = nth_arg(f, at)?;
     let arg = match scope.resolve(arg) {
         Some((inner, _)) => inner,
         None => arg,
@@ -355,6 +348,10 @@ fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
         },
         Expr::Cast { data_type, .. } => Some(types::oid_for_decltype(&base_type(data_type))),
         Expr::Interval(_) => Some(types::INTERVAL),
+        Expr::Extract { .. } => Some(types::NUMERIC),
+        Expr::Ceil { expr, .. } | Expr::Floor { expr, .. } => expr_type(expr),
+        Expr::Position { .. } => Some(types::INT4),
+        Expr::Substring { .. } => Some(types::TEXT),
         Expr::Nested(inner) => expr_type(inner),
         Expr::BinaryOp { op, left, right } => match op {
             B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or => {
@@ -457,6 +454,17 @@ fn arithmetic(a: u32, b: u32) -> Option<u32> {
     Some(if rank(a)? >= rank(b)? { a } else { b })
 }
 
+/// The `n`th (from 0) plain argument of `f`.
+fn nth_arg(f: &sqlparser::ast::Function, n: usize) -> Option<&Expr> {
+    let FunctionArguments::List(l) = &f.args else {
+        return None;
+    };
+    match l.args.get(n)? {
+        sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e)) => Some(e),
+        _ => None,
+    }
+}
+
 fn function_type(f: &sqlparser::ast::Function, scope: &Scope<'_>) -> Option<u32> {
     let expr_type = |e: &Expr| expr_type_in(e, scope);
     let name = f.name.to_string().to_lowercase();
@@ -472,21 +480,29 @@ fn function_type(f: &sqlparser::ast::Function, scope: &Scope<'_>) -> Option<u32>
         | "statement_timestamp"
         | "clock_timestamp" => types::TIMESTAMPTZ,
         "localtimestamp" => types::TIMESTAMP,
-        "current_date" => types::DATE,
-        "random" => types::FLOAT8,
+        "current_date" | "make_date" => types::DATE,
+        "to_timestamp" => types::TIMESTAMPTZ,
+        "date_part" => types::FLOAT8,
+        // The type of what is truncated; a date is truncated as a timestamptz.
+        "date_trunc" => match nth_arg(f, 1).and_then(expr_type)? {
+            types::DATE => types::TIMESTAMPTZ,
+            t => t,
+        },
+        "random" | "sqrt" | "power" | "pi" | "ln" | "exp" => types::FLOAT8,
+        "ascii" => types::INT4,
         "gen_random_uuid" | "uuid_generate_v4" => types::UUID,
         "bool_and"
         | "bool_or"
         | "every"
         | "has_table_privilege"
         | "pg_table_is_visible"
-        | "pg_is_in_recovery" => types::BOOL,
+        | "pg_is_in_recovery"
+        | "starts_with" => types::BOOL,
         "lower" | "upper" | "concat" | "concat_ws" | "substr" | "substring" | "trim" | "btrim"
         | "ltrim" | "rtrim" | "replace" | "string_agg" | "version" | "current_schema"
         | "current_database" | "current_user" | "session_user" | "user" | "current_setting"
-        | "format_type" | "md5" | "to_char" | "left" | "right" | "lpad" | "rpad" | "repeat" => {
-            types::TEXT
-        }
+        | "format_type" | "md5" | "to_char" | "left" | "right" | "lpad" | "rpad" | "repeat"
+        | "split_part" | "initcap" | "reverse" | "chr" | "translate" => types::TEXT,
         // An array of its argument's type (text[] when that is not evident; a column's
         // type is resolved by `catalog::source_types`).
         "array_agg" => {

@@ -17,7 +17,7 @@ use super::datetime::{
     civil_from_days, days_from_civil, format_timestamp_micros, parse_timestamp_micros,
 };
 
-const DAY_US: i64 = 86_400_000_000;
+pub(super) const DAY_US: i64 = 86_400_000_000;
 
 /// An interval as PostgreSQL keeps one: months, days and microseconds, each signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -227,15 +227,16 @@ fn add_to_local(local: i64, iv: &Interval) -> Result<i64, String> {
 }
 
 /// What a stored date or time text is.
-enum Moment {
+pub(super) enum Moment {
     Date(i64),
     Local(i64),
     Instant(i64),
 }
 
-fn moment(text: &str) -> Option<Moment> {
+/// Reads a stored date (`YYYY-MM-DD`), timestamp or timestamptz (with an offset).
+pub(super) fn moment(text: &str) -> Option<Moment> {
     let t = text.trim();
-    if t.len() == 10 {
+    if t.len() == 10 && t.is_ascii() {
         let (y, m, d) = (
             t[0..4].parse().ok()?,
             t[5..7].parse().ok()?,

@@ -205,6 +205,11 @@ pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
         }
         Expr::Case { .. } => "case".into(),
         Expr::Interval(_) => "interval".into(),
+        Expr::Ceil { .. } => "ceil".into(),
+        Expr::Floor { .. } => "floor".into(),
+        Expr::Position { .. } => "position".into(),
+        Expr::Substring { .. } => "substring".into(),
+        Expr::Extract { .. } => "extract".into(),
         Expr::Exists { .. } => "exists".into(),
         _ => "?column?".into(),
     })
@@ -435,6 +440,11 @@ impl VisitorMut for Rewriter {
                 if let Some(e) = super::rewrite_ops::subscript(root, access_chain) {
                     *expr = e;
                 } else if let Some(e) = super::rewrite_ops::expanded_element(expr) {
+                    *expr = e;
+                }
+            }
+            Expr::Position { .. } | Expr::Substring { .. } | Expr::Extract { .. } => {
+                if let Some(e) = super::standard_forms::call_form(expr) {
                     *expr = e;
                 }
             }

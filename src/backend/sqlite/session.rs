@@ -537,6 +537,8 @@ impl Session {
             && !self.writer
             && !self.isolation.restart_to_write();
         self.ensure_started(t.kind.writes())?;
+        super::drops::notice_missing(&self.conn, &t.if_exists, o.out);
+        super::drops::run_all(&self.conn, &t.drops)?;
         let result = self.run_prepared(t, params, o);
         match result {
             Err(e) if keeps_snapshot && e.code == "55P03" => Err(PgError::new(

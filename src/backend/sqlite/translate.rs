@@ -122,6 +122,10 @@ pub struct Translated {
     pub type_op: Option<TypeOp>,
     /// TRUNCATE (see [`super::truncate`]).
     pub truncate: Option<super::truncate::Truncate>,
+    /// What a `DROP … IF EXISTS` names (see [`super::drops`]).
+    pub if_exists: super::drops::Dropped,
+    /// A DROP that names several objects, as one DROP each (see [`super::drops::split`]).
+    pub drops: Vec<String>,
 }
 
 /// Parses and translates a text that may hold several statements.
@@ -213,6 +217,8 @@ fn session_only(kind: Kind) -> Translated {
         decimals: Vec::new(),
         type_op: None,
         truncate: None,
+        if_exists: Vec::new(),
+        drops: Vec::new(),
     }
 }
 
@@ -296,6 +302,8 @@ pub(super) fn translate_one(
         _ => None,
     };
     let type_op = super::special::type_op(&stmt)?;
+    let if_exists = super::drops::named(&stmt);
+    let drops = super::drops::split(&mut stmt);
     let truncate = super::special::truncate_of(&stmt);
     let sql = match kind {
         _ if alter.is_some() || type_op.is_some() || truncate.is_some() => String::new(),
@@ -317,6 +325,8 @@ pub(super) fn translate_one(
         decimals,
         type_op,
         truncate,
+        if_exists,
+        drops,
     })
 }
 

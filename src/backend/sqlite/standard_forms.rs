@@ -1,0 +1,33 @@
+//! The SQL standard's function syntax that SQLite does not read, as the calls it has:
+//! `POSITION(a IN b)` → `instr(b, a)`, `SUBSTRING(x FROM a FOR b)` → `substr(x, a, b)`,
+//! `EXTRACT(field FROM x)` → `sy_date_part('field', x)` (see `date_functions.rs`).
+
+use sqlparser::ast::Expr;
+
+use super::rewrite::raw;
+
+/// `e` as a function call SQLite runs, where it is one of the forms above.
+pub fn call_form(e: &Expr) -> Option<Expr> {
+    Some(match e {
+        Expr::Position { expr, r#in } => raw(format!("instr({in}, {expr})", r#in = r#in)),
+        Expr::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            let from = substring_from
+                .as_ref()
+                .map_or("1".to_string(), |f| f.to_string());
+            match substring_for {
+                Some(n) => raw(format!("substr({expr}, {from}, {n})")),
+                None => raw(format!("substr({expr}, {from})")),
+            }
+        }
+        Expr::Extract { field, expr, .. } => {
+            let name = field.to_string().to_lowercase().replace('\'', "");
+            raw(format!("sy_date_part('{name}', {expr})"))
+        }
+        _ => return None,
+    })
+}
