@@ -64,3 +64,34 @@ fn drop_answers_as_on_postgres() {
     );
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
+
+/// Answers that were wrong without an error: regular expressions (SQLite's stand-in
+/// knew only psql's name patterns, so `~ '^[0-9a-f-]{36}$'` was false, and the result
+/// read 1/0, not t/f), `greatest`/`least` with a NULL (NULL), `round(1.005, 2)` (1),
+/// `format` with `%L`/`%I` (nothing), `timestamp::date` (the timestamp), `current_user`
+/// (no such column), typed literals (`DATE '…'`: a syntax error), `round(2.5, 2)` (2.5).
+#[test]
+fn silent_differences_answer_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let script = "\\set VERBOSITY terse\n\
+        SET TIME ZONE 'Europe/Berlin';\n\
+        CREATE TABLE p (id int, name text, score numeric, at timestamptz);\n\
+        INSERT INTO p VALUES (1, 'ada', 1.005, '2024-05-06 22:30:00+00'), (2, 'bob', NULL, NULL), (3, 'cy', 2.5, '2024-05-06 10:00:00+00');\n\
+        SELECT id, name ~ '^[ab]', name ~* '^A', name !~ 'b$', greatest(score, 2), least(score, 2, NULL), \
+        round(score, 2), round(score), at::date, format('%s=%L %I', name, score, upper(name)) FROM p ORDER BY id;\n\
+        SELECT 'c0a1e2d3-0000-4000-8000-000000000000' ~ '^[0-9a-f-]{36}$', regexp_replace('John Smith', '(\\w+) (\\w+)', '\\2, \\1'), \
+        regexp_replace('aaa', 'A', 'b', 'gi'), regexp_match('foobarbequebaz', '(bar)(beque)');\n\
+        SELECT '2024-05-06 10:00'::timestamp::date, DATE '2024-01-01' + 1, TIMESTAMP '2024-01-01 10:00' + interval '1 hour', \
+        current_user = session_user, quote_literal('it''s'), quote_nullable(NULL);\n\
+        SELECT count(*) FROM p WHERE name ~ 'b' OR at::date = '2024-05-07';\n\
+        \\set VERBOSITY sqlstate\n\
+        SELECT regexp_replace('a', '(', 'b');\n";
+    let (want, got) = (
+        psql_script(pg.port, script),
+        psql_script(proxy.port, script),
+    );
+    assert!(want.contains("Smith, John"), "{want}");
+    assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+}

@@ -42,13 +42,16 @@ fn cast_target(t: &DataType) -> CastTarget {
         "regclass" => CastTarget::RegClass,
         "timestamptz" | "timestamp with time zone" => CastTarget::Timestamp("sy_timestamptz"),
         "timestamp" | "timestamp without time zone" => CastTarget::Timestamp("sy_timestamp"),
+        "date" => CastTarget::Timestamp("sy_date"),
         _ => CastTarget::Drop,
     }
 }
 
 /// A cast as SQLite takes it: a type SQLite has, a JSON array for an array type, a
 /// lookup for `::regclass`, 0/1 for booleans; other types are dropped (the value kept).
-pub(super) fn rewrite_cast(expr: &mut Expr) {
+/// `ddl`: the cast is part of a table's definition, where a date stays the text it is
+/// (any SQLite client can then evaluate the definition).
+pub(super) fn rewrite_cast(expr: &mut Expr, ddl: bool) {
     let Expr::Cast {
         kind,
         expr: inner,
@@ -62,6 +65,10 @@ pub(super) fn rewrite_cast(expr: &mut Expr) {
         return;
     }
     let target = match cast_target(data_type) {
+        CastTarget::Timestamp("sy_date") if ddl => {
+            *expr = Expr::Nested(Box::new(std::mem::replace(inner.as_mut(), raw("NULL"))));
+            return;
+        }
         CastTarget::Keep(t) => t,
         CastTarget::Drop => {
             *expr = Expr::Nested(Box::new(std::mem::replace(inner.as_mut(), raw("NULL"))));

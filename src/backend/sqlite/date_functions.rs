@@ -164,6 +164,22 @@ fn trunc(unit: &str, value: &str, zone: &TimeZone) -> Result<String, String> {
     }
 }
 
+/// `value::date`: a timestamptz's date in `zone`, a timestamp's date, a date.
+fn date_of(value: &str, zone: &TimeZone) -> Result<String, String> {
+    let days = match moment(value) {
+        Some(Moment::Date(d)) => d,
+        Some(Moment::Local(us)) => us.div_euclid(DAY_US),
+        Some(Moment::Instant(us)) => local_of(us, zone).div_euclid(DAY_US),
+        None => {
+            return Err(format!(
+                "22007: invalid input syntax for type date: \"{value}\""
+            ));
+        }
+    };
+    let (y, m, d) = civil_from_days(days);
+    Ok(format!("{y:04}-{m:02}-{d:02}"))
+}
+
 fn text_of(v: Value) -> Option<String> {
     match v {
         Value::Text(s) => Some(s),
@@ -173,7 +189,8 @@ fn text_of(v: Value) -> Option<String> {
     }
 }
 
-/// Registers `sy_date_part`, `date_part`, `date_trunc`, `to_timestamp` and `make_date`.
+/// Registers `sy_date_part`, `date_part`, `date_trunc`, `sy_date` (`::date`),
+/// `to_timestamp` and `make_date`.
 pub fn register(
     conn: &Connection,
     settings: std::sync::Arc<std::sync::Mutex<super::setvar::Settings>>,
@@ -196,11 +213,18 @@ pub fn register(
             part(unit.trim_matches('\''), &v, &zone_of()).map_err(fail)
         })?;
     }
+    let zone_in = zone_of.clone();
     conn.create_scalar_function("date_trunc", 2, det, move |ctx| {
         let (Some(unit), Some(v)) = (text_of(ctx.get(0)?), text_of(ctx.get(1)?)) else {
             return Ok(None);
         };
-        trunc(&unit, &v, &zone_of()).map(Some).map_err(fail)
+        trunc(&unit, &v, &zone_in()).map(Some).map_err(fail)
+    })?;
+    conn.create_scalar_function("sy_date", 1, det, move |ctx| {
+        let Some(v) = text_of(ctx.get(0)?) else {
+            return Ok(None);
+        };
+        date_of(&v, &zone_of()).map(Some).map_err(fail)
     })?;
     conn.create_scalar_function("to_timestamp", 1, det, |ctx| {
         let Some(secs) = ctx.get::<Option<f64>>(0)? else {
@@ -249,6 +273,12 @@ mod tests {
             Ok(Value::Integer(93_600))
         );
         assert!(part("fortnight", at, &utc).is_err());
+        assert_eq!(date_of(at, &berlin).unwrap(), "2024-05-07");
+        assert_eq!(
+            date_of("2024-05-06 10:00:00", &berlin).unwrap(),
+            "2024-05-06"
+        );
+        assert!(date_of("soon", &utc).is_err());
         assert_eq!(
             trunc("day", at, &berlin).unwrap(),
             "2024-05-06 22:00:00+00",

@@ -362,9 +362,44 @@ impl Rewrite<'_> {
         }
     }
 
+    /// `round(numeric [, n])` with a constant `n` ≥ 0: exact, at scale `n`, as PostgreSQL
+    /// prints it (`round(2.5, 2)` is 2.50).
+    fn round(&mut self, e: &mut Expr) {
+        let Expr::Function(f) = e else { return };
+        let FunctionArguments::List(l) = &f.args else {
+            return;
+        };
+        let args: Vec<&Expr> = l
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x),
+                _ => None,
+            })
+            .collect();
+        let places = match args.get(1).map(|n| number_literal(n)) {
+            None => "0".to_string(),
+            Some(Some(n)) if n.parse::<u32>().is_ok() => n,
+            Some(_) => return,
+        };
+        if args.len() != l.args.len() || args.is_empty() || args.len() > 2 {
+            return;
+        }
+        let x = args[0].clone();
+        if self.kind(&x) != Kind::Decimal {
+            return;
+        }
+        let inner = self.operand(x);
+        let scale = Expr::value(Value::Number(places, false));
+        *e = call(NUM, vec![call("sy_dec", vec![inner, scale])]);
+    }
+
     fn aggregate(&mut self, e: &mut Expr) {
         let Expr::Function(f) = e else { return };
         let name = name_of(f);
+        if name == "round" && f.over.is_none() {
+            return self.round(e);
+        }
         if !matches!(name.as_str(), "sum" | "avg") || f.over.is_some() || f.filter.is_some() {
             return;
         }

@@ -194,7 +194,7 @@ pub fn from_sqlite(e: &rusqlite::Error) -> PgError {
 /// The SQLSTATEs switchyard's SQL functions fail with.
 const FUNCTION_CODES: &[&str] = &[
     "22012", "22P02", "22003", "22001", "22007", "22008", "22023", "2201E", "2201F", "54000",
-    "0A000", "42P01", "42883",
+    "2201B", "22004", "0A000", "42P01", "42883",
 ];
 
 fn by_message(msg: &str) -> PgError {

@@ -258,6 +258,7 @@ pub fn register(
     super::indexdef::register(conn)?;
     super::opclass::register(conn)?;
     super::pg_functions::register(conn)?;
+    super::regex_functions::register(conn)?;
     // A table without partitions is its own only ancestor.
     conn.create_scalar_function("pg_partition_ancestors", 1, det(), |ctx| {
         Ok(match ctx.get::<Value>(0)? {
@@ -269,60 +270,7 @@ pub fn register(
     conn.create_scalar_function("quote_ident", 1, det(), |ctx| {
         Ok(quote_ident(&ctx.get::<String>(0)?))
     })?;
-    conn.create_scalar_function("regexp", 2, det(), |ctx| {
-        let pattern: String = ctx.get(0)?;
-        let text: Option<String> = ctx.get(1)?;
-        Ok(text.map(|t| simple_regex_match(&pattern, &t)))
-    })?;
     Ok(())
-}
-
-/// Enough of POSIX regular expressions for psql's `\d` name patterns: `^`, `$`, `.`, `.*`
-/// and literal characters (psql turns wildcards into `.*` and anchors the pattern).
-pub fn simple_regex_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (anchored_start, p) = match p.first() {
-        Some('^') => (true, &p[1..]),
-        _ => (false, &p[..]),
-    };
-    let (anchored_end, p) = match p.last() {
-        Some('$') => (true, &p[..p.len() - 1]),
-        _ => (false, p),
-    };
-    let p: Vec<char> = p
-        .iter()
-        .filter(|c| **c != '(' && **c != ')')
-        .copied()
-        .collect();
-    let starts: Vec<usize> = if anchored_start {
-        vec![0]
-    } else {
-        (0..=t.len()).collect()
-    };
-    starts
-        .into_iter()
-        .any(|s| match_here(&p, &t[s..], anchored_end))
-}
-
-fn match_here(p: &[char], t: &[char], end: bool) -> bool {
-    if p.is_empty() {
-        return !end || t.is_empty();
-    }
-    if p.len() >= 2 && p[1] == '*' {
-        let mut i = 0;
-        loop {
-            if match_here(&p[2..], &t[i..], end) {
-                return true;
-            }
-            if i < t.len() && (p[0] == '.' || p[0] == t[i]) {
-                i += 1;
-            } else {
-                return false;
-            }
-        }
-    }
-    !t.is_empty() && (p[0] == '.' || p[0] == t[0]) && match_here(&p[1..], &t[1..], end)
 }
 
 #[cfg(test)]
@@ -353,13 +301,5 @@ mod tests {
             .query_row("SELECT pg_backend_pid()", [], |r| r.get(0))
             .unwrap();
         assert_eq!(pid, 42);
-    }
-
-    #[test]
-    fn psql_name_patterns() {
-        assert!(simple_regex_match("^(users)$", "users"));
-        assert!(!simple_regex_match("^(users)$", "users2"));
-        assert!(simple_regex_match("^(us.*)$", "users"));
-        assert!(simple_regex_match("^(pg_toast)$", "pg_toast"));
     }
 }

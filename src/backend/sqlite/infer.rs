@@ -354,9 +354,18 @@ fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
         Expr::Substring { .. } => Some(types::TEXT),
         Expr::Nested(inner) => expr_type(inner),
         Expr::BinaryOp { op, left, right } => match op {
-            B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or => {
-                Some(types::BOOL)
-            }
+            B::Eq
+            | B::NotEq
+            | B::Lt
+            | B::LtEq
+            | B::Gt
+            | B::GtEq
+            | B::And
+            | B::Or
+            | B::PGRegexMatch
+            | B::PGRegexIMatch
+            | B::PGRegexNotMatch
+            | B::PGRegexNotIMatch => Some(types::BOOL),
             B::StringConcat
                 if super::rewrite_ops::is_jsonb_cast(left)
                     || super::rewrite_ops::is_jsonb_cast(right) =>

@@ -2,9 +2,12 @@
 //! the SQLite backend: `left`, `right`, `repeat`, `lpad`, `rpad`, `split_part`, `strpos`,
 //! `initcap`, `reverse`, `md5`, `starts_with`, `chr`, `ascii`, `translate`; `ceil`,
 //! `ceiling`, `floor`, `trunc`, `power`, `sqrt`, `mod`, `div`, `ln`, `log`, `exp`, `pi`,
-//! `sign`; and `random()`, which in SQLite is a 64-bit integer (`random() < 1` was false
-//! half the time) and in PostgreSQL a float in [0, 1). Each follows PostgreSQL's
-//! definition, NULL in gives NULL out.
+//! `sign`; `random()`, which in SQLite is a 64-bit integer (`random() < 1` was false
+//! half the time) and in PostgreSQL a float in [0, 1); `greatest` and `least`, which skip
+//! NULLs (SQLite's `max`/`min` answered NULL); and `round`, which rounds the decimal a
+//! number reads as, half away from zero, as PostgreSQL's numeric does (SQLite's rounded
+//! the binary double: `round(1.005, 2)` read 1). Each follows PostgreSQL's definition;
+//! NULL in gives NULL out.
 
 use md5::{Digest, Md5};
 use rusqlite::Connection;
@@ -297,10 +300,78 @@ fn math_functions(conn: &Connection) -> rusqlite::Result<()> {
     })
 }
 
+/// SQLite's order of values: numbers before text before blobs.
+fn order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let num = |v: &Value| match v {
+        Value::Integer(n) => Some(*n as f64),
+        Value::Real(f) => Some(*f),
+        _ => None,
+    };
+    match (num(a), num(b), a, b) {
+        (Some(x), Some(y), _, _) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        (Some(_), None, _, _) => Ordering::Less,
+        (None, Some(_), _, _) => Ordering::Greater,
+        (_, _, Value::Text(x), Value::Text(y)) => x.cmp(y),
+        (_, _, Value::Text(_), _) => Ordering::Less,
+        (_, _, _, Value::Text(_)) => Ordering::Greater,
+        _ => Ordering::Equal,
+    }
+}
+
+/// `greatest`/`least`: the largest (smallest) argument that is not NULL.
+fn extreme(conn: &Connection, name: &str, want: std::cmp::Ordering) -> rusqlite::Result<()> {
+    conn.create_scalar_function(name, -1, det(), move |ctx| {
+        let mut best = Value::Null;
+        for i in 0..ctx.len() {
+            let v = ctx.get::<Value>(i)?;
+            if v != Value::Null && (best == Value::Null || order(&v, &best) == want) {
+                best = v;
+            }
+        }
+        Ok(best)
+    })
+}
+
+/// PostgreSQL's numeric `round(x, n)`: the decimal `x` reads as (its shortest form),
+/// rounded half away from zero.
+fn round(x: &Value, places: i64) -> Result<Value, String> {
+    use bigdecimal::{BigDecimal, RoundingMode, ToPrimitive};
+    let text = match x {
+        Value::Integer(n) if places >= 0 => return Ok(Value::Integer(*n)),
+        Value::Integer(n) => n.to_string(),
+        Value::Real(f) => format!("{f}"),
+        Value::Text(s) => s.trim().to_string(),
+        _ => return Ok(Value::Null),
+    };
+    let d: BigDecimal = text
+        .parse()
+        .map_err(|_| format!("22P02: invalid input syntax for type numeric: \"{text}\""))?;
+    let r = d.with_scale_round(places, RoundingMode::HalfUp);
+    Ok(match (places <= 0, r.to_i64()) {
+        (true, Some(n)) => Value::Integer(n),
+        _ => Value::Real(r.to_f64().unwrap_or(f64::NAN)),
+    })
+}
+
 /// Registers the functions of this module.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     string_functions(conn)?;
-    math_functions(conn)
+    math_functions(conn)?;
+    extreme(conn, "greatest", std::cmp::Ordering::Greater)?;
+    extreme(conn, "least", std::cmp::Ordering::Less)?;
+    conn.create_scalar_function("round", -1, det(), |ctx| {
+        let places = if ctx.len() > 1 {
+            match ctx.get::<Option<i64>>(1)? {
+                Some(n) => n,
+                None => return Ok(Value::Null),
+            }
+        } else {
+            0
+        };
+        round(&ctx.get::<Value>(0)?, places).map_err(fail)
+    })?;
+    super::format::register(conn)
 }
 
 #[cfg(test)]
@@ -359,6 +430,15 @@ mod tests {
             ("exp(0)", "1"),
             ("random() >= 0 AND random() < 1", "1"),
             ("left(NULL, 2)", "NULL"),
+            ("greatest(NULL, 2, 1)", "2"),
+            ("least(3, NULL, 1.5)", "1.5"),
+            ("greatest(NULL, NULL)", "NULL"),
+            ("round(1.005, 2)", "1.01"),
+            ("round(2.5)", "3"),
+            ("round(-2.5)", "-3"),
+            ("round(2.567, 1)", "2.6"),
+            ("round(1234, -2)", "1200"),
+            ("round('2.345', 2)", "2.35"),
         ];
         for (sql, want) in cases {
             assert_eq!(one(sql), want, "{sql}");

@@ -114,8 +114,20 @@ impl Rewriter {
                 *expr = raw("strftime('%Y-%m-%d %H:%M:%f', 'now')");
                 return ControlFlow::Continue(());
             }
+            // The transaction's date in the session's TimeZone (plain SQLite in a table's
+            // definition).
             "current_date" => {
-                *expr = raw("date('now')");
+                *expr = raw(if self.ddl {
+                    "date('now')"
+                } else {
+                    "sy_date(sy_now())"
+                });
+                return ControlFlow::Continue(());
+            }
+            "current_user" | "session_user" | "current_role" | "user"
+                if matches!(f.args, sqlparser::ast::FunctionArguments::None) =>
+            {
+                *expr = raw(format!("{name}()"));
                 return ControlFlow::Continue(());
             }
             "string_agg" => "group_concat",
@@ -124,8 +136,6 @@ impl Rewriter {
             "bool_or" => "max",
             "char_length" | "character_length" => "length",
             "btrim" => "trim",
-            "greatest" => "max",
-            "least" => "min",
             "array_agg" | "json_agg" | "jsonb_agg" => "json_group_array",
             "json_build_object" | "jsonb_build_object" => "json_object",
             "json_build_array" | "jsonb_build_array" => "json_array",
@@ -443,7 +453,10 @@ impl VisitorMut for Rewriter {
                     *expr = e;
                 }
             }
-            Expr::Position { .. } | Expr::Substring { .. } | Expr::Extract { .. } => {
+            Expr::Position { .. }
+            | Expr::Substring { .. }
+            | Expr::Extract { .. }
+            | Expr::TypedString(_) => {
                 if let Some(e) = super::standard_forms::call_form(expr) {
                     *expr = e;
                 }
@@ -484,7 +497,7 @@ impl VisitorMut for Rewriter {
             } => {
                 *expr = raw(format!("{left} IN (SELECT value FROM json_each({right}))"));
             }
-            Expr::Cast { .. } => super::casts::rewrite_cast(expr),
+            Expr::Cast { .. } => super::casts::rewrite_cast(expr, self.ddl),
             Expr::Collate { expr: inner, .. } => *expr = Expr::Nested(inner.clone()),
             Expr::BinaryOp { left, op, right } => {
                 let (negated, ci) = match op {

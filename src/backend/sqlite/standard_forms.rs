@@ -1,6 +1,7 @@
 //! The SQL standard's function syntax that SQLite does not read, as the calls it has:
 //! `POSITION(a IN b)` → `instr(b, a)`, `SUBSTRING(x FROM a FOR b)` → `substr(x, a, b)`,
-//! `EXTRACT(field FROM x)` → `sy_date_part('field', x)` (see `date_functions.rs`).
+//! `EXTRACT(field FROM x)` → `sy_date_part('field', x)` (see `date_functions.rs`), and
+//! typed literals (`DATE '2024-05-06'`, `TIMESTAMP '…'`) as the casts they are.
 
 use sqlparser::ast::Expr;
 
@@ -27,6 +28,16 @@ pub fn call_form(e: &Expr) -> Option<Expr> {
         Expr::Extract { field, expr, .. } => {
             let name = field.to_string().to_lowercase().replace('\'', "");
             raw(format!("sy_date_part('{name}', {expr})"))
+        }
+        Expr::TypedString(t) => {
+            use sqlparser::ast::{DataType, TimezoneInfo as Tz};
+            let f = match &t.data_type {
+                DataType::Date => "sy_date",
+                DataType::Timestamp(_, Tz::WithTimeZone | Tz::Tz) => "sy_timestamptz",
+                DataType::Timestamp(_, _) => "sy_timestamp",
+                _ => return None,
+            };
+            raw(format!("{f}({})", t.value))
         }
         _ => return None,
     })

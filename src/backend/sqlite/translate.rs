@@ -494,7 +494,7 @@ mod tests {
         let t = one("SELECT x::int, y::text, '2024-01-01'::date, string_agg(n, ',') FROM t");
         assert_eq!(
             t.sql,
-            "SELECT CAST(x AS INTEGER) AS \"x\", CAST(y AS TEXT) AS \"y\", ('2024-01-01') AS \"date\", group_concat(n, ',') AS \"string_agg\" FROM t"
+            "SELECT CAST(x AS INTEGER) AS \"x\", CAST(y AS TEXT) AS \"y\", sy_date('2024-01-01') AS \"date\", group_concat(n, ',') AS \"string_agg\" FROM t"
         );
         // The transaction's start (kept by the session); a table's default stays plain
         // SQLite, which any SQLite client can evaluate.
