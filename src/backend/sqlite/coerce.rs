@@ -29,19 +29,25 @@ pub fn no_schema(_: &str) -> Vec<Col> {
     Vec::new()
 }
 
-/// The columns of `table` on `conn`, typed by their declared types.
+/// The columns of `table` on `conn`, typed by their declared types (an array column,
+/// which SQLite declares JSON, by the array type switchyard remembers for it).
 pub fn columns_of(conn: &Connection, table: &str) -> Vec<Col> {
-    let Ok(mut st) = conn.prepare_cached("SELECT name, type FROM pragma_table_info(?1)") else {
+    let Ok(mut st) = conn.prepare_cached(
+        "SELECT p.name, p.type, (SELECT s.pg_type FROM _switchyard_columns s \
+         WHERE s.tbl = ?1 AND s.col = p.name AND s.pg_type LIKE '%[]') FROM pragma_table_info(?1) p",
+    ) else {
         return Vec::new();
     };
     st.query_map([table], |r| {
         let decl: String = r.get::<_, Option<String>>(1)?.unwrap_or_default();
         let scale = super::exec::declared_scale(&decl);
-        Ok((
-            r.get::<_, String>(0)?,
-            types::oid_for_decltype(&decl),
-            scale,
-        ))
+        let oid = match r.get::<_, Option<String>>(2)? {
+            Some(array) => {
+                super::arrays::array_of(types::oid_for_decltype(array.trim_end_matches("[]")))
+            }
+            None => types::oid_for_decltype(&decl),
+        };
+        Ok((r.get::<_, String>(0)?, oid, scale))
     })
     .map(|rows| rows.filter_map(Result::ok).collect())
     .unwrap_or_default()
@@ -124,7 +130,7 @@ pub fn comparisons(stmt: &mut Statement, tables: &[String], schema: Schema<'_>) 
     });
 }
 
-/// Wraps what `stmt` writes into timestamp columns.
+/// Wraps what `stmt` writes into timestamp, numeric(p, s) and array columns.
 pub fn writes(stmt: &mut Statement, schema: Schema<'_>) {
     match stmt {
         Statement::Insert(ins) => insert(ins, schema),
@@ -245,6 +251,8 @@ fn wrapper(ty: u32) -> Option<&'static str> {
     match ty {
         types::TIMESTAMPTZ => Some("sy_timestamptz"),
         types::TIMESTAMP => Some("sy_timestamp"),
+        // An array literal (`'{x,y}'`) stored as the JSON array parameters are stored as.
+        t if super::arrays::element_of(t).is_some() => Some("sy_array"),
         _ => None,
     }
 }
@@ -263,9 +271,14 @@ fn wrap(e: &mut Expr, ty: Option<u32>) {
     if !constant(e) {
         return;
     }
+    // An array's element type keeps numbers numbers (`3 = ANY(nums)` compares them).
+    let elem = ty
+        .and_then(super::arrays::element_of)
+        .map(|t| format!(", '{}'", types::type_name(t)))
+        .unwrap_or_default();
     let dialect = PostgreSqlDialect {};
     if let Ok(wrapped) = Parser::new(&dialect)
-        .try_with_sql(&format!("{f}({e})"))
+        .try_with_sql(&format!("{f}({e}{elem})"))
         .and_then(|mut p| p.parse_expr())
     {
         *e = wrapped;

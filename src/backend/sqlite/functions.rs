@@ -191,8 +191,15 @@ pub fn register(
     super::constraints::register(conn)?;
     super::sequences::register(conn)?;
     // An array value as the JSON array SQLite keeps: PostgreSQL's literal (`{a,"b c"}`,
-    // what drivers send for an array parameter) or JSON already.
-    conn.create_scalar_function("sy_array", 1, det(), |ctx| {
+    // what drivers send for an array parameter) or JSON already; a second argument names
+    // the element type (`integer`: numbers kept as JSON numbers).
+    conn.create_scalar_function("sy_array", -1, det(), |ctx| {
+        let elem = if ctx.len() > 1 {
+            ctx.get::<Option<String>>(1)?
+                .unwrap_or_else(|| "text".into())
+        } else {
+            "text".into()
+        };
         let Some(text) = ctx.get::<Option<String>>(0)? else {
             return Ok(None);
         };
@@ -207,7 +214,7 @@ pub fn register(
                 return Ok(Some(format!("[{}]", items.join(","))));
             }
         }
-        crate::sync::source::array::pg_text_to_json(&text, "text")
+        crate::sync::source::array::pg_text_to_json(&text, &elem)
             .map(Some)
             .ok_or_else(|| {
                 rusqlite::Error::UserFunctionError(
@@ -259,6 +266,7 @@ pub fn register(
     super::opclass::register(conn)?;
     super::pg_functions::register(conn)?;
     super::regex_functions::register(conn)?;
+    super::array_functions::register(conn)?;
     // A table without partitions is its own only ancestor.
     conn.create_scalar_function("pg_partition_ancestors", 1, det(), |ctx| {
         Ok(match ctx.get::<Value>(0)? {

@@ -272,7 +272,8 @@ fn source(e: &Expr, scope: &Scope<'_>, catalog: bool) -> Option<Source> {
     let func = name.rsplit('.').next().unwrap_or(&name).to_string();
     // The argument whose column types the result (date_trunc's is its second).
     let at = match func.as_str() {
-        "max" | "min" | "sum" | "coalesce" | "greatest" | "least" | "nullif" | "array_agg" => 0,
+        "max" | "min" | "sum" | "coalesce" | "greatest" | "least" | "nullif" | "array_agg"
+        | "array_append" | "array_cat" | "array_remove" => 0,
         "date_trunc" => 1,
         _ => return None,
     };
@@ -366,6 +367,7 @@ fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
             | B::PGRegexIMatch
             | B::PGRegexNotMatch
             | B::PGRegexNotIMatch => Some(types::BOOL),
+            B::PGExp => Some(types::FLOAT8),
             B::StringConcat
                 if super::rewrite_ops::is_jsonb_cast(left)
                     || super::rewrite_ops::is_jsonb_cast(right) =>
@@ -498,7 +500,9 @@ fn function_type(f: &sqlparser::ast::Function, scope: &Scope<'_>) -> Option<u32>
             t => t,
         },
         "random" | "sqrt" | "power" | "pi" | "ln" | "exp" => types::FLOAT8,
-        "ascii" => types::INT4,
+        "ascii" | "array_length" | "cardinality" | "array_position" | "array_upper"
+        | "array_lower" => types::INT4,
+        "string_to_array" => super::arrays::array_of(types::TEXT),
         "gen_random_uuid" | "uuid_generate_v4" => types::UUID,
         "bool_and"
         | "bool_or"

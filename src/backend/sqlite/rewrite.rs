@@ -215,6 +215,12 @@ pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
         }
         Expr::Case { .. } => "case".into(),
         Expr::Interval(_) => "interval".into(),
+        // `tags[1]` is named by its column, as in PostgreSQL.
+        Expr::CompoundFieldAccess { root, .. } => match root.as_ref() {
+            Expr::Identifier(i) => i.value.clone(),
+            Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.clone())?,
+            _ => "?column?".into(),
+        },
         Expr::Ceil { .. } => "ceil".into(),
         Expr::Floor { .. } => "floor".into(),
         Expr::Position { .. } => "position".into(),
@@ -495,10 +501,17 @@ impl VisitorMut for Rewriter {
                 right,
                 ..
             } => {
-                *expr = raw(format!("{left} IN (SELECT value FROM json_each({right}))"));
+                *expr = raw(format!(
+                    "{left} IN (SELECT value FROM json_each(sy_array({right})))"
+                ));
             }
             Expr::Cast { .. } => super::casts::rewrite_cast(expr, self.ddl),
             Expr::Collate { expr: inner, .. } => *expr = Expr::Nested(inner.clone()),
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::PGExp,
+                right,
+            } => *expr = raw(format!("power({left}, {right})")),
             Expr::BinaryOp { left, op, right } => {
                 let (negated, ci) = match op {
                     BinaryOperator::PGRegexMatch => (false, false),

@@ -40,6 +40,9 @@ pub const INTERVAL: u32 = 1186;
 
 /// The PostgreSQL type of a column declared as `decl` in SQLite (as our DDL writes it).
 pub fn oid_for_decltype(decl: &str) -> u32 {
+    if let Some(elem) = decl.trim().strip_suffix("[]") {
+        return super::arrays::array_of(oid_for_decltype(elem));
+    }
     let d = decl.trim().to_ascii_lowercase();
     let d = d.split('(').next().unwrap_or("").trim();
     match d {
