@@ -34,6 +34,7 @@ mod sqlite_ddl;
 mod sqlite_functions;
 mod sqlite_intervals;
 mod sqlite_isolation;
+mod sqlite_queries;
 mod sqlite_rebuild;
 mod sqlite_session;
 mod switch_bounds;

@@ -66,7 +66,7 @@ fn tokio_postgres_crud_on_sqlite() {
         let v: String = c.query_one("SELECT version()", &[]).await.unwrap().get(0);
         assert!(v.contains("switchyard SQLite"));
         // Unsupported constructs are refused by name.
-        let e = c.simple_query("SELECT DISTINCT ON (active) email FROM users").await.unwrap_err();
+        let e = c.simple_query("SELECT DISTINCT ON (active) * FROM users").await.unwrap_err();
         assert_eq!(e.code().map(|c| c.code()), Some("0A000"));
         assert!(e.as_db_error().unwrap().message().contains("DISTINCT ON"));
     });

@@ -4,7 +4,8 @@
 //! before it, so the UNNEST becomes `json_each` over the positions of the arrays, and
 //! each of its columns an element lookup by that position: in the SELECT's `*`, and
 //! wherever the SELECT names the column. (UNNEST of parameters and constants is
-//! [`super::rewrite_ops::unnest`]'s.)
+//! [`super::rewrite_ops::unnest`]'s.) JSON set-returning functions in FROM go the same
+//! way (see `json_srf.rs`).
 
 use std::ops::ControlFlow;
 
@@ -15,10 +16,11 @@ use sqlparser::ast::{
 
 use super::rewrite::raw;
 
-/// One rewritten UNNEST: its alias and its columns as (name, expression).
-struct Unnested {
-    alias: String,
-    columns: Vec<(String, String)>,
+/// One rewritten UNNEST (or JSON set-returning function, see `json_srf.rs`): its alias
+/// and its columns as (name, expression).
+pub(super) struct Unnested {
+    pub(super) alias: String,
+    pub(super) columns: Vec<(String, String)>,
 }
 
 fn reads_columns(e: &Expr) -> bool {
@@ -39,7 +41,7 @@ fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
         ..
     } = tf
     else {
-        return None;
+        return super::json_srf::replace(tf, n);
     };
     if !array_exprs.iter().any(reads_columns) {
         return None;
@@ -86,6 +88,11 @@ fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
     })
 }
 
+/// The columns SQLite's `json_each` has besides the ones a rewrite names.
+const JSON_EACH_COLUMNS: &[&str] = &[
+    "key", "value", "type", "atom", "id", "parent", "fullkey", "path", "json", "root",
+];
+
 /// The name a FROM item's columns go by (`t.*`).
 fn qualifier(tf: &TableFactor) -> Option<String> {
     match tf {
@@ -111,6 +118,17 @@ pub fn rewrite(q: &mut Query) {
     if done.is_empty() {
         return;
     }
+    // json_each has columns of its own (id, key, type, …): a bare name that is one of
+    // them means the first table's column, as it did before the rewrite.
+    let first = s
+        .from
+        .first()
+        .filter(|t| {
+            !done
+                .iter()
+                .any(|u| Some(&u.alias) == qualifier(&t.relation).as_ref())
+        })
+        .and_then(|t| qualifier(&t.relation));
     let lookup = |parts: &[&str]| -> Option<String> {
         done.iter().find_map(|u| {
             let col = match parts {
@@ -124,9 +142,33 @@ pub fn rewrite(q: &mut Query) {
                 .map(|(_, e)| e.clone())
         })
     };
+    // A result column that names one of them keeps that name.
+    if let SetExpr::Select(s) = q.body.as_mut() {
+        for item in &mut s.projection {
+            let name = match item {
+                SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.value.clone()),
+                SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p)) => {
+                    p.last().map(|i| i.value.clone())
+                }
+                _ => None,
+            };
+            if let (Some(name), SelectItem::UnnamedExpr(e)) = (name, &*item) {
+                *item = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: Ident::with_quote('"', name),
+                };
+            }
+        }
+    }
     let _ = sqlparser::ast::visit_expressions_mut(q, |e| {
         let found = match e {
-            Expr::Identifier(i) => lookup(&[i.value.as_str()]),
+            Expr::Identifier(i) => lookup(&[i.value.as_str()]).or_else(|| {
+                let own = JSON_EACH_COLUMNS.contains(&i.value.to_lowercase().as_str());
+                first
+                    .as_ref()
+                    .filter(|_| own)
+                    .map(|t| format!("{t}.{}", super::functions::quote_ident(&i.value)))
+            }),
             Expr::CompoundIdentifier(p) => {
                 let parts: Vec<&str> = p.iter().map(|i| i.value.as_str()).collect();
                 lookup(&parts)

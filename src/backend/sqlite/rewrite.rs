@@ -259,11 +259,11 @@ impl VisitorMut for Rewriter {
         {
             *limit = Some(Expr::Value(Value::Number("-1".into(), false).into()));
         }
-        if let SetExpr::Select(s) = q.body.as_ref()
-            && let Some(sqlparser::ast::Distinct::On(_)) = &s.distinct
-        {
-            return self.refuse("SELECT DISTINCT ON");
+        if let Err(e) = super::distinct_on::rewrite(q) {
+            self.error = Some(e);
+            return ControlFlow::Break(());
         }
+        super::null_order::query(q);
         super::lateral::rewrite(q);
         if let SetExpr::Select(s) = q.body.as_mut() {
             name_columns(&mut s.projection);
@@ -272,6 +272,9 @@ impl VisitorMut for Rewriter {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Function(f) = expr {
+            super::null_order::function(f);
+        }
         // `||` with a jsonb operand (known only before the casts are rewritten) is jsonb
         // concatenation; marked here, turned into a call after the operands are.
         if let Expr::BinaryOp { left, op, right } = expr
@@ -512,6 +515,17 @@ impl VisitorMut for Rewriter {
                 op: BinaryOperator::PGExp,
                 right,
             } => *expr = raw(format!("power({left}, {right})")),
+            // An object or array as text reads as PostgreSQL prints jsonb (`[1, 2]`), not
+            // as SQLite's minified JSON.
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::LongArrow,
+                right,
+            } => {
+                *expr = raw(format!(
+                    "sy_json_item({left} ->> {right}, json_type({left} -> {right}), 1)"
+                ))
+            }
             Expr::BinaryOp { left, op, right } => {
                 let (negated, ci) = match op {
                     BinaryOperator::PGRegexMatch => (false, false),

@@ -555,8 +555,11 @@ mod tests {
 
     #[test]
     fn refusals_name_the_construct() {
-        let e = translate("SELECT DISTINCT ON (a) a, b FROM t").unwrap_err();
-        assert_eq!(e, TranslateError::Refused("SELECT DISTINCT ON".into()));
+        let e = translate("SELECT DISTINCT ON (a) * FROM t").unwrap_err();
+        assert_eq!(
+            e,
+            TranslateError::Refused("SELECT DISTINCT ON with * in its SELECT list".into())
+        );
         assert!(e.to_string().contains("not supported"));
         assert!(matches!(
             translate("SELEC 1"),

@@ -1,0 +1,99 @@
+//! PostgreSQL's JSON set-returning functions in FROM for the SQLite backend:
+//! `jsonb_each`, `jsonb_each_text`, `jsonb_array_elements`, `jsonb_array_elements_text`,
+//! `jsonb_object_keys` (and their `json_` forms but `json_each`, which is SQLite's own
+//! name). Each becomes SQLite's `json_each` over the same argument — which may read the
+//! tables before it, as PostgreSQL's implicit LATERAL does — and its columns lookups of
+//! `json_each`'s key, value and type, named as PostgreSQL names them (`key`/`value`, or
+//! the alias for a single column: `FROM t, jsonb_object_keys(t.meta) k` has column `k`).
+//! `lateral.rs` rewrites the references; `sy_json_item` gives a value as jsonb text
+//! (`{"a": 1}`, as PostgreSQL prints it) or as text (a string without its quotes).
+
+use rusqlite::Connection;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::Value;
+use sqlparser::ast::{Ident, TableAlias, TableFactor};
+
+use super::lateral::Unnested;
+
+enum Shape {
+    Each,
+    Elements,
+    Keys,
+}
+
+/// Replaces a JSON set-returning function in `tf` (the `n`th FROM item).
+pub(super) fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        alias,
+        ..
+    } = tf
+    else {
+        return None;
+    };
+    let func = name.0.last()?.as_ident()?.value.to_lowercase();
+    let (shape, text) = match func.as_str() {
+        "jsonb_each" => (Shape::Each, false),
+        "jsonb_each_text" | "json_each_text" => (Shape::Each, true),
+        "jsonb_array_elements" | "json_array_elements" => (Shape::Elements, false),
+        "jsonb_array_elements_text" | "json_array_elements_text" => (Shape::Elements, true),
+        "jsonb_object_keys" | "json_object_keys" => (Shape::Keys, true),
+        _ => return None,
+    };
+    if args.args.len() != 1 {
+        return None;
+    }
+    let arg = args.args[0].to_string();
+    let given = alias.as_ref().map(|a| a.name.value.clone());
+    let table = given.clone().unwrap_or_else(|| format!("_sy_json{n}"));
+    let value = format!("sy_json_item({table}.value, {table}.type, {})", text as i32);
+    let key = format!("{table}.key");
+    let mut columns = match shape {
+        Shape::Each => vec![("key".to_string(), key), ("value".to_string(), value)],
+        Shape::Elements => vec![("value".to_string(), value)],
+        Shape::Keys => vec![(given.clone().unwrap_or(func.clone()), key)],
+    };
+    // A single column is also named by the alias (`jsonb_array_elements(x) e` has `e`).
+    if let (Shape::Elements, Some(a)) = (&shape, &given) {
+        let e = columns[0].1.clone();
+        columns.push((a.clone(), e));
+    }
+    let alias = TableAlias {
+        explicit: true,
+        name: Ident::new(table.clone()),
+        columns: Vec::new(),
+        at: None,
+    };
+    *tf = super::rewrite_ops::raw_table(format!("json_each({arg})"), Some(alias));
+    Some(Unnested {
+        alias: table,
+        columns,
+    })
+}
+
+/// A `json_each` value of JSON type `ty` as jsonb text, or as text when `text`.
+fn item(value: Value, ty: &str, text: bool) -> Value {
+    match (ty, value) {
+        ("null", _) if text => Value::Null,
+        ("null", _) => Value::Text("null".into()),
+        ("true", _) => Value::Text("true".into()),
+        ("false", _) => Value::Text("false".into()),
+        ("object" | "array", Value::Text(s)) => {
+            Value::Text(super::jsonb::normalize(&s).unwrap_or(s))
+        }
+        ("text", Value::Text(s)) if !text => Value::Text(serde_json::Value::String(s).to_string()),
+        (_, Value::Integer(n)) => Value::Text(n.to_string()),
+        (_, Value::Real(f)) => Value::Text(f.to_string()),
+        (_, other) => other,
+    }
+}
+
+/// Registers `sy_json_item(value, type, as_text)`.
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("sy_json_item", 3, det, |ctx| {
+        let ty = ctx.get::<Option<String>>(1)?.unwrap_or_default();
+        Ok(item(ctx.get(0)?, &ty, ctx.get::<i64>(2)? != 0))
+    })
+}
