@@ -122,3 +122,31 @@ fn arrays_answer_as_on_postgres() {
     assert!(want.contains("{x,y,z}"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
+
+/// Report queries: `to_char` of dates and times (a timestamptz in the session's zone),
+/// `age`, SIMILAR TO, `string_agg(DISTINCT …, ',')`, `avg(…) FILTER (…)` exact. Before:
+/// to_char and age did not exist, SIMILAR TO and the DISTINCT string_agg were refused,
+/// and the filtered avg read 1.5 for 1.5000000000000000.
+#[test]
+fn report_functions_answer_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let script = "\\set VERBOSITY terse\n\
+        SET TIME ZONE 'America/New_York';\n\
+        CREATE TABLE s (id int, name text, grp int, ok boolean, at timestamptz, day date);\n\
+        INSERT INTO s VALUES (1, 'ann', 1, true, '2024-05-06 02:30:00+00', '2024-01-31'), \
+        (2, 'bob', 1, false, '2024-06-01 12:00:00+00', '2023-02-28'), (3, 'ann', 2, true, '2024-06-02 23:59:59+00', '2024-02-29');\n\
+        SELECT to_char(at, 'YYYY-MM') AS month, count(*) FROM s GROUP BY 1 ORDER BY 1;\n\
+        SELECT id, to_char(at, 'YYYY-MM-DD HH24:MI:SS TZH'), to_char(at, 'FMMonth FMDD, YYYY HH12:MI AM'), \
+        to_char(day, 'Dy DD Mon YYYY \"Q\"Q IW') FROM s ORDER BY id;\n\
+        SELECT a.id, age(a.day, b.day), age(b.at, a.at) FROM s a, s b WHERE a.id + 1 = b.id ORDER BY 1;\n\
+        SELECT name SIMILAR TO 'a%', name NOT SIMILAR TO '(b|c)_b', name SIMILAR TO 'a_' FROM s ORDER BY id;\n\
+        SELECT string_agg(DISTINCT name, ','), avg(grp) FILTER (WHERE ok), count(*) FILTER (WHERE grp = 1) FROM s;\n";
+    let (want, got) = (
+        psql_script(pg.port, script),
+        psql_script(proxy.port, script),
+    );
+    assert!(want.contains("2024-05 |     1"), "{want}");
+    assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+}

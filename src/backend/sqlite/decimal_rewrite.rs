@@ -400,9 +400,10 @@ impl Rewrite<'_> {
         if name == "round" && f.over.is_none() {
             return self.round(e);
         }
-        if !matches!(name.as_str(), "sum" | "avg") || f.over.is_some() || f.filter.is_some() {
+        if !matches!(name.as_str(), "sum" | "avg") || f.over.is_some() {
             return;
         }
+        let filter = f.filter.clone();
         let Some(arg) = only_arg(f) else { return };
         let arg = arg.clone();
         let exact = match self.kind(&arg) {
@@ -412,7 +413,11 @@ impl Rewrite<'_> {
         };
         if exact {
             let inner = self.operand(arg);
-            *e = call(NUM, vec![call(&format!("sy_dec_{name}"), vec![inner])]);
+            let mut agg = call(&format!("sy_dec_{name}"), vec![inner]);
+            if let Expr::Function(g) = &mut agg {
+                g.filter = filter;
+            }
+            *e = call(NUM, vec![agg]);
         }
     }
 }

@@ -187,6 +187,7 @@ pub fn register(
     super::coerce::register(conn, settings.clone())?;
     super::interval::register(conn, settings.clone())?;
     super::date_functions::register(conn, settings.clone())?;
+    super::to_char::register(conn, settings.clone())?;
     super::decimal::register(conn)?;
     super::constraints::register(conn)?;
     super::sequences::register(conn)?;

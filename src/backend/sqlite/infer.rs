@@ -6,11 +6,12 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AssignmentTarget, BinaryOperator, Expr, FunctionArguments, ObjectName, Query, SelectItem,
-    SetExpr, Statement, TableObject, Value, Visit,
+    AssignmentTarget, BinaryOperator, Expr, ObjectName, Query, SelectItem, SetExpr, Statement,
+    TableObject, Value, Visit,
 };
 
 use super::ddl::base_type;
+use super::infer_functions::{arithmetic, function_type, nth_arg};
 use super::scope::Scope;
 use super::types;
 
@@ -327,7 +328,7 @@ fn item_hint(item: &SelectItem, scope: &Scope<'_>) -> Option<u32> {
 
 /// The type PostgreSQL would give an expression, where it is evident from its shape,
 /// seeing through the derived tables of `scope`.
-fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
+pub(super) fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
     use BinaryOperator as B;
     if let Some((inner, sc)) = scope.resolve(e) {
         return expr_type_in(inner, &sc);
@@ -420,6 +421,7 @@ fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
         | Expr::Exists { .. } => Some(types::BOOL),
         Expr::Like { .. }
         | Expr::ILike { .. }
+        | Expr::SimilarTo { .. }
         | Expr::IsDistinctFrom(..)
         | Expr::IsNotDistinctFrom(..) => Some(types::BOOL),
         Expr::Function(f) => function_type(f, scope),
@@ -449,121 +451,6 @@ fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
         },
         _ => None,
     }
-}
-
-/// The type of `a op b` for numeric operands: the wider of the two, as PostgreSQL promotes.
-fn arithmetic(a: u32, b: u32) -> Option<u32> {
-    let rank = |t: u32| match t {
-        types::INT2 => Some(1),
-        types::INT4 => Some(2),
-        types::INT8 => Some(3),
-        types::NUMERIC => Some(4),
-        types::FLOAT4 => Some(5),
-        types::FLOAT8 => Some(6),
-        _ => None,
-    };
-    Some(if rank(a)? >= rank(b)? { a } else { b })
-}
-
-/// The `n`th (from 0) plain argument of `f`.
-fn nth_arg(f: &sqlparser::ast::Function, n: usize) -> Option<&Expr> {
-    let FunctionArguments::List(l) = &f.args else {
-        return None;
-    };
-    match l.args.get(n)? {
-        sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e)) => Some(e),
-        _ => None,
-    }
-}
-
-fn function_type(f: &sqlparser::ast::Function, scope: &Scope<'_>) -> Option<u32> {
-    let expr_type = |e: &Expr| expr_type_in(e, scope);
-    let name = f.name.to_string().to_lowercase();
-    let name = name.rsplit('.').next().unwrap_or(&name);
-    Some(match name {
-        "count" => types::INT8,
-        "sum" | "avg" | "round" => types::NUMERIC,
-        "length" | "char_length" | "character_length" | "octet_length" | "pg_backend_pid"
-        | "strpos" | "position" => types::INT4,
-        "now"
-        | "current_timestamp"
-        | "transaction_timestamp"
-        | "statement_timestamp"
-        | "clock_timestamp" => types::TIMESTAMPTZ,
-        "localtimestamp" => types::TIMESTAMP,
-        "current_date" | "make_date" => types::DATE,
-        "to_timestamp" => types::TIMESTAMPTZ,
-        "date_part" => types::FLOAT8,
-        // The type of what is truncated; a date is truncated as a timestamptz.
-        "date_trunc" => match nth_arg(f, 1).and_then(expr_type)? {
-            types::DATE => types::TIMESTAMPTZ,
-            t => t,
-        },
-        "random" | "sqrt" | "power" | "pi" | "ln" | "exp" => types::FLOAT8,
-        "ascii" | "array_length" | "cardinality" | "array_position" | "array_upper"
-        | "array_lower" => types::INT4,
-        "string_to_array" => super::arrays::array_of(types::TEXT),
-        "gen_random_uuid" | "uuid_generate_v4" => types::UUID,
-        "bool_and"
-        | "bool_or"
-        | "every"
-        | "has_table_privilege"
-        | "pg_table_is_visible"
-        | "pg_is_in_recovery"
-        | "starts_with" => types::BOOL,
-        "lower" | "upper" | "concat" | "concat_ws" | "substr" | "substring" | "trim" | "btrim"
-        | "ltrim" | "rtrim" | "replace" | "string_agg" | "version" | "current_schema"
-        | "current_database" | "current_user" | "session_user" | "user" | "current_setting"
-        | "format_type" | "md5" | "to_char" | "left" | "right" | "lpad" | "rpad" | "repeat"
-        | "split_part" | "initcap" | "reverse" | "chr" | "translate" => types::TEXT,
-        // An array of its argument's type (text[] when that is not evident; a column's
-        // type is resolved by `catalog::source_types`).
-        "array_agg" => {
-            let FunctionArguments::List(l) = &f.args else {
-                return None;
-            };
-            let elem = l.args.first().and_then(|a| match a {
-                sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e)) => {
-                    expr_type(e)
-                }
-                _ => None,
-            });
-            super::arrays::array_of(elem.unwrap_or(types::TEXT))
-        }
-        // ARRAY(SELECT x …): an array of x's type (text[] when that is not evident).
-        "array" => {
-            let elem = match &f.args {
-                FunctionArguments::Subquery(q) => match q.body.as_ref() {
-                    sqlparser::ast::SetExpr::Select(s) => {
-                        s.projection.first().and_then(|p| match p {
-                            sqlparser::ast::SelectItem::UnnamedExpr(e)
-                            | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => {
-                                expr_type(e)
-                            }
-                            _ => None,
-                        })
-                    }
-                    _ => None,
-                },
-                _ => None,
-            };
-            super::arrays::array_of(elem.unwrap_or(types::TEXT))
-        }
-        "json_build_object" | "json_agg" | "to_json" | "json_build_array" => types::JSON,
-        "jsonb_build_object" | "jsonb_agg" | "to_jsonb" | "jsonb_build_array" => types::JSONB,
-        "coalesce" | "nullif" | "greatest" | "least" | "max" | "min" => {
-            let FunctionArguments::List(l) = &f.args else {
-                return None;
-            };
-            l.args.iter().find_map(|a| match a {
-                sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e)) => {
-                    expr_type(e)
-                }
-                _ => None,
-            })?
-        }
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

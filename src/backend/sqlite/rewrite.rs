@@ -12,6 +12,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
+pub(super) use super::column_names::{name_columns, pg_column_name};
 use super::translate::{TranslateError, ident_name};
 
 /// Walks the tree rewriting PostgreSQL forms into SQLite ones.
@@ -130,7 +131,10 @@ impl Rewriter {
                 *expr = raw(format!("{name}()"));
                 return ControlFlow::Continue(());
             }
-            "string_agg" => "group_concat",
+            "string_agg" => {
+                distinct_comma(f);
+                "group_concat"
+            }
             // Booleans are 0/1: all true is the least, any true the greatest.
             "bool_and" | "every" => "min",
             "bool_or" => "max",
@@ -149,86 +153,19 @@ impl Rewriter {
     }
 }
 
-/// Names unnamed result expressions the way PostgreSQL does (`count(*)` → `count`,
-/// `x::text` → `x`, `1` → `?column?`), since SQLite would name them by their text.
-pub(super) fn name_columns(items: &mut [sqlparser::ast::SelectItem]) {
-    use sqlparser::ast::SelectItem;
-    for item in items.iter_mut() {
-        if let SelectItem::UnnamedExpr(e) = item
-            && let Some(name) = pg_column_name(e)
-        {
-            let alias = Ident::with_quote('"', name);
-            *item = SelectItem::ExprWithAlias {
-                expr: e.clone(),
-                alias,
-            };
-        }
+/// `string_agg(DISTINCT x, ',')`: SQLite's DISTINCT aggregates take one argument, and
+/// `group_concat` separates by a comma when given none.
+fn distinct_comma(f: &mut sqlparser::ast::Function) {
+    if let FunctionArguments::List(l) = &mut f.args
+        && matches!(
+            l.duplicate_treatment,
+            Some(sqlparser::ast::DuplicateTreatment::Distinct)
+        )
+        && l.args.len() == 2
+        && l.args[1].to_string() == "','"
+    {
+        l.args.truncate(1);
     }
-}
-
-pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
-    Some(match e {
-        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
-        Expr::Function(f) => ident_name(&f.name)
-            .rsplit('.')
-            .next()
-            .unwrap_or("?column?")
-            .to_lowercase(),
-        Expr::Cast {
-            expr, data_type, ..
-        } => match pg_column_name(expr) {
-            None => match expr.as_ref() {
-                Expr::Identifier(i) => i.value.clone(),
-                Expr::CompoundIdentifier(p) => {
-                    p.last().map(|i| i.value.clone()).unwrap_or_default()
-                }
-                _ => return None,
-            },
-            // A cast of a cast is named by the outer type, as PostgreSQL names it.
-            Some(n) if n != "?column?" && !matches!(expr.as_ref(), Expr::Cast { .. }) => n,
-            Some(_) => {
-                let t = super::ddl::base_type(data_type);
-                match super::types::oid_for_decltype(&t) {
-                    super::types::INT4 => "int4".into(),
-                    super::types::INT8 => "int8".into(),
-                    super::types::INT2 => "int2".into(),
-                    super::types::BOOL => "bool".into(),
-                    super::types::FLOAT8 => "float8".into(),
-                    super::types::FLOAT4 => "float4".into(),
-                    _ => t
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("?column?")
-                        .to_string(),
-                }
-            }
-        },
-        Expr::Nested(inner) => {
-            return pg_column_name(inner)
-                .or_else(|| Some("?column?".into()))
-                .filter(|_| {
-                    !matches!(
-                        inner.as_ref(),
-                        Expr::Identifier(_) | Expr::CompoundIdentifier(_)
-                    )
-                });
-        }
-        Expr::Case { .. } => "case".into(),
-        Expr::Interval(_) => "interval".into(),
-        // `tags[1]` is named by its column, as in PostgreSQL.
-        Expr::CompoundFieldAccess { root, .. } => match root.as_ref() {
-            Expr::Identifier(i) => i.value.clone(),
-            Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.clone())?,
-            _ => "?column?".into(),
-        },
-        Expr::Ceil { .. } => "ceil".into(),
-        Expr::Floor { .. } => "floor".into(),
-        Expr::Position { .. } => "position".into(),
-        Expr::Substring { .. } => "substring".into(),
-        Expr::Extract { .. } => "extract".into(),
-        Expr::Exists { .. } => "exists".into(),
-        _ => "?column?".into(),
-    })
 }
 
 impl VisitorMut for Rewriter {
@@ -465,6 +402,7 @@ impl VisitorMut for Rewriter {
             Expr::Position { .. }
             | Expr::Substring { .. }
             | Expr::Extract { .. }
+            | Expr::SimilarTo { .. }
             | Expr::TypedString(_) => {
                 if let Some(e) = super::standard_forms::call_form(expr) {
                     *expr = e;

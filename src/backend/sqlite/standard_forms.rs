@@ -1,7 +1,8 @@
 //! The SQL standard's function syntax that SQLite does not read, as the calls it has:
 //! `POSITION(a IN b)` → `instr(b, a)`, `SUBSTRING(x FROM a FOR b)` → `substr(x, a, b)`,
 //! `EXTRACT(field FROM x)` → `sy_date_part('field', x)` (see `date_functions.rs`), and
-//! typed literals (`DATE '2024-05-06'`, `TIMESTAMP '…'`) as the casts they are.
+//! typed literals (`DATE '2024-05-06'`, `TIMESTAMP '…'`) as the casts they are, and
+//! `x SIMILAR TO 'pattern'` as the regular expression PostgreSQL makes of it.
 
 use sqlparser::ast::Expr;
 
@@ -29,6 +30,22 @@ pub fn call_form(e: &Expr) -> Option<Expr> {
             let name = field.to_string().to_lowercase().replace('\'', "");
             raw(format!("sy_date_part('{name}', {expr})"))
         }
+        Expr::SimilarTo {
+            negated,
+            expr,
+            pattern,
+            escape_char: None,
+        } => {
+            let Expr::Value(v) = pattern.as_ref() else {
+                return None;
+            };
+            let sqlparser::ast::Value::SingleQuotedString(p) = &v.value else {
+                return None;
+            };
+            let re = similar_to_regex(p).replace('\'', "''");
+            let not = if *negated { "NOT " } else { "" };
+            raw(format!("({not}regexp('{re}', {expr}))"))
+        }
         Expr::TypedString(t) => {
             use sqlparser::ast::{DataType, TimezoneInfo as Tz};
             let f = match &t.data_type {
@@ -41,4 +58,39 @@ pub fn call_form(e: &Expr) -> Option<Expr> {
         }
         _ => return None,
     })
+}
+
+/// A SIMILAR TO pattern as a regular expression (PostgreSQL's `similar_to_escape`): `%`
+/// any text, `_` any character, `\` escapes, the rest of SQL's regular expressions as
+/// they are, anchored at both ends.
+fn similar_to_regex(p: &str) -> String {
+    let mut out = String::from("^(?:");
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '%' => out.push_str(".*"),
+            '_' => out.push('.'),
+            '\\' => match chars.next() {
+                Some(n) => out.push_str(&regex::escape(&n.to_string())),
+                None => out.push_str("\\\\"),
+            },
+            '.' | '^' | '$' => {
+                out.push('\\');
+                out.push(c);
+            }
+            other => out.push(other),
+        }
+    }
+    out.push_str(")$");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn similar_to_patterns_become_anchored_regular_expressions() {
+        assert_eq!(super::similar_to_regex("a%"), "^(?:a.*)$");
+        assert_eq!(super::similar_to_regex("(b|c)_.x"), "^(?:(b|c).\\.x)$");
+        assert_eq!(super::similar_to_regex("100\\%"), "^(?:100%)$");
+    }
 }

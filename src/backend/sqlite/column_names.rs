@@ -1,0 +1,90 @@
+//! The names PostgreSQL gives result columns that the query does not name: a function's
+//! name (`count(*)` → `count`), a cast's column or type (`x::text` → `x`, `1::int` →
+//! `int4`), `CASE` → `case`, `tags[1]` → `tags`, anything else `?column?`. SQLite would
+//! name them by their text, so the translation names them explicitly.
+
+use sqlparser::ast::{Expr, Ident};
+
+use super::translate::ident_name;
+
+/// Names unnamed result expressions the way PostgreSQL does (`count(*)` → `count`,
+/// `x::text` → `x`, `1` → `?column?`), since SQLite would name them by their text.
+pub(super) fn name_columns(items: &mut [sqlparser::ast::SelectItem]) {
+    use sqlparser::ast::SelectItem;
+    for item in items.iter_mut() {
+        if let SelectItem::UnnamedExpr(e) = item
+            && let Some(name) = pg_column_name(e)
+        {
+            let alias = Ident::with_quote('"', name);
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias,
+            };
+        }
+    }
+}
+
+pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
+    Some(match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
+        Expr::Function(f) => ident_name(&f.name)
+            .rsplit('.')
+            .next()
+            .unwrap_or("?column?")
+            .to_lowercase(),
+        Expr::Cast {
+            expr, data_type, ..
+        } => match pg_column_name(expr) {
+            None => match expr.as_ref() {
+                Expr::Identifier(i) => i.value.clone(),
+                Expr::CompoundIdentifier(p) => {
+                    p.last().map(|i| i.value.clone()).unwrap_or_default()
+                }
+                _ => return None,
+            },
+            // A cast of a cast is named by the outer type, as PostgreSQL names it.
+            Some(n) if n != "?column?" && !matches!(expr.as_ref(), Expr::Cast { .. }) => n,
+            Some(_) => {
+                let t = super::ddl::base_type(data_type);
+                match super::types::oid_for_decltype(&t) {
+                    super::types::INT4 => "int4".into(),
+                    super::types::INT8 => "int8".into(),
+                    super::types::INT2 => "int2".into(),
+                    super::types::BOOL => "bool".into(),
+                    super::types::FLOAT8 => "float8".into(),
+                    super::types::FLOAT4 => "float4".into(),
+                    _ => t
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("?column?")
+                        .to_string(),
+                }
+            }
+        },
+        Expr::Nested(inner) => {
+            return pg_column_name(inner)
+                .or_else(|| Some("?column?".into()))
+                .filter(|_| {
+                    !matches!(
+                        inner.as_ref(),
+                        Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+                    )
+                });
+        }
+        Expr::Case { .. } => "case".into(),
+        Expr::Interval(_) => "interval".into(),
+        // `tags[1]` is named by its column, as in PostgreSQL.
+        Expr::CompoundFieldAccess { root, .. } => match root.as_ref() {
+            Expr::Identifier(i) => i.value.clone(),
+            Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.clone())?,
+            _ => "?column?".into(),
+        },
+        Expr::Ceil { .. } => "ceil".into(),
+        Expr::Floor { .. } => "floor".into(),
+        Expr::Position { .. } => "position".into(),
+        Expr::Substring { .. } => "substring".into(),
+        Expr::Extract { .. } => "extract".into(),
+        Expr::Exists { .. } => "exists".into(),
+        _ => "?column?".into(),
+    })
+}
