@@ -160,17 +160,7 @@ mod tests {
     fn arrays_answer_as_postgresql_does() {
         let c = Connection::open_in_memory().unwrap();
         register(&c).unwrap();
-        let one = |sql: &str| -> String {
-            c.query_row(&format!("SELECT {sql}"), [], |r| {
-                Ok(match r.get::<_, Value>(0)? {
-                    Value::Integer(n) => n.to_string(),
-                    Value::Text(s) => s,
-                    Value::Null => "NULL".into(),
-                    other => format!("{other:?}"),
-                })
-            })
-            .unwrap()
-        };
+        let one = |sql: &str| super::super::pg_functions::answer(&c, sql);
         let cases = [
             ("array_length('[1,2]', 1)", "2"),
             ("array_length('{}', 1)", "NULL"),

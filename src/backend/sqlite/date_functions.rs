@@ -196,14 +196,7 @@ pub fn register(
     settings: std::sync::Arc<std::sync::Mutex<super::setvar::Settings>>,
 ) -> rusqlite::Result<()> {
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
-    let zone_of = move || {
-        settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .zone
-            .clone()
-            .unwrap_or(TimeZone::UTC)
-    };
+    let zone_of = move || super::zone::of(&settings);
     for name in ["sy_date_part", "date_part"] {
         let zone_of = zone_of.clone();
         conn.create_scalar_function(name, 2, det, move |ctx| {

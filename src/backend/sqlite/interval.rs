@@ -325,13 +325,9 @@ pub fn register(
         if ctx.get::<i64>(2)? < 0 {
             iv = iv.negated();
         }
-        let zone = settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .zone
-            .clone();
-        let zone = zone.unwrap_or(TimeZone::UTC);
-        shifted(&at, &iv, &zone).map(Some).map_err(fail)
+        shifted(&at, &iv, &super::zone::of(&settings))
+            .map(Some)
+            .map_err(fail)
     })?;
     conn.create_scalar_function("sy_ts_sub", 2, det, |ctx| {
         let (Some(a), Some(b)) = (text_arg(ctx, 0)?, text_arg(ctx, 1)?) else {

@@ -374,6 +374,22 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     super::format::register(conn)
 }
 
+/// The first column of `SELECT {sql}` on `c` as text (`NULL` for NULL), for the tests of
+/// the SQL functions.
+#[cfg(test)]
+pub(super) fn answer(c: &Connection, sql: &str) -> String {
+    c.query_row(&format!("SELECT {sql}"), [], |r| {
+        Ok(match r.get::<_, Value>(0)? {
+            Value::Integer(n) => n.to_string(),
+            Value::Real(f) => f.to_string(),
+            Value::Text(s) => s,
+            Value::Null => "NULL".into(),
+            Value::Blob(_) => "blob".into(),
+        })
+    })
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,18 +399,7 @@ mod tests {
     fn functions_answer_as_postgresql_does() {
         let c = Connection::open_in_memory().unwrap();
         register(&c).unwrap();
-        let one = |sql: &str| -> String {
-            c.query_row(&format!("SELECT {sql}"), [], |r| {
-                Ok(match r.get::<_, Value>(0)? {
-                    Value::Integer(n) => n.to_string(),
-                    Value::Real(f) => f.to_string(),
-                    Value::Text(s) => s,
-                    Value::Null => "NULL".into(),
-                    Value::Blob(_) => "blob".into(),
-                })
-            })
-            .unwrap()
-        };
+        let one = |sql: &str| answer(&c, sql);
         let cases = [
             ("left('abc', 2)", "ab"),
             ("left('abc', -1)", "ab"),

@@ -221,14 +221,7 @@ pub fn register(
     settings: std::sync::Arc<std::sync::Mutex<super::setvar::Settings>>,
 ) -> rusqlite::Result<()> {
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
-    let zone_of = move || {
-        settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .zone
-            .clone()
-            .unwrap_or(TimeZone::UTC)
-    };
+    let zone_of = move || super::zone::of(&settings);
     let zone_in = zone_of.clone();
     conn.create_scalar_function("to_char", 2, det, move |ctx| {
         let (v, fmt) = (ctx.get::<Value>(0)?, ctx.get::<Option<String>>(1)?);

@@ -10,6 +10,16 @@ use jiff::tz::TimeZone;
 /// A session zone; `None` is UTC (nothing to convert).
 pub type Zone = Option<TimeZone>;
 
+/// The session's zone as its settings hold it (UTC when none is set).
+pub fn of(settings: &std::sync::Mutex<super::setvar::Settings>) -> TimeZone {
+    settings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .zone
+        .clone()
+        .unwrap_or(TimeZone::UTC)
+}
+
 /// The zone `name` names (`UTC`, `Europe/Berlin`, …), or the error PostgreSQL gives.
 pub fn parse(name: &str) -> Result<Zone, String> {
     let n = name.trim().trim_matches('\'');
