@@ -21,6 +21,8 @@ fn string_and_math_functions_answer_as_on_postgres() {
         SELECT ceil(1.2), floor(-1.5), trunc(1.8), power(2, 10), sqrt(16), mod(7, 3), mod(-7, 3), \
         div(7, 2), sign(-3), ln(1), log(100), exp(0), ceil(1.2::float8), pi();\n\
         SELECT count(*) FROM generate_series(1, 200) WHERE random() >= 0 AND random() < 1;\n\
+        SELECT encode('ab'::bytea, 'hex'), encode('ab'::bytea, 'base64'), decode('6162', 'hex'), \
+        encode(decode('YWI=', 'base64'), 'escape'), encode(sha256('abc'::bytea), 'hex');\n\
         SELECT sqrt(-1);\n\
         SELECT mod(1, 0);\n\
         SELECT split_part('a', ',', 0);\n";

@@ -51,6 +51,7 @@ pub(super) fn function_type(f: &sqlparser::ast::Function, scope: &Scope<'_>) -> 
         "localtimestamp" => types::TIMESTAMP,
         "current_date" | "make_date" => types::DATE,
         "to_timestamp" => types::TIMESTAMPTZ,
+        "decode" | "sha256" => types::BYTEA,
         "date_part" => types::FLOAT8,
         // The type of what is truncated; a date is truncated as a timestamptz.
         "date_trunc" => match nth_arg(f, 1).and_then(expr_type)? {
@@ -73,7 +74,7 @@ pub(super) fn function_type(f: &sqlparser::ast::Function, scope: &Scope<'_>) -> 
         | "ltrim" | "rtrim" | "replace" | "string_agg" | "version" | "current_schema"
         | "current_database" | "current_user" | "session_user" | "user" | "current_setting"
         | "format_type" | "md5" | "to_char" | "left" | "right" | "lpad" | "rpad" | "repeat"
-        | "split_part" | "initcap" | "reverse" | "chr" | "translate" => types::TEXT,
+        | "split_part" | "initcap" | "reverse" | "chr" | "translate" | "encode" => types::TEXT,
         // An array of its argument's type (text[] when that is not evident; a column's
         // type is resolved by `catalog::source_types`).
         "array_agg" => {

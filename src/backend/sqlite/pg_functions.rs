@@ -1,6 +1,7 @@
 //! PostgreSQL's string and math functions that SQLite lacks or answers differently, for
 //! the SQLite backend: `left`, `right`, `repeat`, `lpad`, `rpad`, `split_part`, `strpos`,
-//! `initcap`, `reverse`, `md5`, `starts_with`, `chr`, `ascii`, `translate`; `ceil`,
+//! `initcap`, `reverse`, `md5`, `starts_with`, `chr`, `ascii`, `translate`, `encode`,
+//! `decode` (hex, base64, escape), `sha256`; `ceil`,
 //! `ceiling`, `floor`, `trunc`, `power`, `sqrt`, `mod`, `div`, `ln`, `log`, `exp`, `pi`,
 //! `sign`; `random()`, which in SQLite is a 64-bit integer (`random() < 1` was false
 //! half the time) and in PostgreSQL a float in [0, 1); `greatest` and `least`, which skip
@@ -354,9 +355,92 @@ fn round(x: &Value, places: i64) -> Result<Value, String> {
     })
 }
 
+/// `encode(bytes, format)`: hex, base64 (lines of 76, as PostgreSQL writes it) or escape.
+fn encode(b: &[u8], format: &str) -> Result<String, String> {
+    use base64::Engine;
+    Ok(match format.to_ascii_lowercase().as_str() {
+        "hex" => b.iter().map(|x| format!("{x:02x}")).collect(),
+        "base64" => {
+            let text = base64::engine::general_purpose::STANDARD.encode(b);
+            let lines: Vec<&str> = text
+                .as_bytes()
+                .chunks(76)
+                .map(|c| std::str::from_utf8(c).unwrap_or_default())
+                .collect();
+            lines.join("\n")
+        }
+        "escape" => b
+            .iter()
+            .map(|&x| match x {
+                b'\\' => "\\\\".to_string(),
+                0 | 0x80..=0xff => format!("\\{x:03o}"),
+                other => (other as char).to_string(),
+            })
+            .collect(),
+        other => return Err(format!("22023: unrecognized encoding: \"{other}\"")),
+    })
+}
+
+/// `decode(text, format)`, the inverse of [`encode`].
+fn decode(t: &str, format: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let bad = |what: &str| format!("22023: invalid {what} data: \"{t}\"");
+    match format.to_ascii_lowercase().as_str() {
+        "hex" => {
+            let digits: Vec<char> = t.chars().filter(|c| !c.is_whitespace()).collect();
+            digits
+                .chunks(2)
+                .map(|p| {
+                    let s: String = p.iter().collect();
+                    u8::from_str_radix(&s, 16).map_err(|_| bad("hexadecimal"))
+                })
+                .collect()
+        }
+        "base64" => {
+            let clean: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(clean)
+                .map_err(|_| bad("base64"))
+        }
+        "escape" => Ok(t.as_bytes().to_vec()),
+        other => Err(format!("22023: unrecognized encoding: \"{other}\"")),
+    }
+}
+
+fn codec_functions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function("encode", 2, det(), |ctx| {
+        let bytes = match ctx.get::<Value>(0)? {
+            Value::Null => return Ok(None),
+            Value::Blob(b) => b,
+            Value::Text(s) => match s.strip_prefix("\\x") {
+                Some(hex) => decode(hex, "hex").map_err(fail)?,
+                None => s.into_bytes(),
+            },
+            other => format!("{other:?}").into_bytes(),
+        };
+        let format: String = ctx.get(1)?;
+        encode(&bytes, &format).map(Some).map_err(fail)
+    })?;
+    conn.create_scalar_function("sha256", 1, det(), |ctx| {
+        use sha2::Digest as _;
+        Ok(match ctx.get::<Value>(0)? {
+            Value::Blob(b) => Some(sha2::Sha256::digest(&b).to_vec()),
+            Value::Text(s) => Some(sha2::Sha256::digest(s.as_bytes()).to_vec()),
+            _ => None,
+        })
+    })?;
+    conn.create_scalar_function("decode", 2, det(), |ctx| {
+        let (Some(t), Some(f)) = (text(ctx, 0)?, text(ctx, 1)?) else {
+            return Ok(None);
+        };
+        decode(&t, &f).map(Some).map_err(fail)
+    })
+}
+
 /// Registers the functions of this module.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     string_functions(conn)?;
+    codec_functions(conn)?;
     math_functions(conn)?;
     extreme(conn, "greatest", std::cmp::Ordering::Greater)?;
     extreme(conn, "least", std::cmp::Ordering::Less)?;
@@ -444,6 +528,11 @@ mod tests {
             ("round(2.567, 1)", "2.6"),
             ("round(1234, -2)", "1200"),
             ("round('2.345', 2)", "2.35"),
+            ("encode(x'6162', 'hex')", "6162"),
+            ("encode(x'6162', 'base64')", "YWI="),
+            ("encode(x'615c00', 'escape')", "a\\\\\\000"),
+            ("encode(decode('6162', 'hex'), 'hex')", "6162"),
+            ("encode(decode('YWI=', 'base64'), 'hex')", "6162"),
         ];
         for (sql, want) in cases {
             assert_eq!(one(sql), want, "{sql}");
