@@ -81,7 +81,7 @@ fn date_and_time_arithmetic_answers_as_on_postgres() {
 /// Reports as apps write them: GROUP BY `date_trunc('day', at)` of a timestamptz (days
 /// of the session's zone), EXTRACT and date_part of dates, timestamps and timestamptz,
 /// a WHERE on an extracted year, the SQL standard's POSITION/SUBSTRING forms,
-/// `to_timestamp`, `make_date`. Before, date_trunc, date_part, to_timestamp and
+/// `to_timestamp`, `make_date`, days from `generate_series` over dates joined to rows. Before, date_trunc, date_part, to_timestamp and
 /// make_date did not exist and EXTRACT was a syntax error.
 #[test]
 fn date_trunc_and_extract_answer_as_on_postgres() {
@@ -105,6 +105,9 @@ fn date_trunc_and_extract_answer_as_on_postgres() {
         ceil(1.2), floor(-1.5);\n\
         SELECT to_timestamp(0), make_date(2024, 2, 29);\n\
         SELECT extract(epoch from '2024-05-06 07:00:00+00'::timestamptz) = 1714978800;\n\
+        SELECT d::date, count(o.id) FROM generate_series('2024-05-05'::date, '2024-05-08'::date, interval '1 day') d \
+        LEFT JOIN orders o ON o.at::date = d::date GROUP BY 1 ORDER BY 1;\n\
+        SELECT g::text FROM generate_series(TIMESTAMP '2024-01-31 00:00', TIMESTAMP '2024-04-01 02:00', '1 month'::interval) g;\n\
         SELECT date_trunc('fortnight', now());\n";
     let (want, got) = (
         psql_script(pg.port, script),

@@ -56,6 +56,7 @@ pub mod rewrite;
 mod rewrite_ops;
 mod scope;
 mod sequences;
+mod series;
 pub mod session;
 pub mod setvar;
 mod special;

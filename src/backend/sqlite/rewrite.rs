@@ -259,6 +259,10 @@ impl VisitorMut for Rewriter {
             *tf = t;
             return ControlFlow::Continue(());
         }
+        if let Some(t) = super::series::timestamps(tf) {
+            *tf = t;
+            return ControlFlow::Continue(());
+        }
         // A single-column function in FROM names its column after its alias in PostgreSQL
         // (`generate_series(1, 3) s` has column `s`); SQLite calls it `value`.
         if let sqlparser::ast::TableFactor::Table {
