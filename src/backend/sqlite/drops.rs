@@ -43,8 +43,19 @@ pub fn named(stmt: &Statement) -> Dropped {
         .collect()
 }
 
+/// What a DROP does before SQLite runs it: the notices for what `IF EXISTS` did not
+/// find, then the DROPs of a statement that names several objects.
+pub fn before(
+    conn: &Connection,
+    t: &super::translate::Translated,
+    out: &mut BytesMut,
+) -> Result<(), PgError> {
+    notice_missing(conn, &t.if_exists, out);
+    run_all(conn, &t.drops)
+}
+
 /// Writes the notice for each of `dropped` that does not exist.
-pub fn notice_missing(conn: &Connection, dropped: &Dropped, out: &mut BytesMut) {
+fn notice_missing(conn: &Connection, dropped: &Dropped, out: &mut BytesMut) {
     for (kind, sqlite, name) in dropped {
         let exists = conn
             .query_row(
@@ -113,7 +124,7 @@ fn missing(e: &rusqlite::Error) -> PgError {
 }
 
 /// Runs the DROPs [`split`] made, all or none (a savepoint around them).
-pub fn run_all(conn: &Connection, drops: &[String]) -> Result<(), PgError> {
+fn run_all(conn: &Connection, drops: &[String]) -> Result<(), PgError> {
     if drops.is_empty() {
         return Ok(());
     }

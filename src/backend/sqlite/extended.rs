@@ -70,8 +70,9 @@ impl Session {
             .chunks(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        let conn = &self.conn;
-        let schema = |t: &str| super::coerce::columns_of(conn, t);
+        let (conn, cache) = (&self.conn, &self.origins);
+        cache.check(conn);
+        let schema = |t: &str| cache.columns(conn, t);
         let mut stmts = translate_with(sql, &schema)?;
         if stmts.len() > 1 {
             return Err(PgError::new(

@@ -82,8 +82,9 @@ impl Session {
 
     /// A simple Query: every statement, then ReadyForQuery.
     pub fn simple_query(&mut self, sql: &str, out: &mut BytesMut) {
-        let conn = &self.conn;
-        let schema = |t: &str| super::coerce::columns_of(conn, t);
+        let (conn, cache) = (&self.conn, &self.origins);
+        cache.check(conn);
+        let schema = |t: &str| cache.columns(conn, t);
         match translate_with(sql, &schema) {
             Ok(stmts) if stmts.is_empty() => build::empty(out, be::EMPTY_QUERY),
             Ok(stmts) => self.run_all(&stmts, out),
@@ -537,8 +538,7 @@ impl Session {
             && !self.writer
             && !self.isolation.restart_to_write();
         self.ensure_started(t.kind.writes())?;
-        super::drops::notice_missing(&self.conn, &t.if_exists, o.out);
-        super::drops::run_all(&self.conn, &t.drops)?;
+        super::drops::before(&self.conn, t, o.out)?;
         let result = self.run_prepared(t, params, o);
         match result {
             Err(e) if keeps_snapshot && e.code == "55P03" => Err(PgError::new(
