@@ -83,11 +83,21 @@ pub fn json_to_literal(text: &str) -> String {
 }
 
 /// A JSON array value in PostgreSQL's binary array form, elements as `elem`; false when
-/// the value is no JSON array or an element cannot be written.
+/// the value is no array or an element cannot be written. An array kept as PostgreSQL's
+/// literal (`{a,b}`, as files written before arrays were stored as JSON hold them) is read
+/// as that literal.
 pub fn put_binary(out: &mut bytes::BytesMut, v: &Value, elem: u32) -> bool {
     use bytes::BufMut;
     let Value::Text(text) = v else { return false };
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(text)
+    let json = if text.trim_start().starts_with('{') {
+        match crate::sync::source::array::pg_text_to_json(text, super::types::type_name(elem)) {
+            Some(j) => j,
+            None => return false,
+        }
+    } else {
+        text.clone()
+    };
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(&json)
     else {
         return false;
     };
@@ -204,5 +214,23 @@ mod tests {
             (array_of(types::VARCHAR), element_of(1007)),
             (1015, Some(types::INT4))
         );
+    }
+
+    /// An array kept as JSON and one kept as PostgreSQL's literal are written alike.
+    #[test]
+    fn literal_and_json_arrays_go_out_in_the_same_binary_form() {
+        let (mut a, mut b) = (bytes::BytesMut::new(), bytes::BytesMut::new());
+        assert!(put_binary(
+            &mut a,
+            &Value::Text("[1,2]".into()),
+            types::INT4
+        ));
+        assert!(put_binary(
+            &mut b,
+            &Value::Text("{1,2}".into()),
+            types::INT4
+        ));
+        assert_eq!(a, b);
+        assert!(!put_binary(&mut b, &Value::Text("{1,".into()), types::INT4));
     }
 }

@@ -141,10 +141,6 @@ pub fn describe(
                             Some(t) if d.eq_ignore_ascii_case("integer") => {
                                 overrides(t, origin).unwrap_or(types::INT4)
                             }
-                            // An array column is declared JSON; its array type is kept.
-                            Some(t) if d.eq_ignore_ascii_case("json") => {
-                                overrides(t, origin).unwrap_or(types::JSON)
-                            }
                             _ => types::oid_for_decltype(d),
                         }
                     })
