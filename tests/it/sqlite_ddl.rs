@@ -366,6 +366,18 @@ fn alembic_upgrades_and_downgrades_on_the_sqlite_default() {
     }
 }
 
+/// `script` through psql on a new PostgreSQL and on a new SQLite default: (what
+/// PostgreSQL printed, what the SQLite default printed).
+pub(crate) fn psql_on_both(script: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    (
+        psql_script(pg.port, script),
+        psql_script(proxy.port, script),
+    )
+}
+
 /// psql (as app/secret on database app) fed `script` on its input: what it printed.
 pub(crate) fn psql_script(port: u16, script: &str) -> String {
     use std::io::Write;

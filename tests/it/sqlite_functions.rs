@@ -3,14 +3,10 @@
 //! `random()` was a 64-bit integer, so `random() < 1` was false half the time), and
 //! DROP as PostgreSQL answers it.
 
-use crate::sqlite_ddl::psql_script;
-use crate::support::sqlite_proxy;
+use crate::sqlite_ddl::psql_on_both;
 
 #[test]
 fn string_and_math_functions_answer_as_on_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = sqlite_proxy(&dir);
-    let pg = crate::support::PgCluster::start();
     let script = "\\set VERBOSITY terse\n\
         CREATE TABLE names (id int, v text);\n\
         INSERT INTO names VALUES (1, 'ada lovelace'), (2, 'grace HOPPER'), (3, NULL);\n\
@@ -26,10 +22,7 @@ fn string_and_math_functions_answer_as_on_postgres() {
         SELECT sqrt(-1);\n\
         SELECT mod(1, 0);\n\
         SELECT split_part('a', ',', 0);\n";
-    let (want, got) = (
-        psql_script(pg.port, script),
-        psql_script(proxy.port, script),
-    );
+    let (want, got) = psql_on_both(script);
     assert!(want.contains("Ada Lovelace"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
@@ -40,9 +33,6 @@ fn string_and_math_functions_answer_as_on_postgres() {
 /// and refused a DROP of two tables as a syntax error.
 #[test]
 fn drop_answers_as_on_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = sqlite_proxy(&dir);
-    let pg = crate::support::PgCluster::start();
     let script = "DROP TABLE IF EXISTS nope, \"Nope2\";\n\
         DROP INDEX IF EXISTS nix;\n\
         DROP VIEW IF EXISTS nv;\n\
@@ -56,10 +46,7 @@ fn drop_answers_as_on_postgres() {
         DROP INDEX nix;\n\
         DROP VIEW nv;\n\
         DROP TABLE nt;\n";
-    let (want, got) = (
-        psql_script(pg.port, script),
-        psql_script(proxy.port, script),
-    );
+    let (want, got) = psql_on_both(script);
     assert!(
         want.contains("NOTICE:  table \"Nope2\" does not exist, skipping"),
         "{want}"
@@ -74,9 +61,6 @@ fn drop_answers_as_on_postgres() {
 /// (no such column), typed literals (`DATE '…'`: a syntax error), `round(2.5, 2)` (2.5).
 #[test]
 fn silent_differences_answer_as_on_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = sqlite_proxy(&dir);
-    let pg = crate::support::PgCluster::start();
     let script = "\\set VERBOSITY terse\n\
         SET TIME ZONE 'Europe/Berlin';\n\
         CREATE TABLE p (id int, name text, score numeric, at timestamptz);\n\
@@ -90,10 +74,7 @@ fn silent_differences_answer_as_on_postgres() {
         SELECT count(*) FROM p WHERE name ~ 'b' OR at::date = '2024-05-07';\n\
         \\set VERBOSITY sqlstate\n\
         SELECT regexp_replace('a', '(', 'b');\n";
-    let (want, got) = (
-        psql_script(pg.port, script),
-        psql_script(proxy.port, script),
-    );
+    let (want, got) = psql_on_both(script);
     assert!(want.contains("Smith, John"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
@@ -106,9 +87,6 @@ fn silent_differences_answer_as_on_postgres() {
 /// end on this backend.)
 #[test]
 fn arrays_answer_as_on_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = sqlite_proxy(&dir);
-    let pg = crate::support::PgCluster::start();
     let script = "CREATE TABLE t3 (id serial PRIMARY KEY, tags text[], nums int[]);\n\
         INSERT INTO t3 (tags, nums) VALUES ('{x,y}', '{1,2}'), ('{y}', '{3}'), ('{}', '{}'), (NULL, NULL);\n\
         SELECT id, array_length(tags, 1), cardinality(nums), tags[1], nums[2], \
@@ -119,10 +97,7 @@ fn arrays_answer_as_on_postgres() {
         UPDATE t3 SET tags = '{q}' WHERE id = 2;\n\
         SELECT tags[1], array_length(array_remove(tags, 'x'), 1), string_to_array('a,b', ','), 2 ^ 10 FROM t3 \
         WHERE id IN (1, 2) ORDER BY id;\n";
-    let (want, got) = (
-        psql_script(pg.port, script),
-        psql_script(proxy.port, script),
-    );
+    let (want, got) = psql_on_both(script);
     assert!(want.contains("{a,b}"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
@@ -133,9 +108,6 @@ fn arrays_answer_as_on_postgres() {
 /// and the filtered avg read 1.5 for 1.5000000000000000.
 #[test]
 fn report_functions_answer_as_on_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = sqlite_proxy(&dir);
-    let pg = crate::support::PgCluster::start();
     let script = "\\set VERBOSITY terse\n\
         SET TIME ZONE 'America/New_York';\n\
         CREATE TABLE s (id int, name text, grp int, ok boolean, at timestamptz, day date);\n\
@@ -147,10 +119,7 @@ fn report_functions_answer_as_on_postgres() {
         SELECT a.id, age(a.day, b.day), age(b.at, a.at) FROM s a, s b WHERE a.id + 1 = b.id ORDER BY 1;\n\
         SELECT name SIMILAR TO 'a%', name NOT SIMILAR TO '(b|c)_b', name SIMILAR TO 'a_' FROM s ORDER BY id;\n\
         SELECT string_agg(DISTINCT name, ','), avg(grp) FILTER (WHERE ok), count(*) FILTER (WHERE grp = 1) FROM s;\n";
-    let (want, got) = (
-        psql_script(pg.port, script),
-        psql_script(proxy.port, script),
-    );
+    let (want, got) = psql_on_both(script);
     assert!(want.contains("2024-05 |     1"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }

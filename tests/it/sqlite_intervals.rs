@@ -3,7 +3,7 @@
 //! zone, dates), `date ± integer`, `date - date`, `timestamp - timestamp`, a timestamptz
 //! that is not a column made text, and the result types a driver sees.
 
-use crate::sqlite_ddl::psql_script;
+use crate::sqlite_ddl::{psql_on_both, psql_script};
 use crate::support::{connect, rt, sqlite_proxy};
 
 /// Before, `INTERVAL '1 day'` was a syntax error, `'2024-05-06'::date + 1` read 2025,
@@ -85,9 +85,6 @@ fn date_and_time_arithmetic_answers_as_on_postgres() {
 /// make_date did not exist and EXTRACT was a syntax error.
 #[test]
 fn date_trunc_and_extract_answer_as_on_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = sqlite_proxy(&dir);
-    let pg = crate::support::PgCluster::start();
     let script = "\\set VERBOSITY terse\n\
         SET TIME ZONE 'Europe/Berlin';\n\
         CREATE TABLE orders (id int, at timestamptz, day date, ts timestamp, total numeric(10,2));\n\
@@ -109,10 +106,7 @@ fn date_trunc_and_extract_answer_as_on_postgres() {
         LEFT JOIN orders o ON o.at::date = d::date GROUP BY 1 ORDER BY 1;\n\
         SELECT g::text FROM generate_series(TIMESTAMP '2024-01-31 00:00', TIMESTAMP '2024-04-01 02:00', '1 month'::interval) g;\n\
         SELECT date_trunc('fortnight', now());\n";
-    let (want, got) = (
-        psql_script(pg.port, script),
-        psql_script(proxy.port, script),
-    );
+    let (want, got) = psql_on_both(script);
     assert!(
         want.contains("2024-05-07 00:00:00+02 |     2 | 11.00"),
         "{want}"

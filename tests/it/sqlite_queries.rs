@@ -2,17 +2,13 @@
 //! where NULLs sort, DISTINCT ON, JSON set-returning functions in FROM (with the tables
 //! before them), `->>` of an object or array.
 
-use crate::sqlite_ddl::psql_script;
-use crate::support::sqlite_proxy;
+use crate::sqlite_ddl::psql_on_both;
 
 /// Before: NULLs sorted first ascending (SQLite's order) in every ORDER BY, window and
 /// ordered aggregate; DISTINCT ON was refused; jsonb_each and its kin were unknown
 /// relations; `meta->>'z'` read `[1,2]`.
 #[test]
 fn query_shapes_answer_as_on_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = sqlite_proxy(&dir);
-    let pg = crate::support::PgCluster::start();
     let script = "CREATE TABLE t2 (id serial PRIMARY KEY, name text, grp int, score numeric(6,2), ok boolean, meta jsonb);\n\
         INSERT INTO t2 (name, grp, score, ok, meta) VALUES ('a', 1, 1.5, true, '{\"k\": 1}'), \
         ('b', 1, 2.25, false, '{\"k\": 2, \"z\": [1,2]}'), ('c', 2, NULL, NULL, NULL), ('d', 2, 10, true, '{\"k\": 3, \"s\": \"x\"}');\n\
@@ -29,10 +25,7 @@ fn query_shapes_answer_as_on_postgres() {
         SELECT id, e FROM t2, jsonb_array_elements(meta->'z') e ORDER BY 1, 2;\n\
         SELECT t2.id, j.key, j.value FROM t2 CROSS JOIN jsonb_each(t2.meta) j WHERE j.key <> 'k' ORDER BY 1, 2;\n\
         SELECT id, meta->>'z', meta->>'s', meta->'z'->>0 FROM t2 ORDER BY id;\n";
-    let (want, got) = (
-        psql_script(pg.port, script),
-        psql_script(proxy.port, script),
-    );
+    let (want, got) = psql_on_both(script);
     assert!(
         want.contains("jsonb_object_keys") || want.contains(" k "),
         "{want}"
