@@ -26,10 +26,7 @@ fn unknown_unit(unit: &str) -> String {
 
 /// Microseconds of wall-clock time in `zone` for an instant.
 fn local_of(utc: i64, zone: &TimeZone) -> i64 {
-    let off = jiff::Timestamp::from_microsecond(utc)
-        .map(|t| zone.to_offset(t).seconds() as i64)
-        .unwrap_or(0);
-    utc + off * 1_000_000
+    utc + super::zone::offset_seconds(zone, utc) * 1_000_000
 }
 
 /// A field of a point in time (`local`: wall-clock microseconds; `epoch`: seconds since
@@ -176,8 +173,7 @@ fn date_of(value: &str, zone: &TimeZone) -> Result<String, String> {
             ));
         }
     };
-    let (y, m, d) = civil_from_days(days);
-    Ok(format!("{y:04}-{m:02}-{d:02}"))
+    Ok(super::interval::date_text(days))
 }
 
 fn text_of(v: Value) -> Option<String> {

@@ -253,7 +253,8 @@ pub(super) fn moment(text: &str) -> Option<Moment> {
     })
 }
 
-fn date_text(days: i64) -> String {
+/// Days since 1970 as a date's text (`YYYY-MM-DD`).
+pub(super) fn date_text(days: i64) -> String {
     let (y, m, d) = civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
 }

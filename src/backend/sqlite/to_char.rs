@@ -47,9 +47,7 @@ fn local(text: &str, zone: &TimeZone) -> Option<(i64, i64)> {
         Moment::Date(d) => (d * DAY_US, 0),
         Moment::Local(us) => (us, 0),
         Moment::Instant(us) => {
-            let off = jiff::Timestamp::from_microsecond(us)
-                .map(|t| zone.to_offset(t).seconds() as i64)
-                .unwrap_or(0);
+            let off = super::zone::offset_seconds(zone, us);
             (us + off * 1_000_000, off)
         }
     })

@@ -34,7 +34,8 @@ pub fn parse(name: &str) -> Result<Zone, String> {
         .map_err(|_| format!("invalid value for parameter \"TimeZone\": \"{n}\""))
 }
 
-fn offset_seconds(zone: &TimeZone, utc_micros: i64) -> i64 {
+/// The zone's offset from UTC at an instant, in seconds.
+pub fn offset_seconds(zone: &TimeZone, utc_micros: i64) -> i64 {
     Timestamp::from_microsecond(utc_micros)
         .map(|t| zone.to_offset(t).seconds() as i64)
         .unwrap_or(0)
