@@ -70,6 +70,28 @@ pub fn run_python(port: u16) {
     run_script("drivers.py", port, "python drivers");
 }
 
+/// What asyncpg reads back for arrays, enums and a failed prepare
+/// (tests/clients/asyncpg_types.py): its output, to compare between servers.
+pub fn asyncpg_types(url: &str) -> String {
+    let out = Command::new("timeout")
+        .args(["60", "python3"])
+        .arg(clients_dir().join("asyncpg_types.py"))
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "asyncpg_types.py ({}):\n{text}",
+        out.status
+    );
+    text
+}
+
 /// SQLAlchemy 2 ORM with psycopg 3 and psycopg2 (tests/clients/orm.py).
 pub fn run_orm(port: u16) {
     run_script("orm.py", port, "SQLAlchemy ORM");

@@ -203,3 +203,45 @@ fn sqlalchemy_orm_on_sqlite_and_postgres() {
     let proxy = Proxy::simple(&pg.url("app"), "");
     crate::drivers::run_orm(proxy.port);
 }
+
+/// asyncpg asks the server what an array or enum type is (a recursive query over
+/// `pg_type`) before it reads one: on the SQLite default it reads `int[]`, `text[]`,
+/// `numeric[]`, enum columns, `$1 = ANY(nums)` and a statement that fails to prepare as on
+/// PostgreSQL. Before, `SELECT ARRAY[1, 2]::int[]` never returned: the introspection
+/// query failed at Parse and the error waited for a Sync that asyncpg sends only after
+/// the answer.
+#[test]
+fn asyncpg_reads_arrays_and_enums_as_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let pg = crate::support::PgCluster::start();
+    let want = crate::drivers::asyncpg_types(&pg.url("app"));
+    assert!(
+        want.contains("row [1, ['a', 'b c'], [1, 2], 'ok']"),
+        "{want}"
+    );
+    let got = crate::drivers::asyncpg_types(&proxy.url("app", "secret"));
+    assert_eq!(got, want, "asyncpg: the SQLite default, then PostgreSQL");
+}
+
+/// An error in the extended protocol is sent at once, as PostgreSQL sends it, not held
+/// until Sync: a client that pipelines Parse, Describe and Flush waits for the answer
+/// before it sends Sync.
+#[test]
+fn a_failed_parse_is_answered_before_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    rt().block_on(async {
+        use crate::support::raw::{Raw, msg, parse, sync};
+        let mut c = Raw::login(proxy.port, "app", "secret").await;
+        let describe = msg(b'D', b"Sfails\0");
+        c.send(&[parse("fails", "SELEC 1"), describe, msg(b'H', b"")].concat())
+            .await;
+        let (tag, body) = c.read().await.expect("an answer before Sync");
+        assert_eq!(tag, b'E', "{}", String::from_utf8_lossy(&body));
+        assert!(String::from_utf8_lossy(&body).contains("42601"));
+        c.send(&sync()).await;
+        let (tags, _) = c.until_ready().await;
+        assert_eq!(tags, "ZI");
+    });
+}

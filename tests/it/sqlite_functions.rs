@@ -82,9 +82,9 @@ fn silent_differences_answer_as_on_postgres() {
 /// Arrays written as PostgreSQL's literal (`'{x,y}'`) are kept as the JSON arrays that
 /// array parameters become, with numbers as numbers, so `3 = ANY(nums)` finds its row
 /// (it was "malformed JSON", then false); array functions and `^` answer as on
-/// PostgreSQL; a subscript is named by its column. (A bare array column still reads as
-/// its JSON: typed as an array, it sends asyncpg into a type introspection that does not
-/// end on this backend.)
+/// PostgreSQL; a subscript is named by its column; an array column, `ARRAY[…]` and an
+/// array cast are typed as arrays and print as PostgreSQL's literals (they printed their
+/// JSON, `["x","y"]`), and `psql \d` shows `text[]`.
 #[test]
 fn arrays_answer_as_on_postgres() {
     let script = "CREATE TABLE t3 (id serial PRIMARY KEY, tags text[], nums int[]);\n\
@@ -96,9 +96,15 @@ fn arrays_answer_as_on_postgres() {
         UPDATE t3 SET tags = array_append(tags, 'z') WHERE id = 1 RETURNING array_length(tags, 1);\n\
         UPDATE t3 SET tags = '{q}' WHERE id = 2;\n\
         SELECT tags[1], array_length(array_remove(tags, 'x'), 1), string_to_array('a,b', ','), 2 ^ 10 FROM t3 \
-        WHERE id IN (1, 2) ORDER BY id;\n";
+        WHERE id IN (1, 2) ORDER BY id;\n\
+        SELECT * FROM t3 ORDER BY id;\n\
+        SELECT ARRAY[1, 2], ARRAY['a b'], '{a,b}'::text[], 1 = ANY(ARRAY[1]), 2 = ANY('{1}'::int[]), ARRAY[1.5];\n\
+        \\d t3\n";
     let (want, got) = psql_on_both(script);
-    assert!(want.contains("{a,b}"), "{want}");
+    assert!(
+        want.contains("{a,b}") && want.contains("integer[]"),
+        "{want}"
+    );
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
 

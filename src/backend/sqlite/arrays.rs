@@ -9,7 +9,7 @@ use rusqlite::types::Value;
 use super::types;
 
 /// (element OID, array OID) for the element types switchyard reads.
-const ARRAYS: [(u32, u32); 18] = [
+const ARRAYS: [(u32, u32); 22] = [
     (types::BOOL, 1000),
     (types::BYTEA, 1001),
     (types::INT2, 1005),
@@ -28,15 +28,20 @@ const ARRAYS: [(u32, u32); 18] = [
     (types::UUID, 2951),
     (types::JSON, 199),
     (types::JSONB, 3807),
+    (types::OID, 1028),
+    (types::NAME, 1003),
+    (types::CHAR, 1002),
+    (types::INTERVAL, 1187),
 ];
 
 /// The array type of an element type (text[] for one switchyard does not know).
 pub fn array_of(elem: u32) -> u32 {
-    ARRAYS
-        .iter()
-        .find(|(e, _)| *e == elem)
-        .map(|(_, a)| *a)
-        .unwrap_or(1009)
+    array_type(elem).unwrap_or(1009)
+}
+
+/// The array type of an element type switchyard reads, if it is one.
+pub fn array_type(elem: u32) -> Option<u32> {
+    ARRAYS.iter().find(|(e, _)| *e == elem).map(|(_, a)| *a)
 }
 
 /// The element type of an array type.

@@ -11,8 +11,9 @@ enum CastTarget {
     Keep(&'static str),
     Drop,
     Bool,
-    /// An array type: the value becomes the JSON array SQLite keeps (`sy_array`).
-    Array,
+    /// An array type: the value becomes the JSON array SQLite keeps (`sy_array`), its
+    /// elements read as this element type (numbers stay numbers).
+    Array(&'static str),
     /// `'name'::regclass`: the catalog's OID of the relation of that name.
     RegClass,
     /// A timestamp type: the value in its canonical stored form (`coerce.rs`), so a
@@ -23,7 +24,10 @@ enum CastTarget {
 fn cast_target(t: &DataType) -> CastTarget {
     let name = t.to_string().to_lowercase();
     if name.ends_with(']') || matches!(t, DataType::Array(_)) {
-        return CastTarget::Array;
+        let elem = name.split('[').next().unwrap_or("").trim();
+        let elem = elem.strip_prefix("pg_catalog.").unwrap_or(elem);
+        let elem = super::types::oid_for_decltype(elem);
+        return CastTarget::Array(super::types::type_name(elem));
     }
     let base = name.split(['(', '[']).next().unwrap_or("").trim();
     let base = base.strip_prefix("pg_catalog.").unwrap_or(base);
@@ -74,8 +78,8 @@ pub(super) fn rewrite_cast(expr: &mut Expr, ddl: bool) {
             *expr = Expr::Nested(Box::new(std::mem::replace(inner.as_mut(), raw("NULL"))));
             return;
         }
-        CastTarget::Array => {
-            *expr = raw(format!("sy_array({inner})"));
+        CastTarget::Array(elem) => {
+            *expr = raw(format!("sy_array({inner}, '{elem}')"));
             return;
         }
         CastTarget::Timestamp(f) => {

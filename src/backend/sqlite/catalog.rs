@@ -36,27 +36,37 @@ fn type_rows() -> String {
         types::JSONB,
         types::INTERVAL,
     ];
-    oids.iter()
-        .map(|&o| {
-            let name = match o {
-                types::BOOL => "bool",
-                types::INT8 => "int8",
-                types::INT2 => "int2",
-                types::INT4 => "int4",
-                types::FLOAT4 => "float4",
-                types::FLOAT8 => "float8",
-                types::VARCHAR => "varchar",
-                types::BPCHAR => "bpchar",
-                types::TIMESTAMP => "timestamp",
-                types::TIMESTAMPTZ => "timestamptz",
-                types::TIME => "time",
-                types::CHAR => "char",
-                other => types::type_name(other),
-            };
-            format!("SELECT CAST({o} AS INTEGER) AS oid, '{name}' AS typname, 11 AS typnamespace, {} AS typlen, 'b' AS typtype, 0 AS typrelid, 0 AS typelem, 0 AS typarray, 0 AS typbasetype, 0 AS typnotnull, -1 AS typtypmod, 10 AS typowner, 'U' AS typcategory, ',' AS typdelim, 1 AS typisdefined, NULL AS typdefault, 0 AS typcollation, 0 AS typndims, 'i' AS typalign, 'p' AS typstorage, 0 AS typreceive, 0 AS typsend", types::type_len(o))
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
+    let row = |oid: u32, name: &str, len: i16, elem: u32, array: u32, category: char| {
+        format!(
+            "SELECT CAST({oid} AS INTEGER) AS oid, '{name}' AS typname, 11 AS typnamespace, {len} AS typlen, 'b' AS typtype, 0 AS typrelid, {elem} AS typelem, {array} AS typarray, 0 AS typbasetype, 0 AS typnotnull, -1 AS typtypmod, 10 AS typowner, '{category}' AS typcategory, ',' AS typdelim, 1 AS typisdefined, NULL AS typdefault, 0 AS typcollation, 0 AS typndims, 'i' AS typalign, 'p' AS typstorage, 0 AS typreceive, 0 AS typsend"
+        )
+    };
+    let mut rows = Vec::new();
+    for o in oids {
+        let name = match o {
+            types::BOOL => "bool",
+            types::INT8 => "int8",
+            types::INT2 => "int2",
+            types::INT4 => "int4",
+            types::FLOAT4 => "float4",
+            types::FLOAT8 => "float8",
+            types::VARCHAR => "varchar",
+            types::BPCHAR => "bpchar",
+            types::TIMESTAMP => "timestamp",
+            types::TIMESTAMPTZ => "timestamptz",
+            types::TIME => "time",
+            types::CHAR => "char",
+            other => types::type_name(other),
+        };
+        // An element type's array type, as `_int4` for `int4` (asyncpg's type
+        // introspection follows typelem from the array to its element).
+        let array = super::arrays::array_type(o);
+        rows.push(row(o, name, types::type_len(o), 0, array.unwrap_or(0), 'U'));
+        if let Some(a) = array {
+            rows.push(row(a, &format!("_{name}"), -1, o, 0, 'A'));
+        }
+    }
+    rows.join(" UNION ALL ")
 }
 
 /// Creates the catalog views on a connection.
@@ -94,14 +104,14 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
              0 AS relrowsecurity, \
              0 AS relforcerowsecurity, NULL AS relacl, NULL AS reloptions, 0 AS reltoastrelid, CASE type WHEN 'index' THEN 403 ELSE 0 END AS relam, 0 AS reloftype, \
              (SELECT count(*) FROM temp._sy_constraints k WHERE k.contype = 'c' AND k.conrelid = 16384 + o.rowid) AS relchecks, \
-             NULL AS relpartbound, 0 AS relnatts, 0 AS relpages, 'd' AS relreplident, 0 AS relfrozenxid \
+             NULL AS relpartbound, 0 AS relnatts, 0 AS relpages, 'd' AS relreplident, 0 AS relfrozenxid, 0 AS reltype \
              FROM ({USER_OBJECTS}) o WHERE type IN ('table', 'view', 'index') \
              UNION ALL SELECT conindid, conname, 2200, 'i', 10, 0, -1, 'p', 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 403, 0, \
-             0, NULL, 0, 0, 'd', 0 FROM temp._sy_constraints WHERE contype IN ('p', 'u') AND conindid >= 1000000 \
+             0, NULL, 0, 0, 'd', 0, 0 FROM temp._sy_constraints WHERE contype IN ('p', 'u') AND conindid >= 1000000 \
              UNION ALL SELECT seqoid, seqname, 2200, 'S', 10, 0, -1, 'p', 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, \
-             0, NULL, 0, 0, 'n', 0 FROM _sy_serials \
+             0, NULL, 0, 0, 'n', 0, 0 FROM _sy_serials \
              UNION ALL SELECT 1259, 'pg_class', 11, 'r', 10, 0, -1, 'p', 0, 1, 0, 0, 0, 0, NULL, NULL, 0, 2, 0, \
-             0, NULL, 0, 0, 'n', 0"
+             0, NULL, 0, 0, 'n', 0, 0"
         ),
         format!(
             "pg_tables AS SELECT 'public' AS schemaname, name AS tablename, 'postgres' AS tableowner, NULL AS tablespace, \
@@ -129,8 +139,8 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
          FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind = 'r') WHERE adbin IS NOT NULL"
             .to_string(),
         "pg_attribute AS SELECT CAST(c.oid AS INTEGER) AS attrelid, p.name AS attname, \
-         COALESCE((SELECT CASE s.pg_type WHEN 'bigint' THEN 20 WHEN 'smallint' THEN 21 \
-         ELSE COALESCE((SELECT 200000 + min(e.rowid) FROM _switchyard_enums e WHERE e.typname = s.pg_type), 25) END \
+         COALESCE((SELECT CASE WHEN s.pg_type = 'bigint' THEN 20 WHEN s.pg_type = 'smallint' THEN 21 \
+         WHEN s.pg_type LIKE '%[]' THEN pg_type_oid(s.pg_type) ELSE COALESCE((SELECT 200000 + min(e.rowid) FROM _switchyard_enums e WHERE e.typname = s.pg_type), 25) END \
          FROM _switchyard_columns s WHERE s.tbl = c.relname AND s.col = p.name), pg_type_oid(p.type)) AS atttypid, \
          p.cid + 1 AS attnum, (p.\"notnull\" OR p.pk > 0) AS attnotnull, 0 AS attisdropped, pg_typmod(p.type) AS atttypmod, 0 AS attndims, \
          EXISTS (SELECT 1 FROM pg_attrdef d WHERE d.adrelid = c.oid AND d.adnum = p.cid + 1) AS atthasdef, \
@@ -196,7 +206,7 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
          CAST(200000 + (SELECT min(x.rowid) FROM _switchyard_enums x WHERE x.typname = e.typname) AS INTEGER) AS enumtypid, \
          e.sortorder AS enumsortorder, e.label AS enumlabel FROM _switchyard_enums e"
             .to_string(),
-        "pg_range AS SELECT 0 AS rngtypid, 0 AS rngsubtype WHERE 0".to_string(),
+        "pg_range AS SELECT 0 AS rngtypid, 0 AS rngsubtype, 0 AS rngmultitypid WHERE 0".to_string(),
         "pg_settings AS SELECT 'server_version' AS name, current_setting('server_version') AS setting \
          UNION ALL SELECT 'max_index_keys', '32' UNION ALL SELECT 'max_identifier_length', '63'"
             .to_string(),
@@ -444,7 +454,15 @@ fn catalog_column(name: &str) -> Option<u32> {
         "indnkeyatts" | "indnatts" | "attnum" | "adnum" => types::INT2,
         "conkey" | "confkey" => super::arrays::array_of(types::INT2),
         "oid" | "conrelid" | "confrelid" | "indrelid" | "indexrelid" | "attrelid" | "relam"
-        | "relnamespace" | "atttypid" | "typnamespace" | "conindid" => types::OID,
+        | "relnamespace" | "atttypid" | "typnamespace" | "conindid" | "typelem" | "typarray"
+        | "typbasetype" | "typrelid" | "reltype" | "enumtypid" | "rngtypid" | "rngsubtype" => {
+            types::OID
+        }
+        // asyncpg's type introspection names its columns so.
+        "elemtype" | "basetype" | "range_subtype" => types::OID,
+        "typtype" | "typdelim" | "typcategory" | "kind" | "elemdelim" => types::CHAR,
+        "attrtypoids" => super::arrays::array_of(types::OID),
+        "attrnames" => super::arrays::array_of(types::TEXT),
         "indisunique"
         | "indisprimary"
         | "indisvalid"

@@ -45,7 +45,9 @@ pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
             // A cast of a cast is named by the outer type, as PostgreSQL names it.
             Some(n) if n != "?column?" && !matches!(expr.as_ref(), Expr::Cast { .. }) => n,
             Some(_) => {
+                // An array type is named by its element type (`'{a}'::text[]` → `text`).
                 let t = super::ddl::base_type(data_type);
+                let t = t.trim_end_matches("[]").to_string();
                 match super::types::oid_for_decltype(&t) {
                     super::types::INT4 => "int4".into(),
                     super::types::INT8 => "int8".into(),
@@ -72,6 +74,7 @@ pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
                 });
         }
         Expr::Case { .. } => "case".into(),
+        Expr::Array(_) => "array".into(),
         Expr::Interval(_) => "interval".into(),
         // `tags[1]` is named by its column, as in PostgreSQL.
         Expr::CompoundFieldAccess { root, .. } => match root.as_ref() {

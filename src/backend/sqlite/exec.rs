@@ -141,6 +141,11 @@ pub fn describe(
                             Some(t) if d.eq_ignore_ascii_case("integer") => {
                                 overrides(t, origin).unwrap_or(types::INT4)
                             }
+                            // An array column is kept as JSON; its declared type is
+                            // remembered beside it.
+                            Some(t) if d.eq_ignore_ascii_case("json") => overrides(t, origin)
+                                .filter(|o| super::arrays::element_of(*o).is_some())
+                                .unwrap_or(types::JSON),
                             _ => types::oid_for_decltype(d),
                         }
                     })

@@ -143,6 +143,14 @@ impl Session {
                         ParamHint::Column { table, column } => {
                             catalog::column_type(&self.conn, table.as_deref(), column, &t.tables)
                         }
+                        ParamHint::ElementOf { table, column } => {
+                            catalog::column_type(&self.conn, table.as_deref(), column, &t.tables)
+                                .and_then(super::arrays::element_of)
+                        }
+                        ParamHint::ArrayOf { table, column } => {
+                            catalog::column_type(&self.conn, table.as_deref(), column, &t.tables)
+                                .map(super::arrays::array_of)
+                        }
                     })
                     .unwrap_or(types::TEXT),
             })

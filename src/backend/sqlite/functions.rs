@@ -136,13 +136,16 @@ pub fn register(
     let s = settings.clone();
     conn.create_scalar_function("set_config", 3, volatile(), move |ctx| {
         let name: String = ctx.get(0)?;
-        let value: String = ctx.get(1)?;
+        let mut settings = s.lock().unwrap_or_else(|e| e.into_inner());
+        // A NULL value resets the setting, as on PostgreSQL (asyncpg restores `jit` so).
+        let Some(value) = ctx.get::<Option<String>>(1)? else {
+            settings.reset(&name);
+            return Ok(settings.get(&name).map(str::to_string));
+        };
         Settings::check(&name, &value)
             .map_err(|m| rusqlite::Error::UserFunctionError(format!("22023: {m}").into()))?;
-        s.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .set(&name, &value);
-        Ok(value)
+        settings.set(&name, &value);
+        Ok(Some(value))
     })?;
     conn.create_scalar_function("pg_type_oid", 1, det(), |ctx| {
         let decl: Option<String> = ctx.get(0)?;

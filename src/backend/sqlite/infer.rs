@@ -24,6 +24,16 @@ pub enum ParamHint {
         column: String,
     },
     Fixed(u32),
+    /// The element type of an array column (`$1 = ANY(tags)`).
+    ElementOf {
+        table: Option<String>,
+        column: String,
+    },
+    /// An array of a column's type (`id = ANY($1)`).
+    ArrayOf {
+        table: Option<String>,
+        column: String,
+    },
 }
 
 fn placeholder(e: &Expr) -> Option<usize> {
@@ -135,6 +145,14 @@ impl sqlparser::ast::Visitor for ExprHints<'_> {
                     }
                 }
             }
+            Expr::AnyOp { left, right, .. } | Expr::AllOp { left, right, .. } => {
+                if let (Some(n), Some((table, column))) = (placeholder(left), column_ref(right)) {
+                    self.0.push((n, ParamHint::ElementOf { table, column }));
+                }
+                if let (Some(n), Some((table, column))) = (placeholder(right), column_ref(left)) {
+                    self.0.push((n, ParamHint::ArrayOf { table, column }));
+                }
+            }
             Expr::InList { expr, list, .. } => {
                 if let Some((table, column)) = column_ref(expr) {
                     for n in list.iter().filter_map(placeholder) {
@@ -198,15 +216,56 @@ pub fn result_sources(stmt: &Statement, catalog: bool) -> Vec<Option<Source>> {
         return Vec::new();
     };
     let scope = Scope::of(s);
-    s.projection
-        .iter()
-        .map(|item| match item {
+    let mut sources = Vec::new();
+    for item in &s.projection {
+        match item {
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                source(e, &scope, catalog)
+                sources.push(source(e, &scope, catalog));
             }
-            _ => None,
-        })
-        .collect()
+            SelectItem::Wildcard(_) if catalog => match cte_columns(q, s) {
+                Some(names) => sources.extend(names.into_iter().map(|column| {
+                    Some(Source {
+                        func: String::new(),
+                        table: None,
+                        column,
+                    })
+                })),
+                None => return sources,
+            },
+            // Columns after a `*` are not where the items say.
+            _ => return sources,
+        }
+    }
+    sources
+}
+
+/// The column names a `*` stands for when the query reads one CTE that names its
+/// columns (`WITH RECURSIVE tree(oid, name, …) AS (…) SELECT * FROM tree`, as asyncpg's
+/// type introspection does).
+fn cte_columns(q: &Query, s: &sqlparser::ast::Select) -> Option<Vec<String>> {
+    let [from] = s.from.as_slice() else {
+        return None;
+    };
+    if !from.joins.is_empty() {
+        return None;
+    }
+    let sqlparser::ast::TableFactor::Table { name, .. } = &from.relation else {
+        return None;
+    };
+    let name = last_ident(name)?;
+    let cte = q
+        .with
+        .as_ref()?
+        .cte_tables
+        .iter()
+        .find(|c| c.alias.name.value == name)?;
+    let names: Vec<String> = cte
+        .alias
+        .columns
+        .iter()
+        .map(|c| c.name.value.clone())
+        .collect();
+    (!names.is_empty()).then_some(names)
 }
 
 /// Whether `e` is an interval: a literal or a cast to one.
@@ -350,6 +409,10 @@ pub(super) fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
         },
         Expr::Cast { data_type, .. } => Some(types::oid_for_decltype(&base_type(data_type))),
         Expr::Interval(_) => Some(types::INTERVAL),
+        // ARRAY[…]: an array of its first element's type (text[] when not evident).
+        Expr::Array(a) => Some(super::arrays::array_of(
+            a.elem.first().and_then(expr_type).unwrap_or(types::TEXT),
+        )),
         Expr::Extract { .. } => Some(types::NUMERIC),
         Expr::Ceil { expr, .. } | Expr::Floor { expr, .. } => expr_type(expr),
         Expr::Position { .. } => Some(types::INT4),
@@ -416,6 +479,8 @@ pub(super) fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
         | Expr::IsNotTrue(_)
         | Expr::IsNotFalse(_) => Some(types::BOOL),
         Expr::InList { .. }
+        | Expr::AnyOp { .. }
+        | Expr::AllOp { .. }
         | Expr::InSubquery { .. }
         | Expr::Between { .. }
         | Expr::Exists { .. } => Some(types::BOOL),

@@ -120,6 +120,7 @@ pub fn type_name(oid: u32) -> &'static str {
         JSONB => "jsonb",
         NAME => "name",
         INTERVAL => "interval",
+        CHAR => "\"char\"",
         _ => "text",
     }
 }

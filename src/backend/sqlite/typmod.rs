@@ -32,6 +32,9 @@ pub fn format(oid: u32, typmod: i64, enum_name: Option<String>) -> String {
     if let Some(name) = enum_name {
         return name;
     }
+    if let Some(elem) = super::arrays::element_of(oid) {
+        return format!("{}[]", format(elem, typmod, None));
+    }
     let name = types::type_name(oid);
     if typmod < 4 {
         return name.to_string();

@@ -76,8 +76,11 @@ pub fn serve(pipe: DuplexStream, handle: Handle, mut s: Session) {
             )),
         };
         if let Err(e) = result {
+            // PostgreSQL flushes an error at once, Flush or not: a client that sent
+            // Parse/Describe/Flush waits for it before it sends Sync.
             s.fail(&mut out, e);
             s.skip_until_sync = true;
+            flush = true;
         }
         if flush && (io.write_all(&out).is_err() || io.flush().is_err()) {
             return;

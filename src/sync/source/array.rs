@@ -280,9 +280,8 @@ fn to_json(node: &Node, base: &str) -> serde_json::Value {
                     .map(J::Number)
             };
             match base {
-                "bigint" | "integer" | "smallint" | "numeric" | "real" | "double precision" => {
-                    number().unwrap_or(J::String(text))
-                }
+                "bigint" | "integer" | "smallint" | "oid" | "numeric" | "real"
+                | "double precision" => number().unwrap_or(J::String(text)),
                 "boolean" => J::Bool(text == "t" || text == "true"),
                 "json" | "jsonb" => serde_json::from_str(&text).unwrap_or(J::String(text)),
                 _ => J::String(text),
