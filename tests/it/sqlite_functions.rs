@@ -84,10 +84,11 @@ fn silent_differences_answer_as_on_postgres() {
 /// (it was "malformed JSON", then false); array functions and `^` answer as on
 /// PostgreSQL; a subscript is named by its column; an array column, `ARRAY[…]` and an
 /// array cast are typed as arrays and print as PostgreSQL's literals (they printed their
-/// JSON, `["x","y"]`), and `psql \d` shows `text[]`.
+/// JSON, `["x","y"]`), `||` joins arrays (it joined their JSON texts), and `psql \d`
+/// shows `text[]` and `character varying(20)[]`.
 #[test]
 fn arrays_answer_as_on_postgres() {
-    let script = "CREATE TABLE t3 (id serial PRIMARY KEY, tags text[], nums int[]);\n\
+    let script = "CREATE TABLE t3 (id serial PRIMARY KEY, tags text[], nums int[], names varchar(20)[] NOT NULL DEFAULT '{}');\n\
         INSERT INTO t3 (tags, nums) VALUES ('{x,y}', '{1,2}'), ('{y}', '{3}'), ('{}', '{}'), (NULL, NULL);\n\
         SELECT id, array_length(tags, 1), cardinality(nums), tags[1], nums[2], \
         array_position(tags, 'y') FROM t3 ORDER BY id;\n\
@@ -98,6 +99,7 @@ fn arrays_answer_as_on_postgres() {
         SELECT tags[1], array_length(array_remove(tags, 'x'), 1), string_to_array('a,b', ','), 2 ^ 10 FROM t3 \
         WHERE id IN (1, 2) ORDER BY id;\n\
         SELECT * FROM t3 ORDER BY id;\n\
+        SELECT tags || ARRAY['z'], tags || 'y'::text, 'w'::text || tags, tags || '{q}', nums || 7, ARRAY[1] || ARRAY[2] FROM t3 ORDER BY id;\n\
         SELECT ARRAY[1, 2], ARRAY['a b'], '{a,b}'::text[], 1 = ANY(ARRAY[1]), 2 = ANY('{1}'::int[]), ARRAY[1.5];\n\
         \\d t3\n";
     let (want, got) = psql_on_both(script);

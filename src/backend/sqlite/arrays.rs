@@ -84,6 +84,11 @@ pub fn from_binary(b: &[u8], elem: u32) -> Result<Value, String> {
 
 /// A JSON array (as SQLite keeps arrays) in PostgreSQL's text form; other text as it is.
 pub fn json_to_literal(text: &str) -> String {
+    // Already PostgreSQL's literal (a column default `'{}'`, a file written before arrays
+    // were kept as JSON).
+    if text.trim_start().starts_with('{') {
+        return text.to_string();
+    }
     crate::sync::source::array::json_to_pg_literal(text).unwrap_or_else(|| text.to_string())
 }
 

@@ -142,7 +142,8 @@ pub fn install(conn: &Connection) -> rusqlite::Result<()> {
          COALESCE((SELECT CASE WHEN s.pg_type = 'bigint' THEN 20 WHEN s.pg_type = 'smallint' THEN 21 \
          WHEN s.pg_type LIKE '%[]' THEN pg_type_oid(s.pg_type) ELSE COALESCE((SELECT 200000 + min(e.rowid) FROM _switchyard_enums e WHERE e.typname = s.pg_type), 25) END \
          FROM _switchyard_columns s WHERE s.tbl = c.relname AND s.col = p.name), pg_type_oid(p.type)) AS atttypid, \
-         p.cid + 1 AS attnum, (p.\"notnull\" OR p.pk > 0) AS attnotnull, 0 AS attisdropped, pg_typmod(p.type) AS atttypmod, 0 AS attndims, \
+         p.cid + 1 AS attnum, (p.\"notnull\" OR p.pk > 0) AS attnotnull, 0 AS attisdropped, pg_typmod(COALESCE((SELECT s.pg_type FROM _switchyard_columns s WHERE s.tbl = c.relname AND s.col = p.name \
+         AND s.pg_type LIKE '%[]'), p.type)) AS atttypmod, 0 AS attndims, \
          EXISTS (SELECT 1 FROM pg_attrdef d WHERE d.adrelid = c.oid AND d.adnum = p.cid + 1) AS atthasdef, \
          COALESCE((SELECT s.identity FROM _sy_serials s WHERE s.relid = c.oid AND s.attnum = p.cid + 1), '') AS attidentity, '' AS attgenerated, 0 AS attcollation, -1 AS attlen, NULL AS attoptions \
          FROM pg_class c JOIN pragma_table_info(c.relname) p WHERE c.relkind IN ('r', 'v')"
@@ -524,6 +525,8 @@ pub fn source_types(
                 .or_else(|| catalog_column(&s.column).map(|o| (o, None)))?;
             match (s.func.as_str(), oid) {
                 ("array_agg", _) => Some((super::arrays::array_of(oid), None)),
+                ("||", o) if super::arrays::element_of(o).is_some() => Some((o, None)),
+                ("||", _) => None,
                 ("sum", types::INT2 | types::INT4) => Some((types::INT8, None)),
                 ("sum", types::INT8) => Some((types::NUMERIC, None)),
                 ("sum", types::NUMERIC | types::FLOAT4 | types::FLOAT8) => Some((oid, scale)),

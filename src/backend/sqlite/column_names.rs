@@ -24,6 +24,14 @@ pub(super) fn name_columns(items: &mut [sqlparser::ast::SelectItem]) {
     }
 }
 
+/// Names the unnamed result columns of `q`'s own SELECT (see [`name_columns`]): the
+/// rewrites call it before they change what the client wrote.
+pub(super) fn name_query(q: &mut sqlparser::ast::Query) {
+    if let sqlparser::ast::SetExpr::Select(s) = q.body.as_mut() {
+        name_columns(&mut s.projection);
+    }
+}
+
 pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
     Some(match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,

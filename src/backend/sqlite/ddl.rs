@@ -276,7 +276,14 @@ pub fn rewrite_column(
     }
     let is_array = pg_type.ends_with("[]") || pg_type.starts_with("array");
     col.data_type = if is_array {
-        remembered.push((table.to_string(), col.name.value.clone(), pg_type.clone()));
+        // With the element's size (`varchar(20)[]`), as reflection reads it.
+        let full = col.data_type.to_string().to_lowercase();
+        let remember = if full.ends_with("[]") {
+            full
+        } else {
+            pg_type.clone()
+        };
+        remembered.push((table.to_string(), col.name.value.clone(), remember));
         custom("JSON")
     } else {
         let oid = types::oid_for_decltype(&pg_type);

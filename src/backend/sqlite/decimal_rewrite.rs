@@ -427,9 +427,7 @@ impl VisitorMut for Rewrite<'_> {
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         // Result columns are named from what the client wrote, before it is rewritten.
-        if let SetExpr::Select(s) = q.body.as_mut() {
-            super::rewrite::name_columns(&mut s.projection);
-        }
+        super::column_names::name_query(q);
         ControlFlow::Continue(())
     }
 

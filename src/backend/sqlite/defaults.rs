@@ -124,7 +124,16 @@ fn labelled(value: &str, oid: u32, enum_name: Option<&str>) -> String {
     let label = match (enum_name, oid) {
         (Some(e), _) => e,
         (None, types::BPCHAR) => "bpchar",
-        (None, o) => types::type_name(o),
+        (None, o) => match super::arrays::element_of(o) {
+            Some(elem) => {
+                return format!(
+                    "'{}'::{}[]",
+                    value.replace('\'', "''"),
+                    types::type_name(elem)
+                );
+            }
+            None => types::type_name(o),
+        },
     };
     format!("'{}'::{label}", value.replace('\'', "''"))
 }

@@ -268,6 +268,17 @@ fn cte_columns(q: &Query, s: &sqlparser::ast::Select) -> Option<Vec<String>> {
     (!names.is_empty()).then_some(names)
 }
 
+/// The array type of `ARRAY[…]` or of a cast to an array type.
+fn array_of(e: &Expr) -> Option<u32> {
+    match e {
+        Expr::Nested(inner) => array_of(inner),
+        Expr::Array(_) | Expr::Cast { .. } => {
+            expr_type_in(e, &Scope::default()).filter(|t| super::arrays::element_of(*t).is_some())
+        }
+        _ => None,
+    }
+}
+
 /// Whether `e` is an interval: a literal or a cast to one.
 fn is_interval(e: &Expr) -> bool {
     match e {
@@ -326,6 +337,20 @@ fn source(e: &Expr, scope: &Scope<'_>, catalog: bool) -> Option<Source> {
     }
     if let Some(s) = shifted_source(e, scope) {
         return Some(s);
+    }
+    // `col || …`: an array when the column is one (see `catalog::source_types`).
+    if let Expr::BinaryOp {
+        left,
+        op: BinaryOperator::StringConcat,
+        right,
+    } = e
+        && let Some((table, column)) = column_ref(left).or_else(|| column_ref(right))
+    {
+        return Some(Source {
+            func: "||".into(),
+            table,
+            column,
+        });
     }
     let Expr::Function(f) = e else { return None };
     let name = f.name.to_string().to_lowercase();
@@ -437,6 +462,10 @@ pub(super) fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
                     || super::rewrite_ops::is_jsonb_cast(right) =>
             {
                 Some(types::JSONB)
+            }
+            // An array joined with another or with an element (`array_concat.rs`).
+            B::StringConcat if array_of(left).or_else(|| array_of(right)).is_some() => {
+                array_of(left).or_else(|| array_of(right))
             }
             B::StringConcat | B::HashLongArrow | B::LongArrow => Some(types::TEXT),
             B::Question | B::QuestionPipe | B::QuestionAnd | B::AtArrow | B::ArrowAt => {

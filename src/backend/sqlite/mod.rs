@@ -13,6 +13,7 @@
 
 pub mod alter;
 mod alter_column;
+mod array_concat;
 mod array_functions;
 pub mod arrays;
 mod booltext;

@@ -273,6 +273,7 @@ pub(super) fn translate_one(
     super::coerce::writes(&mut stmt, schema);
     super::booltext::rewrite(&mut stmt, &tables, schema);
     super::coerce::comparisons(&mut stmt, &tables, schema);
+    super::array_concat::rewrite(&mut stmt, &tables, schema);
     super::temporal_rewrite::rewrite(&mut stmt, &tables, schema);
     let decimals = super::decimal_rewrite::rewrite(&mut stmt, &tables, schema);
     let mut rw = Rewriter::default();

@@ -11,6 +11,8 @@ use super::types;
 /// `atttypmod` for a SQLite declared type (-1: none).
 pub fn of_decl(decl: &str) -> i64 {
     let d = decl.trim().to_ascii_lowercase();
+    // An array's typmod is its element's (`varchar(20)[]`).
+    let d = d.trim_end_matches("[]");
     let Some((base, args)) = d.split_once('(') else {
         return -1;
     };
