@@ -32,10 +32,10 @@ fi
 
 # Python drivers for the driver tests, in a virtualenv of their own.
 VENV=target/test-venv
-if ! "$VENV/bin/python3" -c "import psycopg, asyncpg, psycopg2, sqlalchemy, alembic, django" >/dev/null 2>&1; then
+if ! "$VENV/bin/python3" -c "import psycopg, asyncpg, psycopg2, sqlalchemy, greenlet, alembic, django" >/dev/null 2>&1; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
-    "$VENV/bin/pip" install --quiet "psycopg[binary]" asyncpg psycopg2-binary sqlalchemy alembic "django>=5.2,<5.3"
+    "$VENV/bin/pip" install --quiet "psycopg[binary]" asyncpg psycopg2-binary sqlalchemy greenlet alembic "django>=5.2,<5.3"
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
 # node-postgres for the Node driver test.

@@ -1,9 +1,11 @@
 """SQLAlchemy 2 ORM through switchyard, as an app would use it: create_all, CRUD through
 relationships, a join, with_for_update, a nested transaction (SAVEPOINT) rolled back,
-reflection. Runs with psycopg 3 and with psycopg2.
+reflection. Runs with psycopg 3, with psycopg2, and with asyncpg through SQLAlchemy's
+asyncio extension (as FastAPI apps use it).
 Usage: python3 orm.py postgresql://app:secret@127.0.0.1:PORT/app
 Prints "OK <checks>" and exits 0, or raises."""
 
+import asyncio
 import datetime
 import decimal
 import sys
@@ -50,6 +52,19 @@ class Task(Base):
 
 def run(dialect):
     engine = create_engine(f"postgresql+{dialect}://{BASE_URL}")
+    scenario(engine)
+    engine.dispose()
+
+
+async def run_asyncpg():
+    from sqlalchemy.ext.asyncio import create_async_engine
+    engine = create_async_engine(f"postgresql+asyncpg://{BASE_URL.replace('sslmode=', 'ssl=')}")
+    async with engine.connect() as conn:
+        await conn.run_sync(lambda c: scenario(c.engine))
+    await engine.dispose()
+
+
+def scenario(engine):
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
     check(set(inspect(engine).get_table_names()) >= {"orm_users", "orm_tasks"}, "reflection sees the tables")
@@ -89,9 +104,9 @@ def run(dialect):
         s.commit()
         check(s.scalar(select(func.count()).select_from(Task)) == 12, "cascade delete")
     Base.metadata.drop_all(engine)
-    engine.dispose()
 
 
 for d in ("psycopg", "psycopg2"):
     run(d)
+asyncio.run(run_asyncpg())
 print(f"OK {checks}")

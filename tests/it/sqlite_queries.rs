@@ -1,6 +1,6 @@
 //! Query shapes on the SQLite backend compared with a real PostgreSQL in the same run:
 //! where NULLs sort, DISTINCT ON, JSON set-returning functions in FROM (with the tables
-//! before them), `->>` of an object or array.
+//! before them), `->>` of an object or array, set-returning functions in the SELECT list.
 
 use crate::sqlite_ddl::psql_on_both;
 
@@ -30,5 +30,30 @@ fn query_shapes_answer_as_on_postgres() {
         want.contains("jsonb_object_keys") || want.contains(" k "),
         "{want}"
     );
+    assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+}
+
+/// Set-returning functions in the SELECT list (`SELECT id, unnest(tags)`,
+/// `generate_series`, `jsonb_object_keys`, `jsonb_array_elements`) give a row per value,
+/// and FROM functions take column names from their alias (`jsonb_each(j) e(k, v)`,
+/// `generate_series(1, t.n) AS s(v)` over the rows before it). Before: SQLite's "no such
+/// function: unnest", "column s.v does not exist", and the generate_series over a column
+/// failed.
+#[test]
+fn set_returning_functions_answer_as_on_postgres() {
+    let script = "CREATE TABLE js (id int, j jsonb, tags text[], n int);\n\
+        INSERT INTO js VALUES (1, '{\"a\": 1, \"b\": [1, 2]}', '{x,y}', 2), (2, '{}', '{}', 0), (3, NULL, NULL, 1);\n\
+        SELECT id, unnest(tags) FROM js ORDER BY 1, 2;\n\
+        SELECT unnest(ARRAY[1, 2]) AS n;\n\
+        SELECT generate_series(1, 3);\n\
+        SELECT id, generate_series(1, n) g FROM js ORDER BY id, g;\n\
+        SELECT DISTINCT jsonb_object_keys(j) AS k FROM js ORDER BY k;\n\
+        SELECT jsonb_array_elements('[1, {\"a\": 2}]'::jsonb);\n\
+        SELECT count(*) FROM (SELECT unnest(tags) FROM js) x;\n\
+        SELECT id, s.v FROM js, generate_series(1, js.n) AS s(v) ORDER BY 1, 2;\n\
+        SELECT e.k, e.v FROM js, jsonb_each(js.j) e(k, v) ORDER BY 1;\n\
+        SELECT s.v FROM jsonb_array_elements_text('[\"a\", \"b\"]') AS s(v);\n";
+    let (want, got) = psql_on_both(script);
+    assert!(want.contains(" b | [1, 2]"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }

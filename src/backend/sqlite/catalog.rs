@@ -527,6 +527,7 @@ pub fn source_types(
                 ("array_agg", _) => Some((super::arrays::array_of(oid), None)),
                 ("||", o) if super::arrays::element_of(o).is_some() => Some((o, None)),
                 ("||", _) => None,
+                ("unnest", o) => super::arrays::element_of(o).map(|e| (e, None)),
                 ("sum", types::INT2 | types::INT4) => Some((types::INT8, None)),
                 ("sum", types::INT8) => Some((types::NUMERIC, None)),
                 ("sum", types::NUMERIC | types::FLOAT4 | types::FLOAT8) => Some((oid, scale)),

@@ -62,6 +62,20 @@ pub(super) fn function_type(f: &sqlparser::ast::Function, scope: &Scope<'_>) -> 
         "ascii" | "array_length" | "cardinality" | "array_position" | "array_upper"
         | "array_lower" => types::INT4,
         "string_to_array" => super::arrays::array_of(types::TEXT),
+        // Set-returning functions (in the SELECT list, see `srf_select.rs`).
+        "unnest" => nth_arg(f, 0)
+            .and_then(expr_type)
+            .and_then(super::arrays::element_of)?,
+        "generate_series" => match nth_arg(f, 0).and_then(expr_type)? {
+            types::DATE => types::TIMESTAMPTZ,
+            t => t,
+        },
+        "jsonb_array_elements" => types::JSONB,
+        "json_array_elements" => types::JSON,
+        "jsonb_array_elements_text"
+        | "json_array_elements_text"
+        | "jsonb_object_keys"
+        | "json_object_keys" => types::TEXT,
         "gen_random_uuid" | "uuid_generate_v4" => types::UUID,
         "bool_and"
         | "bool_or"

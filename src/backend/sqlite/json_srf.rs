@@ -11,7 +11,7 @@
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
-use sqlparser::ast::{Ident, TableAlias, TableFactor};
+use sqlparser::ast::{FunctionArg, FunctionArgExpr, Ident, TableAlias, TableFactor};
 
 use super::lateral::Unnested;
 
@@ -33,6 +33,9 @@ pub(super) fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
         return None;
     };
     let func = name.0.last()?.as_ident()?.value.to_lowercase();
+    if func == "generate_series" {
+        return series(tf, n);
+    }
     let (shape, text) = match func.as_str() {
         "jsonb_each" => (Shape::Each, false),
         "jsonb_each_text" | "json_each_text" => (Shape::Each, true),
@@ -44,18 +47,27 @@ pub(super) fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
     if args.args.len() != 1 {
         return None;
     }
-    let arg = args.args[0].to_string();
+    let arg = match &args.args[0] {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => super::rewrite::fragment(e),
+        other => other.to_string(),
+    };
     let given = alias.as_ref().map(|a| a.name.value.clone());
     let table = given.clone().unwrap_or_else(|| format!("_sy_json{n}"));
     let value = format!("sy_json_item({table}.value, {table}.type, {})", text as i32);
     let key = format!("{table}.key");
+    // Columns the alias names (`AS e(k, v)`) take the place of PostgreSQL's own names.
+    let named: Vec<String> = alias
+        .as_ref()
+        .map(|a| a.columns.iter().map(|c| c.name.value.clone()).collect())
+        .unwrap_or_default();
+    let name = |i: usize, own: &str| named.get(i).cloned().unwrap_or_else(|| own.to_string());
     let mut columns = match shape {
-        Shape::Each => vec![("key".to_string(), key), ("value".to_string(), value)],
-        Shape::Elements => vec![("value".to_string(), value)],
-        Shape::Keys => vec![(given.clone().unwrap_or(func.clone()), key)],
+        Shape::Each => vec![(name(0, "key"), key), (name(1, "value"), value)],
+        Shape::Elements => vec![(name(0, "value"), value)],
+        Shape::Keys => vec![(name(0, given.as_deref().unwrap_or(&func)), key)],
     };
     // A single column is also named by the alias (`jsonb_array_elements(x) e` has `e`).
-    if let (Shape::Elements, Some(a)) = (&shape, &given) {
+    if let (Shape::Elements, Some(a), true) = (&shape, &given, named.is_empty()) {
         let e = columns[0].1.clone();
         columns.push((a.clone(), e));
     }
@@ -69,6 +81,53 @@ pub(super) fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
     Some(Unnested {
         alias: table,
         columns,
+    })
+}
+
+/// `generate_series(…)` over columns of the tables before it (`FROM t, generate_series(1,
+/// t.n) g`): SQLite's own table-valued function, which sees them; its column `value` is
+/// named by the alias's column or by the alias. (One over constants is rewritten where
+/// the other FROM functions are, in `rewrite.rs`.)
+fn series(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
+    let TableFactor::Table {
+        args: Some(args),
+        alias,
+        ..
+    } = tf
+    else {
+        return None;
+    };
+    let reads = |a: &FunctionArg| matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) if super::lateral::reads_columns(e));
+    if !args.args.iter().any(reads) {
+        return None;
+    }
+    let given = alias.as_ref().map(|a| a.name.value.clone());
+    let table = given.clone().unwrap_or_else(|| format!("_sy_series{n}"));
+    let column = alias
+        .as_ref()
+        .and_then(|a| a.columns.first())
+        .map(|c| c.name.value.clone())
+        .or(given)
+        .unwrap_or_else(|| "generate_series".into());
+    let call: Vec<String> = args
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => super::rewrite::fragment(e),
+            other => other.to_string(),
+        })
+        .collect();
+    let alias = TableAlias {
+        explicit: true,
+        name: Ident::new(table.clone()),
+        columns: Vec::new(),
+        at: None,
+    };
+    let sql = format!("generate_series({})", call.join(", "));
+    *tf = super::rewrite_ops::raw_table(sql, Some(alias));
+    Some(Unnested {
+        columns: vec![(column, format!("{table}.value"))],
+        alias: table,
     })
 }
 

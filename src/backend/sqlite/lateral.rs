@@ -23,7 +23,7 @@ pub(super) struct Unnested {
     pub(super) columns: Vec<(String, String)>,
 }
 
-fn reads_columns(e: &Expr) -> bool {
+pub(super) fn reads_columns(e: &Expr) -> bool {
     let mut found = false;
     let _ = sqlparser::ast::visit_expressions(e, |x| {
         found |= matches!(x, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
@@ -63,7 +63,10 @@ fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
             let col = named(i).unwrap_or_else(|| "unnest".into());
             (
                 col,
-                format!("json_extract(sy_array({e}), '$[' || {name}.value || ']')"),
+                format!(
+                    "json_extract(sy_array({}), '$[' || {name}.value || ']')",
+                    super::rewrite::fragment(e)
+                ),
             )
         })
         .collect();
@@ -71,7 +74,7 @@ fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
         let col = named(array_exprs.len()).unwrap_or_else(|| "ordinality".into());
         columns.push((col, format!("({name}.value + 1)")));
     }
-    let args: Vec<String> = array_exprs.iter().map(ToString::to_string).collect();
+    let args: Vec<String> = array_exprs.iter().map(super::rewrite::fragment).collect();
     let alias = TableAlias {
         explicit: true,
         name: Ident::new(name.clone()),

@@ -61,6 +61,7 @@ mod series;
 pub mod session;
 pub mod setvar;
 mod special;
+mod srf_select;
 mod standard_forms;
 mod temporal_rewrite;
 mod to_char;

@@ -29,6 +29,14 @@ pub(super) struct Rewriter {
     pub(super) moves_sequences: bool,
 }
 
+/// An argument of a FROM function that becomes raw SQL (`json_srf.rs`, `lateral.rs`),
+/// rewritten first as the walk would have rewritten it (`'[1]'::jsonb`).
+pub(super) fn fragment(e: &Expr) -> String {
+    let mut e = e.clone();
+    let _ = sqlparser::ast::VisitMut::visit(&mut e, &mut Rewriter::default());
+    e.to_string()
+}
+
 /// A raw SQL fragment in place of an expression (printed verbatim).
 pub fn raw(sql: impl Into<String>) -> Expr {
     Expr::Identifier(Ident {
@@ -201,6 +209,10 @@ impl VisitorMut for Rewriter {
             return ControlFlow::Break(());
         }
         super::null_order::query(q);
+        if let Err(e) = super::srf_select::rewrite(q) {
+            self.error = Some(e);
+            return ControlFlow::Break(());
+        }
         super::lateral::rewrite(q);
         if let SetExpr::Select(s) = q.body.as_mut() {
             name_columns(&mut s.projection);

@@ -147,7 +147,11 @@ pub fn translate_with(
         .map_err(|e| TranslateError::Syntax(e.to_string()))?
         .into_iter()
         .map(|p| match p {
-            Parsed::Statement(stmt) => translate_one(*stmt, schema),
+            Parsed::Statement(stmt) => {
+                let t = translate_one(*stmt, schema)?;
+                tracing::trace!(sql = %t.sql, "statement as SQLite runs it");
+                Ok(t)
+            }
             Parsed::SetConstraints { deferred } => {
                 Ok(session_only(Kind::SetConstraints { deferred }))
             }
