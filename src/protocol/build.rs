@@ -53,6 +53,8 @@ pub struct ErrorFields {
     /// `n`), as PostgreSQL sends them for constraint violations; drivers expose them
     /// (psycopg's `diag.constraint_name`, pgjdbc's `ServerErrorMessage`).
     pub names: ObjectNames,
+    /// Where in the statement (1-based characters; field `P`).
+    pub position: Option<u32>,
 }
 
 /// The objects an error names, each optional.
@@ -73,6 +75,7 @@ impl ErrorFields {
             detail: None,
             hint: None,
             names: ObjectNames::default(),
+            position: None,
         }
     }
 
@@ -110,6 +113,10 @@ fn fields(buf: &mut BytesMut, f: &ErrorFields) {
     if let Some(h) = &f.hint {
         buf.put_u8(b'H');
         cstr(buf, h.as_bytes());
+    }
+    if let Some(p) = f.position {
+        buf.put_u8(b'P');
+        cstr(buf, p.to_string().as_bytes());
     }
     let n = &f.names;
     for (code, value) in [

@@ -57,3 +57,28 @@ fn set_returning_functions_answer_as_on_postgres() {
     assert!(want.contains(" b | [1, 2]"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
+
+/// Errors read as PostgreSQL's, position included (psql's `LINE n:` and caret): a
+/// missing column, relation or qualified column, a syntax error (it was the SQL parser's
+/// `Expected: …, found: selec at Line: 1, Column: 1`), an unknown column in an INSERT and
+/// an ambiguous one (SQLite's own words before), and division by zero, which SQLite
+/// answers with NULL.
+#[test]
+fn errors_read_as_on_postgres() {
+    let script = "CREATE TABLE e1 (id int, v text);\n\
+        CREATE TABLE e2 (id int);\n\
+        SELECT nosuch FROM e1;\n\
+        SELECT 'nosuch', v\n  FROM nosuch;\n\
+        SELECT e1.nosuch FROM e1;\n\
+        selec 1;\n\
+        SELECT id,\n  FROM e1;\n\
+        INSERT INTO e1 (id, bogus) VALUES (1, 2);\n\
+        SELECT id FROM e1 JOIN e2 ON e2.id = e1.id;\n\
+        SELECT 1 / 0;\n\
+        SELECT 5 % 0;\n\
+        SELECT 1.0 / 0;\n\
+        SELECT 7 / 2, 7.0 / 2, -7 % 3;\n";
+    let (want, got) = psql_on_both(script);
+    assert!(want.contains("LINE 2:   FROM nosuch"), "{want}");
+    assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+}

@@ -19,7 +19,9 @@ pub struct PgError {
     pub names: Option<Box<ObjectNames>>,
     /// A unique violation's columns as SQLite names them, until [`Self::named`] finds the
     /// constraint they belong to.
-    pub key: Vec<String>,
+    pub key: Box<[String]>,
+    /// Where in the statement (1-based characters; see `positions.rs`).
+    pub position: Option<u32>,
 }
 
 impl PgError {
@@ -30,7 +32,8 @@ impl PgError {
             detail: None,
             hint: None,
             names: None,
-            key: Vec::new(),
+            key: Box::default(),
+            position: None,
         }
     }
 
@@ -44,6 +47,7 @@ impl PgError {
         f.detail = self.detail.clone();
         f.hint = self.hint.clone();
         f.names = self.names.as_deref().cloned().unwrap_or_default();
+        f.position = self.position;
         f
     }
 
@@ -220,7 +224,23 @@ fn by_message(msg: &str) -> PgError {
         }
     }
     if let Some(c) = named("no such column:") {
+        // A qualified name is not quoted (`column t.c does not exist`).
+        if c.contains('.') {
+            return PgError::new("42703", format!("column {c} does not exist"));
+        }
         return PgError::new("42703", format!("column \"{c}\" does not exist"));
+    }
+    if let Some(c) = named("ambiguous column name:") {
+        return PgError::new("42702", format!("column reference \"{c}\" is ambiguous"));
+    }
+    if let Some((t, c)) = msg
+        .strip_prefix("table ")
+        .and_then(|r| r.split_once(" has no column named "))
+    {
+        return PgError::new(
+            "42703",
+            format!("column \"{c}\" of relation \"{t}\" does not exist"),
+        );
     }
     if let Some(f) = named("no such function:") {
         return PgError::new("42883", format!("function {f} does not exist"))

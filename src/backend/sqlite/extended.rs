@@ -66,6 +66,16 @@ impl Session {
         let p = parse::parse_msg(body).map_err(bad)?;
         let sql = std::str::from_utf8(p.query)
             .map_err(|_| PgError::new("22021", "query is not valid UTF-8"))?;
+        self.prepare(&p, sql, out)
+            .map_err(|e| super::positions::locate(e, sql))
+    }
+
+    fn prepare(
+        &mut self,
+        p: &parse::ParseMsg<'_>,
+        sql: &str,
+        out: &mut BytesMut,
+    ) -> Result<(), PgError> {
         let declared: Vec<u32> = p.rest[p.query.len() + 3..]
             .chunks(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))

@@ -147,6 +147,19 @@ pub fn register(
         settings.set(&name, &value);
         Ok(Some(value))
     })?;
+    // A divisor, or PostgreSQL's error when it is zero (SQLite's `x / 0` is NULL).
+    conn.create_scalar_function("sy_nonzero", 1, det(), |ctx| {
+        let v: Value = ctx.get(0)?;
+        match v {
+            Value::Integer(0) => Err(rusqlite::Error::UserFunctionError(
+                "22012: division by zero".into(),
+            )),
+            Value::Real(0.0) => Err(rusqlite::Error::UserFunctionError(
+                "22012: division by zero".into(),
+            )),
+            other => Ok(other),
+        }
+    })?;
     conn.create_scalar_function("pg_type_oid", 1, det(), |ctx| {
         let decl: Option<String> = ctx.get(0)?;
         Ok(types::oid_for_decltype(decl.as_deref().unwrap_or("")) as i64)

@@ -51,6 +51,7 @@ mod null_order;
 pub mod numeric;
 mod opclass;
 mod pg_functions;
+mod positions;
 mod rebuild;
 mod regex_functions;
 pub mod rewrite;

@@ -37,6 +37,11 @@ pub(super) fn fragment(e: &Expr) -> String {
     e.to_string()
 }
 
+/// A number literal other than zero (a divisor that needs no check).
+fn nonzero_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.parse::<f64>().is_ok_and(|x| x != 0.0)))
+}
+
 /// A raw SQL fragment in place of an expression (printed verbatim).
 pub fn raw(sql: impl Into<String>) -> Expr {
     Expr::Identifier(Ident {
@@ -463,6 +468,15 @@ impl VisitorMut for Rewriter {
                 ));
             }
             Expr::Cast { .. } => super::casts::rewrite_cast(expr, self.ddl),
+            // Division by zero fails as in PostgreSQL (SQLite answers NULL); a table's
+            // definition stays plain SQLite.
+            Expr::BinaryOp {
+                op: BinaryOperator::Divide | BinaryOperator::Modulo,
+                right,
+                ..
+            } if !self.ddl && !nonzero_literal(right) => {
+                **right = raw(format!("sy_nonzero({right})"));
+            }
             Expr::Collate { expr: inner, .. } => *expr = Expr::Nested(inner.clone()),
             Expr::BinaryOp {
                 left,

@@ -12,9 +12,10 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use super::error::{PgError, from_sqlite};
-use super::exec::{self, Column, Output};
+use super::exec::{self, Output};
 use super::extended::{Portal, Prepared};
 use super::isolation::{self, Isolation};
+use super::positions::locate;
 use super::setvar::Settings;
 use super::translate::{Kind, Translated, translate_with};
 use crate::protocol::build::{self, ErrorFields};
@@ -87,14 +88,14 @@ impl Session {
         let schema = |t: &str| cache.columns(conn, t);
         match translate_with(sql, &schema) {
             Ok(stmts) if stmts.is_empty() => build::empty(out, be::EMPTY_QUERY),
-            Ok(stmts) => self.run_all(&stmts, out),
-            Err(e) => self.fail(out, PgError::from(e)),
+            Ok(stmts) => self.run_all(&stmts, sql, out),
+            Err(e) => self.fail(out, locate(PgError::from(e), sql)),
         }
         self.portals.remove("");
         build::ready_for_query(out, self.status());
     }
 
-    fn run_all(&mut self, stmts: &[Translated], out: &mut BytesMut) {
+    fn run_all(&mut self, stmts: &[Translated], sql: &str, out: &mut BytesMut) {
         let controls = stmts
             .iter()
             .any(|t| matches!(t.kind, Kind::Begin { .. } | Kind::Commit | Kind::Rollback));
@@ -115,7 +116,7 @@ impl Session {
                 origins: &|_, _| None,
             };
             if let Err(e) = self.execute(t, &[], o) {
-                self.fail(out, e);
+                self.fail(out, locate(e, sql));
                 break;
             }
         }
@@ -401,58 +402,6 @@ impl Session {
             self.start_transaction(level);
         }
         build::command_complete(out, "SET");
-        Ok(())
-    }
-
-    /// The session's `TimeZone` (see `zone.rs`).
-    pub(super) fn zone(&self) -> super::zone::Zone {
-        self.settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .zone
-            .clone()
-    }
-
-    fn set(&mut self, name: &str, value: Option<&str>, out: &mut BytesMut) -> Result<(), PgError> {
-        if let Some(v) = value {
-            Settings::check(name, v).map_err(|m| PgError::new("22023", m))?;
-        }
-        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
-        let reported = match value {
-            Some(v) => s.set(name, v),
-            None if name == "all" => {
-                *s = Default::default();
-                None
-            }
-            None => s.reset(name),
-        };
-        if let Some(display) = reported {
-            let v = s.get(display).unwrap_or_default().to_string();
-            build::parameter_status(out, display, &v);
-        }
-        build::command_complete(out, "SET");
-        Ok(())
-    }
-
-    fn show(&mut self, name: &str, out: &mut BytesMut, describe: bool) -> Result<(), PgError> {
-        let value = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .map(str::to_string);
-        let Some(value) = value else {
-            return Err(PgError::new(
-                "42704",
-                format!("unrecognized configuration parameter \"{name}\""),
-            ));
-        };
-        let col = [Column::new(name, super::types::TEXT)];
-        if describe {
-            exec::row_description(out, &col, &[]);
-        }
-        exec::data_row(out, &[Value::Text(value)], &col, &[], &None)?;
-        build::command_complete(out, "SHOW");
         Ok(())
     }
 

@@ -1,11 +1,16 @@
 //! Session settings of the SQLite backend: `SET`/`SHOW`/`RESET`, the values a PostgreSQL
-//! server reports at login, and which of them are reported again when they change.
+//! server reports at login, and which of them are reported again when they change; a
+//! session's SET and SHOW.
 
 use std::collections::BTreeMap;
 
+use bytes::BytesMut;
 use sqlparser::ast::{ContextModifier, Expr, Set, Value};
 
+use super::error::PgError;
+use super::exec::{self, Column};
 use super::translate::Kind;
+use crate::protocol::build;
 
 /// The PostgreSQL version the SQLite backend presents itself as.
 pub const SERVER_VERSION: &str = "15.0";
@@ -198,6 +203,77 @@ pub fn classify_set(set: &Set) -> Kind {
             tag: "SET".into(),
             writes: false,
         },
+    }
+}
+
+/// SET and SHOW of the session's settings.
+impl super::session::Session {
+    /// The session's `TimeZone` (see `zone.rs`).
+    pub(super) fn zone(&self) -> super::zone::Zone {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .zone
+            .clone()
+    }
+
+    pub(super) fn set(
+        &mut self,
+        name: &str,
+        value: Option<&str>,
+        out: &mut BytesMut,
+    ) -> Result<(), PgError> {
+        if let Some(v) = value {
+            Settings::check(name, v).map_err(|m| PgError::new("22023", m))?;
+        }
+        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let reported = match value {
+            Some(v) => s.set(name, v),
+            None if name == "all" => {
+                *s = Default::default();
+                None
+            }
+            None => s.reset(name),
+        };
+        if let Some(display) = reported {
+            let v = s.get(display).unwrap_or_default().to_string();
+            build::parameter_status(out, display, &v);
+        }
+        build::command_complete(out, "SET");
+        Ok(())
+    }
+
+    pub(super) fn show(
+        &mut self,
+        name: &str,
+        out: &mut BytesMut,
+        describe: bool,
+    ) -> Result<(), PgError> {
+        let value = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(str::to_string);
+        let Some(value) = value else {
+            return Err(PgError::new(
+                "42704",
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
+        };
+        let col = [Column::new(name, super::types::TEXT)];
+        if describe {
+            exec::row_description(out, &col, &[]);
+        }
+        exec::data_row(
+            out,
+            &[rusqlite::types::Value::Text(value)],
+            &col,
+            &[],
+            &None,
+        )?;
+        build::command_complete(out, "SHOW");
+        Ok(())
     }
 }
 
