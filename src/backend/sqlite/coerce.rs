@@ -203,7 +203,7 @@ fn assignments(list: &mut [Assignment], cols: &[Col]) {
 /// numeric(p, s) values rounded to s decimals (PostgreSQL stores `1.005` in a
 /// numeric(10,2) as 1.01).
 fn coerced(c: &Col) -> bool {
-    wrapper(c.1).is_some() || (c.1 == types::NUMERIC && c.2.is_some())
+    wrapper(c.1).is_some() || c.1 == types::NUMERIC
 }
 
 fn column<'c>(cols: &'c [Col], name: &str) -> Option<&'c Col> {
@@ -213,14 +213,16 @@ fn column<'c>(cols: &'c [Col], name: &str) -> Option<&'c Col> {
 /// A value written into `col`, as PostgreSQL would store it.
 fn written(e: &mut Expr, col: Option<&Col>) {
     match col {
-        Some((_, types::NUMERIC, Some(s))) => rounded(e, *s),
+        Some((_, types::NUMERIC, scale)) => stored(e, *scale),
         Some(c) => wrap(e, Some(c.1)),
         None => {}
     }
 }
 
-/// `e` rounded to `scale` decimals (NULL and DEFAULT as they are).
-fn rounded(e: &mut Expr, scale: usize) {
+/// `e` as a numeric column stores it: rounded to `scale` decimals, and refused rather
+/// than rounded where SQLite cannot hold it exactly (`sy_dec_store`). A number literal
+/// goes in as its text, before SQLite reads it as a double. NULL and DEFAULT stay.
+fn stored(e: &mut Expr, scale: Option<usize>) {
     let keep = match e {
         Expr::Value(v) => matches!(v.value, Value::Null),
         Expr::Identifier(i) => i.value.eq_ignore_ascii_case("default"),
@@ -231,15 +233,27 @@ fn rounded(e: &mut Expr, scale: usize) {
     }
     let dialect = PostgreSqlDialect {};
     if let Ok(wrapped) = Parser::new(&dialect)
-        .try_with_sql(&format!("sy_dec_num(sy_dec(NULL, {scale}))"))
+        .try_with_sql(&match scale {
+            Some(scale) => format!("sy_dec_store(sy_dec(NULL, {scale}))"),
+            None => "sy_dec_store(NULL)".to_string(),
+        })
         .and_then(|mut p| p.parse_expr())
     {
         let mut wrapped = wrapped;
         // The NULL placeholder is replaced by `e` itself (not re-parsed: its parameters
         // and casts stay as the rest of the translation expects them).
+        let value = match &*e {
+            Expr::Value(v) if matches!(v.value, Value::Number(..)) => {
+                let Value::Number(n, _) = &v.value else {
+                    return;
+                };
+                Expr::Value(Value::SingleQuotedString(n.clone()).into())
+            }
+            other => other.clone(),
+        };
         let _ = sqlparser::ast::visit_expressions_mut(&mut wrapped, |x| {
             if matches!(x, Expr::Value(v) if matches!(v.value, Value::Null)) {
-                *x = e.clone();
+                *x = value.clone();
             }
             std::ops::ControlFlow::<()>::Continue(())
         });
@@ -407,11 +421,11 @@ mod tests {
         );
         assert_eq!(
             sql("INSERT INTO ev (id, amount) VALUES (1, 1.005), (2, NULL)"),
-            "INSERT INTO ev (id, amount) VALUES (1, sy_dec_num(sy_dec(1.005, 2))), (2, NULL)"
+            "INSERT INTO ev (id, amount) VALUES (1, sy_dec_store(sy_dec('1.005', 2))), (2, NULL)"
         );
         assert_eq!(
             sql("UPDATE ev SET amount = amount * $1"),
-            "UPDATE ev SET amount = sy_dec_num(sy_dec(amount * $1, 2))"
+            "UPDATE ev SET amount = sy_dec_store(sy_dec(amount * $1, 2))"
         );
         assert_eq!(
             sql("INSERT INTO other VALUES ('x')"),

@@ -165,6 +165,18 @@ fn number(d: &BigDecimal) -> Value {
     d.to_f64().map_or(Value::Null, Value::Real)
 }
 
+/// `d` as SQLite stores it, if it keeps it exactly: an integer, or a double that reads
+/// back as the same number.
+fn stored(d: &BigDecimal) -> Option<Value> {
+    let v = number(d);
+    let exact = match &v {
+        Value::Integer(_) => true,
+        Value::Real(f) => BigDecimal::from_str(&format!("{f}")).is_ok_and(|back| back == *d),
+        _ => false,
+    };
+    exact.then_some(v)
+}
+
 /// `sum` over decimals: exact, with the largest scale of its inputs.
 struct Sum;
 
@@ -245,6 +257,22 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     })?;
     conn.create_scalar_function("sy_dec_num", 1, det, |ctx| {
         Ok(decimal(ctx.get(0)?)?.map_or(Value::Null, |d| number(&d)))
+    })?;
+    // A value written into a numeric column: refused when SQLite would not keep it exactly
+    // (it holds a number as a 64-bit integer or a double), never stored rounded.
+    conn.create_scalar_function("sy_dec_store", 1, det, |ctx| {
+        let Some(d) = decimal(ctx.get(0)?)? else {
+            return Ok(Value::Null);
+        };
+        stored(&d).ok_or_else(|| {
+            failure(
+                "22003",
+                format!(
+                    "numeric value {} has more significant digits than switchyard's SQLite backend stores exactly (15)",
+                    text(&d)
+                ),
+            )
+        })
     })?;
     // A float made text where PostgreSQL would print it (`50`, not SQLite's `50.0`).
     conn.create_scalar_function("sy_float_text", 1, det, |ctx| {

@@ -83,6 +83,22 @@ fn only_arg(f: &mut Function) -> Option<&mut Expr> {
     }
 }
 
+/// What is written into a numeric column (`sy_dec_store`) or rounded to its scale
+/// (`sy_dec`) takes the exact decimal text, not the double `sy_dec_num` would make of it.
+fn exact_argument(f: &mut Function) {
+    if !matches!(name_of(f).as_str(), "sy_dec_store" | "sy_dec") {
+        return;
+    }
+    let FunctionArguments::List(l) = &mut f.args else {
+        return;
+    };
+    if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = l.args.first_mut()
+        && let Some(inner) = unwrapped(first).cloned()
+    {
+        *first = inner;
+    }
+}
+
 /// The text inside `sy_dec_num(…)`, if `e` is one (seen through parentheses).
 fn unwrapped(e: &Expr) -> Option<&Expr> {
     match e {
@@ -436,7 +452,10 @@ impl VisitorMut for Rewrite<'_> {
             Expr::BinaryOp { .. } => self.arithmetic(e),
             Expr::Cast { .. } => self.cast(e),
             Expr::UnaryOp { .. } => self.negation(e),
-            Expr::Function(_) => self.aggregate(e),
+            Expr::Function(f) => {
+                exact_argument(f);
+                self.aggregate(e);
+            }
             _ => {}
         }
         self.text_context(e);
