@@ -82,3 +82,28 @@ fn errors_read_as_on_postgres() {
     assert!(want.contains("LINE 2:   FROM nosuch"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
+
+/// A value an integer, boolean, date, float, uuid or smallint column cannot hold is
+/// refused as PostgreSQL refuses it (22P02, 22003, with the literal's position), in
+/// INSERT, UPDATE and WHERE; a fraction into an integer is rounded, input forms
+/// PostgreSQL accepts (`'yes'`, `'1e3'`, an upper-case uuid) are stored as it stores them.
+/// Before, SQLite kept `'abc'` in the integer column and `'maybe'` in the boolean one.
+#[test]
+fn typed_columns_refuse_what_postgresql_refuses() {
+    let script = "CREATE TABLE ty (i int, b boolean, d date, f float8, u uuid, s smallint);\n\
+        INSERT INTO ty (i) VALUES ('abc');\n\
+        INSERT INTO ty (b) VALUES ('maybe');\n\
+        INSERT INTO ty (d) VALUES ('notadate');\n\
+        INSERT INTO ty (f) VALUES ('x1');\n\
+        INSERT INTO ty (u) VALUES ('nope');\n\
+        INSERT INTO ty (s) VALUES (40000);\n\
+        INSERT INTO ty (i, b, d, f, u, s) VALUES (1.5, 'yes', '2024-02-03', '1e3', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '-3');\n\
+        INSERT INTO ty (i, b) VALUES ('7', 'off');\n\
+        UPDATE ty SET i = 'x' WHERE i = 2;\n\
+        SELECT * FROM ty WHERE i = 'abc';\n\
+        SELECT * FROM ty WHERE b = 'tru';\n\
+        SELECT * FROM ty ORDER BY i;\n";
+    let (want, got) = psql_on_both(script);
+    assert!(want.contains("LINE 1: INSERT INTO ty (u) VALUES ('nope');"), "{want}");
+    assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+}

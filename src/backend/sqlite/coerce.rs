@@ -265,6 +265,14 @@ fn wrapper(ty: u32) -> Option<&'static str> {
     match ty {
         types::TIMESTAMPTZ => Some("sy_timestamptz"),
         types::TIMESTAMP => Some("sy_timestamp"),
+        // PostgreSQL's input rules (`input.rs`): 'abc' is no integer.
+        types::INT2 => Some("sy_int2"),
+        types::INT4 => Some("sy_int4"),
+        types::INT8 => Some("sy_int8"),
+        types::BOOL => Some("sy_bool"),
+        types::FLOAT8 | types::FLOAT4 => Some("sy_float8"),
+        types::UUID => Some("sy_uuid"),
+        types::DATE => Some("sy_date"),
         // An array literal (`'{x,y}'`) stored as the JSON array parameters are stored as.
         t if super::arrays::element_of(t).is_some() => Some("sy_array"),
         _ => None,
@@ -277,12 +285,23 @@ fn constant(e: &Expr) -> bool {
         if matches!(v.value, Value::SingleQuotedString(_) | Value::Placeholder(_)))
 }
 
-/// A string constant or a parameter written into a timestamp column, wrapped.
+/// A string constant or a parameter written into (or compared with) a column of a type
+/// with input rules of its own, wrapped in the function that applies them.
 fn wrap(e: &mut Expr, ty: Option<u32>) {
     let Some(f) = ty.and_then(wrapper) else {
         return;
     };
-    if !constant(e) {
+    // A fraction written into an integer column is rounded (`1.5` → 2) and a number out of
+    // its range refused, as PostgreSQL does.
+    let limit = match f {
+        "sy_int2" => i16::MAX.into(),
+        "sy_int4" => i32::MAX.into(),
+        _ => i64::MAX,
+    };
+    let unfit = f.starts_with("sy_int")
+        && matches!(e, Expr::Value(v) if matches!(&v.value, Value::Number(n, _)
+            if n.parse::<i64>().map_or(true, |i| i > limit || i < -limit - 1)));
+    if !constant(e) && !unfit {
         return;
     }
     // An array's element type keeps numbers numbers (`3 = ANY(nums)` compares them).
@@ -391,7 +410,7 @@ mod tests {
     }
 
     #[test]
-    fn constants_and_parameters_written_into_timestamp_columns_are_wrapped() {
+    fn constants_and_parameters_written_into_typed_columns_are_wrapped() {
         let schema = |t: &str| match t {
             "ev" => vec![
                 ("id".to_string(), types::INT4, None),
@@ -413,7 +432,7 @@ mod tests {
         );
         assert_eq!(
             sql("INSERT INTO ev (at, id) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET at = $1"),
-            "INSERT INTO ev (at, id) VALUES (sy_timestamptz($1), $2) ON CONFLICT(id) DO UPDATE SET at = sy_timestamptz($1)"
+            "INSERT INTO ev (at, id) VALUES (sy_timestamptz($1), sy_int4($2)) ON CONFLICT(id) DO UPDATE SET at = sy_timestamptz($1)"
         );
         assert_eq!(
             sql("UPDATE ev SET at = now(), id = 2 WHERE at < '2024-01-01'"),
@@ -442,7 +461,7 @@ mod tests {
             compared(
                 "SELECT id FROM ev WHERE $1 <= ev.at AND id = '3' AND at IN ('2024-01-01', $2)"
             ),
-            "SELECT id FROM ev WHERE sy_timestamptz($1) <= ev.at AND id = '3' AND at IN (sy_timestamptz('2024-01-01'), sy_timestamptz($2))"
+            "SELECT id FROM ev WHERE sy_timestamptz($1) <= ev.at AND id = sy_int4('3') AND at IN (sy_timestamptz('2024-01-01'), sy_timestamptz($2))"
         );
     }
 }

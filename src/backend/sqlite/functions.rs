@@ -205,6 +205,7 @@ pub fn register(
     super::date_functions::register(conn, settings.clone())?;
     super::to_char::register(conn, settings.clone())?;
     super::decimal::register(conn)?;
+    super::input::register(conn)?;
     super::constraints::register(conn)?;
     super::sequences::register(conn)?;
     // An array value as the JSON array SQLite keeps: PostgreSQL's literal (`{a,"b c"}`,

@@ -19,6 +19,19 @@ pub fn locate(mut e: PgError, sql: &str) -> PgError {
         e.position = position;
         return e;
     }
+    // A literal PostgreSQL could not read as its type: where the literal is.
+    if let Some(value) = e
+        .message
+        .strip_prefix("invalid input syntax for type ")
+        .and_then(|r| r.split_once(": \""))
+        .and_then(|(_, v)| v.strip_suffix('"'))
+    {
+        let literal = format!("'{}'", value.replace('\'', "''"));
+        e.position = sql
+            .find(&literal)
+            .map(|at| sql[..at].chars().count() as u32 + 1);
+        return e;
+    }
     // Only what PostgreSQL points at: a name the statement uses that is not there.
     if !e.message.ends_with(" does not exist") && !e.message.ends_with(" is ambiguous") {
         return e;
@@ -181,6 +194,12 @@ mod tests {
             ("syntax error at end of input".into(), Some(11))
         );
         assert_eq!(at("42703", col, "select x from js").1, None);
+        let bad = "invalid input syntax for type integer: \"abc\"";
+        assert_eq!(
+            at("22P02", bad, "insert into t values (1, 'abc')").1,
+            Some(26)
+        );
+        assert_eq!(at("22P02", bad, "insert into t values ($1)").1, None);
         let nulls = "column \"x\" of relation \"n\" contains null values";
         assert_eq!(
             at("23502", nulls, "alter table n add primary key (x)").1,

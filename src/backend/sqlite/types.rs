@@ -334,9 +334,14 @@ pub fn put_binary(out: &mut BytesMut, v: &Value, oid: u32) -> bool {
     }
 }
 
-fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+/// A uuid's 16 bytes from its text (hyphens anywhere, braces around, any case).
+pub(super) fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let s = s
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .unwrap_or(s);
     let hexs: String = s.chars().filter(|c| *c != '-').collect();
-    if hexs.len() != 32 {
+    if hexs.len() != 32 || !hexs.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 16];
@@ -346,7 +351,8 @@ fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-fn uuid_text(b: &[u8]) -> String {
+/// A uuid's canonical text (lower case, hyphenated).
+pub(super) fn uuid_text(b: &[u8]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",
