@@ -53,11 +53,7 @@ fn run_script(script: &str, port: u16, what: &str) {
 
 /// A client program's verdict: it must exit 0 and print "OK …".
 fn expect_ok(out: &std::process::Output, what: &str) {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::support::cli::text(out);
     assert!(
         out.status.success() && text.starts_with("OK"),
         "{what} failed ({}):\n{text}",
@@ -79,11 +75,7 @@ pub fn asyncpg_types(url: &str) -> String {
         .arg(url)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::support::cli::text(&out);
     assert!(
         out.status.success(),
         "asyncpg_types.py ({}):\n{text}",

@@ -308,11 +308,7 @@ fn alembic_run(url: &str) -> String {
         .arg("check")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::support::cli::text(&out);
     assert!(
         out.status.success() && text.contains("\nOK"),
         "{url}: {text}"

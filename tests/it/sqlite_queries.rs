@@ -104,6 +104,9 @@ fn typed_columns_refuse_what_postgresql_refuses() {
         SELECT * FROM ty WHERE b = 'tru';\n\
         SELECT * FROM ty ORDER BY i;\n";
     let (want, got) = psql_on_both(script);
-    assert!(want.contains("LINE 1: INSERT INTO ty (u) VALUES ('nope');"), "{want}");
+    assert!(
+        want.contains("LINE 1: INSERT INTO ty (u) VALUES ('nope');"),
+        "{want}"
+    );
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
