@@ -111,7 +111,9 @@ fn arrays_answer_as_on_postgres() {
 }
 
 /// Report queries: `to_char` of dates and times (a timestamptz in the session's zone),
-/// `age`, SIMILAR TO, `string_agg(DISTINCT …, ',')`, `avg(…) FILTER (…)` exact. Before:
+/// `age`, SIMILAR TO, `string_agg(DISTINCT …, ',')`, `avg(…) FILTER (…)` exact, and the
+/// ordered-set aggregates (`percentile_cont`, `percentile_disc`, `mode`: syntax errors
+/// before). Before:
 /// to_char and age did not exist, SIMILAR TO and the DISTINCT string_agg were refused,
 /// and the filtered avg read 1.5 for 1.5000000000000000.
 #[test]
@@ -126,7 +128,10 @@ fn report_functions_answer_as_on_postgres() {
         to_char(day, 'Dy DD Mon YYYY \"Q\"Q IW') FROM s ORDER BY id;\n\
         SELECT a.id, age(a.day, b.day), age(b.at, a.at) FROM s a, s b WHERE a.id + 1 = b.id ORDER BY 1;\n\
         SELECT name SIMILAR TO 'a%', name NOT SIMILAR TO '(b|c)_b', name SIMILAR TO 'a_' FROM s ORDER BY id;\n\
-        SELECT string_agg(DISTINCT name, ','), avg(grp) FILTER (WHERE ok), count(*) FILTER (WHERE grp = 1) FROM s;\n";
+        SELECT string_agg(DISTINCT name, ','), avg(grp) FILTER (WHERE ok), count(*) FILTER (WHERE grp = 1) FROM s;\n\
+        SELECT grp, percentile_cont(0.5) WITHIN GROUP (ORDER BY id), percentile_disc(0.9) WITHIN GROUP (ORDER BY id DESC), \
+        mode() WITHIN GROUP (ORDER BY name) FROM s GROUP BY grp ORDER BY grp;\n\
+        SELECT percentile_cont(0.25) WITHIN GROUP (ORDER BY id) FROM s;\n";
     let (want, got) = psql_on_both(script);
     assert!(want.contains("2024-05 |     1"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");

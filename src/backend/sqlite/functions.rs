@@ -206,6 +206,7 @@ pub fn register(
     super::to_char::register(conn, settings.clone())?;
     super::decimal::register(conn)?;
     super::input::register(conn)?;
+    super::ordered_set::register(conn)?;
     super::constraints::register(conn)?;
     super::sequences::register(conn)?;
     // An array value as the JSON array SQLite keeps: PostgreSQL's literal (`{a,"b c"}`,

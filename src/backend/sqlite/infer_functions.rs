@@ -52,7 +52,7 @@ pub(super) fn function_type(f: &sqlparser::ast::Function, scope: &Scope<'_>) -> 
         "current_date" | "make_date" => types::DATE,
         "to_timestamp" => types::TIMESTAMPTZ,
         "decode" | "sha256" => types::BYTEA,
-        "date_part" => types::FLOAT8,
+        "date_part" | "percentile_cont" => types::FLOAT8,
         // The type of what is truncated; a date is truncated as a timestamptz.
         "date_trunc" => match nth_arg(f, 1).and_then(expr_type)? {
             types::DATE => types::TIMESTAMPTZ,

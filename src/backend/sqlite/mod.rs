@@ -51,6 +51,7 @@ mod lateral;
 mod null_order;
 pub mod numeric;
 mod opclass;
+mod ordered_set;
 mod pg_functions;
 mod positions;
 mod rebuild;

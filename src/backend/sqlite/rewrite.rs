@@ -467,6 +467,11 @@ impl VisitorMut for Rewriter {
                     "{left} IN (SELECT value FROM json_each(sy_array({right})))"
                 ));
             }
+            Expr::Function(f) if !f.within_group.is_empty() => {
+                if let Some(call) = super::ordered_set::rewrite(f) {
+                    *expr = call;
+                }
+            }
             Expr::Cast { .. } => super::casts::rewrite_cast(expr, self.ddl),
             // Division by zero fails as in PostgreSQL (SQLite answers NULL); a table's
             // definition stays plain SQLite.
