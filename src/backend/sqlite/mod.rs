@@ -41,6 +41,7 @@ pub mod functions;
 mod indexdef;
 pub mod infer;
 mod infer_functions;
+mod infer_sources;
 mod input;
 mod interval;
 pub mod isolation;
