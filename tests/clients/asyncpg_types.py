@@ -32,6 +32,7 @@ async def main():
         print("any", await conn.fetchval("SELECT count(*) FROM apt WHERE $1 = ANY(nums)", 3))
         print("param", await conn.fetchval("SELECT $1::int[]", [4, 5]))
         print("unnest", [r["n"] for r in await conn.fetch("SELECT unnest(nums) AS n FROM apt ORDER BY n")])
+        print("from unnest", [r["n"] for r in await conn.fetch("SELECT n FROM apt, unnest(apt.nums) n ORDER BY n")])
         print("concat", await conn.fetchval("SELECT tags || ARRAY['z'] FROM apt WHERE id = 1"))
         try:
             await conn.fetch("SELEC 1")

@@ -30,11 +30,12 @@ pub fn result_sources(stmt: &Statement, catalog: bool) -> Vec<Option<Source>> {
         return Vec::new();
     };
     let scope = Scope::of(s);
+    let unnested = unnested_columns(s);
     let mut sources = Vec::new();
     for item in &s.projection {
         match item {
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                sources.push(source(e, &scope, catalog));
+                sources.push(source(e, &scope, catalog).or_else(|| element_of(e, &unnested)));
             }
             SelectItem::Wildcard(_) if catalog => match cte_columns(q, s) {
                 Some(names) => sources.extend(names.into_iter().map(|column| {
@@ -51,6 +52,52 @@ pub fn result_sources(stmt: &Statement, catalog: bool) -> Vec<Option<Source>> {
         }
     }
     sources
+}
+
+/// A FROM `unnest(t.col) [AS] a[(x)]`'s column: (its names, the array's table and column).
+type Unnested = (Vec<String>, Option<String>, String);
+
+/// The columns of FROM's `unnest` calls over one array column each.
+fn unnested_columns(s: &sqlparser::ast::Select) -> Vec<Unnested> {
+    use sqlparser::ast::TableFactor;
+    let factors = s
+        .from
+        .iter()
+        .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
+    factors
+        .filter_map(|f| match f {
+            TableFactor::UNNEST {
+                alias: Some(alias),
+                array_exprs,
+                ..
+            } if array_exprs.len() == 1 => {
+                let (table, column) = column_ref(&array_exprs[0])?;
+                let a = alias.name.value.clone();
+                let col = alias
+                    .columns
+                    .first()
+                    .map_or_else(|| a.clone(), |c| c.name.value.clone());
+                Some((vec![a, col], table, column))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A result column that is an `unnest` column in FROM (`SELECT n FROM t, unnest(t.nums)
+/// n`): typed by the array column's element type.
+fn element_of(e: &Expr, unnested: &[Unnested]) -> Option<Source> {
+    let name = match e {
+        Expr::Identifier(i) => i.value.clone(),
+        Expr::CompoundIdentifier(p) if p.len() == 2 => p[1].value.clone(),
+        _ => return None,
+    };
+    let (_, table, column) = unnested.iter().find(|u| u.0.contains(&name))?;
+    Some(Source {
+        func: "unnest".into(),
+        table: table.clone(),
+        column: column.clone(),
+    })
 }
 
 /// The column names a `*` stands for when the query reads one CTE that names its
