@@ -1,6 +1,7 @@
 //! Query shapes on the SQLite backend compared with a real PostgreSQL in the same run:
 //! where NULLs sort, DISTINCT ON, JSON set-returning functions in FROM (with the tables
-//! before them), `->>` of an object or array, set-returning functions in the SELECT list.
+//! before them), `->>` of an object or array, set-returning functions in the SELECT list,
+//! errors, typed and numeric columns refusing what they cannot hold.
 
 use crate::sqlite_ddl::psql_on_both;
 
@@ -109,4 +110,48 @@ fn typed_columns_refuse_what_postgresql_refuses() {
         "{want}"
     );
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+}
+
+/// A numeric value SQLite cannot hold exactly (it keeps a number as a 64-bit integer or a
+/// double: 15 significant digits) is refused with 22003, as a literal, as text and as a
+/// driver's parameter, and nothing is written; before, `12345678901234567.89` was stored
+/// as 12345678901234568.00. Values within a double's digits are kept exactly.
+#[test]
+fn numeric_values_too_wide_for_sqlite_are_refused_not_rounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = crate::support::sqlite_proxy(&dir);
+    crate::support::rt().block_on(async move {
+        let c = crate::support::connect(&proxy.url("app", "secret"))
+            .await
+            .unwrap();
+        c.batch_execute("CREATE TABLE w (a numeric(30,2), b numeric)")
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO w (a) VALUES (12345678901234567.89)",
+            "INSERT INTO w (b) VALUES ('0.1234567890123456789')",
+            "INSERT INTO w (b) VALUES (123456789012345678901234567890)",
+            "INSERT INTO w (a, b) VALUES (1, 1); UPDATE w SET b = b * 1.234567890123456789",
+        ] {
+            let e = c.batch_execute(sql).await.unwrap_err();
+            assert_eq!(e.code().map(|c| c.code()), Some("22003"), "{sql}: {e}");
+        }
+        let e = c
+            .batch_execute("INSERT INTO w (b) VALUES ('98765432109876543210.5'::numeric)")
+            .await
+            .unwrap_err();
+        assert_eq!(e.code().map(|c| c.code()), Some("22003"), "{e}");
+        c.batch_execute("INSERT INTO w VALUES (1234567890123.45, 0.1), (-0.5, 1e20)")
+            .await
+            .unwrap();
+        let a = crate::support::first_column(&c, "SELECT a FROM w ORDER BY a").await;
+        let b = crate::support::first_column(&c, "SELECT b FROM w ORDER BY a").await;
+        assert_eq!(
+            (a, b),
+            (
+                vec!["-0.50".to_string(), "1234567890123.45".into()],
+                vec!["100000000000000000000".to_string(), "0.1".into()]
+            )
+        );
+    });
 }
