@@ -1,7 +1,8 @@
-"""asyncpg against one server: arrays, enums, ANY over array parameters and a statement
-that fails to prepare. asyncpg asks the server what each type it does not know is (its
-type introspection query over pg_type), so this runs on both PostgreSQL and the SQLite
-default and prints what it got; the test compares the two outputs.
+"""asyncpg against one server: arrays, enums, ANY over array parameters, the columns of
+functions in FROM, and a statement that fails to prepare. asyncpg asks the server what
+each type it does not know is (its type introspection query over pg_type), so this runs
+on both PostgreSQL and the SQLite default and prints what it got; the test compares the
+two outputs.
 Usage: python3 asyncpg_types.py postgresql://app:secret@127.0.0.1:PORT/app"""
 
 import asyncio
@@ -33,6 +34,11 @@ async def main():
         print("param", await conn.fetchval("SELECT $1::int[]", [4, 5]))
         print("unnest", [r["n"] for r in await conn.fetch("SELECT unnest(nums) AS n FROM apt ORDER BY n")])
         print("from unnest", [r["n"] for r in await conn.fetch("SELECT n FROM apt, unnest(apt.nums) n ORDER BY n")])
+        # FROM functions' columns are typed in Describe (asyncpg read '1' and '{"a": 1}').
+        print("series", list(await conn.fetchrow("SELECT g, s FROM generate_series(1, 2) g, generate_series(3::bigint, 3) s")))
+        print("elements", [list(r) for r in await conn.fetch("SELECT * FROM jsonb_array_elements('[1, {\"a\": 1}]')")])
+        print("each", [list(r) for r in await conn.fetch("SELECT key, value FROM jsonb_each_text('{\"k\": 2}')")])
+        print("extract", await conn.fetchval("SELECT extract(second FROM timestamp '2024-05-06 07:08:09.5')"))
         print("concat", await conn.fetchval("SELECT tags || ARRAY['z'] FROM apt WHERE id = 1"))
         try:
             await conn.fetch("SELEC 1")

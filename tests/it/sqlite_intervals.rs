@@ -82,7 +82,8 @@ fn date_and_time_arithmetic_answers_as_on_postgres() {
 /// of the session's zone), EXTRACT and date_part of dates, timestamps and timestamptz,
 /// a WHERE on an extracted year, the SQL standard's POSITION/SUBSTRING forms,
 /// `to_timestamp`, `make_date`, days from `generate_series` over dates joined to rows. Before, date_trunc, date_part, to_timestamp and
-/// make_date did not exist and EXTRACT was a syntax error.
+/// make_date did not exist and EXTRACT was a syntax error; EXTRACT's second, milliseconds
+/// and epoch printed `9.5` (PostgreSQL's numeric `9.500000`).
 #[test]
 fn date_trunc_and_extract_answer_as_on_postgres() {
     let script = "\\set VERBOSITY terse\n\
@@ -102,6 +103,9 @@ fn date_trunc_and_extract_answer_as_on_postgres() {
         ceil(1.2), floor(-1.5);\n\
         SELECT to_timestamp(0), make_date(2024, 2, 29);\n\
         SELECT extract(epoch from '2024-05-06 07:00:00+00'::timestamptz) = 1714978800;\n\
+        SELECT id, extract(second from at), extract(milliseconds from ts), extract(epoch from at), \
+        extract(epoch from interval '1 day 2 hours'), extract(second from at) * 2 FROM orders \
+        WHERE extract(epoch from at) > 1000 ORDER BY extract(epoch from at) DESC;\n\
         SELECT d::date, count(o.id) FROM generate_series('2024-05-05'::date, '2024-05-08'::date, interval '1 day') d \
         LEFT JOIN orders o ON o.at::date = d::date GROUP BY 1 ORDER BY 1;\n\
         SELECT g::text FROM generate_series(TIMESTAMP '2024-01-31 00:00', TIMESTAMP '2024-04-01 02:00', '1 month'::interval) g;\n\

@@ -37,9 +37,10 @@ fn query_shapes_answer_as_on_postgres() {
 /// Set-returning functions in the SELECT list (`SELECT id, unnest(tags)`,
 /// `generate_series`, `jsonb_object_keys`, `jsonb_array_elements`) give a row per value,
 /// and FROM functions take column names from their alias (`jsonb_each(j) e(k, v)`,
-/// `generate_series(1, t.n) AS s(v)` over the rows before it). Before: SQLite's "no such
-/// function: unnest", "column s.v does not exist", and the generate_series over a column
-/// failed.
+/// `generate_series(1, t.n) AS s(v)` over the rows before it), are typed in Describe
+/// (`\gdesc`) and named as PostgreSQL names them (`generate_series`, not `value`). Before:
+/// SQLite's "no such function: unnest", "column s.v does not exist", the generate_series
+/// over a column failed, and FROM functions' columns were text in Describe.
 #[test]
 fn set_returning_functions_answer_as_on_postgres() {
     let script = "CREATE TABLE js (id int, j jsonb, tags text[], n int);\n\
@@ -53,9 +54,15 @@ fn set_returning_functions_answer_as_on_postgres() {
         SELECT count(*) FROM (SELECT unnest(tags) FROM js) x;\n\
         SELECT id, s.v FROM js, generate_series(1, js.n) AS s(v) ORDER BY 1, 2;\n\
         SELECT e.k, e.v FROM js, jsonb_each(js.j) e(k, v) ORDER BY 1;\n\
-        SELECT s.v FROM jsonb_array_elements_text('[\"a\", \"b\"]') AS s(v);\n";
+        SELECT s.v FROM jsonb_array_elements_text('[\"a\", \"b\"]') AS s(v);\n\
+        SELECT * FROM generate_series(1, 2);\n\
+        SELECT generate_series.generate_series FROM generate_series(3, 3);\n\
+        SELECT * FROM jsonb_array_elements('[1]') x;\n\
+        SELECT g, x FROM generate_series(1, 2) g, jsonb_array_elements('[true]') x \\gdesc\n\
+        SELECT * FROM jsonb_each('{}') \\gdesc\n";
     let (want, got) = psql_on_both(script);
     assert!(want.contains(" b | [1, 2]"), "{want}");
+    assert!(want.contains(" x      | jsonb"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
 

@@ -4,9 +4,11 @@
 //! session's zone, as reports grouping by day expect), `to_timestamp(epoch)` and
 //! `make_date(y, m, d)`. Values are the text the backend stores (see `interval.rs`).
 //!
-//! `EXTRACT` answers integer fields as integers and `second`, `milliseconds` and `epoch`
-//! as floating point, so they compare as numbers; PostgreSQL's `numeric` prints those
-//! three with a fixed scale (`9.500000`), this prints `9.5`.
+//! `date_part` answers integer fields as integers and `second`, `milliseconds` and
+//! `epoch` as floating point (PostgreSQL's is `double precision`); `EXTRACT` is
+//! `sy_extract`, PostgreSQL's `numeric` as decimal text with its scale (`9.500000`,
+//! `9500.000`, an epoch of a date `1714953600`), which `decimal_rewrite.rs` makes a number
+//! where SQLite compares or sorts it.
 
 use jiff::tz::TimeZone;
 use rusqlite::Connection;
@@ -176,6 +178,24 @@ fn date_of(value: &str, zone: &TimeZone) -> Result<String, String> {
     Ok(super::interval::date_text(days))
 }
 
+/// `EXTRACT(unit FROM value)`: [`part`] as PostgreSQL's numeric prints it — `second`
+/// and `epoch` with six decimals (an epoch of a date with none), `milliseconds` with three.
+fn extract(unit: &str, value: &str, zone: &TimeZone) -> Result<String, String> {
+    let v = part(unit, value, zone)?;
+    let scale = match unit.to_ascii_lowercase().as_str() {
+        "second" | "seconds" | "sec" => 6,
+        "milliseconds" | "millisecond" | "ms" => 3,
+        "epoch" if !matches!(moment(value), Some(Moment::Date(_))) => 6,
+        _ => 0,
+    };
+    Ok(match v {
+        Value::Integer(n) if scale > 0 => format!("{n}.{:0scale$}", 0),
+        Value::Integer(n) => n.to_string(),
+        Value::Real(f) => format!("{f:.scale$}"),
+        other => return Err(format!("XX000: unexpected field value {other:?}")),
+    })
+}
+
 fn text_of(v: Value) -> Option<String> {
     match v {
         Value::Text(s) => Some(s),
@@ -185,7 +205,7 @@ fn text_of(v: Value) -> Option<String> {
     }
 }
 
-/// Registers `sy_date_part`, `date_part`, `date_trunc`, `sy_date` (`::date`),
+/// Registers `sy_date_part`, `date_part`, `sy_extract`, `date_trunc`, `sy_date` (`::date`),
 /// `to_timestamp` and `make_date`.
 pub fn register(
     conn: &Connection,
@@ -202,6 +222,13 @@ pub fn register(
             part(unit.trim_matches('\''), &v, &zone_of()).map_err(fail)
         })?;
     }
+    let zone_in = zone_of.clone();
+    conn.create_scalar_function("sy_extract", 2, det, move |ctx| {
+        let (Some(unit), Some(v)) = (text_of(ctx.get(0)?), text_of(ctx.get(1)?)) else {
+            return Ok(None);
+        };
+        extract(&unit, &v, &zone_in()).map(Some).map_err(fail)
+    })?;
     let zone_in = zone_of.clone();
     conn.create_scalar_function("date_trunc", 2, det, move |ctx| {
         let (Some(unit), Some(v)) = (text_of(ctx.get(0)?), text_of(ctx.get(1)?)) else {
@@ -262,6 +289,18 @@ mod tests {
             Ok(Value::Integer(93_600))
         );
         assert!(part("fortnight", at, &utc).is_err());
+        let ts = "2024-05-06 07:08:09.5";
+        assert_eq!(extract("second", ts, &utc).unwrap(), "9.500000");
+        assert_eq!(extract("milliseconds", ts, &utc).unwrap(), "9500.000");
+        assert_eq!(extract("microseconds", ts, &utc).unwrap(), "9500000");
+        assert_eq!(extract("epoch", ts, &utc).unwrap(), "1714979289.500000");
+        assert_eq!(extract("epoch", "2024-05-06", &utc).unwrap(), "1714953600");
+        assert_eq!(extract("year", ts, &utc).unwrap(), "2024");
+        assert_eq!(
+            extract("epoch", "1 day 02:00:00", &utc).unwrap(),
+            "93600.000000"
+        );
+        assert_eq!(extract("second", "00:00:01.5", &utc).unwrap(), "1.500000");
         assert_eq!(date_of(at, &berlin).unwrap(), "2024-05-07");
         assert_eq!(
             date_of("2024-05-06 10:00:00", &berlin).unwrap(),

@@ -11,8 +11,8 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     BinaryOperator as B, CastKind, DataType, ExactNumberInfo, Expr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, OrderByKind,
-    Query, SelectItem, SetExpr, Statement, UnaryOperator, Value, VisitMut, VisitorMut,
+    FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query, Statement,
+    UnaryOperator, Value, VisitMut, VisitorMut,
 };
 
 use super::coerce::{Col, Schema};
@@ -100,7 +100,7 @@ fn exact_argument(f: &mut Function) {
 }
 
 /// The text inside `sy_dec_num(…)`, if `e` is one (seen through parentheses).
-fn unwrapped(e: &Expr) -> Option<&Expr> {
+pub(super) fn unwrapped(e: &Expr) -> Option<&Expr> {
     match e {
         Expr::Nested(inner) => unwrapped(inner),
         Expr::Function(f) if name_of(f) == NUM => match &f.args {
@@ -452,6 +452,7 @@ impl VisitorMut for Rewrite<'_> {
             Expr::BinaryOp { .. } => self.arithmetic(e),
             Expr::Cast { .. } => self.cast(e),
             Expr::UnaryOp { .. } => self.negation(e),
+            Expr::Extract { .. } => *e = super::standard_forms::exact_extract(e),
             Expr::Function(f) => {
                 exact_argument(f);
                 self.aggregate(e);
@@ -487,67 +488,7 @@ pub fn rewrite(stmt: &mut Statement, tables: &[String], schema: Schema<'_>) -> V
         cols: None,
     };
     let _ = stmt.visit(&mut rw);
-    match stmt {
-        Statement::Query(q) => shown_query(q),
-        Statement::Insert(i) => i.returning.as_mut().map(|r| shown(r)),
-        Statement::Update(u) => u.returning.as_mut().map(|r| shown(r)),
-        Statement::Delete(d) => d.returning.as_mut().map(|r| shown(r)),
-        _ => None,
-    }
-    .unwrap_or_default()
-}
-
-/// Result columns keep the decimal text; ORDER BY a position or name of one of them sorts
-/// by its number.
-fn shown_query(q: &mut Query) -> Option<Vec<bool>> {
-    let SetExpr::Select(s) = q.body.as_mut() else {
-        return None;
-    };
-    let before = s.projection.clone();
-    let flags = shown(&mut s.projection);
-    if let Some(ob) = &mut q.order_by
-        && let OrderByKind::Expressions(list) = &mut ob.kind
-    {
-        for o in list {
-            let i = match &o.expr {
-                Expr::Value(v) => match &v.value {
-                    Value::Number(n, _) => n.parse::<usize>().ok().and_then(|n| n.checked_sub(1)),
-                    _ => None,
-                },
-                Expr::Identifier(id) => before.iter().position(|item| {
-                    matches!(item, SelectItem::ExprWithAlias { alias, .. }
-                        if alias.value.eq_ignore_ascii_case(&id.value))
-                }),
-                _ => None,
-            };
-            if let Some(i) = i.filter(|i| flags.get(*i) == Some(&true))
-                && let Some(SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr)) =
-                    before.get(i)
-            {
-                o.expr = expr.clone();
-            }
-        }
-    }
-    Some(flags)
-}
-
-fn shown(items: &mut [SelectItem]) -> Vec<bool> {
-    items
-        .iter_mut()
-        .map(|item| {
-            let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = item
-            else {
-                return false;
-            };
-            match unwrapped(e).cloned() {
-                Some(inner) => {
-                    *e = inner;
-                    true
-                }
-                None => false,
-            }
-        })
-        .collect()
+    super::decimal_shown::shown_columns(stmt)
 }
 
 #[cfg(test)]

@@ -228,7 +228,10 @@ pub fn result_hints(stmt: &Statement) -> Vec<Option<u32>> {
     match q.body.as_ref() {
         SetExpr::Select(s) => {
             let scope = Scope::of(s);
-            s.projection.iter().map(|i| item_hint(i, &scope)).collect()
+            match (&s.projection[..], scope.only_function()) {
+                ([SelectItem::Wildcard(_)], Some(cols)) => cols.iter().map(|c| c.1).collect(),
+                _ => s.projection.iter().map(|i| item_hint(i, &scope)).collect(),
+            }
         }
         _ => Vec::new(),
     }
@@ -261,6 +264,9 @@ pub(super) fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
     use BinaryOperator as B;
     if let Some((inner, sc)) = scope.resolve(e) {
         return expr_type_in(inner, &sc);
+    }
+    if let Some(t) = scope.function_column(e) {
+        return t;
     }
     let expr_type = |e: &Expr| expr_type_in(e, scope);
     match e {

@@ -66,6 +66,7 @@ pub(super) fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
         Shape::Elements => vec![(name(0, "value"), value)],
         Shape::Keys => vec![(name(0, given.as_deref().unwrap_or(&func)), key)],
     };
+    let width = columns.len();
     // A single column is also named by the alias (`jsonb_array_elements(x) e` has `e`).
     if let (Shape::Elements, Some(a), true) = (&shape, &given, named.is_empty()) {
         let e = columns[0].1.clone();
@@ -81,6 +82,7 @@ pub(super) fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
     Some(Unnested {
         alias: table,
         columns,
+        width,
     })
 }
 
@@ -128,6 +130,7 @@ fn series(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
     Some(Unnested {
         columns: vec![(column, format!("{table}.value"))],
         alias: table,
+        width: 1,
     })
 }
 

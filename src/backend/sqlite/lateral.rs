@@ -17,10 +17,12 @@ use sqlparser::ast::{
 use super::rewrite::raw;
 
 /// One rewritten UNNEST (or JSON set-returning function, see `json_srf.rs`): its alias
-/// and its columns as (name, expression).
+/// and its columns as (name, expression) — the first `width` of them what `*` stands for,
+/// the rest other names they answer to.
 pub(super) struct Unnested {
     pub(super) alias: String,
     pub(super) columns: Vec<(String, String)>,
+    pub(super) width: usize,
 }
 
 pub(super) fn reads_columns(e: &Expr) -> bool {
@@ -87,6 +89,7 @@ fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
     );
     Some(Unnested {
         alias: name,
+        width: columns.len(),
         columns,
     })
 }
@@ -196,9 +199,11 @@ fn rewrite_select(s: &mut Select) -> Vec<Unnested> {
     for (i, tf) in factors.enumerate() {
         match replace(tf, i) {
             Some(u) => {
-                wildcard.extend(u.columns.iter().map(|(c, e)| SelectItem::ExprWithAlias {
-                    expr: raw(e.clone()),
-                    alias: Ident::with_quote('"', c.clone()),
+                wildcard.extend(u.columns[..u.width].iter().map(|(c, e)| {
+                    SelectItem::ExprWithAlias {
+                        expr: raw(e.clone()),
+                        alias: Ident::with_quote('"', c.clone()),
+                    }
                 }));
                 done.push(u);
             }

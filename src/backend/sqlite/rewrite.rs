@@ -166,6 +166,17 @@ impl Rewriter {
     }
 }
 
+/// Whether a `generate_series`'s arguments are numerics (a decimal literal, a numeric
+/// cast): SQLite's series counts integers only.
+fn numeric_series(args: &sqlparser::ast::TableFunctionArgs) -> bool {
+    args.args.iter().any(|a| {
+        let text = a.to_string();
+        text.contains("sy_dec")
+            || matches!(a, sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(Expr::Value(v)))
+                if matches!(&v.value, sqlparser::ast::Value::Number(n, _) if n.contains(['.', 'e', 'E'])))
+    })
+}
+
 /// `string_agg(DISTINCT x, ',')`: SQLite's DISTINCT aggregates take one argument, and
 /// `group_concat` separates by a comma when given none.
 fn distinct_comma(f: &mut sqlparser::ast::Function) {
@@ -285,11 +296,26 @@ impl VisitorMut for Rewriter {
         if let sqlparser::ast::TableFactor::Table {
             name,
             args: args @ Some(_),
-            alias: Some(alias),
+            alias,
             ..
         } = tf
         {
             let func = ident_name(name).to_lowercase();
+            if func == "generate_series" && args.as_ref().is_some_and(numeric_series) {
+                return self.refuse("generate_series over numeric (non-integer) values");
+            }
+            // Unaliased, its column and the FROM item are named after the function.
+            if alias.is_none() && func == "generate_series" {
+                *alias = Some(sqlparser::ast::TableAlias {
+                    explicit: true,
+                    name: Ident::new(func.clone()),
+                    columns: Vec::new(),
+                    at: None,
+                });
+            }
+            let Some(alias) = alias else {
+                return ControlFlow::Continue(());
+            };
             // With a column list (`generate_series(1, 32) pos (n)`, as pgjdbc writes it), the
             // column is the one it names.
             if matches!(func.as_str(), "generate_series" | "json_each" | "unnest")

@@ -60,6 +60,21 @@ pub fn call_form(e: &Expr) -> Option<Expr> {
     })
 }
 
+/// `EXTRACT(field FROM x)` as PostgreSQL's numeric: `sy_extract`'s decimal text with the
+/// field's scale, made a number where SQLite compares it (see `decimal_rewrite.rs`).
+pub fn exact_extract(e: &Expr) -> Expr {
+    let Expr::Extract { field, expr, .. } = e else {
+        return e.clone();
+    };
+    use super::decimal_rewrite::call;
+    let name = field.to_string().to_lowercase().replace('\'', "");
+    let unit = Expr::value(sqlparser::ast::Value::SingleQuotedString(name));
+    call(
+        "sy_dec_num",
+        vec![call("sy_extract", vec![unit, *expr.clone()])],
+    )
+}
+
 /// A SIMILAR TO pattern as a regular expression (PostgreSQL's `similar_to_escape`): `%`
 /// any text, `_` any character, `\` escapes, the rest of SQL's regular expressions as
 /// they are, anchored at both ends.
