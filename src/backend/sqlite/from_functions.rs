@@ -11,11 +11,14 @@ use super::infer::expr_type_in;
 use super::scope::Scope;
 use super::types;
 
+/// A column's name (lower case) and type, if evident.
+pub type TypedColumn = (String, Option<u32>);
+
 /// One FROM function: the name its columns are qualified by, and each column's name
 /// (lower case) and type — its `width` columns, then other names they answer to.
 pub struct FromFunction {
     pub alias: String,
-    pub columns: Vec<(String, Option<u32>)>,
+    pub columns: Vec<TypedColumn>,
     pub width: usize,
 }
 
@@ -63,7 +66,7 @@ pub fn columns_of(tf: &TableFactor) -> Option<FromFunction> {
                 .collect()
         })
         .unwrap_or_default();
-    let mut columns: Vec<(String, Option<u32>)> = own
+    let mut columns: Vec<TypedColumn> = own
         .iter()
         .enumerate()
         .map(|(i, (n, t))| (listed.get(i).cloned().unwrap_or_else(|| n.to_string()), *t))
@@ -115,7 +118,7 @@ mod tests {
     use sqlparser::dialect::PostgreSqlDialect;
     use sqlparser::parser::Parser;
 
-    fn from(sql: &str) -> Option<(String, Vec<(String, Option<u32>)>)> {
+    fn from(sql: &str) -> Option<(String, Vec<TypedColumn>)> {
         let Statement::Query(q) = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0)
