@@ -136,3 +136,40 @@ fn report_functions_answer_as_on_postgres() {
     assert!(want.contains("2024-05 |     1"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
+
+/// JSON built as PostgreSQL builds it: a jsonb or json column inside `json_build_object`,
+/// `json_agg`, `to_json` is JSON (it was an escaped string, `{"x":"{\"a\":1}"}`), a
+/// boolean is `true` (it was `1`), a `numeric(8,2)` keeps its scale, `json_build_object`
+/// separates as PostgreSQL does (`{"a" : 1, "b" : 2}`), `json_object_agg` and
+/// `jsonb_object_agg` exist, arrays of arrays in `json_agg` are a line apart,
+/// `jsonb_pretty` indents as PostgreSQL.
+#[test]
+fn json_is_built_as_on_postgres() {
+    let script = "\\set VERBOSITY terse\n\
+        CREATE TABLE q (id int, name text, grp text, price numeric(8,2), ok bool, tags text[], meta jsonb, p json);\n\
+        INSERT INTO q VALUES (1, 'a\"b', 'x', 1.5, true, '{a,b}', '{\"k\": 1, \"b\": [1,2]}', '{\"z\":1,  \"y\":2}'), \
+        (2, 'c', 'x', NULL, false, '{}', 'null', '[]'), (3, 'd', 'y', 3, NULL, NULL, NULL, NULL);\n\
+        SELECT json_build_object('m', meta, 'p', p, 'ok', ok, 'price', price, 'tags', tags) FROM q ORDER BY id;\n\
+        SELECT jsonb_build_object('m', meta, 'p', p, 'ok', ok, 'price', price) FROM q ORDER BY id;\n\
+        SELECT grp, json_agg(name ORDER BY id), jsonb_agg(price), json_agg(DISTINCT grp) FROM q GROUP BY grp ORDER BY grp;\n\
+        SELECT json_agg(id) FILTER (WHERE ok), json_agg(tags ORDER BY id), json_agg(meta ORDER BY id) FROM q;\n\
+        SELECT json_object_agg(name, price ORDER BY id), jsonb_object_agg(name, ok) FROM q;\n\
+        SELECT json_build_object('o', json_build_object('a', 1), 'arr', json_build_array(1, 'x', NULL));\n\
+        SELECT json_agg(json_build_object('id', id, 'ok', ok) ORDER BY id) FROM q;\n\
+        SELECT json_build_object('id', id)->>'id', jsonb_build_object('n', name)->'n' FROM q ORDER BY id;\n\
+        SELECT to_json(name), to_jsonb(price), to_json(ok), to_json(tags), to_json(meta) FROM q ORDER BY id;\n\
+        SELECT json_build_object('x', 1.5, 'y', 2.0 + 0.25, 'w', NULL, 'v', 1e3), json_build_array(), json_build_object();\n\
+        SELECT json_agg(id) FROM q WHERE false;\n\
+        SELECT jsonb_pretty(meta) FROM q WHERE id = 1;\n\
+        SELECT json_build_object(NULL, 1);\n\
+        SELECT jsonb_build_object('a', 1, NULL, 2);\n\
+        SELECT json_object_agg(k, 1) FROM (VALUES (NULL::text)) t(k);\n";
+    let (want, got) = psql_on_both(script);
+    assert!(
+        want.contains(
+            "{\"m\" : {\"b\": [1, 2], \"k\": 1}, \"p\" : {\"z\":1,  \"y\":2}, \"ok\" : true"
+        ),
+        "{want}"
+    );
+    assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+}

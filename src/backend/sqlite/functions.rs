@@ -287,6 +287,7 @@ pub fn register(
     super::regex_functions::register(conn)?;
     super::array_functions::register(conn)?;
     super::json_srf::register(conn)?;
+    super::json_values::register(conn)?;
     // A table without partitions is its own only ancestor.
     conn.create_scalar_function("pg_partition_ancestors", 1, det(), |ctx| {
         Ok(match ctx.get::<Value>(0)? {

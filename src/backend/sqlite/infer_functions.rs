@@ -122,8 +122,11 @@ pub(super) fn function_type(f: &sqlparser::ast::Function, scope: &Scope<'_>) -> 
             };
             super::arrays::array_of(elem.unwrap_or(types::TEXT))
         }
-        "json_build_object" | "json_agg" | "to_json" | "json_build_array" => types::JSON,
-        "jsonb_build_object" | "jsonb_agg" | "to_jsonb" | "jsonb_build_array" => types::JSONB,
+        "json_build_object" | "json_agg" | "to_json" | "json_build_array" | "json_object_agg" => {
+            types::JSON
+        }
+        "jsonb_build_object" | "jsonb_agg" | "to_jsonb" | "jsonb_build_array"
+        | "jsonb_object_agg" => types::JSONB,
         "coalesce" | "nullif" | "greatest" | "least" | "max" | "min" => {
             let FunctionArguments::List(l) = &f.args else {
                 return None;

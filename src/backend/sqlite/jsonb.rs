@@ -22,6 +22,55 @@ pub fn normalize(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// `text` as PostgreSQL's `jsonb_pretty` prints it: four spaces a level, every item on
+/// its own line, an empty object or array over two lines (None: not JSON).
+pub fn pretty(text: &str) -> Option<String> {
+    let mut p = Parser {
+        s: text.as_bytes(),
+        at: 0,
+    };
+    let v = p.value()?;
+    p.ws();
+    if p.at != p.s.len() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() * 2);
+    write_pretty(&mut out, &v, 0);
+    Some(out)
+}
+
+fn write_pretty(out: &mut String, v: &Json, depth: usize) {
+    let pad = |out: &mut String, d: usize| {
+        out.push('\n');
+        out.push_str(&" ".repeat(4 * d));
+    };
+    match v {
+        Json::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                out.push_str(if i > 0 { "," } else { "" });
+                pad(out, depth + 1);
+                write_pretty(out, x, depth + 1);
+            }
+            pad(out, depth);
+            out.push(']');
+        }
+        Json::Object(items) => {
+            out.push('{');
+            for (i, (k, x)) in items.iter().enumerate() {
+                out.push_str(if i > 0 { "," } else { "" });
+                pad(out, depth + 1);
+                write_string(out, k);
+                out.push_str(": ");
+                write_pretty(out, x, depth + 1);
+            }
+            pad(out, depth);
+            out.push('}');
+        }
+        scalar => write_value(out, scalar),
+    }
+}
+
 enum Json {
     Null,
     Bool(bool),
@@ -204,7 +253,18 @@ fn write_string(out: &mut String, s: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{normalize, pretty};
+
+    /// What PostgreSQL 15's `jsonb_pretty` printed.
+    #[test]
+    fn pretty_as_postgresql_prints_it() {
+        assert_eq!(
+            pretty(r#"{"b":[1,{"x":null}],"a":1,"c":{},"d":[]}"#).unwrap(),
+            "{\n    \"a\": 1,\n    \"b\": [\n        1,\n        {\n            \"x\": null\n        }\n    ],\n    \"c\": {\n    },\n    \"d\": [\n    ]\n}"
+        );
+        assert_eq!(pretty("3").unwrap(), "3");
+        assert_eq!(pretty("[]").unwrap(), "[\n]");
+    }
 
     #[test]
     fn printed_as_postgresql_prints_jsonb() {

@@ -111,9 +111,6 @@ impl Rewriter {
             return ControlFlow::Continue(());
         }
         self.moves_sequences |= matches!(name.as_str(), "setval" | "nextval");
-        if matches!(name.as_str(), "json_build_object" | "jsonb_build_object") {
-            super::rewrite_ops::json_booleans(f);
-        }
         let renamed = match name.as_str() {
             // The transaction's start, as PostgreSQL answers (the session keeps it).
             "now" | "current_timestamp" | "transaction_timestamp" => {
@@ -153,10 +150,7 @@ impl Rewriter {
             "bool_or" => "max",
             "char_length" | "character_length" => "length",
             "btrim" => "trim",
-            "array_agg" | "json_agg" | "jsonb_agg" => "json_group_array",
-            "json_build_object" | "jsonb_build_object" => "json_object",
-            "json_build_array" | "jsonb_build_array" => "json_array",
-            "to_json" | "to_jsonb" => "json_quote",
+            "array_agg" => "json_group_array",
             "jsonb_typeof" | "json_typeof" => "json_type",
             "json_array_length" | "jsonb_array_length" => "json_array_length",
             _ => return ControlFlow::Continue(()),

@@ -214,44 +214,8 @@ pub fn regclass_text(e: &Expr) -> Option<Expr> {
         .then(|| raw(format!("(SELECT relname FROM pg_class WHERE oid = {rel})")))
 }
 
-/// The values of `json_build_object(k, v, …)` that are booleans (comparisons, a catalog
-/// column of type boolean): JSON `true`/`false`, as PostgreSQL builds them, not SQLite's
-/// 1/0.
-pub fn json_booleans(f: &mut sqlparser::ast::Function) {
-    use sqlparser::ast::{FunctionArg, FunctionArgExpr};
-    let FunctionArguments::List(list) = &mut f.args else {
-        return;
-    };
-    for arg in list.args.iter_mut().skip(1).step_by(2) {
-        let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg else {
-            continue;
-        };
-        let boolean = match e {
-            Expr::BinaryOp { op, .. } => matches!(
-                op,
-                BinaryOperator::Eq
-                    | BinaryOperator::NotEq
-                    | BinaryOperator::Lt
-                    | BinaryOperator::LtEq
-                    | BinaryOperator::Gt
-                    | BinaryOperator::GtEq
-                    | BinaryOperator::And
-                    | BinaryOperator::Or
-            ),
-            Expr::IsNull(_) | Expr::IsNotNull(_) => true,
-            Expr::Identifier(i) => is_catalog_bool(&i.value),
-            Expr::CompoundIdentifier(p) => p.last().is_some_and(|i| is_catalog_bool(&i.value)),
-            _ => false,
-        };
-        if boolean {
-            *e = raw(format!(
-                "json(CASE WHEN {e} THEN 'true' WHEN ({e}) IS NULL THEN 'null' ELSE 'false' END)"
-            ));
-        }
-    }
-}
-
-fn is_catalog_bool(name: &str) -> bool {
+/// Whether a catalog view's column `name` is a boolean (kept as 0/1).
+pub(super) fn is_catalog_bool(name: &str) -> bool {
     name == "seqcycle" || super::exec::CATALOG_BOOLS.contains(&name)
 }
 

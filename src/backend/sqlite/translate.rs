@@ -275,6 +275,7 @@ pub(super) fn translate_one(
         super::rewrite_ops::regclass_names(q);
     }
     super::coerce::writes(&mut stmt, schema);
+    super::json_build::rewrite(&mut stmt, &tables, schema);
     super::booltext::rewrite(&mut stmt, &tables, schema);
     super::coerce::comparisons(&mut stmt, &tables, schema);
     super::array_concat::rewrite(&mut stmt, &tables, schema);
