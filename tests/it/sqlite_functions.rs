@@ -142,7 +142,8 @@ fn report_functions_answer_as_on_postgres() {
 /// boolean is `true` (it was `1`), a `numeric(8,2)` keeps its scale, `json_build_object`
 /// separates as PostgreSQL does (`{"a" : 1, "b" : 2}`), `json_object_agg` and
 /// `jsonb_object_agg` exist, arrays of arrays in `json_agg` are a line apart,
-/// `jsonb_pretty` indents as PostgreSQL.
+/// `jsonb_pretty` indents as PostgreSQL, timestamps are ISO 8601 (`2024-05-06T09:08:09+02:00`
+/// in the session's zone; they were `2024-05-06 07:08:09+00`).
 #[test]
 fn json_is_built_as_on_postgres() {
     let script = "\\set VERBOSITY terse\n\
@@ -161,6 +162,12 @@ fn json_is_built_as_on_postgres() {
         SELECT json_build_object('x', 1.5, 'y', 2.0 + 0.25, 'w', NULL, 'v', 1e3), json_build_array(), json_build_object();\n\
         SELECT json_agg(id) FROM q WHERE false;\n\
         SELECT jsonb_pretty(meta) FROM q WHERE id = 1;\n\
+        SET TIME ZONE 'Europe/Berlin';\n\
+        CREATE TABLE tj (d date, ts timestamp, tz timestamptz, iv interval);\n\
+        INSERT INTO tj VALUES ('2024-05-06', '2024-05-06 07:08:09.5', '2024-05-06 07:08:09+00', '1 day 2 hours'), \
+        ('2024-01-06', '2024-01-06 07:08:09', '2024-01-06 07:08:09.123+05:30', '90 minutes');\n\
+        SELECT json_build_object('d', d, 'ts', ts, 'tz', tz, 'iv', iv), jsonb_build_object('tz', tz) FROM tj ORDER BY d;\n\
+        SELECT json_agg(tz ORDER BY d), to_json(max(ts)) FROM tj;\n\
         SELECT json_build_object(NULL, 1);\n\
         SELECT jsonb_build_object('a', 1, NULL, 2);\n\
         SELECT json_object_agg(k, 1) FROM (VALUES (NULL::text)) t(k);\n";
@@ -171,5 +178,30 @@ fn json_is_built_as_on_postgres() {
         ),
         "{want}"
     );
+    assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+}
+
+/// `pg_typeof` names the type PostgreSQL gives a column, an aggregate or an expression
+/// (it did not exist); an interval column is `interval` in `\d` and keeps what it stores
+/// as PostgreSQL prints it (`'90 minutes'` reads `01:30:00`; the column was text, and
+/// `'soon'` was stored); `CURRENT_ROLE` and `TIME '…'` literals work (they were a missing
+/// column and a syntax error).
+#[test]
+fn types_are_named_as_on_postgres() {
+    let script = "\\set VERBOSITY terse\n\
+        CREATE TABLE ty (a int, b bigint, c varchar(10), d numeric(5,2), e text[], f jsonb, g boolean, h float8, iv interval);\n\
+        INSERT INTO ty VALUES (1, 2, 'x', 1.5, '{a}', '{}', true, 1.5, '90 minutes');\n\
+        SELECT pg_typeof(a), pg_typeof(b), pg_typeof(c), pg_typeof(d), pg_typeof(e), pg_typeof(f), \
+        pg_typeof(g), pg_typeof(h), pg_typeof(a + b), pg_typeof(iv) FROM ty;\n\
+        SELECT pg_typeof(count(*)), pg_typeof(sum(a)), pg_typeof(max(b)), pg_typeof(now()), \
+        pg_typeof(1.5), pg_typeof('x'), pg_typeof(ARRAY[1]), pg_typeof(true) FROM ty;\n\
+        UPDATE ty SET iv = '2 weeks 3 seconds' WHERE a = 1 RETURNING iv;\n\
+        SELECT iv FROM ty WHERE iv = '14 days 00:00:03';\n\
+        INSERT INTO ty (iv) VALUES ('soon');\n\
+        SELECT current_role IS NOT NULL AS known, current_user = current_role;\n\
+        SELECT TIME '07:08:09', extract(second FROM TIME '07:08:09.5');\n\
+        \\d ty\n";
+    let (want, got) = psql_on_both(script);
+    assert!(want.contains("character varying"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }

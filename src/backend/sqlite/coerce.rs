@@ -273,6 +273,8 @@ fn wrapper(ty: u32) -> Option<&'static str> {
         types::FLOAT8 | types::FLOAT4 => Some("sy_float8"),
         types::UUID => Some("sy_uuid"),
         types::DATE => Some("sy_date"),
+        // Stored as PostgreSQL prints it ('1 day 2 hours' → '1 day 02:00:00').
+        types::INTERVAL => Some("sy_interval"),
         // An array literal (`'{x,y}'`) stored as the JSON array parameters are stored as.
         t if super::arrays::element_of(t).is_some() => Some("sy_array"),
         _ => None,

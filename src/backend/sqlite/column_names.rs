@@ -34,6 +34,11 @@ pub(super) fn name_query(q: &mut sqlparser::ast::Query) {
 
 pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
     Some(match e {
+        Expr::Identifier(i)
+            if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("current_role") =>
+        {
+            "current_role".into()
+        }
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
         Expr::Function(f) => ident_name(&f.name)
             .rsplit('.')
@@ -96,6 +101,19 @@ pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
         Expr::Substring { .. } => "substring".into(),
         Expr::Extract { .. } => "extract".into(),
         Expr::Exists { .. } => "exists".into(),
+        // `DATE '…'`, `TIME '…'`, `TIMESTAMP '…'`: the type's short name.
+        Expr::TypedString(t) => {
+            use sqlparser::ast::{DataType, TimezoneInfo as Tz};
+            match &t.data_type {
+                DataType::Date => "date",
+                DataType::Time(_, Tz::WithTimeZone | Tz::Tz) => "timetz",
+                DataType::Time(_, _) => "time",
+                DataType::Timestamp(_, Tz::WithTimeZone | Tz::Tz) => "timestamptz",
+                DataType::Timestamp(_, _) => "timestamp",
+                _ => "?column?",
+            }
+            .into()
+        }
         _ => "?column?".into(),
     })
 }

@@ -33,6 +33,8 @@ fn decl_for(oid: u32) -> &'static str {
         types::JSON => "JSON",
         types::JSONB => "JSONB",
         types::UUID => "UUID",
+        // Kept as PostgreSQL prints it (`sy_interval`), never a bare number.
+        types::INTERVAL => "INTERVAL",
         _ => "TEXT",
     }
 }

@@ -120,6 +120,17 @@ pub fn register(
     for name in ["current_user", "session_user", "current_role", "user"] {
         conn.create_scalar_function(name, 0, det(), |_| Ok("postgres"))?;
     }
+    // `pg_typeof` of what the statement does not type (see `value_types.rs`): by what
+    // SQLite holds.
+    conn.create_scalar_function("pg_typeof", 1, det(), |ctx| {
+        Ok(match ctx.get_raw(0) {
+            rusqlite::types::ValueRef::Null => "unknown",
+            rusqlite::types::ValueRef::Integer(_) => "integer",
+            rusqlite::types::ValueRef::Real(_) => "double precision",
+            rusqlite::types::ValueRef::Text(_) => "text",
+            rusqlite::types::ValueRef::Blob(_) => "bytea",
+        })
+    })?;
     conn.create_scalar_function("pg_backend_pid", 0, det(), move |_| Ok(pid as i64))?;
     conn.create_scalar_function("gen_random_uuid", 0, volatile(), |_| Ok(uuid_v4()))?;
     conn.create_scalar_function("uuid_generate_v4", 0, volatile(), |_| Ok(uuid_v4()))?;

@@ -1,10 +1,12 @@
-//! Which JSON-building calls become the builders of `json_values.rs`, and what each value
+//! `pg_typeof(x)` as the constant type name `value_types.rs` finds, and which JSON-building calls become the builders of `json_values.rs`, and what each value
 //! in them is: `json_build_object`, `json_build_array`, `json_agg`, `json_object_agg`,
 //! `to_json` and their `jsonb` forms. Each value becomes `sy_json_value(x, kind, flags)`,
 //! its kind from the statement: a `jsonb`/`json` column, cast or operator result, a
 //! nested builder (JSON already), a boolean column, literal or comparison (`true`, not
 //! SQLite's 1), an array column (its stored JSON is PostgreSQL's `to_json` of it), a
-//! `numeric(p, s)` column (with its scale: `2.50`); anything else by what SQLite holds.
+//! `numeric(p, s)` column (with its scale: `2.50`), a timestamp, timestamptz (in the
+//! session's zone) or interval (ISO 8601 or PostgreSQL's interval text, as JSON has
+//! them); anything else by what SQLite holds.
 
 use std::ops::ControlFlow;
 
@@ -13,15 +15,13 @@ use sqlparser::ast::{
     Statement, Value, VisitMut, VisitorMut,
 };
 
-use super::coerce::{Col, Schema};
+use super::coerce::Schema;
 use super::decimal_rewrite::call;
-use super::scope::Scope;
 use super::types;
+use super::value_types::Typer;
 
 struct Build<'a> {
-    tables: &'a [String],
-    schema: Schema<'a>,
-    cols: Option<Vec<Col>>,
+    typer: Typer<'a>,
 }
 
 /// The builder a PostgreSQL JSON function becomes, and which of its arguments are values
@@ -62,21 +62,6 @@ fn text(s: &str) -> Expr {
 }
 
 impl Build<'_> {
-    fn column(&mut self, e: &Expr) -> Option<Col> {
-        let name = match e {
-            Expr::Identifier(i) => &i.value,
-            Expr::CompoundIdentifier(p) => &p.last()?.value,
-            _ => return None,
-        };
-        let (tables, schema) = (self.tables, self.schema);
-        let cols = self
-            .cols
-            .get_or_insert_with(|| super::coerce::columns_typed(tables, schema, |_| true));
-        cols.iter()
-            .find(|c| c.0.eq_ignore_ascii_case(name))
-            .cloned()
-    }
-
     /// `e` as the argument of `sy_json_value`, and its kind.
     fn value(&mut self, e: &Expr) -> (Expr, &'static str) {
         if let Expr::Function(f) = e
@@ -84,23 +69,16 @@ impl Build<'_> {
         {
             return (e.clone(), "json");
         }
-        let column = self.column(e);
-        if let Some((_, types::NUMERIC, Some(s))) = column {
+        if let Some((_, types::NUMERIC, Some(s))) = self.typer.column(e) {
             let scale = Expr::value(Value::Number(s.to_string(), false));
             return (call("sy_dec", vec![e.clone(), scale]), "number");
         }
-        let catalog_bool = match e {
-            Expr::Identifier(i) => super::rewrite_ops::is_catalog_bool(&i.value),
-            Expr::CompoundIdentifier(p) => p
-                .last()
-                .is_some_and(|i| super::rewrite_ops::is_catalog_bool(&i.value)),
-            _ => false,
-        };
-        // A catalog view's boolean reads as an integer column in SQLite's schema.
-        let ty = super::infer::expr_type_in(e, &Scope::default())
-            .or(catalog_bool.then_some(types::BOOL))
-            .or(column.map(|c| c.1));
-        let kind = match ty {
+        let kind = match self.typer.type_of(e) {
+            Some(types::TIMESTAMPTZ) => {
+                return (call("sy_tz_text", vec![e.clone()]), "timestamptz");
+            }
+            Some(types::TIMESTAMP) => "timestamp",
+            Some(types::INTERVAL) => "interval",
             Some(types::JSONB) => "jsonb",
             Some(types::JSON) => "json",
             Some(types::BOOL) => "bool",
@@ -120,6 +98,13 @@ impl Build<'_> {
     fn rebuild(&mut self, e: &mut Expr) {
         let Expr::Function(f) = e else { return };
         let name = name_of(f);
+        if name == "pg_typeof"
+            && let Some(arg) = super::infer_functions::nth_arg(f, 0)
+            && let Some(constant) = self.typer.type_name_of(arg)
+        {
+            *e = constant;
+            return;
+        }
         let Some((target, values)) = builder(&name) else {
             return;
         };
@@ -176,9 +161,7 @@ impl VisitorMut for Build<'_> {
 /// Rewrites `stmt`'s JSON-building calls (see the module's doc).
 pub fn rewrite(stmt: &mut Statement, tables: &[String], schema: Schema<'_>) {
     let mut b = Build {
-        tables,
-        schema,
-        cols: None,
+        typer: Typer::new(tables, schema),
     };
     let _ = stmt.visit(&mut b);
 }

@@ -31,13 +31,22 @@ fn quoted(s: &str) -> String {
 }
 
 /// The JSON text of a value the rewrite saw as `kind`: `jsonb` (printed as jsonb
-/// prints), `json`/`array`/`number` (its text is JSON already), `bool` (0/1), or `auto`
-/// (by what SQLite holds: a number, or text as a string).
+/// prints), `json`/`array`/`number` (its text is JSON already), `bool` (0/1),
+/// `timestamp`/`timestamptz` (ISO 8601 with a `T`; a timestamptz already in the session's
+/// zone), `interval` (as PostgreSQL prints it), or `auto` (by what SQLite holds: a
+/// number, or text as a string).
 pub fn fragment(v: Value, kind: &str) -> rusqlite::Result<String> {
     Ok(match (kind, v) {
         (_, Value::Null) => "null".into(),
         ("jsonb", Value::Text(t)) => jsonb(t)?,
         ("json" | "array" | "number", Value::Text(t)) => t,
+        ("timestamp", Value::Text(t)) => quoted(&t.replacen(' ', "T", 1)),
+        ("timestamptz", Value::Text(t)) => quoted(&iso_instant(&t)),
+        ("interval", Value::Text(t)) => quoted(
+            &super::interval::Interval::parse(&t)
+                .map(|iv| iv.show())
+                .unwrap_or(t),
+        ),
         ("bool", Value::Integer(n)) => (if n != 0 { "true" } else { "false" }).into(),
         ("bool", Value::Text(t)) => (if matches!(t.as_str(), "t" | "true" | "1") {
             "true"
@@ -54,6 +63,22 @@ pub fn fragment(v: Value, kind: &str) -> rusqlite::Result<String> {
             quoted(&format!("\\x{hex}"))
         }
     })
+}
+
+/// A timestamptz shown in the session's zone (`2024-05-06 09:08:09+02`) as JSON writes
+/// it (`2024-05-06T09:08:09+02:00`).
+fn iso_instant(t: &str) -> String {
+    let iso = t.replacen(' ', "T", 1);
+    let offset_at = iso
+        .char_indices()
+        .skip(10)
+        .filter(|(_, c)| matches!(c, '+' | '-'))
+        .map(|(i, _)| i)
+        .last();
+    match offset_at {
+        Some(i) if iso.len() - i == 3 => format!("{iso}:00"),
+        _ => iso,
+    }
 }
 
 /// A key of an object: text as it is, a number as its digits; NULL is refused with
@@ -237,6 +262,22 @@ mod tests {
         assert_eq!(fragment(t("a\"\n"), "auto").unwrap(), "\"a\\\"\\n\"");
         assert_eq!(fragment(Value::Real(2.5), "auto").unwrap(), "2.5");
         assert_eq!(fragment(Value::Null, "jsonb").unwrap(), "null");
+        assert_eq!(
+            fragment(t("2024-05-06 09:08:09+02"), "timestamptz").unwrap(),
+            "\"2024-05-06T09:08:09+02:00\""
+        );
+        assert_eq!(
+            fragment(t("2024-01-06 02:38:09.123+05:30"), "timestamptz").unwrap(),
+            "\"2024-01-06T02:38:09.123+05:30\""
+        );
+        assert_eq!(
+            fragment(t("2024-05-06 07:08:09.5"), "timestamp").unwrap(),
+            "\"2024-05-06T07:08:09.5\""
+        );
+        assert_eq!(
+            fragment(t("1 day 2 hours"), "interval").unwrap(),
+            "\"1 day 02:00:00\""
+        );
         assert_eq!(
             object(vec![t("a"), t("1"), t("b"), t("\"x\"")], false).unwrap(),
             "{\"a\" : 1, \"b\" : \"x\"}"

@@ -77,6 +77,7 @@ pub mod translate;
 mod truncate;
 pub mod types;
 pub mod typmod;
+mod value_types;
 pub mod wire;
 mod zone;
 

@@ -444,6 +444,7 @@ impl VisitorMut for Rewriter {
             | Expr::Substring { .. }
             | Expr::Extract { .. }
             | Expr::SimilarTo { .. }
+            | Expr::Identifier(_)
             | Expr::TypedString(_) => {
                 if let Some(e) = super::standard_forms::call_form(expr) {
                     *expr = e;

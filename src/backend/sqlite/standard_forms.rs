@@ -1,7 +1,8 @@
 //! The SQL standard's function syntax that SQLite does not read, as the calls it has:
 //! `POSITION(a IN b)` → `instr(b, a)`, `SUBSTRING(x FROM a FOR b)` → `substr(x, a, b)`,
 //! `EXTRACT(field FROM x)` → `sy_date_part('field', x)` (see `date_functions.rs`), and
-//! typed literals (`DATE '2024-05-06'`, `TIMESTAMP '…'`) as the casts they are, and
+//! typed literals (`DATE '2024-05-06'`, `TIMESTAMP '…'`) as the casts they are,
+//! `CURRENT_ROLE` as the call it is, and
 //! `x SIMILAR TO 'pattern'` as the regular expression PostgreSQL makes of it.
 
 use sqlparser::ast::Expr;
@@ -52,9 +53,17 @@ pub fn call_form(e: &Expr) -> Option<Expr> {
                 DataType::Date => "sy_date",
                 DataType::Timestamp(_, Tz::WithTimeZone | Tz::Tz) => "sy_timestamptz",
                 DataType::Timestamp(_, _) => "sy_timestamp",
+                // A time of day is kept as the text it is.
+                DataType::Time(_, _) => return Some(raw(t.value.to_string())),
                 _ => return None,
             };
             raw(format!("{f}({})", t.value))
+        }
+        // CURRENT_ROLE, which the SQL parser reads as a column name.
+        Expr::Identifier(i)
+            if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("current_role") =>
+        {
+            raw("current_role()")
         }
         _ => return None,
     })
