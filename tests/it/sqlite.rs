@@ -245,3 +245,42 @@ fn a_failed_parse_is_answered_before_sync() {
         assert_eq!(tags, "ZI");
     });
 }
+
+/// A table made through the SQLite default keeps its PostgreSQL types on the way to
+/// PostgreSQL: an interval column was declared TEXT in the file and `sync` would have
+/// read it as `bigint` ("interval" holds "int"); now it is `interval` on both sides and
+/// its values arrive as they were written.
+#[test]
+fn an_interval_column_is_an_interval_after_sync() {
+    use crate::support::cli::{switchyard, text};
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = sqlite_proxy(&dir);
+    let (ok, out, err) = psql(
+        proxy.port,
+        "app",
+        "secret",
+        &[
+            "-c",
+            "CREATE TABLE plans (id int PRIMARY KEY, every interval NOT NULL, note text)",
+            "-c",
+            "INSERT INTO plans VALUES (1, '90 minutes', 'a'), (2, '1 day 2 hours', NULL)",
+        ],
+    );
+    assert!(ok && out.contains("INSERT 0 2"), "{out}{err}");
+    drop(proxy);
+    let pg = crate::support::PgCluster::start();
+    let from = sqlite_url_of(&dir);
+    let o = switchyard(&["sync", "--from", &from, "--to", &pg.url("app")]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        pg.psql_db(
+            "app",
+            "SELECT string_agg(format('%s %s', every, pg_typeof(every)), ', ' ORDER BY id) FROM plans"
+        ),
+        "01:30:00 interval, 1 day 02:00:00 interval"
+    );
+}
+
+fn sqlite_url_of(dir: &tempfile::TempDir) -> String {
+    crate::support::sqlite_url(&dir.path().join("app.db"))
+}

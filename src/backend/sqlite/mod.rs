@@ -45,7 +45,7 @@ pub mod infer;
 mod infer_functions;
 mod infer_sources;
 mod input;
-mod interval;
+pub mod interval;
 pub mod isolation;
 mod json_build;
 mod json_srf;

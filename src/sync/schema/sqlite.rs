@@ -15,6 +15,7 @@
 //! | `BLOB`, `BYTEA`                              | `bytea`                                     |
 //! | `JSON`, `JSONB`                              | `jsonb`                                     |
 //! | `UUID`                                       | `uuid`                                      |
+//! | `INTERVAL`                                   | `interval`                                  |
 //! | `VARCHAR(n)`, `NVARCHAR(n)`, `CHAR(n)`       | `varchar(n)`                                |
 //! | `TEXT`, `CLOB`, `STRING`                     | `text`                                      |
 //! | anything else or nothing                     | `text`, with a warning                      |
@@ -45,6 +46,8 @@ pub fn pg_type_for(decl: &str) -> (String, bool) {
         "blob" | "bytea" => "bytea".into(),
         "json" | "jsonb" => "jsonb".into(),
         "uuid" => "uuid".into(),
+        // Before the `int` rule below: "interval" contains it.
+        "interval" => "interval".into(),
         "varchar" | "character varying" | "nvarchar" | "varying character" | "char"
         | "character" | "nchar"
             if !args.is_empty() =>
@@ -360,6 +363,7 @@ mod tests {
         assert_eq!(pg_type_for("BOOLEAN").0, "boolean");
         assert_eq!(pg_type_for("JSON").0, "jsonb");
         assert_eq!(pg_type_for("BLOB").0, "bytea");
+        assert_eq!(pg_type_for("INTERVAL").0, "interval");
         assert_eq!(pg_type_for("WEIRD"), ("text".to_string(), true));
         assert_eq!(pg_type_for(""), ("text".to_string(), true));
     }

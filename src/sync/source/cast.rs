@@ -151,6 +151,13 @@ fn encode(out: &mut BytesMut, v: &Value, pg_type: &str) -> Result<(), String> {
             out.put_slice(text.as_bytes());
         }
         "uuid" => out.put_slice(&uuid_bytes(v)?),
+        "interval" => {
+            let iv = crate::backend::sqlite::interval::Interval::parse(&as_text(v)?)?;
+            let narrow = |n: i64| i32::try_from(n).map_err(|_| "out of range for interval");
+            out.put_i64(iv.micros);
+            out.put_i32(narrow(iv.days)?);
+            out.put_i32(narrow(iv.months)?);
+        }
         "varchar" | "character varying" | "text" | "char" | "character" => {
             let text = as_text(v)?;
             if let Some(&n) = args.first()
@@ -385,6 +392,17 @@ mod tests {
             .len(),
             16
         );
+        // PostgreSQL's binary interval: microseconds, days, months.
+        assert_eq!(
+            field(Value::Text("1 mon 2 days 00:00:03".into()), "interval").unwrap(),
+            [
+                &3_000_000i64.to_be_bytes()[..],
+                &2i32.to_be_bytes(),
+                &1i32.to_be_bytes()
+            ]
+            .concat()
+        );
+        assert!(field(Value::Text("soon".into()), "interval").is_err());
         let mut b = BytesMut::new();
         put_field(&mut b, &Value::Null, "text").unwrap();
         assert_eq!(&b[..], &(-1i32).to_be_bytes());
