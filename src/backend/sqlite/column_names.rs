@@ -93,14 +93,25 @@ pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
         Expr::CompoundFieldAccess { root, .. } => match root.as_ref() {
             Expr::Identifier(i) => i.value.clone(),
             Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.clone())?,
-            _ => "?column?".into(),
+            // `(array_agg(x))[1]` is named by the function.
+            other => pg_column_name(other).unwrap_or_else(|| "?column?".into()),
         },
         Expr::Ceil { .. } => "ceil".into(),
         Expr::Floor { .. } => "floor".into(),
         Expr::Position { .. } => "position".into(),
+        Expr::Substring {
+            shorthand: true, ..
+        } => "substr".into(),
         Expr::Substring { .. } => "substring".into(),
         Expr::Extract { .. } => "extract".into(),
-        Expr::Exists { .. } => "exists".into(),
+        // `NOT EXISTS (…)` is an expression over `exists`, unnamed.
+        Expr::Exists { negated: false, .. } => "exists".into(),
+        Expr::Trim { trim_where, .. } => match trim_where {
+            Some(sqlparser::ast::TrimWhereField::Leading) => "ltrim",
+            Some(sqlparser::ast::TrimWhereField::Trailing) => "rtrim",
+            _ => "btrim",
+        }
+        .into(),
         // `DATE '…'`, `TIME '…'`, `TIMESTAMP '…'`: the type's short name.
         Expr::TypedString(t) => {
             use sqlparser::ast::{DataType, TimezoneInfo as Tz};

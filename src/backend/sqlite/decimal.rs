@@ -252,6 +252,16 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             None => d,
         })))
     })?;
+    // `trunc(numeric, n)`: cut toward zero at scale n (a negative n: whole tens, hundreds).
+    for name in ["sy_dec_trunc", "trunc"] {
+        conn.create_scalar_function(name, 2, det, |ctx| {
+            let (Some(d), Some(s)) = (decimal(ctx.get(0)?)?, ctx.get::<Option<i64>>(1)?) else {
+                return Ok(None);
+            };
+            let cut = d.with_scale_round(s, RoundingMode::Down);
+            Ok(Some(text(&if s < 0 { cut.with_scale(0) } else { cut })))
+        })?;
+    }
     conn.create_scalar_function("sy_dec_neg", 1, det, |ctx| {
         Ok(decimal(ctx.get(0)?)?.map(|d| text(&-d)))
     })?;

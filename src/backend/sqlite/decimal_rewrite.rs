@@ -378,9 +378,10 @@ impl Rewrite<'_> {
         }
     }
 
-    /// `round(numeric [, n])` with a constant `n` ≥ 0: exact, at scale `n`, as PostgreSQL
-    /// prints it (`round(2.5, 2)` is 2.50).
-    fn round(&mut self, e: &mut Expr) {
+    /// `round(numeric [, n])` / `trunc(numeric, n)` with a constant `n` ≥ 0: exact, at
+    /// scale `n`, as PostgreSQL prints it (`round(2.5, 2)` is 2.50) — also of a window's
+    /// `avg`/`sum` of numerics or integers, which SQLite computes in floating point.
+    fn round(&mut self, e: &mut Expr, exact: &str) {
         let Expr::Function(f) = e else { return };
         let FunctionArguments::List(l) = &f.args else {
             return;
@@ -402,19 +403,73 @@ impl Rewrite<'_> {
             return;
         }
         let x = args[0].clone();
-        if self.kind(&x) != Kind::Decimal {
+        if self.kind(&x) != Kind::Decimal && !self.window_average(&x) {
             return;
         }
         let inner = self.operand(x);
         let scale = Expr::value(Value::Number(places, false));
-        *e = call(NUM, vec![call("sy_dec", vec![inner, scale])]);
+        *e = call(NUM, vec![call(exact, vec![inner, scale])]);
+    }
+
+    /// `coalesce(…)` with a numeric argument: each value keeps its own scale (`coalesce(bal,
+    /// 0)` is `10.50` or `0`, as PostgreSQL prints them); `array_agg(bal)`'s elements keep
+    /// the column's (`{10.50}`).
+    fn scaled_arguments(&mut self, e: &mut Expr) {
+        let Expr::Function(f) = e else { return };
+        let name = name_of(f);
+        let FunctionArguments::List(l) = &mut f.args else {
+            return;
+        };
+        match name.as_str() {
+            "coalesce" => {
+                let mut args: Vec<&mut Expr> = l
+                    .args
+                    .iter_mut()
+                    .filter_map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x),
+                        _ => None,
+                    })
+                    .collect();
+                if !args.iter().any(|a| self.kind(a) == Kind::Decimal)
+                    || args.iter().any(|a| self.kind(a) == Kind::Float)
+                {
+                    return;
+                }
+                for a in args.iter_mut() {
+                    **a = self.operand((**a).clone());
+                }
+                *e = call(NUM, vec![e.clone()]);
+            }
+            "array_agg" => {
+                if let [FunctionArg::Unnamed(FunctionArgExpr::Expr(x))] = l.args.as_mut_slice()
+                    && let Some((_, types::NUMERIC, Some(_))) = self.column(x)
+                {
+                    *x = self.operand(x.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `avg(x) OVER (…)` or `sum(x) OVER (…)` of a numeric or integer `x`.
+    fn window_average(&mut self, e: &Expr) -> bool {
+        let Expr::Function(f) = e else { return false };
+        if f.over.is_none() || !matches!(name_of(f).as_str(), "avg" | "sum") {
+            return false;
+        }
+        let mut f = f.clone();
+        let arg = only_arg(&mut f).cloned();
+        arg.is_some_and(|a| matches!(self.kind(&a), Kind::Decimal | Kind::Integer))
     }
 
     fn aggregate(&mut self, e: &mut Expr) {
         let Expr::Function(f) = e else { return };
         let name = name_of(f);
         if name == "round" && f.over.is_none() {
-            return self.round(e);
+            return self.round(e, "sy_dec");
+        }
+        if name == "trunc" && f.over.is_none() {
+            return self.round(e, "sy_dec_trunc");
         }
         if !matches!(name.as_str(), "sum" | "avg") || f.over.is_some() {
             return;
@@ -456,6 +511,7 @@ impl VisitorMut for Rewrite<'_> {
             Expr::Function(f) => {
                 exact_argument(f);
                 self.aggregate(e);
+                self.scaled_arguments(e);
             }
             _ => {}
         }

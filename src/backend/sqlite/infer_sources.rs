@@ -196,7 +196,8 @@ fn source(e: &Expr, scope: &Scope<'_>, catalog: bool) -> Option<Source> {
     // The argument whose column types the result (date_trunc's is its second).
     let at = match func.as_str() {
         "max" | "min" | "sum" | "coalesce" | "greatest" | "least" | "nullif" | "array_agg"
-        | "array_append" | "array_cat" | "array_remove" | "unnest" => 0,
+        | "array_append" | "array_cat" | "array_remove" | "unnest" | "lag" | "lead"
+        | "first_value" | "last_value" | "nth_value" => 0,
         "date_trunc" => 1,
         _ => return None,
     };

@@ -484,8 +484,9 @@ impl VisitorMut for Rewriter {
                 right,
                 ..
             } => {
+                // Over a NULL array the answer is NULL, as in PostgreSQL (not false).
                 *expr = raw(format!(
-                    "{left} IN (SELECT value FROM json_each(sy_array({right})))"
+                    "(CASE WHEN {right} IS NULL THEN NULL ELSE {left} IN (SELECT value FROM json_each(sy_array({right}))) END)"
                 ));
             }
             Expr::Function(f) if !f.within_group.is_empty() => {

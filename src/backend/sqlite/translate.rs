@@ -500,7 +500,7 @@ mod tests {
         let t = one("SELECT x::int, y::text, '2024-01-01'::date, string_agg(n, ',') FROM t");
         assert_eq!(
             t.sql,
-            "SELECT CAST(x AS INTEGER) AS \"x\", CAST(y AS TEXT) AS \"y\", sy_date('2024-01-01') AS \"date\", group_concat(n, ',') AS \"string_agg\" FROM t"
+            "SELECT sy_int4(x) AS \"x\", CAST(y AS TEXT) AS \"y\", sy_date('2024-01-01') AS \"date\", group_concat(n, ',') AS \"string_agg\" FROM t"
         );
         // The transaction's start (kept by the session); a table's default stays plain
         // SQLite, which any SQLite client can evaluate.
@@ -518,7 +518,7 @@ mod tests {
         let t = one("SELECT count(*), id, t.name, 1, x::text, 1::int, upper(name) AS u FROM t");
         assert_eq!(
             t.sql,
-            "SELECT count(*) AS \"count\", id, t.name, 1 AS \"?column?\", CAST(x AS TEXT) AS \"x\", CAST(1 AS INTEGER) AS \"int4\", upper(name) AS u FROM t"
+            "SELECT count(*) AS \"count\", id, t.name, 1 AS \"?column?\", CAST(x AS TEXT) AS \"x\", sy_int4(1) AS \"int4\", upper(name) AS u FROM t"
         );
     }
 
