@@ -205,3 +205,57 @@ fn types_are_named_as_on_postgres() {
     assert!(want.contains("character varying"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
+
+/// `to_char` of a number formats as PostgreSQL does (it was refused): digits, forced
+/// zeros, decimal point and group separators, fill mode, every sign pattern, `#`s for
+/// a number wider than the pattern, quoted text — each pattern over positive, negative,
+/// zero, fractional and too-wide values.
+#[test]
+fn to_char_of_numbers_answers_as_on_postgres() {
+    let values = [
+        "1234.5",
+        "-1234.5",
+        "0",
+        "0.5",
+        "-0.005",
+        "12",
+        "1234567.891",
+        "-7",
+        "999.999",
+    ];
+    let patterns = [
+        "9999.99",
+        "FM9999.99",
+        "FM9999.00",
+        "0000",
+        "9,999,999.99",
+        "FM9,999,999.99",
+        "999",
+        "S9999",
+        "9999MI",
+        "9999PR",
+        "FM9999PR",
+        "9.99",
+        "0.99",
+        "FMSG999",
+        "SG9999",
+        "MI9999",
+        "9999S",
+        "\"$\"9999.00",
+        "999PL",
+        "9G999D99",
+        "FM99990.00",
+    ];
+    let mut script = String::from("\\set VERBOSITY terse\n");
+    for p in patterns {
+        let cols: Vec<String> = values
+            .iter()
+            .map(|v| format!("'[' || to_char({v}::numeric, '{p}') || ']'"))
+            .collect();
+        script.push_str(&format!("SELECT '{p}', {};\n", cols.join(", ")));
+    }
+    script.push_str("SELECT to_char(1234.5::float8, '9999.9'), to_char(42, '999'), to_char(NULL::numeric, '9');\n");
+    let (want, got) = psql_on_both(&script);
+    assert!(want.contains("[<1235>]"), "{want}");
+    assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+}

@@ -73,6 +73,7 @@ mod srf_select;
 mod standard_forms;
 mod temporal_rewrite;
 mod to_char;
+mod to_char_number;
 pub mod translate;
 mod truncate;
 pub mod types;

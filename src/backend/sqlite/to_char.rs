@@ -3,7 +3,7 @@
 //! `Mon DD, YYYY`, `FMMonth`, `Day`, `AM`, `Q`, `IW`, `OF`, `TZH`, quoted text), a timestamptz
 //! shown in the session's `TimeZone`; `age` as years, months and days counted on the
 //! calendar (PostgreSQL's borrowing, so `age('2024-05-06', '2024-01-01')` is
-//! `4 mons 5 days`). `to_char` of a number is refused (0A000), not guessed.
+//! `4 mons 5 days`). `to_char` of a number is `to_char_number.rs`.
 
 use jiff::tz::TimeZone;
 use rusqlite::Connection;
@@ -223,20 +223,37 @@ pub fn register(
     let zone_in = zone_of.clone();
     conn.create_scalar_function("to_char", 2, det, move |ctx| {
         let (v, fmt) = (ctx.get::<Value>(0)?, ctx.get::<Option<String>>(1)?);
-        let (Value::Text(v), Some(fmt)) = (v, fmt) else {
-            return match ctx.get::<Value>(0)? {
-                Value::Null => Ok(None),
-                _ => Err(fail(
-                    "0A000: to_char of a number is not supported by switchyard's SQLite backend"
-                        .into(),
-                )),
-            };
+        let Some(fmt) = fmt else { return Ok(None) };
+        let number = |n: &str| {
+            let d = std::str::FromStr::from_str(n).map_err(|_| {
+                fail(format!(
+                    "22P02: invalid input syntax for type numeric: \"{n}\""
+                ))
+            })?;
+            super::to_char_number::format(&d, &fmt)
+                .map(Some)
+                .map_err(fail)
         };
-        let (us, off) = local(&v, &zone_in()).ok_or_else(|| {
-            fail(format!(
+        let v = match v {
+            Value::Null => return Ok(None),
+            Value::Integer(i) => return number(&i.to_string()),
+            Value::Real(f) => return number(&super::types::float_text(f)),
+            Value::Text(t) => t,
+            Value::Blob(_) => {
+                return Err(fail(
+                    "42883: function to_char(bytea, text) does not exist".into(),
+                ));
+            }
+        };
+        let Some((us, off)) = local(&v, &zone_in()) else {
+            // Decimal text (a numeric computed exactly) is a number.
+            if v.trim().parse::<f64>().is_ok() {
+                return number(v.trim());
+            }
+            return Err(fail(format!(
                 "22007: invalid input syntax for type timestamp: \"{v}\""
-            ))
-        })?;
+            )));
+        };
         Ok(Some(format(us, off, &fmt)))
     })?;
     conn.create_scalar_function("age", -1, det, move |ctx| {
