@@ -117,3 +117,27 @@ fn date_trunc_and_extract_answer_as_on_postgres() {
     );
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");
 }
+
+/// `AT TIME ZONE` both ways (it was a syntax error), `::time` of a timestamptz in the
+/// session's zone and of a timestamp (the cast was dropped: the whole timestamp came
+/// back), and a timestamptz written with an offset but no seconds (`00:00+05:30` was read
+/// as wall-clock time in the session's zone, an hour or more off, without a word).
+#[test]
+fn time_zones_and_times_answer_as_on_postgres() {
+    let script = "\\set VERBOSITY terse\n\
+        SET TIME ZONE 'Europe/Berlin';\n\
+        CREATE TABLE tz1 (id int, at timestamptz, ts timestamp);\n\
+        INSERT INTO tz1 VALUES (1, '2024-05-06 22:30:09.5+00', '2024-05-06 07:08:09'), \
+        (2, '2024-01-01 00:00+00', '2024-12-31 23:59:59.25'), (3, '2024-01-01 00:00+05:30', NULL);\n\
+        SELECT id, at, at AT TIME ZONE 'UTC', at AT TIME ZONE 'America/New_York', ts AT TIME ZONE 'UTC', \
+        ts AT TIME ZONE 'Asia/Tokyo' FROM tz1 ORDER BY id;\n\
+        SELECT id, at::time, ts::time, (at AT TIME ZONE 'UTC')::date FROM tz1 ORDER BY id;\n\
+        SELECT date_trunc('day', at AT TIME ZONE 'America/New_York') d, count(*) FROM tz1 GROUP BY 1 ORDER BY 1;\n\
+        SELECT '10:30'::time, '10:30:01.5'::time, '2024-01-01T00:00Z'::timestamptz, '2024-01-01 10:00-03'::timestamptz;\n\
+        SELECT id FROM tz1 WHERE at AT TIME ZONE 'UTC' > '2024-03-01' ORDER BY id;\n\
+        SELECT at AT TIME ZONE 'Mars/Olympus' FROM tz1;\n\
+        SELECT at AT TIME ZONE 'UTC', ts AT TIME ZONE 'UTC' FROM tz1 LIMIT 1 \\gdesc\n";
+    let (want, got) = psql_on_both(script);
+    assert!(want.contains("timestamp without time zone"), "{want}");
+    assert_eq!(got, want, "the SQLite default, then PostgreSQL");
+}

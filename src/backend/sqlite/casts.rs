@@ -19,10 +19,10 @@ enum CastTarget {
     /// A timestamp type: the value in its canonical stored form (`coerce.rs`), so a
     /// literal with an offset compares and reads as the instant it is.
     Timestamp(&'static str),
-    /// A number type with PostgreSQL's input rules (`input.rs`): `'abc'::int` is an error
-    /// (SQLite's CAST makes it 0) and `10.5::int` rounds to 11 (SQLite's truncates).
-    /// SQLite's own CAST in a table's definition.
-    Number(&'static str, &'static str),
+    /// A type with PostgreSQL's input rules (`input.rs`): `'abc'::int` is an error
+    /// (SQLite's CAST makes it 0), `10.5::int` rounds to 11 (SQLite's truncates), a
+    /// timestamp `::time` is its time of day; SQLite's own CAST in a table's definition.
+    Input(&'static str, &'static str),
 }
 
 fn cast_target(t: &DataType) -> CastTarget {
@@ -36,12 +36,12 @@ fn cast_target(t: &DataType) -> CastTarget {
     let base = name.split(['(', '[']).next().unwrap_or("").trim();
     let base = base.strip_prefix("pg_catalog.").unwrap_or(base);
     match base {
-        "int" | "integer" | "int4" => CastTarget::Number("sy_int4", "INTEGER"),
-        "int2" | "smallint" => CastTarget::Number("sy_int2", "INTEGER"),
-        "int8" | "bigint" => CastTarget::Number("sy_int8", "INTEGER"),
+        "int" | "integer" | "int4" => CastTarget::Input("sy_int4", "INTEGER"),
+        "int2" | "smallint" => CastTarget::Input("sy_int2", "INTEGER"),
+        "int8" | "bigint" => CastTarget::Input("sy_int8", "INTEGER"),
         "oid" => CastTarget::Keep("INTEGER"),
         "real" | "float4" | "float8" | "float" | "double precision" | "double" => {
-            CastTarget::Number("sy_float8", "REAL")
+            CastTarget::Input("sy_float8", "REAL")
         }
         "numeric" | "decimal" => CastTarget::Keep("NUMERIC"),
         "text" | "varchar" | "character varying" | "char" | "character" | "bpchar" | "name"
@@ -52,6 +52,7 @@ fn cast_target(t: &DataType) -> CastTarget {
         "timestamptz" | "timestamp with time zone" => CastTarget::Timestamp("sy_timestamptz"),
         "timestamp" | "timestamp without time zone" => CastTarget::Timestamp("sy_timestamp"),
         "date" => CastTarget::Timestamp("sy_date"),
+        "time" | "time without time zone" => CastTarget::Input("sy_time", "TEXT"),
         _ => CastTarget::Drop,
     }
 }
@@ -78,9 +79,9 @@ pub(super) fn rewrite_cast(expr: &mut Expr, ddl: bool) {
             *expr = Expr::Nested(Box::new(std::mem::replace(inner.as_mut(), raw("NULL"))));
             return;
         }
-        CastTarget::Keep(t) | CastTarget::Number(_, t) if ddl => t,
+        CastTarget::Keep(t) | CastTarget::Input(_, t) if ddl => t,
         CastTarget::Keep(t) => t,
-        CastTarget::Number(f, _) => {
+        CastTarget::Input(f, _) => {
             *expr = raw(format!("{f}({inner})"));
             return;
         }

@@ -538,6 +538,8 @@ pub fn source_types(
                 ("days", types::DATE) => Some((oid, None)),
                 ("interval" | "days", _) => None,
                 ("date_trunc", types::DATE) => Some((types::TIMESTAMPTZ, None)),
+                ("at time zone", types::TIMESTAMPTZ) => Some((types::TIMESTAMP, None)),
+                ("at time zone", _) => Some((types::TIMESTAMPTZ, None)),
                 ("date_trunc", _) => Some((oid, None)),
                 _ => Some((oid, scale)),
             }

@@ -87,6 +87,7 @@ pub(super) fn pg_column_name(e: &Expr) -> Option<String> {
                 });
         }
         Expr::Case { .. } => "case".into(),
+        Expr::AtTimeZone { .. } => "timezone".into(),
         Expr::Array(_) => "array".into(),
         Expr::Interval(_) => "interval".into(),
         // `tags[1]` is named by its column, as in PostgreSQL.

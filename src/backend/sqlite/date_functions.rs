@@ -196,6 +196,48 @@ fn extract(unit: &str, value: &str, zone: &TimeZone) -> Result<String, String> {
     })
 }
 
+/// `value AT TIME ZONE zone`: a timestamptz as the wall-clock time in `zone` (a
+/// timestamp); a timestamp (or date) read as wall-clock time in `zone` (a timestamptz).
+fn at_zone(value: &str, zone: &str) -> Result<String, String> {
+    let z = super::zone::parse(zone)
+        .map_err(|_| format!("22023: time zone \"{zone}\" not recognized"))?
+        .unwrap_or(TimeZone::UTC);
+    match moment(value) {
+        Some(Moment::Instant(us)) => Ok(format_timestamp_micros(local_of(us, &z))),
+        Some(Moment::Local(us)) => Ok(format!(
+            "{}+00",
+            format_timestamp_micros(super::zone::to_utc(us, &z))
+        )),
+        Some(Moment::Date(d)) => Ok(format!(
+            "{}+00",
+            format_timestamp_micros(super::zone::to_utc(d * DAY_US, &z))
+        )),
+        None => Err(format!(
+            "22007: invalid input syntax for type timestamp: \"{value}\""
+        )),
+    }
+}
+
+/// `value::time`: the time of day of a timestamp, or of a timestamptz in `zone`; a time
+/// as it is.
+fn time_of(value: &str, zone: &TimeZone) -> Result<String, String> {
+    let local = match moment(value) {
+        Some(Moment::Instant(us)) => local_of(us, zone),
+        Some(Moment::Local(us)) => us,
+        Some(Moment::Date(_)) => {
+            return Err("42846: cannot cast type date to time without time zone".into());
+        }
+        // A time of day, as PostgreSQL prints it (`10:30` is `10:30:00`).
+        None => super::datetime::parse_timestamp_micros(&format!("1970-01-01 {}", value.trim()))
+            .filter(|us| (0..=DAY_US).contains(us))
+            .ok_or_else(|| format!("22007: invalid input syntax for type time: \"{value}\""))?,
+    };
+    let text = format_timestamp_micros(local.rem_euclid(DAY_US));
+    Ok(text
+        .split_once(' ')
+        .map_or(text.clone(), |(_, t)| t.to_string()))
+}
+
 fn text_of(v: Value) -> Option<String> {
     match v {
         Value::Text(s) => Some(s),
@@ -205,7 +247,8 @@ fn text_of(v: Value) -> Option<String> {
     }
 }
 
-/// Registers `sy_date_part`, `date_part`, `sy_extract`, `date_trunc`, `sy_date` (`::date`),
+/// Registers `sy_date_part`, `date_part`, `sy_extract`, `sy_at_zone` (`AT TIME ZONE`),
+/// `sy_time` (`::time`), `date_trunc`, `sy_date` (`::date`),
 /// `to_timestamp` and `make_date`.
 pub fn register(
     conn: &Connection,
@@ -222,6 +265,19 @@ pub fn register(
             part(unit.trim_matches('\''), &v, &zone_of()).map_err(fail)
         })?;
     }
+    conn.create_scalar_function("sy_at_zone", 2, det, |ctx| {
+        let (Some(v), Some(z)) = (text_of(ctx.get(0)?), text_of(ctx.get(1)?)) else {
+            return Ok(None);
+        };
+        at_zone(&v, &z).map(Some).map_err(fail)
+    })?;
+    let zone_in = zone_of.clone();
+    conn.create_scalar_function("sy_time", 1, det, move |ctx| {
+        let Some(v) = text_of(ctx.get(0)?) else {
+            return Ok(None);
+        };
+        time_of(&v, &zone_in()).map(Some).map_err(fail)
+    })?;
     let zone_in = zone_of.clone();
     conn.create_scalar_function("sy_extract", 2, det, move |ctx| {
         let (Some(unit), Some(v)) = (text_of(ctx.get(0)?), text_of(ctx.get(1)?)) else {
@@ -289,6 +345,19 @@ mod tests {
             Ok(Value::Integer(93_600))
         );
         assert!(part("fortnight", at, &utc).is_err());
+        assert_eq!(
+            at_zone(at, "Europe/Berlin").unwrap(),
+            "2024-05-07 00:30:09.5"
+        );
+        assert_eq!(
+            at_zone("2024-05-07 00:30:00", "Europe/Berlin").unwrap(),
+            "2024-05-06 22:30:00+00"
+        );
+        assert!(at_zone(at, "Mars/Olympus").is_err());
+        assert_eq!(time_of(at, &berlin).unwrap(), "00:30:09.5");
+        assert_eq!(time_of("2024-05-06 07:08:09", &utc).unwrap(), "07:08:09");
+        assert_eq!(time_of("10:30", &utc).unwrap(), "10:30:00");
+        assert!(time_of("soon", &utc).is_err());
         let ts = "2024-05-06 07:08:09.5";
         assert_eq!(extract("second", ts, &utc).unwrap(), "9.500000");
         assert_eq!(extract("milliseconds", ts, &utc).unwrap(), "9500.000");

@@ -290,6 +290,12 @@ pub(super) fn expr_type_in(e: &Expr, scope: &Scope<'_>) -> Option<u32> {
             a.elem.first().and_then(expr_type).unwrap_or(types::TEXT),
         )),
         Expr::Extract { .. } => Some(types::NUMERIC),
+        // A timestamptz's wall-clock time is a timestamp, and the other way round (a
+        // column's type is looked up later: `infer_sources.rs`).
+        Expr::AtTimeZone { timestamp, .. } => match expr_type(timestamp)? {
+            types::TIMESTAMPTZ => Some(types::TIMESTAMP),
+            _ => Some(types::TIMESTAMPTZ),
+        },
         Expr::Ceil { expr, .. } | Expr::Floor { expr, .. } => expr_type(expr),
         Expr::Position { .. } => Some(types::INT4),
         Expr::Substring { .. } => Some(types::TEXT),

@@ -176,6 +176,15 @@ fn source(e: &Expr, scope: &Scope<'_>, catalog: bool) -> Option<Source> {
     if let Some(s) = shifted_source(e, scope) {
         return Some(s);
     }
+    if let Expr::AtTimeZone { timestamp, .. } = e
+        && let Some((table, column)) = column_ref(timestamp)
+    {
+        return Some(Source {
+            func: "at time zone".into(),
+            table,
+            column,
+        });
+    }
     // `col || …`: an array when the column is one (see `catalog::source_types`).
     if let Expr::BinaryOp {
         left,

@@ -445,6 +445,7 @@ impl VisitorMut for Rewriter {
             | Expr::Extract { .. }
             | Expr::SimilarTo { .. }
             | Expr::Identifier(_)
+            | Expr::AtTimeZone { .. }
             | Expr::TypedString(_) => {
                 if let Some(e) = super::standard_forms::call_form(expr) {
                     *expr = e;

@@ -2,7 +2,7 @@
 //! `POSITION(a IN b)` → `instr(b, a)`, `SUBSTRING(x FROM a FOR b)` → `substr(x, a, b)`,
 //! `EXTRACT(field FROM x)` → `sy_date_part('field', x)` (see `date_functions.rs`), and
 //! typed literals (`DATE '2024-05-06'`, `TIMESTAMP '…'`) as the casts they are,
-//! `CURRENT_ROLE` as the call it is, and
+//! `CURRENT_ROLE` and `x AT TIME ZONE z` as the calls they are, and
 //! `x SIMILAR TO 'pattern'` as the regular expression PostgreSQL makes of it.
 
 use sqlparser::ast::Expr;
@@ -59,6 +59,11 @@ pub fn call_form(e: &Expr) -> Option<Expr> {
             };
             raw(format!("{f}({})", t.value))
         }
+        // `ts AT TIME ZONE 'zone'` (see `date_functions.rs`).
+        Expr::AtTimeZone {
+            timestamp,
+            time_zone,
+        } => raw(format!("sy_at_zone({timestamp}, {time_zone})")),
         // CURRENT_ROLE, which the SQL parser reads as a column name.
         Expr::Identifier(i)
             if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("current_role") =>

@@ -198,7 +198,8 @@ fn timestamp_text(s: &str, tz: bool) -> String {
 }
 
 pub(super) fn has_offset(t: &str) -> bool {
-    t.len() > 19 && t[19..].contains(['+', '-'])
+    // After the date (whose `-`s are not offsets); seconds may be left out (`00:00+00`).
+    t.get(11..).is_some_and(|time| time.contains(['+', '-']))
 }
 
 /// Writes a value as PostgreSQL text of type `oid` into `out`. None means SQL NULL.
