@@ -168,7 +168,9 @@ fn numeric_values_too_wide_for_sqlite_are_refused_not_rounded() {
 /// scale (`{10.5}`, `10.5`), `round(avg(x) OVER (), 3)` lost its zeros, `bal::int` of
 /// 10.5 was 10 (PostgreSQL rounds to 11) and `'abc'::int` was 0 (an error), `NOT ('x' =
 /// ANY(tags))` over a NULL array was true (NULL), `trunc(x, n)` did not exist, and
-/// `TRIM`, `substr`, `NOT EXISTS`, `(array_agg(x))[1]` were named otherwise.
+/// `TRIM`, `substr`, `NOT EXISTS`, `(array_agg(x))[1]` were named otherwise; `stddev`,
+/// `variance` and their `_samp`/`_pop` forms did not exist (exact over integers and
+/// numerics, doubles over floats, to the last digit PostgreSQL prints).
 #[test]
 fn report_queries_answer_as_on_postgres() {
     let script = "\\set VERBOSITY terse\n\
@@ -182,7 +184,11 @@ fn report_queries_answer_as_on_postgres() {
         SELECT ' 12 '::int + 1, '1.5'::float8 * 2;\n\
         SELECT id FROM acct WHERE NOT ('x' = ANY(tags)) ORDER BY id;\n\
         SELECT round(2.567, 1), trunc(2.567, 2), trunc(-2.5);\n\
-        SELECT trim('  a  '), substr('hello', 2, 3), NOT EXISTS (SELECT 1 FROM acct), (array_agg(name ORDER BY id))[1] FROM acct;\n";
+        SELECT trim('  a  '), substr('hello', 2, 3), NOT EXISTS (SELECT 1 FROM acct), (array_agg(name ORDER BY id))[1] FROM acct;\n\
+        CREATE TABLE sp (g text, n int, amt numeric(8,2), f float8);\n\
+        INSERT INTO sp VALUES ('a', 1, 1.50, 1.5), ('a', 2, 2.25, 2.5), ('a', 5, 10.00, 4), ('b', 7, 3, 1), ('c', NULL, NULL, NULL);\n\
+        SELECT g, stddev(n), variance(n), stddev_pop(amt), var_pop(amt), stddev_samp(amt), var_samp(f), stddev(f) FROM sp GROUP BY g ORDER BY g;\n\
+        SELECT stddev(n), variance(amt), round(stddev(amt), 2) FROM sp;\n";
     let (want, got) = psql_on_both(script);
     assert!(want.contains("{10.50,20.00,NULL}"), "{want}");
     assert_eq!(got, want, "the SQLite default, then PostgreSQL");

@@ -26,7 +26,7 @@ fn failure(code: &str, msg: impl std::fmt::Display) -> Error {
 }
 
 /// A value as a decimal with its scale (digits after the point); None for NULL.
-fn decimal(v: Value) -> rusqlite::Result<Option<BigDecimal>> {
+pub(super) fn decimal(v: Value) -> rusqlite::Result<Option<BigDecimal>> {
     let text = match v {
         Value::Null => return Ok(None),
         Value::Integer(i) => return Ok(Some(BigDecimal::from(i))),
@@ -60,7 +60,7 @@ fn normal(d: BigDecimal) -> BigDecimal {
     if scale < 0 { d.with_scale(0) } else { d }
 }
 
-fn text(d: &BigDecimal) -> String {
+pub(super) fn text(d: &BigDecimal) -> String {
     d.to_plain_string()
 }
 

@@ -471,7 +471,8 @@ impl Rewrite<'_> {
         if name == "trunc" && f.over.is_none() {
             return self.round(e, "sy_dec_trunc");
         }
-        if !matches!(name.as_str(), "sum" | "avg") || f.over.is_some() {
+        let spread = super::decimal_spread::is_spread(&name);
+        if !(matches!(name.as_str(), "sum" | "avg") || spread) || f.over.is_some() {
             return;
         }
         let filter = f.filter.clone();
@@ -479,7 +480,7 @@ impl Rewrite<'_> {
         let arg = arg.clone();
         let exact = match self.kind(&arg) {
             Kind::Decimal => true,
-            Kind::Integer => name == "avg",
+            Kind::Integer => name == "avg" || spread,
             _ => false,
         };
         if exact {

@@ -216,6 +216,7 @@ pub fn register(
     super::date_functions::register(conn, settings.clone())?;
     super::to_char::register(conn, settings.clone())?;
     super::decimal::register(conn)?;
+    super::decimal_spread::register(conn)?;
     super::input::register(conn)?;
     super::ordered_set::register(conn)?;
     super::constraints::register(conn)?;

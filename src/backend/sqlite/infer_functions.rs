@@ -52,7 +52,9 @@ pub(super) fn function_type(f: &sqlparser::ast::Function, scope: &Scope<'_>) -> 
         "current_date" | "make_date" => types::DATE,
         "to_timestamp" => types::TIMESTAMPTZ,
         "decode" | "sha256" => types::BYTEA,
-        "date_part" | "percentile_cont" => types::FLOAT8,
+        // The spread of floats (of integers and numerics it is numeric: `decimal_spread.rs`).
+        "date_part" | "percentile_cont" | "stddev" | "stddev_samp" | "stddev_pop" | "variance"
+        | "var_samp" | "var_pop" => types::FLOAT8,
         // The type of what is truncated; a date is truncated as a timestamptz.
         "date_trunc" => match nth_arg(f, 1).and_then(expr_type)? {
             types::DATE => types::TIMESTAMPTZ,

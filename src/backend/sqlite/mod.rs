@@ -30,6 +30,7 @@ pub mod ddl;
 mod decimal;
 mod decimal_rewrite;
 mod decimal_shown;
+mod decimal_spread;
 mod defaults;
 mod distinct_on;
 mod drops;
