@@ -164,7 +164,7 @@ fn numeric_values_too_wide_for_sqlite_are_refused_not_rounded() {
 }
 
 /// Report queries as apps write them, each a silent difference before: `coalesce(bal, 0)`
-/// printed `0.00` (PostgreSQL `0`), `array_agg(bal)` and `lag(bal)` lost the column's
+/// printed `0.00` (PostgreSQL `0`), a CASE over a numeric column `10` (`10.00`), `array_agg(bal)` and `lag(bal)` lost the column's
 /// scale (`{10.5}`, `10.5`), `round(avg(x) OVER (), 3)` lost its zeros, `bal::int` of
 /// 10.5 was 10 (PostgreSQL rounds to 11) and `'abc'::int` was 0 (an error), `NOT ('x' =
 /// ANY(tags))` over a NULL array was true (NULL), `trunc(x, n)` did not exist, and
@@ -177,6 +177,7 @@ fn report_queries_answer_as_on_postgres() {
         CREATE TABLE acct (id serial PRIMARY KEY, name text NOT NULL, bal numeric(10,2) DEFAULT 0, tags text[]);\n\
         INSERT INTO acct (name, bal, tags) VALUES ('a', 10.5, '{x}'), ('b', 20, '{y,z}'), ('c', NULL, NULL);\n\
         SELECT coalesce(bal, 0), coalesce(bal, 0.5), array_agg(bal) OVER (ORDER BY id), sum(bal) OVER (ORDER BY id) FROM acct ORDER BY id;\n\
+        SELECT id, CASE WHEN bal > 15 THEN bal ELSE 0 END, CASE name WHEN 'a' THEN bal END FROM acct ORDER BY id;\n\
         SELECT name, rank() OVER (ORDER BY bal DESC NULLS LAST), lag(bal) OVER (ORDER BY id), \
         round(avg(bal) OVER (), 3), coalesce(bal, 0) > 5 FROM acct ORDER BY id;\n\
         SELECT bal::int, bal::bigint, (bal * 3)::smallint, bal::float8 / 4, -bal FROM acct ORDER BY id;\n\

@@ -451,6 +451,29 @@ impl Rewrite<'_> {
         }
     }
 
+    /// A `CASE` with a numeric result: each result keeps its own scale (`CASE … THEN total
+    /// ELSE 0 END` is `10.00` or `0`), as with `coalesce`.
+    fn scaled_case(&mut self, e: &mut Expr) {
+        let Expr::Case {
+            conditions,
+            else_result,
+            ..
+        } = e
+        else {
+            return;
+        };
+        let mut results: Vec<&mut Expr> = conditions.iter_mut().map(|w| &mut w.result).collect();
+        results.extend(else_result.as_deref_mut());
+        let kinds: Vec<Kind> = results.iter().map(|r| self.kind(r)).collect();
+        if !kinds.contains(&Kind::Decimal) || kinds.contains(&Kind::Float) {
+            return;
+        }
+        for r in results {
+            *r = self.operand(r.clone());
+        }
+        *e = call(NUM, vec![e.clone()]);
+    }
+
     /// `avg(x) OVER (…)` or `sum(x) OVER (…)` of a numeric or integer `x`.
     fn window_average(&mut self, e: &Expr) -> bool {
         let Expr::Function(f) = e else { return false };
@@ -508,6 +531,7 @@ impl VisitorMut for Rewrite<'_> {
             Expr::BinaryOp { .. } => self.arithmetic(e),
             Expr::Cast { .. } => self.cast(e),
             Expr::UnaryOp { .. } => self.negation(e),
+            Expr::Case { .. } => self.scaled_case(e),
             Expr::Extract { .. } => *e = super::standard_forms::exact_extract(e),
             Expr::Function(f) => {
                 exact_argument(f);
@@ -549,50 +573,5 @@ pub fn rewrite(stmt: &mut Statement, tables: &[String], schema: Schema<'_>) -> V
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sqlparser::dialect::PostgreSqlDialect;
-    use sqlparser::parser::Parser;
-
-    fn sql(s: &str) -> (String, Vec<bool>) {
-        let schema = |t: &str| match t {
-            "p" => vec![
-                ("price".to_string(), types::NUMERIC, Some(2)),
-                ("q".into(), types::INT4, None),
-                ("w".into(), types::FLOAT8, None),
-            ],
-            _ => Vec::new(),
-        };
-        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, s)
-            .unwrap()
-            .remove(0);
-        let shown = rewrite(&mut stmt, &["p".to_string()], &schema);
-        (stmt.to_string(), shown)
-    }
-
-    #[test]
-    fn numeric_arithmetic_becomes_exact_calls() {
-        assert_eq!(
-            sql("SELECT price * q, price / 3 AS third FROM p WHERE price + 0.1 > 2 ORDER BY third"),
-            (
-                "SELECT sy_dec_mul(sy_dec(price, 2), q) AS \"?column?\", sy_dec_div(sy_dec(price, 2), 3) AS third FROM p WHERE sy_dec_num(sy_dec_add(sy_dec(price, 2), '0.1')) > 2 ORDER BY sy_dec_num(sy_dec_div(sy_dec(price, 2), 3))".into(),
-                vec![true, true]
-            )
-        );
-        assert_eq!(
-            sql("SELECT 2.10 + 0.20, (1 + 2) * 3, 7::numeric / 2, w * 1.5, avg(q), sum(q)"),
-            (
-                "SELECT sy_dec_add('2.10', '0.20') AS \"?column?\", (1 + 2) * 3 AS \"?column?\", sy_dec_div(sy_dec(7, NULL), 2) AS \"?column?\", w * 1.5 AS \"?column?\", sy_dec_avg(q) AS \"avg\", sum(q) AS \"sum\"".into(),
-                vec![true, false, true, false, true, false]
-            )
-        );
-        assert_eq!(
-            sql("SELECT price::text || (price * 2) || w, concat_ws('|', price / 3, q) FROM p").0,
-            "SELECT sy_dec(price, 2)::TEXT || sy_dec_mul(sy_dec(price, 2), 2) || sy_float_text(w) AS \"?column?\", concat_ws('|', sy_dec_div(sy_dec(price, 2), 3), q) AS \"concat_ws\" FROM p"
-        );
-        assert_eq!(
-            sql("UPDATE p SET price = price * -1.5 RETURNING price - 1, -price").0,
-            "UPDATE p SET price = sy_dec_num(sy_dec_mul(sy_dec(price, 2), '-1.5')) RETURNING sy_dec_sub(sy_dec(price, 2), 1) AS \"?column?\", sy_dec_neg(sy_dec(price, 2)) AS \"?column?\""
-        );
-    }
-}
+#[path = "decimal_rewrite_tests.rs"]
+mod tests;
