@@ -1,5 +1,7 @@
 //! Statements the SQLite session runs itself rather than as one SQLite statement, read
-//! from the parsed tree: cursors (DECLARE/FETCH/CLOSE), enum type statements, TRUNCATE.
+//! from the parsed tree: cursors (DECLARE/FETCH/CLOSE), enum type statements, TRUNCATE;
+//! and the one SQLite cannot run at all that is refused by name here (a data-modifying
+//! statement in WITH).
 
 use sqlparser::ast::{ObjectName, Statement};
 
@@ -136,4 +138,29 @@ pub(super) fn type_op(stmt: &Statement) -> Result<Option<TypeOp>, TranslateError
         },
         _ => return Ok(None),
     }))
+}
+
+/// Refuses `WITH x AS (UPDATE … RETURNING …) SELECT …` by name: SQLite's WITH takes
+/// queries only (its own words were a syntax error near UPDATE).
+pub(super) fn refuse_modifying_with(stmt: &Statement) -> Result<(), TranslateError> {
+    use sqlparser::ast::SetExpr;
+    let with = match stmt {
+        Statement::Query(q) => q.with.as_ref(),
+        Statement::Insert(i) => i.source.as_ref().and_then(|q| q.with.as_ref()),
+        _ => None,
+    };
+    let modifying = with.is_some_and(|w| {
+        w.cte_tables.iter().any(|c| {
+            matches!(
+                c.query.body.as_ref(),
+                SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_)
+            )
+        })
+    });
+    if modifying {
+        return Err(TranslateError::Refused(
+            "a data-modifying statement (INSERT, UPDATE or DELETE) in WITH".into(),
+        ));
+    }
+    Ok(())
 }

@@ -243,6 +243,7 @@ pub(super) fn translate_one(
     if let Some(op) = super::special::cursor_op(&stmt)? {
         return Ok(session_only(Kind::Cursor(op)));
     }
+    super::special::refuse_modifying_with(&stmt)?;
     let kind = classify(&stmt)?;
     let hints = infer::result_hints(&stmt);
     let param_hints = infer::param_hints(&stmt);
@@ -567,6 +568,10 @@ mod tests {
             TranslateError::Refused("SELECT DISTINCT ON with * in its SELECT list".into())
         );
         assert!(e.to_string().contains("not supported"));
+        assert!(matches!(
+            translate("WITH up AS (UPDATE t SET a = 1 RETURNING a) SELECT * FROM up"),
+            Err(TranslateError::Refused(w)) if w.contains("in WITH")
+        ));
         assert!(matches!(
             translate("SELEC 1"),
             Err(TranslateError::Syntax(_))
