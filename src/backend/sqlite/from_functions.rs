@@ -5,7 +5,7 @@
 //! jsonb`; the `_text` forms text. Describe answers with these types (SQLite's own
 //! functions declare none), so asyncpg and binary psycopg read `1`, not `'1'`.
 
-use sqlparser::ast::{FunctionArg, FunctionArgExpr, TableFactor};
+use sqlparser::ast::{FunctionArg, FunctionArgExpr, TableAlias, TableFactor, TableFunctionArgs};
 
 use super::infer::expr_type_in;
 use super::scope::Scope;
@@ -22,8 +22,8 @@ pub struct FromFunction {
     pub width: usize,
 }
 
-/// The columns of `tf` if it is one of the functions above.
-pub fn columns_of(tf: &TableFactor) -> Option<FromFunction> {
+/// A function call in FROM: its name (lower case, without a schema), arguments and alias.
+pub fn call_of(tf: &TableFactor) -> Option<(String, &TableFunctionArgs, Option<&TableAlias>)> {
     let TableFactor::Table {
         name,
         args: Some(args),
@@ -34,6 +34,12 @@ pub fn columns_of(tf: &TableFactor) -> Option<FromFunction> {
         return None;
     };
     let func = name.0.last()?.as_ident()?.value.to_lowercase();
+    Some((func, args, alias.as_ref()))
+}
+
+/// The columns of `tf` if it is one of the functions above.
+pub fn columns_of(tf: &TableFactor) -> Option<FromFunction> {
+    let (func, args, alias) = call_of(tf)?;
     let arg_types: Vec<Option<u32>> = args
         .args
         .iter()
@@ -56,9 +62,8 @@ pub fn columns_of(tf: &TableFactor) -> Option<FromFunction> {
         "jsonb_object_keys" | "json_object_keys" => vec![(func.as_str(), Some(types::TEXT))],
         _ => return None,
     };
-    let given = alias.as_ref().map(|a| a.name.value.to_lowercase());
+    let given = alias.map(|a| a.name.value.to_lowercase());
     let listed: Vec<String> = alias
-        .as_ref()
         .map(|a| {
             a.columns
                 .iter()

@@ -23,16 +23,7 @@ enum Shape {
 
 /// Replaces a JSON set-returning function in `tf` (the `n`th FROM item).
 pub(super) fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
-    let TableFactor::Table {
-        name,
-        args: Some(args),
-        alias,
-        ..
-    } = tf
-    else {
-        return None;
-    };
-    let func = name.0.last()?.as_ident()?.value.to_lowercase();
+    let (func, args, alias) = super::from_functions::call_of(tf)?;
     if func == "generate_series" {
         return series(tf, n);
     }
@@ -51,13 +42,12 @@ pub(super) fn replace(tf: &mut TableFactor, n: usize) -> Option<Unnested> {
         FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => super::rewrite::fragment(e),
         other => other.to_string(),
     };
-    let given = alias.as_ref().map(|a| a.name.value.clone());
+    let given = alias.map(|a| a.name.value.clone());
     let table = given.clone().unwrap_or_else(|| format!("_sy_json{n}"));
     let value = format!("sy_json_item({table}.value, {table}.type, {})", text as i32);
     let key = format!("{table}.key");
     // Columns the alias names (`AS e(k, v)`) take the place of PostgreSQL's own names.
     let named: Vec<String> = alias
-        .as_ref()
         .map(|a| a.columns.iter().map(|c| c.name.value.clone()).collect())
         .unwrap_or_default();
     let name = |i: usize, own: &str| named.get(i).cloned().unwrap_or_else(|| own.to_string());

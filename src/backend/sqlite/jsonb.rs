@@ -6,17 +6,20 @@
 
 use std::fmt::Write;
 
-/// `text` in PostgreSQL's `jsonb` output form (None: not JSON).
-pub fn normalize(text: &str) -> Option<String> {
+/// `text` parsed as one JSON value with nothing after it.
+fn parse_whole(text: &str) -> Option<Json> {
     let mut p = Parser {
         s: text.as_bytes(),
         at: 0,
     };
     let v = p.value()?;
     p.ws();
-    if p.at != p.s.len() {
-        return None;
-    }
+    (p.at == p.s.len()).then_some(v)
+}
+
+/// `text` in PostgreSQL's `jsonb` output form (None: not JSON).
+pub fn normalize(text: &str) -> Option<String> {
+    let v = parse_whole(text)?;
     let mut out = String::with_capacity(text.len());
     write_value(&mut out, &v);
     Some(out)
@@ -25,15 +28,7 @@ pub fn normalize(text: &str) -> Option<String> {
 /// `text` as PostgreSQL's `jsonb_pretty` prints it: four spaces a level, every item on
 /// its own line, an empty object or array over two lines (None: not JSON).
 pub fn pretty(text: &str) -> Option<String> {
-    let mut p = Parser {
-        s: text.as_bytes(),
-        at: 0,
-    };
-    let v = p.value()?;
-    p.ws();
-    if p.at != p.s.len() {
-        return None;
-    }
+    let v = parse_whole(text)?;
     let mut out = String::with_capacity(text.len() * 2);
     write_pretty(&mut out, &v, 0);
     Some(out)

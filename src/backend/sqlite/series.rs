@@ -7,20 +7,10 @@
 
 use sqlparser::ast::{FunctionArg, FunctionArgExpr, TableAlias, TableFactor};
 
-use super::translate::ident_name;
-
 /// The series `tf` names, if it is `generate_series` with an interval step.
 pub fn timestamps(tf: &TableFactor) -> Option<TableFactor> {
-    let TableFactor::Table {
-        name,
-        args: Some(args),
-        alias,
-        ..
-    } = tf
-    else {
-        return None;
-    };
-    if !ident_name(name).eq_ignore_ascii_case("generate_series") || args.args.len() != 3 {
+    let (func, args, alias) = super::from_functions::call_of(tf)?;
+    if func != "generate_series" || args.args.len() != 3 {
         return None;
     }
     let arg = |i: usize| match &args.args[i] {
@@ -39,7 +29,6 @@ pub fn timestamps(tf: &TableFactor) -> Option<TableFactor> {
         "sy_timestamptz"
     };
     let column = alias
-        .as_ref()
         .map(|a| {
             a.columns
                 .first()
@@ -52,7 +41,7 @@ pub fn timestamps(tf: &TableFactor) -> Option<TableFactor> {
          SELECT v AS \"{}\" FROM _sy_gs)",
         column.replace('"', "\"\"")
     );
-    let alias = alias.as_ref().map(|a| TableAlias {
+    let alias = alias.map(|a| TableAlias {
         columns: Vec::new(),
         ..a.clone()
     });
