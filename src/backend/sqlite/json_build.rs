@@ -2,12 +2,12 @@
 //! `pg_typeof(x)` becomes the type's name as a constant, and the JSON-building calls —
 //! `json_build_object`, `json_build_array`, `json_agg`, `json_object_agg`, `to_json` and
 //! their `jsonb` forms — become the builders of `json_values.rs`. Each value becomes
-//! `sy_json_value(x, kind, flags)`, its kind from the statement: a `jsonb`/`json` column, cast or operator result, a
-//! nested builder (JSON already), a boolean column, literal or comparison (`true`, not
-//! SQLite's 1), an array column (its stored JSON is PostgreSQL's `to_json` of it), a
-//! `numeric(p, s)` column (with its scale: `2.50`), a timestamp, timestamptz (in the
-//! session's zone) or interval (ISO 8601 or PostgreSQL's interval text, as JSON has
-//! them); anything else by what SQLite holds.
+//! `sy_json_value(x, kind, flags)`, its kind from the statement: a `jsonb`/`json`
+//! column, cast or operator result, a nested builder (JSON already), a boolean column,
+//! literal or comparison (`true`, not SQLite's 1), an array column (its stored JSON is
+//! PostgreSQL's `to_json` of it), a `numeric(p, s)` column (with its scale: `2.50`), a
+//! timestamp, timestamptz (in the session's zone) or interval (ISO 8601 or PostgreSQL's
+//! interval text, as JSON has them); anything else by what SQLite holds.
 
 use std::ops::ControlFlow;
 
