@@ -60,7 +60,7 @@ pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
     })
 }
 
-fn name_of(f: &Function) -> String {
+pub(super) fn name_of(f: &Function) -> String {
     f.name
         .0
         .last()
@@ -422,23 +422,13 @@ impl Rewrite<'_> {
         };
         match name.as_str() {
             "coalesce" => {
-                let mut args: Vec<&mut Expr> = l
-                    .args
-                    .iter_mut()
-                    .filter_map(|a| match a {
-                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x),
-                        _ => None,
-                    })
-                    .collect();
-                if !args.iter().any(|a| self.kind(a) == Kind::Decimal)
-                    || args.iter().any(|a| self.kind(a) == Kind::Float)
-                {
-                    return;
+                let args = l.args.iter_mut().filter_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x),
+                    _ => None,
+                });
+                if self.keep_scales(args.collect()) {
+                    *e = call(NUM, vec![e.clone()]);
                 }
-                for a in args.iter_mut() {
-                    **a = self.operand((**a).clone());
-                }
-                *e = call(NUM, vec![e.clone()]);
             }
             "array_agg" => {
                 if let [FunctionArg::Unnamed(FunctionArgExpr::Expr(x))] = l.args.as_mut_slice()
@@ -464,14 +454,23 @@ impl Rewrite<'_> {
         };
         let mut results: Vec<&mut Expr> = conditions.iter_mut().map(|w| &mut w.result).collect();
         results.extend(else_result.as_deref_mut());
-        let kinds: Vec<Kind> = results.iter().map(|r| self.kind(r)).collect();
+        if self.keep_scales(results) {
+            *e = call(NUM, vec![e.clone()]);
+        }
+    }
+
+    /// The values one of which a `coalesce` or `CASE` gives, made decimal text each with its
+    /// own scale when one is a numeric and none a float (then true: the caller wraps the
+    /// whole in `sy_dec_num`).
+    fn keep_scales(&mut self, mut values: Vec<&mut Expr>) -> bool {
+        let kinds: Vec<Kind> = values.iter().map(|v| self.kind(v)).collect();
         if !kinds.contains(&Kind::Decimal) || kinds.contains(&Kind::Float) {
-            return;
+            return false;
         }
-        for r in results {
-            *r = self.operand(r.clone());
+        for v in values.iter_mut() {
+            **v = self.operand((**v).clone());
         }
-        *e = call(NUM, vec![e.clone()]);
+        true
     }
 
     /// `avg(x) OVER (…)` or `sum(x) OVER (…)` of a numeric or integer `x`.
@@ -480,9 +479,8 @@ impl Rewrite<'_> {
         if f.over.is_none() || !matches!(name_of(f).as_str(), "avg" | "sum") {
             return false;
         }
-        let mut f = f.clone();
-        let arg = only_arg(&mut f).cloned();
-        arg.is_some_and(|a| matches!(self.kind(&a), Kind::Decimal | Kind::Integer))
+        super::infer_functions::nth_arg(f, 0)
+            .is_some_and(|a| matches!(self.kind(a), Kind::Decimal | Kind::Integer))
     }
 
     fn aggregate(&mut self, e: &mut Expr) {

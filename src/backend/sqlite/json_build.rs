@@ -12,12 +12,12 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query,
-    Statement, Value, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, Statement,
+    Value, VisitMut, VisitorMut,
 };
 
 use super::coerce::Schema;
-use super::decimal_rewrite::call;
+use super::decimal_rewrite::{call, name_of};
 use super::types;
 use super::value_types::Typer;
 
@@ -47,15 +47,6 @@ fn builder(name: &str) -> Option<(&'static str, Values)> {
 enum Values {
     All,
     Odd,
-}
-
-fn name_of(f: &Function) -> String {
-    f.name
-        .0
-        .last()
-        .and_then(|p| p.as_ident())
-        .map(|i| i.value.to_lowercase())
-        .unwrap_or_default()
 }
 
 fn text(s: &str) -> Expr {
@@ -89,11 +80,12 @@ impl Build<'_> {
         (e.clone(), kind)
     }
 
-    /// `e` as `sy_json_value(e, kind, flags)` (flags: see `json_values.rs`).
-    fn wrap(&mut self, e: &mut Expr, flags: i32) {
+    /// `e` as `sy_json_value(e, kind, flags)` (flags: see `json_values.rs`); its kind.
+    fn wrap(&mut self, e: &mut Expr, flags: i32) -> &'static str {
         let (inner, kind) = self.value(e);
         let flag = Expr::value(Value::Number(flags.to_string(), false));
         *e = call("sy_json_value", vec![inner, text(kind), flag]);
+        kind
     }
 
     fn rebuild(&mut self, e: &mut Expr) {
@@ -112,6 +104,11 @@ impl Build<'_> {
         let FunctionArguments::List(list) = &mut f.args else {
             return;
         };
+        let flags = match name.as_str() {
+            "to_json" => 2,
+            "to_jsonb" => 3,
+            _ => 0,
+        };
         let mut arrays = false;
         for (i, arg) in list.args.iter_mut().enumerate() {
             let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = arg else {
@@ -120,13 +117,7 @@ impl Build<'_> {
             if matches!(values, Values::Odd) && i % 2 == 0 {
                 continue;
             }
-            arrays |= self.value(x).1 == "array";
-            let flags = match name.as_str() {
-                "to_json" => 2,
-                "to_jsonb" => 3,
-                _ => 0,
-            };
-            self.wrap(x, flags);
+            arrays |= self.wrap(x, flags) == "array";
         }
         if target.is_empty() {
             // to_json(x) is the value's JSON itself.
